@@ -1,0 +1,49 @@
+# The two commands: `make run` and `make test`. Both create .venv when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: run test lint typecheck pytest system-packages clean
+
+# System packages we need and only install when missing (Debian/Ubuntu, as root or via sudo).
+system-packages:
+	@missing=""; \
+	command -v gpg >/dev/null 2>&1 || missing="$$missing gnupg"; \
+	command -v gpgconf >/dev/null 2>&1 || missing="$$missing gpgconf"; \
+	ldconfig -p 2>/dev/null | grep -q libpango-1.0 || missing="$$missing libpango-1.0-0 libpangoft2-1.0-0"; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing missing system packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO="sudo"; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory system-packages
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	PORTAL_DEMO=1 $(BIN)/portal init
+	PORTAL_DEMO=1 $(BIN)/portal demo
+	@echo "Serving the Sharing Portal on http://$(HOST):$(PORT) (demo mode; Ctrl-C to stop)"
+	PORTAL_DEMO=1 $(BIN)/portal run --host $(HOST) --port $(PORT)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

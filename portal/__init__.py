@@ -1,0 +1,44 @@
+"""The Sharing Portal: a Flask application built by ``create_app``."""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import Flask
+
+from portal.config import REPO_ROOT, Settings, read_secret_key
+from portal.state import PortalState, build_state
+
+__all__ = ["create_app"]
+
+
+def create_app(config: Settings | None = None) -> Flask:
+    """Build the application from ``config`` (or from ``PORTAL_*`` environment variables).
+
+    Refuses to start without a secret key unless running in test mode.
+    """
+    settings = config if config is not None else Settings.from_env()
+    app = Flask(
+        __name__,
+        template_folder=str(settings.templates_dir),
+        static_folder=str(REPO_ROOT / "portal" / "static"),
+        instance_path=str(settings.instance_dir),
+    )
+    app.config.update(
+        SECRET_KEY=secrets.token_hex(32) if settings.testing else read_secret_key(settings),
+        TESTING=settings.testing,
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_NAME="portal_session",
+        WTF_CSRF_TIME_LIMIT=None,
+        PORTAL_SETTINGS=settings,
+    )
+    app.config.update(settings.extra)
+    state: PortalState = build_state(settings)
+    app.extensions["portal"] = state
+
+    from portal.web import init_web
+
+    init_web(app)
+    return app

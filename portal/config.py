@@ -1,0 +1,127 @@
+"""Typed settings read from ``PORTAL_*`` environment variables.
+
+There are no secret defaults: the Flask secret key is read from a file that
+``portal init`` creates (mode 0600). Without it the app refuses to start
+unless it runs in test mode.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot work; the message says how to fix it."""
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the portal needs to know about its deployment."""
+
+    instance_dir: Path
+    database_url: str
+    data_dir: Path
+    policies_dir: Path
+    templates_dir: Path
+    secret_key_file: Path
+    signing_key_file: Path | None = None
+    signing_passphrase_file: Path | None = None
+    archive_key_file: Path | None = None
+    redis_url: str | None = None
+    demo: bool = False
+    testing: bool = False
+    max_upload_bytes: int = 512 * 1024 * 1024
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def package_dir(self) -> Path:
+        return self.data_dir / "packages"
+
+    @property
+    def demo_or_test(self) -> bool:
+        return self.demo or self.testing
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from the environment (``os.environ`` by default)."""
+        env = os.environ if env is None else env
+        instance = Path(env.get("PORTAL_INSTANCE_DIR") or Path.cwd() / "instance").resolve()
+
+        def path(name: str, default: Path | None) -> Path | None:
+            raw = env.get(name)
+            return Path(raw).resolve() if raw else default
+
+        def required_path(name: str, default: Path) -> Path:
+            result = path(name, default)
+            assert result is not None  # noqa: S101 - default is never None
+            return result
+
+        max_upload = env.get("PORTAL_MAX_UPLOAD_BYTES")
+        try:
+            max_upload_bytes = int(max_upload) if max_upload else 512 * 1024 * 1024
+        except ValueError as exc:
+            raise ConfigError(
+                f"PORTAL_MAX_UPLOAD_BYTES must be a whole number of bytes, not {max_upload!r}"
+            ) from exc
+        return cls(
+            instance_dir=instance,
+            database_url=env.get("PORTAL_DATABASE_URL") or f"sqlite:///{instance / 'portal.db'}",
+            data_dir=required_path("PORTAL_DATA_DIR", instance / "data"),
+            policies_dir=required_path("PORTAL_POLICIES_DIR", REPO_ROOT / "policies"),
+            templates_dir=required_path("PORTAL_TEMPLATES_DIR", REPO_ROOT / "templates"),
+            secret_key_file=required_path("PORTAL_SECRET_KEY_FILE", instance / "secret_key"),
+            signing_key_file=path("PORTAL_SIGNING_KEY", None),
+            signing_passphrase_file=path("PORTAL_SIGNING_PASSPHRASE_FILE", None),
+            archive_key_file=path("PORTAL_ARCHIVE_KEY", None),
+            redis_url=env.get("PORTAL_REDIS_URL") or None,
+            demo=_flag(env.get("PORTAL_DEMO")),
+            testing=_flag(env.get("PORTAL_TESTING")),
+            max_upload_bytes=max_upload_bytes,
+        )
+
+
+def ensure_secret_key(settings: Settings) -> bool:
+    """Create the secret key file (mode 0600) when missing. Returns True when created."""
+    path = settings.secret_key_file
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(32))
+    return True
+
+
+def read_secret_key(settings: Settings) -> str:
+    """Return the secret key, or explain how to create one."""
+    path = settings.secret_key_file
+    try:
+        key = path.read_text().strip()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"No secret key at {path}. Run `portal init` to create one "
+            "(or point PORTAL_SECRET_KEY_FILE at an existing key file)."
+        ) from None
+    if len(key) < 32:
+        raise ConfigError(f"The secret key in {path} is too short (need at least 32 characters).")
+    if path.stat().st_mode & 0o077:
+        raise ConfigError(f"{path} is readable by other users; run `chmod 600 {path}`.")
+    return key

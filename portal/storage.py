@@ -1,0 +1,184 @@
+"""Content-addressed blob store.
+
+Blobs are named by the sha256 of their bytes and stored under
+``root/ab/cd/abcd…``. Writes stream in chunks into a temporary file in the
+same directory tree, are fsynced, and then renamed into place atomically, so
+a crash never leaves a visible partial blob. Memory stays flat whatever the
+size of the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+CHUNK_SIZE = 1024 * 1024
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+class StorageError(Exception):
+    """Base class for blob store errors."""
+
+
+class InvalidBlobKey(StorageError):
+    """The key is not a lowercase hex sha256 digest."""
+
+
+class BlobNotFound(StorageError):
+    """No blob is stored under this key."""
+
+
+class DigestMismatch(StorageError):
+    """The bytes do not hash to the digest they were stored or announced under."""
+
+    def __init__(self, expected: str, actual: str) -> None:
+        super().__init__(f"sha256 mismatch: expected {expected}, got {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+class TooLarge(StorageError):
+    """The stream is larger than the limit given to ``put_stream``."""
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    sha256: str
+    size: int
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` when it is a lowercase sha256 hex digest; raise otherwise."""
+    if not isinstance(key, str) or not _DIGEST.fullmatch(key):
+        raise InvalidBlobKey(f"not a sha256 hex digest: {key!r:.80}")
+    return key
+
+
+class BlobStore(Protocol):
+    """What the portal needs from a blob store (filesystem now; S3 could fill it)."""
+
+    def put_stream(
+        self, stream: BinaryIO, *, expected_sha256: str | None = None, max_bytes: int | None = None
+    ) -> BlobInfo: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def size(self, key: str) -> int: ...
+
+    def iter_chunks(self, key: str, *, verify: bool = False) -> Iterator[bytes]: ...
+
+    def keys(self) -> Iterator[str]: ...
+
+
+class FileBlobStore:
+    """Blobs as files under a root directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, key: str) -> Path:
+        check_key(key)
+        return self.root / key[:2] / key[2:4] / key
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def size(self, key: str) -> int:
+        try:
+            return self.path(key).stat().st_size
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+
+    def put_stream(
+        self, stream: BinaryIO, *, expected_sha256: str | None = None, max_bytes: int | None = None
+    ) -> BlobInfo:
+        """Store the stream's bytes; verify against ``expected_sha256`` when given.
+
+        Nothing is stored when the digest does not match or the stream is too large.
+        """
+        if expected_sha256 is not None:
+            check_key(expected_sha256)
+        staging = self.root / "tmp"
+        staging.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        size = 0
+        fd, tmp_name = tempfile.mkstemp(dir=staging, prefix="put-")
+        tmp_path = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := stream.read(CHUNK_SIZE):
+                    size += len(chunk)
+                    if max_bytes is not None and size > max_bytes:
+                        raise TooLarge(f"larger than the limit of {max_bytes} bytes")
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            actual = digest.hexdigest()
+            if expected_sha256 is not None and actual != expected_sha256:
+                raise DigestMismatch(expected_sha256, actual)
+            final = self.path(actual)
+            if final.exists():
+                tmp_path.unlink()
+            else:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp_path, final)
+                _fsync_dir(final.parent)
+            return BlobInfo(sha256=actual, size=size)
+        except BaseException:
+            tmp_path.unlink(missing_ok=True)
+            raise
+
+    def put_bytes(self, data: bytes) -> BlobInfo:
+        """Convenience for small blobs (demo files, notices)."""
+        import io
+
+        return self.put_stream(io.BytesIO(data))
+
+    def iter_chunks(self, key: str, *, verify: bool = False) -> Iterator[bytes]:
+        """Yield the blob in chunks; with ``verify`` raise DigestMismatch at the end if the
+        bytes on disk no longer hash to the key (bit rot, tampering)."""
+        path = self.path(key)
+        digest = hashlib.sha256()
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+        with handle:
+            while chunk := handle.read(CHUNK_SIZE):
+                if verify:
+                    digest.update(chunk)
+                yield chunk
+        if verify and digest.hexdigest() != key:
+            raise DigestMismatch(key, digest.hexdigest())
+
+    def read_bytes(self, key: str, *, verify: bool = True) -> bytes:
+        """Whole blob in memory: only for small blobs."""
+        return b"".join(self.iter_chunks(key, verify=verify))
+
+    def verify(self, key: str) -> None:
+        """Re-hash a stored blob; raise DigestMismatch or BlobNotFound."""
+        for _ in self.iter_chunks(key, verify=True):
+            pass
+
+    def keys(self) -> Iterator[str]:
+        """Every stored key, in sorted order."""
+        if not self.root.exists():
+            return
+        for path in sorted(self.root.glob("??/??/*")):
+            if path.is_file() and _DIGEST.fullmatch(path.name):
+                yield path.name
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,35 @@
+"""Web layer: blueprints by audience, the request-scoped session, error pages."""
+
+from __future__ import annotations
+
+from flask import Flask, g
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.orm import Session
+
+from portal.state import portal_state
+
+
+def db() -> Session:
+    """The database session of the current request (opened on first use)."""
+    if "db_session" not in g:
+        g.db_session = portal_state().sessions()
+    session: Session = g.db_session
+    return session
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session: Session | None = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+def init_web(app: Flask) -> None:
+    CSRFProtect(app)
+    app.teardown_appcontext(_close_session)
+
+    from portal.security.headers import init_headers
+    from portal.web import errors, public
+
+    init_headers(app)
+    app.register_blueprint(public.bp)
+    errors.register(app)
