@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal.config import REPO_ROOT, Settings, read_secret_key
 from portal.state import PortalState, build_state
@@ -37,6 +38,9 @@ def create_app(config: Settings | None = None) -> Flask:
     app.config.update(settings.extra)
     state: PortalState = build_state(settings)
     app.extensions["portal"] = state
+    if settings.trusted_proxies:
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
     from portal.web import init_web
 

@@ -25,6 +25,19 @@ def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _number(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the portal needs to know about its deployment."""
@@ -42,6 +55,8 @@ class Settings:
     demo: bool = False
     testing: bool = False
     max_upload_bytes: int = 512 * 1024 * 1024
+    # Number of reverse proxies in front of the app whose X-Forwarded-* headers we trust.
+    trusted_proxies: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -74,13 +89,8 @@ class Settings:
             assert result is not None  # noqa: S101 - default is never None
             return result
 
-        max_upload = env.get("PORTAL_MAX_UPLOAD_BYTES")
-        try:
-            max_upload_bytes = int(max_upload) if max_upload else 512 * 1024 * 1024
-        except ValueError as exc:
-            raise ConfigError(
-                f"PORTAL_MAX_UPLOAD_BYTES must be a whole number of bytes, not {max_upload!r}"
-            ) from exc
+        max_upload_bytes = _number(env, "PORTAL_MAX_UPLOAD_BYTES", 512 * 1024 * 1024)
+        trusted_proxies = _number(env, "PORTAL_TRUSTED_PROXIES", 0)
         return cls(
             instance_dir=instance,
             database_url=env.get("PORTAL_DATABASE_URL") or f"sqlite:///{instance / 'portal.db'}",
@@ -95,6 +105,7 @@ class Settings:
             demo=_flag(env.get("PORTAL_DEMO")),
             testing=_flag(env.get("PORTAL_TESTING")),
             max_upload_bytes=max_upload_bytes,
+            trusted_proxies=trusted_proxies,
         )
 
 
