@@ -200,6 +200,8 @@ def lock_chain(session: Session) -> None:
     no row, which makes pysqlite open the transaction and SQLite take the
     database write lock (other writers wait on the busy timeout). Either way no
     one else can read the head and append until we commit or roll back.
+    (Without it the chain still could not fork - ``seq`` is the primary key and
+    ``hash`` is unique - but racing writers would fail instead of waiting.)
     """
     dialect = session.get_bind(AuditEvent).dialect.name
     if dialect == "postgresql":

@@ -38,8 +38,12 @@ class NotCanonical(TypeError, ValueError):
 
 def canonical_json(value: object) -> str:
     """Return the canonical JSON text of ``value`` (see the module docstring)."""
+    try:
+        plain = _plain(value, set())
+    except _Refusal as refusal:
+        raise NotCanonical(f"{refusal.where()}: {refusal.reason}") from None
     return json.dumps(
-        _plain(value, "$", set()),
+        plain,
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
@@ -67,52 +71,91 @@ def format_datetime(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _text(value: str, where: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise NotCanonical(f"{where}: string is not valid Unicode ({exc.reason})") from None
-    return str.__str__(value)
+class _Refusal(Exception):
+    """Internal: carries the reason up while containers add where it happened."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.path: list[str | int] = []  # innermost first
+
+    def where(self) -> str:
+        steps = (f"[{step}]" if isinstance(step, int) else f".{step}" for step in self.path)
+        return "$" + "".join(reversed(list(steps)))
 
 
-def _plain(value: object, where: str, active: set[int]) -> object:
+def _text(value: str) -> str:
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise _Refusal(f"string is not valid Unicode ({exc.reason})") from None
+    return value if type(value) is str else str.__str__(value)
+
+
+def _plain(value: object, active: set[int]) -> object:
     """Convert ``value`` to plain JSON types, refusing anything without one meaning."""
-    if value is None or value is True or value is False:
+    # Exact types first: the common case, and cheaper than isinstance on ABCs.
+    if type(value) is str:
+        return _text(value)
+    if value is None or type(value) is bool or type(value) is int:
         return value
+    if type(value) is dict or type(value) is list or type(value) is tuple:
+        return _container(value, active)
     if isinstance(value, str):
-        return _text(value, where)
+        return _text(value)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise NotCanonical(f"{where}: {value!r} is not allowed in JSON")
+            raise _Refusal(f"{value!r} is not allowed in JSON")
         return float(value)
     if isinstance(value, datetime):
-        return format_datetime(value)
+        try:
+            return format_datetime(value)
+        except NotCanonical as exc:
+            raise _Refusal(str(exc)) from None
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Mapping | list | tuple):
-        if id(value) in active:
-            raise NotCanonical(f"{where}: value contains itself")
-        active.add(id(value))
+        return _container(value, active)
+    raise _Refusal(f"values of type {type(value).__name__} have no canonical JSON form")
+
+
+def _container(
+    value: Mapping[object, object] | list[object] | tuple[object, ...], active: set[int]
+) -> object:
+    if id(value) in active:
+        raise _Refusal("value contains itself")
+    active.add(id(value))
+    try:
+        if isinstance(value, Mapping):
+            return _plain_mapping(value, active)
+        return _plain_list(value, active)
+    finally:
+        active.discard(id(value))
+
+
+def _plain_list(value: list[object] | tuple[object, ...], active: set[int]) -> list[object]:
+    result: list[object] = []
+    for index, item in enumerate(value):
         try:
-            if isinstance(value, Mapping):
-                return _plain_mapping(value, where, active)
-            return [_plain(item, f"{where}[{i}]", active) for i, item in enumerate(value)]
-        finally:
-            active.discard(id(value))
-    raise NotCanonical(
-        f"{where}: values of type {type(value).__name__} have no canonical JSON form"
-    )
+            result.append(_plain(item, active))
+        except _Refusal as refusal:
+            refusal.path.append(index)
+            raise
+    return result
 
 
-def _plain_mapping(
-    value: Mapping[object, object], where: str, active: set[int]
-) -> dict[str, object]:
+def _plain_mapping(value: Mapping[object, object], active: set[int]) -> dict[str, object]:
     result: dict[str, object] = {}
     for key, item in value.items():
         if not isinstance(key, str):
-            raise NotCanonical(f"{where}: key {key!r} is not a string")
-        name = _text(key, where)
-        result[name] = _plain(item, f"{where}.{name}", active)
+            raise _Refusal(f"key {key!r} is not a string")
+        name = _text(key)
+        try:
+            result[name] = _plain(item, active)
+        except _Refusal as refusal:
+            refusal.path.append(name)
+            raise
     return result

@@ -101,6 +101,8 @@ def import_bundle(
     run = _Run(session, blobs, files_dir, demo_or_test=demo_or_test, now=moment)
     run.errors += [LineError(line.number, line.problem) for line in source.lines if line.problem]
     for line in source.lines:
+        if line.text is None:
+            continue
         record = run.parse(line)
         if record is not None:
             run.records.append(record)
@@ -169,6 +171,10 @@ class _Run:
             obj = json.loads(
                 line.text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant
             )
+        except json.JSONDecodeError as exc:
+            reason = f"not valid JSON: {exc.msg} at character {exc.pos + 1}"
+            self.errors.append(LineError(line.number, reason))
+            return None
         except (ValueError, RecursionError) as exc:
             self.errors.append(LineError(line.number, f"not valid JSON: {exc}"))
             return None
@@ -201,9 +207,7 @@ class _Run:
                 continue
             first = defined.get(record.key)
             if first is not None:
-                record.problems.append(
-                    f"duplicate {label(record.key)}: already on line {first.line}"
-                )
+                record.problems.append(f"duplicate: already on line {first.line}")
             else:
                 defined[record.key] = record
         self._prefetch()
@@ -262,24 +266,25 @@ class _Run:
             return
         changed = rec.differences(self.session, record, row)
         if changed:
-            assert record.key is not None  # noqa: S101 - valid records have an identity
-            record.problems.append(
-                f"{label(record.key)} already exists with different {', '.join(changed)}"
-            )
+            record.problems.append(f"already exists with different {', '.join(changed)}")
         else:
             record.existing = row
 
     def _cross_check(self, record: Record) -> None:
+        """Checks against the item a record refers to (skipped when that item is itself bad)."""
         values = record.values
-        if record.type == "consent" and "item" in record.refs:
-            provider, _media, _persons = rec.item_facts(self.session, _one(record.refs["item"]))
+        item = record.refs.get("item")
+        if item is None or (isinstance(item, Record) and not item.ok):
+            return
+        if record.type == "consent":
+            provider, _media, _persons = rec.item_facts(self.session, _one(item))
             if provider != values["provider"]:
                 record.problems.append(
                     f"item {values['item']} belongs to provider {provider},"
                     f" not {values['provider']}"
                 )
         if record.type == "redaction_mark":
-            _provider, media, persons = rec.item_facts(self.session, _one(record.refs["item"]))
+            _provider, media, persons = rec.item_facts(self.session, _one(item))
             kind = values["kind"]
             if kind == "pdf_box" and media != "application/pdf":
                 record.problems.append(f"a pdf_box mark needs a PDF item, not {media}")

@@ -75,6 +75,8 @@ class BlobStore(Protocol):
 
     def keys(self) -> Iterator[str]: ...
 
+    def delete(self, key: str) -> None: ...
+
 
 class FileBlobStore:
     """Blobs as files under a root directory."""
@@ -134,6 +136,11 @@ class FileBlobStore:
         except BaseException:
             tmp_path.unlink(missing_ok=True)
             raise
+
+    def delete(self, key: str) -> None:
+        """Remove a blob (no error when absent). Only for blobs nothing refers to, such as
+        those written by an import that was then rejected."""
+        self.path(key).unlink(missing_ok=True)
 
     def put_bytes(self, data: bytes) -> BlobInfo:
         """Convenience for small blobs (demo files, notices)."""

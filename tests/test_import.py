@@ -394,7 +394,7 @@ def test_reimport_of_identical_bundle_changes_nothing(
     audits = audit_count(session)
 
     report = run_import(session, blobs, bundle, files)
-    assert session.new == set() and not session.dirty
+    assert not session.new and not session.dirty
     session.commit()
 
     assert not report.changed
@@ -521,9 +521,9 @@ def test_existing_code_with_different_content_is_rejected(
     records[11]["history"].append({"status": "approved", "at": "2026-02-01T00:00:00Z"})
     errors = rejected(session, blobs, write_bundle(tmp_path / "b.jsonl", records), files)
     assert [(e.line, e.reason) for e in errors] == [
-        (6, "item ITM-000001: item ITM-000001 already exists with different title, tags"),
-        (10, "consent CNS-0001: consent CNS-0001 already exists with different conditions"),
-        (12, "rfa RFA-2026-0001: rfa RFA-2026-0001 already exists with different status, history"),
+        (6, "item ITM-000001: already exists with different title, tags"),
+        (10, "consent CNS-0001: already exists with different conditions"),
+        (12, "rfa RFA-2026-0001: already exists with different status, history"),
     ]
     assert dump(session) == before
 
@@ -549,6 +549,10 @@ def _raw_line(index: int, text: str) -> Callable[[list[Any], Path], None]:
     return edit
 
 
+def _person_after_item(records: list[Any], _files: Path) -> None:
+    records.insert(5, records.pop(4))  # the person now comes after the item naming it
+
+
 def _symlink_outside(records: list[Any], files: Path) -> None:
     outside = files.parent / "outside.txt"
     outside.write_bytes(STATEMENT)
@@ -570,16 +574,22 @@ def _not_regular(records: list[Any], files: Path) -> None:
 
 
 BAD_LINES = {
-    "unknown type": (_replace(4, type="witness"), 5, "unknown type 'witness'"),
-    "users are invited": (_replace(0, type="user"), 1, "users are not imported: invite them"),
+    "unknown type": (_replace(4, type="witness"), 5, "unknown type 'witness'", {6, 8}),
+    "users are invited": (
+        _replace(0, type="user"),
+        1,
+        "users are not imported: invite them",
+        {6, 7, 10, 11},
+    ),
     "malformed JSON": (_raw_line(2, '{"type": "assessment", "code": '), 3, "not valid JSON"),
     "not an object": (_raw_line(2, '["provider"]'), 3, "not a JSON object"),
     "duplicate JSON key": (
         _raw_line(0, '{"type": "provider", "code": "A", "code": "B"}'),
         1,
         "field 'code' appears twice",
+        {6, 7, 10, 11},
     ),
-    "missing type": (_replace(4, type=None), 5, "missing required field 'type'"),
+    "missing type": (_replace(4, type=None), 5, "missing required field 'type'", {6, 8}),
     "missing field": (
         _replace(5, title=None),
         6,
@@ -589,16 +599,16 @@ BAD_LINES = {
     "bad enum": (
         _replace(5, sensitivity="secret"),
         6,
-        "field 'sensitivity' must be one of low, medium, high, very_high (got 'secret')",
+        "field 'sensitivity': must be one of low, medium, high, very_high (got 'secret')",
     ),
-    "wrong type": (_replace(4, at_risk="yes"), 5, "field 'at_risk' must be true or false"),
+    "wrong type": (_replace(4, at_risk="yes"), 5, "field 'at_risk': must be true or false"),
     "naive datetime": (
         _replace(9, recorded_at="2026-01-15T12:00:00"),
         10,
         "has no time zone",
     ),
     "bad date": (_replace(5, collected_at="2025-02-30"), 6, "'2025-02-30' is not a valid date"),
-    "bad digest": (_replace(5, sha256="abc"), 6, "field 'sha256' must be 64 hexadecimal digits"),
+    "bad digest": (_replace(5, sha256="abc"), 6, "field 'sha256': must be 64 hexadecimal digits"),
     "wrong hash": (
         _replace(5, sha256=sha(b"something else")),
         6,
@@ -612,19 +622,20 @@ BAD_LINES = {
         "unknown person PER-9999",
     ),
     "forward reference": (
-        _replace(4, code="PER-0002"),  # items still name PER-0001, defined nowhere now
-        6,
-        "unknown person PER-0001",
+        _person_after_item,
+        5,
+        "refers to person PER-0001, which comes only later (line 6)",
     ),
-    "duplicate code": (
+    "duplicate code (the second line's references fail too)": (
         _replace(6, code="ITM-000001"),
         7,
-        "duplicate item ITM-000001: already on line 6",
+        "item ITM-000001: duplicate: already on line 6",
+        {9, 12},
     ),
     "duplicate mark": (
         _replace(8, item="ITM-000001", kind="term", box=None, term="x"),
         9,
-        "duplicate redaction mark M-1 of item ITM-000001",
+        "redaction mark M-1 of item ITM-000001: duplicate: already on line 8",
     ),
     "path with ..": (_replace(5, file="../outside.txt"), 6, "contains '..'"),
     "path with .. inside": (
@@ -709,6 +720,13 @@ BAD_LINES = {
         12,
         "field 'assurances': entry 1: missing required field 'text'",
     ),
+    "lone surrogate": (_replace(5, title="W-1 \ud800"), 6, "invalid Unicode escape"),
+    "NUL character": (_replace(4, pseudonym="W\x001"), 5, "must not contain NUL characters"),
+    "integer too large for the database": (
+        _replace(7, kind="text_span", term=None, span=[0, 2**40]),
+        8,
+        "offsets must be at most 2147483647",
+    ),
     "lower-case country": (_replace(1, country="nl"), 2, "two-letter ISO 3166 country code"),
 }
 
@@ -717,7 +735,7 @@ BAD_LINES = {
 def test_bad_line_is_reported_with_its_number(
     case: str, session: Session, blobs: FileBlobStore, files: Path, tmp_path: Path
 ) -> None:
-    edit, line, reason = BAD_LINES[case]
+    edit, line, reason, *also = BAD_LINES[case]
     records: list[Any] = good_records()
     edit(records, files)
     text = "\n".join(r if isinstance(r, str) else json.dumps(r) for r in records) + "\n"
@@ -727,7 +745,8 @@ def test_bad_line_is_reported_with_its_number(
     errors = rejected(session, blobs, bundle, files)
 
     assert any(e.line == line and reason in e.reason for e in errors), errors
-    assert {e.line for e in errors} == {line}, errors  # nothing else is blamed
+    # Nothing else is blamed, except lines naming a record the bad line failed to define.
+    assert {e.line for e in errors} == {line, *(also[0] if also else ())}, errors
     assert list(blobs.keys()) == []
     assert all(not rows for rows in dump(session).values())
 
@@ -762,11 +781,11 @@ def test_several_bad_lines_are_all_reported_and_nothing_is_stored(
     assert report.splitlines()[0].startswith("several.jsonl: rejected, nothing was imported")
     assert "on 5 lines" in report.splitlines()[0]
     for expected in (
-        "line 3: not valid JSON",
-        "line 5: person PER-0001: field 'role' must be one of",
+        "line 3: not valid JSON: Expecting property name enclosed in double quotes at character 25",
+        "line 5: person PER-0001: field 'role': must be one of",
         "line 7: item ITM-000002: field 'file': '../../etc/hostname' contains '..'",
         "line 11: consent CNS-0002: unknown provider PRV-GHOST",
-        "line 13: person PER-0001: duplicate person PER-0001: already on line 5",
+        "line 13: person PER-0001: duplicate: already on line 5",
     ):
         assert expected in report, report
     assert dump(session) == before
@@ -862,7 +881,8 @@ def test_large_file_streams_with_flat_memory(
 ) -> None:
     size = 50 * 1024 * 1024
     digest = _write_generated(files / "items" / "video.mp4", size)
-    records = good_records()[:1] + [
+    records = [
+        good_records()[0],
         {
             "type": "item",
             "code": "ITM-VIDEO",
@@ -874,7 +894,7 @@ def test_large_file_streams_with_flat_memory(
             "sha256": digest,
             "size": size,
             "sensitivity": "high",
-        }
+        },
     ]
     tracemalloc.start()
     try:
@@ -888,3 +908,25 @@ def test_large_file_streams_with_flat_memory(
     assert blobs.size(digest) == size
     assert session.scalars(select(Item.size_bytes)).one() == size
     assert session.scalar(select(func.count()).select_from(ItemPerson)) == 0
+
+
+# --------------------------------------------------------------------------- the documentation
+
+
+def test_documented_example_bundle_imports(
+    session: Session, blobs: FileBlobStore, tmp_path: Path
+) -> None:
+    doc = (REPO / "docs" / "import-format.md").read_text(encoding="utf-8")
+    example = doc.split("```jsonl\n", 1)[1].split("```", 1)[0]
+    files = tmp_path / "files"
+    (files / "items").mkdir(parents=True)
+    (files / "keys").mkdir()
+    (files / "items" / "statement.txt").write_bytes(b"Statement of witness W-1 (fictional).\n")
+    shutil.copy(EXAMPLE_KEYS / "NWU-NL.pub.asc", files / "keys" / "NWU-NL.pub.asc")
+    bundle = tmp_path / "repository.jsonl"
+    bundle.write_text(example, encoding="utf-8")
+
+    report = run_import(session, blobs, bundle, files)
+
+    assert {name for name, count in report.created.items() if count == 1} == set(report.created)
+    assert report.summary().startswith("repository.jsonl (sha256 ")

@@ -137,3 +137,12 @@ def test_any_bytes_round_trip(tmp_path_factory: pytest.TempPathFactory, data: by
     info = store.put_bytes(data)
     assert store.read_bytes(info.sha256) == data
     assert info.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_delete(store: FileBlobStore) -> None:
+    info = store.put_bytes(b"to be removed")
+    store.delete(info.sha256)
+    assert not store.exists(info.sha256)
+    store.delete(info.sha256)  # absent: no error
+    with pytest.raises(InvalidBlobKey):
+        store.delete("../../etc/passwd")

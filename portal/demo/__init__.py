@@ -1,0 +1,132 @@
+"""``portal demo``: load a fictional world, the example keys and one user of every role.
+
+The evidence files are generated deterministically (same bytes on every run), written to a
+temporary directory and imported with :func:`portal.importer.import_bundle`; users are made
+with :func:`portal.accounts.create_user`. Everything happens in one transaction. Running the
+demo again imports nothing new, creates no user twice and prints the same logins (read back
+from the logins file).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from portal.accounts import AccountError
+from portal.audit import CLI_ACTOR
+from portal.config import REPO_ROOT
+from portal.db import transaction
+from portal.demo.dataset import AUTHORITY_CODES, Dataset, DatasetError, build_dataset
+from portal.demo.users import (
+    DEMO_USERS,
+    Login,
+    LoginsFileError,
+    ensure_users,
+    format_login_table,
+    load_logins,
+)
+from portal.importer import BundleRejected, ImportReport, import_bundle
+from portal.models import Authority, Item
+from portal.state import PortalState
+
+__all__ = ["DemoRefused", "DemoResult", "format_logins", "run_demo"]
+
+DEFAULT_KEYS_DIR = REPO_ROOT / "keys_example"
+BUNDLE_NAME = "demo bundle"
+
+
+class DemoRefused(RuntimeError):
+    """The demo cannot run here; the message says why. Nothing was changed."""
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    logins: list[Login]
+    logins_file: Path
+    # The import report, or None when the demo data was there already and has changed since.
+    report: ImportReport | None
+    note: str
+
+    @property
+    def users_created(self) -> int:
+        return sum(1 for login in self.logins if login.created)
+
+
+def run_demo(
+    state: PortalState,
+    *,
+    logins_file: Path,
+    keys_dir: Path = DEFAULT_KEYS_DIR,
+    actor: str = CLI_ACTOR,
+) -> DemoResult:
+    """Import the demo bundle and create the demo users (refused unless in demo or test mode)."""
+    if not state.settings.demo_or_test:
+        raise DemoRefused(
+            "the demo loads fictional data and example keys; it runs only in demo or test "
+            "mode (set PORTAL_DEMO=1 for a demonstration instance, never in production)"
+        )
+    try:
+        saved = load_logins(logins_file)  # first: a bad file stops the demo before any work
+        dataset = build_dataset(keys_dir)
+        with (
+            tempfile.TemporaryDirectory(prefix="portal-demo-") as files_dir,
+            transaction(state.sessions) as session,
+        ):
+            dataset.write_files(Path(files_dir))
+            report, note = _import(session, state, dataset, Path(files_dir), actor)
+            logins = ensure_users(session, DEMO_USERS, saved, logins_file=logins_file, actor=actor)
+    except (AccountError, DatasetError, LoginsFileError) as exc:
+        raise DemoRefused(str(exc)) from exc
+    return DemoResult(logins=logins, logins_file=logins_file, report=report, note=note)
+
+
+def _import(
+    session: Session, state: PortalState, dataset: Dataset, files_dir: Path, actor: str
+) -> tuple[ImportReport | None, str]:
+    try:
+        report = import_bundle(
+            session,
+            state.blobs,
+            dataset.bundle_lines(),
+            files_dir,
+            actor=actor,
+            demo_or_test=True,
+            bundle_name=BUNDLE_NAME,
+        )
+    except BundleRejected as exc:
+        # A rejected bundle added nothing to the session, unless the database itself failed.
+        if exc.__cause__ is None and _loaded_before(session, dataset):
+            first = exc.errors[0] if exc.errors else "no details"
+            note = (
+                "The demo data was loaded before and has changed since (for example "
+                f"{first}); it was left as it is."
+            )
+            return None, note
+        raise DemoRefused(f"the demo bundle was rejected:\n{exc.report()}") from exc
+    return report, report.summary()
+
+
+def _loaded_before(session: Session, dataset: Dataset) -> bool:
+    """Every demo authority and item exists already."""
+    items = dataset.codes("item")
+    found_items = session.scalar(select(func.count()).select_from(Item).where(Item.code.in_(items)))
+    found_authorities = session.scalar(
+        select(func.count()).select_from(Authority).where(Authority.code.in_(AUTHORITY_CODES))
+    )
+    return found_items == len(items) and found_authorities == len(AUTHORITY_CODES)
+
+
+def format_logins(result: DemoResult) -> str:
+    """What ``portal demo`` prints: the import outcome, then every login."""
+    created = result.users_created
+    users = (
+        f"{created} demo user(s) created, {len(result.logins) - created} already present."
+        if created
+        else f"All {len(result.logins)} demo users already present; nothing created."
+    )
+    table = format_login_table(result.logins, logins_file=result.logins_file)
+    return "\n".join([result.note, users, "", table])

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from PIL import Image, ImageDraw, ImageFont
-from PIL.ExifTags import IFD, Base, GPS
+from PIL.ExifTags import GPS, IFD, Base
 from PIL.TiffImagePlugin import IFDRational
 
 # A4 in PDF points.
@@ -178,7 +178,7 @@ def html_report(*, html_body: str, title: str, author: str, created: datetime) -
         f"<meta name='dcterms.created' content='{stamp}'>"
         f"<meta name='dcterms.modified' content='{stamp}'>"
         "<style>@page { size: A4; margin: 2cm }"
-        " body { font-family: 'DejaVu Sans', sans-serif; font-size: 10pt }"
+        " body { font-family: 'DejaVu Serif', serif; font-size: 10pt }"
         " h1 { font-size: 16pt } table { border-collapse: collapse }"
         " td, th { border: 1px solid #555; padding: 3pt 6pt }</style>"
         f"</head><body>{html_body}</body></html>"
@@ -247,7 +247,9 @@ def _draw_scene(spec: PhotoSpec) -> tuple[Image.Image, Box | None]:
         )
         if rng.random() < 0.6:  # a dark breach in the wall
             cx = left + bw // 2
-            draw.ellipse((cx - 15, horizon - bh + 10, cx + 15, horizon - bh + 40), fill=(40, 35, 30))
+            draw.ellipse(
+                (cx - 15, horizon - bh + 10, cx + 15, horizon - bh + 40), fill=(40, 35, 30)
+            )
     for _ in range(rng.randint(3, 6)):  # rubble
         x, y = rng.randint(0, width), rng.randint(horizon, height)
         draw.ellipse((x - 12, y - 6, x + 12, y + 6), fill=(90, 85, 80))

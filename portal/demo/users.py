@@ -25,9 +25,7 @@ from portal.models import Authority, Provider, User
 ISSUER = "Sharing Portal (demo)"
 PASSWORD_LENGTH = 20
 # No look-alikes (0/O, 1/l/I) so a password read off a screen can be typed.
-_PASSWORD_ALPHABET = "".join(
-    ch for ch in string.ascii_letters + string.digits if ch not in "0O1lI"
-)
+_PASSWORD_ALPHABET = "".join(ch for ch in string.ascii_letters + string.digits if ch not in "0O1lI")
 LOGINS_FORMAT = 1
 
 
@@ -224,16 +222,19 @@ def save_logins(path: Path, logins: Mapping[str, Credentials]) -> None:
 def ensure_users(
     session: Session,
     users: Sequence[DemoUser],
+    saved: Mapping[str, Credentials],
     *,
     logins_file: Path,
     actor: str,
 ) -> list[Login]:
     """Create the users that do not exist yet and return every user's login.
 
-    The logins file is written before the caller commits: if the commit then fails,
-    the next run creates the users with the same logins.
+    ``saved`` are the logins read from ``logins_file`` (see :func:`load_logins`); a user
+    missing from the database is created with its saved login when there is one. New
+    logins are added to the file before the caller commits: if the commit then fails, the
+    next run creates the users with the same logins.
     """
-    saved = load_logins(logins_file)
+    saved = dict(saved)
     logins: list[Login] = []
     changed = False
     for spec in users:

@@ -18,6 +18,9 @@ from typing import Any
 
 Parser = Callable[[Any], Any]
 
+INT32_MAX = 2**31 - 1  # Integer columns
+INT64_MAX = 2**63 - 1  # BigInteger columns
+
 _CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _FINGERPRINT = re.compile(r"[0-9A-F]{40}|[0-9A-F]{64}")
@@ -89,11 +92,20 @@ def text(max_length: int | None = None, *, empty: bool = False) -> Parser:
             raise Invalid("must not be empty")
         if max_length is not None and len(value) > max_length:
             raise Invalid(f"is longer than {max_length} characters")
-        if "\x00" in value:
-            raise Invalid("must not contain NUL characters")
+        _check_characters(value)
         return value
 
     return parse
+
+
+def _check_characters(value: str) -> None:
+    """Refuse what no database stores: NUL, and lone surrogates (from JSON \\ud800 escapes)."""
+    if "\x00" in value:
+        raise Invalid("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid("contains an invalid Unicode escape (a lone surrogate)") from None
 
 
 def code(max_length: int = 32) -> Parser:
@@ -153,12 +165,14 @@ def boolean(value: Any) -> bool:
     return value
 
 
-def integer(minimum: int | None = None) -> Parser:
+def integer(minimum: int | None = None, maximum: int = INT32_MAX) -> Parser:
     def parse(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise Invalid(f"must be an integer, not {_json_type(value)}")
         if minimum is not None and value < minimum:
             raise Invalid(f"must be at least {minimum}")
+        if value > maximum:
+            raise Invalid(f"must be at most {maximum}")
         return value
 
     return parse
@@ -217,8 +231,7 @@ def relative_path(value: Any) -> str:
     """A path relative to the files directory: no absolute paths, no '..', no NUL."""
     if not isinstance(value, str) or not value.strip():
         raise Invalid("must be a non-empty path relative to the --files directory")
-    if "\x00" in value:
-        raise Invalid("must not contain NUL characters")
+    _check_characters(value)
     path = PurePosixPath(value)
     if path.is_absolute() or value.startswith("~") or re.match(r"[A-Za-z]:[\\/]", value):
         raise Invalid(f"{_show(value)} is an absolute path; give it relative to --files")
@@ -235,6 +248,8 @@ def span(value: Any) -> tuple[int, int]:
     start, end = items
     if start < 0 or end <= start:
         raise Invalid("must satisfy 0 <= start < end")
+    if end > INT32_MAX:
+        raise Invalid(f"offsets must be at most {INT32_MAX}")
     return start, end
 
 

@@ -111,5 +111,5 @@ def read_key_file(real: Path, name: str) -> str:
 
 
 def discard_blob(blobs: FileBlobStore, key: str) -> None:
-    """Remove a blob this import created (the store has no delete of its own yet)."""
-    blobs.path(key).unlink(missing_ok=True)
+    """Remove a blob this import created."""
+    blobs.delete(key)

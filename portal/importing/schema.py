@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portal.importing.fields import (
+    INT64_MAX,
     Field,
     Invalid,
     boolean,
@@ -108,7 +109,7 @@ ITEM = {
     "file": Field(relative_path),
     "original_filename": optional(text(255)),
     "sha256": Field(sha256),
-    "size": optional(integer(0)),
+    "size": optional(integer(0, INT64_MAX)),
     "collected_at": optional(day),
     "place": optional(text(200, empty=True), ""),
     "sensitivity": Field(enum(SENSITIVITIES)),
