@@ -97,4 +97,3 @@ def _lookup(
     if found is None:
         raise AccountError(f"unknown {label} {code!r}")
     return found
-

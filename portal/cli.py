@@ -105,12 +105,31 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify")
-def audit_verify_command() -> None:
+@click.option(
+    "--anchor",
+    metavar="SEQ:HASH",
+    help="A head published earlier by `portal audit head`; catches events cut from the end.",
+)
+def audit_verify_command(anchor: str | None) -> None:
     """Recompute the audit chain; exit 1 naming the first bad event."""
-    from portal.audit import verify
+    from portal.audit import ChainHead, verify
+
+    try:
+        published = ChainHead.parse(anchor) if anchor else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--anchor") from None
+    state = portal_state()
+    with state.sessions() as session:
+        result = verify(session, anchor=published)
+    click.echo(result.message(), err=not result.ok)
+    sys.exit(0 if result.ok else 1)
+
+
+@audit_group.command("head")
+def audit_head_command() -> None:
+    """Print the newest event as SEQ:HASH, to publish outside the database."""
+    from portal.audit import head
 
     state = portal_state()
     with state.sessions() as session:
-        result = verify(session)
-    click.echo(result.message(), err=not result.ok)
-    sys.exit(0 if result.ok else 1)
+        click.echo(str(head(session)))

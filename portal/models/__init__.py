@@ -42,6 +42,7 @@ __all__ = [
     "Provider",
     "Recall",
     "RecipientKey",
+    "RecoveryCode",
     "RedactionMark",
     "Rfa",
     "RfaItem",

@@ -226,8 +226,7 @@ class RedactionMark(Base):
             name="kind_fields",
         ),
         CheckConstraint(
-            "x0 IS NULL OR (x0 >= 0 AND y0 >= 0 AND x1 <= 1 AND y1 <= 1"
-            " AND x1 > x0 AND y1 > y0)",
+            "x0 IS NULL OR (x0 >= 0 AND y0 >= 0 AND x1 <= 1 AND y1 <= 1 AND x1 > x0 AND y1 > y0)",
             name="box_in_unit_square",
         ),
     )
