@@ -25,6 +25,7 @@ from werkzeug.test import TestResponse
 
 from portal import create_app
 from portal.config import REPO_ROOT, Settings
+from portal.security.authz import public
 from portal.state import portal_state
 from portal.web.errors import human_size
 
@@ -79,6 +80,8 @@ def _add_test_routes(app: Flask) -> None:
             "{% block content %}<h1>Flash test</h1>{% endblock %}"
         )
 
+    for view in (boom, abort_with, form, csrf_token, flashes):
+        public("test-only route")(view)
     app.add_url_rule("/_test/boom", "test_boom", boom, methods=["GET", "POST"])
     app.add_url_rule("/api/_test/boom", "test_api_boom", boom)
     app.add_url_rule("/_test/abort/<int:code>", "test_abort", abort_with)

@@ -1,7 +1,7 @@
 """All models, imported here so metadata is complete for Alembic and tests."""
 
 from portal.db import Base
-from portal.models.accounts import Invitation, Notification, RecoveryCode, User
+from portal.models.accounts import Invitation, LoginSession, Notification, RecoveryCode, User
 from portal.models.audit import AuditEvent
 from portal.models.consent import Consent, ConsentRequest, ConsentRequestItem
 from portal.models.decisions import Decision, DecisionItem
@@ -34,6 +34,7 @@ __all__ = [
     "Invitation",
     "Item",
     "ItemPerson",
+    "LoginSession",
     "Message",
     "Notification",
     "Package",

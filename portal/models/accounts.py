@@ -56,6 +56,30 @@ class User(Base):
     provider: Mapped[Provider | None] = relationship()
 
 
+class LoginSession(Base):
+    """A server-side login session. The cookie holds a random token; only its sha256 is
+    stored, so a database leak does not hand out live sessions."""
+
+    __tablename__ = "login_session"
+    __table_args__ = (
+        CheckConstraint("expires_at > created_at", name="expires_after_created"),
+        CheckConstraint("epoch >= 0", name="epoch_nonnegative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    # The user's session_epoch when the session began; a later epoch ends it.
+    epoch: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    end_reason: Mapped[str | None] = mapped_column(String(40))
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+
+
 class RecoveryCode(Base):
     """A single-use 2FA recovery code, stored hashed."""
 

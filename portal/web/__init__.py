@@ -27,9 +27,13 @@ def init_web(app: Flask) -> None:
     CSRFProtect(app)
     app.teardown_appcontext(_close_session)
 
+    from portal.security.authz import install_guard
     from portal.security.headers import init_headers
     from portal.web import errors, public
+    from portal.web.login_manager import init_login, unauthenticated
 
     init_headers(app)
+    init_login(app)
+    install_guard(app, unauthenticated)
     app.register_blueprint(public.bp)
     errors.register(app)

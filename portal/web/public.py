@@ -8,6 +8,7 @@ from flask import Blueprint, Response, jsonify, render_template
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from portal.security.authz import public
 from portal.web import db
 
 logger = logging.getLogger(__name__)
@@ -16,11 +17,13 @@ bp = Blueprint("public", __name__)
 
 
 @bp.get("/")
+@public("landing page; becomes the signed-in dashboard with the login issue")
 def index() -> str:
     return render_template("public/index.html")
 
 
 @bp.get("/healthz")
+@public("load balancers and monitors poll it; it says only ok or error")
 def healthz() -> tuple[Response, int]:
     """Report whether the portal can reach its database (for load balancers and monitors).
 
