@@ -31,6 +31,7 @@ def create_app(config: Settings | None = None) -> Flask:
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
         SESSION_COOKIE_NAME="portal_session",
         WTF_CSRF_TIME_LIMIT=None,
         PORTAL_SETTINGS=settings,

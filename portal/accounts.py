@@ -40,8 +40,11 @@ def create_user(
     password: str,
     totp_secret: str,
     actor: str,
+    hash_profile: str = "standard",
 ) -> User:
-    """Create an active, enrolled user (password + confirmed TOTP secret) and audit it."""
+    """Create an active, enrolled user (password + confirmed TOTP secret) and audit it.
+
+    ``hash_profile`` is the argon2 cost profile (``Settings.hash_profile``)."""
     email = spec.email.strip().lower()
     if "@" not in email or len(email) > 254:
         raise AccountError(f"not an e-mail address: {spec.email!r}")
@@ -64,7 +67,7 @@ def create_user(
         role=spec.role,
         authority_id=authority_id,
         provider_id=provider_id,
-        password_hash=hash_password(password),
+        password_hash=hash_password(password, profile=hash_profile),
         totp_secret=totp_secret,
         totp_confirmed_at=utcnow(),
         failed_logins=0,

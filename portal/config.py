@@ -38,6 +38,21 @@ def _number(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _optional_flag(env: Mapping[str, str], name: str) -> bool | None:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return None
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
+PASSWORD_HASH_PROFILES = ("standard", "fast")
+DEFAULT_LOGIN_RATE_LIMIT = "10 per minute;100 per hour"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the portal needs to know about its deployment."""
@@ -57,7 +72,34 @@ class Settings:
     max_upload_bytes: int = 512 * 1024 * 1024
     # Number of reverse proxies in front of the app whose X-Forwarded-* headers we trust.
     trusted_proxies: int = 0
+    # Served over HTTPS (cookies get the Secure flag). None: yes, unless in demo or test mode.
+    https: bool | None = None
+    # argon2 cost: "standard", or "fast" (test mode only). None: "fast" in test mode.
+    password_hash_profile: str | None = None
+    # Login POSTs allowed per client address (Flask-Limiter notation).
+    login_rate_limit: str = DEFAULT_LOGIN_RATE_LIMIT
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        profile = self.password_hash_profile
+        if profile is not None and profile not in PASSWORD_HASH_PROFILES:
+            raise ConfigError(
+                f"PORTAL_PASSWORD_HASH_PROFILE must be one of {', '.join(PASSWORD_HASH_PROFILES)}"
+                f", not {profile!r}"
+            )
+        if profile == "fast" and not self.testing:
+            raise ConfigError("the 'fast' password hash profile is for tests only")
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.https if self.https is not None else not self.demo_or_test
+
+    @property
+    def hash_profile(self) -> str:
+        """The argon2 cost profile in force (see portal.security.passwords)."""
+        if self.password_hash_profile is not None:
+            return self.password_hash_profile
+        return "fast" if self.testing else "standard"
 
     @property
     def blob_dir(self) -> Path:
@@ -106,6 +148,9 @@ class Settings:
             testing=_flag(env.get("PORTAL_TESTING")),
             max_upload_bytes=max_upload_bytes,
             trusted_proxies=trusted_proxies,
+            https=_optional_flag(env, "PORTAL_HTTPS"),
+            password_hash_profile=env.get("PORTAL_PASSWORD_HASH_PROFILE") or None,
+            login_rate_limit=env.get("PORTAL_LOGIN_RATE_LIMIT") or DEFAULT_LOGIN_RATE_LIMIT,
         )
 
 

@@ -197,11 +197,18 @@ def closed_port() -> int:
 # --- layout and landing page -----------------------------------------------------------------
 
 
-def test_landing_page_describes_the_portal_and_every_role(client: FlaskClient) -> None:
+def test_home_page_sends_visitors_to_sign_in(client: FlaskClient) -> None:
     response = client.get("/")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/login?next=/"
+    assert_security_headers(response)
+
+
+def test_sign_in_page_describes_the_portal_and_every_role(client: FlaskClient) -> None:
+    response = client.get("/login")
     assert response.status_code == 200
     html = html_page(response)
-    assert "<title>Sharing Portal</title>" in html
+    assert f"<title>Sign in{TITLE_SUFFIX}</title>" in html
     assert "evidence of international crimes" in html
     for role in ROLES:
         assert f"<h3>{role}</h3>" in html
@@ -210,12 +217,12 @@ def test_landing_page_describes_the_portal_and_every_role(client: FlaskClient) -
         for tag, attrs in parse_html(html).tags
         if tag == "a" and attrs.get("href") == "/login"
     ]
-    assert sign_in, "the landing page links to /login"
+    assert sign_in, "the navigation links to /login"
     assert 'aria-current="page"' in html
 
 
 def test_layout_is_accessible(client: FlaskClient) -> None:
-    html = html_page(client.get("/"))
+    html = html_page(client.get("/login"))
     parsed = parse_html(html)
     tags = [tag for tag, _ in parsed.tags]
     assert '<html lang="en">' in html
@@ -236,7 +243,7 @@ def test_layout_is_accessible(client: FlaskClient) -> None:
 
 
 def test_stylesheet_and_icon_are_served_from_static(client: FlaskClient) -> None:
-    parsed = parse_html(html_page(client.get("/")))
+    parsed = parse_html(html_page(client.get("/login")))
     links = {attrs.get("rel"): attrs.get("href") for tag, attrs in parsed.tags if tag == "link"}
     css = client.get(links["stylesheet"] or "")
     assert css.status_code == 200
@@ -395,13 +402,13 @@ def test_error_page_survives_broken_templates(
     client = make_app(templates_dir=empty).test_client()
     caplog.set_level(logging.ERROR)
 
-    response = client.get("/")
+    response = client.get("/login")
 
     assert response.status_code == 500
     html = html_page(response)
     assert f"<title>Something went wrong{TITLE_SUFFIX}</title>" in html
     assert_reveals_nothing(response)
-    assert "public/index.html" not in html
+    assert "auth/login.html" not in html
     assert_security_headers(response)
     assert_no_inline_code(html)
     assert len([r for r in caplog.records if r.exc_info]) == 2  # the error, then the page
@@ -465,14 +472,21 @@ def test_problem_json_for_too_large_names_the_limit(make_app: Callable[..., Flas
 
 
 def test_security_headers_on_every_kind_of_response(client: FlaskClient) -> None:
-    for path in ("/", "/healthz", "/no-such-page", "/_test/boom", "/static/css/missing.css"):
+    for path in (
+        "/",
+        "/login",
+        "/healthz",
+        "/no-such-page",
+        "/_test/boom",
+        "/static/css/missing.css",
+    ):
         assert_security_headers(client.get(path))
     assert_security_headers(client.get("/static/css/portal.css"), static=True)
     assert_security_headers(client.get("/no-such-page", headers={"Accept": "application/json"}))
 
 
 def test_hsts_only_over_https(client: FlaskClient) -> None:
-    for path in ("/", "/no-such-page", "/static/css/portal.css"):
+    for path in ("/", "/login", "/no-such-page", "/static/css/portal.css"):
         assert "Strict-Transport-Security" not in client.get(path).headers
         secure = client.get(path, base_url="https://localhost")
         assert secure.headers["Strict-Transport-Security"] == "max-age=63072000; includeSubDomains"
@@ -523,7 +537,7 @@ def test_templates_contain_no_inline_code() -> None:
         for path in sorted(root.rglob("*"))
         if path.is_file() and "documents" not in path.relative_to(root).parts
     ]
-    assert {"base.html", "public/index.html", "errors/error.html"} <= {
+    assert {"base.html", "auth/login.html", "errors/error.html"} <= {
         path.relative_to(root).as_posix() for path in scanned
     }
     for path in scanned:
@@ -533,7 +547,7 @@ def test_templates_contain_no_inline_code() -> None:
 
 
 def test_rendered_pages_contain_no_inline_code(client: FlaskClient) -> None:
-    for path in ("/", "/_test/flash", "/no-such-page", "/_test/abort/403", "/_test/boom"):
+    for path in ("/login", "/_test/flash", "/no-such-page", "/_test/abort/403", "/_test/boom"):
         assert_no_inline_code(client.get(path).get_data(as_text=True))
 
 

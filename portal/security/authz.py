@@ -55,6 +55,7 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "account.view": ALL_ROLES,
     "account.change_password": ALL_ROLES,
     "account.logout": ALL_ROLES,
+    "account.recovery_codes": ALL_ROLES,
     "admin.users.view": frozenset({"admin"}),
     "admin.users.invite": frozenset({"admin"}),
     "admin.users.manage": frozenset({"admin"}),

@@ -36,4 +36,18 @@ def init_web(app: Flask) -> None:
     init_login(app)
     install_guard(app, unauthenticated)
     app.register_blueprint(public.bp)
+
+    from portal.security.limiter import init_limiter
+    from portal.state import portal_state as _state
+    from portal.web import account, auth, dashboard
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(account.bp)
+    app.register_blueprint(dashboard.bp)
+
+    from portal.web import admin, enrol
+
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(enrol.bp)
+    init_limiter(app, _state(app).settings)
     errors.register(app)

@@ -1,10 +1,11 @@
-"""Pages anyone may see: the landing page and the health check."""
+"""Pages anyone may see: the health check. (What the portal is and who uses it is on the
+sign-in page, portal.web.auth; ``/`` is the signed-in dashboard.)"""
 
 from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, jsonify, render_template
+from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -14,12 +15,6 @@ from portal.web import db
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("public", __name__)
-
-
-@bp.get("/")
-@public("landing page; becomes the signed-in dashboard with the login issue")
-def index() -> str:
-    return render_template("public/index.html")
 
 
 @bp.get("/healthz")

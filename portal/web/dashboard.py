@@ -1,0 +1,127 @@
+"""The signed-in home page and the role-dependent navigation of every page.
+
+Links are listed here by endpoint; a link appears only when its view exists and the
+user's role may perform the view's declared action (portal.security.authz), so
+navigation never offers a page that would answer 403 and grows as pages are added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, current_app, render_template, request, url_for
+from flask_login import current_user
+
+from portal.security.authz import PUBLIC, allowed, declared_permission, requires
+
+bp = Blueprint("dashboard", __name__)
+
+ROLE_LABELS = {
+    "requester": "Requester",
+    "legal_officer": "Legal officer",
+    "provider": "Information provider",
+    "recipient": "Recipient",
+    "admin": "Administrator",
+}
+
+
+@dataclass(frozen=True)
+class Link:
+    label: str
+    endpoint: str
+    description: str = ""
+
+
+#: The main navigation, in order (shown when the view exists and the role may use it).
+NAV: tuple[Link, ...] = (
+    Link("Home", "dashboard.index"),
+    Link("Requests", "requests.index"),
+    Link("Consent", "consent.index"),
+    Link("Packages", "packages.index"),
+    Link("Users", "admin.users"),
+    Link("Authorities", "admin.authorities"),
+    Link("Providers", "admin.providers"),
+    Link("Audit log", "audit.index"),
+)
+
+#: What each role does next, as links with a sentence each (same rule as NAV).
+NEXT_STEPS: dict[str, tuple[Link, ...]] = {
+    "requester": (
+        Link(
+            "Your requests for assistance",
+            "requests.index",
+            "Submit a request, answer the Mechanism's questions and follow its status.",
+        ),
+    ),
+    "legal_officer": (
+        Link(
+            "Requests to review",
+            "requests.index",
+            "Triage new requests, check eligibility and assemble packages.",
+        ),
+        Link("Authorities", "admin.authorities", "Assessments of each receiving authority."),
+        Link("Providers", "admin.providers", "The information providers and their material."),
+    ),
+    "provider": (
+        Link(
+            "Consent requests",
+            "consent.index",
+            "Grant, decline or revoke consent to share your material with each authority.",
+        ),
+    ),
+    "recipient": (
+        Link(
+            "Packages for your authority",
+            "packages.index",
+            "Download packages, verify them and acknowledge receipt or recalls.",
+        ),
+    ),
+    "admin": (
+        Link("Users", "admin.users", "Invite people, change roles, unlock or deactivate accounts."),
+        Link("Authorities", "admin.authorities", "Receiving authorities and their keys."),
+        Link("Providers", "admin.providers", "Information providers."),
+        Link("Audit log", "audit.index", "Who did what, in a tamper-evident log."),
+    ),
+}
+
+
+def usable(endpoint: str, role: str | None) -> bool:
+    """Does ``endpoint`` exist, and may ``role`` open it?"""
+    view = current_app.view_functions.get(endpoint)
+    action = declared_permission(view)
+    if action is None:
+        return False
+    return action == PUBLIC or allowed(role, action)
+
+
+def _links(links: tuple[Link, ...], role: str | None) -> list[Link]:
+    return [link for link in links if usable(link.endpoint, role)]
+
+
+@bp.app_context_processor
+def _navigation() -> dict[str, Any]:
+    def nav_links() -> list[dict[str, Any]]:
+        if not current_user.is_authenticated:
+            return []
+        return [
+            {
+                "label": link.label,
+                "url": url_for(link.endpoint),
+                "current": request.endpoint == link.endpoint,
+            }
+            for link in _links(NAV, current_user.role)
+        ]
+
+    return {"nav_links": nav_links, "role_labels": ROLE_LABELS}
+
+
+@bp.get("/")
+@requires("dashboard.view")
+def index() -> str:
+    role = current_user.role
+    return render_template(
+        "dashboard/index.html",
+        role_label=ROLE_LABELS.get(role, role),
+        next_steps=_links(NEXT_STEPS.get(role, ()), role),
+    )

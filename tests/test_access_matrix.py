@@ -1,0 +1,254 @@
+"""Every endpoint declares a permission, and every endpoint answers every kind of visitor as
+this file — written independently of ``authz.PERMISSIONS`` — says it must.
+
+Visitors: anonymous, each role, and for the external roles a second user of *another*
+authority or provider. Adding an endpoint without a permission, or without a row in
+``EXPECTED``, fails the suite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from werkzeug.routing import Rule
+from werkzeug.test import TestResponse
+
+from portal.accounts import NewUser
+from portal.models import Authority, Provider, User
+from portal.security.authz import PUBLIC, declared_permission, public
+from portal.state import portal_state
+from tests.support.auth import Credentials, csrf_token, login, make_user
+
+pytest_plugins = ["tests.support.auth"]  # fixtures make_app, app, client
+
+#: The only endpoints anyone may reach without signing in, and why.
+PUBLIC_ENDPOINTS = {
+    "auth.login": "the sign-in form",
+    "auth.login_totp": "second sign-in step; refuses anyone without a fresh first step",
+    "public.healthz": "load balancers and monitors",
+    "enrol.start": "the invitation token in the URL is the credential",
+    "enrol.authenticator": "the invitation token in the URL is the credential",
+    "enrol.qr": "the invitation token in the URL is the credential",
+}
+
+WHO = (
+    "anonymous",
+    "admin",
+    "legal_officer",
+    "requester",
+    "requester_other",
+    "recipient",
+    "recipient_other",
+    "provider",
+    "provider_other",
+)
+SIGNED_IN = WHO[1:]
+
+OK = "ok"  # 2xx, or a redirect somewhere other than the sign-in page
+LOGIN = "login"  # redirect to the sign-in page
+
+
+def only(*allowed: str) -> dict[str, object]:
+    """Signed-in visitors in ``allowed`` get through; other signed-in ones get 403; the
+    anonymous visitor is sent to sign in."""
+    return {who: OK if who in allowed else (LOGIN if who == "anonymous" else 403) for who in WHO}
+
+
+def everyone_signed_in() -> dict[str, object]:
+    return only(*SIGNED_IN)
+
+
+def anyone() -> dict[str, object]:
+    return dict.fromkeys(WHO, OK)
+
+
+STAFF = ("admin", "legal_officer")
+
+#: (endpoint, method) -> who -> outcome.
+EXPECTED: dict[tuple[str, str], dict[str, object]] = {
+    ("public.healthz", "GET"): anyone(),
+    ("auth.login", "GET"): anyone(),
+    ("enrol.start", "GET"): anyone(),
+    ("enrol.authenticator", "GET"): anyone(),  # redirects back to the password step
+    ("enrol.qr", "GET"): dict.fromkeys(WHO, 404),  # no QR before a password is chosen
+    ("dashboard.index", "GET"): everyone_signed_in(),
+    ("account.view", "GET"): everyone_signed_in(),
+    ("account.change_password", "POST"): everyone_signed_in(),
+    ("account.regenerate_recovery_codes", "POST"): everyone_signed_in(),
+    ("admin.users", "GET"): only("admin"),
+    ("admin.user_detail", "GET"): only("admin"),
+    ("admin.invite_user", "GET"): only("admin"),
+    ("admin.invite_user", "POST"): only("admin"),
+    ("admin.change_user_role", "POST"): only("admin"),
+    ("admin.deactivate_user", "POST"): only("admin"),
+    ("admin.reactivate_user", "POST"): only("admin"),
+    ("admin.reset_user_2fa", "POST"): only("admin"),
+    ("admin.unlock_user", "POST"): only("admin"),
+    ("admin.cancel", "POST"): only("admin"),
+    ("admin.authorities", "GET"): only(*STAFF),
+    ("admin.authority_detail", "GET"): only(*STAFF),
+    ("admin.providers", "GET"): only(*STAFF),
+    ("admin.provider_detail", "GET"): only(*STAFF),
+    # Last, because it ends the visitor's sessions; everyone ends on the sign-in page.
+    ("auth.logout", "POST"): dict.fromkeys(WHO, LOGIN),
+}
+
+#: Second-step POST and first-step POST are exercised by tests/test_login.py (generic
+#: failure for everyone); enrolment POSTs by tests/test_enrolment.py.
+NOT_IN_MATRIX = {
+    ("auth.login", "POST"),
+    ("auth.login_totp", "GET"),
+    ("auth.login_totp", "POST"),
+    ("enrol.start", "POST"),
+    ("enrol.authenticator", "POST"),
+}
+
+
+def _routes(app: Flask) -> Iterator[tuple[Rule, str]]:
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            yield rule, method
+
+
+def undeclared_endpoints(app: Flask) -> list[str]:
+    """Endpoints whose view declares no permission, and public ones not on the list."""
+    problems = []
+    for rule, _method in _routes(app):
+        action = declared_permission(app.view_functions[rule.endpoint])
+        if action is None:
+            problems.append(f"{rule.endpoint}: declares no permission")
+        elif action == PUBLIC and rule.endpoint not in PUBLIC_ENDPOINTS:
+            problems.append(f"{rule.endpoint}: public but not in PUBLIC_ENDPOINTS")
+    return sorted(set(problems))
+
+
+def test_every_endpoint_declares_a_permission(app: Flask) -> None:
+    assert undeclared_endpoints(app) == []
+
+
+def test_an_endpoint_without_a_permission_fails_the_check_and_is_denied(
+    app: Flask, client: FlaskClient
+) -> None:
+    app.add_url_rule("/forgotten", "forgotten", lambda: "secret page")
+    assert undeclared_endpoints(app) == ["forgotten: declares no permission"]
+    assert client.get("/forgotten").status_code == 403
+    with portal_state(app).sessions() as session:
+        admin = make_user(session, "admin")
+    login(client, admin)
+    assert client.get("/forgotten").status_code == 403
+
+
+def test_an_unlisted_public_endpoint_fails_the_check(app: Flask) -> None:
+    app.add_url_rule("/open", "open_page", public("testing the check")(lambda: "open"))
+    assert undeclared_endpoints(app) == ["open_page: public but not in PUBLIC_ENDPOINTS"]
+
+
+def test_every_route_is_in_the_matrix(app: Flask) -> None:
+    routes = {(rule.endpoint, method) for rule, method in _routes(app)}
+    assert routes - set(EXPECTED) - NOT_IN_MATRIX == set(), "add the new routes to EXPECTED"
+    assert set(EXPECTED) - routes == set(), "EXPECTED names routes that no longer exist"
+
+
+@dataclass
+class World:
+    clients: dict[str, FlaskClient]
+    url_values: dict[str, Any]
+
+
+@pytest.fixture
+def world(app: Flask) -> World:
+    from portal.invitations import invite
+
+    with portal_state(app).sessions() as session:
+        creds: dict[str, Credentials] = {
+            "admin": make_user(session, "admin"),
+            "legal_officer": make_user(session, "legal_officer"),
+            "requester": make_user(session, "requester", authority_code="AUTH-A"),
+            "requester_other": make_user(session, "requester", authority_code="AUTH-B"),
+            "recipient": make_user(session, "recipient", authority_code="AUTH-A"),
+            "recipient_other": make_user(session, "recipient", authority_code="AUTH-B"),
+            "provider": make_user(session, "provider", provider_code="PRV-A"),
+            "provider_other": make_user(session, "provider", provider_code="PRV-B"),
+        }
+        target = make_user(session, "requester", authority_code="AUTH-A")
+        admin = session.get(User, creds["admin"].user_id)
+        assert admin is not None
+        to_cancel, _ = invite(
+            session,
+            NewUser("cancel.me@example.test", "Cancel Me", "requester", authority_code="AUTH-A"),
+            invited_by=admin,
+        )
+        _, token = invite(
+            session,
+            NewUser("new.user@example.test", "New User", "provider", provider_code="PRV-A"),
+            invited_by=admin,
+        )
+        url_values = {
+            "user_id": target.user_id,
+            "authority_id": session.scalar(select(Authority.id).where(Authority.code == "AUTH-A")),
+            "provider_id": session.scalar(select(Provider.id).where(Provider.code == "PRV-A")),
+            "invitation_id": to_cancel.id,
+            "token": token,
+        }
+        session.commit()
+    clients = {"anonymous": app.test_client()}
+    for who, cred in creds.items():
+        clients[who] = app.test_client()
+        login(clients[who], cred)
+    return World(clients=clients, url_values=url_values)
+
+
+def _outcome(response: TestResponse) -> object:
+    if response.status_code == 400 and "Form expired" not in response.get_data(as_text=True):
+        return OK  # the view ran and refused the empty form (a CSRF failure is not OK)
+    if response.status_code in (301, 302, 303, 307, 308):
+        location = response.headers.get("Location", "")
+        return LOGIN if location.split("?")[0].endswith("/login") else OK
+    if response.status_code < 300:
+        return OK
+    return response.status_code
+
+
+def _request(
+    app: Flask, client: FlaskClient, rule: Rule, method: str, values: dict[str, Any]
+) -> TestResponse:
+    with app.test_request_context():
+        from flask import url_for
+
+        url = url_for(rule.endpoint, **{k: values[k] for k in rule.arguments})
+    if method == "GET":
+        return client.get(url)
+    # A valid CSRF token for this browser (signed-in browsers are sent on from /login to a
+    # page whose sign-out form carries one) and no form fields: the request reaches the view.
+    token = csrf_token(client.get("/login", follow_redirects=True))
+    return client.post(url, data={"csrf_token": token})
+
+
+def test_access_matrix(app: Flask, world: World) -> None:
+    rules = {rule.endpoint: rule for rule, _ in _routes(app)}
+    failures = []
+    for (endpoint, method), expected_by_who in EXPECTED.items():
+        for who in WHO:
+            response = _request(app, world.clients[who], rules[endpoint], method, world.url_values)
+            got = _outcome(response)
+            want = expected_by_who[who]
+            if got != want:
+                failures.append(f"{method} {endpoint} as {who}: expected {want}, got {got}")
+            assert response.status_code != 500, f"{method} {endpoint} as {who}: server error"
+    assert failures == [], "\n".join(failures)
+
+
+def test_matrix_helpers_are_strict() -> None:
+    rows: list[Callable[..., dict[str, object]]] = [everyone_signed_in, anyone]
+    for make in rows:
+        assert set(make()) == set(WHO)
+    assert only("admin")["legal_officer"] == 403
+    assert only("admin")["anonymous"] == LOGIN

@@ -1,0 +1,617 @@
+"""Account administration: the domain rules (portal.user_admin) and the admin pages over HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from html import unescape
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+from werkzeug.test import TestResponse
+
+from portal import create_app
+from portal.config import Settings
+from portal.db import utcnow
+from portal.invitations import complete_enrolment, find_invitation, open_enrolment
+from portal.models import (
+    Assessment,
+    AuditEvent,
+    Authority,
+    Invitation,
+    Item,
+    Provider,
+    RecipientKey,
+    RecoveryCode,
+    User,
+)
+from portal.security import totp
+from portal.security.login import GENERIC_FAILURE
+from portal.security.recovery import issue_recovery_codes
+from portal.security.sessions import load_session, start_session
+from portal.state import portal_state
+from portal.user_admin import (
+    UserAdminError,
+    change_role,
+    deactivate,
+    reactivate,
+    reset_2fa,
+    user_status,
+)
+from tests.support.auth import Credentials, csrf_token, login, make_user, post_password
+
+LINK = re.compile(r'id="enrolment-link" type="text" readonly value="http://localhost([^"]+)"')
+SECRET = re.compile(r'<code class="secret-key" id="secret-key">([A-Z2-7 ]+)</code>')
+RECOVERY = re.compile(r"<li><code>([a-z2-9-]{19})</code></li>")
+FINGERPRINT = "A1B2C3D4E5F60718293A4B5C6D7E8F9012345678"
+
+
+@pytest.fixture
+def app(settings: Settings, engine: Engine) -> Iterator[Flask]:
+    application = create_app(settings)
+    yield application
+    portal_state(application).engine.dispose()
+
+
+@pytest.fixture
+def db(app: Flask) -> Iterator[Session]:
+    with portal_state(app).sessions() as session:
+        yield session
+
+
+def text(response: TestResponse) -> str:
+    return unescape(response.get_data(as_text=True))
+
+
+def user(db: Session, who: Credentials | User) -> User:
+    """The user as now stored (``who`` re-read from the database)."""
+    db.expire_all()
+    found = db.get(User, who.user_id if isinstance(who, Credentials) else who.id)
+    assert found is not None
+    return found
+
+
+def actions(db: Session) -> list[str]:
+    db.expire_all()
+    return list(db.scalars(select(AuditEvent.action).order_by(AuditEvent.seq)))
+
+
+def signed_in(app: Flask, creds: Credentials) -> FlaskClient:
+    browser = app.test_client()
+    login(browser, creds)
+    assert browser.get("/account").status_code == 200
+    return browser
+
+
+def post_action(browser: FlaskClient, page: str, action: str, **data: str) -> TestResponse:
+    form = browser.get(page)
+    assert form.status_code == 200, text(form)
+    return browser.post(action, data={"csrf_token": csrf_token(form), **data})
+
+
+def assert_bounced(browser: FlaskClient) -> None:
+    response = browser.get("/account")
+    assert response.status_code == 302
+    assert "/login" in response.headers["Location"]
+
+
+def assert_login_fails(app: Flask, creds: Credentials) -> None:
+    """The first step (or, when that passes, the second) fails with the generic message."""
+    browser = app.test_client()
+    first = post_password(browser, creds.email, creds.password)
+    if first.status_code == 303:
+        page = browser.get("/login/code")
+        code = totp.code_at(creds.totp_secret, utcnow())
+        first = browser.post("/login/code", data={"csrf_token": csrf_token(page), "code": code})
+    assert first.status_code == 401
+    assert GENERIC_FAILURE in text(first)
+
+
+# --- domain rules ---------------------------------------------------------------------------
+
+
+def test_deactivate_ends_sessions_revokes_links_and_is_audited(db: Session) -> None:
+    admin = user(db, make_user(db, "admin"))
+    target = user(db, make_user(db, "recipient"))
+    link = reset_2fa(db, target, by=admin)  # an open re-enrolment link
+    token = start_session(db, target)
+    db.commit()
+    assert open_enrolment(db, link) is not None
+
+    deactivate(db, target, by=admin)
+    db.commit()
+    assert not target.is_active and user_status(target) == "deactivated"
+    assert load_session(db, token) is None
+    assert find_invitation(db, link) is None and open_enrolment(db, link) is None
+    event = db.scalars(select(AuditEvent).where(AuditEvent.action == "user.deactivate")).one()
+    assert event.actor == f"user:{admin.id}" and event.target == f"user:{target.id}"
+    assert json.loads(event.details) == {"sessions_ended": 1, "links_revoked": 1}
+
+    with pytest.raises(UserAdminError, match="already deactivated"):
+        deactivate(db, target, by=admin)
+    reactivate(db, target, by=admin)
+    db.commit()
+    assert target.is_active
+    with pytest.raises(UserAdminError, match="already active"):
+        reactivate(db, target, by=admin)
+    assert actions(db)[-1] == "user.reactivate"
+    assert open_enrolment(db, link) is None  # revoked links stay revoked
+
+
+def test_admins_cannot_deactivate_or_demote_themselves(db: Session) -> None:
+    admin = user(db, make_user(db, "admin"))
+    make_user(db, "admin")  # not the last one: the self rule alone refuses
+    events = len(actions(db))
+    with pytest.raises(UserAdminError, match="your own account"):
+        deactivate(db, admin, by=admin)
+    with pytest.raises(UserAdminError, match="your own account"):
+        change_role(db, admin, "legal_officer", by=admin)
+    with pytest.raises(UserAdminError, match="your own account"):
+        reset_2fa(db, admin, by=admin)
+    db.rollback()
+    assert user(db, admin).role == "admin"
+    assert len(actions(db)) == events
+
+
+def test_last_active_admin_can_be_neither_deactivated_nor_demoted(db: Session) -> None:
+    only = user(db, make_user(db, "admin"))
+    former = user(db, make_user(db, "admin"))
+    former.is_active = False
+    db.commit()
+    # Even when someone else acts (a deactivated admin's stale request, a script).
+    with pytest.raises(UserAdminError, match="last active administrator"):
+        deactivate(db, only, by=former)
+    with pytest.raises(UserAdminError, match="last active administrator"):
+        change_role(db, only, "legal_officer", by=former)
+    db.rollback()
+    assert user(db, only).is_active
+
+    # With a second active admin, either may be removed.
+    reactivate(db, former, by=only)
+    change_role(db, former, "legal_officer", by=only)
+    db.commit()
+    assert former.role == "legal_officer"
+
+
+def test_change_role_validates_ends_sessions_and_audits(db: Session) -> None:
+    admin = user(db, make_user(db, "admin"))
+    target = user(db, make_user(db, "requester", authority_code="WCU-A"))
+    db.add(Provider(code="NGO-B", name="Provider B", kind="ngo", public_name="B"))
+    db.commit()
+    token = start_session(db, target)
+    db.commit()
+    for role, authority, provider, field in [
+        ("provider", None, None, "provider"),
+        ("provider", "WCU-A", "NGO-B", "authority"),
+        ("recipient", "NOPE", None, "authority"),
+        ("legal_officer", "WCU-A", None, "authority"),
+        ("overlord", None, None, "role"),
+    ]:
+        with pytest.raises(UserAdminError) as caught:
+            change_role(db, target, role, authority, provider, by=admin)
+        assert caught.value.field == field
+        db.rollback()
+    with pytest.raises(UserAdminError, match="Nothing to change"):
+        change_role(db, target, "requester", "WCU-A", by=admin)
+    db.rollback()
+    assert load_session(db, token) is not None
+
+    change_role(db, target, "provider", None, "NGO-B", by=admin)
+    db.commit()
+    assert (target.role, target.authority_id) == ("provider", None)
+    assert target.provider_id == db.scalar(select(Provider.id).where(Provider.code == "NGO-B"))
+    assert load_session(db, token) is None
+    event = db.scalars(select(AuditEvent).where(AuditEvent.action == "user.role_change")).one()
+    assert json.loads(event.details) == {
+        "from": {"role": "requester", "authority": "WCU-A", "provider": None},
+        "to": {"role": "provider", "authority": None, "provider": "NGO-B"},
+        "sessions_ended": 1,
+    }
+
+
+def test_reset_2fa_clears_the_authenticator_and_issues_a_reenrolment_link(db: Session) -> None:
+    admin = user(db, make_user(db, "admin"))
+    creds = make_user(db, "legal_officer")
+    target = user(db, creds)
+    old_codes = issue_recovery_codes(db, target)
+    token = start_session(db, target)
+    db.commit()
+    now = utcnow()
+
+    first = reset_2fa(db, target, by=admin, now=now)
+    link = reset_2fa(db, target, by=admin, now=now)  # a second reset
+    db.commit()
+    assert target.totp_secret is None and target.totp_confirmed_at is None
+    assert target.totp_last_step is None and user_status(target) == "enrolling"
+    assert db.scalar(select(func.count()).select_from(RecoveryCode)) == 0
+    assert load_session(db, token) is None
+    assert find_invitation(db, first, now) is None  # replaced by the newer link
+    invitation = find_invitation(db, link, now)
+    assert invitation is not None and invitation.email == target.email
+    assert invitation.expires_at == now + timedelta(hours=48)
+    assert not totp.accept_code(target, totp.code_at(creds.totp_secret, now), now=now)
+
+    enrolment = open_enrolment(db, link, now)
+    assert enrolment is not None and enrolment.is_reenrolment and enrolment.user is target
+    secret = totp.new_secret()
+    _, codes = complete_enrolment(
+        db,
+        enrolment,
+        password_hash=None,
+        totp_secret=secret,
+        code=totp.code_at(secret, now),
+        now=now,
+    )
+    db.commit()
+    assert target.totp_secret == secret and target.totp_confirmed_at == now
+    assert target.role == "legal_officer" and user_status(target, now) == "active"
+    assert open_enrolment(db, link, now) is None
+
+    dump = json.dumps(list(db.execute(select(AuditEvent.details)).scalars()))
+    assert '"user.2fa_reset"' not in dump  # details only; the action is a column
+    for secret_value in (link, first, secret, creds.totp_secret, *codes, *old_codes):
+        assert secret_value not in dump
+    assert hashlib.sha256(link.encode()).hexdigest() not in dump
+    assert actions(db).count("user.2fa_reset") == 2
+
+
+def test_reset_2fa_refused_for_a_deactivated_account(db: Session) -> None:
+    admin = user(db, make_user(db, "admin"))
+    target = user(db, make_user(db, "provider"))
+    deactivate(db, target, by=admin)
+    with pytest.raises(UserAdminError, match="Reactivate it first"):
+        reset_2fa(db, target, by=admin)
+
+
+# --- pages: who may see what ----------------------------------------------------------------
+
+
+@pytest.fixture
+def registry(db: Session) -> dict[str, int]:
+    """One authority with a current and an expired assessment and a verified key, and a
+    provider with two items."""
+    now = utcnow()
+    authority = Authority(
+        code="WCU-DE", name="War Crimes Unit DE", kind="war_crimes_unit", country="DE"
+    )
+    provider = Provider(code="NGO-X", name="Rights Archive", kind="ngo", public_name="Archive X")
+    db.add_all([authority, provider])
+    db.flush()
+    db.add_all(
+        [
+            Assessment(
+                code="A-1",
+                authority_id=authority.id,
+                criterion="fair_trial",
+                finding="satisfied",
+                basis="Independent review of the judiciary, 2025.",
+                assessed_at=now - timedelta(days=10),
+                valid_until=now + timedelta(days=355),
+                assessed_by="Legal Officer One",
+            ),
+            Assessment(
+                code="A-2",
+                authority_id=authority.id,
+                criterion="witness_protection",
+                finding="not_satisfied",
+                basis="No protection programme in the old report.",
+                assessed_at=now - timedelta(days=800),
+                valid_until=now - timedelta(days=435),
+                assessed_by="Legal Officer Two",
+            ),
+            RecipientKey(
+                authority_id=authority.id,
+                fingerprint=FINGERPRINT,
+                armored="-----BEGIN PGP PUBLIC KEY BLOCK-----\n...",
+                algorithm="rsa4096",
+                uid="WCU DE <keys@wcu-de.example>",
+                verified_by="Admin One",
+                verified_at=datetime(2026, 1, 5, 10, 0, tzinfo=UTC),
+                verification_method="fingerprint read aloud by phone",
+            ),
+        ]
+    )
+    for number in (1, 2):
+        db.add(
+            Item(
+                code=f"ITM-{number}",
+                provider_id=provider.id,
+                kind="document",
+                title=f"Document {number}",
+                media_type="application/pdf",
+                original_filename=f"doc{number}.pdf",
+                size_bytes=10,
+                sha256=f"{number:064x}",
+                sensitivity="low",
+            )
+        )
+    db.commit()
+    return {"authority": authority.id, "provider": provider.id}
+
+
+ADMIN_ONLY_GETS = ["/admin/users", "/admin/users/invite", "/admin/users/{user}"]
+ADMIN_ONLY_POSTS = [
+    "/admin/users/invite",
+    "/admin/users/{user}/deactivate",
+    "/admin/users/{user}/reactivate",
+    "/admin/users/{user}/unlock",
+    "/admin/users/{user}/role",
+    "/admin/users/{user}/reset-2fa",
+    "/admin/invitations/1/cancel",
+]
+STAFF_GETS = [
+    "/admin/authorities",
+    "/admin/authorities/{authority}",
+    "/admin/providers",
+    "/admin/providers/{provider}",
+]
+
+
+@pytest.mark.parametrize("role", ["legal_officer", "requester", "recipient", "provider"])
+def test_non_admins_are_refused_the_user_pages(
+    app: Flask, db: Session, registry: dict[str, int], role: str
+) -> None:
+    victim = make_user(db, "requester", email="victim@example.test")
+    browser = signed_in(app, make_user(db, role))
+    token = csrf_token(browser.get("/account"))
+    ids = {"user": victim.user_id, **registry}
+    for path in ADMIN_ONLY_GETS:
+        assert browser.get(path.format(**ids)).status_code == 403, path
+    for path in ADMIN_ONLY_POSTS:
+        response = browser.post(path.format(**ids), data={"csrf_token": token, "role": "admin"})
+        assert response.status_code == 403, path
+    for path in STAFF_GETS:
+        expected = 200 if role == "legal_officer" else 403
+        assert browser.get(path.format(**ids)).status_code == expected, path
+    assert user(db, victim).role == "requester" and user(db, victim).is_active
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(app: Flask, registry: dict[str, int]) -> None:
+    browser = app.test_client()
+    for path in [*ADMIN_ONLY_GETS, *STAFF_GETS]:
+        response = browser.get(path.format(user=1, **registry))
+        assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_authority_and_provider_pages_show_assessments_keys_and_items(
+    app: Flask, db: Session, registry: dict[str, int]
+) -> None:
+    browser = signed_in(app, make_user(db, "legal_officer"))
+    listing = text(browser.get("/admin/authorities"))
+    assert "War Crimes Unit DE" in listing and "WCU-DE" in listing
+    page = browser.get(f"/admin/authorities/{registry['authority']}")
+    assert page.status_code == 200
+    body = text(page)
+    assert "Fair trial" in body and "Independent review of the judiciary" in body
+    assert "Witness protection" in body and "Not satisfied" in body
+    assert body.count("badge--current") == 1 and body.count("badge--expired") == 1
+    assert "A1B2 C3D4 E5F6 0718 293A  4B5C 6D7E 8F90 1234 5678" in body
+    assert "Admin One" in body and "2026-01-05 10:00 UTC" in body
+    assert "fingerprint read aloud by phone" in body
+    assert browser.get("/admin/authorities/999999").status_code == 404
+
+    providers = text(browser.get("/admin/providers"))
+    assert "Rights Archive" in providers and "Archive X" in providers
+    detail = text(browser.get(f"/admin/providers/{registry['provider']}"))
+    assert "Ngo" in detail or "NGO" in detail.upper()
+    assert re.search(r"Items in the repository</dt><dd>2</dd>", detail)
+    assert browser.get("/admin/providers/999999").status_code == 404
+    # The legal officer sees no link to the admin-only pages.
+    assert "/admin/users" not in text(browser.get("/admin/providers"))
+
+
+# --- pages: what admins do ------------------------------------------------------------------
+
+
+def test_users_list_shows_status_and_filters(app: Flask, db: Session) -> None:
+    admin = make_user(db, "admin")
+    recipient = make_user(
+        db, "recipient", authority_code="WCU-R", email="rana.recipient@example.test"
+    )
+    provider = make_user(db, "provider", email="pavel.provider@example.test")
+    locked = user(db, provider)
+    locked.locked_until = utcnow() + timedelta(minutes=10)
+    db.commit()
+    browser = signed_in(app, admin)
+
+    everyone = text(browser.get("/admin/users"))
+    for creds in (admin, recipient, provider):
+        assert creds.email in everyone
+    assert "Locked" in everyone and "Active" in everyone and "Last sign-in" in everyone
+
+    only_recipients = text(browser.get("/admin/users?role=recipient"))
+    assert recipient.email in only_recipients and provider.email not in only_recipients
+    only_locked = text(browser.get("/admin/users?status=locked"))
+    assert provider.email in only_locked and recipient.email not in only_locked
+    by_org = text(browser.get("/admin/users?organisation=authority:WCU-R"))
+    assert recipient.email in by_org and admin.email not in by_org
+    staff = text(browser.get("/admin/users?organisation=staff"))
+    assert admin.email in staff and recipient.email not in staff
+    search = text(browser.get("/admin/users?q=RANA"))
+    assert recipient.email in search and provider.email not in search
+    assert browser.get("/admin/users?q=%25_%5C&role=bogus&status=bogus").status_code == 200
+
+
+def test_deactivation_bounces_the_open_session_and_login_fails(app: Flask, db: Session) -> None:
+    admin = make_user(db, "admin")
+    target = make_user(db, "requester")
+    victim_browser = signed_in(app, target)
+    admin_browser = signed_in(app, admin)
+    page = f"/admin/users/{target.user_id}"
+
+    # Without the CSRF token nothing happens.
+    refused = admin_browser.post(f"{page}/deactivate")
+    assert refused.status_code == 400 and user(db, target).is_active
+
+    done = post_action(admin_browser, page, f"{page}/deactivate")
+    assert done.status_code == 302 and done.headers["Location"].endswith(page)
+    assert "deactivated" in text(admin_browser.get(page))
+    assert not user(db, target).is_active
+    assert_bounced(victim_browser)
+    assert_login_fails(app, target)
+    assert "user.deactivate" in actions(db)
+
+    post_action(admin_browser, page, f"{page}/reactivate")
+    assert user(db, target).is_active
+    assert signed_in(app, target)
+    assert "user.reactivate" in actions(db)
+
+
+def test_role_change_form_validates_ends_sessions_and_audits(app: Flask, db: Session) -> None:
+    admin = make_user(db, "admin")
+    target = make_user(db, "requester", authority_code="WCU-A")
+    victim_browser = signed_in(app, target)
+    admin_browser = signed_in(app, admin)
+    page = f"/admin/users/{target.user_id}"
+
+    bad = post_action(
+        admin_browser, page, f"{page}/role", role="recipient", authority="", provider=""
+    )
+    assert bad.status_code == 400
+    body = text(bad)
+    assert "Choose the authority" in body and 'role="alert"' in body and 'href="#authority"' in body
+    assert user(db, target).role == "requester"
+    assert victim_browser.get("/account").status_code == 200
+
+    done = post_action(
+        admin_browser, page, f"{page}/role", role="recipient", authority="WCU-A", provider=""
+    )
+    assert done.status_code == 302
+    assert user(db, target).role == "recipient"
+    assert_bounced(victim_browser)
+    assert "user.role_change" in actions(db)
+
+
+def test_reset_2fa_through_the_pages_then_reenrol(app: Flask, db: Session) -> None:
+    admin = make_user(db, "admin")
+    target = make_user(db, "provider")
+    victim_browser = signed_in(app, target)
+    admin_browser = signed_in(app, admin)
+    page = f"/admin/users/{target.user_id}"
+
+    shown = post_action(admin_browser, page, f"{page}/reset-2fa")
+    assert shown.status_code == 200
+    body = text(shown)
+    found = LINK.search(body)
+    assert found is not None and "shown only once" in body and "expires on" in body
+    link = found.group(1)
+    assert link not in text(admin_browser.get(page))
+    assert_bounced(victim_browser)
+    assert_login_fails(app, target)  # the old authenticator no longer works
+
+    invitee = app.test_client()
+    start = invitee.get(link)
+    assert start.status_code == 302 and start.headers["Location"].endswith(f"{link}/authenticator")
+    form = invitee.get(f"{link}/authenticator")
+    found_secret = SECRET.search(text(form))
+    assert found_secret is not None
+    secret = found_secret.group(1).replace(" ", "")
+    assert secret != target.totp_secret
+    done = invitee.post(
+        f"{link}/authenticator",
+        data={"csrf_token": csrf_token(form), "code": totp.code_at(secret, utcnow())},
+    )
+    assert done.status_code == 200
+    assert len(RECOVERY.findall(text(done))) == 10
+
+    renewed = Credentials(target.email, target.password, secret, target.user_id)
+    assert signed_in(app, renewed)
+    assert {"user.2fa_reset", "user.enrol"} <= set(actions(db))
+
+
+def test_own_account_and_last_admin_are_protected_in_the_pages(app: Flask, db: Session) -> None:
+    admin = make_user(db, "admin")
+    browser = signed_in(app, admin)
+    page = f"/admin/users/{admin.user_id}"
+    body = text(browser.get(page))
+    assert "You cannot deactivate your own account" in body
+    assert f"{page}/deactivate" not in body
+
+    refused = post_action(browser, "/admin/users", f"{page}/deactivate")
+    assert refused.status_code == 302
+    assert "cannot deactivate your own account" in text(browser.get(page))
+    demote = post_action(
+        browser, "/admin/users", f"{page}/role", role="legal_officer", authority="", provider=""
+    )
+    assert demote.status_code == 400
+    assert "cannot change the role of your own account" in text(demote)
+    reset = post_action(browser, "/admin/users", f"{page}/reset-2fa")
+    assert reset.status_code == 302
+    me = user(db, admin)
+    assert me.is_active and me.role == "admin" and me.totp_secret == admin.totp_secret
+    assert browser.get("/account").status_code == 200
+
+
+def test_invitation_can_be_cancelled_from_the_list(app: Flask, db: Session) -> None:
+    admin = make_user(db, "admin")
+    browser = signed_in(app, admin)
+    form = browser.get("/admin/users/invite")
+    created = browser.post(
+        "/admin/users/invite",
+        data={
+            "csrf_token": csrf_token(form),
+            "email": "lena.officer@mechanism.example.org",
+            "display_name": "Lena Officer",
+            "role": "legal_officer",
+            "authority": "",
+            "provider": "",
+        },
+    )
+    found = LINK.search(text(created))
+    assert found is not None
+    listing = text(browser.get("/admin/users?status=invited"))
+    assert "lena.officer@mechanism.example.org" in listing
+    invitation_id = db.scalar(select(Invitation.id))
+    done = post_action(browser, "/admin/users", f"/admin/invitations/{invitation_id}/cancel")
+    assert done.status_code == 302
+    assert "was cancelled" in text(browser.get("/admin/users"))
+    assert app.test_client().get(found.group(1)).status_code == 404
+    assert "user.invite_cancel" in actions(db)
+
+
+def test_audit_of_admin_actions_holds_no_secrets(app: Flask, db: Session) -> None:
+    admin = make_user(db, "admin")
+    target = make_user(db, "recipient")
+    browser = signed_in(app, admin)
+    page = f"/admin/users/{target.user_id}"
+    shown = post_action(browser, page, f"{page}/reset-2fa")
+    found = LINK.search(text(shown))
+    assert found is not None
+    token = found.group(1).rsplit("/", 1)[1]
+    post_action(browser, page, f"{page}/deactivate")
+    db.expire_all()
+    rows = db.execute(select(AuditEvent.action, AuditEvent.details)).all()
+    dump = json.dumps([list(row) for row in rows])
+    for secret_value in (token, admin.password, target.password, admin.totp_secret):
+        assert secret_value not in dump
+    assert target.totp_secret not in dump
+    assert hashlib.sha256(token.encode()).hexdigest() not in dump
+    assert {"user.2fa_reset", "user.deactivate"} <= {action for action, _ in rows}
+
+
+def test_locked_account_can_be_unlocked(app: Flask, db: Session) -> None:
+    admin = make_user(db, "admin")
+    target = make_user(db, "recipient")
+    locked = user(db, target)
+    locked.locked_until = utcnow() + timedelta(minutes=15)
+    db.commit()
+    browser = signed_in(app, admin)
+    page = f"/admin/users/{target.user_id}"
+    assert f"{page}/unlock" in text(browser.get(page))
+    assert_login_fails(app, target)
+
+    done = post_action(browser, page, f"{page}/unlock")
+    assert done.status_code == 302
+    assert "was unlocked" in text(browser.get(page))
+    assert user_status(user(db, target)) == "active"
+    assert "auth.unlock" in actions(db)
+    assert signed_in(app, target)
+    again = post_action(browser, page, f"{page}/unlock")
+    assert again.status_code == 302
+    assert "not locked" in text(browser.get(page))

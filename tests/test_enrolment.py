@@ -1,0 +1,340 @@
+"""Enrolment over HTTP: invitation link -> password -> authenticator -> recovery codes -> sign in.
+
+A real app on each database backend, driven through the Flask test client: the admin
+invites through the form, the invitee follows the link in a browser of their own.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from html import unescape
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+from werkzeug.test import TestResponse
+
+from portal import create_app
+from portal.accounts import NewUser
+from portal.config import Settings
+from portal.db import utcnow
+from portal.invitations import INVITATION_LIFETIME, invite
+from portal.models import AuditEvent, Authority, Invitation, RecoveryCode, User
+from portal.security import totp
+from portal.security.login import GENERIC_FAILURE
+from portal.security.qr import qr_svg
+from portal.state import portal_state
+from portal.web.enrol import INVALID_MESSAGE, INVALID_TITLE
+from tests.support.auth import (
+    Credentials,
+    csrf_token,
+    login,
+    make_user,
+    post_code,
+    post_password,
+)
+
+INVITEE = "noor.salem@wcu.example.nl"
+GOOD_PASSWORD = "lantern quarry violet 58"
+LINK = re.compile(r'id="enrolment-link" type="text" readonly value="([^"]+)"')
+SECRET = re.compile(r'<code class="secret-key" id="secret-key">([A-Z2-7 ]+)</code>')
+RECOVERY = re.compile(r"<li><code>([a-z2-9-]{19})</code></li>")
+QR_TITLE = "QR code to add the Sharing Portal to your authenticator app"
+
+
+@pytest.fixture
+def app(settings: Settings, engine: Engine) -> Iterator[Flask]:
+    application = create_app(settings)
+    yield application
+    portal_state(application).engine.dispose()
+
+
+@pytest.fixture
+def db(app: Flask) -> Iterator[Session]:
+    with portal_state(app).sessions() as session:
+        yield session
+
+
+@pytest.fixture
+def admin(db: Session) -> Credentials:
+    db.add(
+        Authority(code="WCU-NL", name="War Crimes Unit NL", kind="war_crimes_unit", country="NL")
+    )
+    db.commit()
+    return make_user(db, "admin")
+
+
+def text(response: TestResponse) -> str:
+    return unescape(response.get_data(as_text=True))
+
+
+def invite_through_form(app: Flask, admin: Credentials, **fields: str) -> str:
+    """Sign in as ``admin`` in a browser of its own and invite; returns the link path."""
+    browser = app.test_client()
+    login(browser, admin)
+    form = browser.get("/admin/users/invite")
+    assert form.status_code == 200
+    data = {
+        "csrf_token": csrf_token(form),
+        "email": INVITEE,
+        "display_name": "Noor Salem",
+        "role": "requester",
+        "authority": "WCU-NL",
+        "provider": "",
+        **fields,
+    }
+    created = browser.post("/admin/users/invite", data=data)
+    assert created.status_code == 200, text(created)
+    body = text(created)
+    assert "shown only once" in body
+    found = LINK.search(body)
+    assert found is not None
+    assert found.group(1).startswith("http://localhost/enrol/")
+    # The page after this one never shows the link again.
+    assert found.group(1) not in text(browser.get("/admin/users"))
+    return found.group(1).removeprefix("http://localhost")
+
+
+def post_password_step(
+    browser: FlaskClient, link: str, password: str, confirm: str | None = None
+) -> TestResponse:
+    page = browser.get(link)
+    return browser.post(
+        link,
+        data={
+            "csrf_token": csrf_token(page),
+            "password": password,
+            "confirm": password if confirm is None else confirm,
+        },
+    )
+
+
+def open_authenticator(browser: FlaskClient, link: str) -> tuple[TestResponse, str]:
+    page = browser.get(f"{link}/authenticator")
+    assert page.status_code == 200, text(page)
+    found = SECRET.search(text(page))
+    assert found is not None
+    return page, found.group(1).replace(" ", "")
+
+
+def assert_invalid_link(response: TestResponse) -> None:
+    assert response.status_code == 404
+    body = text(response)
+    assert INVALID_TITLE in body and INVALID_MESSAGE in body
+
+
+def audit_dump(db: Session) -> str:
+    db.expire_all()
+    rows = db.execute(select(AuditEvent.actor, AuditEvent.action, AuditEvent.details)).all()
+    return json.dumps([list(row) for row in rows])
+
+
+def test_full_enrolment_journey(app: Flask, db: Session, admin: Credentials) -> None:
+    link = invite_through_form(app, admin)
+    token = link.rsplit("/", 1)[1]
+    invitee = app.test_client()
+
+    # Step 1: the password. Weak ones are refused with the reason, beside the field.
+    page = invitee.get(link)
+    assert page.status_code == 200
+    body = text(page)
+    assert "Choose your password" in body and "Noor Salem" in body
+    assert 'autocomplete="new-password"' in body and 'autocomplete="username"' in body
+    for weak, reason in [
+        ("short pass", "at least 12 characters"),
+        ("q1w2e3r4t5y6", "commonly used passwords"),
+        (INVITEE, "e-mail address"),
+        ("noor.salem", "at least 12"),
+    ]:
+        refused = post_password_step(invitee, link, weak)
+        assert refused.status_code == 400
+        body = text(refused)
+        assert reason in body
+        assert 'role="alert"' in body and 'aria-invalid="true"' in body
+        assert weak not in body.replace(INVITEE, "") or weak == INVITEE
+    mismatch = post_password_step(invitee, link, GOOD_PASSWORD, GOOD_PASSWORD + "!")
+    assert mismatch.status_code == 400 and "not the same" in text(mismatch)
+    # Without a password the authenticator step sends the invitee back.
+    assert invitee.get(f"{link}/authenticator").headers["Location"].endswith(link)
+
+    chosen = post_password_step(invitee, link, GOOD_PASSWORD)
+    assert chosen.status_code == 302
+    assert chosen.headers["Location"].endswith(f"{link}/authenticator")
+    assert db.scalar(select(User).where(User.email == INVITEE)) is None  # nothing yet
+
+    # Step 2: the QR code (an SVG image, not stored, no style) and the key in text.
+    page, secret = open_authenticator(invitee, link)
+    body = text(page)
+    assert f'src="{link}/qr.svg"' in body
+    assert 'autocomplete="one-time-code"' in body and 'inputmode="numeric"' in body
+    assert "<script" not in body and "style=" not in body
+    qr = invitee.get(f"{link}/qr.svg")
+    assert qr.status_code == 200
+    assert qr.mimetype == "image/svg+xml"
+    assert qr.headers["Cache-Control"] == "no-store"
+    svg = qr.get_data(as_text=True)
+    assert svg.startswith("<svg") and "style" not in svg.lower() and "<script" not in svg
+    assert svg == qr_svg(totp.provisioning_uri(secret, INVITEE), title=QR_TITLE)
+    assert "secret=" + secret in totp.provisioning_uri(secret, INVITEE)
+    # Reloading keeps the same key (the invitee may have scanned it already).
+    assert open_authenticator(invitee, link)[1] == secret
+
+    now = utcnow()
+    right = totp.code_at(secret, now)
+    wrong = f"{(int(right) + 500_000) % 1_000_000:06d}"
+    refused = invitee.post(
+        f"{link}/authenticator", data={"csrf_token": csrf_token(page), "code": wrong}
+    )
+    assert refused.status_code == 400 and "did not match" in text(refused)
+    assert db.scalar(select(User).where(User.email == INVITEE)) is None
+
+    # Step 3: confirmed -> account created, link consumed, recovery codes shown once.
+    done = invitee.post(
+        f"{link}/authenticator", data={"csrf_token": csrf_token(page), "code": right}
+    )
+    assert done.status_code == 200, text(done)
+    body = text(done)
+    codes = RECOVERY.findall(body)
+    assert len(codes) == 10 and len(set(codes)) == 10
+    assert "shown only this once" in body and 'href="/login"' in body
+    user = db.scalars(select(User).where(User.email == INVITEE)).one()
+    assert user.role == "requester" and user.totp_confirmed_at is not None
+    assert db.scalars(select(Invitation.used_at)).one() is not None
+    assert len(db.scalars(select(RecoveryCode).where(RecoveryCode.user_id == user.id)).all()) == 10
+
+    # Reloading (the browser re-posts) or reopening the link shows nothing again.
+    again = invitee.post(
+        f"{link}/authenticator", data={"csrf_token": csrf_token(page), "code": right}
+    )
+    assert_invalid_link(again)
+    assert not set(codes) & set(RECOVERY.findall(text(again)))
+    assert_invalid_link(invitee.get(link))
+    assert_invalid_link(invitee.get(f"{link}/qr.svg"))
+
+    # The new account signs in with its password and authenticator.
+    creds = Credentials(INVITEE, GOOD_PASSWORD, secret, user.id)
+    fresh = app.test_client()
+    assert login(fresh, creds).status_code == 303
+    assert fresh.get("/account").status_code == 200
+
+    dump = audit_dump(db)
+    assert '"user.invite"' in dump and '"user.enrol"' in dump
+    for secret_value in (token, secret, GOOD_PASSWORD, right, *codes, user.password_hash or "?"):
+        assert secret_value not in dump
+
+
+def test_enrolment_can_resume_with_the_same_link(
+    app: Flask, db: Session, admin: Credentials
+) -> None:
+    link = invite_through_form(app, admin)
+    first = app.test_client()
+    assert post_password_step(first, link, GOOD_PASSWORD).status_code == 302
+    _, secret = open_authenticator(first, link)
+    # Back in the same browser: straight to the authenticator step, same key.
+    resumed = first.get(link)
+    assert resumed.status_code == 302 and resumed.headers["Location"].endswith("/authenticator")
+    assert open_authenticator(first, link)[1] == secret
+
+    # In another browser the link still works from the start; nothing was consumed.
+    second = app.test_client()
+    assert second.get(link).status_code == 200
+    assert post_password_step(second, link, "another good passphrase").status_code == 302
+    page, other_secret = open_authenticator(second, link)
+    assert other_secret != secret
+    done = second.post(
+        f"{link}/authenticator",
+        data={"csrf_token": csrf_token(page), "code": totp.code_at(other_secret, utcnow())},
+    )
+    assert done.status_code == 200
+    # The first browser's half-finished enrolment is now void.
+    assert_invalid_link(first.get(f"{link}/authenticator"))
+
+
+def test_expired_used_and_unknown_links_get_one_clear_message(
+    app: Flask, db: Session, admin: Credentials
+) -> None:
+    admin_user = db.get(User, admin.user_id)
+    assert admin_user is not None
+    long_ago = utcnow() - INVITATION_LIFETIME - timedelta(minutes=1)
+    _, expired = invite(
+        db,
+        NewUser("old@wcu.example.nl", "Old Invite", "admin"),
+        invited_by=admin_user,
+        now=long_ago,
+    )
+    db.commit()
+    browser = app.test_client()
+    for path in (
+        f"/enrol/{expired}",
+        f"/enrol/{expired}/authenticator",
+        f"/enrol/{expired}/qr.svg",
+    ):
+        assert_invalid_link(browser.get(path))
+    token = csrf_token(browser.get("/login"))
+    for path in (f"/enrol/{expired}", f"/enrol/{expired}/authenticator"):
+        data = {"csrf_token": token, "password": GOOD_PASSWORD, "confirm": GOOD_PASSWORD}
+        assert_invalid_link(browser.post(path, data=data | {"code": "123456"}))
+    assert_invalid_link(browser.get("/enrol/not-a-real-token"))
+    assert_invalid_link(browser.get("/enrol/" + "x" * 300))
+
+    # Just inside 48 hours the link still works.
+    _, fresh = invite(
+        db,
+        NewUser("new@wcu.example.nl", "New Invite", "admin"),
+        invited_by=admin_user,
+        now=utcnow() - INVITATION_LIFETIME + timedelta(minutes=5),
+    )
+    db.commit()
+    assert browser.get(f"/enrol/{fresh}").status_code == 200
+
+
+def test_enrolment_forms_need_the_csrf_token(app: Flask, admin: Credentials) -> None:
+    link = invite_through_form(app, admin)
+    browser = app.test_client()
+    refused = browser.post(link, data={"password": GOOD_PASSWORD, "confirm": GOOD_PASSWORD})
+    assert refused.status_code == 400
+    assert "Form expired" in text(refused)
+    assert browser.get(link).status_code == 200  # still unused
+
+
+def test_duplicate_email_refused_in_the_invite_form(app: Flask, admin: Credentials) -> None:
+    invite_through_form(app, admin)
+    browser = app.test_client()
+    login(browser, admin)
+    form = browser.get("/admin/users/invite")
+    for email, words in [
+        (INVITEE.upper(), "already has an open invitation"),
+        (admin.email, "already has an account"),
+    ]:
+        refused = browser.post(
+            "/admin/users/invite",
+            data={
+                "csrf_token": csrf_token(form),
+                "email": email,
+                "display_name": "Someone",
+                "role": "admin",
+                "authority": "",
+                "provider": "",
+            },
+        )
+        assert refused.status_code == 400
+        body = text(refused)
+        assert words in body and 'role="alert"' in body
+        assert 'href="#email"' in body  # the summary points at the field
+
+
+def test_login_before_enrolment_is_complete_fails_generically(
+    app: Flask, db: Session, admin: Credentials
+) -> None:
+    link = invite_through_form(app, admin)
+    browser = app.test_client()
+    assert post_password_step(browser, link, GOOD_PASSWORD).status_code == 302
+    open_authenticator(browser, link)
+    attempt = post_password(app.test_client(), INVITEE, GOOD_PASSWORD)
+    assert attempt.status_code == 401 and GENERIC_FAILURE in text(attempt)
+    assert post_code(app.test_client(), "123456").status_code == 401
