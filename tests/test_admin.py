@@ -44,7 +44,14 @@ from portal.user_admin import (
     reset_2fa,
     user_status,
 )
-from tests.support.auth import Credentials, csrf_token, login, make_user, post_password
+from tests.support.auth import (
+    TEST_RATE_LIMIT,
+    Credentials,
+    csrf_token,
+    login,
+    make_user,
+    post_password,
+)
 
 LINK = re.compile(r'id="enrolment-link" type="text" readonly value="http://localhost([^"]+)"')
 SECRET = re.compile(r'<code class="secret-key" id="secret-key">([A-Z2-7 ]+)</code>')
@@ -54,7 +61,7 @@ FINGERPRINT = "A1B2C3D4E5F60718293A4B5C6D7E8F9012345678"
 
 @pytest.fixture
 def app(settings: Settings, engine: Engine) -> Iterator[Flask]:
-    application = create_app(settings)
+    application = create_app(settings.with_overrides(login_rate_limit=TEST_RATE_LIMIT))
     yield application
     portal_state(application).engine.dispose()
 

@@ -31,6 +31,7 @@ from portal.security.qr import qr_svg
 from portal.state import portal_state
 from portal.web.enrol import INVALID_MESSAGE, INVALID_TITLE
 from tests.support.auth import (
+    TEST_RATE_LIMIT,
     Credentials,
     csrf_token,
     login,
@@ -49,7 +50,7 @@ QR_TITLE = "QR code to add the Sharing Portal to your authenticator app"
 
 @pytest.fixture
 def app(settings: Settings, engine: Engine) -> Iterator[Flask]:
-    application = create_app(settings)
+    application = create_app(settings.with_overrides(login_rate_limit=TEST_RATE_LIMIT))
     yield application
     portal_state(application).engine.dispose()
 
@@ -338,3 +339,27 @@ def test_login_before_enrolment_is_complete_fails_generically(
     attempt = post_password(app.test_client(), INVITEE, GOOD_PASSWORD)
     assert attempt.status_code == 401 and GENERIC_FAILURE in text(attempt)
     assert post_code(app.test_client(), "123456").status_code == 401
+
+
+def test_enrolment_posts_are_rate_limited_per_address(
+    settings: Settings, engine: Engine, db: Session
+) -> None:
+    """Each password-step POST costs an argon2 hash: a holder of a link cannot make the
+    server hash without limit."""
+    limited = create_app(settings.with_overrides(login_rate_limit="3 per minute"))
+    try:
+        with portal_state(limited).sessions() as session:
+            admin_user = session.get(User, make_user(session, "admin").user_id)
+            assert admin_user is not None
+            _, token = invite(
+                session,
+                NewUser("rate.limited@example.test", "Rate Limited", "admin"),
+                invited_by=admin_user,
+            )
+            session.commit()
+        browser = limited.test_client()
+        link = f"/enrol/{token}"
+        statuses = [post_password_step(browser, link, "short").status_code for _ in range(4)]
+        assert statuses == [400, 400, 400, 429]
+    finally:
+        portal_state(limited).engine.dispose()
