@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from flask import Flask
@@ -17,6 +18,13 @@ from flask.cli import FlaskGroup
 from portal.config import ConfigError, Settings, ensure_secret_key
 from portal.db import make_engine, transaction
 from portal.state import portal_state
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from portal.models import User
+
+M = TypeVar("M")
 
 
 def _create_app() -> Flask:
@@ -133,3 +141,123 @@ def audit_head_command() -> None:
     state = portal_state()
     with state.sessions() as session:
         click.echo(str(head(session)))
+
+
+@main.group("policy")
+def policy_group() -> None:
+    """The sharing policy files."""
+
+
+@policy_group.command("check", with_appcontext=False)
+def policy_check_command() -> None:
+    """Validate the policy files; exit 1 listing every problem as `file: key: reason`."""
+    from portal.policy import PolicyError, load_policy
+
+    try:
+        settings = Settings.from_env()
+        policy = load_policy(settings.policies_dir)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    except PolicyError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(
+        f"Policy {policy.id} is valid: {len(policy.rules)} rules, revision {policy.revision}."
+    )
+
+
+@main.group("rfa")
+def rfa_group() -> None:
+    """Requests for assistance."""
+
+
+@rfa_group.command("check")
+@click.argument("rfa_ref")
+@click.option("--as", "as_email", required=True, help="E-mail of the legal officer asking.")
+@click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
+def rfa_check_command(rfa_ref: str, as_email: str, as_json: bool) -> None:
+    """Run the eligibility check on RFA_REF (its code) and store the decision."""
+    from portal.audit import actor_label
+    from portal.decisions import CheckRefused, changes_since_previous, load_result, run_check
+    from portal.models import Rfa
+
+    state = portal_state()
+    with transaction(state.sessions) as session:
+        user = _cli_user(session, as_email, "rfa.check")
+        rfa = _cli_scoped(session, Rfa, user, code=rfa_ref, label=f"request {rfa_ref}")
+        try:
+            decision = run_check(
+                session, rfa, state.policy, requested_by=user, actor=actor_label(user)
+            )
+        except CheckRefused as exc:
+            raise click.ClickException(str(exc)) from None
+        result = load_result(decision)
+        changes = changes_since_previous(session, decision)
+        decision_id = decision.id
+    _print_decision(decision_id, result, changes, as_json)
+
+
+@main.group("decision")
+def decision_group() -> None:
+    """Stored eligibility decisions."""
+
+
+@decision_group.command("show")
+@click.argument("decision_id")
+@click.option("--as", "as_email", required=True, help="E-mail of the staff member asking.")
+@click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
+def decision_show_command(decision_id: str, as_email: str, as_json: bool) -> None:
+    """Print a stored decision and what changed since the previous one."""
+    from portal.decisions import changes_since_previous, load_result
+    from portal.models import Decision
+
+    state = portal_state()
+    with state.sessions() as session:
+        user = _cli_user(session, as_email, "decision.view")
+        decision = _cli_scoped(
+            session, Decision, user, id=decision_id, label=f"decision {decision_id}"
+        )
+        result = load_result(decision)
+        changes = changes_since_previous(session, decision)
+    _print_decision(decision_id, result, changes, as_json)
+
+
+def _print_decision(decision_id: str, result: Any, changes: Any, as_json: bool) -> None:
+    import json
+
+    from portal.policy.report import format_decision
+
+    if as_json:
+        payload = {
+            "decision_id": decision_id,
+            "result": result.to_json(),
+            "changes_since_previous": None
+            if changes is None
+            else [change.sentence() for change in changes],
+        }
+        click.echo(json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=True))
+    else:
+        click.echo(format_decision(decision_id, result, changes))
+
+
+def _cli_user(session: Session, email: str, action: str) -> User:
+    """The active user acting through the CLI, allowed ``action`` by the same table as the
+    pages; refuses with one message whether the account is unknown or not allowed."""
+    from sqlalchemy import select
+
+    from portal.models import User
+    from portal.security.authz import allowed
+
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None or not user.is_active or not allowed(user.role, action):
+        raise click.ClickException(f"{email} is not an active user allowed to {action}")
+    return user
+
+
+def _cli_scoped(session: Session, model: type[M], user: User, *, label: str, **by: Any) -> M:
+    from portal.security.authz import scoped
+
+    found = session.scalars(scoped(model, user).filter_by(**by).limit(2)).all()
+    if len(found) != 1:
+        raise click.ClickException(f"no {label} that {user.email} may see")
+    return found[0]

@@ -8,8 +8,10 @@ from flask import Flask, current_app
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from portal.config import Settings
+from portal.config import ConfigError, Settings
 from portal.db import make_engine, make_session_factory
+from portal.decisions import guard_decisions
+from portal.policy import Policy, PolicyError, load_policy
 from portal.storage import FileBlobStore
 
 
@@ -19,15 +21,24 @@ class PortalState:
     engine: Engine
     sessions: sessionmaker[Session]
     blobs: FileBlobStore
+    policy: Policy
 
 
 def build_state(settings: Settings) -> PortalState:
+    """Everything a running portal needs; refuses a policy that does not validate."""
+    try:
+        policy = load_policy(settings.policies_dir)
+    except PolicyError as exc:
+        raise ConfigError(f"the sharing policy does not validate:\n{exc}") from None
     engine = make_engine(settings.database_url)
+    sessions = make_session_factory(engine)
+    guard_decisions(sessions)
     return PortalState(
         settings=settings,
         engine=engine,
-        sessions=make_session_factory(engine),
+        sessions=sessions,
         blobs=FileBlobStore(settings.blob_dir),
+        policy=policy,
     )
 
 

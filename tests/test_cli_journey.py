@@ -8,34 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 from sqlalchemy import Engine, func, select, text
 
-from portal.cli import main
 from portal.db import make_engine
 from portal.models import AuditEvent, Item, Provider, User
 from tests.conftest import DatabaseUnderTest
+from tests.support.cli import Portal
 
-
-class Portal:
-    """Runs `portal …` commands against one instance directory and database."""
-
-    def __init__(self, instance: Path, database_url: str) -> None:
-        self.env = {
-            "PORTAL_INSTANCE_DIR": str(instance),
-            "PORTAL_DATABASE_URL": database_url,
-            "PORTAL_DEMO": "1",
-            "PORTAL_TESTING": "",
-        }
-        self.runner = CliRunner()
-
-    def __call__(self, *args: str) -> Result:
-        return self.runner.invoke(main, list(args), env=self.env, catch_exceptions=False)
-
-
-@pytest.fixture
-def portal(tmp_path: Path, database: DatabaseUnderTest) -> Portal:
-    return Portal(tmp_path / "instance", database.url)
+pytest_plugins = ["tests.support.cli"]  # the `portal` fixture
 
 
 @pytest.fixture

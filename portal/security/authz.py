@@ -62,6 +62,8 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "admin.authorities.view": STAFF,
     "admin.providers.view": STAFF,
     "audit.view": frozenset({"admin"}),
+    "rfa.check": frozenset({"legal_officer"}),
+    "decision.view": STAFF,
 }
 
 #: Endpoints the guard lets through without any declaration (Flask's static files).
