@@ -6,7 +6,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from portal import migrate
 from portal.db import make_engine
@@ -65,5 +65,50 @@ def test_migrated_schema_enforces_constraints(database: DatabaseUnderTest) -> No
             with pytest.raises(IntegrityError), engine.begin() as connection:
                 for part in statement.split(";"):
                     connection.execute(text(part))
+    finally:
+        engine.dispose()
+
+
+def test_decision_records_cannot_be_changed_even_with_raw_sql(
+    database: DatabaseUnderTest,
+) -> None:
+    engine = make_engine(database.url)
+    try:
+        migrate.upgrade(engine)
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO authority (code, name, kind, country, created_at)"
+                    " VALUES ('A1', 'a', 'court', 'XX', CURRENT_TIMESTAMP)"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO rfa (code, authority_id, status, their_reference, legal_basis,"
+                    " proceedings_type, offences, persons_concerned, summary_of_facts,"
+                    " assistance_sought, places, urgency, urgency_justification,"
+                    " confidentiality, created_at, submitted_at, updated_at, version)"
+                    " VALUES ('R1', (SELECT id FROM authority), 'submitted', 'x', '',"
+                    " 'investigation', '[]', '', '', '', '', 'normal', '', '',"
+                    " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1)"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO decision (id, rfa_id, policy_id, policy_revision,"
+                    " engine_version, snapshot_json, snapshot_sha256, results_json, outcome,"
+                    " created_at) VALUES ('d1', (SELECT id FROM rfa), 'p', :h, '1', '{}', :h,"
+                    " '{}', 'eligible', CURRENT_TIMESTAMP)"
+                ),
+                {"h": "a" * 64},
+            )
+        for statement in (
+            "UPDATE decision SET outcome = 'ineligible'",
+            "DELETE FROM decision",
+        ):
+            with pytest.raises(DBAPIError, match="immutable"), engine.begin() as connection:
+                connection.execute(text(statement))
+        with engine.connect() as connection:
+            assert connection.scalar(text("SELECT outcome FROM decision")) == "eligible"
     finally:
         engine.dispose()
