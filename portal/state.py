@@ -24,13 +24,15 @@ class PortalState:
     policy: Policy
 
 
-def build_state(settings: Settings) -> PortalState:
-    """Everything a running portal needs; refuses a policy that does not validate."""
+def build_state(settings: Settings, *, engine: Engine | None = None) -> PortalState:
+    """Everything a running portal needs; refuses a policy that does not validate.
+
+    ``engine`` reuses an existing engine (tests share one per database)."""
     try:
         policy = load_policy(settings.policies_dir)
     except PolicyError as exc:
         raise ConfigError(f"the sharing policy does not validate:\n{exc}") from None
-    engine = make_engine(settings.database_url)
+    engine = engine if engine is not None else make_engine(settings.database_url)
     sessions = make_session_factory(engine)
     guard_decisions(sessions)
     return PortalState(

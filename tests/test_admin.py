@@ -5,19 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html import unescape
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
-from portal import create_app
-from portal.config import Settings
 from portal.db import utcnow
 from portal.invitations import complete_enrolment, find_invitation, open_enrolment
 from portal.models import (
@@ -35,7 +32,6 @@ from portal.security import totp
 from portal.security.login import GENERIC_FAILURE
 from portal.security.recovery import issue_recovery_codes
 from portal.security.sessions import load_session, start_session
-from portal.state import portal_state
 from portal.user_admin import (
     UserAdminError,
     change_role,
@@ -45,7 +41,6 @@ from portal.user_admin import (
     user_status,
 )
 from tests.support.auth import (
-    TEST_RATE_LIMIT,
     Credentials,
     csrf_token,
     login,
@@ -55,21 +50,9 @@ from tests.support.auth import (
 
 LINK = re.compile(r'id="enrolment-link" type="text" readonly value="http://localhost([^"]+)"')
 SECRET = re.compile(r'<code class="secret-key" id="secret-key">([A-Z2-7 ]+)</code>')
+pytest_plugins = ["tests.support.auth"]  # fixtures app, client, db
 RECOVERY = re.compile(r"<li><code>([a-z2-9-]{19})</code></li>")
 FINGERPRINT = "A1B2C3D4E5F60718293A4B5C6D7E8F9012345678"
-
-
-@pytest.fixture
-def app(settings: Settings, engine: Engine) -> Iterator[Flask]:
-    application = create_app(settings.with_overrides(login_rate_limit=TEST_RATE_LIMIT))
-    yield application
-    portal_state(application).engine.dispose()
-
-
-@pytest.fixture
-def db(app: Flask) -> Iterator[Session]:
-    with portal_state(app).sessions() as session:
-        yield session
 
 
 def text(response: TestResponse) -> str:

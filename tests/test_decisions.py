@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from portal import audit
 from portal.canonical import canonical_json, sha256_hex
 from portal.config import Settings
-from portal.db import make_session_factory
 from portal.decisions import (
     AUDIT_ACTION,
     CheckRefused,
@@ -55,8 +54,7 @@ from portal.models import (
 )
 from portal.policy import Policy, build_snapshot, evaluate, load_policy
 from portal.policy.inputs import ConsentEvent
-from portal.state import PortalState
-from portal.storage import FileBlobStore
+from portal.state import PortalState, build_state
 from tests.test_policy_engine import _active_grant
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
@@ -478,12 +476,7 @@ def test_rerunning_makes_a_new_record_and_says_what_changed(
 
 @pytest.fixture
 def demo(settings: Settings, engine: Engine, tmp_path: Path) -> PortalState:
-    state = PortalState(
-        settings=settings,
-        engine=engine,
-        sessions=make_session_factory(engine),
-        blobs=FileBlobStore(settings.blob_dir),
-    )
+    state = build_state(settings, engine=engine)
     run_demo(state, logins_file=tmp_path / "logins.json")
     return state
 

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.config import Settings
-from portal.db import make_session_factory, utcnow
+from portal.db import utcnow
 from portal.demo import DemoRefused, DemoResult, format_logins, run_demo
 from portal.demo import files as gen
 from portal.demo.dataset import PERSONS, Dataset, build_dataset
@@ -52,8 +52,7 @@ from portal.models import (
 )
 from portal.models.accounts import ROLES
 from portal.security.passwords import verify_password
-from portal.state import PortalState
-from portal.storage import FileBlobStore
+from portal.state import PortalState, build_state
 
 REPO = Path(__file__).resolve().parent.parent
 KEYS = REPO / "keys_example"
@@ -69,12 +68,7 @@ def dataset() -> Dataset:
 
 @pytest.fixture
 def state(settings: Settings, engine: Engine) -> PortalState:
-    return PortalState(
-        settings=settings,
-        engine=engine,
-        sessions=make_session_factory(engine),
-        blobs=FileBlobStore(settings.blob_dir),
-    )
+    return build_state(settings, engine=engine)
 
 
 @pytest.fixture

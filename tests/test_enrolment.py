@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from html import unescape
 
@@ -31,7 +30,6 @@ from portal.security.qr import qr_svg
 from portal.state import portal_state
 from portal.web.enrol import INVALID_MESSAGE, INVALID_TITLE
 from tests.support.auth import (
-    TEST_RATE_LIMIT,
     Credentials,
     csrf_token,
     login,
@@ -44,21 +42,9 @@ INVITEE = "noor.salem@wcu.example.nl"
 GOOD_PASSWORD = "lantern quarry violet 58"
 LINK = re.compile(r'id="enrolment-link" type="text" readonly value="([^"]+)"')
 SECRET = re.compile(r'<code class="secret-key" id="secret-key">([A-Z2-7 ]+)</code>')
+pytest_plugins = ["tests.support.auth"]  # fixtures app, client, db
 RECOVERY = re.compile(r"<li><code>([a-z2-9-]{19})</code></li>")
 QR_TITLE = "QR code to add the Sharing Portal to your authenticator app"
-
-
-@pytest.fixture
-def app(settings: Settings, engine: Engine) -> Iterator[Flask]:
-    application = create_app(settings.with_overrides(login_rate_limit=TEST_RATE_LIMIT))
-    yield application
-    portal_state(application).engine.dispose()
-
-
-@pytest.fixture
-def db(app: Flask) -> Iterator[Session]:
-    with portal_state(app).sessions() as session:
-        yield session
 
 
 @pytest.fixture

@@ -24,15 +24,14 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
-from portal.db import make_session_factory, utcnow
+from portal.db import utcnow
 from portal.demo import run_demo
 from portal.models import AuditEvent, LoginSession, User
 from portal.security import recovery
 from portal.security.login import GENERIC_FAILURE
 from portal.security.passwords import needs_rehash
 from portal.security.sessions import token_hash
-from portal.state import PortalState, portal_state
-from portal.storage import FileBlobStore
+from portal.state import build_state, portal_state
 from portal.web.auth import is_local_path
 from tests.support.auth import (
     Credentials,
@@ -697,12 +696,7 @@ def test_a_demo_user_signs_in_with_the_printed_password_and_totp(
 ) -> None:
     app = make_app()
     settings = portal_state(app).settings
-    state = PortalState(
-        settings=settings,
-        engine=engine,
-        sessions=make_session_factory(engine),
-        blobs=FileBlobStore(settings.blob_dir),
-    )
+    state = build_state(settings, engine=engine)
     result = run_demo(state, logins_file=tmp_path / "demo_logins.json")
     printed = {login.email: login for login in result.logins}
     for email in ("officer.one@mechanism.example", "recipient@nwu.example"):

@@ -200,3 +200,10 @@ def app(make_app: Callable[..., Flask]) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def db(app: Flask) -> Iterator[Session]:
+    """A session on the app's database (commit what the app should see)."""
+    with portal_state(app).sessions() as session:
+        yield session
