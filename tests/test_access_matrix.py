@@ -19,8 +19,11 @@ from sqlalchemy import select
 from werkzeug.routing import Rule
 from werkzeug.test import TestResponse
 
+from portal import audit
 from portal.accounts import NewUser
-from portal.models import Authority, Provider, User
+from portal.db import utcnow
+from portal.decisions import run_check
+from portal.models import Authority, Provider, Rfa, User
 from portal.security.authz import PUBLIC, declared_permission, public
 from portal.state import portal_state
 from tests.support.auth import Credentials, csrf_token, login, make_user
@@ -95,6 +98,12 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("admin.authority_detail", "GET"): only(*STAFF),
     ("admin.providers", "GET"): only(*STAFF),
     ("admin.provider_detail", "GET"): only(*STAFF),
+    ("eligibility.requests", "GET"): only(*STAFF),
+    ("eligibility.request_detail", "GET"): only(*STAFF),
+    ("eligibility.check", "POST"): only("legal_officer"),
+    ("eligibility.decision", "GET"): only(*STAFF),
+    ("eligibility.decision_pdf_export", "GET"): only(*STAFF),
+    ("eligibility.assessments", "GET"): only(*STAFF),
     # Last, because it ends the visitor's sessions; everyone ends on the sign-in page.
     ("auth.logout", "POST"): dict.fromkeys(WHO, LOGIN),
 }
@@ -191,7 +200,29 @@ def world(app: Flask) -> World:
             NewUser("new.user@example.test", "New User", "provider", provider_code="PRV-A"),
             invited_by=admin,
         )
+        officer = session.get(User, creds["legal_officer"].user_id)
+        assert officer is not None
+        rfa = Rfa(
+            code="RFA-2026-0900",
+            authority_id=session.scalar(select(Authority.id).where(Authority.code == "AUTH-A")),
+            status="submitted",
+            their_reference="A-REF-1",
+            proceedings_type="investigation",
+            offences=["War crime of torture"],
+            submitted_at=utcnow(),
+        )
+        session.add(rfa)
+        session.flush()
+        decision = run_check(
+            session,
+            rfa,
+            portal_state(app).policy,
+            requested_by=officer,
+            actor=audit.actor_label(officer),
+        )
         url_values = {
+            "rfa_id": rfa.id,
+            "decision_id": decision.id,
             "user_id": target.user_id,
             "authority_id": session.scalar(select(Authority.id).where(Authority.code == "AUTH-A")),
             "provider_id": session.scalar(select(Provider.id).where(Provider.code == "PRV-A")),

@@ -64,6 +64,8 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "audit.view": frozenset({"admin"}),
     "rfa.check": frozenset({"legal_officer"}),
     "decision.view": STAFF,
+    "eligibility.view": STAFF,
+    "assessment.view": STAFF,
 }
 
 #: Endpoints the guard lets through without any declaration (Flask's static files).

@@ -49,5 +49,8 @@ def init_web(app: Flask) -> None:
 
     app.register_blueprint(admin.bp)
     app.register_blueprint(enrol.bp)
+    from portal.web import eligibility
+
+    app.register_blueprint(eligibility.bp)
     init_limiter(app, _state(app).settings)
     errors.register(app)

@@ -37,6 +37,7 @@ class Link:
 NAV: tuple[Link, ...] = (
     Link("Home", "dashboard.index"),
     Link("Requests", "requests.index"),
+    Link("Eligibility", "eligibility.requests"),
     Link("Consent", "consent.index"),
     Link("Packages", "packages.index"),
     Link("Users", "admin.users"),
@@ -59,6 +60,16 @@ NEXT_STEPS: dict[str, tuple[Link, ...]] = {
             "Requests to review",
             "requests.index",
             "Triage new requests, check eligibility and assemble packages.",
+        ),
+        Link(
+            "Eligibility checks",
+            "eligibility.requests",
+            "Run the sharing rules on a request and read the recorded decisions.",
+        ),
+        Link(
+            "Assessments",
+            "eligibility.assessments",
+            "Fair trial, death penalty and witness protection, with stale ones flagged.",
         ),
         Link("Authorities", "admin.authorities", "Assessments of each receiving authority."),
         Link("Providers", "admin.providers", "The information providers and their material."),

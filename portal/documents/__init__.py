@@ -1,0 +1,1 @@
+"""Documents the portal renders: the decision page's data and the decision PDF."""
