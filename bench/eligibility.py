@@ -270,10 +270,28 @@ class Row:
     record: float
     run_check: float
     outcome: str
+    baseline: float
 
     @property
     def total(self) -> float:
         return self.snapshot + self.evaluate
+
+
+BASELINE_SQL = text(
+    "SELECT i.* FROM rfa_item ri JOIN item i ON i.id = ri.item_id WHERE ri.rfa_id = :rfa"
+)
+
+
+def raw_baseline(engine: Engine, rfa_id: int, runs: int) -> float:
+    """The floor any check must pay: one plain SQL read of the request's candidate item
+    rows, fetched with no further Python work."""
+    best = float("inf")
+    for _ in range(runs):
+        with engine.connect() as conn:
+            t0 = time.perf_counter()
+            conn.execute(BASELINE_SQL, {"rfa": rfa_id}).fetchall()
+            best = min(best, time.perf_counter() - t0)
+    return best
 
 
 def _best(runs: int, action: Callable[[], tuple[float, float, Any]]) -> tuple[float, float, Any]:
@@ -312,7 +330,8 @@ def measure(engine: Engine, backend: str, sizes: list[int], runs: int) -> list[R
             run_check(session, rfa, policy, requested_by=None, actor="bench", now=NOW)
             run_s = time.perf_counter() - t0
             session.rollback()
-        rows.append(Row(backend, size, snap_s, eval_s, record_s, run_s, result.outcome))
+        baseline_s = raw_baseline(engine, requests[size], runs)
+        rows.append(Row(backend, size, snap_s, eval_s, record_s, run_s, result.outcome, baseline_s))
     return rows
 
 
@@ -350,13 +369,14 @@ def report(rows: list[Row]) -> None:
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"\n{os.cpu_count()} CPUs; load average at the end of the run: {load}")
     print(
-        f"{'backend':<11}{'items':>8}{'snapshot s':>12}{'evaluate s':>12}{'total s':>10}"
-        f"{'record s':>10}{'run_check s':>13}  outcome"
+        f"{'backend':<11}{'items':>8}{'raw SQL s':>11}{'snapshot s':>12}{'evaluate s':>12}"
+        f"{'total s':>10}{'x raw':>7}{'record s':>10}{'run_check s':>13}  outcome"
     )
     for row in rows:
         print(
-            f"{row.backend:<11}{row.items:>8,}{row.snapshot:>12.3f}{row.evaluate:>12.3f}"
-            f"{row.total:>10.3f}{row.record:>10.3f}{row.run_check:>13.3f}  {row.outcome}"
+            f"{row.backend:<11}{row.items:>8,}{row.baseline:>11.3f}{row.snapshot:>12.3f}"
+            f"{row.evaluate:>12.3f}{row.total:>10.3f}{row.total / row.baseline:>7.1f}"
+            f"{row.record:>10.3f}{row.run_check:>13.3f}  {row.outcome}"
         )
     print()
     for backend in dict.fromkeys(row.backend for row in rows):
@@ -370,7 +390,9 @@ def report(rows: list[Row]) -> None:
             verdict = "ok" if total < 2 else "OVER TARGET"
             print(f"{backend}: 100k items, snapshot + evaluate: {total:.2f} s ({verdict})")
     print(
-        "\nsnapshot + evaluate is the check itself (target); record = canonical JSON + SHA-256 of "
+        "\nraw SQL = one plain query reading the candidate item rows (the baseline, same run); "
+        "x raw = total / raw SQL. "
+        "snapshot + evaluate is the check itself (target); record = canonical JSON + SHA-256 of "
         "the snapshot and results; run_check = the whole stored decision (snapshot, evaluate, "
         "record, one decision_item row per item, audit event), rolled back."
     )
