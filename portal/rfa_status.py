@@ -2,7 +2,8 @@
 
     draft → submitted → in_review ⇄ clarification_requested
           → approved | partially_approved | declined → transmitted → acknowledged → closed
-    and withdrawn (by the requester, any time before a decision).
+    and withdrawn (by the requester, once submitted and before a decision; a draft was
+    never sent, so there is nothing to withdraw).
 
 Every transition names the roles that may make it. :func:`transition` refuses anything
 else with a message that says what is allowed, changes nothing in that case, and audits
@@ -37,7 +38,7 @@ TRANSITIONS: Mapping[tuple[str, str], frozenset[str]] = {
     ("declined", "closed"): frozenset({"legal_officer"}),
     **{
         (before, "withdrawn"): frozenset({"requester"})
-        for before in ("draft", "submitted", "in_review", "clarification_requested")
+        for before in ("submitted", "in_review", "clarification_requested")
     },
 }
 

@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from portal.config import ConfigError, Settings
+from portal.consent import guard_consents
 from portal.db import make_engine, make_session_factory
 from portal.decisions import guard_decisions
 from portal.policy import Policy, PolicyError, load_policy
@@ -35,6 +36,7 @@ def build_state(settings: Settings, *, engine: Engine | None = None) -> PortalSt
     engine = engine if engine is not None else make_engine(settings.database_url)
     sessions = make_session_factory(engine)
     guard_decisions(sessions)
+    guard_consents(sessions)
     return PortalState(
         settings=settings,
         engine=engine,

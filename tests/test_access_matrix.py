@@ -16,6 +16,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.routing import Rule
 from werkzeug.test import TestResponse
 
@@ -104,6 +105,24 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("eligibility.decision", "GET"): only(*STAFF),
     ("eligibility.decision_pdf_export", "GET"): only(*STAFF),
     ("eligibility.assessments", "GET"): only(*STAFF),
+    ("requests.index", "GET"): only("requester", "requester_other", *STAFF),
+    ("requests.new", "GET"): only("requester", "requester_other"),
+    ("requests.new", "POST"): only("requester", "requester_other"),
+    ("requests.detail", "GET"): {**only("requester", *STAFF), "requester_other": 404},
+    # The matrix's request is submitted: its edit page sends the requester back to it.
+    ("requests.edit", "GET"): {**only("requester"), "requester_other": 404},
+    ("requests.edit", "POST"): {**only("requester"), "requester_other": 404},
+    ("requests.withdraw_request", "POST"): {**only("requester"), "requester_other": 404},
+    ("requests.message", "POST"): {**only("requester", "legal_officer"), "requester_other": 404},
+    ("requests.acknowledgement", "GET"): {**only("requester", *STAFF), "requester_other": 404},
+    # Providers only (staff read consent on the eligibility pages); the matrix's consent
+    # request and grant are PRV-A's, so the other provider gets 404 for them.
+    ("consent.index", "GET"): only("provider", "provider_other"),
+    ("consent.given", "GET"): only("provider", "provider_other"),
+    ("consent.where", "GET"): only("provider", "provider_other"),
+    ("consent.answer", "POST"): {**only("provider"), "provider_other": 404},
+    ("consent.revoke", "POST"): {**only("provider"), "provider_other": 404},
+    ("consent.standing", "POST"): only("provider", "provider_other"),
     # Last, because it ends the visitor's sessions; everyone ends on the sign-in page.
     ("auth.logout", "POST"): dict.fromkeys(WHO, LOGIN),
 }
@@ -222,6 +241,7 @@ def world(app: Flask) -> World:
         )
         url_values = {
             "rfa_id": rfa.id,
+            "rfa_code": rfa.code,
             "decision_id": decision.id,
             "user_id": target.user_id,
             "authority_id": session.scalar(select(Authority.id).where(Authority.code == "AUTH-A")),
@@ -229,12 +249,46 @@ def world(app: Flask) -> World:
             "invitation_id": to_cancel.id,
             "token": token,
         }
+        url_values.update(_consent_values(session, rfa))
         session.commit()
     clients = {"anonymous": app.test_client()}
     for who, cred in creds.items():
         clients[who] = app.test_client()
         login(clients[who], cred)
     return World(clients=clients, url_values=url_values)
+
+
+def _consent_values(session: Session, rfa: Rfa) -> dict[str, Any]:
+    """A PRV-A item, a consent request about it and a grant, for the consent pages."""
+    from portal.models import Consent, ConsentRequest, ConsentRequestItem, Item
+
+    provider_id = session.scalar(select(Provider.id).where(Provider.code == "PRV-A"))
+    assert provider_id is not None
+    item = Item(
+        code="ITM-MATRIX-1",
+        provider_id=provider_id,
+        kind="witness_statement",
+        title="Matrix statement",
+        media_type="text/plain",
+        original_filename="m.txt",
+        size_bytes=1,
+        sha256="0" * 64,
+        sensitivity="high",
+        tags=[],
+    )
+    request = ConsentRequest(rfa_id=rfa.id, provider_id=provider_id, authority_id=rfa.authority_id)
+    session.add_all([item, request])
+    session.flush()
+    consent = Consent(
+        code="CNS-2026-900001",
+        provider_id=provider_id,
+        item_id=item.id,
+        authority_id=rfa.authority_id,
+        event="grant",
+    )
+    session.add_all([consent, ConsentRequestItem(consent_request_id=request.id, item_id=item.id)])
+    session.flush()
+    return {"request_id": request.id, "consent_id": consent.id}
 
 
 def _outcome(response: TestResponse) -> object:

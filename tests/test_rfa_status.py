@@ -118,7 +118,7 @@ def test_illegal_moves_change_nothing(
 
 
 def test_system_moves_and_next_states(session: Session, rfa: Rfa) -> None:
-    assert next_states("draft", "requester") == ["submitted", "withdrawn"]
+    assert next_states("draft", "requester") == ["submitted"]
     assert next_states("in_review", "legal_officer") == [
         "clarification_requested",
         "approved",

@@ -63,9 +63,17 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "admin.providers.view": STAFF,
     "audit.view": frozenset({"admin"}),
     "rfa.check": frozenset({"legal_officer"}),
+    "rfa.view": frozenset({"requester", "legal_officer", "admin"}),
+    "rfa.edit": frozenset({"requester"}),
+    "rfa.withdraw": frozenset({"requester"}),
+    "rfa.message": frozenset({"requester", "legal_officer"}),
     "decision.view": STAFF,
     "eligibility.view": STAFF,
     "assessment.view": STAFF,
+    # Providers' own consent pages (staff read consent through the eligibility pages).
+    "consent.view": frozenset({"provider"}),
+    "consent.answer": frozenset({"provider"}),
+    "consent.manage": frozenset({"provider"}),
 }
 
 #: Endpoints the guard lets through without any declaration (Flask's static files).

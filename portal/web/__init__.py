@@ -52,5 +52,11 @@ def init_web(app: Flask) -> None:
     from portal.web import eligibility
 
     app.register_blueprint(eligibility.bp)
+    from portal.web import consent
+
+    app.register_blueprint(consent.bp)
+    from portal.web import requests
+
+    app.register_blueprint(requests.bp)
     init_limiter(app, _state(app).settings)
     errors.register(app)
