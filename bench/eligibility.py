@@ -28,27 +28,23 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
+from benchdb import postgres_engine, sqlite_engine
 from sqlalchemy import Engine, insert, text
 from sqlalchemy.orm import Session
 
 from portal.canonical import sha256_hex
-from portal.db import make_engine, make_session_factory, normalize_url
+from portal.db import make_session_factory
 from portal.decisions import canonical_text, run_check
 from portal.models import (
     Assessment,
     Authority,
-    Base,
     Consent,
     Item,
     ItemPerson,
@@ -335,36 +331,6 @@ def measure(engine: Engine, backend: str, sizes: list[int], runs: int) -> list[R
     return rows
 
 
-@contextmanager
-def sqlite_engine() -> Iterator[Engine]:
-    with tempfile.TemporaryDirectory(prefix="bench-elig-") as tmp:
-        engine = make_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")
-        Base.metadata.create_all(engine)
-        try:
-            yield engine
-        finally:
-            engine.dispose()
-
-
-@contextmanager
-def postgres_engine(url: str) -> Iterator[Engine]:
-    base = normalize_url(url)
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in base else "?"
-    engine = make_engine(f"{base}{separator}options={quote(f'-csearch_path={schema}')}")
-    try:
-        Base.metadata.create_all(engine)
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 def report(rows: list[Row]) -> None:
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"\n{os.cpu_count()} CPUs; load average at the end of the run: {load}")
@@ -410,7 +376,7 @@ def main() -> None:
     sizes = sorted(int(s) for s in args.sizes.split(","))
     rows: list[Row] = []
     if not args.no_sqlite:
-        with sqlite_engine() as engine:
+        with sqlite_engine("bench-elig-") as engine:
             rows += measure(engine, "sqlite", sizes, args.runs)
     if args.pg:
         with postgres_engine(args.pg) as engine:

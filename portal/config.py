@@ -78,6 +78,13 @@ class Settings:
     password_hash_profile: str | None = None
     # Login POSTs allowed per client address (Flask-Limiter notation).
     login_rate_limit: str = DEFAULT_LOGIN_RATE_LIMIT
+    # Notification e-mail (portal.mailer): off unless a host is set.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str | None = None
+    smtp_starttls: bool = False
+    # The portal's address as users reach it (the link in notification e-mail).
+    base_url: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -151,6 +158,11 @@ class Settings:
             https=_optional_flag(env, "PORTAL_HTTPS"),
             password_hash_profile=env.get("PORTAL_PASSWORD_HASH_PROFILE") or None,
             login_rate_limit=env.get("PORTAL_LOGIN_RATE_LIMIT") or DEFAULT_LOGIN_RATE_LIMIT,
+            smtp_host=env.get("PORTAL_SMTP_HOST") or None,
+            smtp_port=_number(env, "PORTAL_SMTP_PORT", 25),
+            smtp_from=env.get("PORTAL_SMTP_FROM") or None,
+            smtp_starttls=_flag(env.get("PORTAL_SMTP_STARTTLS")),
+            base_url=env.get("PORTAL_BASE_URL") or None,
         )
 
 

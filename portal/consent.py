@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import event, exists, func, select, update
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, sessionmaker
 
-from portal import audit
+from portal import audit, notifications
 from portal.db import utcnow
 from portal.models import (
     Authority,
@@ -507,6 +507,7 @@ def answer_request(
         consent_request.status = "answered"
         consent_request.answered_at = moment
         db.flush()
+    notifications.consent_answered(db, consent_request, by)
     return events
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from portal import audit
+from portal import audit, notifications
 from portal.db import utcnow
 from portal.models import Message, Rfa, User
 from portal.models.requests import PROCEEDINGS_TYPES, URGENCIES
@@ -306,6 +306,7 @@ def post_message(
     audit.record(
         db, audit.actor_label(author), "rfa.message", f"rfa:{rfa.code}", {"message": message.id}
     )
+    notifications.message_posted(db, rfa, author)
     if return_to_review:
         transition(db, rfa, "in_review", by=author, note="Clarification answered.")
     return message

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from portal import audit
+from portal import audit, notifications
 from portal.db import utcnow
 from portal.models import Rfa, RfaStatusChange, User
 
@@ -120,4 +120,5 @@ def transition(
         {"from": from_status, "to": to_status},
         now=moment,
     )
+    notifications.status_changed(db, rfa, by, LABELS[to_status])
     return change

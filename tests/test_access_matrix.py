@@ -123,7 +123,24 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("consent.answer", "POST"): {**only("provider"), "provider_other": 404},
     ("consent.revoke", "POST"): {**only("provider"), "provider_other": 404},
     ("consent.standing", "POST"): only("provider", "provider_other"),
+    # The legal officer's triage (admins administer; they do not triage).
+    ("triage.index", "GET"): only("legal_officer"),
+    ("triage.detail", "GET"): only("legal_officer"),
+    ("triage.search_items", "GET"): only("legal_officer"),
+    ("triage.assign_request", "POST"): only("legal_officer"),
+    ("triage.move", "POST"): only("legal_officer"),
+    ("triage.add", "POST"): only("legal_officer"),
+    ("triage.remove", "POST"): only("legal_officer"),
+    ("triage.ask_consent", "POST"): only("legal_officer"),
     # Last, because it ends the visitor's sessions; everyone ends on the sign-in page.
+    ("notifications.index", "GET"): everyone_signed_in(),
+    ("notifications.read_all", "POST"): everyone_signed_in(),
+    # the world's notification belongs to "requester"; anyone else's mark-read is a 404
+    ("notifications.read", "POST"): {
+        **dict.fromkeys(SIGNED_IN, 404),
+        "anonymous": LOGIN,
+        "requester": OK,
+    },
     ("auth.logout", "POST"): dict.fromkeys(WHO, LOGIN),
 }
 
@@ -250,6 +267,7 @@ def world(app: Flask) -> World:
             "token": token,
         }
         url_values.update(_consent_values(session, rfa))
+        url_values["notification_id"] = _notification_for(session, creds["requester"])
         session.commit()
     clients = {"anonymous": app.test_client()}
     for who, cred in creds.items():
@@ -289,6 +307,15 @@ def _consent_values(session: Session, rfa: Rfa) -> dict[str, Any]:
     session.add_all([consent, ConsentRequestItem(consent_request_id=request.id, item_id=item.id)])
     session.flush()
     return {"request_id": request.id, "consent_id": consent.id}
+
+
+def _notification_for(session: Session, creds: Credentials) -> int:
+    from portal.notifications import notify
+
+    user = session.get(User, creds.user_id)
+    assert user is not None
+    (notification,) = notify(session, [user], "Matrix notification", None)
+    return notification.id
 
 
 def _outcome(response: TestResponse) -> object:

@@ -63,6 +63,9 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "admin.providers.view": STAFF,
     "audit.view": frozenset({"admin"}),
     "rfa.check": frozenset({"legal_officer"}),
+    # The legal officer's triage: queue, status moves, repository search, candidates.
+    "triage.view": frozenset({"legal_officer"}),
+    "triage.act": frozenset({"legal_officer"}),
     "rfa.view": frozenset({"requester", "legal_officer", "admin"}),
     "rfa.edit": frozenset({"requester"}),
     "rfa.withdraw": frozenset({"requester"}),
@@ -74,6 +77,9 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "consent.view": frozenset({"provider"}),
     "consent.answer": frozenset({"provider"}),
     "consent.manage": frozenset({"provider"}),
+    # Everyone's own notification inbox (each sees only their own).
+    "notifications.view": ALL_ROLES,
+    "notifications.read": ALL_ROLES,
 }
 
 #: Endpoints the guard lets through without any declaration (Flask's static files).

@@ -58,5 +58,11 @@ def init_web(app: Flask) -> None:
     from portal.web import requests
 
     app.register_blueprint(requests.bp)
+    from portal.web import notifications
+
+    app.register_blueprint(notifications.bp)
+    from portal.web import triage
+
+    app.register_blueprint(triage.bp)
     init_limiter(app, _state(app).settings)
     errors.register(app)

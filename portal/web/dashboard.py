@@ -37,6 +37,7 @@ class Link:
 NAV: tuple[Link, ...] = (
     Link("Home", "dashboard.index"),
     Link("Requests", "requests.index"),
+    Link("Queue", "triage.index"),
     Link("Eligibility", "eligibility.requests"),
     Link("Consent", "consent.index"),
     Link("Packages", "packages.index"),
@@ -56,6 +57,11 @@ NEXT_STEPS: dict[str, tuple[Link, ...]] = {
         ),
     ),
     "legal_officer": (
+        Link(
+            "Triage queue",
+            "triage.index",
+            "New and open requests by urgency and age: assign, review, search, ask for consent.",
+        ),
         Link(
             "Requests to review",
             "requests.index",

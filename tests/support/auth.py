@@ -119,16 +119,18 @@ def csrf_token(response: TestResponse) -> str:
 
 
 def fresh_totp_code(app: Flask, creds: Credentials) -> str:
-    """A code the portal has not seen yet for this user: for the earliest time step within
-    the ±1 window that is newer than the last accepted one (waits for the next step in the
-    rare case that three sign-ins of one user fall into one 30-second step)."""
+    """A code the portal has not seen yet for this user: for the current time step, or the
+    next one when the current was already used (waits for a new step in the rare case that
+    three sign-ins of one user fall into one 30-second step)."""
     with portal_state(app).sessions() as session:
         last = session.scalar(select(User.totp_last_step).where(User.id == creds.user_id))
     totp = pyotp.TOTP(creds.totp_secret)
     while True:
         now = time.time()
         current = int(now) // 30
-        step = current - 1 if last is None else max(current - 1, last + 1)
+        # The current step (not the previous one): a step boundary passing before the
+        # portal checks the code still leaves it inside the ±1 window.
+        step = current if last is None else max(current, last + 1)
         if step <= current + 1:
             return totp.at(datetime.fromtimestamp(step * 30, UTC))
         time.sleep(30 - now % 30 + 0.05)

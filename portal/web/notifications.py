@@ -1,0 +1,75 @@
+"""The notification inbox of every signed-in user, and the unread badge in the header.
+
+Registering the blueprint also hooks the mailer (portal.mailer) onto the app's session
+factory, so queued notification e-mail goes out after each commit.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from flask import Blueprint, Flask, abort, flash, redirect, render_template, url_for
+from flask.blueprints import BlueprintSetupState
+from flask_login import current_user
+from werkzeug.wrappers import Response as BaseResponse
+
+from portal import mailer
+from portal.models import User
+from portal.notifications import NotificationNotFound, inbox, mark_all_read, mark_read, unread_count
+from portal.security.authz import requires
+from portal.state import portal_state
+from portal.web import db
+from portal.web.admin import when
+from portal.web.login_manager import CurrentUser
+
+bp = Blueprint("notifications", __name__, url_prefix="/inbox")
+
+
+@bp.record_once
+def _install_mailer(state: BlueprintSetupState) -> None:
+    portal = portal_state(cast(Flask, state.app))
+    mailer.install(portal.sessions, portal.settings)
+
+
+def _me() -> User:
+    return cast(CurrentUser, current_user).user
+
+
+@bp.app_context_processor
+def _badge() -> dict[str, Any]:
+    def unread_notifications() -> int:
+        if not current_user.is_authenticated:
+            return 0
+        return unread_count(db(), _me())
+
+    return {"unread_notifications": unread_notifications}
+
+
+@bp.get("")
+@requires("notifications.view")
+def index() -> str:
+    return render_template("notifications/index.html", notifications=inbox(db(), _me()), when=when)
+
+
+@bp.post("/<int:notification_id>/read")
+@requires("notifications.read")
+def read(notification_id: int) -> BaseResponse:
+    session = db()
+    try:
+        found = mark_read(session, _me(), notification_id)
+    except NotificationNotFound:
+        abort(404)
+    session.commit()
+    if found.link and found.link.startswith("/") and not found.link.startswith("//"):
+        return redirect(found.link, code=303)
+    return redirect(url_for("notifications.index"), code=303)
+
+
+@bp.post("/read-all")
+@requires("notifications.read")
+def read_all() -> BaseResponse:
+    session = db()
+    count = mark_all_read(session, _me())
+    session.commit()
+    flash(f"{count} notification{'s' if count != 1 else ''} marked read.", "success")
+    return redirect(url_for("notifications.index"), code=303)
