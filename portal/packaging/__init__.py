@@ -1,0 +1,1 @@
+"""Packages: redaction, leak check, bag, manifest, documents, OpenPGP and the assembly job."""
