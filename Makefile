@@ -31,7 +31,9 @@ run: $(STAMP)
 	PORTAL_DEMO=1 $(BIN)/portal init
 	PORTAL_DEMO=1 $(BIN)/portal demo
 	@echo "Serving the Sharing Portal on http://$(HOST):$(PORT) (demo mode; Ctrl-C to stop)"
-	PORTAL_DEMO=1 $(BIN)/portal run --host $(HOST) --port $(PORT)
+	PORTAL_DEMO=1 PORTAL_SIGNING_KEY=keys_example/mechanism-signing.sec.asc \
+	  PORTAL_SIGNING_PASSPHRASE_FILE=keys_example/mechanism-signing.passphrase \
+	  $(BIN)/portal run --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

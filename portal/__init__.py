@@ -1,14 +1,19 @@
-"""The Sharing Portal: a Flask application built by ``create_app``."""
+"""The Sharing Portal: a Flask application built by ``create_app``.
+
+Importing the package imports nothing else: Flask, SQLAlchemy and the app's modules are
+imported inside ``create_app``, so that ``portal.verify`` (the recipient's offline verifier)
+runs without them.
+"""
 
 from __future__ import annotations
 
 import secrets
+from typing import TYPE_CHECKING
 
-from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
+if TYPE_CHECKING:
+    from flask import Flask
 
-from portal.config import REPO_ROOT, Settings, read_secret_key
-from portal.state import PortalState, build_state
+    from portal.config import Settings
 
 __all__ = ["create_app"]
 
@@ -18,6 +23,12 @@ def create_app(config: Settings | None = None) -> Flask:
 
     Refuses to start without a secret key unless running in test mode.
     """
+    from flask import Flask
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from portal.config import REPO_ROOT, Settings, read_secret_key
+    from portal.state import PortalState, build_state
+
     settings = config if config is not None else Settings.from_env()
     app = Flask(
         __name__,

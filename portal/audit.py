@@ -119,7 +119,11 @@ class UserLike(Protocol):
 
 
 def actor_label(user: UserLike) -> str:
-    """The actor string for a user: ``"user:12"``."""
+    """The actor string for a user: ``"user:12"`` (an API client acting for its authority
+    names itself through ``audit_actor``: ``"api:<client_id>"``)."""
+    label = getattr(user, "audit_actor", None)
+    if isinstance(label, str):
+        return label
     if user.id is None:
         raise ValueError("user has no id yet; flush it before recording what it did")
     return f"user:{user.id}"

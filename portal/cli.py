@@ -222,6 +222,196 @@ def decision_show_command(decision_id: str, as_email: str, as_json: bool) -> Non
     _print_decision(decision_id, result, changes, as_json)
 
 
+@main.command("worker", with_appcontext=False)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+def worker_command(workers: int) -> None:
+    """Run a job consumer (package assembly) until interrupted; run as many as needed, on
+    machines sharing the database, the data directory and PORTAL_REDIS_URL."""
+    from portal.packaging.jobs import make_jobs
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    jobs = make_jobs(settings)
+    consumer = jobs.huey.create_consumer(workers=workers, worker_type="thread", periodic=False)
+    consumer.run()
+
+
+def _run_with_consumer(ctx: click.Context, /, **options: Any) -> None:
+    """Flask's ``run``, plus one job consumer thread for the embedded (SQLite) queue.
+
+    With the reloader, Flask runs this twice: in a watcher process and in the child that
+    serves (``WERKZEUG_RUN_MAIN`` set), restarted on every code change. The consumer starts
+    in the first only, so there is always exactly one.
+    """
+    import os
+
+    from flask.cli import ScriptInfo, run_command
+
+    from portal.packaging.jobs import jobs_for, start_consumer
+
+    if os.environ.get("WERKZEUG_RUN_MAIN") != "true":
+        app = ctx.ensure_object(ScriptInfo).load_app()
+        if portal_state(app).settings.redis_url is None:
+            start_consumer(jobs_for(app).huey)
+            click.echo("Started the package assembly consumer (1 thread).")
+    ctx.invoke(run_command, **options)
+
+
+def _install_run_command() -> None:
+    from flask.cli import run_command
+
+    command = click.Command(
+        "run",
+        callback=click.pass_context(_run_with_consumer),
+        params=list(run_command.params),
+        help=(run_command.help or "")
+        + "\n\nAlso starts a package assembly consumer thread unless PORTAL_REDIS_URL is set"
+        " (then run `portal worker`).",
+        short_help=run_command.short_help,
+    )
+    main.add_command(command)
+
+
+_install_run_command()
+
+
+@main.group("package")
+def package_group() -> None:
+    """Packages sent to authorities."""
+
+
+@package_group.command("export")
+@click.argument("package_code", metavar="PKG")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def package_export_command(package_code: str, directory: Path) -> None:
+    """Write PKG.tar.gpg, its signature and a cover sheet into DIRECTORY (physical transfer)."""
+    from portal.audit import CLI_ACTOR
+    from portal.export import ExportRefused, export_package
+
+    state = portal_state()
+    result = None
+    try:
+        with transaction(state.sessions) as session:
+            result = export_package(session, state.blobs, package_code, directory, actor=CLI_ACTOR)
+    except ExportRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    except BaseException:
+        if result is not None:
+            result.remove()  # not audited (the commit failed): leave nothing behind
+        raise
+    for exported in (result.package, result.signature, result.cover):
+        click.echo(f"{exported.sha256}  {exported.path}")
+
+
+@package_group.command("assemble")
+@click.argument("rfa_ref")
+@click.option("--decision", "decision_id", required=True, help="The request's latest decision.")
+@click.option("--as", "as_email", required=True, help="E-mail of the legal officer assembling.")
+def package_assemble_command(rfa_ref: str, decision_id: str, as_email: str) -> None:
+    """Make a package of RFA_REF from its latest decision and assemble it now."""
+    from portal.decisions import latest_decision
+    from portal.models import Package, Rfa
+    from portal.packages import PackageRefused, create_package
+    from portal.packaging.jobs import run_assembly
+
+    state = portal_state()
+    with transaction(state.sessions) as session:
+        user = _cli_user(session, as_email, "package.create")
+        rfa = _cli_scoped(session, Rfa, user, code=rfa_ref, label=f"request {rfa_ref}")
+        latest = latest_decision(session, rfa.id)
+        if latest is None or latest.id != decision_id:
+            raise click.ClickException(
+                f"{decision_id} is not the latest decision of {rfa_ref}; packages are made "
+                "from the latest decision only"
+            )
+        try:
+            package = create_package(session, rfa, state.policy.redactable_media_types, by=user)
+        except PackageRefused as exc:
+            raise click.ClickException(str(exc)) from None
+        package_id, code = package.id, package.code
+    click.echo(f"{code} created; assembling...")
+    run_assembly(state, package_id)
+    with state.sessions() as session:
+        done = session.get(Package, package_id)
+        assert done is not None  # noqa: S101 - just made
+        click.echo(_package_line(done))
+        sys.exit(0 if done.status == "assembled" else 1)
+
+
+@package_group.command("release")
+@click.argument("package_code", metavar="PKG")
+@click.option("--as", "as_email", required=True, help="E-mail of the second legal officer.")
+@click.option("--expires-days", default=30, show_default=True, type=int)
+@click.option("--download-limit", type=int, default=None, help="Full downloads allowed.")
+def package_release_command(
+    package_code: str, as_email: str, expires_days: int, download_limit: int | None
+) -> None:
+    """Release an assembled package (four-eyes: never by the officer who assembled it)."""
+    from portal.models import Package
+    from portal.packages import PackageRefused, release_package
+
+    state = portal_state()
+    with transaction(state.sessions) as session:
+        user = _cli_user(session, as_email, "package.release")
+        package = _cli_scoped(
+            session, Package, user, code=package_code, label=f"package {package_code}"
+        )
+        try:
+            release_package(
+                session, package, by=user, expires_in_days=expires_days,
+                download_limit=download_limit,
+            )  # fmt: skip
+        except PackageRefused as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(_package_line(package))
+
+
+@package_group.command("status")
+@click.argument("package_code", metavar="PKG")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def package_status_command(package_code: str, as_json: bool) -> None:
+    """Print a package's status, stage, progress and failure reason."""
+    import json
+
+    from sqlalchemy import select
+
+    from portal.models import Package
+
+    state = portal_state()
+    with state.sessions() as session:
+        package = session.scalar(select(Package).where(Package.code == package_code))
+        if package is None:
+            raise click.ClickException(f"no package {package_code}")
+        if not as_json:
+            click.echo(_package_line(package))
+            return
+        payload = {
+            "code": package.code,
+            "status": package.status,
+            "stage": package.stage,
+            "progress": package.progress,
+            "failure_reason": package.failure_reason,
+            "leak_check": package.leak_check,
+            "file_sha256": package.file_sha256,
+            "file_size": package.file_size,
+            "signature_sha256": package.signature_sha256,
+            "signer_fingerprint": package.signer_fingerprint,
+            "released_at": package.released_at.isoformat() if package.released_at else None,
+            "expires_at": package.expires_at.isoformat() if package.expires_at else None,
+            "download_limit": package.download_limit,
+        }
+        click.echo(json.dumps(payload, indent=2, sort_keys=True))
+
+
+def _package_line(package: Any) -> str:
+    line = f"{package.code}: {package.status} ({package.stage}, {package.progress}%)"
+    if package.failure_reason:
+        line += f": {package.failure_reason}"
+    return line
+
+
 def _print_decision(decision_id: str, result: Any, changes: Any, as_json: bool) -> None:
     import json
 

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -64,6 +64,20 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
     cursor.close()
 
 
+def _sqlite_begin_before_savepoint(conn: Connection, _name: str | None) -> None:
+    """Open the transaction before a SAVEPOINT on SQLite.
+
+    pysqlite begins a transaction only before INSERT/UPDATE/DELETE, so a SAVEPOINT issued
+    first would start one of its own, and releasing it would COMMIT: work done inside
+    ``begin_nested()`` would survive a rollback of the enclosing transaction. ``BEGIN
+    IMMEDIATE`` takes the write lock at once (waiting up to the busy timeout), which is what
+    the nested block is about to need anyway.
+    """
+    dbapi_connection = conn.connection.dbapi_connection
+    if dbapi_connection is not None and not getattr(dbapi_connection, "in_transaction", True):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def normalize_url(url: str) -> str:
     """``postgresql://`` means psycopg 3 here (SQLAlchemy would pick psycopg2)."""
     for prefix in ("postgresql://", "postgres://"):
@@ -78,6 +92,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 15}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "savepoint", _sqlite_begin_before_savepoint)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import case, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from portal import audit, notifications
@@ -27,13 +27,15 @@ from portal.models import (
     RfaItem,
     User,
 )
+from portal.paging import Page, paginate
 from portal.requests_domain import RequestError, post_message
 from portal.rfa_status import DECIDED, IllegalTransition, transition
+from portal.search import PAGE_SIZE, ItemQuery, ResultPage, conditions
 
 QUEUE_STATUSES = ("submitted", "in_review", "clarification_requested")
 #: Statuses in which candidate items may still change.
 OPEN_STATUSES = QUEUE_STATUSES
-QUEUE_LIMIT = 200
+QUEUE_PAGE_SIZE = 50
 NOTE_MAX = 20_000
 _URGENCY_RANK = {"very_urgent": 0, "urgent": 1, "normal": 2}
 
@@ -56,8 +58,8 @@ def _officer(user: User) -> None:
         raise TriageError("Only legal officers can do this.")
 
 
-def queue(db: Session, viewer: User, wanted: QueueFilter, *, limit: int = QUEUE_LIMIT) -> list[Rfa]:
-    """Open requests, most urgent first, then oldest submitted first."""
+def queue(db: Session, viewer: User, wanted: QueueFilter, *, page: int = 1) -> Page[Rfa]:
+    """One page of open requests, most urgent first, then oldest submitted first."""
     statuses: tuple[str, ...] = QUEUE_STATUSES
     if wanted.status is not None:
         if wanted.status not in QUEUE_STATUSES:
@@ -75,8 +77,7 @@ def queue(db: Session, viewer: User, wanted: QueueFilter, *, limit: int = QUEUE_
             raise TriageError("Choose an assignee from the list.")
         stmt = stmt.where(Rfa.assigned_to_id == int(wanted.assignee))
     rank = case(_URGENCY_RANK, value=Rfa.urgency, else_=len(_URGENCY_RANK))
-    stmt = stmt.order_by(rank, Rfa.submitted_at, Rfa.id).limit(limit)
-    return list(db.scalars(stmt))
+    return paginate(db, stmt.order_by(rank, Rfa.submitted_at, Rfa.id), page, QUEUE_PAGE_SIZE)
 
 
 def officers(db: Session) -> list[User]:
@@ -279,3 +280,56 @@ def ask_for_consent(db: Session, rfa: Rfa, *, by: User) -> list[ConsentRequest]:
         notifications.consent_requested(db, request)
         made.append(request)
     return made
+
+
+# --- search paging ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchPosition:
+    """Where a keyset page of :func:`portal.search.search` falls: "page N of M" (``capped``:
+    more than M pages; counting stops at :data:`COUNT_CAP` matches), and the ``after`` value
+    that opens the previous page (None with ``has_previous``: the first page)."""
+
+    page: int
+    pages: int
+    total: int
+    capped: bool
+    has_previous: bool
+    previous_after: int | None
+
+
+#: Counting every match of a common word would double the cost of a search on 100k items;
+#: past this many matches the page says "of more than N pages".
+COUNT_CAP = 5000
+
+
+def search_position(
+    db: Session, query: ItemQuery, result: ResultPage, after: int | None, page: int
+) -> SearchPosition:
+    """Place a keyset page among the matches; ``page`` is the number the link carried (only
+    a label: the rows shown are decided by ``after``)."""
+    matching = conditions(query)
+    capped_rows = select(Item.id).where(*matching).limit(COUNT_CAP + 1).subquery()
+    total = db.scalar(select(func.count()).select_from(capped_rows)) or 0
+    previous_after = None
+    if after is not None and result.items:
+        # The previous page starts after the match PAGE_SIZE + 1 places back, if any.
+        previous_after = db.scalar(
+            select(Item.id)
+            .where(*matching, Item.id < result.items[0].id)
+            .order_by(Item.id.desc())
+            .offset(PAGE_SIZE)
+            .limit(1)
+        )
+    capped = total > COUNT_CAP
+    pages = max(1, -(-min(total, COUNT_CAP) // PAGE_SIZE))
+    number = 1 if after is None else max(2, page)
+    return SearchPosition(
+        page=number,
+        pages=max(pages, number),
+        total=min(total, COUNT_CAP),
+        capped=capped,
+        has_previous=after is not None,
+        previous_after=previous_after,
+    )

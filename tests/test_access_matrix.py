@@ -22,9 +22,10 @@ from werkzeug.test import TestResponse
 
 from portal import audit
 from portal.accounts import NewUser
+from portal.config import REPO_ROOT
 from portal.db import utcnow
 from portal.decisions import run_check
-from portal.models import Authority, Provider, Rfa, User
+from portal.models import Authority, Item, Provider, Rfa, User
 from portal.security.authz import PUBLIC, declared_permission, public
 from portal.state import portal_state
 from tests.support.auth import Credentials, csrf_token, login, make_user
@@ -39,6 +40,9 @@ PUBLIC_ENDPOINTS = {
     "enrol.start": "the invitation token in the URL is the credential",
     "enrol.authenticator": "the invitation token in the URL is the credential",
     "enrol.qr": "the invitation token in the URL is the credential",
+    "api.openapi_json": "the API's description, like any API documentation",
+    "api.token": "OAuth token endpoint: the client credentials are the credential",
+    "api.revoke": "OAuth revocation endpoint: the client credentials are the credential",
 }
 
 WHO = (
@@ -115,6 +119,16 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("requests.withdraw_request", "POST"): {**only("requester"), "requester_other": 404},
     ("requests.message", "POST"): {**only("requester", "legal_officer"), "requester_other": 404},
     ("requests.acknowledgement", "GET"): {**only("requester", *STAFF), "requester_other": 404},
+    ("reports.index", "GET"): only(*STAFF),
+    ("reports.report_pdf", "GET"): only(*STAFF),
+    ("reports.report_csv", "GET"): only(*STAFF),
+    ("requests.attach", "POST"): {**only("requester", "legal_officer"), "requester_other": 404},
+    ("requests.add_assurance", "POST"): {
+        **only("requester", "legal_officer"),
+        "requester_other": 404,
+    },
+    ("requests.attachment_file", "GET"): {**only("requester", *STAFF), "requester_other": 404},
+    ("requests.assurance_file", "GET"): {**only("requester", *STAFF), "requester_other": 404},
     # Providers only (staff read consent on the eligibility pages); the matrix's consent
     # request and grant are PRV-A's, so the other provider gets 404 for them.
     ("consent.index", "GET"): only("provider", "provider_other"),
@@ -132,6 +146,52 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("triage.add", "POST"): only("legal_officer"),
     ("triage.remove", "POST"): only("legal_officer"),
     ("triage.ask_consent", "POST"): only("legal_officer"),
+    # The receiving authority's pages: AUTH-A's released package and recall; AUTH-B's
+    # recipient gets 404 for them. Empty forms are refused with a message (OK).
+    ("recipient.index", "GET"): only("recipient", "recipient_other"),
+    ("recipient.detail", "GET"): {**only("recipient"), "recipient_other": 404},
+    ("recipient.download", "GET"): {**only("recipient"), "recipient_other": 404},
+    ("recipient.signature", "GET"): {**only("recipient"), "recipient_other": 404},
+    ("recipient.acknowledge", "POST"): {**only("recipient"), "recipient_other": 404},
+    ("recipient.recalls_page", "GET"): only("recipient", "recipient_other"),
+    ("recipient.notice", "GET"): {**only("recipient"), "recipient_other": 404},
+    ("recipient.acknowledge_recall", "POST"): {**only("recipient"), "recipient_other": 404},
+    # Recipient keys (staff). Empty forms are refused with a message (OK).
+    ("keys.index", "GET"): only(*STAFF),
+    ("keys.import_new", "POST"): only(*STAFF),
+    ("keys.detail", "GET"): only(*STAFF),
+    ("keys.verify", "POST"): only(*STAFF),
+    ("keys.revoke", "POST"): only(*STAFF),
+    # The officers' package pages: staff read; legal officers make, retry and release.
+    ("packages.index", "GET"): only(*STAFF),
+    ("packages.for_rfa", "GET"): only(*STAFF),
+    ("packages.create", "POST"): only("legal_officer"),
+    ("packages.clear_item", "POST"): only("legal_officer"),
+    ("packages.detail", "GET"): only(*STAFF),
+    ("packages.release", "POST"): only("legal_officer"),
+    ("packages.retry", "POST"): only("legal_officer"),
+    # The API's OAuth clients (admins only).
+    ("api_clients.index", "GET"): only("admin"),
+    ("api_clients.register", "POST"): only("admin"),
+    ("api_clients.revoke", "POST"): only("admin"),
+    # The JSON API: its description is public; the token endpoint refuses a request
+    # without a grant type (400, counted OK); everything else wants a bearer token, which
+    # no browser session is (401 problem+json, never a redirect to the sign-in page).
+    ("api.openapi_json", "GET"): anyone(),
+    ("api.token", "POST"): anyone(),
+    ("api.revoke", "POST"): dict.fromkeys(WHO, 401),
+    ("api.create", "POST"): dict.fromkeys(WHO, 401),
+    ("api.list_requests", "GET"): dict.fromkeys(WHO, 401),
+    ("api.get_request", "GET"): dict.fromkeys(WHO, 401),
+    ("api.list_messages", "GET"): dict.fromkeys(WHO, 401),
+    ("api.post_request_message", "POST"): dict.fromkeys(WHO, 401),
+    ("api.list_packages", "GET"): dict.fromkeys(WHO, 401),
+    ("api.get_package", "GET"): dict.fromkeys(WHO, 401),
+    ("api.download", "GET"): dict.fromkeys(WHO, 401),
+    ("api.signature", "GET"): dict.fromkeys(WHO, 401),
+    ("api.acknowledge", "POST"): dict.fromkeys(WHO, 401),
+    ("api.list_recalls", "GET"): dict.fromkeys(WHO, 401),
+    ("api.acknowledge_recall", "POST"): dict.fromkeys(WHO, 401),
     # Last, because it ends the visitor's sessions; everyone ends on the sign-in page.
     ("notifications.index", "GET"): everyone_signed_in(),
     ("notifications.read_all", "POST"): everyone_signed_in(),
@@ -267,13 +327,97 @@ def world(app: Flask) -> World:
             "token": token,
         }
         url_values.update(_consent_values(session, rfa))
+        url_values.update(_upload_values(app, session, rfa))
+        url_values.update(
+            _recipient_values(app, session, rfa, decision.id, officer.id, creds["admin"].user_id)
+        )
         url_values["notification_id"] = _notification_for(session, creds["requester"])
+        url_values["key_id"] = _key_for(session, url_values["authority_id"])
+        url_values["item_id"] = session.scalar(select(Item.id).where(Item.code == "ITM-MATRIX-1"))
+        url_values["client_pk"] = _api_client_for(session, url_values["authority_id"], admin)
+        url_values["code"] = rfa.code  # API paths name requests and packages "code"
         session.commit()
     clients = {"anonymous": app.test_client()}
     for who, cred in creds.items():
         clients[who] = app.test_client()
         login(clients[who], cred)
     return World(clients=clients, url_values=url_values)
+
+
+def _api_client_for(session: Session, authority_id: int, admin: User) -> int:
+    """An API client of AUTH-A, for the admin's client pages."""
+    from portal.api_clients import register_client
+
+    authority = session.get(Authority, authority_id)
+    assert authority is not None
+    return register_client(session, authority, "Matrix client", ["rfa:read"], by=admin).client.id
+
+
+def _key_for(session: Session, authority_id: int) -> int:
+    """An unverified key of AUTH-A, for the key pages."""
+    from portal.models import RecipientKey
+
+    armored = (REPO_ROOT / "keys_example" / "NWU-NL.pub.asc").read_text("ascii")
+    key = RecipientKey(
+        authority_id=authority_id, fingerprint="A0250D36642C79CB4339C0D7062724629530B911",
+        armored=armored, algorithm="ed25519", uid="Matrix key",
+    )  # fmt: skip
+    session.add(key)
+    session.flush()
+    return key.id
+
+
+def _upload_values(app: Flask, session: Session, rfa: Rfa) -> dict[str, Any]:
+    """An attachment and a death-penalty assurance of the matrix's request."""
+    from datetime import date
+
+    from portal.models import Assurance, Attachment
+
+    blob = portal_state(app).blobs.put_bytes(b"matrix attachment\n")
+    attachment = Attachment(
+        rfa_id=rfa.id, filename="m.txt", media_type="text/plain", size_bytes=blob.size,
+        sha256=blob.sha256,
+    )  # fmt: skip
+    assurance = Assurance(
+        rfa_id=rfa.id, sha256=blob.sha256, filename="a.txt", given_by="Ministry",
+        given_at=date(2026, 1, 1),
+    )  # fmt: skip
+    session.add_all([attachment, assurance])
+    session.flush()
+    return {"attachment_id": attachment.id, "assurance_id": assurance.id}
+
+
+def _recipient_values(
+    app: Flask, session: Session, rfa: Rfa, decision_id: str, assembler: int, releaser: int
+) -> dict[str, Any]:
+    """AUTH-A's released package (file and signature in the blob store) and a recalled
+    one with its (stand-in) notice, for the recipient pages."""
+    from datetime import timedelta
+
+    from portal.models import Package, Recall
+
+    blobs = portal_state(app).blobs
+    now = utcnow()
+    packages = []
+    for code, status in (("PKG-2026-0901", "released"), ("PKG-2026-0902", "recalled")):
+        package = Package(
+            code=code, rfa_id=rfa.id, decision_id=decision_id,
+            authority_id=rfa.authority_id, status=status,
+            file_sha256=blobs.put_bytes(f"{code} ciphertext".encode()).sha256,
+            signature_sha256=blobs.put_bytes(f"{code} signature".encode()).sha256,
+            assembled_by_id=assembler, released_by_id=releaser, released_at=now,
+            expires_at=now + timedelta(days=30),
+        )  # fmt: skip
+        packages.append(package)
+    session.add_all(packages)
+    session.flush()
+    recall = Recall(
+        package_id=packages[1].id, reason="Matrix recall",
+        notice_sha256=blobs.put_bytes(b"matrix recall notice").sha256,
+    )  # fmt: skip
+    session.add(recall)
+    session.flush()
+    return {"package_code": packages[0].code, "recall_id": recall.id}
 
 
 def _consent_values(session: Session, rfa: Rfa) -> dict[str, Any]:

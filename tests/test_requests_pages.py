@@ -377,3 +377,25 @@ def test_concurrent_drafts_get_distinct_codes(app: Flask, requester: Credentials
     assert not worker.is_alive() and failures == []
     year = utcnow().year
     assert codes == [f"RFA-{year}-0001", f"RFA-{year}-0002"]
+
+
+def test_request_list_is_paged(app: Flask, db: Session, requester: Credentials) -> None:
+    author = db.get(User, requester.user_id)
+    assert author is not None
+    mandate = portal_state(app).policy.mandate
+    for n in range(61):
+        create_draft(db, author, RfaFields(their_reference=f"REF-{n}", proceedings_type="trial"),
+                     mandate)  # fmt: skip
+    db.commit()
+    client = signed_in(app, requester)
+    codes = re.compile(r'href="/requests/(RFA-\d{4}-\d{4})"')
+    first = client.get("/requests").get_data(as_text=True)
+    second = client.get("/requests?page=2").get_data(as_text=True)
+    one, two = codes.findall(first), codes.findall(second)
+    assert (len(one), len(two)) == (50, 11) and not set(one) & set(two)
+    assert "Page 1 of 2" in first and 'href="/requests?page=2" rel="next"' in first
+    assert "Page 2 of 2" in second and 'href="/requests?page=1" rel="prev"' in second
+    assert "61 requests" in first
+    # Another authority's requester sees none of them.
+    other = signed_in(app, make_user(db, "requester", authority_code="AUTH-B"))
+    assert codes.findall(other.get("/requests").get_data(as_text=True)) == []

@@ -497,3 +497,61 @@ def test_request_page_links_officers_to_triage(app: Flask, db: Session, desk: De
     requester_page = _signed_in(app, desk.requester).get("/requests/RFA-2026-0060")
     assert requester_page.status_code == 200
     assert link not in requester_page.get_data(as_text=True)
+
+
+# --- paging --------------------------------------------------------------------------------------
+
+
+def test_queue_is_paged_fifty_at_a_time_in_a_stable_order(
+    app: Flask, db: Session, desk: Desk
+) -> None:
+    for n in range(120):
+        _rfa(db, f"RFA-2026-{n + 1:04d}", desk.authority_a, age_days=n % 7)
+    _rfa(db, "RFA-2026-0999", desk.authority_b, urgency="very_urgent")
+    db.commit()
+    client = _signed_in(app, desk.officer)
+    pages = [_queue(client, page=str(p)) for p in (1, 2, 3)]
+    assert [len(p) for p in pages] == [50, 50, 21]
+    everything = [code for page in pages for code in page]
+    assert len(set(everything)) == 121  # no request on two pages, none left out
+    assert everything[0] == "RFA-2026-0999"  # most urgent first, whatever the page size
+    text = client.get("/triage", query_string={"page": "2"}).get_data(as_text=True)
+    assert "Page 2 of 3" in text
+    assert 'href="/triage?page=1" rel="prev"' in text and 'href="/triage?page=3"' in text
+    # Filters are kept in the page links; a page past the end shows the last one.
+    filtered = client.get("/triage", query_string={"authority": str(desk.authority_a)})
+    assert f"page=2&amp;authority={desk.authority_a}" in filtered.get_data(as_text=True)
+    assert _queue(client, page="99") == pages[2]
+    assert _queue(client, page="-1") == pages[0] and _queue(client, page="x") == pages[0]
+
+
+def test_search_pages_say_where_they_are_and_go_back(app: Flask, db: Session, desk: Desk) -> None:
+    _rfa(db, "RFA-2026-0040", desk.authority_a)
+    for n in range(120):
+        _item(db, f"ITM-P{n:03d}", desk.provider_a, title=f"Paged {n}", kind="other")
+    db.commit()
+    client = _signed_in(app, desk.officer)
+    code = "RFA-2026-0040"
+    seen: list[list[str]] = []
+    text = client.get(f"/triage/{code}/search", query_string={"kind": "other"}).get_data(
+        as_text=True
+    )
+    for number in (1, 2, 3):
+        assert f"Page {number} of 3" in text and "120 items match." in text
+        seen.append(re.findall(r'<th scope="row">(ITM-P\d+)</th>', text))
+        found = re.search(r'rel="next" href="([^"]+)"', text)
+        if found is None:
+            break
+        text = client.get(found.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert [len(s) for s in seen] == [50, 50, 20]
+    assert 'rel="next"' not in text
+    # Previous from the last page is the second page, and previous from there the first.
+    back = re.search(r'rel="prev" href="([^"]+)"', text)
+    assert back is not None
+    text = client.get(back.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert re.findall(r'<th scope="row">(ITM-P\d+)</th>', text) == seen[1]
+    back = re.search(r'rel="prev" href="([^"]+)"', text)
+    assert back is not None and "after=" not in back.group(1)
+    text = client.get(back.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert re.findall(r'<th scope="row">(ITM-P\d+)</th>', text) == seen[0]
+    assert 'rel="prev"' not in text

@@ -2,6 +2,7 @@
 
 from portal.db import Base
 from portal.models.accounts import Invitation, LoginSession, Notification, RecoveryCode, User
+from portal.models.api import OAuthClient, OAuthToken
 from portal.models.audit import AuditEvent
 from portal.models.consent import Consent, ConsentRequest, ConsentRequestItem
 from portal.models.decisions import Decision, DecisionItem
@@ -37,6 +38,8 @@ __all__ = [
     "LoginSession",
     "Message",
     "Notification",
+    "OAuthClient",
+    "OAuthToken",
     "Package",
     "PackageItem",
     "Person",

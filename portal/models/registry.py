@@ -125,6 +125,9 @@ class RecipientKey(Base):
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     verification_method: Mapped[str | None] = mapped_column(String(500))
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    revocation_reason: Mapped[str | None] = mapped_column(Text)
+    imported_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
 
     authority: Mapped[Authority] = relationship(back_populates="keys")
 
@@ -172,6 +175,8 @@ class Item(Base):
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Set by a legal officer for kinds the portal cannot redact (video, audio, archives).
     cleared_as_is: Mapped[bool] = mapped_column(Boolean, default=False)
+    cleared_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     provider: Mapped[Provider] = relationship()

@@ -60,6 +60,8 @@ class Rfa(Base):
         CheckConstraint("status = 'draft' OR submitted_at IS NOT NULL", name="submitted_at_set"),
         Index("ix_rfa_authority_status", "authority_id", "status"),
         Index("ix_rfa_queue", "status", "urgency", "submitted_at"),
+        # The requester's paged list: newest change first within an authority.
+        Index("ix_rfa_authority_updated", "authority_id", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

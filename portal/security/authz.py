@@ -14,7 +14,7 @@ Two layers:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol, TypeVar
 
 from flask import Flask, abort, request
@@ -30,8 +30,10 @@ from portal.models import (
     Decision,
     Invitation,
     Item,
+    OAuthClient,
     Package,
     Provider,
+    Recall,
     RecipientKey,
     Rfa,
     User,
@@ -70,6 +72,10 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "rfa.edit": frozenset({"requester"}),
     "rfa.withdraw": frozenset({"requester"}),
     "rfa.message": frozenset({"requester", "legal_officer"}),
+    # Attachments and death-penalty assurances (portal.uploads says when, per request).
+    "rfa.attach": frozenset({"requester", "legal_officer"}),
+    # The published figures: the Figures page and its PDF and CSV exports.
+    "reports.view": STAFF,
     "decision.view": STAFF,
     "eligibility.view": STAFF,
     "assessment.view": STAFF,
@@ -80,7 +86,41 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     # Everyone's own notification inbox (each sees only their own).
     "notifications.view": ALL_ROLES,
     "notifications.read": ALL_ROLES,
+    # The receiving authority's pages: its packages, downloads, receipt, recalls.
+    "recipient.view": frozenset({"recipient"}),
+    "recipient.download": frozenset({"recipient"}),
+    "recipient.acknowledge": frozenset({"recipient"}),
+    "recipient.recalls": frozenset({"recipient"}),
+    "recipient.recalls_acknowledge": frozenset({"recipient"}),
+    # Recipient keys: import, out-of-band verification, revocation (staff).
+    "keys.view": STAFF,
+    "keys.manage": STAFF,
+    # The officers' package pages; making, retrying and releasing (four-eyes) is legal work.
+    "package.view": STAFF,
+    "package.create": frozenset({"legal_officer"}),
+    "package.retry": frozenset({"legal_officer"}),
+    "package.release": frozenset({"legal_officer"}),
+    "item.clear_as_is": frozenset({"legal_officer"}),
+    # OAuth clients of the JSON API (registered per authority by admins).
+    "admin.api_clients.view": frozenset({"admin"}),
+    "admin.api_clients.manage": frozenset({"admin"}),
 }
+
+#: JSON API action -> (OAuth scope the bearer token must carry, role the client then acts
+#: in). API clients have no role of their own: a client of an authority acts as that
+#: authority's requester (``rfa:*``) or recipient (``packages:*``) for the one request, and
+#: is scoped by :data:`SCOPES` exactly like a signed-in user of that role. Users signed in
+#: with a browser never pass these (their roles are not scopes).
+API_PERMISSIONS: Mapping[str, tuple[str, str]] = {
+    "api.rfa.read": ("rfa:read", "requester"),
+    "api.rfa.write": ("rfa:write", "requester"),
+    "api.packages.read": ("packages:read", "recipient"),
+    "api.packages.ack": ("packages:ack", "recipient"),
+}
+
+#: Installed by the API (portal.api.oauth) as ``app.extensions[API_GUARD]``: called with
+#: the action, its scope and its role; returns an error response or None (let through).
+API_GUARD = "portal_api_guard"
 
 #: Endpoints the guard lets through without any declaration (Flask's static files).
 UNDECLARED_OK = frozenset({"static"})
@@ -99,7 +139,7 @@ class UserLike(Protocol):
 
 def requires(action: str) -> Callable[[F], F]:
     """Declare the action a view performs; only roles allowed that action reach it."""
-    if action not in PERMISSIONS:
+    if action not in PERMISSIONS and action not in API_PERMISSIONS:
         raise KeyError(f"unknown action {action!r}: add it to PERMISSIONS in authz.py")
 
     def mark(view: F) -> F:
@@ -124,6 +164,12 @@ def public(why: str) -> Callable[[F], F]:
 def declared_permission(view: Callable[..., Any] | None) -> str | None:
     """The action declared on a view function (``PUBLIC`` for public views), or None."""
     return getattr(view, PERMISSION_ATTRIBUTE, None) if view is not None else None
+
+
+def client_allowed(scopes: Collection[str], action: str) -> bool:
+    """May an API client holding ``scopes`` perform ``action``? Unknown actions never."""
+    needed = API_PERMISSIONS.get(action)
+    return needed is not None and needed[0] in scopes
 
 
 def allowed(role: str | None, action: str) -> bool:
@@ -151,6 +197,12 @@ def install_guard(app: Flask, unauthenticated: Callable[[], Any]) -> None:
             abort(403)
         if action == PUBLIC:
             return None
+        if action in API_PERMISSIONS:
+            api_guard = app.extensions.get(API_GUARD)
+            if api_guard is None:
+                abort(403)
+            scope, role = API_PERMISSIONS[action]
+            return api_guard(action, scope, role)
         if not current_user.is_authenticated:
             return unauthenticated()
         if not allowed(current_user.role, action):
@@ -201,9 +253,13 @@ SCOPES: Mapping[type[Any], Callable[[UserLike], ColumnElement[bool]]] = {
     Rfa: lambda u: _by_authority(Rfa.authority_id, u),
     Decision: _staff_only,
     Package: lambda u: _by_authority(Package.authority_id, u),
+    Recall: lambda u: Recall.package_id.in_(
+        select(Package.id).where(_by_authority(Package.authority_id, u))
+    ),
     User: _self_or_admin,
     Invitation: _admin_only,
     AuditEvent: _admin_only,
+    OAuthClient: _admin_only,
 }
 
 

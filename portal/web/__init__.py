@@ -64,5 +64,20 @@ def init_web(app: Flask) -> None:
     from portal.web import triage
 
     app.register_blueprint(triage.bp)
+    from portal.web import reports
+
+    app.register_blueprint(reports.bp)
+    from portal.web import recipient
+
+    app.register_blueprint(recipient.bp)
+    from portal.web import keys, packages
+
+    app.register_blueprint(keys.bp)
+    app.register_blueprint(packages.bp)
     init_limiter(app, _state(app).settings)
+    from portal.api import init_api
+    from portal.web import api_clients
+
+    app.register_blueprint(api_clients.bp)
+    init_api(app)
     errors.register(app)

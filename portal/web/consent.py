@@ -46,6 +46,7 @@ from portal.security.authz import get_scoped_or_404, requires, scoped, visible
 from portal.web import db
 from portal.web.admin import when
 from portal.web.login_manager import CurrentUser
+from portal.web.recipient import issue_recall_notices
 
 bp = Blueprint("consent", __name__, url_prefix="/consent")
 
@@ -258,6 +259,7 @@ def revoke(consent_id: int) -> BaseResponse:
     except ConsentError as exc:
         db().rollback()
         return _back("consent.given", f"Nothing was changed: {exc}.")
+    issue_recall_notices(done)  # signed notices for the recalled packages, after the commit
     parts = [f"Consent revoked ({done.events[0].code})."]
     if done.blocked or done.withdrawn or done.recalled:
         parts.append(

@@ -40,9 +40,14 @@ NAV: tuple[Link, ...] = (
     Link("Queue", "triage.index"),
     Link("Eligibility", "eligibility.requests"),
     Link("Consent", "consent.index"),
+    Link("Figures", "reports.index"),
     Link("Packages", "packages.index"),
+    Link("Packages", "recipient.index"),
+    Link("Recalls", "recipient.recalls_page"),
     Link("Users", "admin.users"),
     Link("Authorities", "admin.authorities"),
+    Link("Keys", "keys.index"),
+    Link("API clients", "api_clients.index"),
     Link("Providers", "admin.providers"),
     Link("Audit log", "audit.index"),
 )
@@ -77,8 +82,23 @@ NEXT_STEPS: dict[str, tuple[Link, ...]] = {
             "eligibility.assessments",
             "Fair trial, death penalty and witness protection, with stale ones flagged.",
         ),
+        Link(
+            "Packages",
+            "packages.index",
+            "Make packages from decisions, follow their assembly, release them (four-eyes).",
+        ),
+        Link(
+            "Recipient keys",
+            "keys.index",
+            "Import authorities' keys and record how each fingerprint was confirmed.",
+        ),
         Link("Authorities", "admin.authorities", "Assessments of each receiving authority."),
         Link("Providers", "admin.providers", "The information providers and their material."),
+        Link(
+            "Figures",
+            "reports.index",
+            "Requests, packages and consent for a period, with the PDF and CSV report.",
+        ),
     ),
     "provider": (
         Link(
@@ -90,15 +110,27 @@ NEXT_STEPS: dict[str, tuple[Link, ...]] = {
     "recipient": (
         Link(
             "Packages for your authority",
-            "packages.index",
-            "Download packages, verify them and acknowledge receipt or recalls.",
+            "recipient.index",
+            "Download packages, verify them and acknowledge receipt.",
+        ),
+        Link(
+            "Recall notices",
+            "recipient.recalls_page",
+            "Read signed recall notices and confirm the material was returned or destroyed.",
         ),
     ),
     "admin": (
         Link("Users", "admin.users", "Invite people, change roles, unlock or deactivate accounts."),
         Link("Authorities", "admin.authorities", "Receiving authorities and their keys."),
+        Link("Recipient keys", "keys.index", "Import, verify and revoke authorities' keys."),
+        Link(
+            "API clients",
+            "api_clients.index",
+            "Register and revoke authorities' systems that use the JSON API.",
+        ),
         Link("Providers", "admin.providers", "Information providers."),
         Link("Audit log", "audit.index", "Who did what, in a tamper-evident log."),
+        Link("Figures", "reports.index", "The published figures and the period report."),
     ),
 }
 

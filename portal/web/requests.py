@@ -25,6 +25,7 @@ from flask import (
 )
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms import (
@@ -38,8 +39,9 @@ from wtforms import (
 )
 from wtforms.fields.choices import SelectChoice
 
-from portal.models import Authority, Rfa, RfaStatusChange, User
+from portal.models import Assurance, Attachment, Authority, Rfa, RfaStatusChange, User
 from portal.models.requests import PROCEEDINGS_TYPES, URGENCIES
+from portal.paging import page_number, paginate
 from portal.requests_domain import (
     NotAllowed,
     NotEditable,
@@ -58,13 +60,25 @@ from portal.requests_domain import (
 from portal.rfa_status import LABELS, next_states
 from portal.security.authz import allowed, get_scoped_or_404, requires, scoped
 from portal.state import portal_state
+from portal.uploads import (
+    ACCEPTED,
+    ACCEPTED_TEXT,
+    AssuranceEntry,
+    AssuranceInvalid,
+    UploadRefused,
+    add_attachment,
+    content_disposition,
+    may_attach,
+    media_type_of,
+    record_assurance,
+)
 from portal.web import db
 from portal.web.admin import ROLE_LABELS, when
+from portal.web.errors import human_size
 from portal.web.login_manager import CurrentUser
 
 bp = Blueprint("requests", __name__, url_prefix="/requests")
 
-LIST_LIMIT = 200
 MECHANISM = "Mechanism"
 PROCEEDINGS_LABELS = {kind: kind.capitalize() for kind in PROCEEDINGS_TYPES}
 URGENCY_LABELS = {kind: kind.replace("_", " ").capitalize() for kind in URGENCIES}
@@ -91,6 +105,8 @@ def _template_helpers() -> dict[str, Any]:
         "role_labels": ROLE_LABELS,
         "proceedings_labels": PROCEEDINGS_LABELS,
         "urgency_labels": URGENCY_LABELS,
+        "accepted_types": ACCEPTED,
+        "human_size": human_size,
     }
 
 
@@ -204,6 +220,17 @@ class MessageForm(FlaskForm):  # type: ignore[misc]
     body = TextAreaField("Your message")
 
 
+class AttachmentForm(FlaskForm):  # type: ignore[misc]
+    file = FileField("File to attach", description=f"{ACCEPTED_TEXT}.")
+
+
+class AssuranceForm(FlaskForm):  # type: ignore[misc]
+    given_by = StringField("Given by", description="The office and person who gave the assurance.")
+    given_at = _date_field("Date of the assurance")
+    summary = TextAreaField("Summary (optional)", description="What the assurance says.")
+    document = FileField("The signed assurance", description=f"{ACCEPTED_TEXT}.")
+
+
 # --- helpers ------------------------------------------------------------------------------
 
 
@@ -232,6 +259,8 @@ def _render_detail(
     *,
     withdraw_form: WithdrawForm | None = None,
     message_form: MessageForm | None = None,
+    attachment_form: AttachmentForm | None = None,
+    assurance_form: AssuranceForm | None = None,
     status: int = 200,
 ) -> tuple[str, int]:
     me = _me()
@@ -242,7 +271,27 @@ def _render_detail(
             .order_by(RfaStatusChange.changed_at, RfaStatusChange.id)
         )
     )
-    people = _names(c.changed_by_id for c in changes)
+    attachments = list(
+        db().scalars(
+            select(Attachment)
+            .where(Attachment.rfa_id == rfa.id)
+            .order_by(Attachment.uploaded_at, Attachment.id)
+        )
+    )
+    assurances = list(
+        db().scalars(
+            select(Assurance)
+            .where(Assurance.rfa_id == rfa.id)
+            .order_by(Assurance.given_at, Assurance.id)
+        )
+    )
+    people = _names(
+        [
+            *(c.changed_by_id for c in changes),
+            *(a.uploaded_by_id for a in attachments),
+            *(a.recorded_by_id for a in assurances),
+        ]
+    )
     page = render_template(
         "requests/detail.html",
         rfa=rfa,
@@ -257,6 +306,12 @@ def _render_detail(
         can_answer=me.role == "requester" and rfa.status == "clarification_requested",
         withdraw_form=withdraw_form or WithdrawForm(),
         message_form=message_form or MessageForm(),
+        attachments=attachments,
+        assurances=assurances,
+        people=people,
+        can_attach=allowed(me.role, "rfa.attach") and may_attach(rfa, me),
+        attachment_form=attachment_form or AttachmentForm(),
+        assurance_form=assurance_form or AssuranceForm(),
     )
     return page, status
 
@@ -271,10 +326,12 @@ def index() -> str:
     query = scoped(Rfa, me)
     if me.role != "requester":
         query = query.where(Rfa.status != "draft")
-    rfas = list(
-        db().scalars(query.order_by(Rfa.updated_at.desc(), Rfa.id.desc()).limit(LIST_LIMIT))
+    found = paginate(
+        db(),
+        query.order_by(Rfa.updated_at.desc(), Rfa.id.desc()),
+        page_number(request.args.get("page")),
     )
-    return render_template("requests/index.html", rfas=rfas, limit=LIST_LIMIT)
+    return render_template("requests/index.html", rfas=found.items, found=found)
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -419,7 +476,7 @@ def message(rfa_code: str) -> BaseResponse | tuple[str, int]:
     return redirect(url_for("requests.detail", rfa_code=rfa.code) + "#thread", 303)
 
 
-def _refuse_fetch(url: str, *_args: Any, **_kwargs: Any) -> dict[str, Any]:
+def refuse_fetch(url: str, *_args: Any, **_kwargs: Any) -> dict[str, Any]:
     raise ValueError(f"the acknowledgement fetches nothing ({url[:60]} refused)")
 
 
@@ -434,7 +491,7 @@ def acknowledgement(rfa_code: str) -> Response:
     html = render_template(
         "documents/acknowledgement.html", rfa=rfa, authority=authority, mechanism=MECHANISM
     )
-    pdf = weasyprint.HTML(string=html, url_fetcher=_refuse_fetch).write_pdf()
+    pdf = weasyprint.HTML(string=html, url_fetcher=refuse_fetch).write_pdf()
     if not isinstance(pdf, bytes):
         abort(500)
     response = Response(pdf, mimetype="application/pdf")
@@ -443,3 +500,117 @@ def acknowledgement(rfa_code: str) -> Response:
     )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+# --- attachments and assurances --------------------------------------------------------------
+
+
+def _upload_limit() -> int:
+    return portal_state().settings.max_upload_bytes
+
+
+@bp.post("/<rfa_code>/attachments")
+@requires("rfa.attach")
+def attach(rfa_code: str) -> BaseResponse | tuple[str, int]:
+    rfa = _rfa_or_404(rfa_code)
+    form = AttachmentForm()
+    if not form.validate_on_submit():
+        return _render_detail(rfa, attachment_form=form, status=400)
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        form.file.errors = ["Choose a file to attach."]
+        return _render_detail(rfa, attachment_form=form, status=400)
+    try:
+        attachment = add_attachment(
+            db(),
+            portal_state().blobs,
+            rfa,
+            _me(),
+            upload.stream,
+            upload.filename,
+            max_bytes=_upload_limit(),
+        )
+    except UploadRefused as exc:
+        db().rollback()
+        form.file.errors = [str(exc)]
+        return _render_detail(_rfa_or_404(rfa_code), attachment_form=form, status=400)
+    db().commit()
+    flash(f"{attachment.filename} attached.", "success")
+    return redirect(url_for("requests.detail", rfa_code=rfa.code) + "#attachments", 303)
+
+
+@bp.post("/<rfa_code>/assurances")
+@requires("rfa.attach")
+def add_assurance(rfa_code: str) -> BaseResponse | tuple[str, int]:
+    rfa = _rfa_or_404(rfa_code)
+    form = AssuranceForm()
+    if not form.validate_on_submit():
+        return _render_detail(rfa, assurance_form=form, status=400)
+    text = (form.given_at.data or "").strip()
+    try:
+        given_at = date.fromisoformat(text) if text else None
+    except ValueError:
+        given_at = None
+    entry = AssuranceEntry(
+        given_by=form.given_by.data or "", given_at=given_at, summary=form.summary.data or ""
+    )
+    upload = request.files.get("document")
+    try:
+        if upload is None or not upload.filename:
+            raise AssuranceInvalid({"document": ["Choose the file of the signed assurance."]})
+        record_assurance(
+            db(),
+            portal_state().blobs,
+            rfa,
+            _me(),
+            entry,
+            upload.stream,
+            upload.filename,
+            max_bytes=_upload_limit(),
+        )
+    except AssuranceInvalid as exc:
+        db().rollback()
+        for name, messages in exc.errors.items():
+            getattr(form, name).errors = messages
+        return _render_detail(_rfa_or_404(rfa_code), assurance_form=form, status=400)
+    except UploadRefused as exc:
+        db().rollback()
+        form.document.errors = [str(exc)]
+        return _render_detail(_rfa_or_404(rfa_code), assurance_form=form, status=400)
+    db().commit()
+    flash("Death-penalty assurance recorded.", "success")
+    return redirect(url_for("requests.detail", rfa_code=rfa.code) + "#assurances", 303)
+
+
+def _file_response(sha256: str, media_type: str, name: str) -> Response:
+    """Stream a stored upload as a download the browser will not render or sniff."""
+    blobs = portal_state().blobs
+    response = Response(blobs.iter_chunks(sha256, verify=True), mimetype=media_type)
+    response.headers["Content-Length"] = str(blobs.size(sha256))
+    response.headers["Content-Disposition"] = content_disposition(name)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/<rfa_code>/attachments/<int:attachment_id>")
+@requires("rfa.view")
+def attachment_file(rfa_code: str, attachment_id: int) -> Response:
+    rfa = _rfa_or_404(rfa_code)
+    found = db().get(Attachment, attachment_id)
+    if found is None or found.rfa_id != rfa.id:
+        abort(404)
+    return _file_response(found.sha256, found.media_type, found.filename)
+
+
+@bp.get("/<rfa_code>/assurances/<int:assurance_id>")
+@requires("rfa.view")
+def assurance_file(rfa_code: str, assurance_id: int) -> Response:
+    rfa = _rfa_or_404(rfa_code)
+    found = db().get(Assurance, assurance_id)
+    if found is None or found.rfa_id != rfa.id or found.sha256 is None:
+        abort(404)
+    blobs = portal_state().blobs
+    return _file_response(
+        found.sha256, media_type_of(blobs, found.sha256), found.filename or "assurance"
+    )

@@ -22,6 +22,7 @@ from portal.consent import current_state
 from portal.decisions import latest_decision
 from portal.models import Authority, ConsentRequest, Provider, Rfa, User
 from portal.models.registry import ITEM_KINDS
+from portal.paging import Page, page_number
 from portal.rfa_status import LABELS, next_states
 from portal.search import ItemQuery, SearchError, search
 from portal.security.authz import get_scoped_or_404, requires, scoped
@@ -40,6 +41,7 @@ from portal.triage import (
     queue,
     remove_candidate,
     request_clarification,
+    search_position,
     start_review,
 )
 from portal.web import db
@@ -48,6 +50,7 @@ from portal.web.login_manager import CurrentUser
 
 bp = Blueprint("triage", __name__, url_prefix="/triage")
 
+QUEUE_FILTER_KEYS = ("status", "authority", "assignee")
 SEARCH_KEYS = ("title", "tags", "kind", "provider", "from", "to", "place")
 KIND_LABELS = {kind: kind.replace("_", " ").capitalize() for kind in ITEM_KINDS}
 URGENCY_LABELS = {"normal": "Normal", "urgent": "Urgent", "very_urgent": "Very urgent"}
@@ -103,17 +106,23 @@ def index() -> tuple[str, int]:
         assignee=assignee,
     )
     error = None
+    found: Page[Rfa] | None = None
     try:
-        rows = queue(db(), me, wanted)
+        found = queue(db(), me, wanted, page=page_number(request.args.get("page")))
     except TriageError as exc:
-        rows, error = [], str(exc)
+        error = str(exc)
     authorities = list(db().scalars(scoped(Authority, me).order_by(Authority.name)))
     staff = officers(db())
     names = {u.id: u.display_name for u in staff}
     authority_names = {a.id: a.name for a in authorities}
+    filters = {
+        k: request.args[k] for k in ("status", "authority", "assignee") if request.args.get(k)
+    }
     page = render_template(
         "triage/queue.html",
-        rows=rows,
+        rows=found.items if found is not None else [],
+        found=found,
+        filters=filters,
         wanted=wanted,
         error=error,
         statuses=QUEUE_STATUSES,
@@ -320,9 +329,14 @@ def search_items(rfa_code: str) -> tuple[str, int]:
     )
     args = {k: request.args[k] for k in SEARCH_KEYS if request.args.get(k, "").strip()}
     result = None
+    position = None
+    after = _int_arg("after")
     if not errors:
         try:
-            result = search(db(), query, after=_int_arg("after"))
+            result = search(db(), query, after=after)
+            position = search_position(
+                db(), query, result, after, page_number(request.args.get("page"))
+            )
         except SearchError as exc:
             errors.append(str(exc))
     items = result.items if result is not None else []
@@ -333,6 +347,7 @@ def search_items(rfa_code: str) -> tuple[str, int]:
         errors=errors,
         items=items,
         next_after=result.next_after if result is not None else None,
+        position=position,
         chosen=candidate_ids(db(), rfa.id, [i.id for i in items]),
         providers=list(db().scalars(select(Provider).order_by(Provider.name))),
         kinds=ITEM_KINDS,

@@ -3,4 +3,4 @@
 import pytest
 
 # The helpers assert; have pytest rewrite them (they are imported before pytest would).
-pytest.register_assert_rewrite("tests.support.auth")
+pytest.register_assert_rewrite("tests.support.auth", "tests.support.recipient")

@@ -1,0 +1,227 @@
+"""Export a released package for physical transfer (``portal package export PKG DIR``).
+
+Writes ``PKG.tar.gpg``, ``PKG.tar.gpg.sig`` and a plain-text cover sheet into a directory
+(a removable drive, say). Each file is written to a temporary name in that directory,
+fsynced and then linked to its final name, which fails instead of overwriting an existing
+file; on any failure the files this export made are removed again, so the directory holds
+either all three or none of them. The bytes are re-hashed while they are copied: a blob that
+no longer matches its digest is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal import audit
+from portal.db import utcnow
+from portal.downloads import effective_status
+from portal.models import Authority, Package, Rfa
+from portal.storage import BlobNotFound, FileBlobStore
+
+
+class ExportRefused(Exception):
+    """The export cannot be made; the message says why. Nothing was written."""
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    path: Path
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    package: ExportedFile
+    signature: ExportedFile
+    cover: ExportedFile
+
+    def remove(self) -> None:
+        """Delete the exported files (when the export could not be recorded)."""
+        for exported in (self.package, self.signature, self.cover):
+            exported.path.unlink(missing_ok=True)
+
+
+def file_names(code: str) -> tuple[str, str, str]:
+    """The three files an export writes for package ``code``."""
+    return f"{code}.tar.gpg", f"{code}.tar.gpg.sig", f"{code}-cover-sheet.txt"
+
+
+def export_package(
+    db: Session,
+    blobs: FileBlobStore,
+    code: str,
+    directory: Path,
+    *,
+    actor: str,
+    now: datetime | None = None,
+) -> ExportResult:
+    """Write the package, its detached signature and a cover sheet into ``directory``.
+
+    Refused for a package that is not currently released (or whose download period has
+    ended), without a signature, when ``directory`` is not a directory, or when any of the
+    three files exists already. Audited in the caller's transaction (flushed, not committed).
+    """
+    moment = now or utcnow()
+    package = db.scalar(select(Package).where(Package.code == code.strip()))
+    if package is None:
+        raise ExportRefused(f"there is no package {code}")
+    status = effective_status(package, moment)
+    if status != "released":
+        raise ExportRefused(
+            f"{package.code} is {status}, not released: only released packages can be exported"
+        )
+    if not package.file_sha256 or not package.signature_sha256:
+        raise ExportRefused(f"{package.code} has no encrypted file or no detached signature")
+    if not directory.is_dir():
+        raise ExportRefused(f"{directory} is not an existing directory")
+    names = file_names(package.code)
+    targets = [directory / name for name in names]
+    existing = [t.name for t in targets if t.exists() or t.is_symlink()]
+    if existing:
+        raise ExportRefused(
+            f"{', '.join(existing)} already in {directory}; nothing was overwritten"
+        )
+    authority = db.get(Authority, package.authority_id)
+    rfa = db.get(Rfa, package.rfa_id)
+    written: list[Path] = []
+    try:
+        cipher = _copy_blob(blobs, package.file_sha256, targets[0], written)
+        signature = _copy_blob(blobs, package.signature_sha256, targets[1], written)
+        text = cover_sheet(
+            package,
+            authority_name=authority.name if authority else "",
+            authority_code=authority.code if authority else "",
+            authority_country=authority.country if authority else "",
+            rfa_code=rfa.code if rfa else "",
+            files=(cipher, signature),
+            exported_at=moment,
+        )
+        cover = _write(targets[2], [text.encode("utf-8")], written)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    audit.record(
+        db,
+        actor,
+        "package.exported",
+        f"package:{package.code}",
+        {
+            "directory": str(directory.resolve()),
+            "files": {f.path.name: f.sha256 for f in (cipher, signature, cover)},
+        },
+        now=moment,
+    )
+    return ExportResult(package=cipher, signature=signature, cover=cover)
+
+
+def cover_sheet(
+    package: Package,
+    *,
+    authority_name: str,
+    authority_code: str,
+    authority_country: str,
+    rfa_code: str,
+    files: Iterable[ExportedFile],
+    exported_at: datetime,
+) -> str:
+    """The plain-text sheet that travels with the files."""
+    listed = list(files)
+    fingerprint = package.signer_fingerprint or "(not recorded)"
+    grouped = " ".join(fingerprint[i : i + 4] for i in range(0, len(fingerprint), 4))
+    lines = [
+        f"COVER SHEET - PACKAGE {package.code}",
+        "",
+        f"Package:            {package.code}",
+        f"Request:            {rfa_code}",
+        f"Addressed to:       {authority_name} ({authority_code}, {authority_country})",
+        f"Released:           {_stamp(package.released_at)}",
+        f"Exported:           {_stamp(exported_at)}",
+        f"Signing key:        {grouped}",
+        "",
+        "Files (SHA-256, size in bytes):",
+        *(f"  {f.sha256}  {f.path.name}  ({f.size})" for f in listed),
+        "",
+        "How to verify before opening:",
+        "  1. Check the digests:   sha256sum " + " ".join(f.path.name for f in listed),
+        "     and compare them with the list above (and with the portal's package page).",
+        f"  2. Check the signature: gpg --verify {package.code}.tar.gpg.sig {package.code}.tar.gpg",
+        "     It must be a good signature by the key whose fingerprint is given above;",
+        "     compare the fingerprint with the one given to you out of band.",
+        f"  3. Decrypt with your authority's key: gpg --output {package.code}.tar "
+        f"--decrypt {package.code}.tar.gpg",
+        "     then extract the tar and validate the BagIt bag (bagit.py --validate).",
+        "  4. Acknowledge receipt in the Sharing Portal.",
+        "",
+        "Do not share the material onward without the Mechanism's consent.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _stamp(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment is not None else "-"
+
+
+def _copy_blob(blobs: FileBlobStore, key: str, target: Path, written: list[Path]) -> ExportedFile:
+    try:
+        chunks = blobs.iter_chunks(key)
+        exported = _write(target, chunks, written)
+    except BlobNotFound:
+        raise ExportRefused(f"the stored file for {target.name} is missing") from None
+    if exported.sha256 != key:
+        raise ExportRefused(
+            f"the stored file for {target.name} does not match its digest (damaged); "
+            "nothing was exported"
+        )
+    return exported
+
+
+def _write(target: Path, chunks: Iterable[bytes], written: list[Path]) -> ExportedFile:
+    """Write ``chunks`` to a temporary file beside ``target`` and link it into place
+    (refusing to replace an existing file); returns its digest and size."""
+    digest = hashlib.sha256()
+    size = 0
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                digest.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)
+        _place(tmp, target)
+        written.append(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ExportedFile(path=target, sha256=digest.hexdigest(), size=size)
+
+
+def _place(tmp: Path, target: Path) -> None:
+    """Give ``tmp`` the name ``target`` without ever replacing an existing file.
+
+    A hard link does that atomically; file systems without hard links (FAT and exFAT
+    drives) get a rename after a last check: only a file created in the instant between
+    the check and the rename could be replaced."""
+    try:
+        os.link(tmp, target)
+        return
+    except FileExistsError:
+        raise ExportRefused(f"{target.name} appeared meanwhile; nothing was overwritten") from None
+    except OSError:
+        pass  # no hard links on this file system
+    if target.exists() or target.is_symlink():
+        raise ExportRefused(f"{target.name} appeared meanwhile; nothing was overwritten")
+    os.rename(tmp, target)

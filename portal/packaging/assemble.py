@@ -1,0 +1,849 @@
+"""The assembly pipeline: a queued package becomes one signed, encrypted file in the blob store.
+
+Stages (each recorded on the package as ``stage`` and ``progress`` in short transactions, so
+the package page shows them): load the facts and keys → a private staging directory → one
+rendition per item (truly redacted by :func:`portal.packaging.redaction.redact`, or the
+registered file as-is) → transmittal letter and custody log → ``manifest.json`` and its
+detached signature → leak check of every file that goes into the bag (a hit blocks the
+package, naming the files and mark codes) → the bag, streamed as a tar through
+``gpg --sign --encrypt``, with a detached signature over the ciphertext made as it is written
+→ both files into the blob store → one transaction that marks the package assembled.
+
+Concurrency and restarts: :func:`assemble_package` first *claims* the package (status
+``assembling``, version + 1). Every later write is conditional on that version and status, so
+a consent revocation that blocks the package meanwhile (or another worker that claimed it
+again) wins: the run stops, leaves the package as it is and deletes the blobs it added. The
+staging directory is always removed; blob store writes are atomic; the package is marked
+assembled only in the last transaction, so a crash anywhere leaves nothing visible and a rerun
+starts from scratch. A package already assembled (or released, blocked, ...) is left alone.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import secrets
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from datetime import time as clock_time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from sqlalchemy import exists, or_, select, update
+from sqlalchemy.orm import Session
+
+from portal import audit
+from portal.db import transaction, utcnow
+from portal.decisions import load_result
+from portal.keys import usable_keys
+from portal.models import (
+    Authority,
+    Consent,
+    Decision,
+    Item,
+    Package,
+    PackageItem,
+    Provider,
+    RedactionMark,
+    Rfa,
+    User,
+)
+from portal.openpgp import KeyRejected, inspect_public_key, refuse_example_key
+from portal.packaging.bag import BagEntry, BagError, write_bag_tar
+from portal.packaging.facts import (
+    ConsentFacts,
+    CustodyEvent,
+    DocumentEntry,
+    ItemEntry,
+    PackageFacts,
+    RedactionSummary,
+)
+from portal.packaging.gpgstream import (
+    GpgError,
+    Recipient,
+    Signer,
+    detached_signature,
+    load_signer,
+    sign_encrypt_and_detach,
+)
+from portal.packaging.redaction import CannotRedact, MarkSpec, RedactionOutcome, redact
+
+if TYPE_CHECKING:
+    from portal.packaging.leakcheck import LeakReport
+    from portal.state import PortalState
+
+__all__ = ["LETTER_PATH", "LOG_PATH", "AssemblyFailed", "assemble_package"]
+
+logger = logging.getLogger(__name__)
+
+LETTER_PATH = "data/transmittal-letter.pdf"
+LOG_PATH = "data/custody-and-redaction-log.pdf"
+MECHANISM_NAME = "the Mechanism"
+_RESTARTABLE = ("queued", "failed", "assembling")
+_SHARED = ("share", "share_redacted")
+_STAGE_LENGTH = 64
+_STREAM_STAGE = "bagging, signing and encrypting"
+_PROGRESS_INTERVAL = 1.0  # seconds between progress writes while streaming
+
+
+class AssemblyFailed(Exception):
+    """The package ended failed or blocked; ``reason`` says why in plain words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Failure(Exception):
+    """A stated reason to mark the package failed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Stopped(Exception):
+    """The package is no longer ours (blocked by a revocation, or claimed again)."""
+
+
+# --------------------------------------------------------------------------- facts
+
+
+@dataclass(frozen=True)
+class _ItemJob:
+    package_item_id: int
+    code: str
+    title: str
+    kind: str
+    provider: str
+    media_type: str
+    source_sha256: str
+    rendition: str
+    path: str
+    marks: tuple[MarkSpec, ...]
+    consent: ConsentFacts | None
+    registered_at: datetime
+    collected_on: date | None
+
+
+@dataclass(frozen=True)
+class _Job:
+    package_id: int
+    version: int
+    code: str
+    facts: PackageFacts
+    items: tuple[_ItemJob, ...]
+    recipients: tuple[Recipient, ...]
+    signer: Signer
+    moment: datetime
+
+
+@dataclass
+class _Built:
+    """What the run has made so far."""
+
+    entries: list[BagEntry] = field(default_factory=list)
+    items: list[ItemEntry] = field(default_factory=list)
+    terms: list[tuple[str, str]] = field(default_factory=list)
+    item_updates: list[tuple[int, str, str, int]] = field(default_factory=list)
+    blobs: list[str] = field(default_factory=list)
+
+
+def _aware(moment: datetime | None) -> datetime:
+    if moment is None:
+        return utcnow()
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("naive datetime given; use a timezone-aware UTC datetime")
+    return moment.astimezone(UTC)
+
+
+def _base_media_type(media_type: str) -> str:
+    return media_type.split(";", 1)[0].strip().lower()
+
+
+def _mark_spec(mark: RedactionMark) -> MarkSpec:
+    box = None
+    if mark.x0 is not None and mark.y0 is not None and mark.x1 is not None and mark.y1 is not None:
+        box = (mark.x0, mark.y0, mark.x1, mark.y1)
+    span = None
+    if mark.span_start is not None and mark.span_end is not None:
+        span = (mark.span_start, mark.span_end)
+    return MarkSpec(
+        code=mark.code,
+        kind=mark.kind,  # type: ignore[arg-type]  # checked by the table's constraint
+        reason=mark.reason,
+        term=mark.term,
+        span=span,
+        page=mark.page,
+        box=box,
+    )
+
+
+def _load_signer(state: PortalState) -> Signer:
+    settings = state.settings
+    if settings.signing_key_file is None:
+        raise _Failure(
+            "No signing key is configured (set PORTAL_SIGNING_KEY and "
+            "PORTAL_SIGNING_PASSPHRASE_FILE); packages cannot be signed."
+        )
+    try:
+        signer = load_signer(settings.signing_key_file, settings.signing_passphrase_file)
+        refuse_example_key(signer.fingerprint, demo_or_test=settings.demo_or_test)
+    except GpgError as exc:
+        raise _Failure(f"The signing key cannot be used: {exc}") from None
+    except KeyRejected as exc:
+        raise _Failure(f"The signing key cannot be used: {exc.reason}") from None
+    return signer
+
+
+def _recipients(
+    state: PortalState, db: Session, authority: Authority, moment: datetime
+) -> tuple[Recipient, ...]:
+    demo_or_test = state.settings.demo_or_test
+    recipients = []
+    for key in usable_keys(db, authority.id, moment):
+        try:
+            refuse_example_key(key.fingerprint, demo_or_test=demo_or_test)
+        except KeyRejected:
+            continue
+        recipients.append(Recipient(key.fingerprint, key.armored))
+    if not recipients:
+        raise _Failure(
+            f"{authority.name} has no verified, current OpenPGP key; import its key and record "
+            "the out-of-band verification first."
+        )
+    archive = state.settings.archive_key_file
+    if archive is not None:
+        try:
+            armored = archive.read_text(encoding="utf-8")
+            info = inspect_public_key(armored, now=moment)
+            refuse_example_key(info.fingerprint, demo_or_test=demo_or_test)
+        except OSError as exc:
+            raise _Failure(f"The archive key file cannot be read: {exc.strerror or exc}") from None
+        except (UnicodeDecodeError, ValueError) as exc:
+            reason = exc.reason if isinstance(exc, KeyRejected) else "not an armored key"
+            raise _Failure(f"The archive key cannot be used: {reason}") from None
+        if info.fingerprint not in {r.fingerprint for r in recipients}:
+            recipients.append(Recipient(info.fingerprint, armored))
+    return tuple(recipients)
+
+
+def _consents(db: Session, ids: set[int]) -> dict[int, ConsentFacts]:
+    found = {}
+    for consent in db.scalars(select(Consent).where(Consent.id.in_(ids or {0}))):
+        found[consent.id] = ConsentFacts(
+            event_code=consent.code,
+            kind="standing" if consent.item_id is None else "item",
+            granted_at=consent.recorded_at,
+            expires_at=consent.expires_at,
+            conditions=consent.conditions or "",
+        )
+    return found
+
+
+def _item_jobs(db: Session, package: Package, decision: Decision) -> tuple[_ItemJob, ...]:
+    results = {result.item_id: result for result in load_result(decision).items}
+    rows = db.execute(
+        select(PackageItem, Item, Provider)
+        .join(Item, Item.id == PackageItem.item_id)
+        .join(Provider, Provider.id == Item.provider_id)
+        .where(PackageItem.package_id == package.id)
+        .order_by(Item.code)
+    ).all()
+    if not rows:
+        raise _Failure("The package has no items.")
+    marks: dict[int, dict[str, RedactionMark]] = defaultdict(dict)
+    for mark in db.scalars(
+        select(RedactionMark).where(RedactionMark.item_id.in_([item.id for _, item, _ in rows]))
+    ):
+        marks[mark.item_id][mark.code] = mark
+    consents = _consents(db, {pi.consent_id for pi, _, _ in rows if pi.consent_id is not None})
+    jobs = []
+    for package_item, item, provider in rows:
+        result = results.get(item.id)
+        if result is None or result.outcome not in _SHARED:
+            raise _Failure(f"The decision no longer shares {item.code}; make a new package.")
+        missing = [code for code in result.marks if code not in marks[item.id]]
+        if missing:
+            raise _Failure(
+                f"Redaction mark {missing[0]} of {item.code} no longer exists; run the "
+                "eligibility check again."
+            )
+        jobs.append(
+            _ItemJob(
+                package_item_id=package_item.id,
+                code=item.code,
+                title=item.title,
+                kind=item.kind,
+                provider=provider.public_name,
+                media_type=item.media_type,
+                source_sha256=item.sha256,
+                rendition=package_item.rendition,
+                path=package_item.path,
+                marks=tuple(_mark_spec(marks[item.id][code]) for code in result.marks),
+                consent=consents.get(package_item.consent_id or 0),
+                registered_at=item.created_at,
+                collected_on=item.collected_at,
+            )
+        )
+    return tuple(jobs)
+
+
+def _load(state: PortalState, package_id: int, version: int, moment: datetime) -> _Job:
+    signer = _load_signer(state)
+    with transaction(state.sessions) as db:
+        package = db.get(Package, package_id)
+        if package is None:
+            raise _Failure("The package no longer exists.")
+        rfa = db.get(Rfa, package.rfa_id)
+        authority = db.get(Authority, package.authority_id)
+        decision = db.get(Decision, package.decision_id)
+        officer = db.get(User, package.assembled_by_id)
+        if rfa is None or authority is None or decision is None or officer is None:
+            raise _Failure("The package's request, authority, decision or officer is missing.")
+        recipients = _recipients(state, db, authority, moment)
+        items = _item_jobs(db, package, decision)
+        facts = PackageFacts(
+            code=package.code,
+            created_at=package.created_at,
+            rfa_reference=rfa.code,
+            authority_reference=rfa.their_reference,
+            authority_code=authority.code,
+            authority_name=authority.name,
+            authority_country=authority.country,
+            decision_id=decision.id,
+            policy_id=decision.policy_id,
+            policy_revision=decision.policy_revision,
+            engine_version=decision.engine_version,
+            decided_at=decision.created_at,
+            signer_fingerprint=signer.fingerprint,
+            recipient_fingerprints=tuple(r.fingerprint for r in recipients),
+            assembled_by=officer.display_name,
+            mechanism_name=MECHANISM_NAME,
+        )
+        return _Job(package_id, version, package.code, facts, items, recipients, signer, moment)
+
+
+# --------------------------------------------------------------------------- package row
+
+
+def _claim(state: PortalState, package_id: int) -> int | None:
+    """Take the package for this run (version + 1); None when there is nothing to do."""
+    with transaction(state.sessions) as db:
+        row = db.execute(
+            select(Package.status, Package.version, Package.code).where(Package.id == package_id)
+        ).one_or_none()
+        if row is None:
+            raise AssemblyFailed(f"There is no package with id {package_id}.")
+        status, version, code = row
+        if status not in _RESTARTABLE:
+            return None
+        result = db.execute(
+            update(Package)
+            .where(Package.id == package_id, Package.version == version, Package.status == status)
+            .values(
+                status="assembling",
+                stage="starting",
+                progress=0,
+                failure_reason=None,
+                leak_check=None,
+                file_sha256=None,
+                file_size=None,
+                signer_fingerprint=None,
+                signature_sha256=None,
+                version=version + 1,
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(result, "rowcount", 0):
+            return None
+        audit.record(
+            db, audit.SYSTEM_ACTOR, "package.assembly_started", f"package:{code}", {"was": status}
+        )
+        return int(version) + 1
+
+
+def _ours(package_id: int, version: int) -> Any:
+    return (
+        (Package.id == package_id) & (Package.version == version) & (Package.status == "assembling")
+    )
+
+
+def _progress(state: PortalState, job_id: int, version: int, stage: str, percent: int) -> None:
+    """Record the stage (no version change, so concurrent revocations are never refused);
+    raise _Stopped when the package is no longer ours."""
+    with transaction(state.sessions) as db:
+        result = db.execute(
+            update(Package)
+            .where(_ours(job_id, version))
+            .values(stage=stage[:_STAGE_LENGTH], progress=max(0, min(percent, 99)))
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(result, "rowcount", 0):
+            raise _Stopped
+
+
+def _end(
+    state: PortalState,
+    package_id: int,
+    version: int,
+    status: str,
+    reason: str,
+    leak_check: dict[str, Any] | None = None,
+) -> bool:
+    """Mark the package failed or blocked (only if still ours); audited."""
+    with transaction(state.sessions) as db:
+        result = db.execute(
+            update(Package)
+            .where(_ours(package_id, version))
+            .values(
+                status=status,
+                stage=status if status == "failed" else "blocked: leak check",
+                failure_reason=reason[:2000],
+                leak_check=leak_check,
+                version=version + 1,
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(result, "rowcount", 0):
+            return False
+        code = db.scalar(select(Package.code).where(Package.id == package_id))
+        details: dict[str, object] = {"reason": reason[:500]}
+        if leak_check is not None:
+            details["leak_check"] = leak_check
+        audit.record(db, audit.SYSTEM_ACTOR, f"package.{status}", f"package:{code}", details)
+        return True
+
+
+def _status(state: PortalState, package_id: int) -> str | None:
+    with transaction(state.sessions) as db:
+        return db.scalar(select(Package.status).where(Package.id == package_id))
+
+
+# --------------------------------------------------------------------------- the work
+
+
+def _sha256_file(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _summaries(outcome: RedactionOutcome) -> tuple[RedactionSummary, ...]:
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for applied in outcome.applied:
+        counts[(applied.kind, applied.reason)] += applied.occurrences
+    return tuple(
+        RedactionSummary(kind=kind, reason=reason, count=count)
+        for (kind, reason), count in counts.items()
+        if count > 0
+    )
+
+
+def _custody(job: _Job, item: _ItemJob, redactions: int) -> tuple[CustodyEvent, ...]:
+    events = []
+    if item.collected_on is not None:
+        collected = datetime.combine(item.collected_on, clock_time(), tzinfo=UTC)
+        events.append(CustodyEvent(collected, "collected", item.provider))
+    events.append(
+        CustodyEvent(
+            item.registered_at,
+            "registered",
+            job.facts.mechanism_name,
+            f"sha256 {item.source_sha256}",
+        )
+    )
+    if item.consent is not None:
+        events.append(
+            CustodyEvent(
+                item.consent.granted_at,
+                "consent to share granted",
+                item.provider,
+                f"consent {item.consent.event_code}",
+            )
+        )
+    if item.rendition == "redacted":
+        events.append(
+            CustodyEvent(
+                job.moment,
+                "redacted rendition made",
+                "the portal (automatic true redaction)",
+                f"{redactions} redaction(s) applied",
+            )
+        )
+    events.append(
+        CustodyEvent(job.moment, "packaged", job.facts.assembled_by, f"package {job.code}")
+    )
+    return tuple(events)
+
+
+def _rendition_path(path: str, suffix: str) -> str:
+    directory, _, name = path.rpartition("/")
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return f"{directory}/{stem or 'rendition'}{suffix}"
+
+
+def _render_items(
+    state: PortalState, job: _Job, stage: Path, built: _Built, report: Callable[[str, int], None]
+) -> None:
+    count = len(job.items)
+    for index, item in enumerate(job.items):
+        report(f"rendering {item.code} ({index + 1}/{count})", 5 + (45 * index) // count)
+        source = state.blobs.path(item.source_sha256)
+        if not source.is_file():
+            raise _Failure(f"The stored file of {item.code} is missing from the blob store.")
+        if item.rendition == "redacted":
+            dest = stage / "items" / item.code / "rendition"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                outcome = redact(source, item.media_type, item.marks, dest)
+            except CannotRedact as exc:
+                raise _Failure(f"{item.code} cannot be redacted: {exc.reason}") from None
+            digest, size = _sha256_file(dest)
+            path = _rendition_path(item.path, outcome.suffix)
+            redactions = _summaries(outcome)
+            built.entries.append(BagEntry(path, dest, digest))
+            built.terms.extend(outcome.protected_terms)
+            media_type = outcome.media_type
+        else:
+            digest, size, path, redactions = (
+                item.source_sha256,
+                source.stat().st_size,
+                item.path,
+                (),
+            )
+            built.entries.append(BagEntry(path, source, item.source_sha256))
+            built.terms.extend(
+                (mark.code, mark.term) for mark in item.marks if mark.kind == "term" and mark.term
+            )
+            media_type = _base_media_type(item.media_type)
+        total = sum(summary.count for summary in redactions)
+        built.item_updates.append((item.package_item_id, digest, path, total))
+        built.items.append(
+            ItemEntry(
+                code=item.code,
+                title=item.title,
+                kind=item.kind,
+                provider=item.provider,
+                source_sha256=item.source_sha256,
+                source_media_type=_base_media_type(item.media_type),
+                rendition=item.rendition,
+                path=path,
+                sha256=digest,
+                size=size,
+                media_type=media_type,
+                redactions=redactions,
+                consent=item.consent,
+                custody=_custody(job, item, total),
+            )
+        )
+
+
+def _documents(state: PortalState, job: _Job, stage: Path, built: _Built) -> None:
+    from portal.packaging.documents import (
+        CUSTODY_LOG_TITLE,
+        LETTER_TITLE,
+        render_custody_log,
+        render_transmittal_letter,
+    )
+    from portal.packaging.manifest import (
+        MANIFEST_PATH,
+        SIGNATURE_PATH,
+        ManifestInvalid,
+        build_manifest,
+        manifest_bytes,
+    )
+
+    letter, log = stage / "transmittal-letter.pdf", stage / "custody-and-redaction-log.pdf"
+    try:
+        render_transmittal_letter(
+            job.facts, built.items, letter, templates_dir=state.settings.templates_dir
+        )
+        render_custody_log(job.facts, built.items, log)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise _Failure(f"The package documents could not be made: {exc}") from None
+    documents = []
+    for path, title, source in (
+        (LETTER_PATH, LETTER_TITLE, letter),
+        (LOG_PATH, CUSTODY_LOG_TITLE, log),
+    ):
+        digest, size = _sha256_file(source)
+        documents.append(DocumentEntry(path, title, digest, size, "application/pdf"))
+        built.entries.append(BagEntry(path, source, digest))
+    try:
+        manifest = build_manifest(job.facts, built.items, documents)
+    except ManifestInvalid as exc:
+        raise _Failure("The manifest does not validate: " + "; ".join(exc.errors[:5])) from None
+    manifest_file, signature_file = stage / "manifest.json", stage / "manifest.json.asc"
+    manifest_file.write_bytes(manifest_bytes(manifest))
+    try:
+        signature_file.write_bytes(detached_signature(manifest_file, job.signer))
+    except GpgError as exc:
+        raise _Failure(f"The manifest could not be signed: {exc}") from None
+    built.entries.append(BagEntry(MANIFEST_PATH, manifest_file, _sha256_file(manifest_file)[0]))
+    built.entries.append(BagEntry(SIGNATURE_PATH, signature_file, _sha256_file(signature_file)[0]))
+
+
+def _leak_check(built: _Built) -> LeakReport:
+    """Search every file going into the bag for every protected term of the package."""
+    from portal.packaging.leakcheck import check_files
+
+    terms = list(dict.fromkeys(built.terms))
+    try:
+        return check_files([(entry.path, entry.source) for entry in built.entries], terms)
+    except ValueError as exc:
+        raise _Failure(f"The leak check could not run: {exc}") from None
+
+
+class _ProgressOut:
+    """Wraps the tar stream: counts bytes and reports progress at most once a second."""
+
+    def __init__(self, out: BinaryIO, total: int, report: Callable[[str, int], None]) -> None:
+        self.out, self.total, self.report = out, max(total, 1), report
+        self.done = 0
+        self.last = time.monotonic()
+
+    def write(self, data: bytes) -> int:
+        written = self.out.write(data)
+        self.done += len(data)
+        now = time.monotonic()
+        if now - self.last >= _PROGRESS_INTERVAL:
+            self.last = now
+            percent = 70 + (25 * min(self.done, self.total)) // self.total
+            self.report(_STREAM_STAGE, percent)
+        return written if written is not None else len(data)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def _bag_info(job: _Job) -> dict[str, str]:
+    return {
+        "Bagging-Date": job.moment.date().isoformat(),
+        "Source-Organization": job.facts.mechanism_name,
+        "External-Identifier": job.code,
+        "Internal-Sender-Identifier": job.facts.rfa_reference,
+        "External-Description": f"Evidence package {job.code} for {job.facts.authority_code}",
+    }
+
+
+def _encrypt(
+    job: _Job, stage: Path, built: _Built, report: Callable[[str, int], None]
+) -> tuple[Path, str, int, bytes]:
+    """Stream the bag as a tar through gpg (sign + encrypt, detached signature as it goes)."""
+    total = sum(entry.source.stat().st_size for entry in built.entries)
+    out_path = stage / f"{job.code}.tar.gpg"
+
+    def write_tar(out: BinaryIO) -> None:
+        progress = _ProgressOut(out, total, report)
+        write_bag_tar(progress, job.code, built.entries, _bag_info(job))  # type: ignore[arg-type]
+
+    try:
+        _, digest, size, signature = sign_encrypt_and_detach(
+            write_tar, job.recipients, job.signer, out_path
+        )
+    except BagError as exc:
+        raise _Failure(f"The bag could not be written: {exc}") from None
+    except GpgError as exc:
+        raise _Failure(f"Signing and encrypting failed: {exc}") from None
+    return out_path, digest, size, signature
+
+
+def _store(state: PortalState, path: Path, digest: str, built: _Built) -> None:
+    """Move a finished, fsynced staging file into the blob store under its digest.
+
+    The digest was computed from the very bytes written (one pass), so the file is renamed
+    into place instead of copied (a full extra read and write of the package); across
+    filesystems it is copied and verified by ``put_stream``.
+    """
+    built.blobs.append(digest)
+    final = state.blobs.path(digest)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if not final.exists():
+            os.replace(path, final)
+            _fsync_dir(final.parent)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        with path.open("rb") as handle:
+            state.blobs.put_stream(handle, expected_sha256=digest)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _discard(state: PortalState, keys: Sequence[str]) -> None:
+    """Delete blobs this run added, unless something refers to them."""
+    if not keys:
+        return
+    try:
+        with transaction(state.sessions) as db:
+            for key in keys:
+                used = db.scalar(
+                    select(
+                        exists().where(
+                            or_(Package.file_sha256 == key, Package.signature_sha256 == key)
+                        )
+                    )
+                ) or db.scalar(select(exists().where(Item.sha256 == key)))
+                if not used:
+                    state.blobs.delete(key)
+    except Exception:  # never hide the original error behind a cleanup error
+        logger.exception("could not discard the blobs of an abandoned assembly")
+
+
+def _finish(
+    state: PortalState,
+    job: _Job,
+    built: _Built,
+    file: tuple[str, int],
+    signature_sha256: str,
+    leak_check: dict[str, Any],
+) -> None:
+    with transaction(state.sessions) as db:
+        result = db.execute(
+            update(Package)
+            .where(_ours(job.package_id, job.version))
+            .values(
+                status="assembled",
+                stage="assembled",
+                progress=100,
+                failure_reason=None,
+                leak_check=leak_check,
+                file_sha256=file[0],
+                file_size=file[1],
+                signer_fingerprint=job.signer.fingerprint,
+                signature_sha256=signature_sha256,
+                version=job.version + 1,
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(result, "rowcount", 0):
+            raise _Stopped
+        for package_item_id, digest, path, count in built.item_updates:
+            db.execute(
+                update(PackageItem)
+                .where(PackageItem.id == package_item_id)
+                .values(rendition_sha256=digest, path=path, redaction_count=count)
+                .execution_options(synchronize_session=False)
+            )
+        audit.record(
+            db,
+            audit.SYSTEM_ACTOR,
+            "package.assembled",
+            f"package:{job.code}",
+            {
+                "file_sha256": file[0],
+                "file_size": file[1],
+                "signature_sha256": signature_sha256,
+                "signer": job.signer.fingerprint,
+                "recipients": list(job.facts.recipient_fingerprints),
+                "items": len(built.items),
+                "redactions": sum(update_[3] for update_ in built.item_updates),
+            },
+        )
+
+
+def _make_stage(state: PortalState, code: str) -> Path:
+    root = state.settings.data_dir / "staging"
+    root.mkdir(parents=True, exist_ok=True)
+    stage = root / f"{code}-{secrets.token_hex(6)}"
+    stage.mkdir(mode=0o700)
+    os.chmod(stage, 0o700)
+    return stage
+
+
+def _blocked_by_leak(state: PortalState, job: _Job, leak: LeakReport) -> str:
+    named = sorted({f"{hit.path} ({hit.mark_code})" for hit in leak.hits})
+    unread = sorted({path for path, _ in leak.unchecked})
+    reason = "The leak check found protected terms in: " + ", ".join(named)
+    if unread:
+        reason = (
+            (reason + "; " if named else "") + "The leak check could not read: " + ", ".join(unread)
+        )
+    if _end(state, job.package_id, job.version, "blocked", reason, leak.to_json()):
+        return reason
+    raise _Stopped
+
+
+def _run(state: PortalState, job: _Job, stage: Path, built: _Built) -> str | None:
+    """Do the work; return the leak-check failure reason when blocked, None when assembled."""
+
+    def report(text: str, percent: int) -> None:
+        _progress(state, job.package_id, job.version, text, percent)
+
+    _render_items(state, job, stage, built, report)
+    report("writing the letter, custody log and manifest", 55)
+    _documents(state, job, stage, built)
+    report("leak check", 62)
+    leak = _leak_check(built)
+    if not leak.clean:
+        return _blocked_by_leak(state, job, leak)
+    report(_STREAM_STAGE, 70)
+    out_path, digest, size, signature = _encrypt(job, stage, built, report)
+    signature_path = stage / f"{job.code}.tar.gpg.sig"
+    signature_path.write_bytes(signature)
+    report("storing", 95)
+    _store(state, out_path, digest, built)
+    signature_sha256 = hashlib.sha256(signature).hexdigest()
+    _store(state, signature_path, signature_sha256, built)
+    _finish(state, job, built, (digest, size), signature_sha256, leak.to_json())
+    return None
+
+
+def assemble_package(state: PortalState, package_id: int, *, now: datetime | None = None) -> None:
+    """Assemble package ``package_id`` (idempotent; see the module notes).
+
+    Returns when the package is assembled (or was already past assembly, or another run took
+    it over). Raises :class:`AssemblyFailed` when it ends failed or blocked, after recording
+    that on the package.
+    """
+    moment = _aware(now)
+    version = _claim(state, package_id)
+    if version is None:
+        return
+    built = _Built()
+    stage: Path | None = None
+    try:
+        job = _load(state, package_id, version, moment)
+        stage = _make_stage(state, job.code)
+        blocked = _run(state, job, stage, built)
+    except _Failure as exc:
+        _discard(state, built.blobs)
+        _end(state, package_id, version, "failed", exc.reason)
+        raise AssemblyFailed(exc.reason) from None
+    except _Stopped:
+        _discard(state, built.blobs)
+        if _status(state, package_id) == "blocked":
+            raise AssemblyFailed(
+                "The package was blocked while it was being assembled (consent was revoked); "
+                "nothing was kept."
+            ) from None
+        return  # another run claimed it again
+    except BaseException:
+        _discard(state, built.blobs)
+        raise
+    finally:
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+    if blocked is not None:
+        raise AssemblyFailed(blocked)

@@ -1,0 +1,41 @@
+"""Numbered pages over a query with a stable order: "page N of M" with previous and next.
+
+The caller's statement must order by a unique key last (e.g. ``..., Rfa.id``) so a row
+never appears on two pages. A page number past the end shows the last page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+T = TypeVar("T")
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: Sequence[T]
+    page: int
+    pages: int
+    total: int
+    size: int
+
+
+def page_number(text: str | None) -> int:
+    """A page number from a query string: 1 unless a positive whole number is given."""
+    value = (text or "").strip()
+    return int(value) if value.isdigit() and 0 < len(value) < 7 and int(value) > 0 else 1
+
+
+def paginate(db: Session, stmt: Select[T], page: int, size: int = PAGE_SIZE) -> Page[T]:
+    """One page of ``stmt`` (an ordered ``select`` of one entity) and the page count."""
+    total = db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    pages = max(1, -(-total // size))
+    page = min(max(page, 1), pages)
+    items = list(db.scalars(stmt.offset((page - 1) * size).limit(size)))
+    return Page(items=items, page=page, pages=pages, total=total, size=size)

@@ -1,0 +1,144 @@
+"""A recipient can verify a package with nothing but gpg, tar and bagit.py.
+
+These are, word for word, the commands of the README section "Verifying a package without the
+portal's tools"; the test runs them with ``subprocess`` on a genuine package, in a fresh
+GNUPGHOME holding the authority's secret key, after the README's one-time import of the
+mechanism's public key.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.packages import (
+    AUTHORITY,
+    KEYS,
+    SENDER,
+    SENDER_FPR,
+    BuiltPackage,
+    build_package,
+    keyring,
+)
+
+CODE = "PKG-2026-0001"
+
+# The README shows these lines verbatim (run in the directory holding the two files; the
+# last one inside the extracted bag directory).
+IMPORT_SENDER_KEY = "gpg --import mechanism-signing.pub.asc"
+VERIFY_DETACHED = "gpg --status-fd 1 --verify PKG-2026-0001.tar.gpg.sig PKG-2026-0001.tar.gpg"
+DECRYPT = "gpg --status-fd 1 --decrypt --output PKG-2026-0001.tar PKG-2026-0001.tar.gpg"
+UNTAR = "tar -xf PKG-2026-0001.tar"
+VALIDATE_BAG = "bagit.py --validate PKG-2026-0001"
+VERIFY_MANIFEST = "gpg --status-fd 1 --verify data/manifest.json.asc data/manifest.json"
+
+
+@pytest.fixture(scope="module")
+def home() -> Iterator[Path]:
+    """The recipient's own keyring: its secret key only (the sender's key is imported below)."""
+    with keyring(secret=(AUTHORITY,), public=()) as path:
+        yield path
+
+
+@pytest.fixture(scope="module")
+def genuine(tmp_path_factory: pytest.TempPathFactory) -> BuiltPackage:
+    return build_package(tmp_path_factory.mktemp("genuine"))
+
+
+def sh(command: str, cwd: Path, home: Path) -> subprocess.CompletedProcess[str]:
+    """Run one README line as a user would: GNUPGHOME set, the venv's bin on PATH."""
+    env = dict(os.environ)
+    env["GNUPGHOME"] = str(home)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.run(
+        shlex.split(command), cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def validsig_primaries(status_output: str) -> list[str]:
+    """The primary-key fingerprints (last field) of gpg's VALIDSIG status lines."""
+    return [
+        line.split()[-1]
+        for line in status_output.splitlines()
+        if line.startswith("[GNUPG:] VALIDSIG ")
+    ]
+
+
+def test_bagit_script_is_installed() -> None:
+    assert Path(sys.executable).with_name("bagit.py").is_file()
+
+
+def test_readme_commands_verify_a_genuine_package(
+    genuine: BuiltPackage, home: Path, tmp_path: Path
+) -> None:
+    work = tmp_path / "inbox"
+    work.mkdir()
+    shutil.copy(genuine.path, work)
+    shutil.copy(genuine.signature, work)
+    shutil.copy(KEYS / f"{SENDER}.pub.asc", work)
+
+    imported = sh(IMPORT_SENDER_KEY, work, home)
+    assert imported.returncode == 0, imported.stderr
+
+    detached = sh(VERIFY_DETACHED, work, home)
+    assert detached.returncode == 0, detached.stderr
+    assert validsig_primaries(detached.stdout) == [SENDER_FPR]
+
+    decrypted = sh(DECRYPT, work, home)
+    assert decrypted.returncode == 0, decrypted.stderr
+    assert validsig_primaries(decrypted.stdout) == [SENDER_FPR]
+    assert "[GNUPG:] DECRYPTION_OKAY" in decrypted.stdout
+
+    untarred = sh(UNTAR, work, home)
+    assert untarred.returncode == 0, untarred.stderr
+    bag = work / CODE
+    assert (bag / "data" / "manifest.json").is_file()
+
+    validated = sh(VALIDATE_BAG, work, home)
+    assert validated.returncode == 0, validated.stderr
+    assert f"{CODE} is valid" in validated.stderr
+
+    manifest = sh(VERIFY_MANIFEST, bag, home)
+    assert manifest.returncode == 0, manifest.stderr
+    assert validsig_primaries(manifest.stdout) == [SENDER_FPR]
+
+
+def test_the_same_commands_notice_tampering(
+    genuine: BuiltPackage, home: Path, tmp_path: Path
+) -> None:
+    """The commands are not decoration: each one fails on what it is meant to catch."""
+    work = tmp_path / "inbox"
+    work.mkdir()
+    package = Path(shutil.copy(genuine.path, work))
+    shutil.copy(genuine.signature, work)
+    shutil.copy(KEYS / f"{SENDER}.pub.asc", work)
+    assert sh(IMPORT_SENDER_KEY, work, home).returncode == 0
+    assert sh(DECRYPT, work, home).returncode == 0
+    assert sh(UNTAR, work, home).returncode == 0
+    bag = work / CODE
+
+    statement = bag / "data" / "items" / "ITM-000124" / "analysis.txt"
+    statement.write_bytes(statement.read_bytes().replace(b"three", b"THREE"))
+    validated = sh(VALIDATE_BAG, work, home)
+    assert validated.returncode != 0
+    assert "analysis.txt" in validated.stderr
+
+    manifest = bag / "data" / "manifest.json"
+    manifest.write_bytes(manifest.read_bytes().replace(b"Satellite", b"SATELLITE"))
+    checked = sh(VERIFY_MANIFEST, bag, home)
+    assert checked.returncode != 0
+    assert validsig_primaries(checked.stdout) == []
+
+    data = bytearray(package.read_bytes())
+    data[len(data) // 2] ^= 1
+    package.write_bytes(bytes(data))
+    detached = sh(VERIFY_DETACHED, work, home)
+    assert detached.returncode != 0
+    assert "[GNUPG:] BADSIG" in detached.stdout
