@@ -46,6 +46,8 @@ def create_app(config: Settings | None = None) -> Flask:
         SESSION_COOKIE_NAME="portal_session",
         WTF_CSRF_TIME_LIMIT=None,
         PORTAL_SETTINGS=settings,
+        API_RATE_LIMIT=settings.api_rate_limit,
+        API_TOKEN_RATE_LIMIT=settings.api_token_rate_limit,
     )
     app.config.update(settings.extra)
     state: PortalState = build_state(settings)

@@ -78,6 +78,9 @@ class Settings:
     password_hash_profile: str | None = None
     # Login POSTs allowed per client address (Flask-Limiter notation).
     login_rate_limit: str = DEFAULT_LOGIN_RATE_LIMIT
+    # JSON API: requests per client, and token requests per address (None: portal.api defaults).
+    api_rate_limit: str | None = None
+    api_token_rate_limit: str | None = None
     # Notification e-mail (portal.mailer): off unless a host is set.
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -158,6 +161,8 @@ class Settings:
             https=_optional_flag(env, "PORTAL_HTTPS"),
             password_hash_profile=env.get("PORTAL_PASSWORD_HASH_PROFILE") or None,
             login_rate_limit=env.get("PORTAL_LOGIN_RATE_LIMIT") or DEFAULT_LOGIN_RATE_LIMIT,
+            api_rate_limit=env.get("PORTAL_API_RATE_LIMIT") or None,
+            api_token_rate_limit=env.get("PORTAL_API_TOKEN_RATE_LIMIT") or None,
             smtp_host=env.get("PORTAL_SMTP_HOST") or None,
             smtp_port=_number(env, "PORTAL_SMTP_PORT", 25),
             smtp_from=env.get("PORTAL_SMTP_FROM") or None,

@@ -232,7 +232,7 @@ def test_token_endpoint_is_rate_limited_per_address(make_app: object) -> None:
     from collections.abc import Callable
 
     build: Callable[..., Flask] = make_app  # type: ignore[assignment]
-    app = build(extra={"API_TOKEN_RATE_LIMIT": "3 per minute"})
+    app = build(api_token_rate_limit="3 per minute")  # as PORTAL_API_TOKEN_RATE_LIMIT sets it
     client = app.test_client()
     api = api_client(app)
     statuses = [ask(client, api, secret="wrong").status_code for _ in range(3)]
@@ -246,7 +246,7 @@ def test_api_is_rate_limited_per_client(make_app: object) -> None:
     from collections.abc import Callable
 
     build: Callable[..., Flask] = make_app  # type: ignore[assignment]
-    app = build(extra={"API_RATE_LIMIT": "4 per minute"})
+    app = build(api_rate_limit="4 per minute")  # as PORTAL_API_RATE_LIMIT sets it
     client = app.test_client()
     first, second = api_client(app), api_client(app, authority_code="AUTH-B")
     token, other = token_for(client, first), token_for(client, second)

@@ -16,7 +16,7 @@ from portal.models import AuditEvent, Message, Rfa, User
 from portal.requests_domain import RfaFields, post_message
 from portal.rfa_status import transition
 from tests.support.api import api_client, bearer, token_for
-from tests.support.auth import make_user
+from tests.support.auth import login, make_user
 from tests.test_api_oauth import is_problem
 from tests.test_requests_pages import complete, post_form, signed_in
 
@@ -166,3 +166,10 @@ def test_clarification_thread_read_and_answer(app: Flask, client: FlaskClient, d
         f"/api/v1/requests/{code}/messages", json={"body": "x"}, headers=bearer(read_only)
     )
     is_problem(refused, 403)
+
+    # On the page, a message posted through the API is credited to the authority's system.
+    browser = app.test_client()
+    login(browser, officer_creds)
+    page = browser.get(f"/requests/{code}").get_data(as_text=True)
+    assert "The authority&#39;s system (API)" in page
+    assert "Former user" not in page

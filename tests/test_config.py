@@ -52,6 +52,8 @@ def test_settings_from_env_reads_every_variable(tmp_path: Path) -> None:
         "PORTAL_DEMO": "1",
         "PORTAL_MAX_UPLOAD_BYTES": "1024",
         "PORTAL_TRUSTED_PROXIES": "1",
+        "PORTAL_API_RATE_LIMIT": "50 per minute",
+        "PORTAL_API_TOKEN_RATE_LIMIT": "5 per minute",
     }
     s = Settings.from_env(env)
     assert s.database_url == "postgresql://db.example/portal"
@@ -68,6 +70,7 @@ def test_settings_from_env_reads_every_variable(tmp_path: Path) -> None:
     assert s.demo and s.demo_or_test
     assert s.max_upload_bytes == 1024
     assert s.trusted_proxies == 1
+    assert (s.api_rate_limit, s.api_token_rate_limit) == ("50 per minute", "5 per minute")
 
 
 def test_bad_number_is_a_clear_error(tmp_path: Path) -> None:
