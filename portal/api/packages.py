@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, abort, jsonify, request, send_file
+from flask import Response, abort, jsonify, request
 from sqlalchemy import select
 
 from portal import downloads, recalls
@@ -23,6 +23,7 @@ from portal.models import Package, Recall, Rfa
 from portal.security.authz import get_scoped_or_404, requires
 from portal.state import portal_state
 from portal.web import db
+from portal.web.package_files import package_file, planned_download, signature_file
 
 MAX_ID = 2**31 - 1
 
@@ -75,20 +76,10 @@ def download(code: str) -> Response:
             "The package file is not available on the portal at the moment. Try again later.",
             kind="package-unavailable",
         )
-    response = send_file(
-        path,
-        mimetype="application/octet-stream",
-        as_attachment=True,
-        download_name=f"{package.code}.tar.gpg",
-        conditional=True,
-        etag=package.file_sha256,
-        last_modified=package.released_at,
-        max_age=0,
-    )
-    if request.method == "HEAD" or response.status_code not in (200, 206):
+    response = package_file(path, package)
+    plan = planned_download(response)
+    if plan is None:
         return response  # a HEAD or 304 sends no content: nothing is recorded
-    start = response.content_range.start if response.status_code == 206 else None
-    plan = downloads.DownloadPlan(range_start=start, bytes_sent=response.content_length or 0)
     try:
         record = downloads.record_download(db(), package, me, plan, address=request.remote_addr)
     except downloads.DownloadRefused as exc:
@@ -120,15 +111,7 @@ def signature(code: str) -> Response:
     if request.method != "HEAD":
         downloads.record_signature_download(db(), package, me, address=request.remote_addr)
         db().commit()
-    return send_file(
-        blobs.path(package.signature_sha256),
-        mimetype="application/pgp-signature",
-        as_attachment=True,
-        download_name=f"{package.code}.tar.gpg.sig",
-        conditional=True,
-        etag=package.signature_sha256,
-        max_age=0,
-    )
+    return signature_file(blobs.path(package.signature_sha256), package)
 
 
 @bp.post("/packages/<code>/acknowledge")

@@ -43,6 +43,7 @@ from portal.web import db
 from portal.web.admin import fingerprint_groups, when
 from portal.web.errors import error_response, human_size
 from portal.web.login_manager import CurrentUser
+from portal.web.package_files import package_file, planned_download, signature_file
 
 bp = Blueprint("recipient", __name__, url_prefix="/received")
 
@@ -178,20 +179,10 @@ def download(package_code: str) -> BaseResponse:
             title="Package unavailable",
         )
     # 416 (range out of bounds) propagates as an error page with Content-Range.
-    response = send_file(
-        path,
-        mimetype="application/octet-stream",
-        as_attachment=True,
-        download_name=f"{package.code}.tar.gpg",
-        conditional=True,
-        etag=package.file_sha256,
-        last_modified=package.released_at,
-        max_age=0,
-    )
-    if request.method == "HEAD" or response.status_code not in (200, 206):
+    response = package_file(path, package)
+    plan = planned_download(response)
+    if plan is None:
         return response  # 304 Not Modified or a HEAD: nothing is sent, nothing recorded
-    start = response.content_range.start if response.status_code == 206 else None
-    plan = downloads.DownloadPlan(range_start=start, bytes_sent=response.content_length or 0)
     try:
         downloads.record_download(db(), package, me, plan, address=request.remote_addr)
     except downloads.DownloadRefused as exc:
@@ -218,15 +209,7 @@ def signature(package_code: str) -> BaseResponse:
         )
     downloads.record_signature_download(db(), package, me, address=request.remote_addr)
     db().commit()
-    return send_file(
-        blobs.path(package.signature_sha256),
-        mimetype="application/pgp-signature",
-        as_attachment=True,
-        download_name=f"{package.code}.tar.gpg.sig",
-        conditional=True,
-        etag=package.signature_sha256,
-        max_age=0,
-    )
+    return signature_file(blobs.path(package.signature_sha256), package)
 
 
 @bp.post("/<package_code>/acknowledge")
