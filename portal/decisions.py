@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import Connection, event, insert, select, text
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, sessionmaker
 
 from portal import audit
@@ -30,6 +31,7 @@ from portal.policy import (
     ENGINE_VERSION,
     Change,
     EvaluationResult,
+    ItemResult,
     Policy,
     Snapshot,
     build_snapshot,
@@ -83,7 +85,12 @@ def canonical_text(value: dict[str, Any]) -> str:
     record node by node in Python. (tests/test_decisions.py checks both give the same text.)
     """
     return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        value,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+        check_circular=False,  # built fresh as trees by to_json(): no cycle can occur
     )
 
 
@@ -138,19 +145,8 @@ def _record(
     )
     db.add(decision)
     db.flush()
-    if result.items:  # one executemany (Core: the ORM's bulk path adds nothing here)
-        db.connection().execute(
-            insert(DecisionItem),
-            [
-                {
-                    "decision_id": decision.id,
-                    "item_id": item.item_id,
-                    "outcome": item.outcome,
-                    "explanation": item.explanation,
-                }
-                for item in result.items
-            ],
-        )
+    if result.items:
+        _insert_items(db.connection(), decision.id, result.items)
     audit.record(
         db,
         actor,
@@ -168,6 +164,54 @@ def _record(
         },
     )
     return decision
+
+
+_INSERT_UNNEST = text(
+    "INSERT INTO decision_item (decision_id, item_id, outcome, explanation) "
+    "SELECT :decision_id, item_id, outcome, explanation FROM unnest("
+    "CAST(:item_ids AS INTEGER[]), CAST(:outcomes AS VARCHAR[]), CAST(:explanations AS TEXT[])"
+    ") AS given(item_id, outcome, explanation)"
+)
+
+
+def _insert_items(connection: Connection, decision_id: str, items: Sequence[ItemResult]) -> None:
+    """One ``decision_item`` row per item, by the cheapest path of each backend.
+
+    PostgreSQL: a single INSERT ... SELECT over three arrays (one round trip, instead
+    of 100,000 queued statements). SQLite: the driver's own executemany over plain tuples
+    (SQLAlchemy's per-row parameter handling doubled the time). Other backends: Core.
+    """
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        connection.execute(
+            _INSERT_UNNEST,
+            {
+                "decision_id": decision_id,
+                "item_ids": [item.item_id for item in items],
+                "outcomes": [item.outcome for item in items],
+                "explanations": [item.explanation for item in items],
+            },
+        )
+    elif dialect == "sqlite":
+        columns = ["decision_id", "item_id", "outcome", "explanation"]
+        statement = insert(DecisionItem).compile(dialect=connection.dialect, column_keys=columns)
+        connection.exec_driver_sql(
+            str(statement),
+            [(decision_id, item.item_id, item.outcome, item.explanation) for item in items],
+        )
+    else:
+        connection.execute(
+            insert(DecisionItem),
+            [
+                {
+                    "decision_id": decision_id,
+                    "item_id": item.item_id,
+                    "outcome": item.outcome,
+                    "explanation": item.explanation,
+                }
+                for item in items
+            ],
+        )
 
 
 # --- reading decisions back ------------------------------------------------------------------

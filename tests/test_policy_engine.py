@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +23,7 @@ from portal.policy import (
     evaluate,
     load_policy,
 )
-from portal.policy.inputs import ConsentEvent
+from portal.policy.inputs import ConsentEvent, ProviderFacts
 from tests.test_policy_rules import (
     AT_RISK,
     NO_CAPACITY,
@@ -174,6 +175,39 @@ def test_wording_placeholders_are_filled_from_the_request_and_item(policy: Polic
         "RFA-2026-0007: no marks."
     )
     assert rule_result(result, "mechanism-review", "ITM-0001").explanation.startswith("ITM-0001")
+
+
+def test_a_finding_shared_by_items_of_two_providers_quotes_each_its_own(policy: Policy) -> None:
+    # Rules hand every unmarked item the very same "clear" finding; rendered once per
+    # finding, a wording quoting {provider} must still name each item's own provider.
+    quoting = variant(
+        policy,
+        'clear = "No redaction mark of the Mechanism applies to this item."',
+        'clear = "Nothing to redact in this item of {provider}."',
+    )
+    base = snapshot(
+        item("ITM-0001"), item("ITM-0002", provider=11), item("ITM-0003"), item("ITM-0004")
+    )
+    other = ProviderFacts(11, "PRV-OTH", "Other Provider", base.providers[PROVIDER][3])
+    two = dataclasses.replace(base, providers={**base.providers, 11: other})
+    result = evaluate(quoting, two)
+    said = {i.code: rule_result(result, "mechanism-review", i.code).explanation for i in two.items}
+    assert said == {
+        "ITM-0001": "Nothing to redact in this item of Highland Documentation Centre.",
+        "ITM-0002": "Nothing to redact in this item of Other Provider.",
+        "ITM-0003": "Nothing to redact in this item of Highland Documentation Centre.",
+        "ITM-0004": "Nothing to redact in this item of Highland Documentation Centre.",
+    }
+    assert [i.provider for i in result.items] == [
+        "Highland Documentation Centre",
+        "Other Provider",
+        "Highland Documentation Centre",
+        "Highland Documentation Centre",
+    ]
+    # Items in the same situation share one combination, and their stored results one row.
+    first, _, third, _ = result.items
+    assert first.results is third.results
+    assert EvaluationResult.from_json(json.loads(canonical_text(result.to_json()))) == result
 
 
 # --------------------------------------------------------------------------- records

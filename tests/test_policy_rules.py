@@ -680,3 +680,34 @@ def test_items_that_cannot_be_redacted(policy: Policy) -> None:
     found = rule_result(cleared, "mechanism-review", "ITM-0001")
     assert (found.code, found.effect) == ("cleared_as_is", "share")
     assert cleared.outcome == "eligible"
+
+
+def test_items_in_one_request_each_get_the_review_of_their_own_situation(
+    policy: Policy,
+) -> None:
+    # The rule decides each situation once (media type, cleared, what the marks say):
+    # items differing in any of these, in one evaluation, must not share a finding.
+    protective = mark("M1", person_id=AT_RISK.id, applies="without_protection")
+    subjects = [
+        item("ITM-0001", marks=[mark("M1")]),
+        item("ITM-0002", marks=[mark("M1")], media_type="audio/wav"),
+        item("ITM-0003", marks=[protective], media_type="audio/wav"),
+        item("ITM-0004", marks=[protective], media_type="audio/wav", cleared=True),
+        item("ITM-0005", marks=[mark("M1", review="pending")]),
+        item("ITM-0006", marks=[mark("M1", reason="Home address")]),
+        item("ITM-0007", marks=[mark("M1")]),
+    ]
+    result = evaluate(policy, snapshot(*subjects, persons=[AT_RISK]))
+    found = {s.code: rule_result(result, "mechanism-review", s.code) for s in subjects}
+    assert {code: (r.code, r.effect) for code, r in found.items()} == {
+        "ITM-0001": ("marks_apply", "share_redacted"),
+        "ITM-0002": ("marks_apply", "withhold"),
+        "ITM-0003": ("not_cleared", "needs_review"),
+        "ITM-0004": ("cleared_as_is", "share"),
+        "ITM-0005": ("pending", "needs_review"),
+        "ITM-0006": ("marks_apply", "share_redacted"),
+        "ITM-0007": ("marks_apply", "share_redacted"),
+    }
+    assert "Home address" in found["ITM-0006"].explanation
+    assert "Home address" not in found["ITM-0001"].explanation
+    assert found["ITM-0001"] == found["ITM-0007"]

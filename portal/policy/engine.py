@@ -18,9 +18,12 @@ How results combine (also in ``policies/README.md``):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
+from itertools import repeat
+from operator import add, mul
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -51,7 +54,7 @@ ITEM_OUTCOMES = ("share", "share_redacted", "needs_review", "withhold")
 REQUEST_OUTCOMES = ("eligible", "partially_eligible", "ineligible", "needs_review")
 _RANK = {outcome: rank for rank, outcome in enumerate(ITEM_OUTCOMES)}
 _ITEM_ONLY = frozenset({"item", "item_title"})
-_CACHE_LIMIT = 50_000
+_QUOTABLE = _ITEM_ONLY | {"provider"}
 _ACTION_EFFECT = {
     "withhold": "withhold",
     "redact": "share_redacted",
@@ -243,11 +246,22 @@ def _results_json(
             by_id[id(result)] = index
         return index
 
+    head = [ref(r) for r in request_results]
+    # Rows of ItemResult's fields, "results" holding indexes into the table. Items with
+    # the same results share one tuple of them (see _item_results): one list of indexes.
+    rows: list[tuple[object, ...]] = []
+    append = rows.append
+    refs: dict[int, list[int]] = {}
+    for item in items:
+        results = item.results
+        indexes = refs.get(id(results))
+        if indexes is None:
+            indexes = refs[id(results)] = [ref(r) for r in results]
+        append((*item[:7], indexes))
     return {
-        "request_results": [ref(r) for r in request_results],
-        # Rows of ItemResult's fields, "results" holding indexes into the table.
+        "request_results": head,
         "item_fields": list(ItemResult._fields),
-        "items": [(*item[:7], [ref(r) for r in item.results]) for item in items],
+        "items": rows,
         "results": table,
     }
 
@@ -281,17 +295,19 @@ def _sentence(text: str) -> str:
     return text if not text or text[-1] in ".!?" else f"{text}."
 
 
+def _then(follow: str) -> str:
+    """What a consequence adds after a rule's own sentence."""
+    return f" {_sentence(follow)}" if follow else ""
+
+
 class _Explainer:
     """Turns findings into results: effect, action and the wording (with its consequence)."""
 
     def __init__(self, policy: Policy, common: Mapping[str, str]) -> None:
         self.policy = policy
         self.common = dict(common)
-        # Results by (rule, finding identity, quoted item/provider): see _Combiner. Each
-        # entry keeps its finding alive, so an id is never reused while it is a key.
-        self.cache: dict[object, tuple[Finding, RuleResult]] = {}
-        self.consequence = {
-            key: template.render(self.common)
+        self.follow = {
+            key: _then(template.render(self.common))
             for key, template in policy.wording.items()
             if key != "cannot_redact"
         }
@@ -299,27 +315,24 @@ class _Explainer:
     def result(
         self, rule: RulePolicy, finding: Finding, values: Mapping[str, str], *, request: bool
     ) -> RuleResult:
-        status, action, effect = finding.status, None, "share"
-        follow = ""
+        status, code, found, marks, redactable, why_not = finding
+        action, effect, follow = None, "share", ""
         if status == "redact":
-            action, effect, follow = "redact", "share_redacted", self.consequence["redact"]
+            action, effect, follow = "redact", "share_redacted", self.follow["redact"]
         elif status == "fail":
             action = rule.on_failure
             effect = _ACTION_EFFECT[action]
-            key = "withhold_all" if request and action == "withhold" else action
-            follow = self.consequence[key]
-        if effect == "share_redacted" and not finding.redactable:
+            follow = self.follow["withhold_all" if request and action == "withhold" else action]
+        if effect == "share_redacted" and not redactable:
             action, effect = "withhold", "withhold"
-            follow = self.policy.wording["cannot_redact"].render(
-                {**self.common, "why": finding.why_not}
+            follow = _then(
+                self.policy.wording["cannot_redact"].render({**self.common, "why": why_not})
             )
-        quoted = dict(finding.facts)
+        quoted = dict(found)
         quoted.update(values)
-        text = _sentence(rule.explanations[finding.code].render(quoted))
-        if follow:
-            text = f"{text} {_sentence(follow)}"
-        facts = tuple(sorted(finding.facts))  # the order they take in stored JSON
-        return RuleResult(rule.id, status, finding.code, action, effect, text, facts, finding.marks)
+        text = _sentence(rule.explanations[code].render(quoted)) + follow
+        facts = tuple(sorted(found))  # the order they take in stored JSON
+        return RuleResult(rule.id, status, code, action, effect, text, facts, marks)
 
 
 def evaluate(policy: Policy, snapshot: Snapshot) -> EvaluationResult:
@@ -337,18 +350,18 @@ def _evaluate(policy: Policy, snapshot: Snapshot) -> EvaluationResult:
         return RuleContext(snapshot, rule.params, policy.mandate, policy.redactable_media_types)
 
     request_results: list[RuleResult] = []
-    item_rules: list[tuple[int, RulePolicy, ItemCheck]] = []
-    for index, rule in enumerate(policy.rules):
+    item_rules: list[tuple[RulePolicy, ItemCheck]] = []
+    for rule in policy.rules:
         if rule.spec.request_check is not None:
             finding = rule.spec.request_check(context(rule))
             request_results.append(explainer.result(rule, finding, common, request=True))
         elif rule.spec.item_check is not None:
-            item_rules.append((index, rule, rule.spec.item_check(context(rule))))
+            item_rules.append((rule, rule.spec.item_check(context(rule))))
     blocked_by = tuple(r.rule for r in request_results if r.action == "block_request")
     floor = max((_RANK[r.effect] for r in request_results), default=0)
-    decisive = [r for r in request_results if r.effect != "share"]
+    decisive = tuple(r for r in request_results if r.effect != "share")
 
-    items = _item_results(snapshot, item_rules, _Combiner(explainer, item_rules, floor, decisive))
+    items = _item_results(snapshot, item_rules, explainer, _Combiner(floor, decisive))
     counts = dict.fromkeys(ITEM_OUTCOMES, 0)
     for result in items:
         counts[result.outcome] += 1
@@ -375,61 +388,75 @@ def _evaluate(policy: Policy, snapshot: Snapshot) -> EvaluationResult:
     )
 
 
-class _Combiner:
-    """Combines one item's findings into its outcome, explanation, marks and results.
+class _Column(NamedTuple):
+    """One item rule over all items: each distinct result once, and per item its index."""
 
-    Rules return the very same finding object for items in the same situation (every item
-    of a provider under one standing consent, every item naming no one, ...). Results that
-    quote nothing of the item itself are then equal, so they are rendered once, keyed by
-    the finding's identity (cheap, where hashing its facts for every item would not be).
+    table: list[RuleResult]
+    indexes: list[int]
+
+
+def _column(
+    explainer: _Explainer,
+    rule: RulePolicy,
+    findings: list[Finding],
+    items: tuple[ItemFacts, ...],
+    providers: list[str],
+    slots: list[int],
+) -> _Column:
+    """Render each distinct result of ``rule`` once.
+
+    Rules return the very same finding object for items in the same situation (every
+    item of a provider under one standing consent, every item naming no one, ...), so a
+    result is keyed by the finding's identity (cheap, where hashing its facts for every
+    item would not be) — and by the provider or the item only when the wording quotes
+    them. ``findings`` stays alive meanwhile, so no id is reused. ``slots`` numbers each
+    item's provider (0, 1, ...).
     """
+    fields = frozenset().union(*(t.fields for t in rule.explanations.values()))
+    keys: Iterable[int]
+    if fields & _ITEM_ONLY:
+        keys = range(len(items))
+    elif "provider" in fields:  # id * count + provider's number: unique, and cheap to hash
+        count = max(slots, default=0) + 1
+        keys = map(add, map(mul, map(id, findings), repeat(count)), slots)
+    else:
+        keys = map(id, findings)
+    keys = list(keys)
+    # Distinct keys in the order first seen, and the first item having each (in C).
+    index_of: dict[int, int] = dict.fromkeys(keys, 0)
+    first = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1), strict=True))
+    common = explainer.common
+    quotes = bool(fields & _QUOTABLE)
+    table: list[RuleResult] = []
+    for index, key in enumerate(index_of):
+        position = first[key]
+        values = common
+        if quotes:
+            item = items[position]
+            values = {
+                **common,
+                "item": item.code,
+                "item_title": item.title,
+                "provider": providers[position],
+            }
+        table.append(explainer.result(rule, findings[position], values, request=False))
+        index_of[key] = index
+    indexes = list(map(index_of.__getitem__, keys))
+    return _Column(table, indexes)
 
-    def __init__(
-        self,
-        explainer: _Explainer,
-        item_rules: list[tuple[int, RulePolicy, ItemCheck]],
-        floor: int,
-        decisive: list[RuleResult],
-    ) -> None:
-        self.explainer = explainer
-        self.rules = [(index, rule) for index, rule, _check in item_rules]
+
+_Combined = tuple[str, str, tuple[str, ...], tuple[RuleResult, ...]]
+
+
+class _Combiner:
+    """Combines one item's rule results into its outcome, explanation and marks."""
+
+    def __init__(self, floor: int, decisive: tuple[RuleResult, ...]) -> None:
         self.floor = floor
         self.decisive = decisive
-        wordings = [t.fields for _i, rule, _c in item_rules for t in rule.explanations.values()]
-        self.quotes_item = any(fields & _ITEM_ONLY for fields in wordings)
-        self.quotes_provider = any("provider" in fields for fields in wordings)
 
-    def __call__(self, item: ItemFacts, findings: tuple[Finding, ...], provider: str) -> _Combined:
-        explainer = self.explainer
-        cache = explainer.cache
-        quoted = (
-            (item.code if self.quotes_item else None, provider if self.quotes_provider else None)
-            if self.quotes_item or self.quotes_provider
-            else None
-        )
-        values: dict[str, str] | None = None
-        results: list[RuleResult] = []
-        worst = self.floor
-        for (index, rule), finding in zip(self.rules, findings, strict=True):
-            key = (index, id(finding), quoted)
-            cached = cache.get(key)
-            if cached is None:
-                if values is None:
-                    values = {
-                        **explainer.common,
-                        "item": item.code,
-                        "item_title": item.title,
-                        "provider": provider,
-                    }
-                result = explainer.result(rule, finding, values, request=False)
-                if len(cache) < _CACHE_LIMIT:
-                    cache[key] = (finding, result)
-            else:
-                result = cached[1]
-            results.append(result)
-            rank = _RANK[result.effect]
-            if rank > worst:
-                worst = rank
+    def __call__(self, results: tuple[RuleResult, ...]) -> _Combined:
+        worst = max([self.floor, *[_RANK[r.effect] for r in results]])
         outcome = ITEM_OUTCOMES[worst]
         if outcome == "share":
             explanation = " ".join([r.explanation for r in results])
@@ -440,42 +467,44 @@ class _Combiner:
         marks: tuple[str, ...] = ()
         if outcome in ("share_redacted", "needs_review"):
             marks = tuple(sorted({m for r in results if r.action == "redact" for m in r.marks}))
-        return outcome, explanation, marks, tuple(results)
-
-
-_Combined = tuple[str, str, tuple[str, ...], tuple[RuleResult, ...]]
+        return outcome, explanation, marks, results
 
 
 def _item_results(
-    snapshot: Snapshot, item_rules: list[tuple[int, RulePolicy, ItemCheck]], combine: _Combiner
+    snapshot: Snapshot,
+    item_rules: list[tuple[RulePolicy, ItemCheck]],
+    explainer: _Explainer,
+    combine: _Combiner,
 ) -> list[ItemResult]:
-    """Every item's result; items with identical findings share one combination (unless
-    the wording quotes the item itself)."""
+    """Every item's result: rule by rule over all items (``map`` is the cheapest loop),
+    then item by item; items with the same results share one combination."""
     items = snapshot.items
-    # Rule by rule over all items (map is the cheapest loop), then item by item.
-    columns = [list(map(check, items)) for _index, _rule, check in item_rules]
-    quotes_item, quotes_provider = combine.quotes_item, combine.quotes_provider
     names = {provider_id: p.name for provider_id, p in snapshot.providers.items()}
-    # Keyed by the findings' ids; each entry keeps its findings alive (see _Combiner).
-    combined: dict[object, tuple[tuple[Finding, ...], _Combined]] = {}
+    providers = [names[item.provider_id] for item in items]
+    numbers = {provider_id: number for number, provider_id in enumerate(names)}
+    slots = [numbers[item.provider_id] for item in items]
+    columns = [
+        _column(explainer, rule, list(map(check, items)), items, providers, slots)
+        for rule, check in item_rules
+    ]
+    tables = [column.table for column in columns]
+    keys: list[tuple[int, ...]] = (
+        list(zip(*[c.indexes for c in columns], strict=True)) if columns else [()] * len(items)
+    )
+    combined: dict[tuple[int, ...], _Combined] = {}
     results: list[ItemResult] = []
     append = results.append
-    rows = zip(*columns, strict=True) if columns else iter([()] * len(items))
-    for item, findings in zip(items, rows, strict=True):
-        provider = names[item.provider_id]
-        if quotes_item:
-            combo = combine(item, findings, provider)
-        else:
-            key = (*map(id, findings), provider if quotes_provider else None)
-            found = combined.get(key)
-            if found is None:
-                combo = combine(item, findings, provider)
-                if len(combined) < _CACHE_LIMIT:
-                    combined[key] = (findings, combo)
-            else:
-                combo = found[1]
-        append(ItemResult(item.id, item.code, item.title, provider, *combo))
+    for item, provider, key in zip(items, providers, keys, strict=True):
+        combo = combined.get(key)
+        if combo is None:
+            picked = tuple([table[index] for table, index in zip(tables, key, strict=True)])
+            combo = combined[key] = combine(picked)
+        append(_new_item_result((item.id, item.code, item.title, provider, *combo)))
     return results
+
+
+# ItemResult(...) without the Python-level __new__ of a NamedTuple
+_new_item_result = partial(tuple.__new__, ItemResult)
 
 
 def _request_outcome(blocked_by: tuple[str, ...], counts: Mapping[str, int], total: int) -> str:

@@ -22,6 +22,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -408,9 +409,17 @@ def witness_protection(ctx: RuleContext) -> ItemCheck:
     nobody = Finding("not_applicable", "none_at_risk")
     intern = _interner()
 
+    at_risk_ids = pseudonyms.keys()
+
     def check(item: ItemFacts) -> Finding:
-        at_risk = [p for p in item.person_ids if p in pseudonyms] if item.person_ids else ()
-        if not at_risk and not any(m.applies == "without_protection" for m in item.marks):
+        person_ids, item_marks = item.person_ids, item.marks
+        at_risk = (
+            [p for p in person_ids if p in pseudonyms]
+            if person_ids and not at_risk_ids.isdisjoint(person_ids)
+            else ()
+        )
+        # (the fast paths first: most items name no one at risk and carry no such mark)
+        if not at_risk and (not item_marks or _WITHOUT_PROTECTION not in map(_applies, item_marks)):
             return nobody
         names = (
             ", ".join([pseudonyms[p] for p in at_risk])
@@ -433,6 +442,10 @@ def witness_protection(ctx: RuleContext) -> ItemCheck:
         return intern(Finding("fail", code, facts, marks))
 
     return check
+
+
+_WITHOUT_PROTECTION = "without_protection"
+_applies = attrgetter("applies")
 
 
 def _codes(marks: list[MarkFacts]) -> tuple[str, ...]:
@@ -470,11 +483,21 @@ def mechanism_review(ctx: RuleContext) -> ItemCheck:
         return not_cleared[media_type]
 
     intern = _interner()
+    # Items in the same situation (media type, cleared or not, the same codes, reasons,
+    # scope and review of marks) get the same finding: a dozen situations in practice.
+    seen: dict[tuple[object, ...], Finding] = {}
 
     def check(item: ItemFacts) -> Finding:
         marks = item.marks
         if not marks:
             return clear if item.media_type in redactable else as_is(item)
+        key = (item.media_type, item.cleared_as_is, *map(_what_counts, marks))
+        found = seen.get(key)
+        if found is None:
+            found = seen[key] = decide(item, marks)
+        return found
+
+    def decide(item: ItemFacts, marks: tuple[MarkFacts, ...]) -> Finding:
         always = [m for m in marks if m.applies == "always"]
         if item.media_type not in redactable:
             if not always:
@@ -490,6 +513,10 @@ def mechanism_review(ctx: RuleContext) -> ItemCheck:
         return clear
 
     return check
+
+
+# What of a mark the Mechanism's review looks at (not who it protects).
+_what_counts = attrgetter("code", "applies", "review", "reason")
 
 
 def _mark_facts(marks: list[MarkFacts]) -> Facts:
