@@ -675,3 +675,21 @@ def test_scanned_page_with_invisible_ocr_text_is_blacked_out_where_the_scan_show
     assert outcome.applied[0].occurrences == 1
     assert blacked_out(render(dest), (73, 699, 72 + width - 1, 711))
     assert_single_revision_image_pdf(dest)
+
+
+def test_a_truncated_image_is_refused_even_after_weasyprint_allowed_truncated_loading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WeasyPrint sets Pillow's LOAD_TRUNCATED_IMAGES process-wide when imported."""
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    buffer = io.BytesIO()
+    Image.effect_noise((300, 300), 50).save(buffer, format="PNG")
+    source = tmp_path / "truncated.png"
+    source.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    dest = tmp_path / "out.png"
+    with pytest.raises(CannotRedact, match="cannot be read"):
+        redact(source, "image/png", [], dest)
+    assert not dest.exists()
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # the setting is left as it was

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-from PIL import Image, ImageCms, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageDraw, ImageFile, ImageFont, ImageOps, UnidentifiedImageError
 
 from portal.packaging.redaction import (
     AppliedMark,
@@ -117,6 +119,26 @@ def _clean_mode(image: Image.Image, fmt: str) -> Image.Image:
     return image.convert("RGB")
 
 
+_STRICT_LOADING = threading.Lock()
+
+
+@contextmanager
+def _strict_loading() -> Iterator[None]:
+    """Refuse truncated images while loading, whatever the process-wide setting says.
+
+    WeasyPrint sets ``ImageFile.LOAD_TRUNCATED_IMAGES = True`` when it is imported (the
+    assembly imports it for the letter), which would let a damaged photo through with its
+    missing part painted grey instead of refusing it.
+    """
+    with _STRICT_LOADING:
+        previous = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        try:
+            yield
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
 def _load_upright(
     source: Path, media_type: str, accepted: frozenset[str], max_pixels: int
 ) -> Image.Image:
@@ -133,7 +155,8 @@ def _load_upright(
                 )
             if opened.format == "PNG" and getattr(opened, "n_frames", 1) > 1:
                 raise CannotRedact("animated PNGs cannot be redacted (only the first frame would)")
-            opened.load()
+            with _strict_loading():
+                opened.load()
             upright = ImageOps.exif_transpose(opened)
     except Image.DecompressionBombError:
         raise CannotRedact(
