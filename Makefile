@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test lint typecheck pytest system-packages clean
+.PHONY: run test lint typecheck pytest system-packages clean e2e e2e-browser
 
 # System packages we need and only install when missing (Debian/Ubuntu, as root or via sudo).
 system-packages:
@@ -46,6 +46,31 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
+
+# Browser tests (tests/e2e): Playwright driving Debian's chromium, never a downloaded browser
+# (no `playwright install`), and axe-core from npm (package-lock.json). Installs each only
+# when missing. Screenshots and the server log go to e2e-artifacts/.
+E2E_STAMP := $(VENV)/.e2e-installed
+
+e2e-browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "Installing Debian's chromium (for the browser tests only)"; \
+	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO="sudo"; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; \
+	fi
+	@if [ ! -f node_modules/axe-core/axe.min.js ]; then \
+	  command -v npm >/dev/null 2>&1 || { \
+	    SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO="sudo"; \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq npm; }; \
+	  npm ci --no-audit --no-fund; \
+	fi
+
+$(E2E_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,dev,e2e]'
+	touch $(E2E_STAMP)
+
+e2e: $(E2E_STAMP) e2e-browser
+	$(BIN)/python -m pytest tests/e2e
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
