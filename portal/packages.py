@@ -477,6 +477,10 @@ def release_package(
     if not package.file_sha256 or not package.signature_sha256:
         raise PackageRefused(f"{package.code} has no encrypted file on record; it cannot go out.")
     expires_at = moment + timedelta(days=expires_in_days)
+    # Lock order: the audit chain before any row. A consent revocation takes the chain first
+    # (it records itself) and then blocks or withdraws packages; taking the package row first
+    # here would deadlock with it on PostgreSQL.
+    audit.lock_chain(db)
     result = db.execute(
         update(Package)
         .where(

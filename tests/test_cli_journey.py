@@ -14,6 +14,7 @@ from portal.db import make_engine
 from portal.models import AuditEvent, Item, Provider, User
 from tests.conftest import DatabaseUnderTest
 from tests.support.cli import Portal
+from tests.test_audit_append_only import allow_audit_tampering
 
 pytest_plugins = ["tests.support.cli"]  # the `portal` fixture
 
@@ -54,6 +55,7 @@ def test_init_demo_verify_and_tamper(portal: Portal, engine: Engine) -> None:
     assert portal("audit", "verify", "--anchor", head).exit_code == 0
 
     with engine.begin() as conn:
+        allow_audit_tampering(conn)  # as a database superuser could (migration 0007)
         conn.execute(
             text("UPDATE audit_event SET actor = 'someone else' WHERE seq = 3"),
         )
@@ -68,6 +70,7 @@ def test_tail_deletion_is_caught_with_a_published_head(portal: Portal, engine: E
     head = portal("audit", "head").output.strip()
     with engine.begin() as conn:
         last = conn.scalar(select(func.max(AuditEvent.seq)))
+        allow_audit_tampering(conn)  # as a database superuser could (migration 0007)
         conn.execute(text("DELETE FROM audit_event WHERE seq = :seq"), {"seq": last})
     assert portal("audit", "verify").exit_code == 0  # without an anchor: the documented limit
     cut = portal("audit", "verify", "--anchor", head)

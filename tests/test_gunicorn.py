@@ -1,0 +1,92 @@
+"""gunicorn.conf.py serves the portal: a real gunicorn (gthread workers) on a free loopback
+port against a SQLite instance answers /healthz, and its access log carries the forwarded
+client address but no query string and no enrolment token."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from portal.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - loopback
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_gunicorn_serves_healthz_and_logs_no_secrets(tmp_path: Path) -> None:
+    if not GUNICORN.exists():
+        pytest.skip("gunicorn is not installed in this environment")
+    env = {
+        **os.environ,
+        "PORTAL_INSTANCE_DIR": str(tmp_path / "instance"),
+        "PORTAL_DATABASE_URL": f"sqlite:///{tmp_path / 'portal.db'}",
+        "PORTAL_DEMO": "",
+        "PORTAL_TESTING": "",
+    }
+    init = CliRunner().invoke(main, ["init"], env=env, catch_exceptions=False)
+    assert init.exit_code == 0, init.output
+    port = free_port()
+    env |= {"PORTAL_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2", "PORTAL_THREADS": "2"}
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [str(GUNICORN), "-c", str(REPO / "gunicorn.conf.py")],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            status = None
+            while time.monotonic() < deadline:
+                assert server.poll() is None, log.read_text()
+                try:
+                    status, body = get(f"http://127.0.0.1:{port}/healthz")
+                    break
+                except (urllib.error.URLError, ConnectionError):
+                    time.sleep(0.3)
+            assert status == 200, log.read_text()
+            assert json.loads(body) == {"status": "ok"}
+
+            secret = "Zq7SecretEnrolToken"
+            status, _ = get(
+                f"http://127.0.0.1:{port}/enrol/{secret}/authenticator?next=QuerySecret42",
+                {"X-Forwarded-For": "203.0.113.7", "Referer": "https://x.example/?r=RefSecret"},
+            )
+            assert status in (200, 302, 404)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=60)
+    text = log.read_text()
+    assert server.returncode == 0, text
+    assert text.count("Booting worker") == 2
+    assert "Using worker: gthread" in text
+    assert "Control socket" not in text
+    assert '"GET /healthz HTTP/1.1" 200' in text
+    assert 'xff="203.0.113.7" "GET /enrol/[token]/authenticator HTTP/1.1"' in text
+    for leaked in (secret, "QuerySecret42", "RefSecret"):
+        assert leaked not in text
