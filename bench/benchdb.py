@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, make_url, text
 
 from portal.db import make_engine, normalize_url
 from portal.models import Base
@@ -44,3 +44,24 @@ def postgres_engine(url: str) -> Iterator[Engine]:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def postgres_database(url: str, name: str, *, recreate: bool = False) -> str:
+    """The URL of database ``name`` on the server of ``url``, created when missing (dropped
+    and created again when ``recreate``). For benchmarks that keep their data between runs;
+    only ever pass a name that belongs to the benchmark."""
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"not a plain database name: {name!r}")
+    base = make_url(normalize_url(url))
+    admin = make_engine(base.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+            if exists and recreate:
+                conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+                exists = None
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)

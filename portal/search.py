@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, String, cast, func, select
+from sqlalchemy import ColumnElement, Date, String, cast, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from portal.models import Item
 from portal.models.registry import ITEM_KINDS
@@ -21,6 +25,10 @@ PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
 TEXT_MAX = 200
 MAX_TAGS = 10
+#: Collection dates are looked up in their index only for a range at most this long. SQLite
+#: (built without STAT4 histograms) takes any range to be selective and would read most of
+#: the table through the index, several times slower than scanning it.
+INDEXED_SPAN = timedelta(days=400)
 
 
 class SearchError(ValueError):
@@ -63,16 +71,60 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+class _scanned(FunctionElement[date]):
+    """A date column that SQLite will not look up in an index (``+column``); the bare
+    column on other databases, whose planners have the statistics to choose."""
+
+    type = Date()
+    inherit_cache = True
+
+
+@compiles(_scanned)
+def _scanned_default(element: _scanned, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(_scanned, "sqlite")
+def _scanned_sqlite(element: _scanned, compiler: SQLCompiler, **kw: Any) -> str:
+    return "+" + compiler.process(element.clauses, **kw)
+
+
+class _folded(FunctionElement[str]):
+    """``lower(text)``, except on SQLite, where it is the bare text: SQLite's LIKE already
+    ignores case exactly as far as its ``lower()`` folds it (ASCII letters), so the result is
+    the same and a scan of 100k items takes half the time."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(_folded)
+def _folded_default(element: _folded, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_folded, "sqlite")
+def _folded_sqlite(element: _folded, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+def _collected_at(query: ItemQuery) -> ColumnElement[date]:
+    start, end = query.collected_from, query.collected_to
+    if start is not None and end is not None and end - start <= INDEXED_SPAN:
+        return Item.collected_at  # type: ignore[return-value]
+    return _scanned(Item.collected_at)
+
+
 def conditions(query: ItemQuery) -> list[ColumnElement[bool]]:
     found: list[ColumnElement[bool]] = []
     if query.title.strip():
-        found.append(func.lower(Item.title).like(_like(query.title.strip()), escape="\\"))
+        found.append(_folded(Item.title).like(_like(query.title.strip()), escape="\\"))
     if query.place.strip():
-        found.append(func.lower(Item.place).like(_like(query.place.strip()), escape="\\"))
+        found.append(_folded(Item.place).like(_like(query.place.strip()), escape="\\"))
     for tag in query.tags:
         # The JSON text holds each tag as a JSON string: match it with its quotes.
         found.append(
-            func.lower(cast(Item.tags, String)).like(
+            _folded(cast(Item.tags, String)).like(
                 _like(json.dumps(tag.strip().lower())), escape="\\"
             )
         )
@@ -80,10 +132,11 @@ def conditions(query: ItemQuery) -> list[ColumnElement[bool]]:
         found.append(Item.kind == query.kind)
     if query.provider_id is not None:
         found.append(Item.provider_id == query.provider_id)
+    collected_at = _collected_at(query)
     if query.collected_from is not None:
-        found.append(Item.collected_at >= query.collected_from)
+        found.append(collected_at >= query.collected_from)
     if query.collected_to is not None:
-        found.append(Item.collected_at <= query.collected_to)
+        found.append(collected_at <= query.collected_to)
     return found
 
 

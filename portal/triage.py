@@ -300,8 +300,10 @@ class SearchPosition:
 
 
 #: Counting every match of a common word would double the cost of a search on 100k items;
-#: past this many matches the page says "of more than N pages".
-COUNT_CAP = 5000
+#: past this many matches (20 pages) the page says "of more than 20 pages". 1000 rather than
+#: 5000: counting 5000 matches of "witness" cost 26 ms of a 30 ms search on PostgreSQL under
+#: bench/load.py, and nobody pages that far instead of narrowing the search.
+COUNT_CAP = 1000
 
 
 def search_position(
@@ -310,8 +312,13 @@ def search_position(
     """Place a keyset page among the matches; ``page`` is the number the link carried (only
     a label: the rows shown are decided by ``after``)."""
     matching = conditions(query)
-    capped_rows = select(Item.id).where(*matching).limit(COUNT_CAP + 1).subquery()
-    total = db.scalar(select(func.count()).select_from(capped_rows)) or 0
+    if after is None and result.next_after is None:
+        # The first page is the only one: its rows are all the matches. Counting them again
+        # would scan the whole table once more for a rare word or one that matches nothing.
+        total = len(result.items)
+    else:
+        capped_rows = select(Item.id).where(*matching).limit(COUNT_CAP + 1).subquery()
+        total = db.scalar(select(func.count()).select_from(capped_rows)) or 0
     previous_after = None
     if after is not None and result.items:
         # The previous page starts after the match PAGE_SIZE + 1 places back, if any.

@@ -62,6 +62,9 @@ class Rfa(Base):
         Index("ix_rfa_queue", "status", "urgency", "submitted_at"),
         # The requester's paged list: newest change first within an authority.
         Index("ix_rfa_authority_updated", "authority_id", "updated_at"),
+        # The staff's paged list of every authority's requests, in the same order (deep
+        # pages would otherwise sort all 10k requests; bench/load.py).
+        Index("ix_rfa_updated", "updated_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

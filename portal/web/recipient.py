@@ -134,10 +134,8 @@ def index() -> str:
     me = _me()
     now = utcnow()
     packages = downloads.recipient_packages(db(), me)
-    rows = [
-        (p, downloads.effective_status(p, now), downloads.full_downloads(db(), p.id))
-        for p in packages
-    ]
+    counts = downloads.full_download_counts(db(), [p.id for p in packages])
+    rows = [(p, downloads.effective_status(p, now), counts[p.id]) for p in packages]
     return render_template("recipient/index.html", rows=rows)
 
 
