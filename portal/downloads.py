@@ -265,6 +265,7 @@ def acknowledge_receipt(
         raise AcknowledgementRefused(
             "Download the package before acknowledging receipt; nothing was recorded."
         )
+    audit.lock_chain(db)  # lock order: the chain before the package row, as revocation does
     done = db.execute(
         update(Package)
         .where(Package.id == package.id, Package.acknowledged_at.is_(None))

@@ -406,6 +406,7 @@ def retry_package(db: Session, package: Package, *, by: User, now: datetime | No
             f"Only a failed package can be retried; {package.code} is "
             f"{STATUS_LABELS.get(package.status, package.status).lower()}."
         )
+    audit.lock_chain(db)  # lock order: the chain before the package row (see release_package)
     result = db.execute(
         update(Package)
         .where(Package.id == package.id, Package.status == "failed")
@@ -428,6 +429,7 @@ def retry_package(db: Session, package: Package, *, by: User, now: datetime | No
 def fail_package(db: Session, package_id: int, reason: str) -> bool:
     """Mark a queued or assembling package failed with ``reason`` (plain words); returns whether
     it changed. Used when the job cannot run the assembler at all."""
+    audit.lock_chain(db)  # lock order: the chain before the package row (see release_package)
     result = db.execute(
         update(Package)
         .where(Package.id == package_id, Package.status.in_(("queued", "assembling")))
