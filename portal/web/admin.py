@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -56,7 +56,7 @@ from portal.user_admin import (
     user_status,
 )
 from portal.web import db
-from portal.web.login_manager import CurrentUser
+from portal.web.login_manager import signed_in_user
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -82,10 +82,6 @@ CRITERION_LABELS = {
 FINDING_LABELS = {"satisfied": "Satisfied", "not_satisfied": "Not satisfied"}
 PROVIDER_KIND_LABELS = {kind: kind.replace("_", " ").capitalize() for kind in PROVIDER_KINDS}
 AUDIT_EVENTS_SHOWN = 20
-
-
-def _me() -> User:
-    return cast(CurrentUser, current_user).user
 
 
 # --- helpers for templates ----------------------------------------------------------------
@@ -262,7 +258,7 @@ def _search_condition(query: str, email_col: Any, name_col: Any) -> ColumnElemen
 
 
 def _filtered_users(filters: UserFilter, now: datetime) -> list[User]:
-    stmt = scoped(User, _me()).order_by(User.display_name, User.id)
+    stmt = scoped(User, signed_in_user()).order_by(User.display_name, User.id)
     if filters.role:
         stmt = stmt.where(User.role == filters.role)
     if filters.status:
@@ -281,7 +277,7 @@ def _open_invitations(filters: UserFilter, now: datetime) -> list[Invitation]:
     if filters.status and filters.status != "invited":
         return []
     stmt = (
-        scoped(Invitation, _me())
+        scoped(Invitation, signed_in_user())
         .where(Invitation.used_at.is_(None), Invitation.expires_at > now)
         .where(~Invitation.email.in_(select(User.email)))  # 2FA resets show as the user
         .order_by(Invitation.created_at.desc())
@@ -372,7 +368,7 @@ def invite_user() -> str | tuple[str, int]:
         provider_code=form.provider.data or None,
     )
     try:
-        invitation, token = invite(db(), spec, invited_by=_me())
+        invitation, token = invite(db(), spec, invited_by=signed_in_user())
         db().commit()
     except InvitationError as exc:
         db().rollback()
@@ -392,10 +388,10 @@ def invite_user() -> str | tuple[str, int]:
 @requires("admin.users.invite")
 def cancel(invitation_id: int) -> Response:
     form = ActionForm()
-    invitation = get_scoped_or_404(db(), Invitation, _me(), id=invitation_id)
+    invitation = get_scoped_or_404(db(), Invitation, signed_in_user(), id=invitation_id)
     if form.validate_on_submit():
         try:
-            cancel_invitation(db(), invitation, by=_me())
+            cancel_invitation(db(), invitation, by=signed_in_user())
             db().commit()
             flash(f"The invitation for {invitation.email} was cancelled.", "success")
         except InvitationError as exc:
@@ -414,7 +410,7 @@ def _user_page(user: User, role_form: RoleForm | None = None, status: int = 200)
         role_form.authority.data = user.authority.code if user.authority else ""
         role_form.provider.data = user.provider.code if user.provider else ""
     events = db().scalars(
-        scoped(AuditEvent, _me())
+        scoped(AuditEvent, signed_in_user())
         .where(AuditEvent.target == f"user:{user.id}")
         .order_by(AuditEvent.seq.desc())
         .limit(AUDIT_EVENTS_SHOWN)
@@ -427,7 +423,7 @@ def _user_page(user: User, role_form: RoleForm | None = None, status: int = 200)
             organisation=_organisation_of(names, user.authority_id, user.provider_id),
             role_form=role_form,
             action_form=ActionForm(),
-            is_self=user.id == _me().id,
+            is_self=user.id == signed_in_user().id,
             events=list(events),
         ),
         status,
@@ -437,13 +433,13 @@ def _user_page(user: User, role_form: RoleForm | None = None, status: int = 200)
 @bp.get("/users/<int:user_id>")
 @requires("admin.users.view")
 def user_detail(user_id: int) -> Any:
-    return _user_page(get_scoped_or_404(db(), User, _me(), id=user_id))
+    return _user_page(get_scoped_or_404(db(), User, signed_in_user(), id=user_id))
 
 
 def _act(
     user_id: int, action: Callable[[User], None], done: str
 ) -> Response:  # one POST, one transaction
-    user = get_scoped_or_404(db(), User, _me(), id=user_id)
+    user = get_scoped_or_404(db(), User, signed_in_user(), id=user_id)
     if ActionForm().validate_on_submit():
         try:
             action(user)
@@ -460,7 +456,7 @@ def _act(
 def deactivate_user(user_id: int) -> Response:
     return _act(
         user_id,
-        lambda user: deactivate(db(), user, by=_me()),
+        lambda user: deactivate(db(), user, by=signed_in_user()),
         "The account was deactivated and its sessions ended.",
     )
 
@@ -469,7 +465,9 @@ def deactivate_user(user_id: int) -> Response:
 @requires("admin.users.manage")
 def reactivate_user(user_id: int) -> Response:
     return _act(
-        user_id, lambda user: reactivate(db(), user, by=_me()), "The account was reactivated."
+        user_id,
+        lambda user: reactivate(db(), user, by=signed_in_user()),
+        "The account was reactivated.",
     )
 
 
@@ -479,7 +477,7 @@ def unlock_user(user_id: int) -> Response:
     def unlock(user: User) -> None:
         if not throttle.is_locked(user):
             raise UserAdminError("This account is not locked.")
-        throttle.unlock(db(), user, actor=audit.actor_label(_me()))
+        throttle.unlock(db(), user, actor=audit.actor_label(signed_in_user()))
 
     return _act(user_id, unlock, "The account was unlocked.")
 
@@ -487,7 +485,7 @@ def unlock_user(user_id: int) -> Response:
 @bp.post("/users/<int:user_id>/role")
 @requires("admin.users.manage")
 def change_user_role(user_id: int) -> Any:
-    user = get_scoped_or_404(db(), User, _me(), id=user_id)
+    user = get_scoped_or_404(db(), User, signed_in_user(), id=user_id)
     form = RoleForm()
     form.fill_choices()
     if not form.validate_on_submit():
@@ -499,7 +497,7 @@ def change_user_role(user_id: int) -> Any:
             form.role.data or "",
             form.authority.data or None,
             form.provider.data or None,
-            by=_me(),
+            by=signed_in_user(),
         )
         db().commit()
     except UserAdminError as exc:
@@ -513,11 +511,11 @@ def change_user_role(user_id: int) -> Any:
 @bp.post("/users/<int:user_id>/reset-2fa")
 @requires("admin.users.manage")
 def reset_user_2fa(user_id: int) -> Any:
-    user = get_scoped_or_404(db(), User, _me(), id=user_id)
+    user = get_scoped_or_404(db(), User, signed_in_user(), id=user_id)
     if not ActionForm().validate_on_submit():
         return redirect(url_for("admin.user_detail", user_id=user_id))
     try:
-        token = reset_2fa(db(), user, by=_me())
+        token = reset_2fa(db(), user, by=signed_in_user())
         invitation = find_invitation(db(), token)
         db().commit()
     except UserAdminError as exc:
@@ -541,7 +539,7 @@ def reset_user_2fa(user_id: int) -> Any:
 @bp.get("/authorities")
 @requires("admin.authorities.view")
 def authorities() -> str:
-    me = _me()
+    me = signed_in_user()
     rows = list(db().scalars(scoped(Authority, me).order_by(Authority.name)))
     verified_keys = db().execute(
         scoped(RecipientKey, me)
@@ -556,7 +554,7 @@ def authorities() -> str:
 @bp.get("/authorities/<int:authority_id>")
 @requires("admin.authorities.view")
 def authority_detail(authority_id: int) -> str:
-    me = _me()
+    me = signed_in_user()
     now = utcnow()
     authority = get_scoped_or_404(db(), Authority, me, id=authority_id)
     assessments = db().scalars(
@@ -590,7 +588,7 @@ def _key_status(key: RecipientKey, now: datetime) -> str:
 @bp.get("/providers")
 @requires("admin.providers.view")
 def providers() -> str:
-    me = _me()
+    me = signed_in_user()
     rows = list(db().scalars(scoped(Provider, me).order_by(Provider.name)))
     items = db().execute(
         scoped(Item, me)
@@ -604,7 +602,7 @@ def providers() -> str:
 @bp.get("/providers/<int:provider_id>")
 @requires("admin.providers.view")
 def provider_detail(provider_id: int) -> str:
-    me = _me()
+    me = signed_in_user()
     provider = get_scoped_or_404(db(), Provider, me, id=provider_id)
     item_count = db().scalar(
         scoped(Item, me)

@@ -8,19 +8,18 @@ becomes a message on the page with what was typed kept.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as BaseResponse
 
 from portal.api_clients import API_SCOPES, ClientRefused, clients, register_client, revoke_client
-from portal.models import Authority, OAuthClient, User
+from portal.models import Authority, OAuthClient
 from portal.security.authz import get_scoped_or_404, requires, scoped
 from portal.web import db
 from portal.web.admin import when
-from portal.web.login_manager import CurrentUser
+from portal.web.login_manager import signed_in_user
 
 bp = Blueprint("api_clients", __name__, url_prefix="/admin/api-clients")
 
@@ -29,14 +28,10 @@ class TokenForm(FlaskForm):  # type: ignore[misc]
     """A CSRF token; the fields are read from ``request.form``."""
 
 
-def _me() -> User:
-    return cast(CurrentUser, current_user).user
-
-
 def _render_index(
     *, error: str | None = None, typed: dict[str, Any] | None = None, status: int = 200
 ) -> tuple[str, int]:
-    authorities = list(db().scalars(scoped(Authority, _me()).order_by(Authority.name)))
+    authorities = list(db().scalars(scoped(Authority, signed_in_user()).order_by(Authority.name)))
     page = render_template(
         "api_clients/index.html",
         rows=clients(db()),
@@ -67,7 +62,9 @@ def register() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
         return _render_index(error="The form has expired; nothing was registered.", status=400)
     code = str(typed["authority"]).strip()
     authority = (
-        db().scalar(scoped(Authority, _me()).where(Authority.code == code)) if code else None
+        db().scalar(scoped(Authority, signed_in_user()).where(Authority.code == code))
+        if code
+        else None
     )
     if authority is None:
         return _render_index(
@@ -75,7 +72,7 @@ def register() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
         )
     try:
         created = register_client(
-            db(), authority, str(typed["name"]), list(typed["scopes"]), by=_me()
+            db(), authority, str(typed["name"]), list(typed["scopes"]), by=signed_in_user()
         )
     except ClientRefused as exc:
         db().rollback()
@@ -92,11 +89,11 @@ def register() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
 @bp.post("/<int:client_pk>/revoke")
 @requires("admin.api_clients.manage")
 def revoke(client_pk: int) -> BaseResponse | tuple[str, int]:
-    client = get_scoped_or_404(db(), OAuthClient, _me(), id=client_pk)
+    client = get_scoped_or_404(db(), OAuthClient, signed_in_user(), id=client_pk)
     if not TokenForm().validate_on_submit():
         return _render_index(error="The form has expired; nothing was changed.", status=400)
     try:
-        revoked = revoke_client(db(), client, by=_me())
+        revoked = revoke_client(db(), client, by=signed_in_user())
     except ClientRefused as exc:
         db().rollback()
         return _render_index(error=str(exc), status=400)

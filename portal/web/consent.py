@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, cast
+from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -40,12 +39,11 @@ from portal.models import (
     Provider,
     Recall,
     Rfa,
-    User,
 )
 from portal.security.authz import get_scoped_or_404, requires, scoped, visible
 from portal.web import db
 from portal.web.admin import when
-from portal.web.login_manager import CurrentUser
+from portal.web.login_manager import signed_in_user
 from portal.web.recipient import issue_recall_notices
 
 bp = Blueprint("consent", __name__, url_prefix="/consent")
@@ -71,13 +69,9 @@ PACKAGE_LABELS = {
 }
 
 
-def _me() -> User:
-    return cast(CurrentUser, current_user).user
-
-
 def _provider() -> Provider:
     """The signed-in provider's own provider row (a provider account always has one)."""
-    me = _me()
+    me = signed_in_user()
     if me.provider_id is None:
         abort(404)
     return get_scoped_or_404(db(), Provider, me, id=me.provider_id)
@@ -125,7 +119,7 @@ class InboxEntry:
 @bp.get("")
 @requires("consent.view")
 def index() -> str:
-    me = _me()
+    me = signed_in_user()
     requests = (
         db()
         .scalars(
@@ -159,7 +153,7 @@ def index() -> str:
 @bp.post("/requests/<int:request_id>")
 @requires("consent.answer")
 def answer(request_id: int) -> BaseResponse:
-    me = _me()
+    me = signed_in_user()
     consent_request = get_scoped_or_404(db(), ConsentRequest, me, id=request_id)
     try:
         ids = [int(v) for v in request.form.getlist("item")]
@@ -201,7 +195,7 @@ class AuthorityConsents:
 @bp.get("/given")
 @requires("consent.view")
 def given() -> str:
-    me = _me()
+    me = signed_in_user()
     provider = _provider()
     events = (
         db()
@@ -247,7 +241,7 @@ def given() -> str:
 @bp.post("/given/<int:consent_id>/revoke")
 @requires("consent.manage")
 def revoke(consent_id: int) -> BaseResponse:
-    me = _me()
+    me = signed_in_user()
     consent = get_scoped_or_404(db(), Consent, me, id=consent_id)
     reason = request.form.get("reason", "")
     if not reason.strip():
@@ -272,7 +266,7 @@ def revoke(consent_id: int) -> BaseResponse:
 @bp.post("/standing/<int:authority_id>")
 @requires("consent.manage")
 def standing(authority_id: int) -> BaseResponse:
-    me = _me()
+    me = signed_in_user()
     provider = _provider()
     authority = db().get(Authority, authority_id)
     if authority is None:
@@ -312,7 +306,7 @@ class PackageRow:
 @bp.get("/where")
 @requires("consent.view")
 def where() -> str:
-    me = _me()
+    me = signed_in_user()
     rows = (
         db()
         .execute(

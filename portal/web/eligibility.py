@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -43,7 +43,7 @@ from portal.security.authz import allowed, get_scoped_or_404, requires, scoped
 from portal.state import portal_state
 from portal.web import db
 from portal.web.admin import CRITERION_LABELS, FINDING_LABELS, when
-from portal.web.login_manager import CurrentUser
+from portal.web.login_manager import signed_in_user
 
 bp = Blueprint("eligibility", __name__, url_prefix="/eligibility")
 
@@ -72,10 +72,6 @@ STATUS_LABELS = {
 
 class CheckForm(FlaskForm):  # type: ignore[misc]
     """The "Run eligibility check" button: a CSRF token and nothing else."""
-
-
-def _me() -> User:
-    return cast(CurrentUser, current_user).user
 
 
 @bp.context_processor
@@ -117,7 +113,7 @@ def _requester(names: Mapping[int, str], user_id: int | None) -> str:
 
 def _submitted_rfa_or_404(rfa_id: int) -> Rfa:
     """A request this user may see; drafts stay their authors' until submitted."""
-    rfa = get_scoped_or_404(db(), Rfa, _me(), id=rfa_id)
+    rfa = get_scoped_or_404(db(), Rfa, signed_in_user(), id=rfa_id)
     if rfa.status == "draft":
         abort(404)
     return rfa
@@ -129,7 +125,7 @@ def _submitted_rfa_or_404(rfa_id: int) -> Rfa:
 @bp.get("/requests")
 @requires("eligibility.view")
 def requests() -> str:
-    me = _me()
+    me = signed_in_user()
     page = _page_number()
     visible = scoped(Rfa, me).where(Rfa.status != "draft")
     total = int(db().scalar(visible.with_only_columns(func.count(Rfa.id))) or 0)
@@ -169,7 +165,7 @@ def requests() -> str:
 @bp.get("/requests/<int:rfa_id>")
 @requires("eligibility.view")
 def request_detail(rfa_id: int) -> str:
-    me = _me()
+    me = signed_in_user()
     rfa = _submitted_rfa_or_404(rfa_id)
     authority = get_scoped_or_404(db(), Authority, me, id=rfa.authority_id)
     candidates = int(
@@ -190,7 +186,7 @@ def request_detail(rfa_id: int) -> str:
 @bp.post("/requests/<int:rfa_id>/check")
 @requires("rfa.check")
 def check(rfa_id: int) -> BaseResponse:
-    me = _me()
+    me = signed_in_user()
     rfa = _submitted_rfa_or_404(rfa_id)
     back = url_for("eligibility.request_detail", rfa_id=rfa.id)
     if not CheckForm().validate_on_submit():
@@ -213,7 +209,7 @@ def check(rfa_id: int) -> BaseResponse:
 
 
 def _decision_or_404(decision_id: str) -> tuple[Decision, Rfa]:
-    me = _me()
+    me = signed_in_user()
     decision = get_scoped_or_404(db(), Decision, me, id=decision_id)
     return decision, get_scoped_or_404(db(), Rfa, me, id=decision.rfa_id)
 
@@ -325,7 +321,7 @@ def standing(
 @bp.get("/assessments")
 @requires("assessment.view")
 def assessments() -> str:
-    me = _me()
+    me = signed_in_user()
     now = utcnow()
     ages = max_ages(portal_state().policy)
     authorities = list(db().scalars(scoped(Authority, me).order_by(Authority.name)))

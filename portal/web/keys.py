@@ -9,10 +9,9 @@ message on the page with what was typed kept.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
@@ -34,17 +33,13 @@ from portal.security.authz import get_scoped_or_404, requires, scoped
 from portal.state import portal_state
 from portal.web import db
 from portal.web.admin import fingerprint_groups, when
-from portal.web.login_manager import CurrentUser
+from portal.web.login_manager import signed_in_user
 
 bp = Blueprint("keys", __name__, url_prefix="/keys")
 
 
 class TokenForm(FlaskForm):  # type: ignore[misc]
     """A CSRF token; the fields are read from ``request.form``."""
-
-
-def _me() -> User:
-    return cast(CurrentUser, current_user).user
 
 
 @bp.context_processor
@@ -60,7 +55,7 @@ def _helpers() -> dict[str, Any]:
 def _render_index(
     *, error: str | None = None, typed: dict[str, str] | None = None, status: int = 200
 ) -> tuple[str, int]:
-    me = _me()
+    me = signed_in_user()
     authorities = list(db().scalars(scoped(Authority, me).order_by(Authority.name)))
     keys = list(db().scalars(scoped(RecipientKey, me).order_by(RecipientKey.created_at)))
     now = utcnow()
@@ -109,7 +104,7 @@ def import_new() -> BaseResponse | tuple[str, int]:
     typed = {"authority": request.form.get("authority", ""), "armored": ""}
     if not TokenForm().validate_on_submit():
         return _render_index(error="The form has expired; nothing was imported.", status=400)
-    me = _me()
+    me = signed_in_user()
     code = typed["authority"].strip()
     authority = db().scalar(scoped(Authority, me).where(Authority.code == code)) if code else None
     if authority is None:
@@ -134,7 +129,7 @@ def import_new() -> BaseResponse | tuple[str, int]:
 
 
 def _key_or_404(key_id: int) -> RecipientKey:
-    return get_scoped_or_404(db(), RecipientKey, _me(), id=key_id)
+    return get_scoped_or_404(db(), RecipientKey, signed_in_user(), id=key_id)
 
 
 def _render_detail(
@@ -210,7 +205,7 @@ def verify(key_id: int) -> BaseResponse | tuple[str, int]:
             details=typed["details"],
             confirmed_at=_confirmed_at(typed["when"]),
         )
-        verify_key(db(), key, verification, by=_me())
+        verify_key(db(), key, verification, by=signed_in_user())
     except KeyActionRefused as exc:
         db().rollback()
         return _render_detail(_key_or_404(key_id), error=str(exc), typed=typed, status=400)
@@ -227,7 +222,7 @@ def revoke(key_id: int) -> BaseResponse | tuple[str, int]:
     if not TokenForm().validate_on_submit():
         return _render_detail(key, error="The form has expired; nothing was changed.", status=400)
     try:
-        revoke_key(db(), key, reason=typed["reason"], by=_me())
+        revoke_key(db(), key, reason=typed["reason"], by=signed_in_user())
     except KeyActionRefused as exc:
         db().rollback()
         return _render_detail(_key_or_404(key_id), error=str(exc), typed=typed, status=400)

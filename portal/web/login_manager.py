@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from flask import Flask, redirect, request, url_for
-from flask_login import LoginManager, UserMixin
+from flask_login import LoginManager, UserMixin, current_user
 from werkzeug.wrappers import Response
 
 from portal.models import User
@@ -74,3 +76,8 @@ def init_login(app: Flask) -> LoginManager:
 def unauthenticated() -> Response:
     """The response for a visitor who must sign in first (used by the authz guard)."""
     return _unauthorized()
+
+
+def signed_in_user() -> User:
+    """The user of this request's session; for views behind ``@requires`` (signed in)."""
+    return cast(CurrentUser, current_user).user

@@ -14,13 +14,12 @@ from flask_login import current_user
 from werkzeug.wrappers import Response as BaseResponse
 
 from portal import mailer
-from portal.models import User
 from portal.notifications import NotificationNotFound, inbox, mark_all_read, mark_read, unread_count
 from portal.security.authz import requires
 from portal.state import portal_state
 from portal.web import db
 from portal.web.admin import when
-from portal.web.login_manager import CurrentUser
+from portal.web.login_manager import signed_in_user
 
 bp = Blueprint("notifications", __name__, url_prefix="/inbox")
 
@@ -31,16 +30,12 @@ def _install_mailer(state: BlueprintSetupState) -> None:
     mailer.install(portal.sessions, portal.settings)
 
 
-def _me() -> User:
-    return cast(CurrentUser, current_user).user
-
-
 @bp.app_context_processor
 def _badge() -> dict[str, Any]:
     def unread_notifications() -> int:
         if not current_user.is_authenticated:
             return 0
-        return unread_count(db(), _me())
+        return unread_count(db(), signed_in_user())
 
     return {"unread_notifications": unread_notifications}
 
@@ -48,7 +43,9 @@ def _badge() -> dict[str, Any]:
 @bp.get("")
 @requires("notifications.view")
 def index() -> str:
-    return render_template("notifications/index.html", notifications=inbox(db(), _me()), when=when)
+    return render_template(
+        "notifications/index.html", notifications=inbox(db(), signed_in_user()), when=when
+    )
 
 
 @bp.post("/<int:notification_id>/read")
@@ -56,7 +53,7 @@ def index() -> str:
 def read(notification_id: int) -> BaseResponse:
     session = db()
     try:
-        found = mark_read(session, _me(), notification_id)
+        found = mark_read(session, signed_in_user(), notification_id)
     except NotificationNotFound:
         abort(404)
     session.commit()
@@ -69,7 +66,7 @@ def read(notification_id: int) -> BaseResponse:
 @requires("notifications.read")
 def read_all() -> BaseResponse:
     session = db()
-    count = mark_all_read(session, _me())
+    count = mark_all_read(session, signed_in_user())
     session.commit()
     flash(f"{count} notification{'s' if count != 1 else ''} marked read.", "success")
     return redirect(url_for("notifications.index"), code=303)

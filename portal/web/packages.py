@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -23,7 +23,6 @@ from flask import (
     request,
     url_for,
 )
-from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
@@ -49,7 +48,7 @@ from portal.security.authz import get_scoped_or_404, requires, scoped
 from portal.state import portal_state
 from portal.web import db
 from portal.web.admin import fingerprint_groups, when
-from portal.web.login_manager import CurrentUser
+from portal.web.login_manager import signed_in_user
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +67,6 @@ class TokenForm(FlaskForm):  # type: ignore[misc]
     """A CSRF token; the fields are read from ``request.form``."""
 
 
-def _me() -> User:
-    return cast(CurrentUser, current_user).user
-
-
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
     return {
@@ -86,14 +81,14 @@ def _redactable() -> frozenset[str]:
 
 
 def _rfa_or_404(code: str) -> Rfa:
-    rfa = get_scoped_or_404(db(), Rfa, _me(), code=code)
+    rfa = get_scoped_or_404(db(), Rfa, signed_in_user(), code=code)
     if rfa.status == "draft":
         abort(404)
     return rfa
 
 
 def _package_or_404(code: str) -> Package:
-    return get_scoped_or_404(db(), Package, _me(), code=code)
+    return get_scoped_or_404(db(), Package, signed_in_user(), code=code)
 
 
 def _enqueue(package: Package) -> bool:
@@ -115,7 +110,7 @@ def _enqueue(package: Package) -> bool:
 @bp.get("")
 @requires("package.view")
 def index() -> str:
-    me = _me()
+    me = signed_in_user()
     status = request.args.get("status", "").strip()
     stmt = scoped(Package, me)
     if status in STATUS_LABELS:
@@ -150,7 +145,9 @@ def _render_rfa(rfa: Rfa, *, error: str | None = None, status: int = 200) -> tup
         ]
     packages = list(
         db().scalars(
-            scoped(Package, _me()).where(Package.rfa_id == rfa.id).order_by(Package.id.desc())
+            scoped(Package, signed_in_user())
+            .where(Package.rfa_id == rfa.id)
+            .order_by(Package.id.desc())
         )
     )
     page = render_template(
@@ -160,7 +157,7 @@ def _render_rfa(rfa: Rfa, *, error: str | None = None, status: int = 200) -> tup
         plan=plan,
         to_clear=to_clear,
         packages=packages,
-        can_create=_me().role == "legal_officer",
+        can_create=signed_in_user().role == "legal_officer",
         error=error,
         form=TokenForm(),
     )
@@ -186,7 +183,7 @@ def create(rfa_code: str) -> BaseResponse | tuple[str, int]:
             status=400,
         )
     try:
-        package = create_package(db(), rfa, _redactable(), by=_me())
+        package = create_package(db(), rfa, _redactable(), by=signed_in_user())
     except PackageRefused as exc:
         db().rollback()
         return _render_rfa(_rfa_or_404(rfa_code), error=f"No package was made: {exc}", status=409)
@@ -201,18 +198,18 @@ def create(rfa_code: str) -> BaseResponse | tuple[str, int]:
 @bp.post("/items/<int:item_id>/clear")
 @requires("item.clear_as_is")
 def clear_item(item_id: int) -> BaseResponse:
-    item = get_scoped_or_404(db(), Item, _me(), id=item_id)
+    item = get_scoped_or_404(db(), Item, signed_in_user(), id=item_id)
     back_code = request.form.get("rfa", "").strip()
     back = (
         url_for("packages.for_rfa", rfa_code=back_code)
-        if back_code and db().scalar(scoped(Rfa, _me()).where(Rfa.code == back_code))
+        if back_code and db().scalar(scoped(Rfa, signed_in_user()).where(Rfa.code == back_code))
         else url_for("packages.index")
     )
     if not TokenForm().validate_on_submit():
         flash("The form has expired; nothing was changed. Try again.", "error")
         return redirect(back, 303)
     try:
-        clear_as_is(db(), item, _redactable(), by=_me())
+        clear_as_is(db(), item, _redactable(), by=signed_in_user())
     except PackageRefused as exc:
         db().rollback()
         flash(f"Nothing was changed: {exc}", "error")
@@ -273,7 +270,7 @@ def _render_detail(
         u.id: u.display_name
         for u in db().scalars(select(User).where(User.id.in_([p for p in people if p] or [0])))
     }
-    me = _me()
+    me = signed_in_user()
     page = render_template(
         "packages/detail.html",
         package=package,
@@ -332,7 +329,9 @@ def release(package_code: str) -> BaseResponse | tuple[str, int]:
     except PackageRefused as exc:
         return _render_detail(package, error=str(exc), typed=typed, status=400)
     try:
-        release_package(db(), package, by=_me(), expires_in_days=days, download_limit=limit)
+        release_package(
+            db(), package, by=signed_in_user(), expires_in_days=days, download_limit=limit
+        )
     except PackageRefused as exc:
         db().rollback()
         return _render_detail(
@@ -352,7 +351,7 @@ def retry(package_code: str) -> BaseResponse:
         flash("The form has expired; nothing was changed. Try again.", "error")
         return redirect(target, 303)
     try:
-        retry_package(db(), package, by=_me())
+        retry_package(db(), package, by=signed_in_user())
     except PackageRefused as exc:
         db().rollback()
         flash(f"Nothing was changed: {exc}", "error")

@@ -14,7 +14,7 @@ until then (``templates/recipient/_recall_banner.html``, included by ``base.html
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -42,7 +42,7 @@ from portal.state import portal_state
 from portal.web import db
 from portal.web.admin import fingerprint_groups, when
 from portal.web.errors import error_response, human_size
-from portal.web.login_manager import CurrentUser
+from portal.web.login_manager import signed_in_user
 from portal.web.package_files import package_file, planned_download, signature_file
 
 bp = Blueprint("recipient", __name__, url_prefix="/received")
@@ -52,14 +52,10 @@ RECALLS_CHECKED = "recalls_checked"
 RECALL_ENDPOINTS = frozenset({"recipient.recalls_page", "recipient.notice"})
 
 
-def _me() -> User:
-    return cast(CurrentUser, current_user).user
-
-
 def _package(code: str) -> Package:
     """The signed-in recipient's package by code; 404 for another authority's package or
     one not released yet."""
-    package = get_scoped_or_404(db(), Package, _me(), code=code)
+    package = get_scoped_or_404(db(), Package, signed_in_user(), code=code)
     if package.status not in downloads.RECIPIENT_STATUSES:
         abort(404)
     return package
@@ -88,7 +84,7 @@ def _pending_recalls() -> int:
     if current_user.role != "recipient":
         return 0
     if "pending_recalls" not in g:
-        g.pending_recalls = recalls.pending_count(db(), _me())
+        g.pending_recalls = recalls.pending_count(db(), signed_in_user())
     return int(g.pending_recalls)
 
 
@@ -131,7 +127,7 @@ def _recalls_first() -> BaseResponse | None:
 @bp.get("")
 @requires("recipient.view")
 def index() -> str:
-    me = _me()
+    me = signed_in_user()
     now = utcnow()
     packages = downloads.recipient_packages(db(), me)
     counts = downloads.full_download_counts(db(), [p.id for p in packages])
@@ -142,7 +138,7 @@ def index() -> str:
 @bp.get("/<package_code>")
 @requires("recipient.view")
 def detail(package_code: str) -> str:
-    me = _me()
+    me = signed_in_user()
     package = _package(package_code)
     authority = db().get(Authority, package.authority_id)
     acknowledged_by = (
@@ -165,7 +161,7 @@ def detail(package_code: str) -> str:
 @bp.get("/<package_code>/download")
 @requires("recipient.download")
 def download(package_code: str) -> BaseResponse:
-    me = _me()
+    me = signed_in_user()
     package = _package(package_code)
     reason = downloads.refusal(package, me)
     if reason is not None or package.file_sha256 is None:
@@ -194,7 +190,7 @@ def download(package_code: str) -> BaseResponse:
 @bp.get("/<package_code>/signature")
 @requires("recipient.download")
 def signature(package_code: str) -> BaseResponse:
-    me = _me()
+    me = signed_in_user()
     package = _package(package_code)
     reason = downloads.refusal(package, me)
     if reason is not None:
@@ -219,7 +215,7 @@ def acknowledge(package_code: str) -> BaseResponse:
         flash("Tick the box to confirm receipt. Nothing was recorded.", "error")
         return redirect(target, 303)
     try:
-        downloads.acknowledge_receipt(db(), package, _me())
+        downloads.acknowledge_receipt(db(), package, signed_in_user())
         db().commit()
     except downloads.AcknowledgementRefused as exc:
         db().rollback()
@@ -235,7 +231,7 @@ def acknowledge(package_code: str) -> BaseResponse:
 @bp.get("/recalls")
 @requires("recipient.recalls")
 def recalls_page() -> str:
-    me = _me()
+    me = signed_in_user()
     state = portal_state()
     missing = [r for r in recalls.recalls_for(db(), me, pending_only=True) if not r.notice_sha256]
     for recall in missing:
@@ -251,7 +247,7 @@ def recalls_page() -> str:
 @bp.get("/recalls/<int:recall_id>/notice")
 @requires("recipient.recalls")
 def notice(recall_id: int) -> BaseResponse:
-    recall = get_scoped_or_404(db(), Recall, _me(), id=recall_id)
+    recall = get_scoped_or_404(db(), Recall, signed_in_user(), id=recall_id)
     if not recall.notice_sha256:
         return error_response(
             404,
@@ -274,14 +270,14 @@ def notice(recall_id: int) -> BaseResponse:
 @bp.post("/recalls/<int:recall_id>/acknowledge")
 @requires("recipient.recalls_acknowledge")
 def acknowledge_recall(recall_id: int) -> BaseResponse:
-    recall = get_scoped_or_404(db(), Recall, _me(), id=recall_id)
+    recall = get_scoped_or_404(db(), Recall, signed_in_user(), id=recall_id)
     target = url_for("recipient.recalls_page")
     disposition = request.form.get("disposition", "")
     if disposition not in recalls.DISPOSITIONS:
         flash("Say whether the material was returned or destroyed. Nothing was recorded.", "error")
         return redirect(target, 303)
     try:
-        recalls.acknowledge(db(), recall, _me(), disposition=disposition)
+        recalls.acknowledge(db(), recall, signed_in_user(), disposition=disposition)
         db().commit()
     except recalls.RecallError as exc:
         db().rollback()

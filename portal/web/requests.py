@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
-from typing import Any, cast
+from typing import Any
 
 import weasyprint
 from flask import (
@@ -75,7 +75,7 @@ from portal.uploads import (
 from portal.web import db
 from portal.web.admin import ROLE_LABELS, when
 from portal.web.errors import human_size
-from portal.web.login_manager import CurrentUser
+from portal.web.login_manager import signed_in_user
 
 bp = Blueprint("requests", __name__, url_prefix="/requests")
 
@@ -83,10 +83,6 @@ MECHANISM = "Mechanism"
 PROCEEDINGS_LABELS = {kind: kind.capitalize() for kind in PROCEEDINGS_TYPES}
 URGENCY_LABELS = {kind: kind.replace("_", " ").capitalize() for kind in URGENCIES}
 DATE_FIELDS = ("period_from", "period_to", "deadline")
-
-
-def _me() -> User:
-    return cast(CurrentUser, current_user).user
 
 
 def status_label(status: str) -> str:
@@ -236,7 +232,7 @@ class AssuranceForm(FlaskForm):  # type: ignore[misc]
 
 def _rfa_or_404(code: str) -> Rfa:
     """A request this user may see; drafts are their authority's requesters' alone."""
-    me = _me()
+    me = signed_in_user()
     rfa = get_scoped_or_404(db(), Rfa, me, code=code)
     if rfa.status == "draft" and me.role != "requester":
         abort(404)
@@ -263,7 +259,7 @@ def _render_detail(
     assurance_form: AssuranceForm | None = None,
     status: int = 200,
 ) -> tuple[str, int]:
-    me = _me()
+    me = signed_in_user()
     changes = list(
         db().scalars(
             select(RfaStatusChange)
@@ -322,7 +318,7 @@ def _render_detail(
 @bp.get("")
 @requires("rfa.view")
 def index() -> str:
-    me = _me()
+    me = signed_in_user()
     query = scoped(Rfa, me)
     if me.role != "requester":
         query = query.where(Rfa.status != "draft")
@@ -348,10 +344,10 @@ def new() -> BaseResponse | tuple[str, int]:
         return _render_form(form, None, 400)
     mandate = portal_state().policy.mandate
     try:
-        rfa = create_draft(db(), _me(), entries, mandate)
+        rfa = create_draft(db(), signed_in_user(), entries, mandate)
         if request.form.get("action") == "submit":
             db().flush()
-            submit(db(), rfa, _me(), entries, mandate, expected_version=rfa.version)
+            submit(db(), rfa, signed_in_user(), entries, mandate, expected_version=rfa.version)
     except ValidationFailed as exc:
         db().rollback()
         form.show_errors(exc.errors)
@@ -393,9 +389,9 @@ def edit(rfa_code: str) -> BaseResponse | tuple[str, int]:
     submitting = request.form.get("action") == "submit"
     try:
         if submitting:
-            submit(db(), rfa, _me(), entries, mandate, expected_version=expected)
+            submit(db(), rfa, signed_in_user(), entries, mandate, expected_version=expected)
         else:
-            update_draft(db(), rfa, _me(), entries, mandate, expected_version=expected)
+            update_draft(db(), rfa, signed_in_user(), entries, mandate, expected_version=expected)
     except ValidationFailed as exc:
         db().rollback()
         form.show_errors(exc.errors)
@@ -439,7 +435,7 @@ def withdraw_request(rfa_code: str) -> BaseResponse | tuple[str, int]:
         form.confirm.errors = ["Tick the box to confirm the withdrawal."]
         return _render_detail(rfa, withdraw_form=form, status=400)
     try:
-        withdraw(db(), rfa, _me(), form.reason.data or "")
+        withdraw(db(), rfa, signed_in_user(), form.reason.data or "")
     except ValidationFailed as exc:
         db().rollback()
         form.reason.errors = exc.errors.get("reason", [])
@@ -462,7 +458,7 @@ def message(rfa_code: str) -> BaseResponse | tuple[str, int]:
         return _render_detail(rfa, message_form=form, status=400)
     answer = request.form.get("action") == "answer"
     try:
-        post_message(db(), rfa, _me(), form.body.data or "", return_to_review=answer)
+        post_message(db(), rfa, signed_in_user(), form.body.data or "", return_to_review=answer)
     except ValidationFailed as exc:
         db().rollback()
         form.body.errors = exc.errors.get("body", [])
@@ -525,7 +521,7 @@ def attach(rfa_code: str) -> BaseResponse | tuple[str, int]:
             db(),
             portal_state().blobs,
             rfa,
-            _me(),
+            signed_in_user(),
             upload.stream,
             upload.filename,
             max_bytes=_upload_limit(),
@@ -562,7 +558,7 @@ def add_assurance(rfa_code: str) -> BaseResponse | tuple[str, int]:
             db(),
             portal_state().blobs,
             rfa,
-            _me(),
+            signed_in_user(),
             entry,
             upload.stream,
             upload.filename,

@@ -9,11 +9,10 @@ page with what was typed kept. Requests load through authz scopes; drafts are a 
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
@@ -46,7 +45,7 @@ from portal.triage import (
 )
 from portal.web import db
 from portal.web.admin import when
-from portal.web.login_manager import CurrentUser
+from portal.web.login_manager import signed_in_user
 
 bp = Blueprint("triage", __name__, url_prefix="/triage")
 
@@ -58,10 +57,6 @@ URGENCY_LABELS = {"normal": "Normal", "urgent": "Urgent", "very_urgent": "Very u
 
 class TokenForm(FlaskForm):  # type: ignore[misc]
     """A CSRF token; the fields of the triage forms are read from ``request.form``."""
-
-
-def _me() -> User:
-    return cast(CurrentUser, current_user).user
 
 
 def _label(status: str) -> str:
@@ -79,7 +74,7 @@ def _template_helpers() -> dict[str, Any]:
 
 
 def _rfa_or_404(code: str) -> Rfa:
-    rfa = get_scoped_or_404(db(), Rfa, _me(), code=code)
+    rfa = get_scoped_or_404(db(), Rfa, signed_in_user(), code=code)
     if rfa.status == "draft":
         abort(404)
     return rfa
@@ -96,7 +91,7 @@ def _int_arg(name: str) -> int | None:
 @bp.get("")
 @requires("triage.view")
 def index() -> tuple[str, int]:
-    me = _me()
+    me = signed_in_user()
     status = request.args.get("status", "").strip() or None
     assignee = request.args.get("assignee", "").strip() or None
     authority_text = request.args.get("authority", "").strip()
@@ -146,7 +141,7 @@ def assign_request(rfa_code: str) -> BaseResponse:
         flash("The form has expired; nothing was changed. Try again.", "error")
         return redirect(target, 303)
     choice = request.form.get("assignee", "").strip()
-    me = _me()
+    me = signed_in_user()
     assignee: User | None
     if choice == "me":
         assignee = me
@@ -234,7 +229,7 @@ def move(rfa_code: str) -> BaseResponse | tuple[str, int]:
             rfa, error="The form has expired; nothing was changed.", typed=typed, status=400
         )
     action = request.form.get("action", "")
-    me = _me()
+    me = signed_in_user()
     try:
         if action == "start_review":
             start_review(db(), rfa, by=me)
@@ -272,7 +267,7 @@ def remove(rfa_code: str) -> BaseResponse | tuple[str, int]:
     try:
         if not text.isdigit():
             raise TriageError("Choose the item to remove.")
-        remove_candidate(db(), rfa, int(text), by=_me())
+        remove_candidate(db(), rfa, int(text), by=signed_in_user())
     except TriageError as exc:
         db().rollback()
         return _render_detail(_rfa_or_404(rfa_code), error=str(exc), status=400)
@@ -288,7 +283,7 @@ def ask_consent(rfa_code: str) -> BaseResponse | tuple[str, int]:
     if not TokenForm().validate_on_submit():
         return _render_detail(rfa, error="The form has expired; nothing was changed.", status=400)
     try:
-        made = ask_for_consent(db(), rfa, by=_me())
+        made = ask_for_consent(db(), rfa, by=signed_in_user())
     except TriageError as exc:
         db().rollback()
         return _render_detail(_rfa_or_404(rfa_code), error=str(exc), status=400)
@@ -375,7 +370,7 @@ def add(rfa_code: str) -> BaseResponse | tuple[str, int]:
     try:
         if not all(t.isdigit() for t in texts):
             raise TriageError("Choose items from the results.")
-        added = add_candidates(db(), rfa, [int(t) for t in texts], by=_me())
+        added = add_candidates(db(), rfa, [int(t) for t in texts], by=signed_in_user())
     except TriageError as exc:
         db().rollback()
         flash(f"Nothing was added: {exc}", "error")
