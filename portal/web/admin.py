@@ -56,6 +56,7 @@ from portal.user_admin import (
     user_status,
 )
 from portal.web import db
+from portal.web.forms import TokenForm
 from portal.web.login_manager import signed_in_user
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -183,10 +184,6 @@ class InviteForm(RoleFields):
 
 class RoleForm(RoleFields):
     pass
-
-
-class ActionForm(FlaskForm):  # type: ignore[misc]
-    """A button-only form: carries the CSRF token and nothing else."""
 
 
 def _field_error(form: FlaskForm, field: str | None, message: str) -> None:
@@ -348,7 +345,7 @@ def users() -> str:
         invitations=invitations,
         filters=filters,
         organisation_options=organisation_options,
-        cancel_form=ActionForm(),
+        cancel_form=TokenForm(),
     )
 
 
@@ -387,7 +384,7 @@ def invite_user() -> str | tuple[str, int]:
 @bp.post("/invitations/<int:invitation_id>/cancel")
 @requires("admin.users.invite")
 def cancel(invitation_id: int) -> Response:
-    form = ActionForm()
+    form = TokenForm()
     invitation = get_scoped_or_404(db(), Invitation, signed_in_user(), id=invitation_id)
     if form.validate_on_submit():
         try:
@@ -422,7 +419,7 @@ def _user_page(user: User, role_form: RoleForm | None = None, status: int = 200)
             status=user_status(user, now),
             organisation=_organisation_of(names, user.authority_id, user.provider_id),
             role_form=role_form,
-            action_form=ActionForm(),
+            action_form=TokenForm(),
             is_self=user.id == signed_in_user().id,
             events=list(events),
         ),
@@ -440,7 +437,7 @@ def _act(
     user_id: int, action: Callable[[User], None], done: str
 ) -> Response:  # one POST, one transaction
     user = get_scoped_or_404(db(), User, signed_in_user(), id=user_id)
-    if ActionForm().validate_on_submit():
+    if TokenForm().validate_on_submit():
         try:
             action(user)
             db().commit()
@@ -512,7 +509,7 @@ def change_user_role(user_id: int) -> Any:
 @requires("admin.users.manage")
 def reset_user_2fa(user_id: int) -> Any:
     user = get_scoped_or_404(db(), User, signed_in_user(), id=user_id)
-    if not ActionForm().validate_on_submit():
+    if not TokenForm().validate_on_submit():
         return redirect(url_for("admin.user_detail", user_id=user_id))
     try:
         token = reset_2fa(db(), user, by=signed_in_user())

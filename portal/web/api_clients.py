@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as BaseResponse
 
 from portal.api_clients import API_SCOPES, ClientRefused, clients, register_client, revoke_client
@@ -19,13 +18,10 @@ from portal.models import Authority, OAuthClient
 from portal.security.authz import get_scoped_or_404, requires, scoped
 from portal.web import db
 from portal.web.admin import when
+from portal.web.forms import TokenForm
 from portal.web.login_manager import signed_in_user
 
 bp = Blueprint("api_clients", __name__, url_prefix="/admin/api-clients")
-
-
-class TokenForm(FlaskForm):  # type: ignore[misc]
-    """A CSRF token; the fields are read from ``request.form``."""
 
 
 def _render_index(

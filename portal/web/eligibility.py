@@ -16,7 +16,6 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -43,6 +42,7 @@ from portal.security.authz import allowed, get_scoped_or_404, requires, scoped
 from portal.state import portal_state
 from portal.web import db
 from portal.web.admin import CRITERION_LABELS, FINDING_LABELS, when
+from portal.web.forms import TokenForm
 from portal.web.login_manager import signed_in_user
 
 bp = Blueprint("eligibility", __name__, url_prefix="/eligibility")
@@ -68,10 +68,6 @@ STATUS_LABELS = {
     "closed": "Closed",
     "withdrawn": "Withdrawn",
 }
-
-
-class CheckForm(FlaskForm):  # type: ignore[misc]
-    """The "Run eligibility check" button: a CSRF token and nothing else."""
 
 
 @bp.context_processor
@@ -179,7 +175,7 @@ def request_detail(rfa_id: int) -> str:
         authority=authority,
         candidates=candidates,
         history=[(d, _requester(names, d.requested_by_id)) for d in history],
-        form=CheckForm(),
+        form=TokenForm(),
     )
 
 
@@ -189,7 +185,7 @@ def check(rfa_id: int) -> BaseResponse:
     me = signed_in_user()
     rfa = _submitted_rfa_or_404(rfa_id)
     back = url_for("eligibility.request_detail", rfa_id=rfa.id)
-    if not CheckForm().validate_on_submit():
+    if not TokenForm().validate_on_submit():
         flash("The form could not be verified, so no check was run. Try again.", "error")
         return redirect(back, 303)
     try:

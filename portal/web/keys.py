@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -33,13 +32,10 @@ from portal.security.authz import get_scoped_or_404, requires, scoped
 from portal.state import portal_state
 from portal.web import db
 from portal.web.admin import fingerprint_groups, when
+from portal.web.forms import TokenForm
 from portal.web.login_manager import signed_in_user
 
 bp = Blueprint("keys", __name__, url_prefix="/keys")
-
-
-class TokenForm(FlaskForm):  # type: ignore[misc]
-    """A CSRF token; the fields are read from ``request.form``."""
 
 
 @bp.context_processor

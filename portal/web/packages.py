@@ -23,7 +23,6 @@ from flask import (
     request,
     url_for,
 )
-from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -48,6 +47,7 @@ from portal.security.authz import get_scoped_or_404, requires, scoped
 from portal.state import portal_state
 from portal.web import db
 from portal.web.admin import fingerprint_groups, when
+from portal.web.forms import TokenForm
 from portal.web.login_manager import signed_in_user
 
 logger = logging.getLogger(__name__)
@@ -61,10 +61,6 @@ _NOT_QUEUED = (
     "The job queue could not be reached, so assembly did not start; retry the package once "
     "the queue is back."
 )
-
-
-class TokenForm(FlaskForm):  # type: ignore[misc]
-    """A CSRF token; the fields are read from ``request.form``."""
 
 
 @bp.context_processor

@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -45,6 +44,7 @@ from portal.triage import (
 )
 from portal.web import db
 from portal.web.admin import when
+from portal.web.forms import TokenForm
 from portal.web.login_manager import signed_in_user
 
 bp = Blueprint("triage", __name__, url_prefix="/triage")
@@ -53,10 +53,6 @@ QUEUE_FILTER_KEYS = ("status", "authority", "assignee")
 SEARCH_KEYS = ("title", "tags", "kind", "provider", "from", "to", "place")
 KIND_LABELS = {kind: kind.replace("_", " ").capitalize() for kind in ITEM_KINDS}
 URGENCY_LABELS = {"normal": "Normal", "urgent": "Urgent", "very_urgent": "Very urgent"}
-
-
-class TokenForm(FlaskForm):  # type: ignore[misc]
-    """A CSRF token; the fields of the triage forms are read from ``request.form``."""
 
 
 def _label(status: str) -> str:
