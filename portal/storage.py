@@ -9,6 +9,7 @@ size of the file.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -136,6 +137,35 @@ class FileBlobStore:
         except BaseException:
             tmp_path.unlink(missing_ok=True)
             raise
+
+    def put_file(self, path: Path, sha256: str) -> BlobInfo:
+        """Move the finished file at ``path`` into the store under ``sha256``, which the
+        caller computed from the very bytes it wrote (so the file is not read again).
+
+        The file is fsynced and renamed into place (atomic; when the blob exists already the
+        file is just removed). Across filesystems it is copied by :meth:`put_stream`, which
+        verifies the digest. ``path`` is gone afterwards in every case but an error.
+        """
+        check_key(sha256)
+        final = self.path(sha256)
+        with path.open("rb") as handle:
+            os.fsync(handle.fileno())
+            size = os.fstat(handle.fileno()).st_size
+        if final.exists():
+            path.unlink()
+            return BlobInfo(sha256=sha256, size=size)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(path, final)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            with path.open("rb") as handle:
+                info = self.put_stream(handle, expected_sha256=sha256)
+            path.unlink()
+            return info
+        _fsync_dir(final.parent)
+        return BlobInfo(sha256=sha256, size=size)
 
     def delete(self, key: str) -> None:
         """Remove a blob (no error when absent). Only for blobs nothing refers to, such as

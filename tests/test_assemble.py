@@ -134,9 +134,10 @@ def _add_item(
     return item
 
 
-def make_world(state: PortalState, *, leaky: bool = False) -> World:
+def make_world(state: PortalState, *, leaky: bool = False, broken: bool = False) -> World:
     """build_world + a PDF with a term and a page box, a JPEG with a box and a name in its
-    EXIF, (``leaky``) a cleared video whose bytes name a protected person; a new decision."""
+    EXIF, (``leaky``) a cleared video whose bytes name a protected person, (``broken``) a
+    damaged PDF shared as-is; a new decision."""
     with state.sessions() as session:
         world = build_world(session, state.blobs)
         _add_item(
@@ -161,6 +162,11 @@ def make_world(state: PortalState, *, leaky: bool = False) -> World:
                 session, state.blobs, world, "ITM-V0002", "video/mp4", "leak.mp4",
                 b"ftypmp42 caption: " + SECRET_TERM.upper().replace(" ", "\n ").encode(),
                 [], cleared=True,
+            )  # fmt: skip
+        if broken:
+            _add_item(
+                session, state.blobs, world, "ITM-P0009", "application/pdf", "broken.pdf",
+                b"%PDF-1.7\n" + b"not really a PDF " * 40, [],
             )  # fmt: skip
         officer = session.get(User, world.officer_id)
         rfa = session.get(Rfa, world.rfa_id)
@@ -259,6 +265,14 @@ def test_genuine_package(state: PortalState, tmp_path: Path) -> None:
     bag_dir = open_package(state, package, tmp_path)
     bag = bagit.Bag(str(bag_dir))
     bag.validate()
+    # payload first (streamed once, leak-checked as it passed), the documents at the end
+    with tarfile.open(tmp_path / "package.tar") as tar:
+        data_files = [m.name.split("/", 1)[1] for m in tar.getmembers() if m.isfile()]
+        data_files = [name for name in data_files if name.startswith("data/")]
+    assert data_files[-4:] == [LETTER_PATH, LOG_PATH, MANIFEST_PATH, SIGNATURE_PATH]
+    assert all(name.startswith("data/items/") for name in data_files[:-4])
+    assert package.leak_check["files_checked"] == len(data_files)
+    assert package.leak_check["terms_checked"] == 2  # M-1 and M-P1
     assert bag.info["External-Identifier"] == package.code
 
     manifest = parse_manifest((bag_dir / MANIFEST_PATH).read_bytes())
@@ -383,6 +397,48 @@ def test_a_leak_blocks_the_package_and_names_the_file(state: PortalState) -> Non
     assert package_row(state, package_id).status == "blocked"
 
 
+def test_a_protected_name_in_an_item_title_blocks_at_the_documents(state: PortalState) -> None:
+    # the payload is clean, but the letter, the custody log and the manifest list the titles
+    world = make_world(state)
+    with state.sessions() as session:
+        item = session.scalars(select(Item).where(Item.code == "ITM-P0001")).one()
+        item.title = f"Interview with {PDF_TERM}"
+        session.commit()
+    package_id = new_package(state, world)
+    before = blob_keys(state)
+
+    with pytest.raises(AssemblyFailed, match="leak check") as caught:
+        assemble_package(state, package_id)
+
+    package = package_row(state, package_id)
+    assert package.status == "blocked" and package.file_sha256 is None
+    assert package.leak_check is not None
+    named = {(hit["path"], hit["mark_code"]) for hit in package.leak_check["hits"]}
+    assert {(LETTER_PATH, "M-P1"), (LOG_PATH, "M-P1"), (MANIFEST_PATH, "M-P1")} <= named
+    assert all(not path.startswith("data/items/") for path, _ in named)
+    assert LETTER_PATH in caught.value.reason and MANIFEST_PATH in caught.value.reason
+    assert PDF_TERM.lower() not in caught.value.reason.lower()
+    assert PDF_TERM.lower() not in json.dumps(package.leak_check).lower()
+    assert blob_keys(state) == before
+    assert staging_leftovers(state) == []
+
+
+def test_a_file_the_leak_check_cannot_read_blocks_and_is_named(state: PortalState) -> None:
+    world = make_world(state, broken=True)
+    package_id = new_package(state, world)
+
+    with pytest.raises(AssemblyFailed, match="could not read") as caught:
+        assemble_package(state, package_id)
+
+    package = package_row(state, package_id)
+    assert package.status == "blocked" and package.file_sha256 is None
+    assert package.leak_check is not None and package.leak_check["hits"] == []
+    unchecked = [entry["path"] for entry in package.leak_check["unchecked"]]
+    assert len(unchecked) == 1 and unchecked[0].startswith("data/items/ITM-P0009/")
+    assert unchecked[0] in caught.value.reason
+    assert staging_leftovers(state) == []
+
+
 def _revoke_key(state: PortalState, world: World) -> None:
     with state.sessions() as session:
         key = session.get(RecipientKey, world.key_id)
@@ -414,6 +470,8 @@ def test_no_usable_key_fails_with_a_reason_and_leaves_nothing(state: PortalState
         ({"signing_passphrase_file": None}, "needs a passphrase"),
         ({"testing": False}, "fictional example key"),
         ({"archive_key_file": REPO / "tests" / "data" / "keys" / "expired.pub.asc"}, "expired"),
+        # the letter is made in a worker process: its failure comes back as a reason
+        ({"templates_dir": REPO / "tests" / "data"}, "documents could not be made"),
     ],
 )
 def test_configuration_problems_fail_with_a_reason(

@@ -262,3 +262,77 @@ def test_memory_stays_flat_for_a_64_mb_payload(tmp_path: Path) -> None:
     assert summary.payload_oxum == f"{64 << 20}.1"
     assert sink.size > 64 << 20
     assert peak < 8 * 1024 * 1024, peak
+
+
+# --------------------------------------------------------------------------- observers
+
+
+class Recorder:
+    """A FileObserver keeping what it saw; ``stop_at`` makes close() raise for that file."""
+
+    def __init__(self, path: str, log: list[tuple[str, bytes]], stop: bool) -> None:
+        self.path, self.log, self.stop, self.data = path, log, stop, bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        self.data += chunk
+
+    def close(self) -> None:
+        self.log.append((self.path, bytes(self.data)))
+        if self.stop:
+            raise RuntimeError(f"stop at {self.path}")
+
+
+def test_an_observer_sees_every_payload_byte_once_in_order(tmp_path: Path) -> None:
+    entries = _files(tmp_path)
+    log: list[tuple[str, bytes]] = []
+    write_bag_tar(
+        WriteOnly(),  # type: ignore[arg-type]
+        "PKG-2026-0001",
+        entries,
+        INFO,
+        chunk_size=4096,  # several chunks per file
+        observe=lambda entry: Recorder(entry.path, log, stop=False),
+    )
+    assert log == [(entry.path, entry.source.read_bytes()) for entry in entries]
+
+
+def test_an_observer_that_raises_stops_the_bag(tmp_path: Path) -> None:
+    entries = _files(tmp_path)
+    log: list[tuple[str, bytes]] = []
+    out = io.BytesIO()
+    with pytest.raises(RuntimeError, match=r"stop at data/items/ITM-000002/photo\.jpg"):
+        write_bag_tar(
+            out,
+            "PKG-2026-0001",
+            entries,
+            INFO,
+            observe=lambda entry: Recorder(entry.path, log, stop=entry.path.endswith(".jpg")),
+        )
+    assert [path for path, _ in log] == [entries[0].path, entries[1].path]  # nothing after
+    assert b"empty.txt" not in out.getvalue() and b"bag-info.txt" not in out.getvalue()
+
+
+def test_more_entries_go_in_after_the_payload_and_the_bag_validates(tmp_path: Path) -> None:
+    entries = _files(tmp_path)
+    payload, late = entries[:3], entries[3:]
+    asked: list[int] = []
+
+    def more() -> list[BagEntry]:
+        asked.append(1)
+        return late
+
+    out = io.BytesIO()
+    summary = write_bag_tar(out, "PKG-2026-0001", payload, INFO, more=more)
+    assert asked == [1]
+    assert [path for path, _, _ in summary.files] == [entry.path for entry in entries]
+    with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as tar:
+        names = [name for name in tar.getnames() if "/data/" in name and "." in name]
+    assert names[-1] == "PKG-2026-0001/data/manifest.json"
+    _extract(out.getvalue(), tmp_path / "x")
+    bagit.Bag(str(tmp_path / "x" / "PKG-2026-0001")).validate()
+
+
+def test_more_entries_are_checked_like_the_others(tmp_path: Path) -> None:
+    entries = _files(tmp_path)
+    with pytest.raises(BagError, match="duplicate bag path"):
+        write_bag_tar(io.BytesIO(), "PKG-2026-0001", entries, INFO, more=lambda: entries[:1])

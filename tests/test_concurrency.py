@@ -25,7 +25,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import OperationalError
 
 from portal import migrate
 from portal.audit import verify
@@ -145,23 +144,6 @@ def _wait_for_stage(state: PortalState, package_id: int, stage: str) -> str:
     raise AssertionError(f"package never reached stage {stage!r}")
 
 
-KNOWN_DEADLOCK = (
-    "known bug, reported in issue 8: on PostgreSQL, release_package and the assembler "
-    "(_claim/_finish/_end) update the package row and then take the audit chain lock, while "
-    "revoke_consent takes the chain lock (recording the revocation) and then updates the "
-    "package row; the server aborts one of them as a deadlock. Fix: take "
-    "audit.lock_chain(db) before updating the package row (one lock order everywhere)."
-)
-
-
-def _known_deadlock(*results: object) -> None:
-    """xfail (only) when a race ended in the known lock-order deadlock; any other error
-    still fails the test."""
-    for result in results:
-        if isinstance(result, OperationalError) and "deadlock detected" in str(result):
-            pytest.xfail(KNOWN_DEADLOCK)
-
-
 def _release(state: PortalState, code: str, by_id: int) -> str:
     with state.sessions() as session:
         package = session.scalars(select(Package).where(Package.code == code)).one()
@@ -202,7 +184,6 @@ def test_a_revocation_racing_an_assembly_leaves_the_package_blocked(
         return seen, _revoke(state, world, provider.user_id)
 
     assembly, revocation = _race(assemble, revoke)
-    _known_deadlock(assembly, revocation)
     assert not isinstance(assembly, BaseException), assembly
     assert not isinstance(revocation, BaseException), repr(revocation)
     seen, blocked = revocation

@@ -21,6 +21,7 @@ from portal.packaging.gpgstream import (
     clearsign,
     detached_signature,
     load_signer,
+    sealer,
     sign_and_encrypt,
     sign_encrypt_and_detach,
     signer_public_key,
@@ -291,3 +292,30 @@ def test_detached_signature_made_while_encrypting(tmp_path: Path, signer: Signer
     with pytest.raises(GpgError, match="passphrase"):
         sign_encrypt_and_detach(write_bytes(data), [recipient("NWU-NL")], bad, tmp_path / "b")  # type: ignore[arg-type]
     assert not (tmp_path / "b").exists()
+
+
+def test_one_sealer_signs_the_manifest_and_seals_the_package(
+    tmp_path: Path, signer: Signer
+) -> None:
+    manifest = tmp_path / "manifest.json"
+    manifest.write_bytes(b'{"package": "PKG-2026-0001"}\n')
+    out = tmp_path / "PKG.tar.gpg"
+    data = os.urandom(2_000_000)
+    with sealer(signer, [recipient("NWU-NL")]) as seal:
+        home = Path(seal._gpg.gnupghome)
+        manifest_signature = seal.detached_signature(manifest)
+        _, digest, _, signature = seal.sign_encrypt_and_detach(write_bytes(data), out)  # type: ignore[arg-type]
+        again = seal.detached_signature(manifest)  # the keyring is still usable
+    assert not home.exists()  # removed (agent ended) when the block ends
+    public = (KEYS / "mechanism-signing.pub.asc").read_text()
+    verify_detached(manifest, manifest_signature, public, signer.fingerprint)
+    verify_detached(manifest, again, public, signer.fingerprint)
+    verify_detached(out, signature, public, signer.fingerprint)
+    assert digest == hashlib.sha256(out.read_bytes()).hexdigest()
+    ok, by, _ = decrypt(out, "NWU-NL", tmp_path / "plain")
+    assert ok and by == signer.fingerprint and (tmp_path / "plain").read_bytes() == data
+    with pytest.raises(GpgError, match="no recipient"), sealer(signer, []):
+        pass
+    bad = Signer(signer.secret_key_armored, "wrong", signer.fingerprint)
+    with sealer(bad, [recipient("NWU-NL")]) as seal, pytest.raises(GpgError, match="passphrase"):
+        seal.detached_signature(manifest)

@@ -3,6 +3,7 @@ protected terms; hits name the file and the mark, never the term."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -11,7 +12,14 @@ from PIL import Image
 from PIL.ExifTags import GPS, IFD
 from PIL.PngImagePlugin import PngInfo
 
-from portal.packaging.leakcheck import CHUNK_SIZE, LeakHit, LeakReport, check_files
+from portal.packaging.leakcheck import (
+    CHUNK_SIZE,
+    LeakFound,
+    LeakHit,
+    LeakReport,
+    StreamingCheck,
+    check_files,
+)
 from portal.packaging.redaction import MarkSpec, redact
 from tests.test_redaction import NAME, make_pdf, make_photo
 
@@ -221,3 +229,95 @@ def test_pdf_syntax_does_not_match_short_names(tmp_path: Path) -> None:
         ("b.pdf", "T1", "bytes"),
         ("b.pdf", "T1", "text"),
     }
+
+
+# --- the streaming form: prepared beforehand, raw bytes fed by the writer --------------------
+
+
+def _stream(check: StreamingCheck, name: str, path: Path, chunk: int) -> None:
+    """Feed the file as a writer would, in chunks of ``chunk`` bytes."""
+    observer = check.observe(name)
+    assert observer is not None
+    data = path.read_bytes()
+    for start in range(0, len(data), chunk):
+        observer.feed(data[start : start + chunk])
+    observer.close()
+
+
+def _streamed(
+    files: list[tuple[str, Path]], terms: list[tuple[str, str]], chunk: int
+) -> LeakReport:
+    check = StreamingCheck(terms)
+    for name, path in files:
+        check.prepare(name, path)
+    for name, path in files:
+        with contextlib.suppress(LeakFound):
+            _stream(check, name, path, chunk)
+    return check.report()
+
+
+@pytest.mark.parametrize("chunk", [7, 4096, CHUNK_SIZE])
+def test_streaming_finds_what_check_files_finds(tmp_path: Path, chunk: int) -> None:
+    noisy = tmp_path / "noise.jpg"  # pixels skipped, the appended name found
+    Image.effect_noise((600, 600), 120).convert("RGB").save(noisy, quality=95)
+    with noisy.open("ab") as handle:
+        handle.write(b"appended: " + NAME.encode())
+    big = tmp_path / "big.dat"  # a name across a 1 MiB boundary
+    big.write_bytes(b"\x00" * (CHUNK_SIZE - 3) + b"Olive \n Street" + b"\x00" * 10)
+    files = [
+        ("data/a.pdf", make_pdf(tmp_path / "a.pdf", [[(72, 700, f"The witness {NAME}")]])),
+        ("data/noise.jpg", noisy),
+        ("data/big.dat", big),
+        ("data/clean.txt", _write(tmp_path / "clean.txt", b"nothing to see " * 1000)),
+        ("data/b.pdf", make_pdf(tmp_path / "b.pdf", [[(72, 700, "Ann was here")]], compress=False)),
+    ]
+    terms = [*TERMS, ("T3", "Ann")]
+    streamed = _streamed(files, terms, chunk)
+    whole = check_files(files, terms)
+    assert set(streamed.hits) == set(whole.hits)
+    assert hits(streamed) >= {
+        ("data/a.pdf", "T1", "text"),
+        ("data/noise.jpg", "T1", "bytes"),
+        ("data/big.dat", "T2", "bytes"),
+        ("data/b.pdf", "T3", "bytes"),
+    }
+    assert (streamed.files_checked, streamed.terms_checked) == (5, 3)
+
+
+def test_a_streamed_hit_stops_the_writer_at_the_end_of_that_file(tmp_path: Path) -> None:
+    leaky = _write(tmp_path / "v.mp4", b"ftyp caption: " + NAME.upper().encode())
+    check = StreamingCheck(TERMS)
+    check.prepare("data/v.mp4", leaky)
+    assert check.report().clean  # nothing found before the bytes are seen
+    with pytest.raises(LeakFound) as found:
+        _stream(check, "data/v.mp4", leaky, 5)
+    assert found.value.path == "data/v.mp4"
+    assert NAME.lower() not in str(found.value).lower()
+    assert hits(check.report()) == {("data/v.mp4", "T1", "bytes")}
+
+
+def test_streaming_without_terms_checks_nothing_and_says_so(tmp_path: Path) -> None:
+    check = StreamingCheck([])
+    check.prepare("data/x.bin", _write(tmp_path / "x.bin", NAME.encode()))
+    assert check.observe("data/x.bin") is None
+    report = check.report()
+    assert report.clean and (report.files_checked, report.terms_checked) == (0, 0)
+
+
+def test_streaming_refuses_what_was_not_prepared_and_lists_unreadable_files(
+    tmp_path: Path,
+) -> None:
+    broken = _write(tmp_path / "broken.pdf", b"%PDF-1.7\n" + b"garbage " * 50)
+    check = StreamingCheck(TERMS)
+    check.prepare("data/broken.pdf", broken)
+    report = check.report()
+    assert not report.clean and [path for path, _ in report.unchecked] == ["data/broken.pdf"]
+    with pytest.raises(ValueError, match="not prepared"):
+        check.observe("data/other.bin")
+    with pytest.raises(ValueError, match="T9"):
+        StreamingCheck([("T9", "a b")])
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path

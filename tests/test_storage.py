@@ -146,3 +146,26 @@ def test_delete(store: FileBlobStore) -> None:
     store.delete(info.sha256)  # absent: no error
     with pytest.raises(InvalidBlobKey):
         store.delete("../../etc/passwd")
+
+
+def test_put_file_moves_an_already_hashed_file_in(store: FileBlobStore, tmp_path: Path) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    digest = hashlib.sha256(data).hexdigest()
+    staged = tmp_path / "staged.bin"
+    staged.write_bytes(data)
+    inode = staged.stat().st_ino
+
+    info = store.put_file(staged, digest)
+
+    assert (info.sha256, info.size) == (digest, len(data))
+    assert not staged.exists()
+    assert store.path(digest).stat().st_ino == inode  # renamed, not copied
+    store.verify(digest)
+    again = tmp_path / "again.bin"  # already stored: the new file is just dropped
+    again.write_bytes(data)
+    assert store.put_file(again, digest) == info and not again.exists()
+    with pytest.raises(InvalidBlobKey):
+        store.put_file(tmp_path / "whatever", "not-a-digest")
+    with pytest.raises(FileNotFoundError):
+        store.put_file(tmp_path / "missing", hashlib.sha256(b"x").hexdigest())
+    assert list(store.keys()) == [digest]

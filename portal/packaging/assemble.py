@@ -3,11 +3,17 @@
 Stages (each recorded on the package as ``stage`` and ``progress`` in short transactions, so
 the package page shows them): load the facts and keys → a private staging directory → one
 rendition per item (truly redacted by :func:`portal.packaging.redaction.redact`, or the
-registered file as-is) → transmittal letter and custody log → ``manifest.json`` and its
-detached signature → leak check of every file that goes into the bag (a hit blocks the
-package, naming the files and mark codes) → the bag, streamed as a tar through
-``gpg --sign --encrypt``, with a detached signature over the ciphertext made as it is written
-→ both files into the blob store → one transaction that marks the package assembled.
+registered file as-is) → the format-aware leak check (PDF text, objects and metadata; image
+metadata) of the payload files that have any → one pass over the payload bytes: the bag,
+streamed as a tar through ``gpg --sign --encrypt`` (one keyring for the whole package),
+hashed and searched for protected terms (raw bytes) as it passes, with a detached signature
+over the ciphertext made as it is written → meanwhile, in two worker processes, the
+transmittal letter and the custody log (and their leak check) → at the end of the tar the
+documents, ``manifest.json`` and its detached signature → both files into the blob store → one
+transaction that marks the package assembled. A leak-check hit anywhere (payload, documents,
+manifest) stops the stream before gpg completes: gpg is killed, nothing is kept or signed, and
+the package is blocked naming the files and mark codes (and the files that could not be read).
+With no protected terms there is nothing to search and the report says 0 files, 0 terms.
 
 Concurrency and restarts: :func:`assemble_package` first *claims* the package (status
 ``assembling``, version + 1). Every later write is conditional on that version and status, so
@@ -20,7 +26,6 @@ starts from scratch. A package already assembled (or released, blocked, ...) is 
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import logging
 import os
@@ -29,11 +34,13 @@ import shutil
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from datetime import time as clock_time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session
@@ -55,7 +62,8 @@ from portal.models import (
     User,
 )
 from portal.openpgp import KeyRejected, inspect_public_key, refuse_example_key
-from portal.packaging.bag import BagEntry, BagError, write_bag_tar
+from portal.packaging.bag import BagEntry, BagError, FileObserver, write_bag_tar
+from portal.packaging.document_worker import document_pool, render_and_check
 from portal.packaging.facts import (
     ConsentFacts,
     CustodyEvent,
@@ -67,15 +75,15 @@ from portal.packaging.facts import (
 from portal.packaging.gpgstream import (
     GpgError,
     Recipient,
+    Sealer,
     Signer,
-    detached_signature,
     load_signer,
-    sign_encrypt_and_detach,
+    sealer,
 )
+from portal.packaging.leakcheck import LeakFound, LeakReport, StreamingCheck
 from portal.packaging.redaction import CannotRedact, MarkSpec, RedactionOutcome, redact
 
 if TYPE_CHECKING:
-    from portal.packaging.leakcheck import LeakReport
     from portal.state import PortalState
 
 __all__ = ["LETTER_PATH", "LOG_PATH", "AssemblyFailed", "assemble_package"]
@@ -89,6 +97,8 @@ _RESTARTABLE = ("queued", "failed", "assembling")
 _SHARED = ("share", "share_redacted")
 _STAGE_LENGTH = 64
 _STREAM_STAGE = "bagging, signing and encrypting"
+_DOCUMENTS_STAGE = "adding the letter, custody log and manifest"
+_DOCUMENT_KINDS: tuple[Literal["letter", "log"], ...] = ("letter", "log")  # _document_files
 _PROGRESS_INTERVAL = 1.0  # seconds between progress writes while streaming
 
 
@@ -344,6 +354,7 @@ def _claim(state: PortalState, package_id: int) -> int | None:
         status, version, code = row
         if status not in _RESTARTABLE:
             return None
+        audit.lock_chain(db)  # one lock order everywhere: chain, then package row (issue 8)
         result = db.execute(
             update(Package)
             .where(Package.id == package_id, Package.version == version, Package.status == status)
@@ -400,6 +411,7 @@ def _end(
 ) -> bool:
     """Mark the package failed or blocked (only if still ours); audited."""
     with transaction(state.sessions) as db:
+        audit.lock_chain(db)  # chain, then package row (see _claim)
         result = db.execute(
             update(Package)
             .where(_ours(package_id, version))
@@ -551,13 +563,25 @@ def _render_items(
         )
 
 
-def _documents(state: PortalState, job: _Job, stage: Path, built: _Built) -> None:
-    from portal.packaging.documents import (
-        CUSTODY_LOG_TITLE,
-        LETTER_TITLE,
-        render_custody_log,
-        render_transmittal_letter,
-    )
+@dataclass(frozen=True)
+class _Documents:
+    """The letter, custody log, manifest and its signature, ready to go into the bag."""
+
+    entries: tuple[BagEntry, ...]
+    leak: LeakReport | None  # None when there are no protected terms to search for
+
+
+def _documents(
+    job: _Job,
+    stage: Path,
+    items: Sequence[ItemEntry],
+    terms: Sequence[tuple[str, str]],
+    seal: Sealer,
+    rendered: Sequence[Future[tuple[str, LeakReport | None]]],
+) -> _Documents:
+    """Wait for the letter and log (made by worker processes, see document_worker), build
+    and sign the manifest, leak-check it; the four entries and the documents' leak report."""
+    from portal.packaging.leakcheck import check_files
     from portal.packaging.manifest import (
         MANIFEST_PATH,
         SIGNATURE_PATH,
@@ -566,45 +590,72 @@ def _documents(state: PortalState, job: _Job, stage: Path, built: _Built) -> Non
         manifest_bytes,
     )
 
-    letter, log = stage / "transmittal-letter.pdf", stage / "custody-and-redaction-log.pdf"
     try:
-        render_transmittal_letter(
-            job.facts, built.items, letter, templates_dir=state.settings.templates_dir
-        )
-        render_custody_log(job.facts, built.items, log)
-    except (OSError, ValueError, RuntimeError) as exc:
+        results = [future.result() for future in rendered]
+    except (OSError, ValueError, RuntimeError, BrokenProcessPool) as exc:
         raise _Failure(f"The package documents could not be made: {exc}") from None
-    documents = []
-    for path, title, source in (
-        (LETTER_PATH, LETTER_TITLE, letter),
-        (LOG_PATH, CUSTODY_LOG_TITLE, log),
-    ):
+    leak = _merged([report for _, report in results])
+    documents, entries = [], []
+    titles = [title for title, _ in results]
+    for (path, source), title in zip(_document_files(stage), titles, strict=True):
         digest, size = _sha256_file(source)
         documents.append(DocumentEntry(path, title, digest, size, "application/pdf"))
-        built.entries.append(BagEntry(path, source, digest))
+        entries.append(BagEntry(path, source, digest))
     try:
-        manifest = build_manifest(job.facts, built.items, documents)
+        manifest = build_manifest(job.facts, items, documents)
     except ManifestInvalid as exc:
         raise _Failure("The manifest does not validate: " + "; ".join(exc.errors[:5])) from None
     manifest_file, signature_file = stage / "manifest.json", stage / "manifest.json.asc"
     manifest_file.write_bytes(manifest_bytes(manifest))
     try:
-        signature_file.write_bytes(detached_signature(manifest_file, job.signer))
+        signature_file.write_bytes(seal.detached_signature(manifest_file))
     except GpgError as exc:
         raise _Failure(f"The manifest could not be signed: {exc}") from None
-    built.entries.append(BagEntry(MANIFEST_PATH, manifest_file, _sha256_file(manifest_file)[0]))
-    built.entries.append(BagEntry(SIGNATURE_PATH, signature_file, _sha256_file(signature_file)[0]))
+    signed = [(MANIFEST_PATH, manifest_file), (SIGNATURE_PATH, signature_file)]
+    entries.extend(BagEntry(path, source, _sha256_file(source)[0]) for path, source in signed)
+    if terms:
+        leak = _combined(check_files(signed, terms), leak)
+    return _Documents(tuple(entries), leak)
 
 
-def _leak_check(built: _Built) -> LeakReport:
-    """Search every file going into the bag for every protected term of the package."""
-    from portal.packaging.leakcheck import check_files
+def _document_files(stage: Path) -> list[tuple[str, Path]]:
+    return [
+        (LETTER_PATH, stage / "transmittal-letter.pdf"),
+        (LOG_PATH, stage / "custody-and-redaction-log.pdf"),
+    ]
 
-    terms = list(dict.fromkeys(built.terms))
+
+class _DocumentsLeak(Exception):
+    """A package document holds a protected term (or could not be read): stop the stream."""
+
+
+def _streaming_check(built: _Built) -> StreamingCheck:
+    """The payload's leak check: format-aware layers now, raw bytes during the stream."""
     try:
-        return check_files([(entry.path, entry.source) for entry in built.entries], terms)
+        check = StreamingCheck(built.terms)
     except ValueError as exc:
         raise _Failure(f"The leak check could not run: {exc}") from None
+    for entry in built.entries:
+        check.prepare(entry.path, entry.source)
+    return check
+
+
+def _merged(reports: Sequence[LeakReport | None]) -> LeakReport | None:
+    """One report for several (None when there are none: no terms to search for)."""
+    found = [report for report in reports if report is not None]
+    return _combined(found[0], *found[1:]) if found else None
+
+
+def _combined(first: LeakReport, *others: LeakReport | None) -> LeakReport:
+    for other in others:
+        if other is not None:
+            first = LeakReport(
+                files_checked=first.files_checked + other.files_checked,
+                terms_checked=max(first.terms_checked, other.terms_checked),
+                hits=first.hits + other.hits,
+                unchecked=first.unchecked + other.unchecked,
+            )
+    return first
 
 
 class _ProgressOut:
@@ -621,7 +672,7 @@ class _ProgressOut:
         now = time.monotonic()
         if now - self.last >= _PROGRESS_INTERVAL:
             self.last = now
-            percent = 70 + (25 * min(self.done, self.total)) // self.total
+            percent = 55 + (35 * min(self.done, self.total)) // self.total
             self.report(_STREAM_STAGE, percent)
         return written if written is not None else len(data)
 
@@ -640,20 +691,36 @@ def _bag_info(job: _Job) -> dict[str, str]:
 
 
 def _encrypt(
-    job: _Job, stage: Path, built: _Built, report: Callable[[str, int], None]
+    job: _Job,
+    stage: Path,
+    built: _Built,
+    report: Callable[[str, int], None],
+    seal: Sealer,
+    check: StreamingCheck,
+    documents: Callable[[], Sequence[BagEntry]],
 ) -> tuple[Path, str, int, bytes]:
-    """Stream the bag as a tar through gpg (sign + encrypt, detached signature as it goes)."""
+    """Stream the bag as a tar through gpg (sign + encrypt, detached signature as it goes):
+    payload files first, leak-checked as they pass, then the ``documents``."""
     total = sum(entry.source.stat().st_size for entry in built.entries)
     out_path = stage / f"{job.code}.tar.gpg"
+    payload = {entry.path for entry in built.entries}  # the documents were checked whole
+
+    def observe(entry: BagEntry) -> FileObserver | None:
+        return check.observe(entry.path) if entry.path in payload else None
 
     def write_tar(out: BinaryIO) -> None:
         progress = _ProgressOut(out, total, report)
-        write_bag_tar(progress, job.code, built.entries, _bag_info(job))  # type: ignore[arg-type]
+        write_bag_tar(
+            progress,  # type: ignore[arg-type]
+            job.code,
+            built.entries,
+            _bag_info(job),
+            observe=observe,
+            more=documents,
+        )
 
     try:
-        _, digest, size, signature = sign_encrypt_and_detach(
-            write_tar, job.recipients, job.signer, out_path
-        )
+        _, digest, size, signature = seal.sign_encrypt_and_detach(write_tar, out_path)
     except BagError as exc:
         raise _Failure(f"The bag could not be written: {exc}") from None
     except GpgError as exc:
@@ -662,32 +729,10 @@ def _encrypt(
 
 
 def _store(state: PortalState, path: Path, digest: str, built: _Built) -> None:
-    """Move a finished, fsynced staging file into the blob store under its digest.
-
-    The digest was computed from the very bytes written (one pass), so the file is renamed
-    into place instead of copied (a full extra read and write of the package); across
-    filesystems it is copied and verified by ``put_stream``.
-    """
+    """Move a finished staging file into the blob store under the digest computed while it
+    was written (one pass: renamed, not read again)."""
     built.blobs.append(digest)
-    final = state.blobs.path(digest)
-    try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        if not final.exists():
-            os.replace(path, final)
-            _fsync_dir(final.parent)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-        with path.open("rb") as handle:
-            state.blobs.put_stream(handle, expected_sha256=digest)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    state.blobs.put_file(path, digest)
 
 
 def _discard(state: PortalState, keys: Sequence[str]) -> None:
@@ -719,6 +764,7 @@ def _finish(
     leak_check: dict[str, Any],
 ) -> None:
     with transaction(state.sessions) as db:
+        audit.lock_chain(db)  # chain, then package row (see _claim)
         result = db.execute(
             update(Package)
             .where(_ours(job.package_id, job.version))
@@ -786,20 +832,53 @@ def _blocked_by_leak(state: PortalState, job: _Job, leak: LeakReport) -> str:
 
 
 def _run(state: PortalState, job: _Job, stage: Path, built: _Built) -> str | None:
-    """Do the work; return the leak-check failure reason when blocked, None when assembled."""
+    """Do the work; return the leak-check failure reason when blocked, None when assembled.
+
+    One pass over the payload bytes: the raw-bytes leak check and the bag's hashes are
+    computed as the tar streams into gpg; the letter and the log are made meanwhile in two
+    worker processes, and go in at the end of the tar with the manifest (signed in the same
+    keyring as the package).
+    """
 
     def report(text: str, percent: int) -> None:
         _progress(state, job.package_id, job.version, text, percent)
 
     _render_items(state, job, stage, built, report)
-    report("writing the letter, custody log and manifest", 55)
-    _documents(state, job, stage, built)
-    report("leak check", 62)
-    leak = _leak_check(built)
-    if not leak.clean:
-        return _blocked_by_leak(state, job, leak)
-    report(_STREAM_STAGE, 70)
-    out_path, digest, size, signature = _encrypt(job, stage, built, report)
+    report("leak check", 50)
+    check = _streaming_check(built)
+    if not check.report().clean:
+        return _blocked_by_leak(state, job, check.report())
+    report(_STREAM_STAGE, 55)
+
+    made: list[_Documents] = []
+    try:
+        with sealer(job.signer, job.recipients) as seal, document_pool() as pool:
+            items, templates = tuple(built.items), state.settings.templates_dir
+            rendered = [
+                pool.submit(render_and_check, kind, file, job.facts, items, templates, check.terms)
+                for kind, file in zip(_DOCUMENT_KINDS, _document_files(stage), strict=True)
+            ]
+
+            def documents() -> Sequence[BagEntry]:
+                report(_DOCUMENTS_STAGE, 90)
+                made.append(_documents(job, stage, built.items, check.terms, seal, rendered))
+                if made[0].leak is not None and not made[0].leak.clean:
+                    raise _DocumentsLeak
+                return made[0].entries
+
+            try:
+                out_path, digest, size, signature = _encrypt(
+                    job, stage, built, report, seal, check, documents
+                )
+            finally:
+                for future in rendered:
+                    future.cancel()  # if not started; a running worker is waited for
+    except GpgError as exc:
+        raise _Failure(f"Signing and encrypting failed: {exc}") from None
+    except (LeakFound, _DocumentsLeak):
+        documents_leak = made[0].leak if made else None
+        return _blocked_by_leak(state, job, _combined(check.report(), documents_leak))
+    leak = _combined(check.report(), made[0].leak)
     signature_path = stage / f"{job.code}.tar.gpg.sig"
     signature_path.write_bytes(signature)
     report("storing", 95)

@@ -20,17 +20,18 @@ import re
 import stat
 import tarfile
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 __all__ = [
     "BAGIT_TXT",
     "BagEntry",
     "BagError",
     "BagSummary",
+    "FileObserver",
     "safe_payload_name",
     "write_bag_tar",
 ]
@@ -68,6 +69,14 @@ class BagEntry:
     path: str  # "data/...", ASCII-safe, NFC, no "%"
     source: Path
     expected_sha256: str | None = None  # refuse the bag if the streamed bytes differ
+
+
+class FileObserver(Protocol):
+    """Sees the bytes of one payload file as they are bagged (see :func:`write_bag_tar`)."""
+
+    def feed(self, chunk: bytes) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -217,8 +226,11 @@ class _TarOut:
         self._write(data)
         self._pad(len(data))
 
-    def add_file(self, path: str, entry: BagEntry, chunk_size: int) -> tuple[str, int]:
-        """Copy ``entry.source`` into the tar in chunks, hashing as it goes; (sha256, size)."""
+    def add_file(
+        self, path: str, entry: BagEntry, chunk_size: int, observer: FileObserver | None
+    ) -> tuple[str, int]:
+        """Copy ``entry.source`` into the tar in chunks, hashing (and showing them to
+        ``observer``) as it goes; (sha256, size)."""
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
         try:
             fd = os.open(entry.source, flags)
@@ -241,10 +253,14 @@ class _TarOut:
                 if not chunk:
                     raise BagError(f"the file for {entry.path!r} shrank while it was bagged")
                 digest.update(chunk)
+                if observer is not None:
+                    observer.feed(chunk)
                 self._write(chunk)
                 remaining -= len(chunk)
             if handle.read(1):
                 raise BagError(f"the file for {entry.path!r} grew while it was bagged")
+        if observer is not None:
+            observer.close()
         self._pad(size)
         actual = digest.hexdigest()
         if entry.expected_sha256 is not None and actual != entry.expected_sha256:
@@ -268,8 +284,16 @@ def write_bag_tar(
     bag_info: Mapping[str, str],
     *,
     chunk_size: int = 1 << 20,
+    observe: Callable[[BagEntry], FileObserver | None] | None = None,
+    more: Callable[[], Sequence[BagEntry]] | None = None,
 ) -> BagSummary:
     """Write the bag ``bag_name`` as a tar to ``out``; return what went in.
+
+    ``observe`` (optional) is asked for an observer of each payload file as it starts; the
+    observer sees every chunk of it as it passes (the single read) and is closed at its
+    end; whatever it raises stops the bag and propagates as it is. ``more`` (optional) is
+    called once the payload files given are in; the entries it returns go in after them
+    (files made meanwhile, such as documents describing the payload).
 
     Members: ``<bag_name>/bagit.txt``, the payload files in the order given, then
     ``bag-info.txt`` (Bagging-Date, Payload-Oxum, then ``bag_info``'s other fields in order),
@@ -297,9 +321,18 @@ def write_bag_tar(
 
     add_tag("bagit.txt", BAGIT_TXT)
     files: list[tuple[str, str, int]] = []
-    for entry in entries:
-        digest, size = tar.add_file(f"{bag_name}/{entry.path}", entry, chunk_size)
-        files.append((entry.path, digest, size))
+
+    def add(batch: Sequence[BagEntry]) -> None:
+        for entry in batch:
+            observer = observe(entry) if observe is not None else None
+            digest, size = tar.add_file(f"{bag_name}/{entry.path}", entry, chunk_size, observer)
+            files.append((entry.path, digest, size))
+
+    add(entries)
+    if more is not None:
+        late = list(more())
+        _check_entries([*entries, *late])
+        add(late)
     oxum = f"{sum(size for _, _, size in files)}.{len(files)}"
     add_tag("bag-info.txt", _bag_info_text(bag_info, bagging, oxum))
     add_tag("manifest-sha256.txt", "".join(f"{digest}  {path}\n" for path, digest, _ in files))

@@ -16,6 +16,10 @@ A file whose structure cannot be read (a damaged PDF or image) is listed as unch
 which also makes the report unclean: a check that could not look is not a pass. The
 report names files and mark codes only, never the terms.
 
+:func:`check_files` reads each file itself. :class:`StreamingCheck` is the same check for
+files about to be streamed (into a package): the text and metadata layers run first, the raw
+bytes are searched as the writer passes them, so every byte is read once.
+
 Limits: compressed archives (zip, tar.gz) are searched as raw bytes only.
 """
 
@@ -31,7 +35,15 @@ from typing import Any, BinaryIO, Literal, TypeGuard
 
 from portal.packaging.redaction import MIN_TERM_LENGTH, fold, strip_ignorable
 
-__all__ = ["CHUNK_SIZE", "LeakHit", "LeakReport", "check_files"]
+__all__ = [
+    "CHUNK_SIZE",
+    "LeakFound",
+    "LeakHit",
+    "LeakReport",
+    "RawPlan",
+    "StreamingCheck",
+    "check_files",
+]
 
 CHUNK_SIZE = 1 << 20
 Where = Literal["text", "metadata", "bytes"]
@@ -160,10 +172,12 @@ class _ByteScanner:
         for needle, codes in self.needles.wide.items():
             if needle in wide:
                 self.found |= codes
+        # max(0, ...): a chunk shorter than the overlap is kept whole (a negative start
+        # would count from the end and drop its first bytes)
         self.tail_squeezed = (
-            squeezed[len(squeezed) - self.keep_squeezed :] if (self.keep_squeezed) else b""
+            squeezed[max(0, len(squeezed) - self.keep_squeezed) :] if self.keep_squeezed else b""
         )
-        self.tail_wide = wide[len(wide) - self.keep_wide :] if self.keep_wide else b""
+        self.tail_wide = wide[max(0, len(wide) - self.keep_wide) :] if self.keep_wide else b""
 
     def gap(self) -> None:
         """The next chunk does not follow on from the last one."""
@@ -191,35 +205,54 @@ _PDF_SYNTAX = re.compile(
 )
 
 
-def _scan_raw(
-    path: Path, needles: _Needles, skip: Sequence[tuple[int, int]], *, pdf: bool = False
-) -> set[str]:
-    """Codes found in the raw bytes, leaving out the ``skip`` ranges (compressed pixels and
-    PDF stream bodies: noise to a text search, and searched decoded where that means
-    something) and, for PDFs, the syntax. The overlap between chunks is dropped at every
-    skipped range."""
-    scanner = _ByteScanner(needles)
-    ranges = sorted(skip)
-    position = 0
+class _RawFeed:
+    """The raw-bytes layer of one file, fed its bytes in order from the start, in chunks of
+    any size: leaves out the ``skip`` ranges (compressed pixels and PDF stream bodies: noise
+    to a text search, and searched decoded where that means something; the overlap between
+    chunks is dropped at each) and, for PDFs, the syntax."""
+
+    def __init__(self, needles: _Needles, plan: RawPlan) -> None:
+        self.scanner = _ByteScanner(needles)
+        self.ranges = [*sorted(plan.skip), (1 << 62, 1 << 62)]
+        self.pdf = plan.pdf
+        self.position = 0  # offset in the file of the next byte fed
+        self.skipping = False
+
+    def feed(self, chunk: bytes | memoryview) -> None:
+        view = memoryview(chunk)
+        while view:
+            start, end = self.ranges[0]
+            if self.position >= end:
+                self.ranges.pop(0)
+                continue
+            if self.position >= start:  # inside a skipped range
+                if not self.skipping:
+                    self.skipping = True
+                    self.scanner.gap()
+                step = min(len(view), end - self.position)
+            else:
+                self.skipping = False
+                step = min(len(view), start - self.position)
+                part = bytes(view[:step])
+                self.scanner.feed(_PDF_SYNTAX.sub(b" ", part) if self.pdf else part)
+            view = view[step:]
+            self.position += step
+
+    @property
+    def found(self) -> set[str]:
+        return self.scanner.found
+
+
+def _scan_raw(path: Path, needles: _Needles, plan: RawPlan) -> set[str]:
+    """Codes found in the raw bytes of the file at ``path`` (see :class:`_RawFeed`)."""
+    feed = _RawFeed(needles, plan)
     try:
         with path.open("rb") as handle:
-            for start, end in [*ranges, (1 << 62, 1 << 62)]:
-                if start < position:
-                    start = position
-                while position < start and (
-                    chunk := handle.read(min(CHUNK_SIZE, start - position))
-                ):
-                    position += len(chunk)
-                    scanner.feed(_PDF_SYNTAX.sub(b" ", chunk) if pdf else chunk)
-                if position < start:  # end of file
-                    break
-                if end > position:
-                    handle.seek(end)
-                    position = end
-                    scanner.gap()
+            while chunk := handle.read(CHUNK_SIZE):
+                feed.feed(chunk)
     except OSError as exc:
         raise _Unreadable(f"the file cannot be read ({exc.strerror})") from None
-    return scanner.found
+    return feed.found
 
 
 def _head(path: Path) -> bytes:
@@ -498,6 +531,27 @@ def _jpeg_scan_end(handle: BinaryIO, start: int, size: int) -> int:
 # --- the check -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RawPlan:
+    """How the raw-bytes layer reads one file: the byte ranges it leaves out, and whether
+    PDF syntax is dropped."""
+
+    skip: tuple[tuple[int, int], ...] = ()
+    pdf: bool = False
+
+
+def _structure(path: Path, needles: _Needles, found: set[tuple[str, Where]]) -> RawPlan:
+    """The format-aware layers (PDF text, objects and metadata; image metadata) of one file;
+    returns how its raw bytes are to be read. Raises _Unreadable."""
+    kind = _kind(_head(path))
+    if kind == "pdf":
+        return RawPlan(tuple(_scan_pdf(path, needles, found)), pdf=True)
+    if kind == "image":
+        _scan_image(path, needles, found)
+        return RawPlan(tuple(image_data_ranges(path)))
+    return RawPlan()
+
+
 def check_files(files: Iterable[tuple[str, Path]], terms: Sequence[tuple[str, str]]) -> LeakReport:
     """Search every file for every (mark code, term); raises ValueError, naming the mark,
     for a term shorter than MIN_TERM_LENGTH after folding (it would match everywhere)."""
@@ -509,18 +563,88 @@ def check_files(files: Iterable[tuple[str, Path]], terms: Sequence[tuple[str, st
         count += 1
         found: set[tuple[str, Where]] = set()
         try:
-            skip: list[tuple[int, int]] = []
-            kind = _kind(_head(path))
-            if kind == "pdf":
-                skip = _scan_pdf(path, needles, found)
-            elif kind == "image":
-                _scan_image(path, needles, found)
-                skip = image_data_ranges(path)
-            raw = _scan_raw(path, needles, skip, pdf=kind == "pdf")
-            found.update((code, "bytes") for code in raw)
+            plan = _structure(path, needles, found)
+            found.update((code, "bytes") for code in _scan_raw(path, needles, plan))
         except _Unreadable as exc:
             unchecked.append((name, str(exc)))
         hits.extend(LeakHit(name, code, where) for code, where in sorted(found))
     return LeakReport(
         files_checked=count, terms_checked=len(terms), hits=tuple(hits), unchecked=tuple(unchecked)
     )
+
+
+class LeakFound(Exception):
+    """A streamed file holds a protected term: stop the stream (see :class:`StreamingCheck`)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"protected term found in {path}")
+        self.path = path
+
+
+class StreamingCheck:
+    """The leak check of files that are about to be streamed once (into a package), so that
+    their bytes are read once: :meth:`prepare` runs the format-aware layers of each file
+    beforehand (only PDFs and images have any), and the raw-bytes layer is fed by the writer
+    chunk by chunk (:meth:`observe`); a file with a hit raises :class:`LeakFound` when it
+    ends, so the writer stops and nothing made from the partial stream is kept.
+
+    With no terms there is nothing to search: every method does nothing and the report says
+    0 files and 0 terms checked. Raises ValueError like :func:`check_files` for a term too
+    short to search for.
+    """
+
+    def __init__(self, terms: Sequence[tuple[str, str]]) -> None:
+        self.terms = tuple(dict.fromkeys(terms))
+        self._needles = _Needles.build(self.terms) if self.terms else None
+        self._plans: dict[str, RawPlan] = {}
+        self._hits: list[LeakHit] = []
+        self._unchecked: list[tuple[str, str]] = []
+
+    def prepare(self, name: str, path: Path) -> None:
+        """Search the text and metadata of the file ``name`` (stored at ``path``) now."""
+        if self._needles is None:
+            return
+        found: set[tuple[str, Where]] = set()
+        try:
+            self._plans[name] = _structure(path, self._needles, found)
+        except _Unreadable as exc:
+            self._plans[name] = RawPlan()
+            self._unchecked.append((name, str(exc)))
+        self._hits.extend(LeakHit(name, code, where) for code, where in sorted(found))
+
+    def observe(self, name: str) -> _Observer | None:
+        """The raw-bytes layer for the file ``name`` (prepared before), or None when there
+        is nothing to search."""
+        if self._needles is None:
+            return None
+        plan = self._plans.get(name)
+        if plan is None:
+            raise ValueError(f"{name} was not prepared for the leak check")
+        return _Observer(self, name, _RawFeed(self._needles, plan))
+
+    def report(self) -> LeakReport:
+        """What was found so far (files prepared, hits of every layer, unreadable files)."""
+        return LeakReport(
+            files_checked=len(self._plans),
+            terms_checked=len(self.terms),
+            hits=tuple(self._hits),
+            unchecked=tuple(self._unchecked),
+        )
+
+    def _ended(self, name: str, found: set[str]) -> None:
+        if found:
+            self._hits.extend(LeakHit(name, code, "bytes") for code in sorted(found))
+            raise LeakFound(name)
+
+
+class _Observer:
+    """Receives one file's bytes from the writer (``feed``), then ``close``."""
+
+    def __init__(self, check: StreamingCheck, name: str, feed: _RawFeed) -> None:
+        self._check, self._name, self._feed = check, name, feed
+
+    def feed(self, chunk: bytes) -> None:
+        self._feed.feed(chunk)
+
+    def close(self) -> None:
+        self._check._ended(self._name, self._feed.found)

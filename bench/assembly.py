@@ -1,15 +1,24 @@
-"""Package assembly throughput against a raw ``tar c | gpg --sign --encrypt`` of the same files,
-measured in the same run, with the peak RSS of each.
+"""Package assembly against a raw ``tar c | gpg --sign --encrypt`` of the same files, measured
+in the same run: the ratio, the peak RSS of each side, the time per stage, and PDF redaction
+throughput.
 
-For each size, the payload is a mix of files (one large "video", mid-size files and a tail of
-small ones, incompressible bytes) shared as-is (no redaction). The portal side runs in a child
-process (so its peak RSS is its own): it registers the files as items of a fresh SQLite portal
-with the example keys, makes a real decision and package, and times
-:func:`portal.packaging.assemble.assemble_package` alone (leak check, bag, tar, sign+encrypt,
-detached signature, blob store). The baseline is ``tar c`` piped into ``gpg --sign --encrypt
---compress-algo none`` to the same key, signed by the same key.
+For each size the payload is a realistic mix shared as-is (no redaction, so no protected terms
+and no leak check to do): two large "videos" (about 55 %), real multi-page PDFs with scanned
+pages (about 15 %), real JPEG photos of 2-6 MB (about 15 %), and binaries of 1-5 MB, plus
+a tail of small text files. The portal side runs in a child process: it registers the files
+as items of a fresh SQLite portal with the example keys, makes a real decision and package,
+and times :func:`portal.packaging.assemble.assemble_package` alone (claim, facts, keyring,
+bag, tar, sign + encrypt, detached signatures, letter, custody log, manifest, blob store,
+database). The baseline is ``tar c`` piped into ``gpg --sign --encrypt --compress-algo none``
+to the same key, signed by the same key. Peak memory is sampled every 50 ms from /proc (PSS,
+see :class:`TreeRss`): for the portal, the sum over its process tree (Python, its gpg
+processes and the document workers); for the baseline, tar and gpg. A long-running worker
+starts the documents' forkserver once; the bench starts it before timing, like the imports.
 
-    .venv/bin/python bench/package.py [--mb 100 1000] [--runs 1]
+PDF redaction throughput reuses ``bench/redaction.py`` (its source PDF and raw rasteriser).
+
+    .venv/bin/python bench/assembly.py                   # 100 MiB and 1000 MiB, 1 run each
+    .venv/bin/python bench/assembly.py --mb 100 --runs 3 --pages 50
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import resource
 import shutil
 import subprocess
@@ -24,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,39 +49,102 @@ MIB = 1024 * 1024
 # --------------------------------------------------------------------------- payload
 
 
+MEDIA_TYPES = {
+    ".mp4": ("video", "video/mp4"),
+    ".pdf": ("document", "application/pdf"),
+    ".jpg": ("photo", "image/jpeg"),
+    ".bin": ("other", "application/octet-stream"),
+    ".txt": ("document", "text/plain"),
+}
+
+
+def _photo(path: Path, rng: random.Random, target: int) -> None:
+    """A real JPEG of about ``target`` bytes: noisy pixels, so it does not compress away."""
+    from PIL import Image
+
+    side = max(64, int((target / 0.75) ** 0.5))  # about 0.75 bytes per noisy pixel
+    image = Image.frombytes("RGB", (side, side), rng.randbytes(side * side * 3))
+    image.save(path, "JPEG", quality=85)
+
+
+def _scanned_pdf(path: Path, scans: list[Path], pages: int) -> None:
+    """A real PDF of ``pages`` scanned pages: a JPEG per page (each of ``scans`` is embedded
+    once, however often it is shown) and a line of text."""
+    from reportlab.pdfgen.canvas import Canvas
+
+    canvas = Canvas(str(path), pagesize=(595, 842), pageCompression=1)
+    for number in range(pages):
+        scan = scans[number % len(scans)]
+        canvas.drawImage(str(scan), 40, 120, width=515, height=680)
+        canvas.drawString(60, 80, f"Scanned statement, page {number + 1}")
+        canvas.showPage()
+    canvas.save()
+
+
+def _binary(path: Path, size: int, block: bytes) -> None:
+    with path.open("wb") as out:
+        remaining = size
+        while remaining:
+            chunk = block[: min(len(block), remaining)]
+            out.write(chunk)
+            remaining -= len(chunk)
+
+
 def make_payload(directory: Path, size_mb: int) -> list[Path]:
-    """Mixed files adding up to ``size_mb`` MiB: half in one file, a quarter in four, the rest
-    in files of 1 MiB and a few small ones."""
+    """A realistic mix adding up to about ``size_mb`` MiB (see the module notes)."""
     directory.mkdir(parents=True)
-    sizes = [size_mb * MIB // 2] + [size_mb * MIB // 16] * 4
-    rest = size_mb * MIB - sum(sizes)
-    while rest > MIB:
-        sizes.append(MIB)
-        rest -= MIB
-    sizes += [rest // 4] * 4
-    block = os.urandom(MIB)
-    paths = []
-    for index, size in enumerate(size for size in sizes if size > 0):
-        path = directory / f"file-{index:04d}.bin"
-        with path.open("wb") as out:
-            remaining = size
-            while remaining:
-                chunk = block[: min(MIB, remaining)]
-                out.write(index.to_bytes(4, "big") + chunk[4:] if len(chunk) > 4 else chunk)
-                remaining -= len(chunk)
+    rng = random.Random(size_mb)
+    total = size_mb * MIB
+    paths: list[Path] = []
+
+    def name(suffix: str) -> Path:
+        path = directory / f"file-{len(paths):04d}{suffix}"
         paths.append(path)
+        return path
+
+    block = os.urandom(MIB)
+    for _ in range(2):
+        _binary(name(".mp4"), int(total * 0.275), block)
+        block = os.urandom(MIB)  # different files must differ (content-addressed store)
+    budget = int(total * 0.15)
+    while budget > 0:  # photos of 2-6 MB
+        path = name(".jpg")
+        _photo(path, rng, rng.randint(2 * MIB, 6 * MIB))
+        budget -= path.stat().st_size
+    budget = int(total * 0.15)
+    scans = [directory.parent / f"scan-{index}.jpg" for index in range(6)]
+    for scan in scans:
+        _photo(scan, rng, 600 * 1024)
+    while budget > 0:  # PDFs of 2-12 scanned pages
+        path = name(".pdf")
+        _scanned_pdf(path, scans, rng.randint(2, 12))
+        budget -= path.stat().st_size
+    for scan in scans:
+        scan.unlink()
+    budget = total - sum(path.stat().st_size for path in paths)
+    while budget > 64 * 1024:  # binaries of 1-5 MB, then small text files
+        size = min(budget, rng.randint(1 * MIB, 5 * MIB)) if budget > MIB else 8 * 1024
+        path = name(".bin" if size >= MIB else ".txt")
+        if size >= MIB:
+            _binary(path, size, rng.randbytes(MIB))
+        else:
+            path.write_text(f"Note {len(paths)}\n" + "x" * (size - 16), encoding="ascii")
+        budget -= path.stat().st_size
     return paths
 
 
 # --------------------------------------------------------------------------- baseline
 
 
-class DescendantRss:
-    """Samples the resident memory of this process's gpg and tar descendants every 50 ms, from
-    /proc. (``RUSAGE_CHILDREN`` would report the parent's size: a forked child counts its
-    parent's pages until it execs.)"""
+class TreeRss:
+    """Samples, every 50 ms from /proc, the summed memory of this process (when
+    ``include_self``) and its descendants: gpg, tar and Python (the documents' forkserver and
+    its workers). Proportional set size (PSS), so the pages a forked worker shares with its
+    server are counted once; a fork that has not exec'd yet would otherwise count its
+    parent's pages again (``RUSAGE_CHILDREN`` has the same flaw)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, include_self: bool) -> None:
+        self.include_self = include_self
         self.peak_kib = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -86,24 +160,40 @@ class DescendantRss:
                 continue
         return found
 
+    @staticmethod
+    def _pss_kib(pid: int) -> int:
+        try:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            return 0
+        for line in rollup.splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+        return 0
+
+    def _sample(self) -> int:
+        me = os.getpid()
+        total = self._pss_kib(me) if self.include_self else 0
+        pending = self._children(me)
+        while pending:
+            pid = pending.pop()
+            pending += self._children(pid)
+            try:
+                name = Path(f"/proc/{pid}/comm").read_text().strip()
+            except OSError:
+                continue
+            if name in {"gpg", "tar"} or name.startswith("python"):
+                total += self._pss_kib(pid)
+        return total
+
     def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            pending, total = self._children(os.getpid()), 0
-            while pending:
-                pid = pending.pop()
-                pending += self._children(pid)
-                try:
-                    if Path(f"/proc/{pid}/comm").read_text().strip() not in {"gpg", "tar"}:
-                        continue  # e.g. a fork that has not exec'd yet: it shows our pages
-                    status = Path(f"/proc/{pid}/status").read_text()
-                except OSError:
-                    continue
-                for line in status.splitlines():
-                    if line.startswith("VmRSS:"):
-                        total = max(total, int(line.split()[1]))
-            self.peak_kib = max(self.peak_kib, total)
+        while True:
+            self.peak_kib = max(self.peak_kib, self._sample())
+            if self._stop.wait(0.05):
+                return
 
     def stop(self) -> float:
+        """Stop sampling; the peak in MiB."""
         self._stop.set()
         self._thread.join()
         return self.peak_kib / 1024
@@ -124,6 +214,7 @@ def gpg_home() -> Path:
 def baseline(payload: Path, out: Path) -> dict[str, float]:
     """``tar c payload | gpg --sign --encrypt``; seconds, and the peak RSS (MiB) of tar or gpg."""
     home = gpg_home()
+    os.sync()  # start on a quiet disk: the payload just written is not this side's cost
     try:
         start = time.perf_counter()
         tar = subprocess.Popen(
@@ -139,7 +230,7 @@ def baseline(payload: Path, out: Path) -> dict[str, float]:
         )  # fmt: skip
         assert tar.stdout is not None
         tar.stdout.close()
-        sampler = DescendantRss()
+        sampler = TreeRss(include_self=False)
         _, tar_status, _ = os.wait4(tar.pid, 0)
         _, gpg_status, _ = os.wait4(gpg.pid, 0)
         rss = sampler.stop()
@@ -157,7 +248,7 @@ def baseline(payload: Path, out: Path) -> dict[str, float]:
     return {
         "seconds": seconds,
         "synced_seconds": synced,
-        "rss_gpg_mib": rss,
+        "rss_mib": rss,
     }
 
 
@@ -187,6 +278,7 @@ def portal_child(payload: Path, instance: Path) -> dict[str, Any]:
     )
     from portal.packages import create_package
     from portal.packaging.assemble import assemble_package
+    from portal.packaging.document_worker import document_pool
     from portal.state import build_state
 
     settings = Settings(
@@ -245,10 +337,11 @@ def portal_child(payload: Path, instance: Path) -> dict[str, Any]:
         for index, path in enumerate(sorted(payload.iterdir()), start=1):
             with path.open("rb") as handle:
                 info = state.blobs.put_stream(handle)
+            kind, media_type = MEDIA_TYPES[path.suffix]
             item = Item(
-                code=f"ITM-{index:06d}", provider_id=provider.id, kind="video",
-                title=f"Bench file {index}", media_type="video/mp4",
-                original_filename=path.name.replace(".bin", ".mp4"), size_bytes=info.size,
+                code=f"ITM-{index:06d}", provider_id=provider.id, kind=kind,
+                title=f"Bench file {index}", media_type=media_type,
+                original_filename=path.name, size_bytes=info.size,
                 sha256=info.sha256, sensitivity="low", tags=[], cleared_as_is=True,
             )  # fmt: skip
             db.add(item)
@@ -260,7 +353,12 @@ def portal_child(payload: Path, instance: Path) -> dict[str, Any]:
         db.commit()
         package_id = package.id
 
-    sampler = DescendantRss()
+    # A worker process starts the documents' forkserver once (WeasyPrint and ReportLab
+    # imported there) and uses it for every package; start it here, like the imports above.
+    with document_pool() as pool:
+        pool.submit(int).result()
+    os.sync()  # start on a quiet disk: the blob store import above is not assembly's cost
+    sampler = TreeRss(include_self=True)
     stages: dict[str, float] = {}
     done_event = threading.Event()
 
@@ -286,7 +384,7 @@ def portal_child(payload: Path, instance: Path) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     done_event.set()
     watcher.join()
-    rss_gpg = sampler.stop()
+    rss_tree = sampler.stop()
     with state.sessions() as db:
         done = db.scalars(select(Package).where(Package.id == package_id)).one()
         status, size = done.status, done.file_size
@@ -295,7 +393,7 @@ def portal_child(payload: Path, instance: Path) -> dict[str, Any]:
         "status": status,
         "file_size": size,
         "rss_python_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "rss_gpg_mib": rss_gpg,
+        "rss_tree_mib": rss_tree,
         "stages": {name: round(value, 2) for name, value in stages.items() if name},
     }
 
@@ -308,6 +406,8 @@ def run_size(size_mb: int) -> dict[str, Any]:
         root = Path(tmp)
         payload = root / "payload"
         files = make_payload(payload, size_mb)
+        mix = Counter(path.suffix for path in files)
+        actual = sum(path.stat().st_size for path in files) / MIB
         raw = baseline(payload, root / "raw.tar.gpg")
         (root / "raw.tar.gpg").unlink()
         child = subprocess.run(
@@ -319,22 +419,46 @@ def run_size(size_mb: int) -> dict[str, Any]:
         if child.returncode != 0:
             raise SystemExit(f"portal assembly failed:\n{child.stderr[-3000:]}")
         portal = json.loads(child.stdout.strip().splitlines()[-1])
-        return {"mb": size_mb, "files": len(files), "raw": raw, "portal": portal}
+        return {"mb": actual, "files": len(files), "mix": dict(mix), "raw": raw, "portal": portal}
+
+
+def redaction_throughput(pages: int, dpi: int) -> dict[str, float]:
+    """Pages per second of :func:`redact_pdf` and of raw rasterisation (bench/redaction.py's
+    source PDF and rasteriser), one term and one page box per page."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from redaction import NAME, make_source, raw_rasterise
+
+    from portal.packaging.redact_pdf import redact_pdf
+    from portal.packaging.redaction import MarkSpec
+
+    with tempfile.TemporaryDirectory(prefix="bench-redaction-") as folder:
+        source, dest = Path(folder) / "source.pdf", Path(folder) / "redacted.pdf"
+        make_source(source, pages)
+        marks = [MarkSpec("T1", "term", "witness", term=NAME)] + [
+            MarkSpec(f"B{page}", "pdf_box", "face", page=page, box=(0.6, 0.1, 0.9, 0.3))
+            for page in range(1, pages + 1)
+        ]
+        raw = raw_rasterise(source, dpi)
+        start = time.perf_counter()
+        redact_pdf(source, marks, dest, "REDACTED", dpi=dpi)
+        redacted = time.perf_counter() - start
+    return {"raw": pages / raw, "redact": pages / redacted}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mb", type=int, nargs="+", default=[100], help="payload sizes in MiB")
+    parser.add_argument("--mb", type=int, nargs="+", default=[100, 1000], help="payload MiB")
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--pages", type=int, default=100, help="pages for PDF redaction")
+    parser.add_argument("--dpi", type=int, default=150)
     parser.add_argument("--child", nargs=2, metavar=("PAYLOAD", "INSTANCE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(portal_child(Path(args.child[0]), Path(args.child[1]))))
         return
     print(
-        f"{'MiB':>6} {'files':>5} {'raw s':>6} {'+fsync':>6} {'raw MB/s':>8} {'portal s':>8} "
-        f"{'MB/s':>6} {'ratio':>5} {'ratio+fsync':>11} {'RSS portal':>10} {'RSS gpg':>7} "
-        f"{'raw RSS':>7}"
+        f"{'MiB':>6} {'files':>5} {'raw s':>6} {'+fsync':>6} {'portal s':>8} {'ratio':>5} "
+        f"{'ratio+fsync':>11} {'portal mem':>10} {'(python)':>8} {'raw mem':>7}"
     )
     for size in args.mb:
         for _ in range(args.runs):
@@ -342,17 +466,26 @@ def main() -> None:
             raw, portal = result["raw"], result["portal"]
             assert portal["status"] == "assembled", portal
             print(
-                f"{size:>6} {result['files']:>5} {raw['seconds']:>6.2f} "
-                f"{raw['synced_seconds']:>6.2f} {size / raw['seconds']:>8.1f} "
-                f"{portal['seconds']:>8.2f} {size / portal['seconds']:>6.1f} "
+                f"{result['mb']:>6.0f} {result['files']:>5} {raw['seconds']:>6.2f} "
+                f"{raw['synced_seconds']:>6.2f} {portal['seconds']:>8.2f} "
                 f"{portal['seconds'] / raw['seconds']:>5.2f} "
                 f"{portal['seconds'] / raw['synced_seconds']:>11.2f} "
-                f"{portal['rss_python_mib']:>8.0f}MB {portal['rss_gpg_mib']:>5.0f}MB "
-                f"{raw['rss_gpg_mib']:>5.0f}MB",
+                f"{portal['rss_tree_mib']:>8.0f}MB {portal['rss_python_mib']:>6.0f}MB "
+                f"{raw['rss_mib']:>5.0f}MB",
                 flush=True,
             )
-            stages = ", ".join(f"{name} {value:.1f}s" for name, value in portal["stages"].items())
+            mix = ", ".join(f"{count} {suffix}" for suffix, count in result["mix"].items())
+            print(f"{'':>13}files: {mix}", flush=True)
+            stages = ", ".join(f"{name} {value:.2f}s" for name, value in portal["stages"].items())
             print(f"{'':>13}portal stages: {stages}", flush=True)
+    if args.pages:
+        pdf = redaction_throughput(args.pages, args.dpi)
+        print(
+            f"PDF redaction, {args.pages} pages at {args.dpi} dpi: redact_pdf {pdf['redact']:.1f} "
+            f"pages/s, raw rasterisation {pdf['raw']:.1f} pages/s "
+            f"(ratio {pdf['raw'] / pdf['redact']:.2f})",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
