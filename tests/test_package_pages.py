@@ -268,3 +268,32 @@ def test_clearing_an_unredactable_item_as_is(portal: Flask, world: World) -> Non
         assert video.cleared_as_is and video.cleared_by_id == world.officer_id
     follow = client.get(f"/packages/requests/{world.rfa_code}")
     assert "run the eligibility check again" in _text(follow)
+
+
+def test_the_package_list_is_paged(portal: Flask, world: World) -> None:
+    first = _package(portal, _queued(portal, world))
+    with portal_state(portal).sessions() as session:
+        for n in range(54):
+            session.add(
+                Package(
+                    code=f"PKG-2026-9{n:03d}",
+                    rfa_id=first.rfa_id,
+                    decision_id=first.decision_id,
+                    authority_id=first.authority_id,
+                    status="failed",
+                    stage="failed",
+                    failure_reason="fictional",
+                    assembled_by_id=world.officer_id,
+                )
+            )
+        session.commit()
+    client = _client(portal, world.officer)
+    page_one = client.get("/packages").get_data(as_text=True)
+    assert "Page 1 of 2" in page_one
+    assert len(set(re.findall(r"PKG-\d{4}-\d{4}", page_one))) == 50
+    page_two = client.get("/packages?page=2").get_data(as_text=True)
+    codes_two = set(re.findall(r"PKG-\d{4}-\d{4}", page_two))
+    assert len(codes_two) == 5
+    assert codes_two.isdisjoint(re.findall(r"PKG-\d{4}-\d{4}", page_one))
+    failed = client.get("/packages?status=failed").get_data(as_text=True)
+    assert "Page 1 of 2" in failed and "status=failed" in failed  # the filter is kept

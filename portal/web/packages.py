@@ -43,6 +43,7 @@ from portal.packages import (
     retry_package,
 )
 from portal.packaging.jobs import jobs_for
+from portal.paging import page_number, paginate
 from portal.security.authz import get_scoped_or_404, requires, scoped
 from portal.state import portal_state
 from portal.web import db
@@ -56,7 +57,6 @@ bp = Blueprint("packages", __name__, url_prefix="/packages")
 
 #: Statuses in which the page refreshes itself (a <meta> refresh: no script under the CSP).
 IN_PROGRESS = ("queued", "assembling")
-LIST_LIMIT = 500
 _NOT_QUEUED = (
     "The job queue could not be reached, so assembly did not start; retry the package once "
     "the queue is back."
@@ -111,7 +111,12 @@ def index() -> str:
     stmt = scoped(Package, me)
     if status in STATUS_LABELS:
         stmt = stmt.where(Package.status == status)
-    packages = list(db().scalars(stmt.order_by(Package.created_at.desc()).limit(LIST_LIMIT)))
+    found = paginate(
+        db(),
+        stmt.order_by(Package.created_at.desc(), Package.id.desc()),
+        page_number(request.args.get("page")),
+    )
+    packages = list(found.items)
     rfas = {
         r.id: r
         for r in db().scalars(select(Rfa).where(Rfa.id.in_([p.rfa_id for p in packages] or [0])))
@@ -120,6 +125,7 @@ def index() -> str:
     return render_template(
         "packages/index.html",
         packages=packages,
+        found=found,
         rfas=rfas,
         authorities=authorities,
         status=status,
