@@ -5,7 +5,7 @@ Read by gunicorn at start; the portal's own settings still come from PORTAL_* va
 
 - PORTAL_BIND            where to listen (default 127.0.0.1:8000; several comma-separated,
                          or unix:/run/portal/web.sock)
-- WEB_CONCURRENCY        worker processes (default 2 x CPU cores + 1)
+- WEB_CONCURRENCY        worker processes (default: one per CPU core, at least 2)
 - PORTAL_THREADS         threads per worker (default 4; gthread workers)
 - FORWARDED_ALLOW_IPS    proxies whose X-Forwarded-* headers gunicorn believes
                          (default 127.0.0.1,::1: nginx on the same machine)
@@ -28,7 +28,10 @@ from gunicorn import glogging  # type: ignore[import-untyped]
 wsgi_app = "wsgi:app"
 
 bind = [part.strip() for part in os.environ.get("PORTAL_BIND", "127.0.0.1:8000").split(",")]
-workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * 2 + 1)
+# One process per core (at least 2), each with PORTAL_THREADS threads: gthread workers
+# overlap I/O with their threads, so more processes than cores only compete for the CPU
+# with PostgreSQL and the package workers when they share the machine (bench/load.py).
+workers = int(os.environ.get("WEB_CONCURRENCY") or max(2, multiprocessing.cpu_count()))
 worker_class = "gthread"
 threads = int(os.environ.get("PORTAL_THREADS") or 4)
 

@@ -2,7 +2,7 @@
 
 Seeds (once; kept under ``--cache``, see bench/seed.py) a portal with 100k items, 10k
 requests and 1k packages, starts gunicorn on a free loopback port (``gunicorn.conf.py``
-when present, else ``2 * cores + 1`` workers) and waits for ``/healthz``. Then:
+when present, else one worker per core) and waits for ``/healthz``. Then:
 
 1. **Baseline**: the same number of clients request ``/healthz`` (one ``SELECT 1``, no
    session, no template) for ``--baseline`` seconds: the floor of this server, this client
@@ -176,7 +176,7 @@ def gunicorn(
     if conf.exists():
         command += ["--config", str(conf)]
     if workers is not None or not conf.exists():
-        command += ["--workers", str(workers or 2 * (os.cpu_count() or 1) + 1)]
+        command += ["--workers", str(workers or max(2, os.cpu_count() or 1))]
     command += ["--bind", f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"]
     log = (instance / "gunicorn.log").open("w")
     server = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=log)
