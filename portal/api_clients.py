@@ -12,18 +12,18 @@ Functions take the session explicitly, flush but never commit, and refuse bad in
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.db import utcnow
+from portal.canonical import sha256_hex
+from portal.db import stored_utc, utcnow
 from portal.models import Authority, OAuthClient, OAuthToken, User
 from portal.models.api import API_SCOPES
 
@@ -59,14 +59,6 @@ class NewClient:
 
     client: OAuthClient
     secret: str
-
-
-def sha256_hex(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _admin(user: User) -> None:
@@ -215,7 +207,9 @@ def token_is_live(token: OAuthToken, client: OAuthClient, now: datetime | None =
     """Unexpired, not revoked, and its client not revoked."""
     moment = now or utcnow()
     return (
-        token.revoked_at is None and client.revoked_at is None and _aware(token.expires_at) > moment
+        token.revoked_at is None
+        and client.revoked_at is None
+        and stored_utc(token.expires_at) > moment
     )
 
 
@@ -230,5 +224,5 @@ def revoke_token(db: Session, token: OAuthToken, client: OAuthClient) -> None:
         f"api:{client.client_id}",
         "api_client.token_revoked",
         f"api_client:{client.client_id}",
-        {"issued_at": _aware(token.issued_at).isoformat()},
+        {"issued_at": stored_utc(token.issued_at).isoformat()},
     )

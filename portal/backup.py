@@ -25,7 +25,6 @@ emptied), so a failed restore leaves the target as empty as it was.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
@@ -51,7 +50,7 @@ from portal.audit import ChainHead, head, verify
 from portal.config import Settings
 from portal.db import make_engine, normalize_url
 from portal.models import Assurance, Attachment, Base, Item, Package, PackageItem, Recall
-from portal.storage import BlobNotFound, DigestMismatch, FileBlobStore
+from portal.storage import BlobNotFound, DigestMismatch, FileBlobStore, file_sha256
 
 __all__ = [
     "BACKUP_FORMAT",
@@ -276,7 +275,7 @@ def _write_listing(settings: Settings, staging: Path, facts: _Facts) -> BackupMa
     present = sorted(digest for digest in facts.blob_refs if store.exists(digest))
     missing = sorted(facts.blob_refs.difference(present))
     (staging / BLOB_LIST).write_text("".join(f"{digest}\n" for digest in present))
-    files = {name: _sha256_file(staging / name) for name in (facts.file, BLOB_LIST)}
+    files = {name: file_sha256(staging / name)[0] for name in (facts.file, BLOB_LIST)}
     manifest = BackupManifest(
         portal_version=_portal_version(),
         alembic_revision=facts.revision,
@@ -340,7 +339,7 @@ def read_backup(src: Path) -> BackupManifest:
         path = src / name
         if not path.is_file():
             raise BackupError(f"the backup is incomplete: {name} is missing")
-        if _sha256_file(path) != digest:
+        if file_sha256(path)[0] != digest:
             raise BackupError(f"the backup is damaged: {name} does not match its recorded sha256")
     return manifest
 
@@ -517,14 +516,6 @@ def _portal_version() -> str:
         return metadata.version("sharing-portal")
     except metadata.PackageNotFoundError:
         return "unknown"
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fsync_file(path: Path) -> None:

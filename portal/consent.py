@@ -17,14 +17,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import event, exists, func, select, update
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, sessionmaker
 
 from portal import audit, notifications
-from portal.db import utcnow
+from portal.db import aware_utc
 from portal.models import (
     Authority,
     Consent,
@@ -186,7 +186,7 @@ def current_state(
     """The consent state of each item for ``authority_id``, as an eligibility check at
     ``now`` would find it (the same rule function decides)."""
     guard_consents(db)
-    moment = _aware(now)
+    moment = aware_utc(now)
     wanted = sorted(set(item_ids))
     standing = [
         ConsentEvent(*row)
@@ -274,9 +274,9 @@ def grant(
     now: datetime | None = None,
 ) -> list[Consent]:
     """Grant consent for ``items`` (``None``: a standing consent for all the provider's items)."""
-    moment = _aware(now)
+    moment = aware_utc(now)
     if expires_at is not None:
-        expires_at = _aware(expires_at)
+        expires_at = aware_utc(expires_at)
         if expires_at <= moment:
             raise ConsentError("the expiry date must be in the future")
     events = _append(
@@ -300,7 +300,7 @@ def decline(
 ) -> list[Consent]:
     """Decline consent for ``items`` (``None``: standing); a reason is required."""
     events = _append(
-        db, "decline", provider, authority, items, by, consent_request, _aware(now),
+        db, "decline", provider, authority, items, by, consent_request, aware_utc(now),
         conditions="", expires_at=None, reason=_reason(reason),
     )  # fmt: skip
     _audit(db, "consent.decline", by, provider, authority, events)
@@ -319,7 +319,7 @@ def revoke(
 
     Use :func:`revoke_consent` to apply the consequences too.
     """
-    moment = _aware(now)
+    moment = aware_utc(now)
     text = _reason(reason)
     if isinstance(target, Consent):
         if target.event != "grant":
@@ -361,7 +361,7 @@ def revoke_consent(
     (not yet released), withdrawn (released, never downloaded) or recalled (downloaded:
     a :class:`~portal.models.Recall` row the recipient must acknowledge).
     """
-    moment = _aware(now)
+    moment = aware_utc(now)
     revocation = revoke(db, target, reason=reason, by=by, now=moment)
     provider_id, authority_id = revocation.provider_id, revocation.authority_id
     if revocation.item_id is not None:
@@ -476,7 +476,7 @@ def answer_request(
     """
     if consent_request.status != "open":
         raise ConsentError("this consent request is no longer open")
-    moment = _aware(now)
+    moment = aware_utc(now)
     asked = {item.id: item for item in request_items(db, consent_request)}
     chosen = sorted(set(item_ids))
     if not chosen:
@@ -525,14 +525,6 @@ def answered_items(db: Session, consent_request: ConsentRequest) -> dict[int, Co
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def _aware(value: datetime | None) -> datetime:
-    if value is None:
-        return utcnow()
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("naive datetime given; use a timezone-aware UTC datetime")
-    return value.astimezone(UTC)
 
 
 def _reason(reason: str) -> str:

@@ -30,6 +30,21 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def aware_utc(moment: datetime | None) -> datetime:
+    """``moment`` in UTC, or now when None. Naive datetimes are refused, as the columns do:
+    a local time must never pass for UTC."""
+    if moment is None:
+        return utcnow()
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("naive datetime given; use a timezone-aware UTC datetime")
+    return moment.astimezone(UTC)
+
+
+def stored_utc(value: datetime) -> datetime:
+    """A timestamp as the database returns it, in UTC (SQLite hands back naive UTC values)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware UTC timestamp on every backend.
 
@@ -41,18 +56,10 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given; use a timezone-aware UTC datetime")
-        return value.astimezone(UTC)
+        return None if value is None else aware_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        return None if value is None else stored_utc(value)
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from portal import audit, notifications, rfa_status
-from portal.db import utcnow
+from portal.db import stored_utc, utcnow
 from portal.models import Download, Package, Rfa, User
 from portal.security.authz import UserLike, visible
 
@@ -56,17 +56,13 @@ class DownloadPlan:
         return self.range_start is None or self.range_start == 0
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def effective_status(package: Package, now: datetime | None = None) -> str:
     """The status as a recipient sees it: a released package past its expiry is expired."""
     moment = now or utcnow()
     if (
         package.status == "released"
         and package.expires_at is not None
-        and _aware(package.expires_at) <= moment
+        and stored_utc(package.expires_at) <= moment
     ):
         return "expired"
     return package.status
@@ -137,7 +133,9 @@ def refusal(package: Package, user: UserLike, now: datetime | None = None) -> st
             "notice and acknowledge it."
         )
     if status == "expired":
-        until = f" on {_aware(package.expires_at):%Y-%m-%d %H:%M} UTC" if package.expires_at else ""
+        until = (
+            f" on {stored_utc(package.expires_at):%Y-%m-%d %H:%M} UTC" if package.expires_at else ""
+        )
         return (
             f"The download period of this package ended{until}. Ask the Mechanism to "
             "release it again if you still need it."
@@ -259,7 +257,7 @@ def acknowledge_receipt(
     if package.acknowledged_at is not None:
         raise AcknowledgementRefused(
             f"Receipt of {package.code} was already acknowledged on "
-            f"{_aware(package.acknowledged_at):%Y-%m-%d %H:%M} UTC."
+            f"{stored_utc(package.acknowledged_at):%Y-%m-%d %H:%M} UTC."
         )
     if downloads_of(db, package.id) == 0:
         raise AcknowledgementRefused(

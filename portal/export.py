@@ -25,6 +25,7 @@ from portal import audit
 from portal.db import utcnow
 from portal.downloads import effective_status
 from portal.models import Authority, Package, Rfa
+from portal.openpgp import grouped_fingerprint
 from portal.storage import BlobNotFound, FileBlobStore
 
 
@@ -138,7 +139,7 @@ def cover_sheet(
     """The plain-text sheet that travels with the files."""
     listed = list(files)
     fingerprint = package.signer_fingerprint or "(not recorded)"
-    grouped = " ".join(fingerprint[i : i + 4] for i in range(0, len(fingerprint), 4))
+    grouped = grouped_fingerprint(fingerprint)
     lines = [
         f"COVER SHEET - PACKAGE {package.code}",
         "",

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.db import utcnow
+from portal.db import aware_utc
 from portal.models import Authority, RecipientKey, User
 from portal.openpgp import KeyRejected, inspect_public_key, refuse_example_key
 
@@ -77,14 +77,6 @@ def _manager(user: User) -> None:
         raise KeyActionRefused("Only legal officers and administrators manage recipient keys.")
 
 
-def _aware(moment: datetime | None) -> datetime:
-    if moment is None:
-        return utcnow()
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("naive datetime given; use a timezone-aware UTC datetime")
-    return moment.astimezone(UTC)
-
-
 def import_key(
     db: Session,
     authority: Authority,
@@ -96,7 +88,7 @@ def import_key(
 ) -> RecipientKey:
     """Check and pin ``armored`` for ``authority`` (not yet verified, so not yet used)."""
     _manager(by)
-    moment = _aware(now)
+    moment = aware_utc(now)
     text = armored.strip()
     if not text:
         raise KeyActionRefused("Paste the authority's public key or choose its .asc file.")
@@ -151,7 +143,7 @@ def verify_key(
     """Record how the key's fingerprint was confirmed with the authority; from now on it is used
     (while unexpired and unrevoked)."""
     _manager(by)
-    moment = _aware(now)
+    moment = aware_utc(now)
     if key.revoked_at is not None:
         raise KeyActionRefused("This key has been revoked; import a new key instead.")
     if key.verified_at is not None:
@@ -167,7 +159,7 @@ def verify_key(
     details = " ".join(verification.details.split())
     if len(details) > DETAILS_MAX:
         raise KeyActionRefused(f"The details must be at most {DETAILS_MAX} characters.")
-    confirmed_at = _aware(verification.confirmed_at)
+    confirmed_at = aware_utc(verification.confirmed_at)
     if confirmed_at > moment + _CLOCK_SKEW:
         raise KeyActionRefused("The confirmation cannot be in the future.")
     try:
@@ -195,7 +187,7 @@ def revoke_key(
 ) -> RecipientKey:
     """Stop using the key for new packages (packages already made stay as they are)."""
     _manager(by)
-    moment = _aware(now)
+    moment = aware_utc(now)
     if key.revoked_at is not None:
         raise KeyActionRefused("This key has already been revoked.")
     text = reason.strip()
@@ -220,7 +212,7 @@ def revoke_key(
 
 def key_status(key: RecipientKey, now: datetime | None = None) -> str:
     """``revoked``, ``expired``, ``unverified`` or ``usable`` (a key of KEY_STATUS_LABELS)."""
-    moment = _aware(now)
+    moment = aware_utc(now)
     if key.revoked_at is not None:
         return "revoked"
     if key.expires_at is not None and key.expires_at <= moment:
@@ -234,7 +226,7 @@ def usable_keys(db: Session, authority_id: int, now: datetime | None = None) -> 
     """The authority's keys a package may be encrypted to: verified, unrevoked, unexpired, and
     still able to encrypt at ``now`` (checked again with gpg: a subkey may expire before its
     primary key). Ordered by fingerprint."""
-    moment = _aware(now)
+    moment = aware_utc(now)
     candidates = db.scalars(
         select(RecipientKey)
         .where(

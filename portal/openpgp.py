@@ -341,6 +341,16 @@ def _check(info: KeyInfo, usable: list[Mapping[str, Any]], moment: datetime) -> 
 
 
 @functools.cache
+def grouped_fingerprint(fingerprint: str, *, middle_gap: bool = False) -> str:
+    """``ABCD 1234 ...``: how people read a fingerprint aloud to compare it. With
+    ``middle_gap``, a double space between the halves, as gpg prints it."""
+    groups = [fingerprint[i : i + 4] for i in range(0, len(fingerprint), 4)]
+    if not middle_gap:
+        return " ".join(groups)
+    half = len(groups) // 2
+    return " ".join(groups[:half]) + "  " + " ".join(groups[half:])
+
+
 def example_fingerprints() -> frozenset[str]:
     """Primary fingerprints of the fictional keys in ``keys_example/`` (read once, on first use).
 

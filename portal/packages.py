@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from portal import audit, notifications
 from portal.consent import current_state
-from portal.db import utcnow
+from portal.db import aware_utc, utcnow
 from portal.decisions import latest_decision, load_result
 from portal.keys import usable_keys
 from portal.models import (
@@ -108,14 +108,6 @@ class Plan:
         return not self.problems
 
 
-def _aware(moment: datetime | None) -> datetime:
-    if moment is None:
-        return utcnow()
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("naive datetime given; use a timezone-aware UTC datetime")
-    return moment.astimezone(UTC)
-
-
 def _officer(user: User) -> None:
     if user.role != "legal_officer" or not user.is_active:
         raise PackageRefused("Only an active legal officer can do this.")
@@ -133,7 +125,7 @@ def plan_package(
 ) -> Plan:
     """Work out the package the request's latest decision allows, listing every reason it
     cannot be made now (an empty list means :func:`create_package` will make it)."""
-    moment = _aware(now)
+    moment = aware_utc(now)
     problems: list[str] = []
     if rfa.status not in SHAREABLE_RFA_STATUSES:
         problems.append(
@@ -298,7 +290,7 @@ def create_package(
     """Make a queued package from the request's latest decision (flushed, not committed;
     the caller commits, then enqueues the assembly job)."""
     _officer(by)
-    moment = _aware(now)
+    moment = aware_utc(now)
     plan = plan_package(db, rfa, redactable_media_types, now=moment)
     if not plan.ok or plan.decision is None:
         raise PackageRefused(" ".join(plan.problems))
@@ -371,7 +363,7 @@ def clear_as_is(
     audio, archives) and clears it to be shared unchanged. The next eligibility check sees
     it; items with marks that always apply stay withheld whatever this says."""
     _officer(by)
-    moment = _aware(now)
+    moment = aware_utc(now)
     if item.media_type in redactable_media_types:
         raise PackageRefused(
             f"{item.code} is {item.media_type}, which the portal redacts itself; it needs no "
@@ -400,7 +392,7 @@ def clear_as_is(
 def retry_package(db: Session, package: Package, *, by: User, now: datetime | None = None) -> None:
     """Queue a failed package for assembly again (the caller commits, then enqueues)."""
     _officer(by)
-    moment = _aware(now)
+    moment = aware_utc(now)
     if package.status != "failed":
         raise PackageRefused(
             f"Only a failed package can be retried; {package.code} is "
@@ -464,7 +456,7 @@ def release_package(
     """Release an assembled package to its authority: a second legal officer (never the one
     who assembled it), once. Moves the request to transmitted and tells the recipients."""
     _officer(by)
-    moment = _aware(now)
+    moment = aware_utc(now)
     if by.id == package.assembled_by_id:
         raise PackageRefused(
             "Four-eyes rule: the officer who assembled a package cannot release it; ask a "

@@ -30,6 +30,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
+from portal.db import stored_utc
 from portal.models import (
     Authority,
     Consent,
@@ -212,13 +213,10 @@ def _days_to_transmission(db: Session, lo: datetime, hi: datetime) -> list[float
     )
     days = []
     for submitted, transmitted in rows:
-        days.append(max(0.0, (_aware(transmitted) - _aware(submitted)).total_seconds() / 86400))
+        days.append(
+            max(0.0, (stored_utc(transmitted) - stored_utc(submitted)).total_seconds() / 86400)
+        )
     return days
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes for the portal's UTC columns.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _consent(db: Session, lo: datetime, hi: datetime) -> ConsentFigures:

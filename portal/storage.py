@@ -54,6 +54,17 @@ class BlobInfo:
     size: int
 
 
+def file_sha256(path: Path, *, chunk_size: int = CHUNK_SIZE) -> tuple[str, int]:
+    """The sha256 (hex) and size of the file at ``path``, read in chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
 def check_key(key: str) -> str:
     """Return ``key`` when it is a lowercase sha256 hex digest; raise otherwise."""
     if not isinstance(key, str) or not _DIGEST.fullmatch(key):

@@ -54,3 +54,18 @@ def test_a_committed_savepoint_is_kept_when_the_outer_transaction_commits(
         db.commit()
     with sessions() as db:
         assert db.scalar(select(Authority.id).where(Authority.code == "KEPT")) is not None
+
+
+def test_aware_utc_refuses_naive_times_and_defaults_to_now() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    import pytest
+
+    from portal.db import aware_utc, stored_utc
+
+    with pytest.raises(ValueError, match="naive"):
+        aware_utc(datetime(2026, 1, 1, 12, 0))
+    plus_two = datetime(2026, 1, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
+    assert aware_utc(plus_two) == datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    assert aware_utc(None).tzinfo == UTC
+    assert stored_utc(datetime(2026, 1, 1, 12, 0)) == datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

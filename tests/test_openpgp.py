@@ -250,3 +250,13 @@ def test_inspection_leaves_no_agent_or_directory_behind(monkeypatch: pytest.Monk
     for home in homes:
         assert not os.path.exists(home)
         assert _agent_pids_for(home) == []
+
+
+def test_grouped_fingerprint_reads_in_fours() -> None:
+    from portal.openpgp import grouped_fingerprint
+
+    fpr = "4DA66F21B774DD004FC8AD4E71CB3574A170734D"
+    assert grouped_fingerprint(fpr) == "4DA6 6F21 B774 DD00 4FC8 AD4E 71CB 3574 A170 734D"
+    assert grouped_fingerprint(fpr, middle_gap=True) == (
+        "4DA6 6F21 B774 DD00 4FC8  AD4E 71CB 3574 A170 734D"
+    )

@@ -169,3 +169,12 @@ def test_put_file_moves_an_already_hashed_file_in(store: FileBlobStore, tmp_path
     with pytest.raises(FileNotFoundError):
         store.put_file(tmp_path / "missing", hashlib.sha256(b"x").hexdigest())
     assert list(store.keys()) == [digest]
+
+
+def test_file_sha256_reads_in_chunks(tmp_path: Path) -> None:
+    from portal.storage import file_sha256
+
+    data = b"evidence " * 1000
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    assert file_sha256(path, chunk_size=7) == (hashlib.sha256(data).hexdigest(), len(data))

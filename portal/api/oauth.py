@@ -33,6 +33,7 @@ from portal import api_clients
 from portal.api.blueprint import bp
 from portal.api.principal import G_KEY, ClientPrincipal
 from portal.api.problem import problem
+from portal.canonical import sha256_hex
 from portal.db import utcnow
 from portal.models import OAuthClient, OAuthToken
 from portal.models.api import API_SCOPES
@@ -68,7 +69,7 @@ class RegisteredClient(ClientMixin):  # type: ignore[misc]
         return False
 
     def check_client_secret(self, client_secret: str) -> bool:
-        given = api_clients.sha256_hex(client_secret)
+        given = sha256_hex(client_secret)
         return hmac.compare_digest(self.row.secret_sha256, given)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:

@@ -46,7 +46,7 @@ from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.db import transaction, utcnow
+from portal.db import aware_utc, transaction, utcnow
 from portal.decisions import load_result
 from portal.keys import usable_keys
 from portal.models import (
@@ -82,6 +82,7 @@ from portal.packaging.gpgstream import (
 )
 from portal.packaging.leakcheck import LeakFound, LeakReport, StreamingCheck
 from portal.packaging.redaction import CannotRedact, MarkSpec, RedactionOutcome, redact
+from portal.storage import file_sha256
 
 if TYPE_CHECKING:
     from portal.state import PortalState
@@ -163,14 +164,6 @@ class _Built:
     terms: list[tuple[str, str]] = field(default_factory=list)
     item_updates: list[tuple[int, str, str, int]] = field(default_factory=list)
     blobs: list[str] = field(default_factory=list)
-
-
-def _aware(moment: datetime | None) -> datetime:
-    if moment is None:
-        return utcnow()
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("naive datetime given; use a timezone-aware UTC datetime")
-    return moment.astimezone(UTC)
 
 
 def _base_media_type(media_type: str) -> str:
@@ -443,16 +436,6 @@ def _status(state: PortalState, package_id: int) -> str | None:
 # --------------------------------------------------------------------------- the work
 
 
-def _sha256_file(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
 def _summaries(outcome: RedactionOutcome) -> tuple[RedactionSummary, ...]:
     counts: dict[tuple[str, str], int] = defaultdict(int)
     for applied in outcome.applied:
@@ -523,7 +506,7 @@ def _render_items(
                 outcome = redact(source, item.media_type, item.marks, dest)
             except CannotRedact as exc:
                 raise _Failure(f"{item.code} cannot be redacted: {exc.reason}") from None
-            digest, size = _sha256_file(dest)
+            digest, size = file_sha256(dest)
             path = _rendition_path(item.path, outcome.suffix)
             redactions = _summaries(outcome)
             built.entries.append(BagEntry(path, dest, digest))
@@ -598,7 +581,7 @@ def _documents(
     documents, entries = [], []
     titles = [title for title, _ in results]
     for (path, source), title in zip(_document_files(stage), titles, strict=True):
-        digest, size = _sha256_file(source)
+        digest, size = file_sha256(source)
         documents.append(DocumentEntry(path, title, digest, size, "application/pdf"))
         entries.append(BagEntry(path, source, digest))
     try:
@@ -612,7 +595,7 @@ def _documents(
     except GpgError as exc:
         raise _Failure(f"The manifest could not be signed: {exc}") from None
     signed = [(MANIFEST_PATH, manifest_file), (SIGNATURE_PATH, signature_file)]
-    entries.extend(BagEntry(path, source, _sha256_file(source)[0]) for path, source in signed)
+    entries.extend(BagEntry(path, source, file_sha256(source)[0]) for path, source in signed)
     if terms:
         leak = _combined(check_files(signed, terms), leak)
     return _Documents(tuple(entries), leak)
@@ -896,7 +879,7 @@ def assemble_package(state: PortalState, package_id: int, *, now: datetime | Non
     it over). Raises :class:`AssemblyFailed` when it ends failed or blocked, after recording
     that on the package.
     """
-    moment = _aware(now)
+    moment = aware_utc(now)
     version = _claim(state, package_id)
     if version is None:
         return

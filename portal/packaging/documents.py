@@ -47,6 +47,7 @@ from reportlab.platypus.flowables import Flowable
 
 from portal.config import REPO_ROOT
 from portal.documents.decision_pdf import _environment, _refuse_fetch, _when
+from portal.openpgp import grouped_fingerprint
 from portal.packaging.facts import ItemEntry, PackageFacts
 
 __all__ = [
@@ -55,7 +56,6 @@ __all__ = [
     "LETTER_TITLE",
     "DocumentError",
     "custody_log_pdf",
-    "grouped_fingerprint",
     "recall_notice_text",
     "render_custody_log",
     "render_transmittal_letter",
@@ -95,11 +95,6 @@ def _aware(moment: datetime, what: str) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise DocumentError(f"{what} must be timezone-aware (UTC), not {moment.isoformat()}")
     return moment.astimezone(UTC)
-
-
-def grouped_fingerprint(fingerprint: str) -> str:
-    """``ABCD 1234 ...``: how people read a fingerprint aloud to compare it."""
-    return " ".join(fingerprint[i : i + 4] for i in range(0, len(fingerprint), 4))
 
 
 def _short_digest(sha256: str) -> str:

@@ -45,6 +45,7 @@ from portal.models import (
 )
 from portal.models.accounts import ROLES
 from portal.models.registry import PROVIDER_KINDS
+from portal.openpgp import grouped_fingerprint
 from portal.security import throttle
 from portal.security.authz import allowed, get_scoped_or_404, requires, scoped
 from portal.user_admin import (
@@ -99,9 +100,7 @@ def when(moment: datetime | None) -> Markup:
 
 def fingerprint_groups(fingerprint: str) -> str:
     """``"ABCD1234..."`` -> ``"ABCD 1234 ..."`` with a wider gap in the middle, as gpg does."""
-    groups = [fingerprint[i : i + 4] for i in range(0, len(fingerprint), 4)]
-    half = len(groups) // 2
-    return " ".join(groups[:half]) + "  " + " ".join(groups[half:])
+    return grouped_fingerprint(fingerprint, middle_gap=True)
 
 
 @bp.context_processor
