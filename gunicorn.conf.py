@@ -51,9 +51,15 @@ keepalive = 5  # behind the proxy: reuse its upstream connections
 # it terminates TLS, which this deployment never does.)
 sendfile = True
 
-# Recycle workers now and then (bounded memory growth), not all at once.
-max_requests = 2000
-max_requests_jitter = 200
+# Workers are not recycled after N requests (gunicorn's default). Kept-alive connections
+# stay with the worker that accepted them: when a worker is replaced, its clients (or the
+# proxy's upstream connections) reconnect to the workers still running, and the new one
+# gets none, so after a few replacements one process serves everyone on one core while the
+# others idle. bench/load.py measured it: with max_requests 2000, p95 205 ms and 150 pages/s,
+# every connection on one worker; without, p95 146 ms and 210 pages/s, connections evenly
+# spread. The portal holds no per-request state that grows; to recycle anyway (e.g. for a
+# leaking native library), pass --max-requests on the command line or in GUNICORN_CMD_ARGS.
+max_requests = 0
 
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 # Heartbeat files (made with mkstemp) in memory, so a slow disk cannot stall workers.

@@ -7,6 +7,7 @@ from sqlalchemy import Connection
 
 from portal.config import Settings
 from portal.db import make_engine
+from portal.migrate import compared_with_models
 from portal.models import Base
 
 config = context.config
@@ -19,6 +20,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=compared_with_models,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,6 +52,7 @@ from portal.audit import ChainHead, head, verify
 from portal.config import Settings
 from portal.db import make_engine, normalize_url
 from portal.models import Assurance, Attachment, Base, Item, Package, PackageItem, Recall
+from portal.search_indexes import TRIGRAM_INDEXES, create_trigram_indexes
 from portal.storage import BlobNotFound, DigestMismatch, FileBlobStore, file_sha256
 
 __all__ = [
@@ -67,6 +70,8 @@ MANIFEST = "backup.json"
 BLOB_LIST = "blobs.txt"
 PG_DUMP = "database.dump"
 SQLITE_COPY = "database.sqlite3"
+#: an index in pg_restore --list: "215; 1259 16404 INDEX public ix_item_title_trgm owner"
+_TOC_INDEX = re.compile(r"^\d+; \d+ \d+ INDEX \S+ (?P<name>\S+)")
 
 # Columns whose values are keys of blobs the portal keeps in its store. (Renditions live
 # only inside the encrypted package, so package_item.rendition_sha256 is not one.)
@@ -238,7 +243,8 @@ def _tool(name: str) -> str:
     return found
 
 
-def _run(args: Sequence[str], env: Mapping[str, str], what: str) -> None:
+def _run(args: Sequence[str], env: Mapping[str, str], what: str) -> str:
+    """Run a PostgreSQL client tool; its standard output."""
     done = subprocess.run(  # noqa: S603 - fixed tool, arguments are ours
         list(args), env=dict(env), capture_output=True, text=True, check=False
     )
@@ -247,6 +253,7 @@ def _run(args: Sequence[str], env: Mapping[str, str], what: str) -> None:
         raise BackupError(
             f"{what} failed: " + ("; ".join(detail[-5:]) or f"exit {done.returncode}")
         )
+    return done.stdout
 
 
 def _dump_postgresql(engine: Engine, database_url: str, staging: Path) -> _Facts:
@@ -457,19 +464,38 @@ def _restore_postgresql(
         )
     url, env = _libpq(database_url)
     try:
-        # --clean --if-exists: drop-if-present of the dump's own objects (the target was
-        # checked to hold nothing), so even the dump's CREATE SCHEMA public goes through.
-        _run(
-            [pg_restore, "--single-transaction", "--exit-on-error", "--no-owner",
-             "--no-privileges", "--clean", "--if-exists", f"--dbname={url}", str(src / PG_DUMP)],
-            env,
-            "pg_restore",
-        )  # fmt: skip
-        with engine.connect() as conn:
-            return _check_restored(conn, manifest)
+        with tempfile.TemporaryDirectory(prefix="portal-restore-") as work:
+            use_list = Path(work) / "toc.list"
+            toc = _run([pg_restore, "--list", str(src / PG_DUMP)], env, "pg_restore --list")
+            use_list.write_text(_without_trigram_indexes(toc), encoding="utf-8")
+            # --clean --if-exists: drop-if-present of the dump's own objects (the target was
+            # checked to hold nothing), so even the dump's CREATE SCHEMA public goes through.
+            _run(
+                [pg_restore, "--single-transaction", "--exit-on-error", "--no-owner",
+                 "--no-privileges", "--clean", "--if-exists", f"--use-list={use_list}",
+                 f"--dbname={url}", str(src / PG_DUMP)],
+                env,
+                "pg_restore",
+            )  # fmt: skip
+        with engine.begin() as conn:
+            revision = _check_restored(conn, manifest)
+            create_trigram_indexes(conn)
+        return revision
     except BaseException:
         _empty_schema(engine, schema, recreate=existed)
         raise
+
+
+def _without_trigram_indexes(toc: str) -> str:
+    """pg_restore's table of contents without the search's trigram indexes: their operator
+    class belongs to the pg_trgm extension, which a dump of one schema does not carry and
+    the target may not have yet. They are made afresh after the data is in."""
+    kept = []
+    for line in toc.splitlines():
+        index = _TOC_INDEX.match(line)
+        if index is None or index["name"] not in TRIGRAM_INDEXES:
+            kept.append(line)
+    return "\n".join(kept) + "\n"
 
 
 def _check_pg_target(conn: Connection, schema: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -9,8 +11,20 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 from portal.config import REPO_ROOT
+from portal.search_indexes import TRIGRAM_INDEXES
 
 MIGRATIONS_DIR = REPO_ROOT / "migrations"
+
+#: Indexes the migrations make that the models cannot declare: PostgreSQL trigram indexes
+#: for the repository search (0009), which need the pg_trgm extension's operator class.
+DATABASE_ONLY_INDEXES = frozenset(TRIGRAM_INDEXES)
+
+
+def compared_with_models(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Alembic's ``include_object`` hook: everything except :data:`DATABASE_ONLY_INDEXES`."""
+    return not (type_ == "index" and reflected and name in DATABASE_ONLY_INDEXES)
 
 
 def alembic_config(database_url: str | None = None) -> Config:

@@ -23,6 +23,7 @@ from portal.audit import record
 from portal.backup import BLOB_LIST, MANIFEST, PG_DUMP, SQLITE_COPY
 from portal.db import make_engine, make_session_factory, transaction
 from portal.models import Base, Item
+from portal.search_indexes import TRIGRAM_INDEXES
 from tests.conftest import DatabaseUnderTest
 from tests.support.cli import Portal
 
@@ -155,6 +156,10 @@ def test_round_trip(
     try:  # the append-only trigger came back with the schema
         with pytest.raises(DBAPIError, match="append-only"), restored_engine.begin() as conn:
             conn.execute(text("DELETE FROM audit_event"))
+        if database.backend == "postgresql":  # the search's trigram indexes were made again
+            with restored_engine.connect() as conn:
+                indexes = {index["name"] for index in inspect(conn).get_indexes("item")}
+            assert set(TRIGRAM_INDEXES) <= indexes
     finally:
         restored_engine.dispose()
 

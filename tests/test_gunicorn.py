@@ -39,9 +39,8 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-def test_gunicorn_serves_healthz_and_logs_no_secrets(tmp_path: Path) -> None:
-    if not GUNICORN.exists():
-        pytest.skip("gunicorn is not installed in this environment")
+def initialised_instance(tmp_path: Path) -> dict[str, str]:
+    """The environment of a portal instance on SQLite, made by ``portal init``."""
     env = {
         **os.environ,
         "PORTAL_INSTANCE_DIR": str(tmp_path / "instance"),
@@ -51,6 +50,13 @@ def test_gunicorn_serves_healthz_and_logs_no_secrets(tmp_path: Path) -> None:
     }
     init = CliRunner().invoke(main, ["init"], env=env, catch_exceptions=False)
     assert init.exit_code == 0, init.output
+    return env
+
+
+def test_gunicorn_serves_healthz_and_logs_no_secrets(tmp_path: Path) -> None:
+    if not GUNICORN.exists():
+        pytest.skip("gunicorn is not installed in this environment")
+    env = initialised_instance(tmp_path)
     port = free_port()
     env |= {"PORTAL_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2", "PORTAL_THREADS": "2"}
     log = tmp_path / "gunicorn.log"
@@ -90,3 +96,18 @@ def test_gunicorn_serves_healthz_and_logs_no_secrets(tmp_path: Path) -> None:
     assert 'xff="203.0.113.7" "GET /enrol/[token]/authenticator HTTP/1.1"' in text
     for leaked in (secret, "QuerySecret42", "RefSecret"):
         assert leaked not in text
+
+
+def test_a_web_worker_starts_without_weasyprint(tmp_path: Path) -> None:
+    """Building the app (what each gunicorn worker does at start, and again whenever it is
+    replaced) does not import WeasyPrint: PDFs import it when they are first rendered."""
+    env = initialised_instance(tmp_path)
+    code = (
+        "import sys, wsgi; "
+        "assert wsgi.app.name; "
+        "assert 'weasyprint' not in sys.modules, 'WeasyPrint imported at start'"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env
+    )
+    assert proc.returncode == 0, proc.stderr

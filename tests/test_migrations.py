@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
 
 from portal import migrate
 from portal.db import make_engine
-from portal.models import Base
+from portal.models import Base, Item
+from portal.search import ItemQuery, conditions, search
 from tests.conftest import DatabaseUnderTest
+
+# The trigram indexes exist on PostgreSQL only (see portal.search_indexes).
+POSTGRESQL_ONLY = pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 
 
 def test_migrations_match_models(database: DatabaseUnderTest) -> None:
@@ -20,7 +29,10 @@ def test_migrations_match_models(database: DatabaseUnderTest) -> None:
         migrate.upgrade(engine)
         assert migrate.current_revision(engine) == migrate.head_revision()
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            context = MigrationContext.configure(
+                connection,
+                opts={"compare_type": True, "include_object": migrate.compared_with_models},
+            )
             differences = compare_metadata(context, Base.metadata)
         assert differences == []
         tables = set(inspect(engine).get_table_names())
@@ -112,3 +124,67 @@ def test_decision_records_cannot_be_changed_even_with_raw_sql(
             assert connection.scalar(text("SELECT outcome FROM decision")) == "eligible"
     finally:
         engine.dispose()
+
+
+@POSTGRESQL_ONLY
+@pytest.mark.parametrize(
+    ("query", "index"),
+    [
+        (ItemQuery(title="NO. 98765"), "ix_item_title_trgm"),
+        (ItemQuery(place="north market"), "ix_item_place_trgm"),
+        (ItemQuery(tags=("Siege",)), "ix_item_tags_trgm"),
+    ],
+)
+def test_search_statements_can_use_the_trigram_indexes_on_postgresql(
+    database: DatabaseUnderTest, query: ItemQuery, index: str
+) -> None:
+    """The planner matches an expression index only by its exact form: the migration's
+    indexes must fit the statements portal.search writes (with scans forbidden, the plan
+    names the index or falls back to a sequential scan)."""
+    engine = make_engine(database.url)
+    try:
+        migrate.upgrade(engine)
+        statement = select(Item.id).where(*conditions(query))
+        sql = statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
+        with engine.begin() as connection:
+            connection.execute(text("SET LOCAL enable_seqscan = off"))
+            connection.execute(text("SET LOCAL enable_indexscan = off"))
+            plan = "\n".join(connection.scalars(text(f"EXPLAIN {sql}")))
+        assert f"Bitmap Index Scan on {index}" in plan, plan
+    finally:
+        engine.dispose()
+
+
+@POSTGRESQL_ONLY
+def test_without_pg_trgm_the_upgrade_goes_on_and_search_still_answers(
+    database: DatabaseUnderTest, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database user who may not install extensions gets the whole schema without the
+    trigram indexes, a warning that says why, and the same search answers."""
+    name = f"r_{uuid.uuid4().hex[:12]}"  # a database and a role of the same name
+    admin = make_engine(database.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE ROLE "{name}" LOGIN'))  # not allowed to CREATE EXTENSION
+    base = make_url(database.url).set(query={})
+    owner = make_engine(base.set(database=name).render_as_string(hide_password=False))
+    with owner.begin() as conn:
+        conn.execute(text(f'GRANT USAGE, CREATE ON SCHEMA public TO "{name}"'))
+    owner.dispose()
+    url = base.set(database=name, username=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    try:
+        with caplog.at_level(logging.WARNING, logger="portal.search_indexes"):
+            migrate.upgrade(engine)
+        assert migrate.current_revision(engine) == migrate.head_revision()
+        assert "pg_trgm could not be installed" in caplog.text
+        indexes = {index["name"] for index in inspect(engine).get_indexes("item")}
+        assert not indexes & migrate.DATABASE_ONLY_INDEXES
+        with Session(engine) as session:
+            assert search(session, ItemQuery(title="nothing like this")).items == []
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'DROP ROLE IF EXISTS "{name}"'))
+        admin.dispose()

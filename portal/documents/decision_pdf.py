@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import weasyprint
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from portal.documents.decision_view import DecisionView
+from portal.documents.html_pdf import html_to_pdf
 
 __all__ = ["TEMPLATE", "DecisionPdfError", "decision_pdf", "decision_pdf_filename"]
 
@@ -25,10 +24,6 @@ AUTHOR = "Sharing Portal"
 
 class DecisionPdfError(RuntimeError):
     """The PDF could not be rendered (e.g. the template is missing)."""
-
-
-def _refuse_fetch(url: str, *_args: Any, **_kwargs: Any) -> dict[str, Any]:
-    raise ValueError(f"the decision PDF fetches nothing ({url[:60]} refused)")
 
 
 def _when(moment: datetime | None) -> str:
@@ -64,11 +59,7 @@ def decision_html(view: DecisionView, templates_dir: Path) -> str:
 
 def decision_pdf(view: DecisionView, templates_dir: Path) -> bytes:
     """The PDF of ``view`` (render it with every row: the PDF is the whole decision)."""
-    html = weasyprint.HTML(string=decision_html(view, templates_dir), url_fetcher=_refuse_fetch)
-    pdf = html.write_pdf()
-    if not isinstance(pdf, bytes):  # write_pdf returns the bytes when given no target
-        raise DecisionPdfError("WeasyPrint returned no document")
-    return pdf
+    return html_to_pdf(decision_html(view, templates_dir))
 
 
 def decision_pdf_filename(view: DecisionView) -> str:

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-import weasyprint
 from markupsafe import Markup
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_LEFT
@@ -46,7 +45,8 @@ from reportlab.platypus import (
 from reportlab.platypus.flowables import Flowable
 
 from portal.config import REPO_ROOT
-from portal.documents.decision_pdf import _environment, _refuse_fetch, _when
+from portal.documents.decision_pdf import _environment, _when
+from portal.documents.html_pdf import html_to_pdf
 from portal.openpgp import grouped_fingerprint
 from portal.packaging.facts import ItemEntry, PackageFacts
 
@@ -239,13 +239,7 @@ def transmittal_letter_pdf(
     package: PackageFacts, items: Sequence[ItemEntry], templates_dir: Path
 ) -> bytes:
     """The letter as PDF bytes (nothing fetched, title-only document information)."""
-    html = weasyprint.HTML(
-        string=transmittal_letter_html(package, items, templates_dir), url_fetcher=_refuse_fetch
-    )
-    pdf = html.write_pdf(finisher=_only_title)
-    if not isinstance(pdf, bytes):  # write_pdf returns the bytes when given no target
-        raise DocumentError("WeasyPrint returned no document")
-    return pdf
+    return html_to_pdf(transmittal_letter_html(package, items, templates_dir), finisher=_only_title)
 
 
 def render_transmittal_letter(

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import date
 from urllib.parse import urlencode
 
-import weasyprint
 from flask import Blueprint, Response, render_template, request, url_for
 from markupsafe import Markup
 
 from portal.charts import bar_chart
 from portal.db import utcnow
+from portal.documents.html_pdf import html_to_pdf
 from portal.reports import (
     PeriodFigures,
     PeriodInvalid,
@@ -27,7 +27,7 @@ from portal.reports import (
 )
 from portal.security.authz import requires
 from portal.web import db
-from portal.web.requests import MECHANISM, refuse_fetch
+from portal.web.requests import MECHANISM
 
 bp = Blueprint("reports", __name__, url_prefix="/figures")
 
@@ -140,8 +140,7 @@ def report_pdf() -> Response:
         mechanism=MECHANISM,
         generated=utcnow(),
     )
-    pdf = weasyprint.HTML(string=html, url_fetcher=refuse_fetch).write_pdf()
-    response = Response(pdf, mimetype="application/pdf")
+    response = Response(html_to_pdf(html), mimetype="application/pdf")
     response.headers["Content-Disposition"] = f'attachment; filename="{_filename(period, "pdf")}"'
     response.headers["Cache-Control"] = "no-store"
     return response

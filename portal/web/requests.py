@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-import weasyprint
 from flask import (
     Blueprint,
     Response,
@@ -39,6 +38,7 @@ from wtforms import (
 )
 from wtforms.fields.choices import SelectChoice
 
+from portal.documents.html_pdf import html_to_pdf
 from portal.models import Assurance, Attachment, Authority, Rfa, RfaStatusChange, User
 from portal.models.requests import PROCEEDINGS_TYPES, URGENCIES
 from portal.paging import page_number, paginate
@@ -472,10 +472,6 @@ def message(rfa_code: str) -> BaseResponse | tuple[str, int]:
     return redirect(url_for("requests.detail", rfa_code=rfa.code) + "#thread", 303)
 
 
-def refuse_fetch(url: str, *_args: Any, **_kwargs: Any) -> dict[str, Any]:
-    raise ValueError(f"the acknowledgement fetches nothing ({url[:60]} refused)")
-
-
 @bp.get("/<rfa_code>/acknowledgement.pdf")
 @requires("rfa.view")
 def acknowledgement(rfa_code: str) -> Response:
@@ -487,10 +483,7 @@ def acknowledgement(rfa_code: str) -> Response:
     html = render_template(
         "documents/acknowledgement.html", rfa=rfa, authority=authority, mechanism=MECHANISM
     )
-    pdf = weasyprint.HTML(string=html, url_fetcher=refuse_fetch).write_pdf()
-    if not isinstance(pdf, bytes):
-        abort(500)
-    response = Response(pdf, mimetype="application/pdf")
+    response = Response(html_to_pdf(html), mimetype="application/pdf")
     response.headers["Content-Disposition"] = (
         f'attachment; filename="acknowledgement-{rfa.code}.pdf"'
     )
