@@ -6,7 +6,9 @@ Read by gunicorn at start; the portal's own settings still come from PORTAL_* va
 - PORTAL_BIND            where to listen (default 127.0.0.1:8000; several comma-separated,
                          or unix:/run/portal/web.sock)
 - WEB_CONCURRENCY        worker processes (default: one per CPU core, at least 2)
-- PORTAL_THREADS         threads per worker (default 4; gthread workers)
+- PORTAL_THREADS         threads per worker, and connections a worker takes at once
+                         (default 4; gthread workers; raise it when many recipients
+                         download packages at once: each download holds one)
 - FORWARDED_ALLOW_IPS    proxies whose X-Forwarded-* headers gunicorn believes
                          (default 127.0.0.1,::1: nginx on the same machine)
 
@@ -44,22 +46,27 @@ preload_app = False
 timeout = 60
 # On restart or reload, give running downloads time to finish (clients resume with Range).
 graceful_timeout = 120
-keepalive = 5  # behind the proxy: reuse its upstream connections
+# One connection per request, and a worker takes at most as many connections as it has
+# threads: a worker whose threads are all busy leaves the next connection in the kernel's
+# queue for the first worker that is free, so the CPU-bound part of every page (Python, one
+# core per process) spreads over all the processes. A kept-alive connection instead stays
+# with the worker that accepted it, and the split stays uneven for good: bench/load.py
+# measured 23 connections on one worker and 11 on the other, p95 200 ms; like this, equal
+# CPU on both and p95 153 ms. The proxy is on loopback (a new connection costs ~50 us) and
+# buffers requests, so it only connects once a request is complete (docs/deployment.md).
+keepalive = 0
+worker_connections = threads
 
 # sendfile stays on: gunicorn speaks plain HTTP to the proxy on loopback, and package files
 # go out through wsgi.file_wrapper with zero copies. (gunicorn turns it off by itself when
 # it terminates TLS, which this deployment never does.)
 sendfile = True
 
-# Workers are not recycled after N requests (gunicorn's default). Kept-alive connections
-# stay with the worker that accepted them: when a worker is replaced, its clients (or the
-# proxy's upstream connections) reconnect to the workers still running, and the new one
-# gets none, so after a few replacements one process serves everyone on one core while the
-# others idle. bench/load.py measured it: with max_requests 2000, p95 205 ms and 150 pages/s,
-# every connection on one worker; without, p95 146 ms and 210 pages/s, connections evenly
-# spread. The portal holds no per-request state that grows; to recycle anyway (e.g. for a
-# leaking native library), pass --max-requests on the command line or in GUNICORN_CMD_ARGS.
-max_requests = 0
+# Recycle workers now and then, one at a time: bounds any slow leak in the native libraries
+# a web worker loads (Pango/HarfBuzz for PDFs). A start costs ~0.65 s of CPU, so at a
+# sustained 100 pages/s per worker this is under 1%.
+max_requests = 10000
+max_requests_jitter = 1000
 
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 # Heartbeat files (made with mkstemp) in memory, so a slow disk cannot stall workers.

@@ -4,6 +4,7 @@ client address but no query string and no enrolment token."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -77,6 +78,17 @@ def test_gunicorn_serves_healthz_and_logs_no_secrets(tmp_path: Path) -> None:
                     time.sleep(0.3)
             assert status == 200, log.read_text()
             assert json.loads(body) == {"status": "ok"}
+
+            # A connection per request (keepalive 0, so that a free worker takes the next
+            # one), even for a client that asks to keep it.
+            client = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                client.request("GET", "/healthz", headers={"Connection": "keep-alive"})
+                answer = client.getresponse()
+                answer.read()
+                assert (answer.status, answer.getheader("Connection")) == (200, "close")
+            finally:
+                client.close()
 
             secret = "Zq7SecretEnrolToken"
             status, _ = get(

@@ -569,3 +569,19 @@ def test_rendered_pages_contain_no_inline_code(client: FlaskClient) -> None:
 )
 def test_human_size(size: int, text: str) -> None:
     assert human_size(size) == text
+
+
+def test_timestamps_render_as_time_elements_in_utc() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from markupsafe import Markup
+
+    from portal.web.admin import when
+
+    moment = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    shown = when(moment)
+    assert isinstance(shown, Markup)
+    assert shown == '<time datetime="2026-03-04T05:06:07+00:00">2026-03-04 05:06 UTC</time>'
+    assert when(None) == "\N{EN DASH}"
+    # an aware time elsewhere is shown in UTC, as the label says
+    assert "2026-03-04 05:06 UTC" in when(moment.astimezone(timezone(timedelta(hours=2))))

@@ -67,10 +67,17 @@ def start_session(
 def load_session(db: Session, token: str, *, now: datetime | None = None) -> ActiveSession | None:
     """The live session for ``token``, or None (and the session is ended) when it lapsed."""
     now = now or utcnow()
-    row = db.scalar(select(LoginSession).where(LoginSession.token_hash == token_hash(token)))
-    if row is None or row.ended_at is not None:
+    # One round trip for the session and its user: this runs before every page.
+    found = db.execute(
+        select(LoginSession, User)
+        .outerjoin(User, User.id == LoginSession.user_id)
+        .where(LoginSession.token_hash == token_hash(token))
+    ).first()
+    if found is None:
         return None
-    user = db.get(User, row.user_id)
+    row, user = found
+    if row.ended_at is not None:
+        return None
     reason = _lapse_reason(row, user, now)
     if reason is not None or user is None:
         _end(row, now, reason or "user_missing")
