@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from portal import audit, notifications
 from portal.consent import current_state
-from portal.db import aware_utc, utcnow
+from portal.db import aware_utc, stored_utc, utcnow
 from portal.decisions import latest_decision, load_result
 from portal.keys import usable_keys
 from portal.models import (
@@ -63,6 +63,11 @@ SHAREABLE_RFA_STATUSES = ("approved", "partially_approved", "transmitted", "ackn
 _TO_TRANSMIT = ("approved", "partially_approved")
 #: A package in one of these is still on its way; no second one is made meanwhile.
 UNFINISHED = ("queued", "assembling", "assembled")
+#: A queued or assembling package whose row has not changed for this long has most likely
+#: lost its job (a worker killed mid-run, a queue emptied): an officer may queue it again.
+#: A live run records every stage (``updated_at``), and its stages take minutes at most.
+STALLED_AFTER = timedelta(minutes=30)
+_STALLABLE = ("queued", "assembling")
 SHARED_OUTCOMES = ("share", "share_redacted")
 STATUS_LABELS = {
     "queued": "Queued for assembly",
@@ -389,19 +394,37 @@ def clear_as_is(
 # --- retry and failure -------------------------------------------------------------------------
 
 
+def stalled(package: Package, *, now: datetime | None = None) -> bool:
+    """Whether ``package`` waits for an assembly that has shown no sign of life for
+    :data:`STALLED_AFTER` (see :func:`retry_package`)."""
+    return package.status in _STALLABLE and (
+        aware_utc(now) - stored_utc(package.updated_at) >= STALLED_AFTER
+    )
+
+
 def retry_package(db: Session, package: Package, *, by: User, now: datetime | None = None) -> None:
-    """Queue a failed package for assembly again (the caller commits, then enqueues)."""
+    """Queue a failed or stalled package for assembly again (the caller commits, then
+    enqueues). A stalled run that comes back to life finds the package is no longer its own
+    (the version moved on) and stops."""
     _officer(by)
     moment = aware_utc(now)
-    if package.status != "failed":
+    was = package.status
+    if was != "failed" and not stalled(package, now=moment):
         raise PackageRefused(
-            f"Only a failed package can be retried; {package.code} is "
-            f"{STATUS_LABELS.get(package.status, package.status).lower()}."
+            f"Only a failed or stalled package can be retried; {package.code} is "
+            f"{STATUS_LABELS.get(was, was).lower()}"
+            + (" and its assembly is still making progress." if was in _STALLABLE else ".")
         )
     audit.lock_chain(db)  # lock order: the chain before the package row (see release_package)
     result = db.execute(
         update(Package)
-        .where(Package.id == package.id, Package.status == "failed")
+        .where(
+            Package.id == package.id,
+            or_(
+                Package.status == "failed",
+                Package.status.in_(_STALLABLE) & (Package.updated_at <= moment - STALLED_AFTER),
+            ),
+        )
         .values(
             status="queued",
             stage="queued",
@@ -415,7 +438,9 @@ def retry_package(db: Session, package: Package, *, by: User, now: datetime | No
     if not getattr(result, "rowcount", 0):
         raise PackageRefused(f"{package.code} changed meanwhile; reload the page.")
     db.refresh(package)
-    audit.record(db, audit.actor_label(by), "package.retry", f"package:{package.code}", {})
+    audit.record(
+        db, audit.actor_label(by), "package.retry", f"package:{package.code}", {"was": was}
+    )
 
 
 def fail_package(db: Session, package_id: int, reason: str) -> bool:

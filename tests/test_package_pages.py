@@ -5,18 +5,21 @@ and retry), clearing as-is, and the four-eyes release."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from html import unescape
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from portal.db import utcnow
 from portal.models import AuditEvent, Item, Package, RecipientKey, Rfa
-from portal.packages import create_package
+from portal.packages import STALLED_AFTER, create_package
 from portal.state import portal_state
 from tests.support.auth import Credentials, csrf_token, login
 from tests.test_packages_domain import (
@@ -297,3 +300,31 @@ def test_the_package_list_is_paged(portal: Flask, world: World) -> None:
     assert codes_two.isdisjoint(re.findall(r"PKG-\d{4}-\d{4}", page_one))
     failed = client.get("/packages?status=failed").get_data(as_text=True)
     assert "Page 1 of 2" in failed and "status=failed" in failed  # the filter is kept
+
+
+def test_a_package_whose_job_was_lost_can_be_queued_again(portal: Flask, world: World) -> None:
+    code = _queued(portal, world)  # made, but its job never reached a worker
+    client = _client(portal, world.officer)
+    fresh = client.get(f"/packages/{code}")
+    assert 'http-equiv="refresh"' in fresh.get_data(as_text=True)
+    assert "No progress since" not in _text(fresh)
+    with portal_state(portal).sessions() as session:
+        session.execute(
+            update(Package)
+            .where(Package.code == code)
+            .values(updated_at=utcnow() - STALLED_AFTER - timedelta(minutes=1))
+        )
+        session.commit()
+    detail = client.get(f"/packages/{code}")
+    html = detail.get_data(as_text=True)
+    assert "No progress since" in _text(detail) and "Queue the assembly again" in html
+    assert 'http-equiv="refresh"' not in html  # the form must not vanish under the user
+    response = client.post(f"/packages/{code}/retry", data={"csrf_token": csrf_token(detail)})
+    assert response.status_code == 303
+    package = _package(portal, code)
+    assert package.status == "assembled", package.failure_reason  # the job ran this time
+    with portal_state(portal).sessions() as session:
+        retried = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "package.retry")
+        ).one()
+    assert json.loads(retried.details) == {"was": "queued"}

@@ -18,7 +18,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from portal import audit
@@ -42,6 +42,7 @@ from portal.models import (
     User,
 )
 from portal.packages import (
+    STALLED_AFTER,
     PackageRefused,
     clear_as_is,
     create_package,
@@ -49,6 +50,7 @@ from portal.packages import (
     plan_package,
     release_package,
     retry_package,
+    stalled,
 )
 from portal.policy import load_policy
 from portal.state import PortalState, build_state
@@ -587,7 +589,7 @@ def test_retry_requeues_a_failed_package_only(state: PortalState, world: World) 
         )
         session.commit()
         officer = user(session, world.officer_id)
-        with pytest.raises(PackageRefused, match="Only a failed package"):
+        with pytest.raises(PackageRefused, match="Only a failed or stalled package"):
             retry_package(session, package, by=officer)
         assert fail_package(session, package.id, "No signing key is configured.")
         session.commit()
@@ -598,3 +600,39 @@ def test_retry_requeues_a_failed_package_only(state: PortalState, world: World) 
         retry_package(session, package, by=officer)
         session.commit()
         assert package.status == "queued" and package.failure_reason is None
+
+
+def test_a_stalled_assembly_can_be_queued_again_and_a_live_one_cannot(
+    state: PortalState, world: World
+) -> None:
+    """A package whose job was lost (no stage recorded for STALLED_AFTER) may be queued again;
+    one whose assembly still reports progress may not, even a minute before the limit."""
+    with state.sessions() as session:
+        package = create_package(
+            session, _rfa(session, world), REDACTABLE, by=user(session, world.officer_id)
+        )
+        session.commit()
+        officer = user(session, world.officer_id)
+        lost_at = utcnow()
+        session.execute(
+            update(Package)
+            .where(Package.id == package.id)
+            .values(status="assembling", stage="rendering", updated_at=lost_at)
+        )
+        session.commit()
+        session.refresh(package)
+        almost = lost_at + STALLED_AFTER - timedelta(minutes=1)
+        assert not stalled(package, now=almost)
+        with pytest.raises(PackageRefused, match="still making progress"):
+            retry_package(session, package, by=officer, now=almost)
+        session.rollback()
+        later = lost_at + STALLED_AFTER
+        assert stalled(package, now=later)
+        version = package.version
+        retry_package(session, package, by=officer, now=later)
+        session.commit()
+        assert (package.status, package.stage, package.version) == ("queued", "queued", version + 1)
+        retried = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "package.retry")
+        ).one()
+        assert json.loads(retried.details) == {"was": "assembling"}

@@ -4,6 +4,7 @@ content, size limits (ours and Flask's 413), hostile names, downloads, scoping, 
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from portal import audit
-from portal.models import Assurance, Attachment
+from portal.models import Assurance, Attachment, AuditEvent
 from portal.state import portal_state
 from portal.storage import FileBlobStore
 from portal.uploads import (
@@ -234,6 +235,19 @@ def test_download_headers_and_content(app: Flask, db: Session, requester: Creden
     other = signed_in(app, make_user(db, "requester", authority_code="AUTH-B"))
     assert other.get(url).status_code == 404
     assert client.get(f"/requests/{code}/attachments/{attachment.id + 99}").status_code == 404
+    # Each fetch is on the audit record (who, which file), refused ones are not.
+    db.expire_all()
+    fetched = db.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.action == "rfa.attachment.download")
+        .order_by(AuditEvent.seq)
+    ).all()
+    assert [event.target for event in fetched] == [f"rfa:{code}", f"rfa:{code}"]
+    details = [json.loads(event.details) for event in fetched]
+    assert [entry["attachment"] for entry in details] == [attachment.id] * 2
+    assert details[0]["sha256"] == attachment.sha256
+    assert fetched[0].actor != fetched[1].actor  # the requester, then the officer
+    assert audit.verify(db).ok
 
 
 def test_wrong_type_is_refused_with_a_message(
@@ -328,6 +342,7 @@ def test_assurance_is_recorded_downloadable_and_audited(
     assert file.mimetype == "application/pdf"
     assert file.headers["X-Content-Type-Options"] == "nosniff"
     assert "rfa.assurance.add" in actions(db, code)
+    assert actions(db, code).count("rfa.assurance.download") == 1
     page = client.get(f"/requests/{code}").get_data(as_text=True)
     assert "Director of International Cooperation" in page
 

@@ -381,13 +381,19 @@ def _ours(package_id: int, version: int) -> Any:
 
 
 def _progress(state: PortalState, job_id: int, version: int, stage: str, percent: int) -> None:
-    """Record the stage (no version change, so concurrent revocations are never refused);
-    raise _Stopped when the package is no longer ours."""
+    """Record the stage and the time (no version change, so concurrent revocations are never
+    refused); raise _Stopped when the package is no longer ours."""
     with transaction(state.sessions) as db:
         result = db.execute(
             update(Package)
             .where(_ours(job_id, version))
-            .values(stage=stage[:_STAGE_LENGTH], progress=max(0, min(percent, 99)))
+            # updated_at doubles as the heartbeat that tells a live run from a lost one
+            # (portal.packages.stalled).
+            .values(
+                stage=stage[:_STAGE_LENGTH],
+                progress=max(0, min(percent, 99)),
+                updated_at=utcnow(),
+            )
             .execution_options(synchronize_session=False)
         )
         if not getattr(result, "rowcount", 0):

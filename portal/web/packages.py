@@ -41,6 +41,7 @@ from portal.packages import (
     plan_package,
     release_package,
     retry_package,
+    stalled,
 )
 from portal.packaging.jobs import jobs_for
 from portal.paging import page_number, paginate
@@ -273,6 +274,7 @@ def _render_detail(
         for u in db().scalars(select(User).where(User.id.in_([p for p in people if p] or [0])))
     }
     me = signed_in_user()
+    is_stalled = stalled(package)
     page = render_template(
         "packages/detail.html",
         package=package,
@@ -281,7 +283,8 @@ def _render_detail(
         rows=rows,
         names=names,
         leak_rows=_leak_rows(package.leak_check),
-        refresh=package.status in IN_PROGRESS,
+        refresh=package.status in IN_PROGRESS and not is_stalled,
+        stalled=is_stalled,
         is_assembler=me.id == package.assembled_by_id,
         may_act=me.role == "legal_officer",
         total_redactions=sum(pi.redaction_count for pi, _item in rows),

@@ -71,6 +71,7 @@ from portal.uploads import (
     may_attach,
     media_type_of,
     record_assurance,
+    record_file_download,
 )
 from portal.web import db
 from portal.web.admin import ROLE_LABELS, when
@@ -571,6 +572,11 @@ def add_assurance(rfa_code: str) -> BaseResponse | tuple[str, int]:
     return redirect(url_for("requests.detail", rfa_code=rfa.code) + "#assurances", 303)
 
 
+def _record_download(upload: Attachment | Assurance) -> None:
+    record_file_download(db(), signed_in_user(), upload, address=request.remote_addr)
+    db().commit()
+
+
 def _file_response(sha256: str, media_type: str, name: str) -> Response:
     """Stream a stored upload as a download the browser will not render or sniff."""
     blobs = portal_state().blobs
@@ -589,6 +595,7 @@ def attachment_file(rfa_code: str, attachment_id: int) -> Response:
     found = db().get(Attachment, attachment_id)
     if found is None or found.rfa_id != rfa.id:
         abort(404)
+    _record_download(found)
     return _file_response(found.sha256, found.media_type, found.filename)
 
 
@@ -599,6 +606,7 @@ def assurance_file(rfa_code: str, assurance_id: int) -> Response:
     found = db().get(Assurance, assurance_id)
     if found is None or found.rfa_id != rfa.id or found.sha256 is None:
         abort(404)
+    _record_download(found)
     blobs = portal_state().blobs
     return _file_response(
         found.sha256, media_type_of(blobs, found.sha256), found.filename or "assurance"
