@@ -73,4 +73,4 @@ e2e: $(E2E_STAMP) e2e-browser
 	$(BIN)/python -m pytest tests/e2e
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache .hypothesis node_modules e2e-artifacts

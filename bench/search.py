@@ -3,9 +3,11 @@
 Seeds 100k items (bulk insert) over a dozen providers, with titles, places and tags drawn
 from small vocabularies, collection dates over ten years and 500 candidates on one
 request; then times :func:`portal.search.search` plus the candidate lookup the search
-page makes, for a few typical searches. The baseline, measured in the same run, is a raw
-SQL full scan of the item table (``SELECT count(*) FROM item WHERE lower(title) LIKE``),
-the floor any substring search pays without a text index.
+page makes, for a few typical searches, on a database migrated as ``portal init`` does
+(on PostgreSQL: trigram indexes and statistics for the searched text). The baseline,
+measured in the same run, is a raw SQL full scan of the item table (``SELECT count(*) FROM
+item WHERE lower(title) || '' LIKE``, kept off any index), what every substring search
+would pay without a text index.
 
 Target (issue 5): p95 under 300 ms per search on both databases.
 
@@ -145,9 +147,10 @@ def measure(engine: Engine, backend: str, runs: int) -> list[tuple[str, str, flo
         last_id = int(session.scalar(select(Item.id).order_by(Item.id.desc()).limit(1)) or 0)
     results: list[tuple[str, str, float, float]] = []
     with engine.connect() as conn:
+        # "|| ''" keeps the baseline off the trigram index (PostgreSQL): a real full scan.
         raw = _times(
             lambda: conn.execute(
-                text("SELECT count(*) FROM item WHERE lower(title) LIKE '%zzz-nothing%'")
+                text("SELECT count(*) FROM item WHERE lower(title) || '' LIKE '%zzz-nothing%'")
             ).scalar(),
             runs,
         )
