@@ -585,3 +585,17 @@ def test_timestamps_render_as_time_elements_in_utc() -> None:
     assert when(None) == "\N{EN DASH}"
     # an aware time elsewhere is shown in UTC, as the label says
     assert "2026-03-04 05:06 UTC" in when(moment.astimezone(timezone(timedelta(hours=2))))
+
+
+def test_every_table_scroll_region_can_be_reached_with_the_keyboard() -> None:
+    """Wide tables scroll sideways inside ``.table-wrap``; keyboard users can only scroll a
+    region they can focus (WCAG 2.1.1), and a focusable region needs a name to announce."""
+    opening = re.compile(r'<div class="table-wrap"[^>]*>')
+    found = 0
+    for template in sorted((REPO_ROOT / "templates").rglob("*.html")):
+        for tag in opening.findall(template.read_text(encoding="utf-8")):
+            found += 1
+            where = f"{template.relative_to(REPO_ROOT)}: {tag}"
+            assert 'role="region"' in tag and 'tabindex="0"' in tag, where
+            assert "aria-label=" in tag or "aria-labelledby=" in tag, where
+    assert found > 20
