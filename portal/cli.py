@@ -7,6 +7,7 @@ arguments, call a domain function inside one transaction, and print its result.
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -276,6 +277,11 @@ def worker_command(workers: int) -> None:
         settings = Settings.from_env()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    # Operators see the consumer start, each job and its outcome on stderr (journald): task
+    # ids and package ids only; the portal never logs content, terms or secrets.
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     jobs = make_jobs(settings)
     consumer = jobs.huey.create_consumer(workers=workers, worker_type="thread", periodic=False)
     consumer.run()

@@ -8,6 +8,7 @@ unless it runs in test mode.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -51,6 +52,8 @@ def _optional_flag(env: Mapping[str, str], name: str) -> bool | None:
 
 PASSWORD_HASH_PROFILES = ("standard", "fast")
 DEFAULT_LOGIN_RATE_LIMIT = "10 per minute;100 per hour"
+DEFAULT_QUEUE_NAME = "sharing-portal"
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,9 @@ class Settings:
     signing_passphrase_file: Path | None = None
     archive_key_file: Path | None = None
     redis_url: str | None = None
+    # The job queue's name: portals that share one Redis (say staging and production) need
+    # different names, or one's workers would take the other's jobs.
+    queue_name: str = DEFAULT_QUEUE_NAME
     demo: bool = False
     testing: bool = False
     max_upload_bytes: int = 512 * 1024 * 1024
@@ -154,6 +160,7 @@ class Settings:
             signing_passphrase_file=path("PORTAL_SIGNING_PASSPHRASE_FILE", None),
             archive_key_file=path("PORTAL_ARCHIVE_KEY", None),
             redis_url=env.get("PORTAL_REDIS_URL") or None,
+            queue_name=_queue_name(env.get("PORTAL_QUEUE_NAME")),
             demo=_flag(env.get("PORTAL_DEMO")),
             testing=_flag(env.get("PORTAL_TESTING")),
             max_upload_bytes=max_upload_bytes,
@@ -169,6 +176,16 @@ class Settings:
             smtp_starttls=_flag(env.get("PORTAL_SMTP_STARTTLS")),
             base_url=env.get("PORTAL_BASE_URL") or None,
         )
+
+
+def _queue_name(raw: str | None) -> str:
+    if not raw:
+        return DEFAULT_QUEUE_NAME
+    if not _QUEUE_NAME.fullmatch(raw):
+        raise ConfigError(
+            "PORTAL_QUEUE_NAME must be 1 to 64 letters, digits, dots, hyphens or underscores"
+        )
+    return raw
 
 
 def ensure_secret_key(settings: Settings) -> bool:

@@ -49,6 +49,7 @@ def test_settings_from_env_reads_every_variable(tmp_path: Path) -> None:
         "PORTAL_SIGNING_PASSPHRASE_FILE": str(tmp_path / "pass"),
         "PORTAL_ARCHIVE_KEY": str(tmp_path / "a.asc"),
         "PORTAL_REDIS_URL": "redis://127.0.0.1:6379/1",
+        "PORTAL_QUEUE_NAME": "staging.portal-2",
         "PORTAL_DEMO": "1",
         "PORTAL_MAX_UPLOAD_BYTES": "1024",
         "PORTAL_TRUSTED_PROXIES": "1",
@@ -67,10 +68,20 @@ def test_settings_from_env_reads_every_variable(tmp_path: Path) -> None:
     assert s.signing_passphrase_file == tmp_path / "pass"
     assert s.archive_key_file == tmp_path / "a.asc"
     assert s.redis_url == "redis://127.0.0.1:6379/1"
+    assert s.queue_name == "staging.portal-2"
     assert s.demo and s.demo_or_test
     assert s.max_upload_bytes == 1024
     assert s.trusted_proxies == 1
     assert (s.api_rate_limit, s.api_token_rate_limit) == ("50 per minute", "5 per minute")
+
+
+@pytest.mark.parametrize("name", ["has space", "x" * 65, "a/b", "naïve"])
+def test_a_bad_queue_name_is_a_clear_error(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ConfigError, match="PORTAL_QUEUE_NAME"):
+        Settings.from_env({"PORTAL_INSTANCE_DIR": str(tmp_path), "PORTAL_QUEUE_NAME": name})
+    assert Settings.from_env({"PORTAL_INSTANCE_DIR": str(tmp_path)}).queue_name == (
+        "sharing-portal"
+    )
 
 
 def test_bad_number_is_a_clear_error(tmp_path: Path) -> None:

@@ -239,5 +239,9 @@ def test_portal_worker_runs_queued_jobs_in_its_own_process(
                 worker.kill()
                 worker.wait(10)
         assert worker.returncode is not None
+        assert worker.stderr is not None
+        log = worker.stderr.read().decode("utf-8", "replace")
+        # The operator sees the consumer start and the job run (ids only, no content).
+        assert "consumer started" in log and "Executing" in log, log
     finally:
         engine.dispose()

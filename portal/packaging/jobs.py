@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
 from huey.consumer import Consumer
 
-from portal.config import Settings
+from portal.config import DEFAULT_QUEUE_NAME, Settings
 from portal.db import transaction
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-HUEY_NAME = "sharing-portal"
+HUEY_NAME = DEFAULT_QUEUE_NAME  # PORTAL_QUEUE_NAME chooses another
 QUEUE_FILE = "huey.db"
 RETRIES = 2
 RETRY_DELAY = 30  # seconds
@@ -111,15 +111,15 @@ def make_jobs(
     *,
     state: PortalState | None = None,
     immediate: bool = False,
-    name: str = HUEY_NAME,
+    name: str | None = None,
 ) -> Jobs:
     """A Huey instance for ``settings`` with the portal's tasks registered on it.
 
     ``state``: the state tasks run with (default: built from ``settings`` when the first task
     runs). ``immediate``: run tasks in-process as they are enqueued. ``name``: the queue's
-    name (portals sharing one Redis need different names).
+    name (default ``settings.queue_name``; portals sharing one Redis need different names).
     """
-    huey = _queue(settings, immediate, name)
+    huey = _queue(settings, immediate, name or settings.queue_name)
     provider = _StateProvider(settings, state)
 
     def assemble(package_id: int, task: Any = None) -> None:

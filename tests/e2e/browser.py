@@ -33,7 +33,8 @@ class Login:
 
 @dataclass(frozen=True)
 class Server:
-    """A ``portal run`` serving a fresh demo instance."""
+    """A portal serving a fresh demo instance (``portal run`` on SQLite; gunicorn and a
+    ``portal worker`` on PostgreSQL + Redis)."""
 
     base_url: str
     instance_dir: Path
@@ -41,6 +42,9 @@ class Server:
     logins: dict[str, Login]
     # Released through the command line before the server started (see conftest.py).
     seeded_package: str
+    backend: str = "sqlite"
+    #: where this server's screenshots, reports and log go
+    artifacts: Path = ARTIFACTS
 
     def url(self, path: str) -> str:
         return self.base_url + path

@@ -1,11 +1,18 @@
-"""A real portal for the browser tests: a fresh instance directory, ``portal init``,
-``portal demo``, one package released through the ``portal`` command line (so the recipient's
-pages have something to show), then ``portal run`` on a free loopback port with its package
-assembly consumer thread and the example signing key, as ``make run`` does.
+"""A real portal for the browser tests, on each stack: a fresh instance directory,
+``portal init``, ``portal demo``, one package released through the ``portal`` command line
+(so the recipient's pages have something to show), then
 
-The browser is Debian's ``/usr/bin/chromium`` driven by Playwright; no browser is ever
-downloaded. Run with ``make e2e`` (or ``pytest tests/e2e``); ``make test`` does not collect
-this directory.
+- **sqlite**: ``portal run`` on a free loopback port with its package assembly consumer
+  thread, as ``make run`` does;
+- **postgresql**: the production path — a database of its own on the PostgreSQL server of
+  ``PORTAL_TEST_DATABASE_URL``, Redis from ``PORTAL_TEST_REDIS_URL`` (the job queue under a
+  name of its own, and the rate limits), gunicorn with ``gunicorn.conf.py`` and a separate
+  ``portal worker`` process assembling packages. Skipped, saying why, when those variables
+  are not set (``.ci/run`` sets them).
+
+The example signing key signs. The browser is Debian's ``/usr/bin/chromium`` driven by
+Playwright; no browser is ever downloaded. Run with ``make e2e`` (or ``pytest tests/e2e``);
+``make test`` does not collect this directory.
 """
 
 from __future__ import annotations
@@ -21,12 +28,17 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
+from sqlalchemy import create_engine, make_url, text
 
+from portal.db import normalize_url
+from tests.conftest import PG_ENV, REDIS_ENV
 from tests.e2e.browser import (
     ARTIFACTS,
     CHROMIUM,
@@ -128,36 +140,79 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=15)
 
 
-@pytest.fixture(scope="session")
-def server() -> Iterator[Server]:
+@contextmanager
+def _production_services() -> Iterator[dict[str, str]]:
+    """A fresh PostgreSQL database (dropped afterwards) and Redis with a queue of our own:
+    the PORTAL_* variables of the production path."""
+    database_url, redis_url = os.environ.get(PG_ENV), os.environ.get(REDIS_ENV)
+    if not database_url or not redis_url:
+        pytest.skip(f"the production path needs PostgreSQL and Redis: set {PG_ENV} and {REDIS_ENV}")
+    name = f"e2e_{uuid.uuid4().hex[:12]}"
+    base = make_url(normalize_url(database_url))
+    admin = create_engine(base.set(query={}), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield {
+            "PORTAL_DATABASE_URL": base.set(database=name).render_as_string(hide_password=False),
+            "PORTAL_REDIS_URL": redis_url,
+            "PORTAL_QUEUE_NAME": name,
+        }
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _start(command: list[str], env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:
+    with log_file.open("ab") as log:
+        return subprocess.Popen(
+            command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+
+def _serve(backend: str, env: dict[str, str], port: int) -> list[list[str]]:
+    """The commands that serve the portal on ``port`` (the web server first)."""
+    if backend == "sqlite":
+        return [[*_portal_command(), "run", "--host", "127.0.0.1", "--port", str(port)]]
+    env.update(PORTAL_BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="2")
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    return [
+        [gunicorn, "--config", str(REPO / "gunicorn.conf.py")],
+        [*_portal_command(), "worker", "--workers", "2"],
+    ]
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    backend: str = request.param
+    artifacts = ARTIFACTS if backend == "sqlite" else ARTIFACTS / backend
     instance_dir = Path(tempfile.mkdtemp(prefix="pg-e2e-", dir="/tmp"))
     env = _environment(instance_dir)
     log_file = instance_dir / "server.log"
-    process: subprocess.Popen[bytes] | None = None
-    try:
-        _run_portal(env, "init")
-        _run_portal(env, "demo")
-        package = _seed_package(env)
-        port = _free_port()
-        with log_file.open("wb") as log:
-            process = subprocess.Popen(
-                [*_portal_command(), "run", "--host", "127.0.0.1", "--port", str(port)],
-                env=env,
-                cwd=REPO,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        base_url = f"http://127.0.0.1:{port}"
-        _wait_until_up(process, base_url, log_file)
-        yield Server(base_url, instance_dir, log_file, read_logins(instance_dir), package)
-    finally:
-        if process is not None:
-            _stop(process)
-        if log_file.exists():
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(log_file, ARTIFACTS / "server.log")
-        shutil.rmtree(instance_dir, ignore_errors=True)
+    processes: list[subprocess.Popen[bytes]] = []
+    with ExitStack() as services:
+        if backend == "postgresql":
+            env.update(services.enter_context(_production_services()))
+        try:
+            _run_portal(env, "init")
+            _run_portal(env, "demo")
+            package = _seed_package(env)
+            port = _free_port()
+            for command in _serve(backend, env, port):
+                processes.append(_start(command, env, log_file))
+            base_url = f"http://127.0.0.1:{port}"
+            _wait_until_up(processes[0], base_url, log_file)
+            logins = read_logins(instance_dir)
+            yield Server(base_url, instance_dir, log_file, logins, package, backend, artifacts)
+        finally:
+            for process in reversed(processes):
+                _stop(process)
+            if log_file.exists():
+                artifacts.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(log_file, artifacts / "server.log")
+            shutil.rmtree(instance_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

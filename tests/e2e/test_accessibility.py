@@ -15,13 +15,13 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.e2e.browser import (
-    ARTIFACTS,
     AXE_JS,
     Actors,
     Server,
@@ -97,15 +97,14 @@ PAGES = (
 )
 
 
-def axe_violations(page: Page, name: str) -> list[dict[str, Any]]:
+def axe_violations(page: Page, name: str, out: Path) -> list[dict[str, Any]]:
     """Run axe-core on the page as it is; return the serious and critical violations (and
-    save every finding in ``e2e-artifacts/axe/``)."""
+    save every finding in ``out``: ``e2e-artifacts/[backend/]axe/``)."""
     page.add_script_tag(path=str(AXE_JS))
     result: dict[str, Any] = page.evaluate(
         "async () => await axe.run(document, {resultTypes: ['violations']})"
     )
     violations: list[dict[str, Any]] = result["violations"]
-    out = ARTIFACTS / "axe"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(violations, indent=2), encoding="utf-8")
     return [v for v in violations if v.get("impact") in BLOCKING]
@@ -170,17 +169,17 @@ def test_sign_in_steps(browser: Browser, server: Server, clock: TotpClock) -> No
         page = new_page(context)
         login = server.logins[SIGN_IN_USER]
         page.goto(server.url("/login"))
-        found = axe_violations(page, "sign-in-step-1")
+        found = axe_violations(page, "sign-in-step-1", server.artifacts / "axe")
         page.get_by_label("E-mail address").fill(login.email)
         page.get_by_label("Password").fill("not the password")
         page.get_by_role("button", name="Continue").click()
         expect(page.get_by_role("heading", name="There is a problem")).to_be_visible()
-        found += axe_violations(page, "sign-in-error")
+        found += axe_violations(page, "sign-in-error", server.artifacts / "axe")
         page.get_by_label("E-mail address").fill(login.email)
         page.get_by_label("Password").fill(login.password)
         page.get_by_role("button", name="Continue").click()
         expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
-        found += axe_violations(page, "sign-in-step-2")
+        found += axe_violations(page, "sign-in-step-2", server.artifacts / "axe")
         page.get_by_label("Code", exact=True).fill(clock.code(login))
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("heading", level=1)).to_contain_text("Welcome")
@@ -204,7 +203,7 @@ def test_main_pages(
             page.get_by_role("link", name=re.compile(target.follow)).first.click()
             expect(page.locator("main")).to_be_visible()
         assert "/login" not in page.url
-        found = axe_violations(page, target.slug)
+        found = axe_violations(page, target.slug, server.artifacts / "axe")
     finally:
         page.close()
     assert not found, f"{page.url}\n{describe(found)}"

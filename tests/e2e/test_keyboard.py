@@ -12,7 +12,6 @@ import re
 from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from tests.e2e.browser import (
-    ARTIFACTS,
     Actors,
     Screenshots,
     Server,
@@ -70,7 +69,7 @@ def assert_focus_visible(page: Page) -> None:
 def test_sign_in_with_the_keyboard_alone(
     context: BrowserContext, server: Server, clock: TotpClock
 ) -> None:
-    shots = Screenshots(ARTIFACTS / "keyboard" / "sign-in")
+    shots = Screenshots(server.artifacts / "keyboard" / "sign-in")
     login = server.logins[KEYBOARD_USER]
     page = new_page(context)
     page.goto(server.url("/login"))
@@ -111,7 +110,7 @@ def test_sign_in_with_the_keyboard_alone(
 
 
 def test_grant_consent_with_the_keyboard_alone(actors: Actors, server: Server) -> None:
-    shots = Screenshots(ARTIFACTS / "keyboard" / "consent")
+    shots = Screenshots(server.artifacts / "keyboard" / "consent")
     rfa = submit_request(
         actors.page(REQUESTER), server, "SPR-E2E-KBD", "Photographs of checkpoint 7."
     )
@@ -147,5 +146,5 @@ def test_grant_consent_with_the_keyboard_alone(actors: Actors, server: Server) -
     expect(page.get_by_role("region", name=re.compile(rfa))).to_have_count(0)
     shots.take(page, "consent granted")
     page.goto(server.url("/consent/given"))
-    history = page.get_by_role("region", name=re.compile("Southport Prosecution Service"))
+    history = page.get_by_role("region", name="Consent history, Southport Prosecution Service")
     expect(history).to_contain_text("For criminal proceedings only.")
