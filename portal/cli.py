@@ -271,6 +271,7 @@ def decision_show_command(decision_id: str, as_email: str, as_json: bool) -> Non
 def worker_command(workers: int) -> None:
     """Run a job consumer (package assembly) until interrupted; run as many as needed, on
     machines sharing the database, the data directory and PORTAL_REDIS_URL."""
+    from portal.packaging import document_worker
     from portal.packaging.jobs import make_jobs
 
     try:
@@ -283,6 +284,7 @@ def worker_command(workers: int) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     jobs = make_jobs(settings)
+    document_worker.warm_up()
     consumer = jobs.huey.create_consumer(workers=workers, worker_type="thread", periodic=False)
     consumer.run()
 

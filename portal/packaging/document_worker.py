@@ -30,16 +30,29 @@ from typing import Literal
 from portal.packaging.facts import ItemEntry, PackageFacts
 from portal.packaging.leakcheck import LeakReport, check_files
 
-__all__ = ["document_pool", "render_and_check"]
+__all__ = ["document_pool", "render_and_check", "warm_up"]
+
+
+def _forkserver() -> multiprocessing.context.ForkServerContext:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["portal.packaging.documents", __name__])
+    return context
 
 
 def document_pool() -> ProcessPoolExecutor:
     """One worker (the letter, then the log), forked from the (shared, lazily started)
     forkserver. One, not two: a second renderer would compete with gpg for the cores and
     double the memory, while one already finishes within the stream for a typical package."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["portal.packaging.documents", __name__])
-    return ProcessPoolExecutor(max_workers=1, mp_context=context)
+    return ProcessPoolExecutor(max_workers=1, mp_context=_forkserver())
+
+
+def warm_up() -> None:
+    """Start the forkserver now, with its imports (1 to 2 s), instead of on the first package:
+    for ``portal worker``, which exists to assemble packages."""
+    from multiprocessing import forkserver
+
+    _forkserver()
+    forkserver.ensure_running()
 
 
 def render_and_check(
