@@ -321,16 +321,15 @@ def record_assurance(
 
 
 def record_file_download(
-    db: Session, by: User, upload: Attachment | Assurance, *, address: str | None = None
+    db: Session, by: User, rfa: Rfa, upload: Attachment | Assurance, *, address: str | None = None
 ) -> None:
-    """Audit that ``by`` fetched an uploaded file of a request (does not commit): these
-    files can name people, so who read them is on the record like package downloads."""
+    """Audit that ``by`` fetched an uploaded file of ``rfa`` (does not commit): these files
+    can name people, so who read them is on the record like package downloads."""
     kind = "attachment" if isinstance(upload, Attachment) else "assurance"
-    rfa = db.get(Rfa, upload.rfa_id)
     audit.record(
         db,
         audit.actor_label(by),
         f"rfa.{kind}.download",
-        f"rfa:{rfa.code if rfa is not None else upload.rfa_id}",
+        f"rfa:{rfa.code}",
         {kind: upload.id, "sha256": upload.sha256 or "", "address": address or ""},
     )

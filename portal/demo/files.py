@@ -25,6 +25,8 @@ from PIL import Image, ImageDraw, ImageFont
 from PIL.ExifTags import GPS, IFD, Base
 from PIL.TiffImagePlugin import IFDRational
 
+from portal.documents.html_pdf import html_to_pdf
+
 # A4 in PDF points.
 PAGE_WIDTH = 595.0
 PAGE_HEIGHT = 842.0
@@ -167,8 +169,6 @@ def html_report(*, html_body: str, title: str, author: str, created: datetime) -
     """
     from html import escape
 
-    import weasyprint
-
     stamp = created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     document = (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
@@ -184,10 +184,7 @@ def html_report(*, html_body: str, title: str, author: str, created: datetime) -
         f"</head><body>{html_body}</body></html>"
     )
     with _source_date_epoch(created):
-        data: bytes = weasyprint.HTML(string=document).write_pdf(
-            pdf_identifier=b"sharing-portal-demo"
-        )
-    return data
+        return html_to_pdf(document, pdf_identifier=b"sharing-portal-demo")
 
 
 # --- JPEG photographs with EXIF -----------------------------------------------------------

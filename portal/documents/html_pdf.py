@@ -19,12 +19,15 @@ def refuse_fetch(url: str, *_args: Any, **_kwargs: Any) -> dict[str, Any]:
     raise ValueError(f"a portal PDF fetches nothing ({url[:60]} refused)")
 
 
-def html_to_pdf(html: str, *, finisher: Callable[[Any, Any], None] | None = None) -> bytes:
+def html_to_pdf(
+    html: str, *, finisher: Callable[[Any, Any], None] | None = None, **options: Any
+) -> bytes:
     """The PDF of ``html``; ``finisher`` is WeasyPrint's hook to adjust the PDF before it
-    is written (e.g. its document information)."""
+    is written (e.g. its document information); ``options`` go to ``write_pdf``."""
     import weasyprint
 
-    pdf = weasyprint.HTML(string=html, url_fetcher=refuse_fetch).write_pdf(finisher=finisher)
+    document = weasyprint.HTML(string=html, url_fetcher=refuse_fetch)
+    pdf = document.write_pdf(finisher=finisher, **options)
     if not isinstance(pdf, bytes):  # write_pdf returns the bytes when given no target
         raise RuntimeError("WeasyPrint returned no document")
     return pdf

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
 from huey.consumer import Consumer
 
-from portal.config import DEFAULT_QUEUE_NAME, Settings
+from portal.config import Settings
 from portal.db import transaction
 
 if TYPE_CHECKING:
@@ -49,7 +49,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-HUEY_NAME = DEFAULT_QUEUE_NAME  # PORTAL_QUEUE_NAME chooses another
 QUEUE_FILE = "huey.db"
 RETRIES = 2
 RETRY_DELAY = 30  # seconds

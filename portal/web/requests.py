@@ -572,8 +572,8 @@ def add_assurance(rfa_code: str) -> BaseResponse | tuple[str, int]:
     return redirect(url_for("requests.detail", rfa_code=rfa.code) + "#assurances", 303)
 
 
-def _record_download(upload: Attachment | Assurance) -> None:
-    record_file_download(db(), signed_in_user(), upload, address=request.remote_addr)
+def _record_download(rfa: Rfa, upload: Attachment | Assurance) -> None:
+    record_file_download(db(), signed_in_user(), rfa, upload, address=request.remote_addr)
     db().commit()
 
 
@@ -595,7 +595,7 @@ def attachment_file(rfa_code: str, attachment_id: int) -> Response:
     found = db().get(Attachment, attachment_id)
     if found is None or found.rfa_id != rfa.id:
         abort(404)
-    _record_download(found)
+    _record_download(rfa, found)
     return _file_response(found.sha256, found.media_type, found.filename)
 
 
@@ -606,7 +606,7 @@ def assurance_file(rfa_code: str, assurance_id: int) -> Response:
     found = db().get(Assurance, assurance_id)
     if found is None or found.rfa_id != rfa.id or found.sha256 is None:
         abort(404)
-    _record_download(found)
+    _record_download(rfa, found)
     blobs = portal_state().blobs
     return _file_response(
         found.sha256, media_type_of(blobs, found.sha256), found.filename or "assurance"
