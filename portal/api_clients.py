@@ -12,7 +12,6 @@ Functions take the session explicitly, flush but never commit, and refuse bad in
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -32,15 +31,12 @@ __all__ = [
     "TOKEN_LIFETIME",
     "ClientRefused",
     "NewClient",
-    "authenticate",
     "clients",
     "find_token",
     "record_token",
     "register_client",
     "revoke_client",
     "revoke_token",
-    "sha256_hex",
-    "token_is_live",
 ]
 
 #: Access tokens live 15 minutes; a client asks for a new one with its credentials.
@@ -152,16 +148,6 @@ def clients(db: Session) -> Sequence[tuple[OAuthClient, Authority]]:
     return [(client, authority) for client, authority in rows]
 
 
-def authenticate(db: Session, client_id: str, secret: str) -> OAuthClient | None:
-    """The live client with these credentials, else None (the same for every failure)."""
-    client = db.scalar(select(OAuthClient).where(OAuthClient.client_id == client_id[:64]))
-    expected = client.secret_sha256 if client is not None else "0" * 64
-    matches = hmac.compare_digest(expected, sha256_hex(secret))
-    if client is None or not matches or client.revoked_at is not None:
-        return None
-    return client
-
-
 def record_token(
     db: Session,
     client: OAuthClient,
@@ -201,16 +187,6 @@ def find_token(db: Session, access_token: str) -> tuple[OAuthToken, OAuthClient]
         .where(OAuthToken.token_sha256 == sha256_hex(access_token))
     ).first()
     return (row[0], row[1]) if row is not None else None
-
-
-def token_is_live(token: OAuthToken, client: OAuthClient, now: datetime | None = None) -> bool:
-    """Unexpired, not revoked, and its client not revoked."""
-    moment = now or utcnow()
-    return (
-        token.revoked_at is None
-        and client.revoked_at is None
-        and stored_utc(token.expires_at) > moment
-    )
 
 
 def revoke_token(db: Session, token: OAuthToken, client: OAuthClient) -> None:

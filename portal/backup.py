@@ -53,7 +53,7 @@ from portal.config import Settings
 from portal.db import make_engine, normalize_url
 from portal.models import Assurance, Attachment, Base, Item, Package, PackageItem, Recall
 from portal.search_indexes import TRIGRAM_INDEXES, create_trigram_indexes
-from portal.storage import BlobNotFound, DigestMismatch, FileBlobStore, file_sha256
+from portal.storage import BlobNotFound, DigestMismatch, FileBlobStore, file_sha256, fsync_dir
 
 __all__ = [
     "BACKUP_FORMAT",
@@ -160,7 +160,7 @@ def backup(settings: Settings, dest: Path) -> BackupManifest:
         if dest.exists():
             dest.rmdir()
         os.replace(staging, dest)
-        _fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
         return manifest
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -298,7 +298,7 @@ def _write_listing(settings: Settings, staging: Path, facts: _Facts) -> BackupMa
     (staging / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2, sort_keys=True) + "\n")
     for name in (*files, MANIFEST):
         _fsync_file(staging / name)
-    _fsync_dir(staging)
+    fsync_dir(staging)
     return manifest
 
 
@@ -441,7 +441,7 @@ def _restore_sqlite(engine: Engine, src: Path, manifest: BackupManifest) -> str:
         for leftover in (Path(f"{target}-wal"), Path(f"{target}-shm")):
             leftover.unlink(missing_ok=True)  # of the empty database being replaced
         os.replace(candidate, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     finally:
         candidate.unlink(missing_ok=True)
     return message
@@ -547,11 +547,3 @@ def _portal_version() -> str:
 def _fsync_file(path: Path) -> None:
     with path.open("rb") as handle:
         os.fsync(handle.fileno())
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -25,7 +25,6 @@ from portal.db import aware_utc, stored_utc, utcnow
 from portal.decisions import latest_decision, load_result
 from portal.keys import usable_keys
 from portal.models import (
-    Authority,
     Consent,
     Decision,
     Item,
@@ -567,9 +566,3 @@ def _recipients(db: Session, authority_id: int) -> Sequence[User]:
         )
         .order_by(User.id)
     ).all()
-
-
-def authority_of(db: Session, package: Package) -> Authority:
-    authority = db.get(Authority, package.authority_id)
-    assert authority is not None  # noqa: S101 - foreign key
-    return authority

@@ -143,7 +143,7 @@ class FileBlobStore:
             else:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp_path, final)
-                _fsync_dir(final.parent)
+                fsync_dir(final.parent)
             return BlobInfo(sha256=actual, size=size)
         except BaseException:
             tmp_path.unlink(missing_ok=True)
@@ -175,7 +175,7 @@ class FileBlobStore:
                 info = self.put_stream(handle, expected_sha256=sha256)
             path.unlink()
             return info
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         return BlobInfo(sha256=sha256, size=size)
 
     def delete(self, key: str) -> None:
@@ -224,7 +224,8 @@ class FileBlobStore:
                 yield path.name
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or a new entry in ``directory`` durable."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -45,6 +45,7 @@ from typing import Any
 import bagit
 import gnupg
 
+from portal.openpgp import grouped_fingerprint
 from portal.packaging.manifest import (
     MANIFEST_PATH,
     SIGNATURE_PATH,
@@ -167,9 +168,7 @@ class _UsageError(Exception):
 
 
 def _format_fingerprint(fpr: str) -> str:
-    groups = [fpr[i : i + 4] for i in range(0, len(fpr), 4)]
-    half = len(groups) // 2
-    return " ".join(groups[:half]) + "  " + " ".join(groups[half:])
+    return grouped_fingerprint(fpr, middle_gap=True)
 
 
 def normalise_fingerprint(text: str) -> str:

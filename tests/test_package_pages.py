@@ -172,6 +172,8 @@ def test_four_eyes_release(portal: Flask, world: World) -> None:
         ({"expires_in_days": "30"}, "Confirm that you reviewed the manifest summary"),
         ({"reviewed": "yes", "expires_in_days": "soon"}, "as a whole number"),
         ({"reviewed": "yes", "expires_in_days": "30", "download_limit": "-1"}, "whole number"),
+        ({"reviewed": "yes", "expires_in_days": "\u00b9"}, "whole number"),  # isdigit() is true
+        ({"reviewed": "yes", "expires_in_days": "9" * 5000}, "whole number"),
     ]:
         bad = second.post(f"/packages/{code}/release", data={"csrf_token": token, **fields})
         assert bad.status_code == 400

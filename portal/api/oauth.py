@@ -15,7 +15,6 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
-from datetime import UTC
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
@@ -34,7 +33,7 @@ from portal.api.blueprint import bp
 from portal.api.principal import G_KEY, ClientPrincipal
 from portal.api.problem import problem
 from portal.canonical import sha256_hex
-from portal.db import utcnow
+from portal.db import stored_utc, utcnow
 from portal.models import OAuthClient, OAuthToken
 from portal.models.api import API_SCOPES
 from portal.security.authz import API_GUARD, client_allowed, public
@@ -101,10 +100,7 @@ class IssuedToken(TokenMixin):  # type: ignore[misc]
         return int((expires - issued).total_seconds())
 
     def is_expired(self) -> bool:
-        expires = self.token.expires_at
-        if expires.tzinfo is None:
-            expires = expires.replace(tzinfo=UTC)
-        return expires <= utcnow()
+        return stored_utc(self.token.expires_at) <= utcnow()
 
     def is_revoked(self) -> bool:
         return self.token.revoked_at is not None or self.client.revoked_at is not None

@@ -37,7 +37,7 @@ def _nullable(kind: str, **more: Any) -> Schema:
 TIMESTAMP = {"type": "string", "format": "date-time"}
 N_TIMESTAMP = _nullable("string", format="date-time")
 N_DATE = _nullable("string", format="date")
-SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+N_SHA256 = {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"}
 
 
 def _problem(description: str) -> Schema:
@@ -232,8 +232,8 @@ def _schemas() -> dict[str, Schema]:
                 "released_at": N_TIMESTAMP,
                 "expires_at": N_TIMESTAMP,
                 "file_size": _nullable("integer"),
-                "file_sha256": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"},
-                "signature_sha256": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"},
+                "file_sha256": N_SHA256,
+                "signature_sha256": N_SHA256,
                 "signer_fingerprint": _nullable("string"),
                 "download_limit": _nullable("integer"),
                 "downloads_counted": {"type": "integer", "minimum": 0},

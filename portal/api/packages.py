@@ -23,17 +23,19 @@ from portal.models import Package, Recall, Rfa
 from portal.security.authz import get_scoped_or_404, requires
 from portal.state import portal_state
 from portal.web import db
-from portal.web.package_files import package_file, planned_download, signature_file
+from portal.web.package_files import (
+    issue_missing_notices,
+    package_file,
+    planned_download,
+    recipient_package,
+    signature_file,
+)
 
 MAX_ID = 2**31 - 1
 
 
 def _package(code: str) -> Package:
-    """The authority's package by code; 404 for another's, or one not released yet."""
-    package = get_scoped_or_404(db(), Package, acting_user(), code=code[:32])
-    if package.status not in downloads.RECIPIENT_STATUSES:
-        abort(404)
-    return package
+    return recipient_package(acting_user(), code)
 
 
 def _package_json(package: Package) -> dict[str, Any]:
@@ -131,20 +133,6 @@ def acknowledge(code: str) -> Response:
 # --- recalls -------------------------------------------------------------------------------
 
 
-def _issue_missing_notices() -> None:
-    """Notices that could not be signed at revocation time are signed when the authority
-    looks (as the recall page does); one that still cannot be stays missing."""
-    state = portal_state()
-    for pending in recalls.recalls_for(db(), acting_user(), pending_only=True):
-        if pending.notice_sha256:
-            continue
-        try:
-            recalls.issue_notice(state, db(), pending)
-            db().commit()
-        except recalls.RecallError:
-            db().rollback()
-
-
 def _recall_json(recall: Recall, package_code: str) -> dict[str, Any]:
     notice = None
     if recall.notice_sha256:
@@ -156,7 +144,7 @@ def _recall_json(recall: Recall, package_code: str) -> dict[str, Any]:
 @requires("api.packages.read")
 def list_recalls() -> Response:
     """The authority's recalls, unacknowledged first, each with its signed notice."""
-    _issue_missing_notices()
+    issue_missing_notices(acting_user())
     entries = recalls.recall_entries(db(), acting_user())
     return jsonify({"items": [_recall_json(e.recall, e.package.code) for e in entries]})
 

@@ -15,7 +15,7 @@ from portal.api.blueprint import bp
 from portal.api.principal import acting_user
 from portal.api.problem import bad_json, conflict, invalid
 from portal.models import Rfa
-from portal.paging import paginate
+from portal.paging import PAGE_SIZE, paginate
 from portal.requests_domain import (
     RequestError,
     ValidationFailed,
@@ -29,7 +29,6 @@ from portal.security.authz import get_scoped_or_404, requires, scoped
 from portal.state import portal_state
 from portal.web import db
 
-PAGE_SIZE = 50
 MAX_PAGE = 100_000
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import fields
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from portal import downloads
+from portal.db import stored_utc
 from portal.models import Message, Package, Recall, Rfa, User
 from portal.requests_domain import RfaFields, ValidationFailed
 from portal.rfa_status import LABELS
@@ -27,8 +28,7 @@ MAX_OFFENCES = 100
 def timestamp(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return stored_utc(moment).isoformat().replace("+00:00", "Z")
 
 
 def day(value: date | None) -> str | None:

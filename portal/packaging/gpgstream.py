@@ -390,7 +390,12 @@ class _Gpg:
             if passphrase is not None:
                 os.close(secret_read)
         if passphrase is not None:
-            with os.fdopen(secret_write, "wb") as secret, contextlib.suppress(BrokenPipeError):
+            # Unbuffered, inside the suppress: a gpg that exited already makes the write (not
+            # a later flush on close) fail, and its status then says why (GpgError).
+            with (
+                contextlib.suppress(BrokenPipeError),
+                os.fdopen(secret_write, "wb", buffering=0) as secret,
+            ):
                 secret.write(passphrase.encode("utf-8") + b"\n")
         assert self.process.stdin and self.process.stdout and self.process.stderr  # noqa: S101
         self.stdin = self.process.stdin

@@ -41,7 +41,6 @@ __all__ = [
     "RETRY_DELAY",
     "Jobs",
     "jobs_for",
-    "make_huey",
     "make_jobs",
     "run_assembly",
     "start_consumer",
@@ -130,13 +129,6 @@ def make_jobs(
         assemble
     )
     return Jobs(huey=huey, assemble=wrapper)
-
-
-def make_huey(
-    settings: Settings, *, state: PortalState | None = None, immediate: bool = False
-) -> Huey:
-    """The Huey instance of :func:`make_jobs` (tasks registered)."""
-    return make_jobs(settings, state=state, immediate=immediate).huey
 
 
 def run_assembly(state: PortalState, package_id: int, *, last_attempt: bool = True) -> None:

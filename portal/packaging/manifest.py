@@ -35,7 +35,6 @@ from portal.packaging.facts import (
 )
 
 __all__ = [
-    "MANIFEST_MEDIA_TYPE",
     "MANIFEST_PATH",
     "MAX_MANIFEST_BYTES",
     "SCHEMA_VERSION",
@@ -51,7 +50,6 @@ __all__ = [
 SCHEMA_VERSION = "1"
 MANIFEST_PATH = "data/manifest.json"
 SIGNATURE_PATH = "data/manifest.json.asc"
-MANIFEST_MEDIA_TYPE = "application/json"
 SCHEMA_RESOURCE = "manifest.schema.json"
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024  # far above any real package; refuses absurd input
 _MAX_SHOWN = 120  # characters of an offending value quoted in a message

@@ -21,7 +21,6 @@ from typing import BinaryIO, Literal
 
 __all__ = [
     "MIN_TERM_LENGTH",
-    "REDACTABLE_MEDIA_TYPES",
     "AppliedMark",
     "CannotRedact",
     "MarkKind",
@@ -39,10 +38,6 @@ MarkKind = Literal["term", "text_span", "pdf_box", "image_box"]
 # A protected term must keep at least this many characters after folding: shorter ones
 # would match everywhere (and block every package at the leak check).
 MIN_TERM_LENGTH = 3
-
-REDACTABLE_MEDIA_TYPES: frozenset[str] = frozenset(
-    {"text/plain", "application/pdf", "image/jpeg", "image/png"}
-)
 
 
 @dataclass(frozen=True)

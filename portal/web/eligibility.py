@@ -44,6 +44,7 @@ from portal.web import db
 from portal.web.admin import CRITERION_LABELS, FINDING_LABELS, when
 from portal.web.forms import TokenForm
 from portal.web.login_manager import signed_in_user
+from portal.web.responses import pdf_download
 
 bp = Blueprint("eligibility", __name__, url_prefix="/eligibility")
 
@@ -252,12 +253,7 @@ def decision_pdf_export(decision_id: str) -> Response:
         changes=changes_since_previous(db(), record),
     )
     pdf = decision_pdf(view, portal_state().settings.templates_dir)
-    response = Response(pdf, mimetype="application/pdf")
-    response.headers["Content-Disposition"] = (
-        f'attachment; filename="{decision_pdf_filename(view)}"'
-    )
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return pdf_download(pdf, decision_pdf_filename(view))
 
 
 # --- assessments -----------------------------------------------------------------------------

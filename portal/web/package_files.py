@@ -1,4 +1,4 @@
-"""Serving a package's files, shared by the recipients' pages and the JSON API.
+"""A recipient's packages and their files, shared by the recipients' pages and the JSON API.
 
 werkzeug's ``send_file(conditional=True)`` answers Range, If-Range and If-None-Match; the
 callers then record exactly what it is about to send (:func:`planned_download`).
@@ -6,12 +6,43 @@ callers then record exactly what it is about to send (:func:`planned_download`).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from flask import Response, request, send_file
+from flask import Response, abort, request, send_file
 
-from portal.downloads import DownloadPlan
-from portal.models import Package
+from portal import recalls
+from portal.downloads import RECIPIENT_STATUSES, DownloadPlan
+from portal.models import Package, User
+from portal.security.authz import get_scoped_or_404
+from portal.state import portal_state
+from portal.web import db
+
+logger = logging.getLogger(__name__)
+
+
+def recipient_package(user: User, code: str) -> Package:
+    """``user``'s authority's package by code; 404 for another authority's package, or one
+    not released yet."""
+    package = get_scoped_or_404(db(), Package, user, code=code[:32])
+    if package.status not in RECIPIENT_STATUSES:
+        abort(404)
+    return package
+
+
+def issue_missing_notices(user: User) -> None:
+    """Recall notices that could not be signed at revocation time are signed when the
+    authority looks; one that still cannot be stays missing (its page says it is not ready)."""
+    state = portal_state()
+    for recall in recalls.recalls_for(db(), user, pending_only=True):
+        if recall.notice_sha256:
+            continue
+        try:
+            recalls.issue_notice(state, db(), recall)
+            db().commit()
+        except recalls.RecallError as exc:
+            db().rollback()
+            logger.warning("recall %s: the notice could not be signed yet: %s", recall.id, exc)
 
 
 def package_file(path: Path, package: Package) -> Response:

@@ -306,7 +306,9 @@ def detail(package_code: str) -> tuple[str, int]:
 
 def _whole_number(text: str, what: str) -> int:
     text = text.strip()
-    if not text.isdigit():
+    # ASCII digits only, and few of them: isdigit() alone also takes "¹" and 5,000 digits,
+    # which int() refuses or makes into a number no column holds.
+    if not (text.isascii() and text.isdigit() and len(text) <= 6):
         raise PackageRefused(f"Enter {what} as a whole number.")
     return int(text)
 

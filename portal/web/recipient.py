@@ -18,7 +18,6 @@ from typing import Any
 
 from flask import (
     Blueprint,
-    abort,
     current_app,
     flash,
     g,
@@ -43,7 +42,13 @@ from portal.web import db
 from portal.web.admin import fingerprint_groups, when
 from portal.web.errors import error_response, human_size
 from portal.web.login_manager import signed_in_user
-from portal.web.package_files import package_file, planned_download, signature_file
+from portal.web.package_files import (
+    issue_missing_notices,
+    package_file,
+    planned_download,
+    recipient_package,
+    signature_file,
+)
 
 bp = Blueprint("recipient", __name__, url_prefix="/received")
 
@@ -53,12 +58,7 @@ RECALL_ENDPOINTS = frozenset({"recipient.recalls_page", "recipient.notice"})
 
 
 def _package(code: str) -> Package:
-    """The signed-in recipient's package by code; 404 for another authority's package or
-    one not released yet."""
-    package = get_scoped_or_404(db(), Package, signed_in_user(), code=code)
-    if package.status not in downloads.RECIPIENT_STATUSES:
-        abort(404)
-    return package
+    return recipient_package(signed_in_user(), code)
 
 
 def _refused(reason: str, title: str = "Download refused") -> BaseResponse:
@@ -232,14 +232,7 @@ def acknowledge(package_code: str) -> BaseResponse:
 @requires("recipient.recalls")
 def recalls_page() -> str:
     me = signed_in_user()
-    state = portal_state()
-    missing = [r for r in recalls.recalls_for(db(), me, pending_only=True) if not r.notice_sha256]
-    for recall in missing:
-        try:
-            recalls.issue_notice(state, db(), recall)
-            db().commit()
-        except recalls.RecallError:
-            db().rollback()  # the page says the notice is not ready yet
+    issue_missing_notices(me)
     entries = recalls.recall_entries(db(), me)
     return render_template("recipient/recalls.html", entries=entries)
 

@@ -28,6 +28,7 @@ from portal.reports import (
 from portal.security.authz import requires
 from portal.web import db
 from portal.web.requests import MECHANISM
+from portal.web.responses import pdf_download
 
 bp = Blueprint("reports", __name__, url_prefix="/figures")
 
@@ -140,10 +141,7 @@ def report_pdf() -> Response:
         mechanism=MECHANISM,
         generated=utcnow(),
     )
-    response = Response(html_to_pdf(html), mimetype="application/pdf")
-    response.headers["Content-Disposition"] = f'attachment; filename="{_filename(period, "pdf")}"'
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return pdf_download(html_to_pdf(html), _filename(period, "pdf"))
 
 
 @bp.get("/report.csv")

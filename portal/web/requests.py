@@ -77,6 +77,7 @@ from portal.web import db
 from portal.web.admin import ROLE_LABELS, when
 from portal.web.errors import human_size
 from portal.web.login_manager import signed_in_user
+from portal.web.responses import pdf_download
 
 bp = Blueprint("requests", __name__, url_prefix="/requests")
 
@@ -484,12 +485,7 @@ def acknowledgement(rfa_code: str) -> Response:
     html = render_template(
         "documents/acknowledgement.html", rfa=rfa, authority=authority, mechanism=MECHANISM
     )
-    response = Response(html_to_pdf(html), mimetype="application/pdf")
-    response.headers["Content-Disposition"] = (
-        f'attachment; filename="acknowledgement-{rfa.code}.pdf"'
-    )
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return pdf_download(html_to_pdf(html), f"acknowledgement-{rfa.code}.pdf")
 
 
 # --- attachments and assurances --------------------------------------------------------------
