@@ -201,8 +201,9 @@ def signature(package_code: str) -> BaseResponse:
             "The signature of this package is not available. Contact the Mechanism.",
             title="Signature unavailable",
         )
-    downloads.record_signature_download(db(), package, me, address=request.remote_addr)
-    db().commit()
+    if request.method != "HEAD":  # a HEAD sends no content: nothing to record (as the API)
+        downloads.record_signature_download(db(), package, me, address=request.remote_addr)
+        db().commit()
     return signature_file(blobs.path(package.signature_sha256), package)
 
 
