@@ -1,15 +1,18 @@
 """Export a released package for physical transfer (``portal package export PKG DIR``).
 
 Writes ``PKG.tar.gpg``, ``PKG.tar.gpg.sig`` and a plain-text cover sheet into a directory
-(a removable drive, say). Each file is written to a temporary name in that directory,
-fsynced and then linked to its final name, which fails instead of overwriting an existing
-file; on any failure the files this export made are removed again, so the directory holds
-either all three or none of them. The bytes are re-hashed while they are copied: a blob that
-no longer matches its digest is refused.
+(a removable drive, say). All three are first written to temporary names in that directory
+and fsynced, and the copied bytes re-hashed (a blob that no longer matches its digest is
+refused before anything gets its final name); only then is each linked to its final name,
+which fails instead of overwriting an existing file, the package file last. On any failure
+the files this export made are removed again, so the directory holds all three or none; even
+a kill or a pulled drive midway can only leave the sheet and the signature without the
+package, never a package without its signature.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
@@ -23,10 +26,14 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.db import utcnow
+from portal.documents.decision_pdf import _when
 from portal.downloads import effective_status
 from portal.models import Authority, Package, Rfa
 from portal.openpgp import grouped_fingerprint
-from portal.storage import BlobNotFound, FileBlobStore
+from portal.storage import BlobNotFound, FileBlobStore, fsync_dir
+
+#: What os.link says on file systems without hard links (FAT, exFAT, some network shares).
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS})
 
 
 class ExportRefused(Exception):
@@ -94,10 +101,11 @@ def export_package(
         )
     authority = db.get(Authority, package.authority_id)
     rfa = db.get(Rfa, package.rfa_id)
+    staged: list[tuple[Path, Path]] = []  # (temporary file, final name)
     written: list[Path] = []
     try:
-        cipher = _copy_blob(blobs, package.file_sha256, targets[0], written)
-        signature = _copy_blob(blobs, package.signature_sha256, targets[1], written)
+        cipher = _copy_blob(blobs, package.file_sha256, targets[0], staged)
+        signature = _copy_blob(blobs, package.signature_sha256, targets[1], staged)
         text = cover_sheet(
             package,
             authority_name=authority.name if authority else "",
@@ -107,11 +115,18 @@ def export_package(
             files=(cipher, signature),
             exported_at=moment,
         )
-        cover = _write(targets[2], [text.encode("utf-8")], written)
+        cover = _stage(targets[2], [text.encode("utf-8")], staged)
+        for tmp, target in reversed(staged):  # the cover sheet, the signature, the package
+            _place(tmp, target)
+            written.append(target)
+        fsync_dir(directory)
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)
         raise
+    finally:
+        for tmp, _target in staged:
+            tmp.unlink(missing_ok=True)
     audit.record(
         db,
         actor,
@@ -146,8 +161,8 @@ def cover_sheet(
         f"Package:            {package.code}",
         f"Request:            {rfa_code}",
         f"Addressed to:       {authority_name} ({authority_code}, {authority_country})",
-        f"Released:           {_stamp(package.released_at)}",
-        f"Exported:           {_stamp(exported_at)}",
+        f"Released:           {_when(package.released_at)}",
+        f"Exported:           {_when(exported_at)}",
         f"Signing key:        {grouped}",
         "",
         "Files (SHA-256, size in bytes):",
@@ -169,14 +184,12 @@ def cover_sheet(
     return "\n".join(lines) + "\n"
 
 
-def _stamp(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment is not None else "-"
-
-
-def _copy_blob(blobs: FileBlobStore, key: str, target: Path, written: list[Path]) -> ExportedFile:
+def _copy_blob(
+    blobs: FileBlobStore, key: str, target: Path, staged: list[tuple[Path, Path]]
+) -> ExportedFile:
     try:
         chunks = blobs.iter_chunks(key)
-        exported = _write(target, chunks, written)
+        exported = _stage(target, chunks, staged)
     except BlobNotFound:
         raise ExportRefused(f"the stored file for {target.name} is missing") from None
     if exported.sha256 != key:
@@ -187,26 +200,22 @@ def _copy_blob(blobs: FileBlobStore, key: str, target: Path, written: list[Path]
     return exported
 
 
-def _write(target: Path, chunks: Iterable[bytes], written: list[Path]) -> ExportedFile:
-    """Write ``chunks`` to a temporary file beside ``target`` and link it into place
-    (refusing to replace an existing file); returns its digest and size."""
+def _stage(target: Path, chunks: Iterable[bytes], staged: list[tuple[Path, Path]]) -> ExportedFile:
+    """Write ``chunks`` to a temporary file beside ``target`` (listed in ``staged`` for the
+    caller to place or remove); its digest and size, under ``target``'s name."""
     digest = hashlib.sha256()
     size = 0
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for chunk in chunks:
-                digest.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        _place(tmp, target)
-        written.append(target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    staged.append((tmp, target))
+    with os.fdopen(fd, "wb") as out:
+        for chunk in chunks:
+            digest.update(chunk)
+            size += len(chunk)
+            out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    os.chmod(tmp, 0o644)
     return ExportedFile(path=target, sha256=digest.hexdigest(), size=size)
 
 
@@ -221,8 +230,9 @@ def _place(tmp: Path, target: Path) -> None:
         return
     except FileExistsError:
         raise ExportRefused(f"{target.name} appeared meanwhile; nothing was overwritten") from None
-    except OSError:
-        pass  # no hard links on this file system
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
     if target.exists() or target.is_symlink():
         raise ExportRefused(f"{target.name} appeared meanwhile; nothing was overwritten")
     os.rename(tmp, target)

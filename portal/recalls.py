@@ -23,13 +23,13 @@ from portal import audit, notifications
 from portal.db import utcnow
 from portal.models import Authority, Consent, Package, Recall, Rfa, User
 from portal.openpgp import KeyRejected, refuse_example_key
+from portal.packaging.facts import MECHANISM_NAME
 from portal.security.authz import UserLike
 from portal.state import PortalState
 from portal.storage import StorageError
 
 logger = logging.getLogger(__name__)
 
-MECHANISM_NAME = "the Mechanism"
 #: What the recipient did with recalled material (the notice asks for one of them).
 DISPOSITIONS = ("returned", "destroyed")
 

@@ -62,9 +62,11 @@ from portal.models import (
     User,
 )
 from portal.openpgp import KeyRejected, inspect_public_key, refuse_example_key
+from portal.packages import SHARED_OUTCOMES
 from portal.packaging.bag import BagEntry, BagError, FileObserver, write_bag_tar
 from portal.packaging.document_worker import document_pool, render_and_check
 from portal.packaging.facts import (
+    MECHANISM_NAME,
     ConsentFacts,
     CustodyEvent,
     DocumentEntry,
@@ -81,7 +83,13 @@ from portal.packaging.gpgstream import (
     sealer,
 )
 from portal.packaging.leakcheck import LeakFound, LeakReport, StreamingCheck
-from portal.packaging.redaction import CannotRedact, MarkSpec, RedactionOutcome, redact
+from portal.packaging.redaction import (
+    CannotRedact,
+    MarkSpec,
+    RedactionOutcome,
+    base_media_type,
+    redact,
+)
 from portal.storage import file_sha256
 
 if TYPE_CHECKING:
@@ -93,9 +101,7 @@ logger = logging.getLogger(__name__)
 
 LETTER_PATH = "data/transmittal-letter.pdf"
 LOG_PATH = "data/custody-and-redaction-log.pdf"
-MECHANISM_NAME = "the Mechanism"
 _RESTARTABLE = ("queued", "failed", "assembling")
-_SHARED = ("share", "share_redacted")
 _STAGE_LENGTH = 64
 _STREAM_STAGE = "bagging, signing and encrypting"
 _DOCUMENTS_STAGE = "adding the letter, custody log and manifest"
@@ -164,10 +170,6 @@ class _Built:
     terms: list[tuple[str, str]] = field(default_factory=list)
     item_updates: list[tuple[int, str, str, int]] = field(default_factory=list)
     blobs: list[str] = field(default_factory=list)
-
-
-def _base_media_type(media_type: str) -> str:
-    return media_type.split(";", 1)[0].strip().lower()
 
 
 def _mark_spec(mark: RedactionMark) -> MarkSpec:
@@ -270,7 +272,7 @@ def _item_jobs(db: Session, package: Package, decision: Decision) -> tuple[_Item
     jobs = []
     for package_item, item, provider in rows:
         result = results.get(item.id)
-        if result is None or result.outcome not in _SHARED:
+        if result is None or result.outcome not in SHARED_OUTCOMES:
             raise _Failure(f"The decision no longer shares {item.code}; make a new package.")
         missing = [code for code in result.marks if code not in marks[item.id]]
         if missing:
@@ -529,7 +531,7 @@ def _render_items(
             built.terms.extend(
                 (mark.code, mark.term) for mark in item.marks if mark.kind == "term" and mark.term
             )
-            media_type = _base_media_type(item.media_type)
+            media_type = base_media_type(item.media_type)
         total = sum(summary.count for summary in redactions)
         built.item_updates.append((item.package_item_id, digest, path, total))
         built.items.append(
@@ -539,7 +541,7 @@ def _render_items(
                 kind=item.kind,
                 provider=item.provider,
                 source_sha256=item.source_sha256,
-                source_media_type=_base_media_type(item.media_type),
+                source_media_type=base_media_type(item.media_type),
                 rendition=item.rendition,
                 path=path,
                 sha256=digest,

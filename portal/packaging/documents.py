@@ -14,8 +14,6 @@ are written atomically: a reader never sees half a file at ``dest``.
 from __future__ import annotations
 
 import io
-import os
-import secrets
 import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -48,7 +46,8 @@ from portal.config import REPO_ROOT
 from portal.documents.decision_pdf import _environment, _when
 from portal.documents.html_pdf import html_to_pdf
 from portal.openpgp import grouped_fingerprint
-from portal.packaging.facts import ItemEntry, PackageFacts
+from portal.packaging.facts import MECHANISM_NAME, ItemEntry, PackageFacts
+from portal.packaging.redaction import atomic_output
 
 __all__ = [
     "CUSTODY_LOG_TITLE",
@@ -75,20 +74,6 @@ class DocumentError(RuntimeError):
 
 
 # -- shared ---------------------------------------------------------------------------------
-
-
-def _write_atomically(dest: Path, data: bytes) -> None:
-    """Write ``data`` to ``dest`` through a temporary file in the same directory."""
-    temporary = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(temporary, "xb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, dest)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def _aware(moment: datetime, what: str) -> datetime:
@@ -254,7 +239,9 @@ def render_transmittal_letter(
     ``templates_dir`` is ``settings.templates_dir`` (default: the repository's templates/).
     """
     directory = REPO_ROOT / "templates" if templates_dir is None else templates_dir
-    _write_atomically(dest, transmittal_letter_pdf(package, items, directory))
+    pdf = transmittal_letter_pdf(package, items, directory)
+    with atomic_output(dest) as out:
+        out.write(pdf)
 
 
 # -- custody and redaction log (ReportLab) -----------------------------------------------------
@@ -481,7 +468,9 @@ def custody_log_pdf(package: PackageFacts, items: Sequence[ItemEntry]) -> bytes:
 
 def render_custody_log(package: PackageFacts, items: Sequence[ItemEntry], dest: Path) -> None:
     """Write the custody and redaction log to ``dest``."""
-    _write_atomically(dest, custody_log_pdf(package, items))
+    pdf = custody_log_pdf(package, items)
+    with atomic_output(dest) as out:
+        out.write(pdf)
 
 
 # -- recall notice ----------------------------------------------------------------------------
@@ -493,7 +482,7 @@ def recall_notice_text(
     authority_name: str,
     reason: str,
     issued_at: datetime,
-    mechanism_name: str = "the Mechanism",
+    mechanism_name: str = MECHANISM_NAME,
 ) -> str:
     """The text of a recall notice, for the caller to clearsign.
 

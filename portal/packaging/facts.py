@@ -13,7 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+#: How documents name the sender (the letter, the custody log, recall notices).
+MECHANISM_NAME = "the Mechanism"
+
 __all__ = [
+    "MECHANISM_NAME",
     "ConsentFacts",
     "CustodyEvent",
     "DocumentEntry",
@@ -42,7 +46,7 @@ class PackageFacts:
     signer_fingerprint: str  # the mechanism's signing key, 40 (or 64) hex capitals
     recipient_fingerprints: tuple[str, ...]
     assembled_by: str  # display name of the legal officer
-    mechanism_name: str = "the Mechanism"
+    mechanism_name: str = MECHANISM_NAME
 
 
 @dataclass(frozen=True)

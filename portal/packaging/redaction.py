@@ -27,6 +27,7 @@ __all__ = [
     "MarkSpec",
     "RedactionOutcome",
     "atomic_output",
+    "base_media_type",
     "fold",
     "fold_with_origins",
     "redact",
@@ -220,10 +221,15 @@ def redact(
     """Write a truly redacted rendition of `source` to `dest` (created atomically: write a temp
     file beside it and rename; on any error nothing is left at dest)."""
     try:
-        return _redact(source, media_type.split(";", 1)[0].strip().lower(), marks, dest, label)
+        return _redact(source, base_media_type(media_type), marks, dest, label)
     except BaseException:
         dest.unlink(missing_ok=True)  # no stale rendition from an earlier run either
         raise
+
+
+def base_media_type(media_type: str) -> str:
+    """``"Text/Plain; charset=utf-8"`` -> ``"text/plain"``."""
+    return media_type.split(";", 1)[0].strip().lower()
 
 
 def _redact(
