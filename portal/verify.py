@@ -660,7 +660,15 @@ def verify_package(
         )
 
         steps.start("archive_safety")
-        bag_dir, detail = _extract(plaintext, out if out is not None else work / "extracted")
+        # Into --out only through a staging directory named as what it holds: the bag gets
+        # its own name there once every check passed, so even a kill midway never leaves
+        # an unverified bag that looks like a verified one.
+        staging = (
+            Path(tempfile.mkdtemp(dir=out, prefix=".unverified-"))
+            if out is not None
+            else work / "extracted"
+        )
+        bag_dir, detail = _extract(plaintext, staging)
         plaintext.unlink()
         steps.passed(detail)
 
@@ -677,6 +685,11 @@ def verify_package(
 
         steps.start("cross_check")
         steps.passed(_cross_check(bag, bag_dir, manifest, pinned))
+        if out is not None:
+            verified = out / bag_dir.name
+            os.replace(bag_dir, verified)
+            staging.rmdir()
+            bag_dir = verified
     except _Failed as failure:
         steps.failed(failure)
         if out is not None and out.is_dir():
