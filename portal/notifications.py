@@ -127,6 +127,11 @@ def recipients_for_rfa(db: Session, rfa: Rfa) -> list[User]:
     return requesters_of(db, rfa) + officers_for(db, rfa)
 
 
+def recipients_of_authority(db: Session, authority_id: int) -> list[User]:
+    """Active recipients of an authority (who receive its packages and recalls)."""
+    return _active(db, User.role == "recipient", User.authority_id == authority_id)
+
+
 def recipients_for_provider(db: Session, provider_id: int) -> list[User]:
     """Active users of the provider."""
     return _active(db, User.role == "provider", User.provider_id == provider_id)

@@ -11,7 +11,6 @@ at once, exactly one update matches and the other is told the package was releas
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -542,7 +541,7 @@ def release_package(
     )
     notifications.notify(
         db,
-        _recipients(db, package.authority_id),
+        notifications.recipients_of_authority(db, package.authority_id),
         f"Package {package.code} is ready to download",
         f"/received/{package.code}",
     )
@@ -554,15 +553,3 @@ def _not_releasable(package: Package) -> str:
         return f"{package.code} has already been released; nothing was changed."
     label = STATUS_LABELS.get(package.status, package.status).lower()
     return f"{package.code} cannot be released: it is {label}. Only an assembled package can be."
-
-
-def _recipients(db: Session, authority_id: int) -> Sequence[User]:
-    return db.scalars(
-        select(User)
-        .where(
-            User.role == "recipient",
-            User.authority_id == authority_id,
-            User.is_active.is_(True),
-        )
-        .order_by(User.id)
-    ).all()

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from portal import audit, notifications
@@ -24,7 +24,7 @@ from portal.db import utcnow
 from portal.models import Authority, Consent, Package, Recall, Rfa, User
 from portal.openpgp import KeyRejected, refuse_example_key
 from portal.packaging.facts import MECHANISM_NAME
-from portal.security.authz import UserLike
+from portal.security.authz import UserLike, visible
 from portal.state import PortalState
 from portal.storage import StorageError
 
@@ -47,19 +47,20 @@ class RecallEntry:
     acknowledged_by: User | None
 
 
-def _recall_scope(user: UserLike) -> Select[int] | None:
-    """Packages of the recipient's own authority (None for anyone else)."""
+def _addressed_to(user: UserLike) -> ColumnElement[bool] | None:
+    """Recalls of the recipient's own authority, by the authorization layer's scope (None for
+    anyone but a recipient: recalls are addressed to recipients)."""
     if user.role != "recipient" or user.authority_id is None:
         return None
-    return select(Package.id).where(Package.authority_id == user.authority_id)
+    return visible(Recall, user)
 
 
 def recalls_for(db: Session, user: UserLike, *, pending_only: bool = False) -> Sequence[Recall]:
     """The recalls addressed to the user's authority: unacknowledged first, newest first."""
-    packages = _recall_scope(user)
-    if packages is None:
+    scope = _addressed_to(user)
+    if scope is None:
         return []
-    stmt = select(Recall).where(Recall.package_id.in_(packages))
+    stmt = select(Recall).where(scope)
     if pending_only:
         stmt = stmt.where(Recall.acknowledged_at.is_(None))
     return db.scalars(
@@ -90,13 +91,11 @@ def recall_entries(db: Session, user: UserLike) -> list[RecallEntry]:
 
 def pending_count(db: Session, user: UserLike) -> int:
     """How many recalls the user's authority has not acknowledged yet."""
-    packages = _recall_scope(user)
-    if packages is None:
+    scope = _addressed_to(user)
+    if scope is None:
         return 0
     count = db.scalar(
-        select(func.count())
-        .select_from(Recall)
-        .where(Recall.package_id.in_(packages), Recall.acknowledged_at.is_(None))
+        select(func.count()).select_from(Recall).where(scope, Recall.acknowledged_at.is_(None))
     )
     return int(count or 0)
 
@@ -166,9 +165,7 @@ def issue_notice(
         {"recall": recall.id, "notice_sha256": key, "signer": signer.fingerprint},
         now=moment,
     )
-    recipients = db.scalars(
-        select(User).where(User.role == "recipient", User.authority_id == package.authority_id)
-    )
+    recipients = notifications.recipients_of_authority(db, package.authority_id)
     notifications.notify(
         db, recipients, f"Package {package.code} has been recalled", "/received/recalls"
     )

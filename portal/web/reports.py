@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, render_template, request, url_for
+from flask import Blueprint, Response, render_template, url_for
 from markupsafe import Markup
 
 from portal.charts import bar_chart
@@ -27,6 +27,7 @@ from portal.reports import (
 )
 from portal.security.authz import requires
 from portal.web import db
+from portal.web.forms import query_date
 from portal.web.requests import MECHANISM
 from portal.web.responses import pdf_download
 
@@ -50,13 +51,9 @@ def _period() -> Period:
     errors: list[str] = []
     found: dict[str, date] = {}
     for name, default in (("from", default_start), ("to", default_end)):
-        text = request.args.get(name, "").strip()
-        try:
-            found[name] = date.fromisoformat(text) if text else default
-        except ValueError:
-            which = "start" if name == "from" else "end"
-            errors.append(f"Enter the {which} of the period as a date, YYYY-MM-DD.")
-            found[name] = default
+        which = "start" if name == "from" else "end"
+        message = f"Enter the {which} of the period as a date, YYYY-MM-DD."
+        found[name] = query_date(name, errors, message) or default
     if not errors:
         try:
             check_period(found["from"], found["to"])

@@ -44,7 +44,7 @@ from portal.triage import (
 )
 from portal.web import db
 from portal.web.admin import when
-from portal.web.forms import TokenForm
+from portal.web.forms import TokenForm, query_date
 from portal.web.login_manager import signed_in_user
 
 bp = Blueprint("triage", __name__, url_prefix="/triage")
@@ -292,14 +292,8 @@ def ask_consent(rfa_code: str) -> BaseResponse | tuple[str, int]:
 
 
 def _date(name: str, errors: list[str]) -> date | None:
-    text = request.args.get(name, "").strip()
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        errors.append(f"Enter the {'start' if name == 'from' else 'end'} date as YYYY-MM-DD.")
-        return None
+    which = "start" if name == "from" else "end"
+    return query_date(name, errors, f"Enter the {which} date as YYYY-MM-DD.")
 
 
 @bp.get("/<rfa_code>/search")
