@@ -7,7 +7,7 @@ and no leak check to do): two large "videos" (about 55 %), real multi-page PDFs 
 pages (about 15 %), real JPEG photos of 2-6 MB (about 15 %), and binaries of 1-5 MB, plus
 a tail of small text files. The portal side runs in a child process: it registers the files
 as items of a fresh SQLite portal with the example keys, makes a real decision and package,
-and times :func:`portal.packaging.assemble.assemble_package` alone (claim, facts, keyring,
+and times :func:`portal.packages.assembly.assemble.assemble_package` alone (claim, facts, keyring,
 bag, tar, sign + encrypt, detached signatures, letter, custody log, manifest, blob store,
 database). The baseline is ``tar c`` piped into ``gpg --sign --encrypt --compress-algo none``
 to the same key, signed by the same key. Peak memory is sampled every 50 ms from /proc (PSS,
@@ -260,25 +260,18 @@ def portal_child(payload: Path, instance: Path) -> dict[str, Any]:
     from sqlalchemy import select
 
     from portal import audit
+    from portal.accounts.models import User
     from portal.config import REPO_ROOT, Settings
+    from portal.consent.models import Consent
     from portal.db import utcnow
-    from portal.decisions import run_check
-    from portal.models import (
-        Assessment,
-        Authority,
-        Base,
-        Consent,
-        Item,
-        Package,
-        Provider,
-        RecipientKey,
-        Rfa,
-        RfaItem,
-        User,
-    )
-    from portal.packages import create_package
-    from portal.packaging.assemble import assemble_package
-    from portal.packaging.document_worker import document_pool
+    from portal.eligibility.decisions import run_check
+    from portal.models import Base
+    from portal.packages.assembly.assemble import assemble_package
+    from portal.packages.assembly.document_worker import document_pool
+    from portal.packages.lifecycle import create_package
+    from portal.packages.models import Package
+    from portal.registry.models import Assessment, Authority, Item, Provider, RecipientKey
+    from portal.rfa.models import Rfa, RfaItem
     from portal.state import build_state
 
     settings = Settings(
@@ -428,8 +421,8 @@ def redaction_throughput(pages: int, dpi: int) -> dict[str, float]:
     sys.path.insert(0, str(REPO / "bench"))
     from redaction import NAME, make_source, raw_rasterise
 
-    from portal.packaging.redact_pdf import redact_pdf
-    from portal.packaging.redaction import MarkSpec
+    from portal.redaction.pdf import redact_pdf
+    from portal.redaction.renditions import MarkSpec
 
     with tempfile.TemporaryDirectory(prefix="bench-redaction-") as folder:
         source, dest = Path(folder) / "source.pdf", Path(folder) / "redacted.pdf"

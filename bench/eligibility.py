@@ -40,22 +40,21 @@ from sqlalchemy import Engine, insert, text
 from sqlalchemy.orm import Session
 
 from portal.canonical import sha256_hex
+from portal.consent.models import Consent
 from portal.db import make_session_factory
-from portal.decisions import canonical_text, run_check
-from portal.models import (
+from portal.eligibility.decisions import canonical_text, run_check
+from portal.eligibility.policy import build_snapshot, evaluate, load_policy
+from portal.eligibility.policy.gcpause import paused_gc
+from portal.registry.models import (
     Assessment,
     Authority,
-    Consent,
     Item,
     ItemPerson,
     Person,
     Provider,
     RedactionMark,
-    Rfa,
-    RfaItem,
 )
-from portal.policy import build_snapshot, evaluate, load_policy
-from portal.policy.gcpause import paused_gc
+from portal.rfa.models import Rfa, RfaItem
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)

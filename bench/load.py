@@ -57,9 +57,9 @@ from benchdb import postgres_database
 from seed import Login, Scale, Seeded, ensure_seeded
 from sqlalchemy import select
 
+from portal.accounts.models import User
 from portal.config import REPO_ROOT, Settings, ensure_secret_key
 from portal.db import make_engine
-from portal.models import User
 
 TARGET_P95_MS = 200.0
 PG_DATABASE = "portal_load"

@@ -5,7 +5,7 @@ same run:
 
 * raw: pypdfium2 renders every page at the same resolution and drops the bitmap (the floor
   any rasterising redaction pays);
-* redact: :func:`portal.packaging.redact_pdf.redact_pdf` with one term and one page box
+* redact: :func:`portal.redaction.pdf.redact_pdf` with one term and one page box
   per page (render, find the term in the text layer, burn boxes, JPEG, write the PDF);
 * leak check of the redacted rendition (raw bytes, PDF objects, pdfminer text).
 
@@ -25,9 +25,9 @@ from pathlib import Path
 import pypdfium2
 from reportlab.pdfgen.canvas import Canvas
 
-from portal.packaging.leakcheck import check_files
-from portal.packaging.redact_pdf import redact_pdf
-from portal.packaging.redaction import MarkSpec
+from portal.redaction.leakcheck import check_files
+from portal.redaction.pdf import redact_pdf
+from portal.redaction.renditions import MarkSpec
 
 NAME = "Anna Smith"
 LINES = [

@@ -2,7 +2,7 @@
 
 Seeds 100k items (bulk insert) over a dozen providers, with titles, places and tags drawn
 from small vocabularies, collection dates over ten years and 500 candidates on one
-request; then times :func:`portal.search.search` plus the candidate lookup the search
+request; then times :func:`portal.rfa.search.search` plus the candidate lookup the search
 page makes, for a few typical searches, on a database migrated as ``portal init`` does
 (on PostgreSQL: trigram indexes and statistics for the searched text). The baseline,
 measured in the same run, is a raw SQL full scan of the item table (``SELECT count(*) FROM
@@ -31,10 +31,10 @@ from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.orm import Session
 
 from portal.db import make_session_factory, utcnow
-from portal.models import Authority, Item, Provider, Rfa, RfaItem
-from portal.models.registry import ITEM_KINDS
-from portal.search import ItemQuery, search
-from portal.triage import candidate_ids
+from portal.registry.models import ITEM_KINDS, Authority, Item, Provider
+from portal.rfa.models import Rfa, RfaItem
+from portal.rfa.search import ItemQuery, search
+from portal.rfa.triage import candidate_ids
 
 SIZE = 100_000
 CHUNK = 5000

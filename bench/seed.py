@@ -31,25 +31,15 @@ from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from portal.accounts import NewUser, create_user
+from portal.accounts.creation import NewUser, create_user
+from portal.accounts.models import User
 from portal.audit import CLI_ACTOR
 from portal.db import make_engine, make_session_factory
+from portal.eligibility.models import Decision, DecisionItem
 from portal.migrate import upgrade
-from portal.models import (
-    Authority,
-    Decision,
-    DecisionItem,
-    Download,
-    Item,
-    Package,
-    PackageItem,
-    Provider,
-    Recall,
-    Rfa,
-    RfaItem,
-    User,
-)
-from portal.models.registry import ITEM_KINDS
+from portal.packages.models import Download, Package, PackageItem, Recall
+from portal.registry.models import ITEM_KINDS, Authority, Item, Provider
+from portal.rfa.models import Rfa, RfaItem
 
 #: Bump when the seeded data changes shape: kept databases are then seeded again.
 SEED_VERSION = 1

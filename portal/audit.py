@@ -50,12 +50,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sqlalchemy import String, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import BigInteger, String, Text, select, text
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from portal.canonical import canonical_json, format_datetime, sha256_hex
-from portal.db import utcnow
-from portal.models.audit import AuditEvent
+from portal.db import Base, UTCDateTime, hex_digest, utcnow
 
 __all__ = [
     "CHAIN_LOCK_KEY",
@@ -71,6 +70,21 @@ __all__ = [
     "record",
     "verify",
 ]
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_event"
+    __table_args__ = (hex_digest("prev_hash"), hex_digest("hash"))
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100), index=True)
+    target: Mapped[str] = mapped_column(String(200), index=True)
+    details: Mapped[str] = mapped_column(Text)  # canonical JSON
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
 
 GENESIS_HASH = "0" * 64
 SYSTEM_ACTOR = "system"

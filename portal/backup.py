@@ -51,8 +51,11 @@ from portal import migrate
 from portal.audit import ChainHead, head, verify
 from portal.config import Settings
 from portal.db import make_engine, normalize_url
-from portal.models import Assurance, Attachment, Base, Item, Package, PackageItem, Recall
-from portal.search_indexes import TRIGRAM_INDEXES, create_trigram_indexes
+from portal.models import Base
+from portal.packages.models import Package, PackageItem, Recall
+from portal.registry.models import Item
+from portal.rfa.models import Assurance, Attachment
+from portal.rfa.search_indexes import TRIGRAM_INDEXES, create_trigram_indexes
 from portal.storage import BlobNotFound, DigestMismatch, FileBlobStore, file_sha256, fsync_dir
 
 __all__ = [

@@ -23,7 +23,7 @@ from portal.state import portal_state
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from portal.models import User
+    from portal.accounts.models import User
 
 M = TypeVar("M")
 
@@ -76,7 +76,7 @@ def init_command() -> None:
 def import_command(bundle: Path, files_dir: Path | None) -> None:
     """Import a JSON Lines bundle (all or nothing)."""
     from portal.audit import CLI_ACTOR
-    from portal.importer import BundleRejected, import_bundle
+    from portal.importing.bundle import BundleRejected, import_bundle
 
     state = portal_state()
     try:
@@ -195,7 +195,7 @@ def policy_group() -> None:
 @policy_group.command("check", with_appcontext=False)
 def policy_check_command() -> None:
     """Validate the policy files; exit 1 listing every problem as `file: key: reason`."""
-    from portal.policy import PolicyError, load_policy
+    from portal.eligibility.policy import PolicyError, load_policy
 
     try:
         settings = Settings.from_env()
@@ -222,8 +222,13 @@ def rfa_group() -> None:
 def rfa_check_command(rfa_ref: str, as_email: str, as_json: bool) -> None:
     """Run the eligibility check on RFA_REF (its code) and store the decision."""
     from portal.audit import actor_label
-    from portal.decisions import CheckRefused, changes_since_previous, load_result, run_check
-    from portal.models import Rfa
+    from portal.eligibility.decisions import (
+        CheckRefused,
+        changes_since_previous,
+        load_result,
+        run_check,
+    )
+    from portal.rfa.models import Rfa
 
     state = portal_state()
     with transaction(state.sessions) as session:
@@ -252,8 +257,8 @@ def decision_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
 def decision_show_command(decision_id: str, as_email: str, as_json: bool) -> None:
     """Print a stored decision and what changed since the previous one."""
-    from portal.decisions import changes_since_previous, load_result
-    from portal.models import Decision
+    from portal.eligibility.decisions import changes_since_previous, load_result
+    from portal.eligibility.models import Decision
 
     state = portal_state()
     with state.sessions() as session:
@@ -271,8 +276,8 @@ def decision_show_command(decision_id: str, as_email: str, as_json: bool) -> Non
 def worker_command(workers: int) -> None:
     """Run a job consumer (package assembly) until interrupted; run as many as needed, on
     machines sharing the database, the data directory and PORTAL_REDIS_URL."""
-    from portal.packaging import document_worker
-    from portal.packaging.jobs import make_jobs
+    from portal.packages.assembly import document_worker
+    from portal.packages.assembly.jobs import make_jobs
 
     try:
         settings = Settings.from_env()
@@ -300,7 +305,7 @@ def _run_with_consumer(ctx: click.Context, /, **options: Any) -> None:
 
     from flask.cli import ScriptInfo, run_command
 
-    from portal.packaging.jobs import jobs_for, start_consumer
+    from portal.packages.assembly.jobs import jobs_for, start_consumer
 
     if os.environ.get("WERKZEUG_RUN_MAIN") != "true":
         app = ctx.ensure_object(ScriptInfo).load_app()
@@ -339,7 +344,7 @@ def package_group() -> None:
 def package_export_command(package_code: str, directory: Path) -> None:
     """Write PKG.tar.gpg, its signature and a cover sheet into DIRECTORY (physical transfer)."""
     from portal.audit import CLI_ACTOR
-    from portal.export import ExportRefused, export_package
+    from portal.packages.export import ExportRefused, export_package
 
     state = portal_state()
     result = None
@@ -362,10 +367,11 @@ def package_export_command(package_code: str, directory: Path) -> None:
 @click.option("--as", "as_email", required=True, help="E-mail of the legal officer assembling.")
 def package_assemble_command(rfa_ref: str, decision_id: str, as_email: str) -> None:
     """Make a package of RFA_REF from its latest decision and assemble it now."""
-    from portal.decisions import latest_decision
-    from portal.models import Package, Rfa
-    from portal.packages import PackageRefused, create_package
-    from portal.packaging.jobs import run_assembly
+    from portal.eligibility.decisions import latest_decision
+    from portal.packages.assembly.jobs import run_assembly
+    from portal.packages.lifecycle import PackageRefused, create_package
+    from portal.packages.models import Package
+    from portal.rfa.models import Rfa
 
     state = portal_state()
     with transaction(state.sessions) as session:
@@ -400,8 +406,8 @@ def package_release_command(
     package_code: str, as_email: str, expires_days: int, download_limit: int | None
 ) -> None:
     """Release an assembled package (four-eyes: never by the officer who assembled it)."""
-    from portal.models import Package
-    from portal.packages import PackageRefused, release_package
+    from portal.packages.lifecycle import PackageRefused, release_package
+    from portal.packages.models import Package
 
     state = portal_state()
     with transaction(state.sessions) as session:
@@ -428,7 +434,7 @@ def package_status_command(package_code: str, as_json: bool) -> None:
 
     from sqlalchemy import select
 
-    from portal.models import Package
+    from portal.packages.models import Package
 
     state = portal_state()
     with state.sessions() as session:
@@ -466,7 +472,7 @@ def _package_line(package: Any) -> str:
 def _print_decision(decision_id: str, result: Any, changes: Any, as_json: bool) -> None:
     import json
 
-    from portal.policy.report import format_decision
+    from portal.eligibility.policy.report import format_decision
 
     if as_json:
         payload = {
@@ -486,8 +492,8 @@ def _cli_user(session: Session, email: str, action: str) -> User:
     pages; refuses with one message whether the account is unknown or not allowed."""
     from sqlalchemy import select
 
-    from portal.models import User
-    from portal.security.authz import allowed
+    from portal.accounts.models import User
+    from portal.authz.permissions import allowed
 
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None or not user.is_active or not allowed(user.role, action):
@@ -496,7 +502,7 @@ def _cli_user(session: Session, email: str, action: str) -> User:
 
 
 def _cli_scoped(session: Session, model: type[M], user: User, *, label: str, **by: Any) -> M:
-    from portal.security.authz import scoped
+    from portal.authz.permissions import scoped
 
     found = session.scalars(scoped(model, user).filter_by(**by).limit(2)).all()
     if len(found) != 1:

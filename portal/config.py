@@ -87,7 +87,7 @@ class Settings:
     # JSON API: requests per client, and token requests per address (None: portal.api defaults).
     api_rate_limit: str | None = None
     api_token_rate_limit: str | None = None
-    # Notification e-mail (portal.mailer): off unless a host is set.
+    # Notification e-mail (portal.notifications.mailer): off unless a host is set.
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_from: str | None = None
@@ -112,7 +112,7 @@ class Settings:
 
     @property
     def hash_profile(self) -> str:
-        """The argon2 cost profile in force (see portal.security.passwords)."""
+        """The argon2 cost profile in force (see portal.accounts.passwords)."""
         if self.password_hash_profile is not None:
             return self.password_hash_profile
         return "fast" if self.testing else "standard"

@@ -1,13 +1,14 @@
-"""Database engine, declarative base and the per-request session."""
+"""Database engine, declarative base, column helpers and the per-request session."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
+from flask import g
+from sqlalchemy import CheckConstraint, Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -62,6 +63,29 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else stored_utc(value)
 
 
+HEX_DIGITS = "0123456789abcdef"
+
+
+def one_of(column: str, values: Iterable[str], name: str | None = None) -> CheckConstraint:
+    """A check constraint restricting ``column`` to ``values`` (an enum stored as text)."""
+    quoted = ", ".join("'" + value.replace("'", "''") + "'" for value in values)
+    return CheckConstraint(f"{column} IN ({quoted})", name=name or f"{column}_valid")
+
+
+def hex_digest(column: str, length: int = 64) -> CheckConstraint:
+    """``column`` is NULL or exactly ``length`` lowercase hex digits.
+
+    Written with nested ``replace`` so the same SQL works on SQLite and PostgreSQL.
+    """
+    stripped = column
+    for digit in HEX_DIGITS:
+        stripped = f"replace({stripped}, '{digit}', '')"
+    return CheckConstraint(
+        f"{column} IS NULL OR (length({column}) = {length} AND {stripped} = '')",
+        name=f"{column}_hex",
+    )
+
+
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -105,6 +129,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    # Every domain's models must be mapped before the first query: relationships name
+    # other domains' models by string.
+    import portal.models  # noqa: F401
+
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
@@ -113,3 +141,20 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session that commits when the block succeeds and rolls back otherwise."""
     with factory() as session, session.begin():
         yield session
+
+
+def db() -> Session:
+    """The database session of the current web or API request (opened on first use, closed
+    when the request's application context ends)."""
+    if "db_session" not in g:
+        from portal.state import portal_state
+
+        g.db_session = portal_state().sessions()
+    session: Session = g.db_session
+    return session
+
+
+def close_request_session(_exc: BaseException | None) -> None:
+    session: Session | None = g.pop("db_session", None)
+    if session is not None:
+        session.close()

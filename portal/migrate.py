@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 from portal.config import REPO_ROOT
-from portal.search_indexes import TRIGRAM_INDEXES
+from portal.rfa.search_indexes import TRIGRAM_INDEXES
 
 MIGRATIONS_DIR = REPO_ROOT / "migrations"
 

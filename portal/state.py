@@ -9,10 +9,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from portal.config import ConfigError, Settings
-from portal.consent import guard_consents
+from portal.consent.ledger import guard_consents
 from portal.db import make_engine, make_session_factory
-from portal.decisions import guard_decisions
-from portal.policy import Policy, PolicyError, load_policy
+from portal.eligibility.decisions import guard_decisions
+from portal.eligibility.policy import Policy, PolicyError, load_policy
 from portal.storage import FileBlobStore
 
 

@@ -231,3 +231,16 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def human_size(num_bytes: int) -> str:
+    """``1536`` -> ``"1.5 KB"``; binary multiples, as upload dialogs show sizes."""
+    if num_bytes < 1024:
+        return "1 byte" if num_bytes == 1 else f"{num_bytes} bytes"
+    value = float(num_bytes)
+    for unit in ("KB", "MB", "GB", "TB"):
+        value /= 1024
+        if value < 1024 or unit == "TB":
+            break
+    text = f"{value:.1f}".removesuffix(".0")
+    return f"{text} {unit}"

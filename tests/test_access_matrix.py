@@ -21,12 +21,14 @@ from werkzeug.routing import Rule
 from werkzeug.test import TestResponse
 
 from portal import audit
-from portal.accounts import NewUser
+from portal.accounts.creation import NewUser
+from portal.accounts.models import User
+from portal.authz.permissions import PUBLIC, declared_permission, public
 from portal.config import REPO_ROOT
 from portal.db import utcnow
-from portal.decisions import run_check
-from portal.models import Authority, Item, Provider, Rfa, User
-from portal.security.authz import PUBLIC, declared_permission, public
+from portal.eligibility.decisions import run_check
+from portal.registry.models import Authority, Item, Provider
+from portal.rfa.models import Rfa
 from portal.state import portal_state
 from tests.support.auth import Credentials, csrf_token, login, make_user
 
@@ -270,7 +272,7 @@ class World:
 
 @pytest.fixture
 def world(app: Flask) -> World:
-    from portal.invitations import invite
+    from portal.accounts.invitations import invite
 
     with portal_state(app).sessions() as session:
         creds: dict[str, Credentials] = {
@@ -346,7 +348,7 @@ def world(app: Flask) -> World:
 
 def _api_client_for(session: Session, authority_id: int, admin: User) -> int:
     """An API client of AUTH-A, for the admin's client pages."""
-    from portal.api_clients import register_client
+    from portal.api.clients import register_client
 
     authority = session.get(Authority, authority_id)
     assert authority is not None
@@ -355,7 +357,7 @@ def _api_client_for(session: Session, authority_id: int, admin: User) -> int:
 
 def _key_for(session: Session, authority_id: int) -> int:
     """An unverified key of AUTH-A, for the key pages."""
-    from portal.models import RecipientKey
+    from portal.registry.models import RecipientKey
 
     armored = (REPO_ROOT / "keys_example" / "NWU-NL.pub.asc").read_text("ascii")
     key = RecipientKey(
@@ -371,7 +373,7 @@ def _upload_values(app: Flask, session: Session, rfa: Rfa) -> dict[str, Any]:
     """An attachment and a death-penalty assurance of the matrix's request."""
     from datetime import date
 
-    from portal.models import Assurance, Attachment
+    from portal.rfa.models import Assurance, Attachment
 
     blob = portal_state(app).blobs.put_bytes(b"matrix attachment\n")
     attachment = Attachment(
@@ -394,7 +396,7 @@ def _recipient_values(
     one with its (stand-in) notice, for the recipient pages."""
     from datetime import timedelta
 
-    from portal.models import Package, Recall
+    from portal.packages.models import Package, Recall
 
     blobs = portal_state(app).blobs
     now = utcnow()
@@ -422,7 +424,8 @@ def _recipient_values(
 
 def _consent_values(session: Session, rfa: Rfa) -> dict[str, Any]:
     """A PRV-A item, a consent request about it and a grant, for the consent pages."""
-    from portal.models import Consent, ConsentRequest, ConsentRequestItem, Item
+    from portal.consent.models import Consent, ConsentRequest, ConsentRequestItem
+    from portal.registry.models import Item
 
     provider_id = session.scalar(select(Provider.id).where(Provider.code == "PRV-A"))
     assert provider_id is not None
@@ -454,7 +457,7 @@ def _consent_values(session: Session, rfa: Rfa) -> dict[str, Any]:
 
 
 def _notification_for(session: Session, creds: Credentials) -> int:
-    from portal.notifications import notify
+    from portal.notifications.service import notify
 
     user = session.get(User, creds.user_id)
     assert user is not None

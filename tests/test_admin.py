@@ -1,4 +1,5 @@
-"""Account administration: the domain rules (portal.user_admin) and the admin pages over HTTP."""
+"""Account administration: the domain rules (portal.accounts.user_admin) and the admin pages over
+HTTP."""
 
 from __future__ import annotations
 
@@ -15,24 +16,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
-from portal.db import utcnow
-from portal.invitations import complete_enrolment, find_invitation, open_enrolment
-from portal.models import (
-    Assessment,
-    AuditEvent,
-    Authority,
-    Invitation,
-    Item,
-    Provider,
-    RecipientKey,
-    RecoveryCode,
-    User,
-)
-from portal.security import totp
-from portal.security.login import GENERIC_FAILURE
-from portal.security.recovery import issue_recovery_codes
-from portal.security.sessions import load_session, start_session
-from portal.user_admin import (
+from portal.accounts import totp
+from portal.accounts.invitations import complete_enrolment, find_invitation, open_enrolment
+from portal.accounts.login import GENERIC_FAILURE
+from portal.accounts.models import Invitation, RecoveryCode, User
+from portal.accounts.recovery import issue_recovery_codes
+from portal.accounts.sessions import load_session, start_session
+from portal.accounts.user_admin import (
     UserAdminError,
     change_role,
     deactivate,
@@ -40,6 +30,9 @@ from portal.user_admin import (
     reset_2fa,
     user_status,
 )
+from portal.audit import AuditEvent
+from portal.db import utcnow
+from portal.registry.models import Assessment, Authority, Item, Provider, RecipientKey
 from tests.support.auth import (
     Credentials,
     csrf_token,

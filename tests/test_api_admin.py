@@ -12,7 +12,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portal.models import AuditEvent, OAuthClient
+from portal.api.models import OAuthClient
+from portal.audit import AuditEvent
 from tests.support.api import TOKEN_URL, bearer
 from tests.support.auth import csrf_token, login, make_user
 

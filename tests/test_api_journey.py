@@ -23,11 +23,14 @@ from sqlalchemy.orm import Session
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from portal import audit
+from portal.accounts.models import User
+from portal.audit import AuditEvent
 from portal.config import REPO_ROOT
 from portal.db import utcnow
-from portal.decisions import run_check
-from portal.models import AuditEvent, Download, Package, Rfa, User
-from portal.rfa_status import transition
+from portal.eligibility.decisions import run_check
+from portal.packages.models import Download, Package
+from portal.rfa.models import Rfa
+from portal.rfa.status import transition
 from portal.state import portal_state
 from tests.support.api import api_client
 from tests.support.auth import make_user

@@ -16,10 +16,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
+from portal.accounts.models import User
 from portal.api.blueprint import MAX_BODY_BYTES
-from portal.api_clients import revoke_client
+from portal.api.clients import revoke_client
+from portal.api.models import OAuthClient, OAuthToken
+from portal.audit import AuditEvent
 from portal.db import utcnow
-from portal.models import AuditEvent, OAuthClient, OAuthToken, User
 from tests.support.api import TOKEN_URL, ApiClient, api_client, bearer, token_for
 from tests.support.auth import make_user
 

@@ -11,8 +11,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portal.audit import AuditEvent
 from portal.db import utcnow
-from portal.models import AuditEvent, Download, Package, Recall, Rfa
+from portal.packages.models import Download, Package, Recall
+from portal.rfa.models import Rfa
 from portal.state import portal_state
 from tests.support.api import ApiClient, api_client, bearer, token_for
 from tests.support.recipient import Shipment

@@ -12,9 +12,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portal.models import AuditEvent, Message, Rfa, User
-from portal.requests_domain import RfaFields, post_message
-from portal.rfa_status import transition
+from portal.accounts.models import User
+from portal.audit import AuditEvent
+from portal.rfa.drafting import RfaFields, post_message
+from portal.rfa.models import Message, Rfa
+from portal.rfa.status import transition
 from tests.support.api import api_client, bearer, token_for
 from tests.support.auth import login, make_user
 from tests.test_api_oauth import is_problem

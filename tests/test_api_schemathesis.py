@@ -21,7 +21,7 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 from sqlalchemy.orm import Session
 
 from portal.db import utcnow
-from portal.models import Recall
+from portal.packages.models import Recall
 from portal.state import portal_state
 from tests.support.api import api_client, bearer, token_for
 from tests.support.recipient import Cipher, make_shipment

@@ -30,28 +30,27 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from portal import audit
+from portal.accounts.models import User
+from portal.audit import AuditEvent
 from portal.config import Settings
-from portal.consent import revoke_consent
+from portal.consent.ledger import revoke_consent
+from portal.consent.models import Consent
 from portal.db import utcnow
-from portal.decisions import run_check
-from portal.models import (
-    AuditEvent,
-    Consent,
-    Item,
-    Package,
-    PackageItem,
-    RecipientKey,
-    RedactionMark,
-    Rfa,
-    RfaItem,
-    User,
+from portal.eligibility.decisions import run_check
+from portal.eligibility.policy import load_policy
+from portal.packages.assembly.assemble import (
+    LETTER_PATH,
+    LOG_PATH,
+    AssemblyFailed,
+    assemble_package,
 )
-from portal.packages import create_package
-from portal.packaging.assemble import LETTER_PATH, LOG_PATH, AssemblyFailed, assemble_package
-from portal.packaging.gpgstream import verify_detached
-from portal.packaging.leakcheck import check_files
-from portal.packaging.manifest import MANIFEST_PATH, SIGNATURE_PATH, parse_manifest
-from portal.policy import load_policy
+from portal.packages.assembly.gpgstream import verify_detached
+from portal.packages.assembly.manifest import MANIFEST_PATH, SIGNATURE_PATH, parse_manifest
+from portal.packages.lifecycle import create_package
+from portal.packages.models import Package, PackageItem
+from portal.redaction.leakcheck import check_files
+from portal.registry.models import Item, RecipientKey, RedactionMark
+from portal.rfa.models import Rfa, RfaItem
 from portal.state import PortalState, build_state
 from portal.storage import FileBlobStore
 from tests.support.auth import make_user
@@ -341,7 +340,8 @@ def test_the_recipient_verifier_accepts_it(state: PortalState, tmp_path: Path) -
     )
     with keyring(secret=("NWU-NL",), public=("mechanism-signing",)) as home:
         done = subprocess.run(
-            [sys.executable, "-m", "portal.verify", str(target), "--sender-fingerprint", SIGNING,
+            [sys.executable, "-m", "portal.verify.checks", str(target), "--sender-fingerprint",
+            SIGNING,
              "--gnupghome", str(home), "--json"],
             capture_output=True, text=True, check=False,
         )  # fmt: skip

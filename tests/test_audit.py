@@ -21,11 +21,13 @@ from sqlalchemy import Engine, func, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 import portal.audit
+from portal.accounts.models import User
 from portal.audit import (
     CHAIN_LOCK_KEY,
     CLI_ACTOR,
     GENESIS_HASH,
     SYSTEM_ACTOR,
+    AuditEvent,
     AuditVerification,
     ChainHead,
     actor_label,
@@ -36,7 +38,7 @@ from portal.audit import (
     verify,
 )
 from portal.db import transaction
-from portal.models import AuditEvent, Base, User
+from portal.models import Base
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 AUDIT = Base.metadata.tables["audit_event"]

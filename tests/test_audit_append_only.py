@@ -13,9 +13,8 @@ from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from portal import migrate
-from portal.audit import record, verify
+from portal.audit import AuditEvent, record, verify
 from portal.db import make_engine, make_session_factory, transaction
-from portal.models import AuditEvent
 from tests.conftest import DatabaseUnderTest
 
 

@@ -9,17 +9,12 @@ import pytest
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
 
-from portal.models import (
-    Assessment,
-    AuditEvent,
-    Authority,
-    Consent,
-    Item,
-    Provider,
-    Rfa,
-    User,
-)
-from portal.security import authz
+from portal.accounts.models import User
+from portal.audit import AuditEvent
+from portal.authz import permissions as authz
+from portal.consent.models import Consent
+from portal.registry.models import Assessment, Authority, Item, Provider
+from portal.rfa.models import Rfa
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -22,8 +22,9 @@ from portal import migrate
 from portal.audit import record
 from portal.backup import BLOB_LIST, MANIFEST, PG_DUMP, SQLITE_COPY
 from portal.db import make_engine, make_session_factory, transaction
-from portal.models import Base, Item
-from portal.search_indexes import TRIGRAM_INDEXES
+from portal.models import Base
+from portal.registry.models import Item
+from portal.rfa.search_indexes import TRIGRAM_INDEXES
 from tests.conftest import DatabaseUnderTest
 from tests.support.cli import Portal
 

@@ -14,7 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portal.packaging.bag import BagEntry, BagError, BagSummary, safe_payload_name, write_bag_tar
+from portal.packages.assembly.bag import (
+    BagEntry,
+    BagError,
+    BagSummary,
+    safe_payload_name,
+    write_bag_tar,
+)
 
 INFO = {
     "Bagging-Date": "2026-03-04",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from portal.charts import LABEL_WIDTH, WIDTH, bar_chart
+from portal.reports.charts import LABEL_WIDTH, WIDTH, bar_chart
 
 SVG = "{http://www.w3.org/2000/svg}"
 

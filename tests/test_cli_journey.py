@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select, text
 
+from portal.accounts.models import User
+from portal.audit import AuditEvent
 from portal.db import make_engine
-from portal.models import AuditEvent, Item, Provider, User
+from portal.registry.models import Item, Provider
 from tests.conftest import DatabaseUnderTest
 from tests.support.cli import Portal
 from tests.test_audit_append_only import allow_audit_tampering

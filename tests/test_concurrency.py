@@ -27,13 +27,15 @@ import pytest
 from sqlalchemy import Engine, select
 
 from portal import migrate
-from portal.audit import verify
+from portal.accounts.models import User
+from portal.audit import AuditEvent, verify
 from portal.config import Settings
-from portal.consent import revoke_consent
+from portal.consent.ledger import revoke_consent
+from portal.consent.models import Consent
 from portal.db import make_engine, make_session_factory
-from portal.models import AuditEvent, Consent, Package, User
-from portal.packages import PackageRefused, release_package
-from portal.packaging.assemble import AssemblyFailed, assemble_package
+from portal.packages.assembly.assemble import AssemblyFailed, assemble_package
+from portal.packages.lifecycle import PackageRefused, release_package
+from portal.packages.models import Package
 from portal.state import PortalState, build_state
 from tests.conftest import DatabaseUnderTest
 from tests.support.auth import make_user

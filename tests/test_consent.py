@@ -1,4 +1,4 @@
-"""The consent ledger (portal.consent) on both databases: events, derived state, the
+"""The consent ledger (portal.consent.ledger) on both databases: events, derived state, the
 append-only guard, revocation and its consequences, and the effect on the next check."""
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.consent import (
+from portal.accounts.models import User
+from portal.audit import AuditEvent
+from portal.consent.ledger import (
     ConsentError,
     ConsentImmutable,
     Scope,
@@ -26,24 +28,13 @@ from portal.consent import (
     revoke_consent,
     standing_state,
 )
-from portal.decisions import run_check
-from portal.models import (
-    AuditEvent,
-    Authority,
-    Consent,
-    ConsentRequest,
-    ConsentRequestItem,
-    DecisionItem,
-    Download,
-    Item,
-    Package,
-    PackageItem,
-    Provider,
-    Recall,
-    RfaItem,
-    User,
-)
-from portal.policy import Policy, load_policy
+from portal.consent.models import Consent, ConsentRequest, ConsentRequestItem
+from portal.eligibility.decisions import run_check
+from portal.eligibility.models import DecisionItem
+from portal.eligibility.policy import Policy, load_policy
+from portal.packages.models import Download, Package, PackageItem, Recall
+from portal.registry.models import Authority, Item, Provider
+from portal.rfa.models import RfaItem
 from tests.test_decisions import NOW, World
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"

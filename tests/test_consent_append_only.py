@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from portal import migrate
-from portal.consent import current_state, decline, grant
+from portal.consent.ledger import current_state, decline, grant
 from portal.db import make_engine
 from tests.conftest import DatabaseUnderTest
 from tests.test_consent import EARLY, _setup

@@ -13,21 +13,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from portal.accounts.models import User
+from portal.consent.models import Consent, ConsentRequest, ConsentRequestItem
 from portal.db import utcnow
-from portal.decisions import run_check
-from portal.models import (
-    Authority,
-    Consent,
-    ConsentRequest,
-    ConsentRequestItem,
-    Download,
-    Item,
-    Package,
-    PackageItem,
-    Provider,
-    Rfa,
-    User,
-)
+from portal.eligibility.decisions import run_check
+from portal.packages.models import Download, Package, PackageItem
+from portal.registry.models import Authority, Item, Provider
+from portal.rfa.models import Rfa
 from portal.state import portal_state
 from tests.support.auth import Credentials, csrf_token, login, make_user
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from portal.models import Authority
+from portal.registry.models import Authority
 
 
 def _authority(code: str) -> Authority:

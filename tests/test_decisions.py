@@ -18,9 +18,14 @@ from sqlalchemy import Engine, delete, event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from portal import audit
+from portal.accounts.models import User
+from portal.audit import AuditEvent
 from portal.canonical import canonical_json, sha256_hex
 from portal.config import Settings
-from portal.decisions import (
+from portal.consent.models import Consent
+from portal.demo import run_demo
+from portal.demo.dataset import DEMO_EPOCH
+from portal.eligibility.decisions import (
     AUDIT_ACTION,
     CheckRefused,
     DecisionImmutable,
@@ -34,26 +39,19 @@ from portal.decisions import (
     replay,
     run_check,
 )
-from portal.demo import run_demo
-from portal.demo.dataset import DEMO_EPOCH
-from portal.models import (
+from portal.eligibility.models import Decision, DecisionItem
+from portal.eligibility.policy import Policy, build_snapshot, evaluate, load_policy
+from portal.eligibility.policy.inputs import ConsentEvent
+from portal.registry.models import (
     Assessment,
-    AuditEvent,
     Authority,
-    Consent,
-    Decision,
-    DecisionItem,
     Item,
     ItemPerson,
     Person,
     Provider,
     RedactionMark,
-    Rfa,
-    RfaItem,
-    User,
 )
-from portal.policy import Policy, build_snapshot, evaluate, load_policy
-from portal.policy.inputs import ConsentEvent
+from portal.rfa.models import Rfa, RfaItem
 from portal.state import PortalState, build_state
 from tests.test_policy_engine import _active_grant
 
@@ -347,7 +345,7 @@ def test_snapshot_takes_the_same_few_queries_for_3_or_60_items(
         counts.append(len([s for s in statements if s.lstrip().upper().startswith("SELECT")]))
         assert len(built.items) in (3, 60)
         assert all(len(i.consents) == 1 and len(i.marks) == 1 for i in built.items)
-    assert counts[0] == counts[1] == 10, counts  # see portal.policy.snapshot
+    assert counts[0] == counts[1] == 10, counts  # see portal.eligibility.policy.snapshot
 
 
 def test_snapshot_holds_this_authority_and_the_ledger_as_it_stood(

@@ -29,29 +29,25 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from portal import audit
+from portal.accounts.models import ROLES, User
+from portal.accounts.passwords import verify_password
+from portal.audit import AuditEvent
 from portal.config import Settings
+from portal.consent.models import Consent
 from portal.db import utcnow
 from portal.demo import DemoRefused, DemoResult, format_logins, run_demo
 from portal.demo import files as gen
 from portal.demo.dataset import PERSONS, Dataset, build_dataset
 from portal.demo.users import DEMO_USERS
-from portal.models import (
+from portal.registry.models import (
     Assessment,
-    Assurance,
-    AuditEvent,
     Authority,
-    Consent,
     Item,
-    Message,
     Provider,
     RecipientKey,
     RedactionMark,
-    Rfa,
-    RfaItem,
-    User,
 )
-from portal.models.accounts import ROLES
-from portal.security.passwords import verify_password
+from portal.rfa.models import Assurance, Message, Rfa, RfaItem
 from portal.state import PortalState, build_state
 
 REPO = Path(__file__).resolve().parent.parent

@@ -14,10 +14,12 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portal.accounts.models import User
+from portal.audit import AuditEvent
 from portal.db import utcnow
-from portal.downloads import DownloadPlan, DownloadRefused, record_download
-from portal.models import AuditEvent, Download, Package, User
-from portal.packaging.gpgstream import verify_detached
+from portal.packages.assembly.gpgstream import verify_detached
+from portal.packages.downloads import DownloadPlan, DownloadRefused, record_download
+from portal.packages.models import Download, Package
 from portal.state import portal_state
 from tests.support.recipient import (
     SIGNING_FINGERPRINT,

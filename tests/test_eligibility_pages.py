@@ -19,22 +19,21 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from portal.canonical import sha256_hex
+from portal.consent.models import Consent
 from portal.db import utcnow
-from portal.documents.decision_view import cell_for
-from portal.models import (
+from portal.eligibility.decision_view import cell_for
+from portal.eligibility.models import Decision
+from portal.eligibility.policy.engine import RuleResult
+from portal.registry.models import (
     Assessment,
     Authority,
-    Consent,
-    Decision,
     Item,
     ItemPerson,
     Person,
     Provider,
     RedactionMark,
-    Rfa,
-    RfaItem,
 )
-from portal.policy.engine import RuleResult
+from portal.rfa.models import Rfa, RfaItem
 from portal.state import portal_state
 from tests.support.auth import Credentials, csrf_token, login, make_user
 

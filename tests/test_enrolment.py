@@ -19,16 +19,18 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from portal import create_app
-from portal.accounts import NewUser
+from portal.accounts import totp
+from portal.accounts.creation import NewUser
+from portal.accounts.enrol_views import INVALID_MESSAGE, INVALID_TITLE
+from portal.accounts.invitations import INVITATION_LIFETIME, invite
+from portal.accounts.login import GENERIC_FAILURE
+from portal.accounts.models import Invitation, RecoveryCode, User
+from portal.accounts.qr import qr_svg
+from portal.audit import AuditEvent
 from portal.config import Settings
 from portal.db import utcnow
-from portal.invitations import INVITATION_LIFETIME, invite
-from portal.models import AuditEvent, Authority, Invitation, RecoveryCode, User
-from portal.security import totp
-from portal.security.login import GENERIC_FAILURE
-from portal.security.qr import qr_svg
+from portal.registry.models import Authority
 from portal.state import portal_state
-from portal.web.enrol import INVALID_MESSAGE, INVALID_TITLE
 from tests.support.auth import (
     Credentials,
     csrf_token,

@@ -14,9 +14,10 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portal.audit import AuditEvent
 from portal.config import Settings, ensure_secret_key
-from portal.models import AuditEvent, Package
-from portal.packaging.gpgstream import verify_detached
+from portal.packages.assembly.gpgstream import verify_detached
+from portal.packages.models import Package
 from portal.state import portal_state
 from tests.support.cli import Portal
 from tests.support.recipient import (

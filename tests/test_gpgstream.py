@@ -13,8 +13,7 @@ from typing import BinaryIO
 
 import pytest
 
-from portal.openpgp import temporary_keyring
-from portal.packaging.gpgstream import (
+from portal.packages.assembly.gpgstream import (
     GpgError,
     Recipient,
     Signer,
@@ -27,6 +26,7 @@ from portal.packaging.gpgstream import (
     signer_public_key,
     verify_detached,
 )
+from portal.registry.openpgp import temporary_keyring
 
 REPO = Path(__file__).resolve().parent.parent
 KEYS = REPO / "keys_example"

@@ -1,4 +1,4 @@
-"""Tests for ``portal import`` (portal.importer) on both database backends, with a real blob
+"""Tests for ``portal import`` (portal.importing.bundle) on both database backends, with a real blob
 store, real files and the real gpg for recipient keys.
 
 The good bundle holds one record of each type (and a few more); each test breaks it in one way
@@ -21,25 +21,21 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portal.importer import BundleRejected, ImportReport, LineError, import_bundle
-from portal.models import (
+from portal.audit import AuditEvent
+from portal.consent.models import Consent
+from portal.importing.bundle import BundleRejected, ImportReport, LineError, import_bundle
+from portal.models import Base
+from portal.registry.models import (
     Assessment,
-    Assurance,
-    AuditEvent,
     Authority,
-    Base,
-    Consent,
     Item,
     ItemPerson,
-    Message,
     Person,
     Provider,
     RecipientKey,
     RedactionMark,
-    Rfa,
-    RfaItem,
-    RfaStatusChange,
 )
+from portal.rfa.models import Assurance, Message, Rfa, RfaItem, RfaStatusChange
 from portal.storage import FileBlobStore
 
 REPO = Path(__file__).resolve().parent.parent

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portal.accounts import NewUser
-from portal.db import utcnow
-from portal.invitations import (
+from portal.accounts import totp
+from portal.accounts.creation import NewUser
+from portal.accounts.invitations import (
     INVITATION_LIFETIME,
     EnrolmentError,
     InvitationError,
@@ -25,11 +25,13 @@ from portal.invitations import (
     invite,
     open_enrolment,
 )
-from portal.models import AuditEvent, Authority, Invitation, Provider, RecoveryCode, User
-from portal.security import totp
-from portal.security.password_policy import WeakPassword
-from portal.security.passwords import hash_password, verify_password
-from portal.security.recovery import use_recovery_code
+from portal.accounts.models import Invitation, RecoveryCode, User
+from portal.accounts.password_policy import WeakPassword
+from portal.accounts.passwords import hash_password, verify_password
+from portal.accounts.recovery import use_recovery_code
+from portal.audit import AuditEvent
+from portal.db import utcnow
+from portal.registry.models import Authority, Provider
 
 NOW = utcnow().replace(microsecond=0)
 PASSWORD = "lantern quarry violet 58"

@@ -18,21 +18,12 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from portal import audit
+from portal.audit import AuditEvent
+from portal.consent.models import Consent, ConsentRequest
 from portal.db import utcnow
-from portal.models import (
-    Assessment,
-    Assurance,
-    Attachment,
-    AuditEvent,
-    Authority,
-    Consent,
-    ConsentRequest,
-    Decision,
-    DecisionItem,
-    Item,
-    Provider,
-    Rfa,
-)
+from portal.eligibility.models import Decision, DecisionItem
+from portal.registry.models import Assessment, Authority, Item, Provider
+from portal.rfa.models import Assurance, Attachment, Rfa
 from tests.support.auth import Credentials, csrf_token, make_user
 from tests.test_requests_pages import complete, new_draft, post_form, signed_in
 from tests.test_uploads import pdf_bytes

@@ -14,9 +14,10 @@ import pytest
 from sqlalchemy import select
 
 from portal.config import Settings
-from portal.models import Package, Rfa
-from portal.packages import create_package
-from portal.packaging.jobs import Jobs, make_jobs, run_assembly, start_consumer
+from portal.packages.assembly.jobs import Jobs, make_jobs, run_assembly, start_consumer
+from portal.packages.lifecycle import create_package
+from portal.packages.models import Package
+from portal.rfa.models import Rfa
 from portal.state import PortalState, build_state
 from portal.storage import FileBlobStore
 from tests.conftest import DatabaseUnderTest
@@ -157,7 +158,7 @@ def test_the_cli_assembles_releases_and_reports(
     import json
 
     from portal.db import make_engine, make_session_factory
-    from portal.decisions import latest_decision
+    from portal.eligibility.decisions import latest_decision
 
     portal.env["PORTAL_SIGNING_KEY"] = str(SIGNING["signing_key_file"])
     portal.env["PORTAL_SIGNING_PASSPHRASE_FILE"] = str(SIGNING["signing_passphrase_file"])

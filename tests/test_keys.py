@@ -16,8 +16,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portal.accounts.models import User
+from portal.audit import AuditEvent
 from portal.db import utcnow
-from portal.keys import (
+from portal.registry.keys import (
     MAX_KEY_BYTES,
     KeyActionRefused,
     Verification,
@@ -26,7 +28,7 @@ from portal.keys import (
     usable_keys,
     verify_key,
 )
-from portal.models import AuditEvent, Authority, RecipientKey, User
+from portal.registry.models import Authority, RecipientKey
 from portal.state import portal_state
 from tests.support.auth import Credentials, csrf_token, login, make_user
 

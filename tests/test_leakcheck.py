@@ -12,7 +12,7 @@ from PIL import Image
 from PIL.ExifTags import GPS, IFD
 from PIL.PngImagePlugin import PngInfo
 
-from portal.packaging.leakcheck import (
+from portal.redaction.leakcheck import (
     CHUNK_SIZE,
     LeakFound,
     LeakHit,
@@ -20,7 +20,7 @@ from portal.packaging.leakcheck import (
     StreamingCheck,
     check_files,
 )
-from portal.packaging.redaction import MarkSpec, redact
+from portal.redaction.renditions import MarkSpec, redact
 from tests.test_redaction import NAME, make_pdf, make_photo
 
 TERMS = [("T1", NAME), ("T2", "Olive Street")]
@@ -201,7 +201,7 @@ def test_pixel_data_is_not_searched_as_text_but_trailing_bytes_are(tmp_path: Pat
 
 
 def test_image_only_pdf_streams_are_not_searched_as_raw_bytes(tmp_path: Path) -> None:
-    from portal.packaging.redact_pdf import ImagePdfWriter
+    from portal.redaction.pdf import ImagePdfWriter
 
     path = tmp_path / "noise.pdf"
     with path.open("wb") as out:

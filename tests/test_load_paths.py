@@ -10,10 +10,10 @@ from datetime import date
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from portal.downloads import full_download_counts, full_downloads
-from portal.models import Item, Provider
-from portal.search import PAGE_SIZE, ItemQuery, search
-from portal.triage import search_position
+from portal.packages.downloads import full_download_counts, full_downloads
+from portal.registry.models import Item, Provider
+from portal.rfa.search import PAGE_SIZE, ItemQuery, search
+from portal.rfa.triage import search_position
 from tests.support.recipient import Cipher, make_shipment, signed_in
 
 pytest_plugins = ["tests.support.auth", "tests.support.recipient"]

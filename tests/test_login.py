@@ -24,15 +24,16 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
+from portal.accounts import recovery
+from portal.accounts.login import GENERIC_FAILURE
+from portal.accounts.models import LoginSession, User
+from portal.accounts.passwords import needs_rehash
+from portal.accounts.sessions import token_hash
+from portal.accounts.signin_views import is_local_path
+from portal.audit import AuditEvent
 from portal.db import utcnow
 from portal.demo import run_demo
-from portal.models import AuditEvent, LoginSession, User
-from portal.security import recovery
-from portal.security.login import GENERIC_FAILURE
-from portal.security.passwords import needs_rehash
-from portal.security.sessions import token_hash
 from portal.state import build_state, portal_state
-from portal.web.auth import is_local_path
 from tests.support.auth import (
     Credentials,
     csrf_token,

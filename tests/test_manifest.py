@@ -15,8 +15,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from portal.canonical import canonical_json_bytes
-from portal.packaging import facts
-from portal.packaging.manifest import (
+from portal.packages.assembly import facts
+from portal.packages.assembly.manifest import (
     MANIFEST_PATH,
     SCHEMA_VERSION,
     SIGNATURE_PATH,
@@ -443,7 +443,7 @@ def test_a_duplicate_key_that_hides_a_second_value_is_refused() -> None:
 def test_manifest_module_imports_no_web_database_or_pdf_library() -> None:
     """The recipient's verifier imports it; it must stay light and offline."""
     script = (
-        "import sys, portal.packaging.manifest, portal.packaging.facts;"
+        "import sys, portal.packages.assembly.manifest, portal.packages.assembly.facts;"
         "heavy = {'flask', 'sqlalchemy', 'weasyprint', 'werkzeug', 'reportlab'};"
         "print(sorted({m.split('.')[0] for m in sys.modules} & heavy))"
     )

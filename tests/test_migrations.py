@@ -15,11 +15,12 @@ from sqlalchemy.orm import Session
 
 from portal import migrate
 from portal.db import make_engine
-from portal.models import Base, Item
-from portal.search import ItemQuery, conditions, search
+from portal.models import Base
+from portal.registry.models import Item
+from portal.rfa.search import ItemQuery, conditions, search
 from tests.conftest import DatabaseUnderTest
 
-# The trigram indexes exist on PostgreSQL only (see portal.search_indexes).
+# The trigram indexes exist on PostgreSQL only (see portal.rfa.search_indexes).
 POSTGRESQL_ONLY = pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 
 
@@ -139,7 +140,7 @@ def test_search_statements_can_use_the_trigram_indexes_on_postgresql(
     database: DatabaseUnderTest, query: ItemQuery, index: str
 ) -> None:
     """The planner matches an expression index only by its exact form: the migration's
-    indexes must fit the statements portal.search writes (with scans forbidden, the plan
+    indexes must fit the statements portal.rfa.search writes (with scans forbidden, the plan
     names the index or falls back to a sequential scan)."""
     engine = make_engine(database.url)
     try:
@@ -174,7 +175,7 @@ def test_without_pg_trgm_the_upgrade_goes_on_and_search_still_answers(
     url = base.set(database=name, username=name).render_as_string(hide_password=False)
     engine = make_engine(url)
     try:
-        with caplog.at_level(logging.WARNING, logger="portal.search_indexes"):
+        with caplog.at_level(logging.WARNING, logger="portal.rfa.search_indexes"):
             migrate.upgrade(engine)
         assert migrate.current_revision(engine) == migrate.head_revision()
         assert "pg_trgm could not be installed" in caplog.text

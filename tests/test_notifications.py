@@ -20,21 +20,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portal.consent import answer_request
+from portal.accounts.models import User
+from portal.consent.ledger import answer_request
+from portal.consent.models import ConsentRequest, ConsentRequestItem
 from portal.db import make_session_factory
-from portal.mailer import MAIL_SENTENCE, install
-from portal.models import (
-    Authority,
-    ConsentRequest,
-    ConsentRequestItem,
-    Item,
-    Message,
-    Notification,
-    Provider,
-    Rfa,
-    User,
-)
-from portal.notifications import (
+from portal.notifications.mailer import MAIL_SENTENCE, install
+from portal.notifications.models import Notification
+from portal.notifications.service import (
     NotificationNotFound,
     consent_answered,
     consent_requested,
@@ -46,8 +38,10 @@ from portal.notifications import (
     rfa_link,
     unread_count,
 )
-from portal.requests_domain import RfaFields, create_draft, post_message
-from portal.rfa_status import transition
+from portal.registry.models import Authority, Item, Provider
+from portal.rfa.drafting import RfaFields, create_draft, post_message
+from portal.rfa.models import Message, Rfa
+from portal.rfa.status import transition
 from portal.state import portal_state
 from tests.support.auth import Credentials, csrf_token, login, make_user
 
@@ -465,14 +459,14 @@ def test_smtp_down_still_sends_the_message_and_logs_no_content(
     make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
 ) -> None:
     app = make_app(smtp_host="127.0.0.1", smtp_port=_closed_port())
-    with caplog.at_level(logging.WARNING, logger="portal.mailer"):
+    with caplog.at_level(logging.WARNING, logger="portal.notifications.mailer"):
         scene = _scene(app)
         officer = signed_in(app, scene.officer)
         assert post_message_as(officer, scene.rfa_code, MESSAGE_BODY) == 303
     with portal_state(app).sessions() as db:
         assert db.scalar(select(func.count()).select_from(Message)) == 1
         assert f"New message on request {scene.rfa_code}" in subjects(db, scene.requester)
-    records = [r for r in caplog.records if r.name == "portal.mailer"]
+    records = [r for r in caplog.records if r.name == "portal.notifications.mailer"]
     assert records, "the failure is logged"
     logged = " ".join(r.getMessage() for r in records)
     assert "SMTP server unavailable" in logged

@@ -1,4 +1,4 @@
-"""Tests for portal.openpgp with the real gpg: example keys accepted, bad keys refused.
+"""Tests for portal.registry.openpgp with the real gpg: example keys accepted, bad keys refused.
 
 The keys are files made once with gpg (keys_example/generate.sh, tests/data/keys/generate.sh);
 nothing here generates keys.
@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from portal import openpgp
-from portal.openpgp import (
+from portal.registry import openpgp
+from portal.registry.openpgp import (
     KeyInfo,
     KeyRejected,
     example_fingerprints,
@@ -253,7 +253,7 @@ def test_inspection_leaves_no_agent_or_directory_behind(monkeypatch: pytest.Monk
 
 
 def test_grouped_fingerprint_reads_in_fours() -> None:
-    from portal.openpgp import grouped_fingerprint
+    from portal.registry.openpgp import grouped_fingerprint
 
     fpr = "4DA66F21B774DD004FC8AD4E71CB3574A170734D"
     assert grouped_fingerprint(fpr) == "4DA6 6F21 B774 DD00 4FC8 AD4E 71CB 3574 A170 734D"

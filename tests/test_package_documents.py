@@ -21,8 +21,7 @@ from pdfminer.pdfdocument import PDFDocument
 from pdfminer.pdfparser import PDFParser
 
 from portal.config import REPO_ROOT
-from portal.openpgp import temporary_keyring
-from portal.packaging.documents import (
+from portal.packages.assembly.documents import (
     DocumentError,
     custody_log_pdf,
     recall_notice_text,
@@ -31,7 +30,8 @@ from portal.packaging.documents import (
     transmittal_letter_html,
     transmittal_letter_pdf,
 )
-from portal.packaging.manifest import build_manifest, manifest_bytes, parse_manifest
+from portal.packages.assembly.manifest import build_manifest, manifest_bytes, parse_manifest
+from portal.registry.openpgp import temporary_keyring
 from tests.support.package_facts import (
     PROTECTED_TERM,
     REDACTION_REASON,
@@ -125,7 +125,8 @@ def test_letter_content_is_reproducible_and_bytes_are_with_source_date_epoch() -
     # Only the font subsets' timestamps differ between runs (fontTools); SOURCE_DATE_EPOCH
     # fixes them, as for any reproducible build.
     script = (
-        "import hashlib, sys; from portal.packaging.documents import transmittal_letter_pdf;"
+        "import hashlib, sys;"
+        "from portal.packages.assembly.documents import transmittal_letter_pdf;"
         "from tests.support.package_facts import example_package, example_item;"
         f"pdf = transmittal_letter_pdf(example_package(), [example_item()], {str(TEMPLATES)!r});"
         "sys.stdout.write(hashlib.sha256(pdf).hexdigest())"

@@ -17,9 +17,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
+from portal.audit import AuditEvent
 from portal.db import utcnow
-from portal.models import AuditEvent, Item, Package, RecipientKey, Rfa
-from portal.packages import STALLED_AFTER, create_package
+from portal.packages.lifecycle import STALLED_AFTER, create_package
+from portal.packages.models import Package
+from portal.registry.models import Item, RecipientKey
+from portal.rfa.models import Rfa
 from portal.state import portal_state
 from tests.support.auth import Credentials, csrf_token, login
 from tests.test_packages_domain import (

@@ -1,11 +1,11 @@
-"""portal.packages on both databases: a package is made from the latest decision only when
+"""portal.packages.lifecycle on both databases: a package is made from the latest decision only when
 everything holds, with the right renditions and consent events; four-eyes release, exactly
 once under concurrency; retry; clearing as-is.
 
 :func:`build_world` (also used by tests/test_package_pages.py and tests/test_jobs.py) makes a
-real decision with :func:`portal.decisions.run_check`: an authority with current assessments
-and a verified example key, a provider, four items with real blobs (shared, shared redacted,
-an unredactable video cleared as-is, a declined one) and an approved request.
+real decision with :func:`portal.eligibility.decisions.run_check`: an authority with current
+assessments and a verified example key, a provider, four items with real blobs (shared, shared
+redacted, an unredactable video cleared as-is, a declined one) and an approved request.
 """
 
 from __future__ import annotations
@@ -22,26 +22,15 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from portal import audit
+from portal.accounts.models import User
+from portal.audit import AuditEvent
 from portal.config import Settings
+from portal.consent.models import Consent
 from portal.db import utcnow
-from portal.decisions import run_check
-from portal.models import (
-    Assessment,
-    AuditEvent,
-    Authority,
-    Consent,
-    Item,
-    Notification,
-    Package,
-    PackageItem,
-    Provider,
-    RecipientKey,
-    RedactionMark,
-    Rfa,
-    RfaItem,
-    User,
-)
-from portal.packages import (
+from portal.eligibility.decisions import run_check
+from portal.eligibility.policy import load_policy
+from portal.notifications.models import Notification
+from portal.packages.lifecycle import (
     STALLED_AFTER,
     PackageRefused,
     clear_as_is,
@@ -52,7 +41,16 @@ from portal.packages import (
     retry_package,
     stalled,
 )
-from portal.policy import load_policy
+from portal.packages.models import Package, PackageItem
+from portal.registry.models import (
+    Assessment,
+    Authority,
+    Item,
+    Provider,
+    RecipientKey,
+    RedactionMark,
+)
+from portal.rfa.models import Rfa, RfaItem
 from portal.state import PortalState, build_state
 from portal.storage import FileBlobStore
 from tests.support.auth import Credentials, make_user

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from portal.security.password_policy import (
+from portal.accounts.password_policy import (
     MAX_PASSWORD_LENGTH,
     WeakPassword,
     check_new_password,

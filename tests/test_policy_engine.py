@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portal.canonical import canonical_json
-from portal.decisions import canonical_text
-from portal.policy import (
+from portal.eligibility.decisions import canonical_text
+from portal.eligibility.policy import (
     ENGINE_VERSION,
     EvaluationResult,
     Policy,
@@ -23,7 +23,7 @@ from portal.policy import (
     evaluate,
     load_policy,
 )
-from portal.policy.inputs import ConsentEvent, ProviderFacts
+from portal.eligibility.policy.inputs import ConsentEvent, ProviderFacts
 from tests.test_policy_rules import (
     AT_RISK,
     NO_CAPACITY,

@@ -13,8 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from portal.policy import EvaluationResult, Policy, RuleResult, evaluate, load_policy, parse_policy
-from portal.policy.inputs import (
+from portal.eligibility.policy import (
+    EvaluationResult,
+    Policy,
+    RuleResult,
+    evaluate,
+    load_policy,
+    parse_policy,
+)
+from portal.eligibility.policy.inputs import (
     AssessmentFacts,
     AssuranceFacts,
     AuthorityFacts,

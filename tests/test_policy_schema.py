@@ -1,4 +1,4 @@
-"""Loading and validating the policy files (portal.policy.schema).
+"""Loading and validating the policy files (portal.eligibility.policy.schema).
 
 Each mistake in a policy file must stop loading with its own ``file: key: reason`` line.
 The cases start from the shipped files and change one thing.
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from portal.policy import RULES, PolicyError, load_policy, parse_policy
-from portal.policy.schema import POLICY_FILES, policy_revision
+from portal.eligibility.policy import RULES, PolicyError, load_policy, parse_policy
+from portal.eligibility.policy.schema import POLICY_FILES, policy_revision
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
 

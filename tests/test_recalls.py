@@ -17,8 +17,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.models import AuditEvent, Notification, Package, Recall
-from portal.openpgp import temporary_keyring
+from portal.audit import AuditEvent
+from portal.notifications.models import Notification
+from portal.packages.models import Package, Recall
+from portal.registry.openpgp import temporary_keyring
 from tests.support.auth import Credentials, csrf_token, login
 from tests.support.recipient import (
     SIGNING_FINGERPRINT,

@@ -10,7 +10,10 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.models import AuditEvent, Notification, Package, Rfa, RfaStatusChange
+from portal.audit import AuditEvent
+from portal.notifications.models import Notification
+from portal.packages.models import Package
+from portal.rfa.models import Rfa, RfaStatusChange
 from tests.support.auth import csrf_token
 from tests.support.recipient import Cipher, Shipment, make_shipment, signed_in
 

@@ -17,14 +17,8 @@ from PIL import Image, ImageStat
 from PIL.ExifTags import GPS, IFD, Base
 from reportlab.pdfgen.canvas import Canvas
 
-from portal.packaging.leakcheck import check_files
-from portal.packaging.redaction import (
-    CannotRedact,
-    MarkSpec,
-    RedactionOutcome,
-    fold,
-    redact,
-)
+from portal.redaction.leakcheck import check_files
+from portal.redaction.renditions import CannotRedact, MarkSpec, RedactionOutcome, fold, redact
 
 A4 = (595.0, 842.0)
 NAME = "Anna Smith"
@@ -392,7 +386,7 @@ def test_pdf_box_on_page_two_blacks_out_only_that_region(tmp_path: Path) -> None
 
 
 def test_pdf_resolution_is_configurable(tmp_path: Path) -> None:
-    from portal.packaging.redact_pdf import redact_pdf
+    from portal.redaction.pdf import redact_pdf
 
     source = make_pdf(tmp_path / "s.pdf", [[(72, 700, "hello")]])
     redact_pdf(source, [], tmp_path / "72.pdf", "REDACTED", dpi=72)

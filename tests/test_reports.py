@@ -1,4 +1,4 @@
-"""The published figures (portal.reports) on both databases, and the Figures page with its
+"""The published figures (portal.reports.figures) on both databases, and the Figures page with its
 PDF and CSV exports over HTTP."""
 
 from __future__ import annotations
@@ -14,18 +14,12 @@ from pdfminer.high_level import extract_text
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.decisions import run_check
-from portal.models import (
-    Authority,
-    Consent,
-    ConsentRequest,
-    ConsentRequestItem,
-    Package,
-    Rfa,
-    RfaStatusChange,
-)
-from portal.policy import load_policy
-from portal.reports import (
+from portal.consent.models import Consent, ConsentRequest, ConsentRequestItem
+from portal.eligibility.decisions import run_check
+from portal.eligibility.policy import load_policy
+from portal.packages.models import Package
+from portal.registry.models import Authority
+from portal.reports.figures import (
     CSV_COLUMNS,
     PackageRow,
     PeriodInvalid,
@@ -33,6 +27,7 @@ from portal.reports import (
     safe_cell,
     to_csv,
 )
+from portal.rfa.models import Rfa, RfaStatusChange
 from portal.state import portal_state
 from tests.support.auth import login, make_user
 from tests.test_decisions import World

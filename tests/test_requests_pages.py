@@ -16,10 +16,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
+from portal.accounts.models import User
+from portal.audit import AuditEvent
 from portal.db import utcnow
-from portal.models import AuditEvent, Message, Rfa, RfaStatusChange, User
-from portal.requests_domain import RfaFields, create_draft, next_code
-from portal.rfa_status import transition
+from portal.rfa.drafting import RfaFields, create_draft, next_code
+from portal.rfa.models import Message, Rfa, RfaStatusChange
+from portal.rfa.status import transition
 from portal.state import portal_state
 from tests.support.auth import Credentials, csrf_token, login, make_user
 

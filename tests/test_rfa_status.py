@@ -9,9 +9,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portal.models import AuditEvent, Authority, Rfa, RfaStatusChange, User
-from portal.models.requests import RFA_STATUSES
-from portal.rfa_status import (
+from portal.accounts.models import User
+from portal.audit import AuditEvent
+from portal.registry.models import Authority
+from portal.rfa.models import RFA_STATUSES, Rfa, RfaStatusChange
+from portal.rfa.status import (
     TRANSITIONS,
     IllegalTransition,
     check_transition,

@@ -16,11 +16,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
+from portal.accounts import recovery
+from portal.accounts.models import LoginSession, User
+from portal.accounts.sessions import token_hash
+from portal.audit import AuditEvent
 from portal.config import ConfigError, Settings
 from portal.db import utcnow
-from portal.models import AuditEvent, LoginSession, User
-from portal.security import recovery
-from portal.security.sessions import token_hash
 from portal.state import portal_state
 from tests.support.auth import (
     Credentials,

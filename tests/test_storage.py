@@ -13,13 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portal.storage import (
-    BlobNotFound,
-    DigestMismatch,
-    FileBlobStore,
-    InvalidBlobKey,
-    TooLarge,
-)
+from portal.storage import BlobNotFound, DigestMismatch, FileBlobStore, InvalidBlobKey, TooLarge
 
 
 class GeneratedStream(io.RawIOBase):

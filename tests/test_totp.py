@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from portal.models import AuditEvent, RecoveryCode, User
-from portal.security import passwords, recovery, throttle, totp
+from portal.accounts import passwords, recovery, throttle, totp
+from portal.accounts.models import RecoveryCode, User
+from portal.audit import AuditEvent
 from tests.support.auth import make_user
 
 NOW = datetime(2026, 3, 1, 9, 30, 10, tzinfo=UTC)  # 10 s into a time step

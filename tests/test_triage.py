@@ -16,24 +16,15 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from portal import audit
+from portal.accounts.models import User
+from portal.audit import AuditEvent
+from portal.consent.models import Consent, ConsentRequest, ConsentRequestItem
 from portal.db import utcnow
-from portal.decisions import run_check
-from portal.models import (
-    AuditEvent,
-    Authority,
-    Consent,
-    ConsentRequest,
-    ConsentRequestItem,
-    Item,
-    Message,
-    Notification,
-    Provider,
-    Rfa,
-    RfaItem,
-    RfaStatusChange,
-    User,
-)
-from portal.search import ItemQuery, search
+from portal.eligibility.decisions import run_check
+from portal.notifications.models import Notification
+from portal.registry.models import Authority, Item, Provider
+from portal.rfa.models import Message, Rfa, RfaItem, RfaStatusChange
+from portal.rfa.search import ItemQuery, search
 from portal.state import portal_state
 from tests.support.auth import Credentials, csrf_token, login, make_user
 

@@ -1,4 +1,4 @@
-"""Uploads (portal.uploads) and the request's attachment and assurance pages: type by
+"""Uploads (portal.rfa.uploads) and the request's attachment and assurance pages: type by
 content, size limits (ours and Flask's 413), hostile names, downloads, scoping, audit."""
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from portal import audit
-from portal.models import Assurance, Attachment, AuditEvent
-from portal.state import portal_state
-from portal.storage import FileBlobStore
-from portal.uploads import (
+from portal.audit import AuditEvent
+from portal.rfa.models import Assurance, Attachment
+from portal.rfa.uploads import (
     NAME_MAX,
     UploadRefused,
     content_disposition,
@@ -30,6 +29,8 @@ from portal.uploads import (
     sniff,
     store_file,
 )
+from portal.state import portal_state
+from portal.storage import FileBlobStore
 from tests.support.auth import Credentials, csrf_token, make_user
 from tests.test_requests_pages import actions, complete, new_draft, post_form, signed_in
 

@@ -24,10 +24,10 @@ from sqlalchemy import Engine
 from werkzeug.test import TestResponse
 
 from portal import create_app
+from portal.authz.permissions import public
 from portal.config import REPO_ROOT, Settings
-from portal.security.authz import public
 from portal.state import portal_state
-from portal.web.errors import human_size
+from portal.storage import human_size
 
 SECRET_DETAIL = "kaboom-internal-detail-7f3a /srv/portal/secret.py"
 FORM_SECRET = "hunter2-do-not-log"
@@ -76,7 +76,7 @@ def _add_test_routes(app: Flask) -> None:
         flash("The key has expired.", "error")
         flash("Just so you know.", "message")
         return render_template_string(
-            '{% extends "base.html" %}{% block page_title %}Flash test{% endblock %}'
+            '{% extends "web/base.html" %}{% block page_title %}Flash test{% endblock %}'
             "{% block content %}<h1>Flash test</h1>{% endblock %}"
         )
 
@@ -408,7 +408,7 @@ def test_error_page_survives_broken_templates(
     html = html_page(response)
     assert f"<title>Something went wrong{TITLE_SUFFIX}</title>" in html
     assert_reveals_nothing(response)
-    assert "auth/login.html" not in html
+    assert "accounts/signin/login.html" not in html
     assert_security_headers(response)
     assert_no_inline_code(html)
     assert len([r for r in caplog.records if r.exc_info]) == 2  # the error, then the page
@@ -537,7 +537,7 @@ def test_templates_contain_no_inline_code() -> None:
         for path in sorted(root.rglob("*"))
         if path.is_file() and "documents" not in path.relative_to(root).parts
     ]
-    assert {"base.html", "auth/login.html", "errors/error.html"} <= {
+    assert {"web/base.html", "accounts/signin/login.html", "web/error.html"} <= {
         path.relative_to(root).as_posix() for path in scanned
     }
     for path in scanned:
@@ -576,7 +576,7 @@ def test_timestamps_render_as_time_elements_in_utc() -> None:
 
     from markupsafe import Markup
 
-    from portal.web.admin import when
+    from portal.pages.formatting import when
 
     moment = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
     shown = when(moment)

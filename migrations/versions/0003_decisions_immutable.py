@@ -1,6 +1,6 @@
 """decision records are immutable at the database level
 
-The application never updates or deletes a decision (portal.decisions.guard_decisions
+The application never updates or deletes a decision (portal.eligibility.decisions.guard_decisions
 refuses it in the ORM); these triggers refuse it for raw SQL too, on SQLite and
 PostgreSQL.
 

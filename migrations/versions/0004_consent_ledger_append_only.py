@@ -1,6 +1,6 @@
 """consent ledger is append-only at the database level (issue 5)
 
-The application never updates or deletes a consent event (portal.consent.guard_consents
+The application never updates or deletes a consent event (portal.consent.ledger.guard_consents
 refuses it in the ORM); these triggers refuse it for raw SQL too, on SQLite and
 PostgreSQL. Also an index for the requester's paged request list (newest change first
 within an authority).

@@ -38,7 +38,7 @@ HEX_CHECK = "ck_package_signature_sha256_hex"
 
 
 def _hex_check(column: str) -> str:
-    """The same SQL as portal.models._columns.hex_digest (NULL or 64 lowercase hex digits)."""
+    """The same SQL as portal.db.hex_digest (NULL or 64 lowercase hex digits)."""
     stripped = column
     for digit in "0123456789abcdef":
         stripped = f"replace({stripped}, '{digit}', '')"

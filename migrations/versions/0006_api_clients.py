@@ -23,7 +23,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def _hex_check(column: str) -> str:
-    """The same SQL as portal.models._columns.hex_digest (NULL or 64 lowercase hex digits)."""
+    """The same SQL as portal.db.hex_digest (NULL or 64 lowercase hex digits)."""
     stripped = column
     for digit in "0123456789abcdef":
         stripped = f"replace({stripped}, '{digit}', '')"

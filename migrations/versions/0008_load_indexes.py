@@ -25,7 +25,7 @@ down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# The expressions as portal.search writes them (the planner matches them by form).
+# The expressions as portal.rfa.search writes them (the planner matches them by form).
 SEARCH_EXPRESSIONS = ("lower(title)", "lower(place)", "lower(CAST(tags AS VARCHAR))")
 
 

@@ -3,7 +3,7 @@
 A rare word in a repository search (an item code, a misspelt name) read all 100k items:
 36 ms on PostgreSQL, the costliest page of bench/load.py. GIN trigram indexes answer it in
 ~1.3 ms; with 0008's statistics the planner still reads in id order for common words. See
-``portal.search_indexes`` (also used by ``portal restore``) for the extension they need and
+``portal.rfa.search_indexes`` (also used by ``portal restore``) for the extension they need and
 what happens when it cannot be installed.
 
 Revision ID: 0009
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from portal.search_indexes import TRIGRAM_INDEXES, create_trigram_indexes
+from portal.rfa.search_indexes import TRIGRAM_INDEXES, create_trigram_indexes
 
 revision: str = "0009"
 down_revision: str | None = "0008"

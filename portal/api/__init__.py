@@ -2,7 +2,7 @@
 credentials (Authlib).
 
 - :mod:`portal.api.oauth` — token and revocation endpoints, the bearer-token guard;
-- :mod:`portal.api.rfas`, :mod:`portal.api.packages` — the endpoints, thin over the same
+- :mod:`portal.rfa.api`, :mod:`portal.packages.api` — the endpoints, thin over the same
   domain functions as the pages;
 - :mod:`portal.api.openapi` — the OpenAPI 3.1 description at ``/api/v1/openapi.json``;
 - :mod:`portal.api.problem` — errors as ``application/problem+json``.
@@ -39,10 +39,12 @@ def init_api(app: Flask) -> None:
     from flask_limiter import Limiter
     from flask_wtf.csrf import CSRFProtect
 
-    from portal.api import openapi, packages, rfas  # noqa: F401  (routes on the blueprint)
+    from portal.api import openapi  # noqa: F401  (routes on the blueprint)
     from portal.api.blueprint import bp
     from portal.api.oauth import init_oauth
-    from portal.security.limiter import EXTENSION_KEY
+    from portal.authz.limiter import EXTENSION_KEY
+    from portal.packages import api as package_routes  # noqa: F401  (routes on the blueprint)
+    from portal.rfa import api as rfa_routes  # noqa: F401  (routes on the blueprint)
 
     init_oauth(app)
     api_rate = str(app.config.get("API_RATE_LIMIT") or DEFAULT_RATE_LIMIT)

@@ -3,8 +3,8 @@
 (RFC 7009) at ``POST /api/v1/oauth/revoke``, and the bearer-token check the authz guard
 calls for every API action.
 
-Authlib is given adapters over the plain rows of :mod:`portal.models.api`; storing,
-hashing and revoking stay in :mod:`portal.api_clients`. One
+Authlib is given adapters over the plain rows of :mod:`portal.api.models`; storing,
+hashing and revoking stay in :mod:`portal.api.clients`. One
 :class:`~authlib.integrations.flask_oauth2.AuthorizationServer` and one
 :class:`~authlib.integrations.flask_oauth2.ResourceProtector` per app, kept in
 ``app.extensions``.
@@ -28,16 +28,14 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint
 from flask import Flask, Response, current_app, g
 from sqlalchemy import select
 
-from portal import api_clients
+from portal.api import clients as api_clients
 from portal.api.blueprint import bp
+from portal.api.models import API_SCOPES, OAuthClient, OAuthToken
 from portal.api.principal import G_KEY, ClientPrincipal
 from portal.api.problem import problem
+from portal.authz.permissions import API_GUARD, client_allowed, public
 from portal.canonical import sha256_hex
-from portal.db import stored_utc, utcnow
-from portal.models import OAuthClient, OAuthToken
-from portal.models.api import API_SCOPES
-from portal.security.authz import API_GUARD, client_allowed, public
-from portal.web import db
+from portal.db import db, stored_utc, utcnow
 
 SERVER_KEY = "portal_oauth_server"
 PROTECTOR_KEY = "portal_oauth_protector"

@@ -12,13 +12,13 @@ from typing import Any
 from flask import Response, jsonify, request
 
 from portal.api.blueprint import PREFIX, bp
+from portal.api.models import API_SCOPES
 from portal.api.shapes import DATE_FIELDS, MAX_OFFENCES, TEXT_FIELDS
-from portal.models.api import API_SCOPES
-from portal.models.requests import PROCEEDINGS_TYPES, URGENCIES
-from portal.recalls import DISPOSITIONS
-from portal.requests_domain import MESSAGE_MAX, REFERENCE_MAX, TEXT_MAX
-from portal.rfa_status import LABELS
-from portal.security.authz import public
+from portal.authz.permissions import public
+from portal.packages.recalls import DISPOSITIONS
+from portal.rfa.drafting import MESSAGE_MAX, REFERENCE_MAX, TEXT_MAX
+from portal.rfa.models import PROCEEDINGS_TYPES, URGENCIES
+from portal.rfa.status import LABELS
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"

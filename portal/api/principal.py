@@ -1,6 +1,6 @@
 """Who is calling the API: a registered client acting for its authority.
 
-The guard (:func:`portal.security.authz.install_guard`, via :mod:`portal.api.oauth`)
+The guard (:func:`portal.authz.permissions.install_guard`, via :mod:`portal.api.oauth`)
 validates the bearer token and stores a :class:`ClientPrincipal` in ``g`` with the role
 the endpoint's action is performed in (requester or recipient, see
 ``authz.API_PERMISSIONS``). Views pass it to the same scoped queries and domain functions
@@ -14,7 +14,7 @@ from typing import cast
 
 from flask import abort, g
 
-from portal.models import User
+from portal.accounts.models import User
 
 G_KEY = "api_principal"
 

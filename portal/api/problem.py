@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Response, jsonify
 
-from portal.web.errors import PROBLEM_JSON
+from portal.pages.errors import PROBLEM_JSON
 
 TYPE_PREFIX = "urn:sharing-portal:problem:"
 

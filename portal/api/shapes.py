@@ -2,7 +2,7 @@
 reads for a new request for assistance.
 
 Outward: plain dicts from rows, ISO 8601 dates and UTC timestamps. Inward:
-:func:`rfa_fields` turns a JSON object into :class:`~portal.requests_domain.RfaFields`, so
+:func:`rfa_fields` turns a JSON object into :class:`~portal.rfa.drafting.RfaFields`, so
 the API validates with the very function the form uses; it only checks JSON types first.
 """
 
@@ -13,11 +13,13 @@ from dataclasses import fields
 from datetime import date, datetime
 from typing import Any
 
-from portal import downloads
+from portal.accounts.models import User
 from portal.db import stored_utc
-from portal.models import Message, Package, Recall, Rfa, User
-from portal.requests_domain import RfaFields, ValidationFailed
-from portal.rfa_status import LABELS
+from portal.packages import downloads
+from portal.packages.models import Package, Recall
+from portal.rfa.drafting import RfaFields, ValidationFailed
+from portal.rfa.models import Message, Rfa
+from portal.rfa.status import LABELS
 
 DATE_FIELDS = ("period_from", "period_to", "deadline")
 LIST_FIELDS = ("offences",)

@@ -1,9 +1,9 @@
 """``portal demo``: load a fictional world, the example keys and one user of every role.
 
 The evidence files are generated deterministically (same bytes on every run), written to a
-temporary directory and imported with :func:`portal.importer.import_bundle`; users are made
-with :func:`portal.accounts.create_user`. Everything happens in one transaction. Running the
-demo again imports nothing new, creates no user twice and prints the same logins (read back
+temporary directory and imported with :func:`portal.importing.bundle.import_bundle`; users are made
+with :func:`portal.accounts.creation.create_user`. Everything happens in one transaction. Running
+the demo again imports nothing new, creates no user twice and prints the same logins (read back
 from the logins file).
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portal.accounts import AccountError
+from portal.accounts.creation import AccountError
 from portal.audit import CLI_ACTOR
 from portal.config import REPO_ROOT
 from portal.db import transaction
@@ -29,8 +29,8 @@ from portal.demo.users import (
     format_login_table,
     load_logins,
 )
-from portal.importer import BundleRejected, ImportReport, import_bundle
-from portal.models import Authority, Item
+from portal.importing.bundle import BundleRejected, ImportReport, import_bundle
+from portal.registry.models import Authority, Item
 from portal.state import PortalState
 
 __all__ = ["DemoRefused", "DemoResult", "format_logins", "run_demo"]

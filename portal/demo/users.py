@@ -19,8 +19,9 @@ import pyotp
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.accounts import NewUser, create_user, new_totp_secret
-from portal.models import Authority, Provider, User
+from portal.accounts.creation import NewUser, create_user, new_totp_secret
+from portal.accounts.models import User
+from portal.registry.models import Authority, Provider
 
 ISSUER = "Sharing Portal (demo)"
 PASSWORD_LENGTH = 20

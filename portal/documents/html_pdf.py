@@ -14,9 +14,28 @@ __all__ = ["html_to_pdf", "refuse_fetch"]
 
 
 def refuse_fetch(url: str, *_args: Any, **_kwargs: Any) -> dict[str, Any]:
-    """WeasyPrint's URL fetcher for our documents: every URL is refused (the stylesheets
-    are inside the templates), so rendering never reaches the network or the disk."""
+    """Every URL in a portal document is refused (the stylesheets are inside the templates),
+    so rendering never reaches the network or the disk; WeasyPrint skips the resource."""
     raise ValueError(f"a portal PDF fetches nothing ({url[:60]} refused)")
+
+
+def _refusing_fetcher() -> Any:
+    """:func:`refuse_fetch` in the form the installed WeasyPrint expects.
+
+    WeasyPrint 70 calls methods and attributes of a ``URLFetcher`` object (a plain function
+    crashes it with ``AttributeError: _fail_on_errors``); earlier versions take a function.
+    """
+    from weasyprint import urls
+
+    base = getattr(urls, "URLFetcher", None)
+    if not isinstance(base, type):
+        return refuse_fetch
+
+    class RefusingFetcher(base):  # type: ignore[misc, valid-type]
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            return refuse_fetch(url)
+
+    return RefusingFetcher(fail_on_errors=False)
 
 
 def html_to_pdf(
@@ -26,7 +45,7 @@ def html_to_pdf(
     is written (e.g. its document information); ``options`` go to ``write_pdf``."""
     import weasyprint
 
-    document = weasyprint.HTML(string=html, url_fetcher=refuse_fetch)
+    document = weasyprint.HTML(string=html, url_fetcher=_refusing_fetcher())
     pdf = document.write_pdf(finisher=finisher, **options)
     if not isinstance(pdf, bytes):  # write_pdf returns the bytes when given no target
         raise RuntimeError("WeasyPrint returned no document")

@@ -1,4 +1,4 @@
-"""The parts of ``portal import`` (see :mod:`portal.importer` for the entry point).
+"""The parts of ``portal import`` (see :mod:`portal.importing.bundle` for the entry point).
 
 - :mod:`.errors`: what a rejected bundle reports (line number and reason);
 - :mod:`.source`: reading the bundle line by line, with its sha256;

@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portal.consent.models import Consent
 from portal.db import Base
-from portal.models.consent import Consent
-from portal.models.registry import (
+from portal.registry.models import (
     Assessment,
     Authority,
     Item,
@@ -29,8 +29,8 @@ from portal.models.registry import (
     RecipientKey,
     RedactionMark,
 )
-from portal.models.requests import Assurance, Message, Rfa, RfaItem, RfaStatusChange
-from portal.openpgp import KeyInfo
+from portal.registry.openpgp import KeyInfo
+from portal.rfa.models import Assurance, Message, Rfa, RfaItem, RfaStatusChange
 
 CODE_MODELS: dict[str, type[Provider | Authority | Person | Item | Consent | Rfa]] = {
     "provider": Provider,

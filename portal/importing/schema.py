@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from portal.consent.models import CONSENT_EVENTS, PURPOSES
 from portal.importing.fields import (
     INT64_MAX,
     Field,
@@ -32,8 +33,7 @@ from portal.importing.fields import (
     text,
     timestamp,
 )
-from portal.models.consent import CONSENT_EVENTS, PURPOSES
-from portal.models.registry import (
+from portal.registry.models import (
     ASSESSMENT_CRITERIA,
     ASSESSMENT_FINDINGS,
     AUTHORITY_KINDS,
@@ -45,7 +45,7 @@ from portal.models.registry import (
     PROVIDER_KINDS,
     SENSITIVITIES,
 )
-from portal.models.requests import PROCEEDINGS_TYPES, RFA_STATUSES, URGENCIES
+from portal.rfa.models import PROCEEDINGS_TYPES, RFA_STATUSES, URGENCIES
 
 Values = dict[str, Any]
 Check = Callable[[Values], list[str]]

@@ -1,13 +1,18 @@
-"""All models, imported here so metadata is complete for Alembic and tests."""
+"""Every model of every domain, imported in one place so that ``Base.metadata`` is complete
+(Alembic, tests) and every relationship can be resolved.
 
+Each model is defined in its domain (``portal.<domain>.models``); import it from there.
+"""
+
+from portal.accounts.models import Invitation, LoginSession, RecoveryCode, User
+from portal.api.models import OAuthClient, OAuthToken
+from portal.audit import AuditEvent
+from portal.consent.models import Consent, ConsentRequest, ConsentRequestItem
 from portal.db import Base
-from portal.models.accounts import Invitation, LoginSession, Notification, RecoveryCode, User
-from portal.models.api import OAuthClient, OAuthToken
-from portal.models.audit import AuditEvent
-from portal.models.consent import Consent, ConsentRequest, ConsentRequestItem
-from portal.models.decisions import Decision, DecisionItem
-from portal.models.packages import Download, Package, PackageItem, Recall
-from portal.models.registry import (
+from portal.eligibility.models import Decision, DecisionItem
+from portal.notifications.models import Notification
+from portal.packages.models import Download, Package, PackageItem, Recall
+from portal.registry.models import (
     Assessment,
     Authority,
     Item,
@@ -17,7 +22,7 @@ from portal.models.registry import (
     RecipientKey,
     RedactionMark,
 )
-from portal.models.requests import Assurance, Attachment, Message, Rfa, RfaItem, RfaStatusChange
+from portal.rfa.models import Assurance, Attachment, Message, Rfa, RfaItem, RfaStatusChange
 
 __all__ = [
     "Assessment",

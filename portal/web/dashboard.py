@@ -1,7 +1,7 @@
 """The signed-in home page and the role-dependent navigation of every page.
 
 Links are listed here by endpoint; a link appears only when its view exists and the
-user's role may perform the view's declared action (portal.security.authz), so
+user's role may perform the view's declared action (portal.authz.permissions), so
 navigation never offers a page that would answer 403 and grows as pages are added.
 """
 
@@ -13,17 +13,10 @@ from typing import Any
 from flask import Blueprint, current_app, render_template, request, url_for
 from flask_login import current_user
 
-from portal.security.authz import PUBLIC, allowed, declared_permission, requires
+from portal.accounts.models import ROLE_LABELS
+from portal.authz.permissions import PUBLIC, allowed, declared_permission, requires
 
 bp = Blueprint("dashboard", __name__)
-
-ROLE_LABELS = {
-    "requester": "Requester",
-    "legal_officer": "Legal officer",
-    "provider": "Information provider",
-    "recipient": "Recipient",
-    "admin": "Administrator",
-}
 
 
 @dataclass(frozen=True)
@@ -170,7 +163,7 @@ def _navigation() -> dict[str, Any]:
 def index() -> str:
     role = current_user.role
     return render_template(
-        "dashboard/index.html",
+        "web/dashboard.html",
         role_label=ROLE_LABELS.get(role, role),
         next_steps=_links(NEXT_STEPS.get(role, ()), role),
     )

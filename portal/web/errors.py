@@ -1,165 +1,20 @@
-"""Error pages: the right status, a plain message, nothing internal.
-
-Browsers get an HTML page; JSON clients (``Accept`` preferring JSON, or any path
-under ``/api/``) get ``application/problem+json`` (RFC 9457). Unexpected
-exceptions are logged here with a short reference the user can quote; the
-response never carries exception text, stack traces or version details.
+"""Error handlers: every HTTP error, CSRF failure and unexpected exception becomes the
+response :func:`portal.pages.errors.error_response` makes (HTML page or problem+json).
+Unexpected exceptions are logged here with a short reference the user can quote.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterable
-from http import HTTPStatus
 
-from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask import Flask, Response, request
 from flask_wtf.csrf import CSRFError
-from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
+from portal.pages.errors import CSRF_MESSAGE, CSRF_TITLE, error_response
+
 logger = logging.getLogger(__name__)
-
-PROBLEM_JSON = "application/problem+json"
-
-#: status -> (title, message) shown to the user.
-MESSAGES: dict[int, tuple[str, str]] = {
-    400: (
-        "Bad request",
-        "The portal could not understand this request. Go back, check what you entered "
-        "and try again.",
-    ),
-    401: ("Sign-in required", "You need to sign in to see this page."),
-    403: (
-        "Access denied",
-        "You do not have permission to see this page. If you think you should, "
-        "contact the portal administrators.",
-    ),
-    404: (
-        "Page not found",
-        "The page you asked for could not be found. Check the address, or go back to "
-        "the start page.",
-    ),
-    405: (
-        "Not allowed",
-        "This page cannot be used in that way. Go back and use the page's own links and forms.",
-    ),
-    413: ("Upload too large", "The upload is too large."),
-    429: (
-        "Too many requests",
-        "You have made too many requests in a short time. Wait a moment and try again.",
-    ),
-    500: (
-        "Something went wrong",
-        "The portal could not complete your request. The problem has been recorded. "
-        "Please try again later; if it keeps happening, contact the portal administrators.",
-    ),
-    503: (
-        "Service unavailable",
-        "The portal is temporarily unavailable. Please try again in a few minutes.",
-    ),
-}
-
-CSRF_TITLE = "Form expired"
-CSRF_MESSAGE = (
-    "This form has expired or could not be verified, so nothing was saved. "
-    "Please reload the page and try again."
-)
-
-FALLBACK_PAGE = (
-    '<!doctype html>\n<html lang="en">\n<head><meta charset="utf-8">'
-    "<title>{title} \N{EN DASH} Sharing Portal</title></head>\n"
-    "<body><main><h1>{title}</h1><p>{message}</p>{reference}"
-    '<p><a href="/">Go to the start page</a></p></main></body>\n</html>\n'
-)
-
-
-def human_size(num_bytes: int) -> str:
-    """``1536`` -> ``"1.5 KB"``; binary multiples, as upload dialogs show sizes."""
-    if num_bytes < 1024:
-        return "1 byte" if num_bytes == 1 else f"{num_bytes} bytes"
-    value = float(num_bytes)
-    for unit in ("KB", "MB", "GB", "TB"):
-        value /= 1024
-        if value < 1024 or unit == "TB":
-            break
-    text = f"{value:.1f}".removesuffix(".0")
-    return f"{text} {unit}"
-
-
-def upload_limit_message() -> str:
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
-    if not limit:
-        return MESSAGES[413][1]
-    return (
-        f"The upload is too large. The portal accepts at most {human_size(int(limit))} "
-        "per request. Nothing was saved."
-    )
-
-
-def wants_json() -> bool:
-    """True for API paths and for clients that prefer JSON to HTML."""
-    if request.path == "/api" or request.path.startswith("/api/"):
-        return True
-    best = request.accept_mimetypes.best_match(["text/html", "application/json", PROBLEM_JSON])
-    return best in {"application/json", PROBLEM_JSON}
-
-
-def _title_and_message(status: int) -> tuple[str, str]:
-    if status == 413:
-        return MESSAGES[413][0], upload_limit_message()
-    if status in MESSAGES:
-        return MESSAGES[status]
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "Error"
-    generic = MESSAGES[500][1] if status >= 500 else MESSAGES[400][1]
-    return phrase, generic
-
-
-def _render_page(status: int, title: str, message: str, reference: str | None) -> str:
-    try:
-        return render_template(
-            "errors/error.html", status=status, title=title, message=message, reference=reference
-        )
-    except Exception:
-        # The error page must never fail: fall back to plain HTML.
-        logger.exception("Could not render the error page for status %s", status)
-        ref = f"<p>Reference: {escape(reference)}</p>" if reference else ""
-        return FALLBACK_PAGE.format(title=escape(title), message=escape(message), reference=ref)
-
-
-def error_response(
-    status: int,
-    *,
-    title: str | None = None,
-    message: str | None = None,
-    reference: str | None = None,
-    headers: Iterable[tuple[str, str]] = (),
-) -> Response:
-    """An error response for ``status`` in the format the client wants."""
-    default_title, default_message = _title_and_message(status)
-    title = title or default_title
-    message = message or default_message
-    if wants_json():
-        problem: dict[str, object] = {
-            "type": "about:blank",
-            "title": title,
-            "status": status,
-            "detail": message,
-        }
-        if reference:
-            problem["reference"] = reference
-        response = jsonify(problem)
-        response.mimetype = PROBLEM_JSON
-    else:
-        response = Response(_render_page(status, title, message, reference), mimetype="text/html")
-    response.status_code = status
-    for name, value in headers:
-        response.headers[name] = value
-    response.vary.add("Accept")
-    return response
 
 
 def _passthrough_headers(exc: HTTPException) -> list[tuple[str, str]]:

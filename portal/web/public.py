@@ -1,5 +1,5 @@
 """Pages anyone may see: the health check. (What the portal is and who uses it is on the
-sign-in page, portal.web.auth; ``/`` is the signed-in dashboard.)"""
+sign-in page, portal.accounts.signin_views; ``/`` is the signed-in dashboard.)"""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from portal.security.authz import public
-from portal.web import db
+from portal.authz.permissions import public
+from portal.db import db
 
 logger = logging.getLogger(__name__)
 

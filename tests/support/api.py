@@ -1,6 +1,6 @@
 """API clients and tokens for JSON API tests.
 
-``api_client`` registers a client through :func:`portal.api_clients.register_client` (as a
+``api_client`` registers a client through :func:`portal.api.clients.register_client` (as a
 real admin would); ``token_for`` obtains an access token from the real token endpoint with
 HTTP Basic client authentication. Load with::
 
@@ -16,8 +16,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from portal.api_clients import register_client
-from portal.models import Authority, User
+from portal.accounts.models import User
+from portal.api.clients import register_client
+from portal.registry.models import Authority
 from portal.state import portal_state
 from tests.support.auth import make_user
 

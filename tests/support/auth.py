@@ -1,7 +1,7 @@
 """Users and sign-in for web tests.
 
 ``make_user`` creates an enrolled user (and the authority or provider its role needs)
-through ``portal.accounts.create_user``; ``login`` signs a test client in through the
+through ``portal.accounts.creation.create_user``; ``login`` signs a test client in through the
 real two-step form (CSRF tokens read from the pages, a TOTP code generated from the
 user's secret). Fixtures ``make_app``, ``app`` and ``client`` build the portal on the
 test database; load them in a test module with::
@@ -28,11 +28,11 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from portal import create_app
-from portal.accounts import NewUser, create_user
+from portal.accounts.creation import NewUser, create_user
+from portal.accounts.models import AUTHORITY_ROLES, User
 from portal.audit import CLI_ACTOR
 from portal.config import Settings
-from portal.models import Authority, Provider, User
-from portal.models.accounts import AUTHORITY_ROLES
+from portal.registry.models import Authority, Provider
 from portal.state import portal_state
 
 DEFAULT_AUTHORITY = "TST-AUTH"

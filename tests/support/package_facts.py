@@ -1,4 +1,4 @@
-"""Example package facts (portal.packaging.facts) for tests of the manifest and documents.
+"""Example package facts (portal.packages.assembly.facts) for tests of the manifest and documents.
 
 Fictional throughout. The facts describe redactions by kind, reason and count only: the
 protected term below is the text such redactions removed, and it is given to nothing here,
@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from portal.packaging.facts import (
+from portal.packages.assembly.facts import (
     ConsentFacts,
     CustodyEvent,
     DocumentEntry,

@@ -1,11 +1,11 @@
 """Genuine packages for tests, made the way the portal makes them, from plain files.
 
 :func:`build_package` writes ``PKG-….tar.gpg`` and its detached signature ``….sig`` with the
-portal's own pieces: the manifest (``portal.packaging.manifest.build_manifest``), the BagIt tar
-writer (``portal.packaging.bag.write_bag_tar``) streamed into ``gpg --sign --encrypt``
-(``portal.packaging.gpgstream.sign_and_encrypt``), real gpg and the keys in ``keys_example/``.
-Knobs let a test make a package that is wrong in exactly one way (signed by another key,
-encrypted to another authority, a manifest that fails its schema or its signature...).
+portal's own pieces: the manifest (``portal.packages.assembly.manifest.build_manifest``), the BagIt
+tar writer (``portal.packages.assembly.bag.write_bag_tar``) streamed into ``gpg --sign --encrypt``
+(``portal.packages.assembly.gpgstream.sign_and_encrypt``), real gpg and the keys in
+``keys_example/``. Knobs let a test make a package that is wrong in exactly one way (signed by
+another key, encrypted to another authority, a manifest that fails its schema or its signature...).
 
 :func:`repack` decrypts a package, lets a test edit the tar's members (any ``TarInfo``, so
 hostile archives with ``..``, links or devices are possible), and signs and encrypts the result
@@ -35,8 +35,8 @@ from typing import Any, BinaryIO
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen import canvas
 
-from portal.packaging.bag import BagEntry, write_bag_tar
-from portal.packaging.facts import (
+from portal.packages.assembly.bag import BagEntry, write_bag_tar
+from portal.packages.assembly.facts import (
     ConsentFacts,
     CustodyEvent,
     DocumentEntry,
@@ -44,14 +44,14 @@ from portal.packaging.facts import (
     PackageFacts,
     RedactionSummary,
 )
-from portal.packaging.gpgstream import (
+from portal.packages.assembly.gpgstream import (
     Recipient,
     Signer,
     detached_signature,
     load_signer,
     sign_and_encrypt,
 )
-from portal.packaging.manifest import (
+from portal.packages.assembly.manifest import (
     MANIFEST_PATH,
     SIGNATURE_PATH,
     build_manifest,
@@ -212,7 +212,7 @@ def _item_entry(item: SampleItem) -> ItemEntry:
 
 
 class Sealer:
-    """Signs and encrypts the way the portal does: ``portal.packaging.gpgstream`` (a fresh
+    """Signs and encrypts the way the portal does: ``portal.packages.assembly.gpgstream`` (a fresh
     temporary keyring for every operation, as in production)."""
 
     def fingerprint(self, name: str) -> str:

@@ -24,16 +24,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.consent import grant
+from portal.accounts.models import User
+from portal.consent.ledger import grant
 from portal.db import utcnow
-from portal.decisions import run_check
-from portal.models import Authority, Item, Package, PackageItem, Provider, Rfa, User
-from portal.packaging.gpgstream import (
+from portal.eligibility.decisions import run_check
+from portal.packages.assembly.gpgstream import (
     Recipient,
     detached_signature,
     load_signer,
     sign_and_encrypt,
 )
+from portal.packages.models import Package, PackageItem
+from portal.registry.models import Authority, Item, Provider
+from portal.rfa.models import Rfa
 from portal.state import portal_state
 from tests.support.auth import Credentials, login, make_user
 

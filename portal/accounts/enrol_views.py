@@ -1,0 +1,195 @@
+"""Enrolment through an invitation link: password, authenticator, recovery codes.
+
+The token in the link is the credential, so every step checks it again. What the
+person has chosen so far lives in the signed session cookie, bound to the link's
+token hash: the password's argon2 hash (new accounts) and the pending authenticator
+secret (shown on the page anyway). Nothing is written to the database until the
+authenticator code is confirmed; then the account is created (or re-enrolled), the
+invitation consumed and the recovery codes shown in that one response. Reloading it
+re-posts a used link and is refused, so the codes are never shown twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, redirect, render_template, session, url_for
+from flask_wtf import FlaskForm
+from sqlalchemy.exc import IntegrityError
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length
+
+from portal.accounts import totp
+from portal.accounts.invitations import (
+    Enrolment,
+    EnrolmentError,
+    WrongCode,
+    choose_password,
+    complete_enrolment,
+    open_enrolment,
+    token_hash,
+)
+from portal.accounts.password_policy import MAX_PASSWORD_LENGTH, WeakPassword
+from portal.accounts.qr import SVG_MEDIA_TYPE, qr_svg
+from portal.authz.permissions import public
+from portal.db import db
+from portal.pages.errors import error_response
+from portal.state import portal_state
+
+bp = Blueprint("enrol", __name__, url_prefix="/enrol")
+
+STATE_KEY = "enrolment"
+WHY_PUBLIC = "invitation token is the credential"
+INVALID_TITLE = "Enrolment link not valid"
+INVALID_MESSAGE = (
+    "This enrolment link cannot be used. Links work once and for 48 hours, and a newer "
+    "link replaces an older one. Ask the portal administrators for a new link."
+)
+
+
+class PasswordForm(FlaskForm):  # type: ignore[misc]
+    password = PasswordField(
+        "New password",
+        description="At least 12 characters. A few unrelated words make a good password.",
+        validators=[
+            DataRequired(message="Enter a password."),
+            Length(max=MAX_PASSWORD_LENGTH, message="The password is too long."),
+        ],
+    )
+    confirm = PasswordField(
+        "Repeat the password",
+        validators=[
+            DataRequired(message="Enter the password again."),
+            EqualTo("password", message="The two passwords are not the same."),
+        ],
+    )
+
+
+class CodeForm(FlaskForm):  # type: ignore[misc]
+    code = StringField(
+        "Code from your authenticator app",
+        description="The 6-digit code your app shows now.",
+        validators=[DataRequired(message="Enter the 6-digit code.")],
+    )
+
+
+def _invalid() -> Response:
+    session.pop(STATE_KEY, None)
+    return error_response(404, title=INVALID_TITLE, message=INVALID_MESSAGE)
+
+
+def _state(token: str) -> dict[str, str]:
+    """This link's pending choices from the session (empty for another link)."""
+    state = session.get(STATE_KEY)
+    if not isinstance(state, dict) or state.get("link") != token_hash(token):
+        return {}
+    return {key: value for key, value in state.items() if isinstance(value, str)}
+
+
+def _save_state(token: str, **values: str) -> dict[str, str]:
+    state = {**_state(token), **values, "link": token_hash(token)}
+    session[STATE_KEY] = state
+    return state
+
+
+def _ready_for_authenticator(enrolment: Enrolment, state: dict[str, str]) -> bool:
+    return enrolment.is_reenrolment or bool(state.get("password_hash"))
+
+
+@bp.route("/<token>", methods=["GET", "POST"])
+@public(WHY_PUBLIC)
+def start(token: str) -> Any:
+    enrolment = open_enrolment(db(), token)
+    if enrolment is None:
+        return _invalid()
+    if enrolment.is_reenrolment:
+        return redirect(url_for("enrol.authenticator", token=token))
+    form = PasswordForm()
+    if form.validate_on_submit():
+        try:
+            password_hash = choose_password(
+                enrolment, form.password.data or "", profile=portal_state().settings.hash_profile
+            )
+        except WeakPassword as exc:
+            form.password.errors = [*form.password.errors, exc.reason]
+        else:
+            _save_state(token, password_hash=password_hash)
+            return redirect(url_for("enrol.authenticator", token=token))
+    elif _state(token).get("password_hash") and not form.is_submitted():
+        return redirect(url_for("enrol.authenticator", token=token))
+    status = 400 if form.is_submitted() else 200
+    return render_template("accounts/enrol/password.html", form=form, enrolment=enrolment), status
+
+
+def _pending_secret(token: str) -> str:
+    state = _state(token)
+    secret = state.get("totp_secret")
+    if not secret:
+        secret = totp.new_secret()
+        _save_state(token, totp_secret=secret)
+    return secret
+
+
+def _grouped(secret: str) -> str:
+    return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+
+
+@bp.route("/<token>/authenticator", methods=["GET", "POST"])
+@public(WHY_PUBLIC)
+def authenticator(token: str) -> Any:
+    enrolment = open_enrolment(db(), token)
+    if enrolment is None:
+        return _invalid()
+    state = _state(token)
+    if not _ready_for_authenticator(enrolment, state):
+        return redirect(url_for("enrol.start", token=token))
+    secret = _pending_secret(token)
+    form = CodeForm()
+    if form.validate_on_submit():
+        try:
+            user, codes = complete_enrolment(
+                db(),
+                enrolment,
+                password_hash=state.get("password_hash"),
+                totp_secret=secret,
+                code=form.code.data or "",
+            )
+            db().commit()
+        except WrongCode as exc:
+            db().rollback()
+            form.code.errors = [*form.code.errors, str(exc)]
+        except (EnrolmentError, IntegrityError):
+            db().rollback()
+            return _invalid()
+        else:
+            session.pop(STATE_KEY, None)
+            return render_template("accounts/enrol/recovery_codes.html", user=user, codes=codes)
+    status = 400 if form.is_submitted() else 200
+    return (
+        render_template(
+            "accounts/enrol/authenticator.html",
+            form=form,
+            enrolment=enrolment,
+            secret=_grouped(secret),
+            token=token,
+        ),
+        status,
+    )
+
+
+@bp.get("/<token>/qr.svg")
+@public(WHY_PUBLIC)
+def qr(token: str) -> Response:
+    enrolment = open_enrolment(db(), token)
+    if enrolment is None:
+        return _invalid()
+    secret = _state(token).get("totp_secret")
+    if not secret:
+        return error_response(404)
+    svg = qr_svg(
+        totp.provisioning_uri(secret, enrolment.email),
+        title="QR code to add the Sharing Portal to your authenticator app",
+    )
+    response = Response(svg, mimetype=SVG_MEDIA_TYPE)
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,119 @@
+"""People who sign in: users, invitations and recovery codes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.db import Base, UTCDateTime, one_of, utcnow
+
+if TYPE_CHECKING:
+    from portal.registry.models import Authority, Provider
+
+ROLES = ("requester", "legal_officer", "provider", "recipient", "admin")
+ROLE_LABELS = {
+    "requester": "Requester",
+    "legal_officer": "Legal officer",
+    "provider": "Information provider",
+    "recipient": "Recipient",
+    "admin": "Administrator",
+}
+AUTHORITY_ROLES = ("requester", "recipient")
+STAFF_ROLES = ("legal_officer", "admin")
+
+# A user belongs to exactly the kind of organisation its role implies.
+_ROLE_SCOPE = (
+    "(role IN ('requester', 'recipient') AND authority_id IS NOT NULL AND provider_id IS NULL)"
+    " OR (role = 'provider' AND provider_id IS NOT NULL AND authority_id IS NULL)"
+    " OR (role IN ('legal_officer', 'admin') AND authority_id IS NULL AND provider_id IS NULL)"
+)
+
+
+class User(Base):
+    __tablename__ = "user_account"
+    __table_args__ = (
+        one_of("role", ROLES),
+        CheckConstraint(_ROLE_SCOPE, name="role_scope"),
+        CheckConstraint("failed_logins >= 0", name="failed_logins_nonnegative"),
+        CheckConstraint("session_epoch >= 0", name="session_epoch_nonnegative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    authority_id: Mapped[int | None] = mapped_column(ForeignKey("authority.id"), index=True)
+    provider_id: Mapped[int | None] = mapped_column(ForeignKey("provider.id"), index=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    totp_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    authority: Mapped[Authority | None] = relationship()
+    provider: Mapped[Provider | None] = relationship()
+
+
+class LoginSession(Base):
+    """A server-side login session. The cookie holds a random token; only its sha256 is
+    stored, so a database leak does not hand out live sessions."""
+
+    __tablename__ = "login_session"
+    __table_args__ = (
+        CheckConstraint("expires_at > created_at", name="expires_after_created"),
+        CheckConstraint("epoch >= 0", name="epoch_nonnegative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    # The user's session_epoch when the session began; a later epoch ends it.
+    epoch: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    end_reason: Mapped[str | None] = mapped_column(String(40))
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+
+
+class RecoveryCode(Base):
+    """A single-use 2FA recovery code, stored hashed."""
+
+    __tablename__ = "recovery_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(255))
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Invitation(Base):
+    """A one-time enrolment link; only the hash of its token is stored."""
+
+    __tablename__ = "invitation"
+    __table_args__ = (
+        one_of("role", ROLES),
+        CheckConstraint(_ROLE_SCOPE, name="role_scope"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(254))
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    authority_id: Mapped[int | None] = mapped_column(ForeignKey("authority.id"))
+    provider_id: Mapped[int | None] = mapped_column(ForeignKey("provider.id"))
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

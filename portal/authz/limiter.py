@@ -1,0 +1,74 @@
+"""Per-address rate limit on the sign-in steps (Flask-Limiter).
+
+Both steps (``auth.login`` and ``auth.login_totp``) share one budget per client
+address, by default 10 POSTs a minute and 100 an hour (``Settings.login_rate_limit``),
+counted in a moving window. Beyond it the portal answers 429 with the usual error page.
+This complements the per-account lockout (portal.accounts.throttle): the lockout stops
+guessing one account's password, the rate limit stops one address from trying many.
+
+Counters live in memory by default (one process), or in Redis when
+``Settings.redis_url`` is set, so that every worker shares them. Each app gets its own
+:class:`~flask_limiter.Limiter` (no module-level instance). When Redis is configured
+but unreachable the sign-in fails closed (an error page) rather than going unlimited.
+
+The client address is ``request.remote_addr``; behind reverse proxies set
+``PORTAL_TRUSTED_PROXIES`` so that it is the visitor's address, not the proxy's.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from flask_limiter import ApplicationLimit, Limiter
+from limits import parse_many
+
+from portal.config import ConfigError, Settings
+
+# Sign-in and enrolment: each POST may cost an argon2 hash or guesses a secret.
+LIMITED_ENDPOINTS = frozenset(
+    {"auth.login", "auth.login_totp", "enrol.start", "enrol.authenticator"}
+)
+SCOPE = "login"
+DEFAULT_KEY_PREFIX = "portal"
+EXTENSION_KEY = "portal_limiter"
+
+
+def client_address() -> str:
+    return request.remote_addr or "unknown"
+
+
+def _not_a_sign_in_step() -> bool:
+    return request.endpoint not in LIMITED_ENDPOINTS
+
+
+def init_limiter(app: Flask, settings: Settings) -> Limiter:
+    """Attach a limiter to ``app`` limiting sign-in POSTs per client address.
+
+    The Redis key prefix is ``portal`` unless ``RATELIMIT_KEY_PREFIX`` is set in the
+    app config (tests use a unique one so runs do not share counters).
+    """
+    try:
+        parse_many(settings.login_rate_limit)
+    except ValueError:
+        raise ConfigError(
+            f"PORTAL_LOGIN_RATE_LIMIT is not a rate limit: {settings.login_rate_limit!r} "
+            "(write e.g. '10 per minute;100 per hour')"
+        ) from None
+    limiter = Limiter(
+        key_func=client_address,
+        application_limits=[
+            ApplicationLimit(
+                limit_provider=settings.login_rate_limit,
+                key_function=client_address,
+                scope=SCOPE,
+                methods=["POST"],
+                exempt_when=_not_a_sign_in_step,
+            )
+        ],
+        storage_uri=settings.redis_url or "memory://",
+        strategy="moving-window",
+        key_prefix=str(app.config.get("RATELIMIT_KEY_PREFIX") or DEFAULT_KEY_PREFIX),
+        headers_enabled=True,
+    )
+    limiter.init_app(app)
+    app.extensions[EXTENSION_KEY] = limiter
+    return limiter

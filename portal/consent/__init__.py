@@ -1,0 +1,2 @@
+"""Consent: the append-only ledger of grants, declines and revocations, consent requests, and
+revocation's effects."""

@@ -1,0 +1,614 @@
+"""The consent ledger: grant, decline and revoke as appended events, and the derived state.
+
+The ledger is append-only: :func:`guard_consents` makes SQLAlchemy refuse any ORM update
+or delete of a :class:`~portal.models.Consent`; every function here installs it on the
+session it is given. The current state is derived with the policy engine's own rule
+(:func:`portal.eligibility.policy.rules.provider_consent`), so this page and an eligibility check
+can never disagree.
+
+:func:`revoke_consent` is the one transactional step for a revocation: the revoke events,
+the candidate items of the authority's requests flagged for a re-check, and the
+authority's packages holding the items blocked, withdrawn or recalled. Nothing is
+committed here; the caller commits or rolls back the lot.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import event, exists, func, select, update
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, sessionmaker
+
+from portal import audit
+from portal.accounts.models import User
+from portal.consent.models import PURPOSES, Consent, ConsentRequest, ConsentRequestItem
+from portal.db import aware_utc
+from portal.eligibility.policy.inputs import (
+    AuthorityFacts,
+    ConsentEvent,
+    ItemFacts,
+    ProviderFacts,
+    RequestFacts,
+    Snapshot,
+)
+from portal.eligibility.policy.mandate import Mandate
+from portal.eligibility.policy.rules import RuleContext, provider_consent
+from portal.notifications import service as notifications
+from portal.packages.models import Download, Package, PackageItem, Recall
+from portal.registry.models import Authority, Item, Provider
+from portal.rfa.models import Rfa, RfaItem
+
+__all__ = [
+    "DEFAULT_PURPOSE",
+    "ConsentError",
+    "ConsentImmutable",
+    "ConsentState",
+    "Revocation",
+    "Scope",
+    "answer_request",
+    "answered_items",
+    "current_state",
+    "decline",
+    "grant",
+    "guard_consents",
+    "request_items",
+    "revoke",
+    "revoke_consent",
+    "standing_state",
+]
+
+DEFAULT_PURPOSE = PURPOSES[0]
+UNRELEASED = ("queued", "assembling", "assembled")
+#: What the recipient reads on a recall notice: never the provider's own words.
+RECALL_REASON = "The information provider withdrew its consent to share material in this package."
+
+
+class ConsentError(ValueError):
+    """A consent action was refused; the message says why (safe to show the user)."""
+
+
+class ConsentImmutable(RuntimeError):
+    """Something tried to change or delete a recorded consent event."""
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    """The derived state of one item's consent for one authority.
+
+    ``status`` is the policy rule's finding code: ``granted``, ``declined``, ``revoked``,
+    ``expired`` or ``none``; ``scope`` says which event decides (``item`` or
+    ``standing``); ``consent_code`` names that event.
+    """
+
+    status: str
+    scope: str | None
+    consent_code: str | None
+
+    @property
+    def active(self) -> bool:
+        return self.status == "granted"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a revocation covers: one item, or (``item_id`` None) the standing consent."""
+
+    provider_id: int
+    authority_id: int
+    item_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """What :func:`revoke_consent` did."""
+
+    events: tuple[Consent, ...]
+    affected_item_ids: tuple[int, ...]
+    rechecks: int
+    blocked: tuple[str, ...]
+    withdrawn: tuple[str, ...]
+    recalled: tuple[str, ...]
+
+
+# --- append-only guard -------------------------------------------------------------------------
+
+
+def guard_consents(target: Session | sessionmaker[Session] | type[Session]) -> None:
+    """Refuse, in sessions of ``target``, any ORM update or delete of a consent event."""
+    if not event.contains(target, "before_flush", _refuse_changes):
+        event.listen(target, "before_flush", _refuse_changes)
+    if not event.contains(target, "do_orm_execute", _refuse_bulk_changes):
+        event.listen(target, "do_orm_execute", _refuse_bulk_changes)
+
+
+def _refuse_changes(session: Session, _context: UOWTransaction, _instances: Any) -> None:
+    for obj in session.deleted:
+        if isinstance(obj, Consent):
+            raise ConsentImmutable(
+                f"consent event {obj.code} cannot be deleted: the ledger is kept"
+            )
+    for obj in session.dirty:
+        if isinstance(obj, Consent) and session.is_modified(obj):
+            raise ConsentImmutable(
+                f"consent event {obj.code} cannot be changed: record a new event instead"
+            )
+
+
+def _refuse_bulk_changes(state: ORMExecuteState) -> None:
+    if not (state.is_update or state.is_delete):
+        return
+    table = getattr(state.statement, "table", None)
+    named = getattr(table, "name", None) == Consent.__tablename__
+    if named or any(mapper.class_ is Consent for mapper in state.all_mappers):
+        raise ConsentImmutable("consent events cannot be updated or deleted: the ledger is kept")
+
+
+# --- derived state -----------------------------------------------------------------------------
+
+_EVENT_COLUMNS = (
+    Consent.id,
+    Consent.code,
+    Consent.event,
+    Consent.purpose,
+    Consent.conditions,
+    Consent.expires_at,
+    Consent.reason,
+    Consent.recorded_at,
+)
+# The consent rule reads only the ledger, the clock and its "purpose": the rest is blank.
+_NO_MANDATE = Mandate(situation="", period_start=date(1, 1, 1), period_end=None, categories=())
+_STANDING_PROBE = 0  # an item id no row has: its state is the standing consent's
+
+
+def current_state(
+    db: Session,
+    provider_id: int,
+    authority_id: int,
+    item_ids: Iterable[int],
+    *,
+    purpose: str = DEFAULT_PURPOSE,
+    now: datetime | None = None,
+) -> dict[int, ConsentState]:
+    """The consent state of each item for ``authority_id``, as an eligibility check at
+    ``now`` would find it (the same rule function decides)."""
+    guard_consents(db)
+    moment = aware_utc(now)
+    wanted = sorted(set(item_ids))
+    standing = [
+        ConsentEvent(*row)
+        for row in db.execute(
+            select(*_EVENT_COLUMNS)
+            .where(
+                Consent.provider_id == provider_id,
+                Consent.authority_id == authority_id,
+                Consent.item_id.is_(None),
+                Consent.recorded_at <= moment,
+            )
+            .order_by(Consent.recorded_at, Consent.id)
+        )
+    ]
+    per_item: dict[int, list[ConsentEvent]] = defaultdict(list)
+    if wanted:
+        rows = db.execute(
+            select(Consent.item_id, *_EVENT_COLUMNS)
+            .where(
+                Consent.provider_id == provider_id,
+                Consent.authority_id == authority_id,
+                Consent.item_id.in_(wanted),
+                Consent.recorded_at <= moment,
+            )
+            .order_by(Consent.recorded_at, Consent.id)
+        )
+        for row in rows:
+            if row[0] is not None:
+                per_item[row[0]].append(ConsentEvent(*row[1:]))
+    items = tuple(
+        ItemFacts(i, "", "", "", "", provider_id, False, (), (), tuple(per_item.get(i, ())))
+        for i in wanted
+    )
+    snapshot = Snapshot(
+        taken_at=moment,
+        request=RequestFacts(0, "", "", (), None, None),
+        authority=AuthorityFacts(authority_id, "", ""),
+        assessments=(),
+        assurances=(),
+        providers={provider_id: ProviderFacts(provider_id, "", "", tuple(standing))},
+        persons={},
+        items=items,
+    )
+    check = provider_consent(RuleContext(snapshot, {"purpose": purpose}, _NO_MANDATE, frozenset()))
+    states = {}
+    for item in items:
+        finding = check(item)
+        facts = dict(finding.facts)
+        scope = facts.get("scope")
+        states[item.id] = ConsentState(
+            status=finding.code,
+            scope=None if scope is None else ("item" if scope == "for this item" else "standing"),
+            consent_code=facts.get("consent_code"),
+        )
+    return states
+
+
+def standing_state(
+    db: Session,
+    provider_id: int,
+    authority_id: int,
+    *,
+    purpose: str = DEFAULT_PURPOSE,
+    now: datetime | None = None,
+) -> ConsentState:
+    """The provider's standing consent for the authority (what an item without events gets)."""
+    return current_state(
+        db, provider_id, authority_id, [_STANDING_PROBE], purpose=purpose, now=now
+    )[_STANDING_PROBE]
+
+
+# --- recording events --------------------------------------------------------------------------
+
+
+def grant(
+    db: Session,
+    provider: Provider,
+    authority: Authority,
+    *,
+    items: Sequence[Item] | None,
+    conditions: str = "",
+    expires_at: datetime | None = None,
+    by: User,
+    consent_request: ConsentRequest | None = None,
+    now: datetime | None = None,
+) -> list[Consent]:
+    """Grant consent for ``items`` (``None``: a standing consent for all the provider's items)."""
+    moment = aware_utc(now)
+    if expires_at is not None:
+        expires_at = aware_utc(expires_at)
+        if expires_at <= moment:
+            raise ConsentError("the expiry date must be in the future")
+    events = _append(
+        db, "grant", provider, authority, items, by, consent_request, moment,
+        conditions=conditions.strip(), expires_at=expires_at, reason=None,
+    )  # fmt: skip
+    _audit(db, "consent.grant", by, provider, authority, events, expires_at=expires_at)
+    return events
+
+
+def decline(
+    db: Session,
+    provider: Provider,
+    authority: Authority,
+    *,
+    items: Sequence[Item] | None,
+    reason: str,
+    by: User,
+    consent_request: ConsentRequest | None = None,
+    now: datetime | None = None,
+) -> list[Consent]:
+    """Decline consent for ``items`` (``None``: standing); a reason is required."""
+    events = _append(
+        db, "decline", provider, authority, items, by, consent_request, aware_utc(now),
+        conditions="", expires_at=None, reason=_reason(reason),
+    )  # fmt: skip
+    _audit(db, "consent.decline", by, provider, authority, events)
+    return events
+
+
+def revoke(
+    db: Session,
+    target: Consent | Scope,
+    *,
+    reason: str,
+    by: User,
+    now: datetime | None = None,
+) -> Consent:
+    """Append a revoke event for a grant (or a :class:`Scope`); only the ledger changes.
+
+    Use :func:`revoke_consent` to apply the consequences too.
+    """
+    moment = aware_utc(now)
+    text = _reason(reason)
+    if isinstance(target, Consent):
+        if target.event != "grant":
+            raise ConsentError(f"{target.code} is a {target.event}, not a grant")
+        scope = Scope(target.provider_id, target.authority_id, target.item_id)
+    else:
+        scope = target
+    provider = db.get(Provider, scope.provider_id)
+    authority = db.get(Authority, scope.authority_id)
+    if provider is None or authority is None:
+        raise ConsentError("no such provider or authority")
+    item = None if scope.item_id is None else db.get(Item, scope.item_id)
+    if scope.item_id is not None and item is None:
+        raise ConsentError("no such item")
+    probe = _STANDING_PROBE if item is None else item.id
+    state = current_state(db, provider.id, authority.id, [probe], now=moment)[probe]
+    if not state.active:
+        raise ConsentError("there is no active grant to revoke here")
+    events = _append(
+        db, "revoke", provider, authority, None if item is None else [item], by, None, moment,
+        conditions="", expires_at=None, reason=text,
+    )  # fmt: skip
+    _audit(db, "consent.revoke", by, provider, authority, events)
+    return events[0]
+
+
+def revoke_consent(
+    db: Session,
+    target: Consent | Scope,
+    *,
+    reason: str,
+    by: User,
+    now: datetime | None = None,
+) -> Revocation:
+    """Revoke and apply the consequences, in the caller's transaction.
+
+    The items whose consent is no longer active afterwards are flagged for a re-check in
+    the authority's requests; the authority's packages holding any of them are blocked
+    (not yet released), withdrawn (released, never downloaded) or recalled (downloaded:
+    a :class:`~portal.models.Recall` row the recipient must acknowledge).
+    """
+    moment = aware_utc(now)
+    revocation = revoke(db, target, reason=reason, by=by, now=moment)
+    provider_id, authority_id = revocation.provider_id, revocation.authority_id
+    if revocation.item_id is not None:
+        candidates: set[int] = {revocation.item_id}
+    else:
+        candidates = set(db.scalars(select(Item.id).where(Item.provider_id == provider_id)))
+    states = current_state(db, provider_id, authority_id, candidates, now=moment)
+    affected = sorted(i for i, s in states.items() if not s.active)
+
+    rechecks = 0
+    blocked: list[str] = []
+    withdrawn: list[str] = []
+    recalled: list[str] = []
+    if affected:
+        result = db.execute(
+            update(RfaItem)
+            .where(
+                RfaItem.item_id.in_(affected),
+                RfaItem.rfa_id.in_(select(Rfa.id).where(Rfa.authority_id == authority_id)),
+            )
+            .values(needs_recheck=True)
+            .execution_options(synchronize_session="fetch")
+        )
+        rechecks = int(getattr(result, "rowcount", 0) or 0)
+        packages = db.scalars(
+            select(Package)
+            .where(
+                Package.authority_id == authority_id,
+                Package.id.in_(
+                    select(PackageItem.package_id).where(PackageItem.item_id.in_(affected))
+                ),
+            )
+            .order_by(Package.id)
+        ).all()
+        for package in packages:
+            if package.status in UNRELEASED:
+                package.status = "blocked"
+                package.stage = "blocked: consent revoked"
+                blocked.append(package.code)
+            elif package.status == "released":
+                downloaded = db.scalar(select(exists().where(Download.package_id == package.id)))
+                if downloaded:
+                    package.status = "recalled"
+                    db.add(
+                        Recall(
+                            package_id=package.id,
+                            consent_id=revocation.id,
+                            reason=RECALL_REASON,
+                            created_at=moment,
+                            created_by_id=by.id,
+                            details={"consent": revocation.code},
+                        )
+                    )
+                    recalled.append(package.code)
+                else:
+                    package.status = "withdrawn"
+                    withdrawn.append(package.code)
+        db.flush()
+    audit.record(
+        db,
+        audit.actor_label(by),
+        "consent.revocation_applied",
+        f"consent:{revocation.code}",
+        {
+            "items": len(affected),
+            "rechecks": rechecks,
+            "blocked": blocked,
+            "withdrawn": withdrawn,
+            "recalled": recalled,
+        },
+    )
+    return Revocation(
+        events=(revocation,),
+        affected_item_ids=tuple(affected),
+        rechecks=rechecks,
+        blocked=tuple(blocked),
+        withdrawn=tuple(withdrawn),
+        recalled=tuple(recalled),
+    )
+
+
+# --- consent requests --------------------------------------------------------------------------
+
+
+def request_items(db: Session, consent_request: ConsentRequest) -> list[Item]:
+    """The items a consent request asks about, in code order."""
+    return list(
+        db.scalars(
+            select(Item)
+            .join(ConsentRequestItem, ConsentRequestItem.item_id == Item.id)
+            .where(ConsentRequestItem.consent_request_id == consent_request.id)
+            .order_by(Item.code)
+        )
+    )
+
+
+def answer_request(
+    db: Session,
+    consent_request: ConsentRequest,
+    *,
+    action: str,
+    item_ids: Iterable[int],
+    by: User,
+    conditions: str = "",
+    expires_at: datetime | None = None,
+    reason: str = "",
+    now: datetime | None = None,
+) -> list[Consent]:
+    """Grant or decline (``action``) some items of an open consent request.
+
+    The request becomes ``answered`` once every one of its items has an answer.
+    """
+    if consent_request.status != "open":
+        raise ConsentError("this consent request is no longer open")
+    moment = aware_utc(now)
+    asked = {item.id: item for item in request_items(db, consent_request)}
+    chosen = sorted(set(item_ids))
+    if not chosen:
+        raise ConsentError("select at least one item")
+    unknown = [i for i in chosen if i not in asked]
+    if unknown:
+        raise ConsentError("an item selected is not part of this consent request")
+    provider = db.get(Provider, consent_request.provider_id)
+    authority = db.get(Authority, consent_request.authority_id)
+    assert provider is not None and authority is not None  # noqa: S101 - foreign keys
+    items = [asked[i] for i in chosen]
+    if action == "grant":
+        events = grant(
+            db, provider, authority, items=items, conditions=conditions, expires_at=expires_at,
+            by=by, consent_request=consent_request, now=moment,
+        )  # fmt: skip
+    elif action == "decline":
+        events = decline(
+            db, provider, authority, items=items, reason=reason, by=by,
+            consent_request=consent_request, now=moment,
+        )  # fmt: skip
+    else:
+        raise ConsentError("choose grant or decline")
+    answered = set(
+        db.scalars(select(Consent.item_id).where(Consent.consent_request_id == consent_request.id))
+    )
+    if set(asked) <= answered:
+        consent_request.status = "answered"
+        consent_request.answered_at = moment
+        db.flush()
+    notifications.consent_answered(db, consent_request, by)
+    return events
+
+
+def answered_items(db: Session, consent_request: ConsentRequest) -> dict[int, Consent]:
+    """The latest answer given through this request, per item."""
+    found: dict[int, Consent] = {}
+    for row in db.scalars(
+        select(Consent)
+        .where(Consent.consent_request_id == consent_request.id)
+        .order_by(Consent.recorded_at, Consent.id)
+    ):
+        if row.item_id is not None:
+            found[row.item_id] = row
+    return found
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _reason(reason: str) -> str:
+    text = reason.strip()
+    if not text:
+        raise ConsentError("give a reason")
+    if len(text) > 2000:
+        raise ConsentError("the reason is too long (2,000 characters at most)")
+    return text
+
+
+def _append(
+    db: Session,
+    kind: str,
+    provider: Provider,
+    authority: Authority,
+    items: Sequence[Item] | None,
+    by: User,
+    consent_request: ConsentRequest | None,
+    moment: datetime,
+    *,
+    conditions: str,
+    expires_at: datetime | None,
+    reason: str | None,
+) -> list[Consent]:
+    guard_consents(db)
+    if by.role != "provider" or by.provider_id != provider.id or not by.is_active:
+        raise ConsentError("only an active representative of the provider records its consent")
+    if len(conditions) > 4000:
+        raise ConsentError("the conditions are too long (4,000 characters at most)")
+    if items is not None:
+        if not items:
+            raise ConsentError("select at least one item")
+        if any(item.provider_id != provider.id for item in items):
+            raise ConsentError("an item selected is not this provider's")
+    if consent_request is not None and (
+        consent_request.provider_id != provider.id or consent_request.authority_id != authority.id
+    ):
+        raise ConsentError("the consent request is for another provider or authority")
+    targets: list[int | None] = [None] if items is None else [item.id for item in items]
+    codes = _next_codes(db, moment.year, len(targets))
+    events = [
+        Consent(
+            code=code,
+            provider_id=provider.id,
+            item_id=item_id,
+            authority_id=authority.id,
+            event=kind,
+            purpose=consent_request.purpose if consent_request is not None else DEFAULT_PURPOSE,
+            conditions=conditions,
+            expires_at=expires_at,
+            reason=reason,
+            recorded_at=moment,
+            recorded_by_id=by.id,
+            consent_request_id=consent_request.id if consent_request is not None else None,
+        )
+        for code, item_id in zip(codes, targets, strict=True)
+    ]
+    db.add_all(events)
+    db.flush()
+    return events
+
+
+def _next_codes(db: Session, year: int, count: int) -> list[str]:
+    """``CNS-YYYY-NNNNNN`` codes following the year's highest (the column is unique)."""
+    prefix = f"CNS-{year:04d}-"
+    last = db.scalar(select(func.max(Consent.code)).where(Consent.code.startswith(prefix)))
+    start = int(last[len(prefix) :]) + 1 if last and last[len(prefix) :].isdigit() else 1
+    if start + count - 1 > 999_999:
+        raise ConsentError(f"the consent codes of {year} are exhausted")
+    return [f"{prefix}{n:06d}" for n in range(start, start + count)]
+
+
+def _audit(
+    db: Session,
+    action: str,
+    by: User,
+    provider: Provider,
+    authority: Authority,
+    events: Sequence[Consent],
+    *,
+    expires_at: datetime | None = None,
+) -> None:
+    """Counts and codes only: reasons and conditions may name people."""
+    item_ids = [e.item_id for e in events if e.item_id is not None]
+    details: dict[str, object] = {
+        "authority": authority.code,
+        "consents": [e.code for e in events],
+        "standing": not item_ids,
+        "items": len(item_ids),
+        "item_ids": item_ids,
+    }
+    if events and events[0].consent_request_id is not None:
+        details["consent_request"] = events[0].consent_request_id
+    if expires_at is not None:
+        details["expires_at"] = expires_at.isoformat()
+    audit.record(db, audit.actor_label(by), action, f"provider:{provider.code}", details)

@@ -1,0 +1,340 @@
+"""The provider's consent pages: the inbox of consent requests, the consents given (with
+revocation and standing consent), and where the provider's material went.
+
+Views are thin over :mod:`portal.consent.ledger`; rows are loaded through the authz scopes, so
+another provider's request or consent is a 404. Only providers use these pages; staff
+read the ledger's effect on the eligibility pages.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+from werkzeug.wrappers import Response as BaseResponse
+
+from portal.accounts.login_manager import signed_in_user
+from portal.authz.permissions import get_scoped_or_404, requires, scoped, visible
+from portal.consent.ledger import (
+    ConsentError,
+    ConsentState,
+    answer_request,
+    answered_items,
+    current_state,
+    grant,
+    request_items,
+    revoke_consent,
+    standing_state,
+)
+from portal.consent.models import Consent, ConsentRequest
+from portal.db import db, utcnow
+from portal.packages.models import Package, PackageItem, Recall
+from portal.packages.recalls import issue_recall_notices
+from portal.pages.formatting import when
+from portal.registry.models import Authority, Item, Provider
+from portal.rfa.models import Rfa
+from portal.state import portal_state
+
+bp = Blueprint("consent", __name__, url_prefix="/consent")
+
+STATE_LABELS = {
+    "granted": "Granted",
+    "declined": "Declined",
+    "revoked": "Revoked",
+    "expired": "Expired",
+    "none": "No consent given",
+}
+EVENT_LABELS = {"grant": "Granted", "decline": "Declined", "revoke": "Revoked"}
+PACKAGE_LABELS = {
+    "queued": "Being prepared",
+    "assembling": "Being prepared",
+    "assembled": "Awaiting release",
+    "blocked": "Blocked",
+    "failed": "Not sent (failed)",
+    "released": "Released",
+    "withdrawn": "Withdrawn before download",
+    "recalled": "Recalled",
+    "expired": "Expired",
+}
+
+
+def _provider() -> Provider:
+    """The signed-in provider's own provider row (a provider account always has one)."""
+    me = signed_in_user()
+    if me.provider_id is None:
+        abort(404)
+    return get_scoped_or_404(db(), Provider, me, id=me.provider_id)
+
+
+@bp.context_processor
+def _helpers() -> dict[str, Any]:
+    return {
+        "when": when,
+        "state_labels": STATE_LABELS,
+        "event_labels": EVENT_LABELS,
+        "package_labels": PACKAGE_LABELS,
+    }
+
+
+def _expiry(raw: str) -> datetime | None:
+    """``YYYY-MM-DD`` (valid through that day, UTC) or empty; anything else is refused."""
+    text = raw.strip()
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ConsentError("the expiry date must be a date such as 2027-01-31") from None
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
+
+
+def _back(endpoint: str, message: str, category: str = "error") -> BaseResponse:
+    flash(message, category)
+    return redirect(url_for(endpoint), 303)
+
+
+# --- inbox -----------------------------------------------------------------------------------
+
+
+@dataclass
+class InboxEntry:
+    request: ConsentRequest
+    authority: Authority
+    rfa_code: str
+    items: list[Item]
+    answers: dict[int, Consent]
+
+
+@bp.get("")
+@requires("consent.view")
+def index() -> str:
+    me = signed_in_user()
+    requests = (
+        db()
+        .scalars(
+            scoped(ConsentRequest, me)
+            .where(ConsentRequest.status == "open")
+            .order_by(ConsentRequest.created_at, ConsentRequest.id)
+        )
+        .all()
+    )
+    authorities = _authorities({r.authority_id for r in requests})
+    # Only the mechanism's reference: the requester's own details stay confidential.
+    codes = {
+        rfa_id: code
+        for rfa_id, code in db().execute(
+            select(Rfa.id, Rfa.code).where(Rfa.id.in_({r.rfa_id for r in requests}))
+        )
+    }
+    entries = [
+        InboxEntry(
+            request=r,
+            authority=authorities[r.authority_id],
+            rfa_code=codes.get(r.rfa_id, ""),
+            items=request_items(db(), r),
+            answers=answered_items(db(), r),
+        )
+        for r in requests
+    ]
+    return render_template("consent/index.html", entries=entries)
+
+
+@bp.post("/requests/<int:request_id>")
+@requires("consent.answer")
+def answer(request_id: int) -> BaseResponse:
+    me = signed_in_user()
+    consent_request = get_scoped_or_404(db(), ConsentRequest, me, id=request_id)
+    try:
+        ids = [int(v) for v in request.form.getlist("item")]
+    except ValueError:
+        return _back("consent.index", "The items selected could not be read. Nothing was saved.")
+    action = request.form.get("action", "")
+    try:
+        events = answer_request(
+            db(),
+            consent_request,
+            action=action,
+            item_ids=ids,
+            by=me,
+            conditions=request.form.get("conditions", ""),
+            expires_at=_expiry(request.form.get("expires_on", "")) if action == "grant" else None,
+            reason=request.form.get("reason", ""),
+        )
+        db().commit()
+    except ConsentError as exc:
+        db().rollback()
+        return _back("consent.index", f"Nothing was saved: {exc}.")
+    verb = "granted" if action == "grant" else "declined"
+    done = " The request is now answered." if consent_request.status == "answered" else ""
+    return _back("consent.index", f"Consent {verb} for {len(events)} item(s).{done}", "success")
+
+
+# --- consents given --------------------------------------------------------------------------
+
+
+@dataclass
+class AuthorityConsents:
+    authority: Authority
+    standing: ConsentState
+    standing_event: Consent | None
+    items: list[tuple[Item, ConsentState, Consent | None]] = field(default_factory=list)
+    history: list[Consent] = field(default_factory=list)
+
+
+@bp.get("/given")
+@requires("consent.view")
+def given() -> str:
+    me = signed_in_user()
+    provider = _provider()
+    events = (
+        db()
+        .scalars(scoped(Consent, me).order_by(Consent.recorded_at.desc(), Consent.id.desc()))
+        .all()
+    )
+    by_code = {e.code: e for e in events}
+    asked = (
+        db()
+        .scalars(scoped(ConsentRequest, me).with_only_columns(ConsentRequest.authority_id))
+        .all()
+    )
+    authorities = _authorities({e.authority_id for e in events} | set(asked))
+    history: dict[int, list[Consent]] = defaultdict(list)
+    item_ids: dict[int, set[int]] = defaultdict(set)
+    for e in events:
+        history[e.authority_id].append(e)
+        if e.item_id is not None:
+            item_ids[e.authority_id].add(e.item_id)
+    all_items = {i for ids in item_ids.values() for i in ids}
+    items = {
+        item.id: item
+        for item in db().scalars(scoped(Item, me).where(Item.id.in_(all_items)).order_by(Item.code))
+    }
+    groups = []
+    for authority in sorted(authorities.values(), key=lambda a: a.name):
+        standing = standing_state(db(), provider.id, authority.id)
+        group = AuthorityConsents(
+            authority=authority,
+            standing=standing,
+            standing_event=by_code.get(standing.consent_code or ""),
+            history=history[authority.id],
+        )
+        states = current_state(db(), provider.id, authority.id, item_ids[authority.id])
+        for item_id in sorted(states, key=lambda i: items[i].code if i in items else ""):
+            if item_id in items:
+                state = states[item_id]
+                group.items.append((items[item_id], state, by_code.get(state.consent_code or "")))
+        groups.append(group)
+    return render_template("consent/given.html", groups=groups, today=utcnow().date())
+
+
+@bp.post("/given/<int:consent_id>/revoke")
+@requires("consent.manage")
+def revoke(consent_id: int) -> BaseResponse:
+    me = signed_in_user()
+    consent = get_scoped_or_404(db(), Consent, me, id=consent_id)
+    reason = request.form.get("reason", "")
+    if not reason.strip():
+        return _back("consent.given", "Give a reason for revoking. Nothing was changed.")
+    try:
+        # Revokes the scope the grant covers: its item, or the standing consent.
+        done = revoke_consent(db(), consent, reason=reason, by=me)
+        db().commit()
+    except ConsentError as exc:
+        db().rollback()
+        return _back("consent.given", f"Nothing was changed: {exc}.")
+    issue_recall_notices(
+        portal_state(), done
+    )  # signed notices for the recalled packages, after the commit
+    parts = [f"Consent revoked ({done.events[0].code})."]
+    if done.blocked or done.withdrawn or done.recalled:
+        parts.append(
+            f"Packages blocked: {len(done.blocked)}, withdrawn: {len(done.withdrawn)}, "
+            f"recalled: {len(done.recalled)}."
+        )
+    return _back("consent.given", " ".join(parts), "success")
+
+
+@bp.post("/standing/<int:authority_id>")
+@requires("consent.manage")
+def standing(authority_id: int) -> BaseResponse:
+    me = signed_in_user()
+    provider = _provider()
+    authority = db().get(Authority, authority_id)
+    if authority is None:
+        abort(404)
+    if request.form.get("confirm") != "yes":
+        return _back("consent.given", "Tick the box to confirm the standing consent.")
+    try:
+        (event,) = grant(
+            db(),
+            provider,
+            authority,
+            items=None,
+            conditions=request.form.get("conditions", ""),
+            expires_at=_expiry(request.form.get("expires_on", "")),
+            by=me,
+        )
+        db().commit()
+    except ConsentError as exc:
+        db().rollback()
+        return _back("consent.given", f"Nothing was saved: {exc}.")
+    return _back(
+        "consent.given", f"Standing consent {event.code} granted to {authority.name}.", "success"
+    )
+
+
+# --- where my material went ------------------------------------------------------------------
+
+
+@dataclass
+class PackageRow:
+    package: Package
+    authority: Authority
+    items: list[Item]
+    recalled: bool
+
+
+@bp.get("/where")
+@requires("consent.view")
+def where() -> str:
+    me = signed_in_user()
+    rows = (
+        db()
+        .execute(
+            select(Package, Item)
+            .join(PackageItem, PackageItem.package_id == Package.id)
+            .join(Item, Item.id == PackageItem.item_id)
+            .where(visible(Item, me))
+            .order_by(Package.created_at.desc(), Package.id.desc(), Item.code)
+        )
+        .all()
+    )
+    recalled = set(
+        db().scalars(
+            select(Recall.package_id).where(Recall.package_id.in_({p.id for p, _ in rows}))
+        )
+    )
+    authorities = _authorities({p.authority_id for p, _ in rows})
+    packages: dict[int, PackageRow] = {}
+    for package, item in rows:
+        entry = packages.get(package.id)
+        if entry is None:
+            entry = packages[package.id] = PackageRow(
+                package=package,
+                authority=authorities[package.authority_id],
+                items=[],
+                recalled=package.status == "recalled" or package.id in recalled,
+            )
+        entry.items.append(item)
+    return render_template("consent/where.html", rows=list(packages.values()))
+
+
+def _authorities(ids: set[int]) -> dict[int, Authority]:
+    """Authorities named by the provider's own requests, consents or packages."""
+    if not ids:
+        return {}
+    return {a.id: a for a in db().scalars(select(Authority).where(Authority.id.in_(ids)))}

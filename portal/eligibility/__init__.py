@@ -1,0 +1,2 @@
+"""Eligibility: the policy engine (``policy/``), immutable decision records and decision
+documents."""

@@ -1,0 +1,1 @@
+"""Notifications: in-app messages, who gets them, and the optional e-mail nudge."""

@@ -1,0 +1,84 @@
+"""E-mail for notifications, when SMTP is configured: a fixed sentence and the portal's
+address, nothing else — never the subject of a notification, a request code or a name.
+
+:func:`install` hooks a session factory: after each commit the addresses that
+portal.notifications.service queued in that transaction are mailed; a rollback drops them.
+Sending failures are logged without addresses or content and never undo the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from collections.abc import Iterable
+from email.message import EmailMessage
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
+
+from portal.config import Settings
+from portal.notifications.service import OUTBOX
+
+logger = logging.getLogger(__name__)
+
+MAIL_SUBJECT = "Sharing Portal notification"
+MAIL_SENTENCE = "You have a new message in the Sharing Portal."
+SMTP_TIMEOUT_SECONDS = 10
+
+
+def compose(settings: Settings, to: str) -> EmailMessage:
+    """The one message the portal sends."""
+    message = EmailMessage()
+    message["Subject"] = MAIL_SUBJECT
+    message["From"] = settings.smtp_from or "sharing-portal@localhost"
+    message["To"] = to
+    body = MAIL_SENTENCE
+    if settings.base_url:
+        body += f"\n\nSign in to read it: {settings.base_url}\n"
+    message.set_content(body)
+    return message
+
+
+def send(settings: Settings, addresses: Iterable[str]) -> int:
+    """Mail each address the fixed sentence over one SMTP connection; returns how many
+    were accepted. Errors are logged (kind only) and swallowed."""
+    unique = sorted(set(addresses))
+    if not settings.smtp_host or not unique:
+        return 0
+    sent = 0
+    try:
+        with smtplib.SMTP(
+            settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT_SECONDS
+        ) as smtp:
+            if settings.smtp_starttls:
+                smtp.starttls()
+            for address in unique:
+                try:
+                    smtp.send_message(compose(settings, address))
+                    sent += 1
+                except smtplib.SMTPException as exc:
+                    logger.warning("notification e-mail refused (%s)", type(exc).__name__)
+    except (OSError, smtplib.SMTPException) as exc:
+        logger.warning(
+            "notification e-mail not sent: SMTP server unavailable (%s)", type(exc).__name__
+        )
+    return sent
+
+
+def install(sessions: sessionmaker[Session], settings: Settings) -> None:
+    """Mail queued notifications after commit on sessions of ``sessions``."""
+
+    def after_commit(session: Session) -> None:
+        addresses: list[str] = session.info.pop(OUTBOX, [])
+        if not addresses:
+            return
+        try:
+            send(settings, addresses)
+        except Exception as exc:  # mail must never break a committed request
+            logger.warning("notification e-mail failed (%s)", type(exc).__name__)
+
+    def after_rollback(session: Session) -> None:
+        session.info.pop(OUTBOX, None)
+
+    event.listen(sessions, "after_commit", after_commit)
+    event.listen(sessions, "after_rollback", after_rollback)

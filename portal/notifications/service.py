@@ -1,0 +1,189 @@
+"""In-app notifications, one row per user, and who should get them.
+
+A subject names what happened and, at most, a request code; never a person's name or
+anything a request, message or consent says. Those stay behind the link, where the
+usual access checks apply. E-mail (portal.notifications.mailer) carries even less: a fixed sentence.
+
+Functions take the session explicitly and flush but never commit. :func:`notify` also
+queues the recipients' addresses in ``db.info`` so that a mailer installed on the
+session factory can send its fixed sentence once the transaction has committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.orm import Session
+
+from portal.accounts.models import User
+from portal.consent.models import ConsentRequest
+from portal.db import utcnow
+from portal.notifications.models import Notification
+from portal.rfa.models import Rfa
+
+#: Key in ``Session.info`` of the addresses to e-mail after the next commit.
+OUTBOX = "portal.notifications.service.outbox"
+SUBJECT_MAX = 200
+
+
+class NotificationNotFound(LookupError):
+    """No such notification for this user (someone else's counts as none)."""
+
+
+def notify(
+    db: Session, users: Iterable[User], subject: str, link: str | None = None
+) -> list[Notification]:
+    """One unread notification per distinct active user; queues their addresses for e-mail."""
+    subject = subject.strip()
+    if not subject or len(subject) > SUBJECT_MAX:
+        raise ValueError(f"a notification subject has 1 to {SUBJECT_MAX} characters")
+    moment = utcnow()
+    created: list[Notification] = []
+    seen: set[int] = set()
+    outbox: list[str] = db.info.setdefault(OUTBOX, [])
+    for user in users:
+        if user.id in seen or not user.is_active:
+            continue
+        seen.add(user.id)
+        created.append(Notification(user_id=user.id, subject=subject, link=link, created_at=moment))
+        outbox.append(user.email)
+    db.add_all(created)
+    db.flush()
+    return created
+
+
+def inbox(db: Session, user: User, *, limit: int = 200) -> Sequence[Notification]:
+    """The user's own notifications, newest first."""
+    return db.scalars(
+        select(Notification)
+        .where(Notification.user_id == user.id)
+        .order_by(Notification.created_at.desc(), Notification.id.desc())
+        .limit(limit)
+    ).all()
+
+
+def unread_count(db: Session, user: User) -> int:
+    count = db.scalar(
+        select(func.count())
+        .select_from(Notification)
+        .where(Notification.user_id == user.id, Notification.read_at.is_(None))
+    )
+    return int(count or 0)
+
+
+def mark_read(
+    db: Session, user: User, notification_id: int, *, now: datetime | None = None
+) -> Notification:
+    """Mark one of the user's own notifications read (again is harmless)."""
+    found = db.scalar(
+        select(Notification).where(
+            Notification.id == notification_id, Notification.user_id == user.id
+        )
+    )
+    if found is None:
+        raise NotificationNotFound(notification_id)
+    if found.read_at is None:
+        found.read_at = now or utcnow()
+        db.flush()
+    return found
+
+
+def mark_all_read(db: Session, user: User, *, now: datetime | None = None) -> int:
+    """Mark every unread notification of the user read; returns how many."""
+    result = db.execute(
+        update(Notification)
+        .where(Notification.user_id == user.id, Notification.read_at.is_(None))
+        .values(read_at=now or utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.expire_all()
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- who hears about what -------------------------------------------------------------
+
+
+def _active(db: Session, *conditions: ColumnElement[bool]) -> list[User]:
+    return list(
+        db.scalars(select(User).where(User.is_active.is_(True), *conditions).order_by(User.id))
+    )
+
+
+def requesters_of(db: Session, rfa: Rfa) -> list[User]:
+    """Active requesters of the request's authority."""
+    return _active(db, User.role == "requester", User.authority_id == rfa.authority_id)
+
+
+def officers_for(db: Session, rfa: Rfa) -> list[User]:
+    """The assigned legal officer when active, otherwise every active legal officer."""
+    if rfa.assigned_to_id is not None:
+        assigned = _active(db, User.id == rfa.assigned_to_id, User.role == "legal_officer")
+        if assigned:
+            return assigned
+    return _active(db, User.role == "legal_officer")
+
+
+def recipients_for_rfa(db: Session, rfa: Rfa) -> list[User]:
+    """Both sides of a request: its authority's requesters and its legal officer(s)."""
+    return requesters_of(db, rfa) + officers_for(db, rfa)
+
+
+def recipients_of_authority(db: Session, authority_id: int) -> list[User]:
+    """Active recipients of an authority (who receive its packages and recalls)."""
+    return _active(db, User.role == "recipient", User.authority_id == authority_id)
+
+
+def recipients_for_provider(db: Session, provider_id: int) -> list[User]:
+    """Active users of the provider."""
+    return _active(db, User.role == "provider", User.provider_id == provider_id)
+
+
+def _except(users: Iterable[User], actor: User | None) -> list[User]:
+    return [u for u in users if actor is None or u.id != actor.id]
+
+
+def rfa_link(rfa: Rfa) -> str:
+    """The request's page (portal.rfa.requester_views ``detail``)."""
+    return f"/requests/{rfa.code}"
+
+
+# --- the events the portal notifies ----------------------------------------------------
+
+
+def message_posted(db: Session, rfa: Rfa, author: User) -> list[Notification]:
+    """A message in the thread: tell the other side."""
+    others = officers_for(db, rfa) if author.role == "requester" else requesters_of(db, rfa)
+    return notify(db, _except(others, author), f"New message on request {rfa.code}", rfa_link(rfa))
+
+
+def status_changed(db: Session, rfa: Rfa, by: User | None, label: str) -> list[Notification]:
+    """Every status change (to the state named ``label``): tell the authority's requesters."""
+    return notify(
+        db, _except(requesters_of(db, rfa), by), f"Request {rfa.code} is now {label}", rfa_link(rfa)
+    )
+
+
+def consent_answered(db: Session, consent_request: ConsentRequest, by: User) -> list[Notification]:
+    """A provider answered a consent request: tell the request's legal officer(s)."""
+    rfa = db.get(Rfa, consent_request.rfa_id)
+    if rfa is None:  # pragma: no cover - foreign key
+        return []
+    return notify(
+        db,
+        _except(officers_for(db, rfa), by),
+        f"Consent answer received for request {rfa.code}",
+        f"/eligibility/requests/{rfa.id}",
+    )
+
+
+def consent_requested(db: Session, consent_request: ConsentRequest) -> list[Notification]:
+    """A new consent request: tell the provider's users (no request code: the provider
+    learns the code on the consent page)."""
+    return notify(
+        db,
+        recipients_for_provider(db, consent_request.provider_id),
+        "New consent request",
+        "/consent",
+    )

@@ -1,0 +1,1 @@
+"""Packages: lifecycle, assembly (``assembly/``), release, downloads, recalls and export."""

@@ -1,0 +1,2 @@
+"""Package assembly: facts, documents, BagIt bag, manifest, OpenPGP stream and the background
+job."""

@@ -1,0 +1,913 @@
+"""The assembly pipeline: a queued package becomes one signed, encrypted file in the blob store.
+
+Stages (each recorded on the package as ``stage`` and ``progress`` in short transactions, so
+the package page shows them): load the facts and keys → a private staging directory → one
+rendition per item (truly redacted by :func:`portal.redaction.renditions.redact`, or the
+registered file as-is) → the format-aware leak check (PDF text, objects and metadata; image
+metadata) of the payload files that have any → one pass over the payload bytes: the bag,
+streamed as a tar through ``gpg --sign --encrypt`` (one keyring for the whole package),
+hashed and searched for protected terms (raw bytes) as it passes, with a detached signature
+over the ciphertext made as it is written → meanwhile, in two worker processes, the
+transmittal letter and the custody log (and their leak check) → at the end of the tar the
+documents, ``manifest.json`` and its detached signature → both files into the blob store → one
+transaction that marks the package assembled. A leak-check hit anywhere (payload, documents,
+manifest) stops the stream before gpg completes: gpg is killed, nothing is kept or signed, and
+the package is blocked naming the files and mark codes (and the files that could not be read).
+With no protected terms there is nothing to search and the report says 0 files, 0 terms.
+
+Concurrency and restarts: :func:`assemble_package` first *claims* the package (status
+``assembling``, version + 1). Every later write is conditional on that version and status, so
+a consent revocation that blocks the package meanwhile (or another worker that claimed it
+again) wins: the run stops, leaves the package as it is and deletes the blobs it added. The
+staging directory is always removed; blob store writes are atomic; the package is marked
+assembled only in the last transaction, so a crash anywhere leaves nothing visible and a rerun
+starts from scratch. A package already assembled (or released, blocked, ...) is left alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from datetime import time as clock_time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+
+from sqlalchemy import exists, or_, select, update
+from sqlalchemy.orm import Session
+
+from portal import audit
+from portal.accounts.models import User
+from portal.consent.models import Consent
+from portal.db import aware_utc, transaction, utcnow
+from portal.eligibility.decisions import load_result
+from portal.eligibility.models import Decision
+from portal.packages.assembly.bag import BagEntry, BagError, FileObserver, write_bag_tar
+from portal.packages.assembly.document_worker import document_pool, render_and_check
+from portal.packages.assembly.facts import (
+    MECHANISM_NAME,
+    ConsentFacts,
+    CustodyEvent,
+    DocumentEntry,
+    ItemEntry,
+    PackageFacts,
+    RedactionSummary,
+)
+from portal.packages.assembly.gpgstream import (
+    GpgError,
+    Recipient,
+    Sealer,
+    Signer,
+    load_signer,
+    sealer,
+)
+from portal.packages.lifecycle import SHARED_OUTCOMES
+from portal.packages.models import Package, PackageItem
+from portal.redaction.leakcheck import LeakFound, LeakReport, StreamingCheck
+from portal.redaction.renditions import (
+    CannotRedact,
+    MarkSpec,
+    RedactionOutcome,
+    base_media_type,
+    redact,
+)
+from portal.registry.keys import usable_keys
+from portal.registry.models import Authority, Item, Provider, RedactionMark
+from portal.registry.openpgp import KeyRejected, inspect_public_key, refuse_example_key
+from portal.rfa.models import Rfa
+from portal.storage import file_sha256
+
+if TYPE_CHECKING:
+    from portal.state import PortalState
+
+__all__ = ["LETTER_PATH", "LOG_PATH", "AssemblyFailed", "assemble_package"]
+
+logger = logging.getLogger(__name__)
+
+LETTER_PATH = "data/transmittal-letter.pdf"
+LOG_PATH = "data/custody-and-redaction-log.pdf"
+_RESTARTABLE = ("queued", "failed", "assembling")
+_STAGE_LENGTH = 64
+_STREAM_STAGE = "bagging, signing and encrypting"
+_DOCUMENTS_STAGE = "adding the letter, custody log and manifest"
+_DOCUMENT_KINDS: tuple[Literal["letter", "log"], ...] = ("letter", "log")  # _document_files
+_PROGRESS_INTERVAL = 1.0  # seconds between progress writes while streaming
+
+
+class AssemblyFailed(Exception):
+    """The package ended failed or blocked; ``reason`` says why in plain words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Failure(Exception):
+    """A stated reason to mark the package failed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Stopped(Exception):
+    """The package is no longer ours (blocked by a revocation, or claimed again)."""
+
+
+# --------------------------------------------------------------------------- facts
+
+
+@dataclass(frozen=True)
+class _ItemJob:
+    package_item_id: int
+    code: str
+    title: str
+    kind: str
+    provider: str
+    media_type: str
+    source_sha256: str
+    rendition: str
+    path: str
+    marks: tuple[MarkSpec, ...]
+    consent: ConsentFacts | None
+    registered_at: datetime
+    collected_on: date | None
+
+
+@dataclass(frozen=True)
+class _Job:
+    package_id: int
+    version: int
+    code: str
+    facts: PackageFacts
+    items: tuple[_ItemJob, ...]
+    recipients: tuple[Recipient, ...]
+    signer: Signer
+    moment: datetime
+
+
+@dataclass
+class _Built:
+    """What the run has made so far."""
+
+    entries: list[BagEntry] = field(default_factory=list)
+    items: list[ItemEntry] = field(default_factory=list)
+    terms: list[tuple[str, str]] = field(default_factory=list)
+    item_updates: list[tuple[int, str, str, int]] = field(default_factory=list)
+    blobs: list[str] = field(default_factory=list)
+
+
+def _mark_spec(mark: RedactionMark) -> MarkSpec:
+    box = None
+    if mark.x0 is not None and mark.y0 is not None and mark.x1 is not None and mark.y1 is not None:
+        box = (mark.x0, mark.y0, mark.x1, mark.y1)
+    span = None
+    if mark.span_start is not None and mark.span_end is not None:
+        span = (mark.span_start, mark.span_end)
+    return MarkSpec(
+        code=mark.code,
+        kind=mark.kind,  # type: ignore[arg-type]  # checked by the table's constraint
+        reason=mark.reason,
+        term=mark.term,
+        span=span,
+        page=mark.page,
+        box=box,
+    )
+
+
+def _load_signer(state: PortalState) -> Signer:
+    settings = state.settings
+    if settings.signing_key_file is None:
+        raise _Failure(
+            "No signing key is configured (set PORTAL_SIGNING_KEY and "
+            "PORTAL_SIGNING_PASSPHRASE_FILE); packages cannot be signed."
+        )
+    try:
+        signer = load_signer(settings.signing_key_file, settings.signing_passphrase_file)
+        refuse_example_key(signer.fingerprint, demo_or_test=settings.demo_or_test)
+    except GpgError as exc:
+        raise _Failure(f"The signing key cannot be used: {exc}") from None
+    except KeyRejected as exc:
+        raise _Failure(f"The signing key cannot be used: {exc.reason}") from None
+    return signer
+
+
+def _recipients(
+    state: PortalState, db: Session, authority: Authority, moment: datetime
+) -> tuple[Recipient, ...]:
+    demo_or_test = state.settings.demo_or_test
+    recipients = []
+    for key in usable_keys(db, authority.id, moment):
+        try:
+            refuse_example_key(key.fingerprint, demo_or_test=demo_or_test)
+        except KeyRejected:
+            continue
+        recipients.append(Recipient(key.fingerprint, key.armored))
+    if not recipients:
+        raise _Failure(
+            f"{authority.name} has no verified, current OpenPGP key; import its key and record "
+            "the out-of-band verification first."
+        )
+    archive = state.settings.archive_key_file
+    if archive is not None:
+        try:
+            armored = archive.read_text(encoding="utf-8")
+            info = inspect_public_key(armored, now=moment)
+            refuse_example_key(info.fingerprint, demo_or_test=demo_or_test)
+        except OSError as exc:
+            raise _Failure(f"The archive key file cannot be read: {exc.strerror or exc}") from None
+        except (UnicodeDecodeError, ValueError) as exc:
+            reason = exc.reason if isinstance(exc, KeyRejected) else "not an armored key"
+            raise _Failure(f"The archive key cannot be used: {reason}") from None
+        if info.fingerprint not in {r.fingerprint for r in recipients}:
+            recipients.append(Recipient(info.fingerprint, armored))
+    return tuple(recipients)
+
+
+def _consents(db: Session, ids: set[int]) -> dict[int, ConsentFacts]:
+    found = {}
+    for consent in db.scalars(select(Consent).where(Consent.id.in_(ids or {0}))):
+        found[consent.id] = ConsentFacts(
+            event_code=consent.code,
+            kind="standing" if consent.item_id is None else "item",
+            granted_at=consent.recorded_at,
+            expires_at=consent.expires_at,
+            conditions=consent.conditions or "",
+        )
+    return found
+
+
+def _item_jobs(db: Session, package: Package, decision: Decision) -> tuple[_ItemJob, ...]:
+    results = {result.item_id: result for result in load_result(decision).items}
+    rows = db.execute(
+        select(PackageItem, Item, Provider)
+        .join(Item, Item.id == PackageItem.item_id)
+        .join(Provider, Provider.id == Item.provider_id)
+        .where(PackageItem.package_id == package.id)
+        .order_by(Item.code)
+    ).all()
+    if not rows:
+        raise _Failure("The package has no items.")
+    marks: dict[int, dict[str, RedactionMark]] = defaultdict(dict)
+    for mark in db.scalars(
+        select(RedactionMark).where(RedactionMark.item_id.in_([item.id for _, item, _ in rows]))
+    ):
+        marks[mark.item_id][mark.code] = mark
+    consents = _consents(db, {pi.consent_id for pi, _, _ in rows if pi.consent_id is not None})
+    jobs = []
+    for package_item, item, provider in rows:
+        result = results.get(item.id)
+        if result is None or result.outcome not in SHARED_OUTCOMES:
+            raise _Failure(f"The decision no longer shares {item.code}; make a new package.")
+        missing = [code for code in result.marks if code not in marks[item.id]]
+        if missing:
+            raise _Failure(
+                f"Redaction mark {missing[0]} of {item.code} no longer exists; run the "
+                "eligibility check again."
+            )
+        jobs.append(
+            _ItemJob(
+                package_item_id=package_item.id,
+                code=item.code,
+                title=item.title,
+                kind=item.kind,
+                provider=provider.public_name,
+                media_type=item.media_type,
+                source_sha256=item.sha256,
+                rendition=package_item.rendition,
+                path=package_item.path,
+                marks=tuple(_mark_spec(marks[item.id][code]) for code in result.marks),
+                consent=consents.get(package_item.consent_id or 0),
+                registered_at=item.created_at,
+                collected_on=item.collected_at,
+            )
+        )
+    return tuple(jobs)
+
+
+def _load(state: PortalState, package_id: int, version: int, moment: datetime) -> _Job:
+    signer = _load_signer(state)
+    with transaction(state.sessions) as db:
+        package = db.get(Package, package_id)
+        if package is None:
+            raise _Failure("The package no longer exists.")
+        rfa = db.get(Rfa, package.rfa_id)
+        authority = db.get(Authority, package.authority_id)
+        decision = db.get(Decision, package.decision_id)
+        officer = db.get(User, package.assembled_by_id)
+        if rfa is None or authority is None or decision is None or officer is None:
+            raise _Failure("The package's request, authority, decision or officer is missing.")
+        recipients = _recipients(state, db, authority, moment)
+        items = _item_jobs(db, package, decision)
+        facts = PackageFacts(
+            code=package.code,
+            created_at=package.created_at,
+            rfa_reference=rfa.code,
+            authority_reference=rfa.their_reference,
+            authority_code=authority.code,
+            authority_name=authority.name,
+            authority_country=authority.country,
+            decision_id=decision.id,
+            policy_id=decision.policy_id,
+            policy_revision=decision.policy_revision,
+            engine_version=decision.engine_version,
+            decided_at=decision.created_at,
+            signer_fingerprint=signer.fingerprint,
+            recipient_fingerprints=tuple(r.fingerprint for r in recipients),
+            assembled_by=officer.display_name,
+            mechanism_name=MECHANISM_NAME,
+        )
+        return _Job(package_id, version, package.code, facts, items, recipients, signer, moment)
+
+
+# --------------------------------------------------------------------------- package row
+
+
+def _claim(state: PortalState, package_id: int) -> int | None:
+    """Take the package for this run (version + 1); None when there is nothing to do."""
+    with transaction(state.sessions) as db:
+        row = db.execute(
+            select(Package.status, Package.version, Package.code).where(Package.id == package_id)
+        ).one_or_none()
+        if row is None:
+            raise AssemblyFailed(f"There is no package with id {package_id}.")
+        status, version, code = row
+        if status not in _RESTARTABLE:
+            return None
+        audit.lock_chain(db)  # one lock order everywhere: chain, then package row (issue 8)
+        result = db.execute(
+            update(Package)
+            .where(Package.id == package_id, Package.version == version, Package.status == status)
+            .values(
+                status="assembling",
+                stage="starting",
+                progress=0,
+                failure_reason=None,
+                leak_check=None,
+                file_sha256=None,
+                file_size=None,
+                signer_fingerprint=None,
+                signature_sha256=None,
+                version=version + 1,
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(result, "rowcount", 0):
+            return None
+        audit.record(
+            db, audit.SYSTEM_ACTOR, "package.assembly_started", f"package:{code}", {"was": status}
+        )
+        return int(version) + 1
+
+
+def _ours(package_id: int, version: int) -> Any:
+    return (
+        (Package.id == package_id) & (Package.version == version) & (Package.status == "assembling")
+    )
+
+
+def _progress(state: PortalState, job_id: int, version: int, stage: str, percent: int) -> None:
+    """Record the stage and the time (no version change, so concurrent revocations are never
+    refused); raise _Stopped when the package is no longer ours."""
+    with transaction(state.sessions) as db:
+        result = db.execute(
+            update(Package)
+            .where(_ours(job_id, version))
+            # updated_at doubles as the heartbeat that tells a live run from a lost one
+            # (portal.packages.lifecycle.stalled).
+            .values(
+                stage=stage[:_STAGE_LENGTH],
+                progress=max(0, min(percent, 99)),
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(result, "rowcount", 0):
+            raise _Stopped
+
+
+def _end(
+    state: PortalState,
+    package_id: int,
+    version: int,
+    status: str,
+    reason: str,
+    leak_check: dict[str, Any] | None = None,
+) -> bool:
+    """Mark the package failed or blocked (only if still ours); audited."""
+    with transaction(state.sessions) as db:
+        audit.lock_chain(db)  # chain, then package row (see _claim)
+        result = db.execute(
+            update(Package)
+            .where(_ours(package_id, version))
+            .values(
+                status=status,
+                stage=status if status == "failed" else "blocked: leak check",
+                failure_reason=reason[:2000],
+                leak_check=leak_check,
+                version=version + 1,
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(result, "rowcount", 0):
+            return False
+        code = db.scalar(select(Package.code).where(Package.id == package_id))
+        details: dict[str, object] = {"reason": reason[:500]}
+        if leak_check is not None:
+            details["leak_check"] = leak_check
+        audit.record(db, audit.SYSTEM_ACTOR, f"package.{status}", f"package:{code}", details)
+        return True
+
+
+def _status(state: PortalState, package_id: int) -> str | None:
+    with transaction(state.sessions) as db:
+        return db.scalar(select(Package.status).where(Package.id == package_id))
+
+
+# --------------------------------------------------------------------------- the work
+
+
+def _summaries(outcome: RedactionOutcome) -> tuple[RedactionSummary, ...]:
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for applied in outcome.applied:
+        counts[(applied.kind, applied.reason)] += applied.occurrences
+    return tuple(
+        RedactionSummary(kind=kind, reason=reason, count=count)
+        for (kind, reason), count in counts.items()
+        if count > 0
+    )
+
+
+def _custody(job: _Job, item: _ItemJob, redactions: int) -> tuple[CustodyEvent, ...]:
+    events = []
+    if item.collected_on is not None:
+        collected = datetime.combine(item.collected_on, clock_time(), tzinfo=UTC)
+        events.append(CustodyEvent(collected, "collected", item.provider))
+    events.append(
+        CustodyEvent(
+            item.registered_at,
+            "registered",
+            job.facts.mechanism_name,
+            f"sha256 {item.source_sha256}",
+        )
+    )
+    if item.consent is not None:
+        events.append(
+            CustodyEvent(
+                item.consent.granted_at,
+                "consent to share granted",
+                item.provider,
+                f"consent {item.consent.event_code}",
+            )
+        )
+    if item.rendition == "redacted":
+        events.append(
+            CustodyEvent(
+                job.moment,
+                "redacted rendition made",
+                "the portal (automatic true redaction)",
+                f"{redactions} redaction(s) applied",
+            )
+        )
+    events.append(
+        CustodyEvent(job.moment, "packaged", job.facts.assembled_by, f"package {job.code}")
+    )
+    return tuple(events)
+
+
+def _rendition_path(path: str, suffix: str) -> str:
+    directory, _, name = path.rpartition("/")
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return f"{directory}/{stem or 'rendition'}{suffix}"
+
+
+def _render_items(
+    state: PortalState, job: _Job, stage: Path, built: _Built, report: Callable[[str, int], None]
+) -> None:
+    count = len(job.items)
+    for index, item in enumerate(job.items):
+        report(f"rendering {item.code} ({index + 1}/{count})", 5 + (45 * index) // count)
+        source = state.blobs.path(item.source_sha256)
+        if not source.is_file():
+            raise _Failure(f"The stored file of {item.code} is missing from the blob store.")
+        if item.rendition == "redacted":
+            dest = stage / "items" / item.code / "rendition"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                outcome = redact(source, item.media_type, item.marks, dest)
+            except CannotRedact as exc:
+                raise _Failure(f"{item.code} cannot be redacted: {exc.reason}") from None
+            digest, size = file_sha256(dest)
+            path = _rendition_path(item.path, outcome.suffix)
+            redactions = _summaries(outcome)
+            built.entries.append(BagEntry(path, dest, digest))
+            built.terms.extend(outcome.protected_terms)
+            media_type = outcome.media_type
+        else:
+            digest, size, path, redactions = (
+                item.source_sha256,
+                source.stat().st_size,
+                item.path,
+                (),
+            )
+            built.entries.append(BagEntry(path, source, item.source_sha256))
+            built.terms.extend(
+                (mark.code, mark.term) for mark in item.marks if mark.kind == "term" and mark.term
+            )
+            media_type = base_media_type(item.media_type)
+        total = sum(summary.count for summary in redactions)
+        built.item_updates.append((item.package_item_id, digest, path, total))
+        built.items.append(
+            ItemEntry(
+                code=item.code,
+                title=item.title,
+                kind=item.kind,
+                provider=item.provider,
+                source_sha256=item.source_sha256,
+                source_media_type=base_media_type(item.media_type),
+                rendition=item.rendition,
+                path=path,
+                sha256=digest,
+                size=size,
+                media_type=media_type,
+                redactions=redactions,
+                consent=item.consent,
+                custody=_custody(job, item, total),
+            )
+        )
+
+
+@dataclass(frozen=True)
+class _Documents:
+    """The letter, custody log, manifest and its signature, ready to go into the bag."""
+
+    entries: tuple[BagEntry, ...]
+    leak: LeakReport | None  # None when there are no protected terms to search for
+
+
+def _documents(
+    job: _Job,
+    stage: Path,
+    items: Sequence[ItemEntry],
+    terms: Sequence[tuple[str, str]],
+    seal: Sealer,
+    rendered: Sequence[Future[tuple[str, LeakReport | None]]],
+) -> _Documents:
+    """Wait for the letter and log (made by worker processes, see document_worker), build
+    and sign the manifest, leak-check it; the four entries and the documents' leak report."""
+    from portal.packages.assembly.manifest import (
+        MANIFEST_PATH,
+        SIGNATURE_PATH,
+        ManifestInvalid,
+        build_manifest,
+        manifest_bytes,
+    )
+    from portal.redaction.leakcheck import check_files
+
+    try:
+        results = [future.result() for future in rendered]
+    except (OSError, ValueError, RuntimeError, BrokenProcessPool) as exc:
+        raise _Failure(f"The package documents could not be made: {exc}") from None
+    leak = _merged([report for _, report in results])
+    documents, entries = [], []
+    titles = [title for title, _ in results]
+    for (path, source), title in zip(_document_files(stage), titles, strict=True):
+        digest, size = file_sha256(source)
+        documents.append(DocumentEntry(path, title, digest, size, "application/pdf"))
+        entries.append(BagEntry(path, source, digest))
+    try:
+        manifest = build_manifest(job.facts, items, documents)
+    except ManifestInvalid as exc:
+        raise _Failure("The manifest does not validate: " + "; ".join(exc.errors[:5])) from None
+    manifest_file, signature_file = stage / "manifest.json", stage / "manifest.json.asc"
+    manifest_file.write_bytes(manifest_bytes(manifest))
+    try:
+        signature_file.write_bytes(seal.detached_signature(manifest_file))
+    except GpgError as exc:
+        raise _Failure(f"The manifest could not be signed: {exc}") from None
+    signed = [(MANIFEST_PATH, manifest_file), (SIGNATURE_PATH, signature_file)]
+    entries.extend(BagEntry(path, source, file_sha256(source)[0]) for path, source in signed)
+    if terms:
+        leak = _combined(check_files(signed, terms), leak)
+    return _Documents(tuple(entries), leak)
+
+
+def _document_files(stage: Path) -> list[tuple[str, Path]]:
+    return [
+        (LETTER_PATH, stage / "transmittal-letter.pdf"),
+        (LOG_PATH, stage / "custody-and-redaction-log.pdf"),
+    ]
+
+
+class _DocumentsLeak(Exception):
+    """A package document holds a protected term (or could not be read): stop the stream."""
+
+
+def _streaming_check(built: _Built) -> StreamingCheck:
+    """The payload's leak check: format-aware layers now, raw bytes during the stream."""
+    try:
+        check = StreamingCheck(built.terms)
+    except ValueError as exc:
+        raise _Failure(f"The leak check could not run: {exc}") from None
+    for entry in built.entries:
+        check.prepare(entry.path, entry.source)
+    return check
+
+
+def _merged(reports: Sequence[LeakReport | None]) -> LeakReport | None:
+    """One report for several (None when there are none: no terms to search for)."""
+    found = [report for report in reports if report is not None]
+    return _combined(found[0], *found[1:]) if found else None
+
+
+def _combined(first: LeakReport, *others: LeakReport | None) -> LeakReport:
+    for other in others:
+        if other is not None:
+            first = LeakReport(
+                files_checked=first.files_checked + other.files_checked,
+                terms_checked=max(first.terms_checked, other.terms_checked),
+                hits=first.hits + other.hits,
+                unchecked=first.unchecked + other.unchecked,
+            )
+    return first
+
+
+class _ProgressOut:
+    """Wraps the tar stream: counts bytes and reports progress at most once a second."""
+
+    def __init__(self, out: BinaryIO, total: int, report: Callable[[str, int], None]) -> None:
+        self.out, self.total, self.report = out, max(total, 1), report
+        self.done = 0
+        self.last = time.monotonic()
+
+    def write(self, data: bytes) -> int:
+        written = self.out.write(data)
+        self.done += len(data)
+        now = time.monotonic()
+        if now - self.last >= _PROGRESS_INTERVAL:
+            self.last = now
+            percent = 55 + (35 * min(self.done, self.total)) // self.total
+            self.report(_STREAM_STAGE, percent)
+        return written if written is not None else len(data)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def _bag_info(job: _Job) -> dict[str, str]:
+    return {
+        "Bagging-Date": job.moment.date().isoformat(),
+        "Source-Organization": job.facts.mechanism_name,
+        "External-Identifier": job.code,
+        "Internal-Sender-Identifier": job.facts.rfa_reference,
+        "External-Description": f"Evidence package {job.code} for {job.facts.authority_code}",
+    }
+
+
+def _encrypt(
+    job: _Job,
+    stage: Path,
+    built: _Built,
+    report: Callable[[str, int], None],
+    seal: Sealer,
+    check: StreamingCheck,
+    documents: Callable[[], Sequence[BagEntry]],
+) -> tuple[Path, str, int, bytes]:
+    """Stream the bag as a tar through gpg (sign + encrypt, detached signature as it goes):
+    payload files first, leak-checked as they pass, then the ``documents``."""
+    total = sum(entry.source.stat().st_size for entry in built.entries)
+    out_path = stage / f"{job.code}.tar.gpg"
+    payload = {entry.path for entry in built.entries}  # the documents were checked whole
+
+    def observe(entry: BagEntry) -> FileObserver | None:
+        return check.observe(entry.path) if entry.path in payload else None
+
+    def write_tar(out: BinaryIO) -> None:
+        progress = _ProgressOut(out, total, report)
+        write_bag_tar(
+            progress,  # type: ignore[arg-type]
+            job.code,
+            built.entries,
+            _bag_info(job),
+            observe=observe,
+            more=documents,
+        )
+
+    try:
+        _, digest, size, signature = seal.sign_encrypt_and_detach(write_tar, out_path)
+    except BagError as exc:
+        raise _Failure(f"The bag could not be written: {exc}") from None
+    except GpgError as exc:
+        raise _Failure(f"Signing and encrypting failed: {exc}") from None
+    return out_path, digest, size, signature
+
+
+def _store(state: PortalState, path: Path, digest: str, built: _Built) -> None:
+    """Move a finished staging file into the blob store under the digest computed while it
+    was written (one pass: renamed, not read again)."""
+    built.blobs.append(digest)
+    state.blobs.put_file(path, digest)
+
+
+def _discard(state: PortalState, keys: Sequence[str]) -> None:
+    """Delete blobs this run added, unless something refers to them."""
+    if not keys:
+        return
+    try:
+        with transaction(state.sessions) as db:
+            for key in keys:
+                used = db.scalar(
+                    select(
+                        exists().where(
+                            or_(Package.file_sha256 == key, Package.signature_sha256 == key)
+                        )
+                    )
+                ) or db.scalar(select(exists().where(Item.sha256 == key)))
+                if not used:
+                    state.blobs.delete(key)
+    except Exception:  # never hide the original error behind a cleanup error
+        logger.exception("could not discard the blobs of an abandoned assembly")
+
+
+def _finish(
+    state: PortalState,
+    job: _Job,
+    built: _Built,
+    file: tuple[str, int],
+    signature_sha256: str,
+    leak_check: dict[str, Any],
+) -> None:
+    with transaction(state.sessions) as db:
+        audit.lock_chain(db)  # chain, then package row (see _claim)
+        result = db.execute(
+            update(Package)
+            .where(_ours(job.package_id, job.version))
+            .values(
+                status="assembled",
+                stage="assembled",
+                progress=100,
+                failure_reason=None,
+                leak_check=leak_check,
+                file_sha256=file[0],
+                file_size=file[1],
+                signer_fingerprint=job.signer.fingerprint,
+                signature_sha256=signature_sha256,
+                version=job.version + 1,
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(result, "rowcount", 0):
+            raise _Stopped
+        for package_item_id, digest, path, count in built.item_updates:
+            db.execute(
+                update(PackageItem)
+                .where(PackageItem.id == package_item_id)
+                .values(rendition_sha256=digest, path=path, redaction_count=count)
+                .execution_options(synchronize_session=False)
+            )
+        audit.record(
+            db,
+            audit.SYSTEM_ACTOR,
+            "package.assembled",
+            f"package:{job.code}",
+            {
+                "file_sha256": file[0],
+                "file_size": file[1],
+                "signature_sha256": signature_sha256,
+                "signer": job.signer.fingerprint,
+                "recipients": list(job.facts.recipient_fingerprints),
+                "items": len(built.items),
+                "redactions": sum(update_[3] for update_ in built.item_updates),
+            },
+        )
+
+
+def _make_stage(state: PortalState, code: str) -> Path:
+    root = state.settings.data_dir / "staging"
+    root.mkdir(parents=True, exist_ok=True)
+    stage = root / f"{code}-{secrets.token_hex(6)}"
+    stage.mkdir(mode=0o700)
+    os.chmod(stage, 0o700)
+    return stage
+
+
+def _blocked_by_leak(state: PortalState, job: _Job, leak: LeakReport) -> str:
+    named = sorted({f"{hit.path} ({hit.mark_code})" for hit in leak.hits})
+    unread = sorted({path for path, _ in leak.unchecked})
+    reason = "The leak check found protected terms in: " + ", ".join(named)
+    if unread:
+        reason = (
+            (reason + "; " if named else "") + "The leak check could not read: " + ", ".join(unread)
+        )
+    if _end(state, job.package_id, job.version, "blocked", reason, leak.to_json()):
+        return reason
+    raise _Stopped
+
+
+def _run(state: PortalState, job: _Job, stage: Path, built: _Built) -> str | None:
+    """Do the work; return the leak-check failure reason when blocked, None when assembled.
+
+    One pass over the payload bytes: the raw-bytes leak check and the bag's hashes are
+    computed as the tar streams into gpg; the letter and the log are made meanwhile in two
+    worker processes, and go in at the end of the tar with the manifest (signed in the same
+    keyring as the package).
+    """
+
+    def report(text: str, percent: int) -> None:
+        _progress(state, job.package_id, job.version, text, percent)
+
+    _render_items(state, job, stage, built, report)
+    report("leak check", 50)
+    check = _streaming_check(built)
+    if not check.report().clean:
+        return _blocked_by_leak(state, job, check.report())
+    report(_STREAM_STAGE, 55)
+
+    made: list[_Documents] = []
+    try:
+        with sealer(job.signer, job.recipients) as seal, document_pool() as pool:
+            items, templates = tuple(built.items), state.settings.templates_dir
+            rendered = [
+                pool.submit(render_and_check, kind, file, job.facts, items, templates, check.terms)
+                for kind, file in zip(_DOCUMENT_KINDS, _document_files(stage), strict=True)
+            ]
+
+            def documents() -> Sequence[BagEntry]:
+                report(_DOCUMENTS_STAGE, 90)
+                made.append(_documents(job, stage, built.items, check.terms, seal, rendered))
+                if made[0].leak is not None and not made[0].leak.clean:
+                    raise _DocumentsLeak
+                return made[0].entries
+
+            try:
+                out_path, digest, size, signature = _encrypt(
+                    job, stage, built, report, seal, check, documents
+                )
+            finally:
+                for future in rendered:
+                    future.cancel()  # if not started; a running worker is waited for
+    except GpgError as exc:
+        raise _Failure(f"Signing and encrypting failed: {exc}") from None
+    except (LeakFound, _DocumentsLeak):
+        documents_leak = made[0].leak if made else None
+        return _blocked_by_leak(state, job, _combined(check.report(), documents_leak))
+    leak = _combined(check.report(), made[0].leak)
+    signature_path = stage / f"{job.code}.tar.gpg.sig"
+    signature_path.write_bytes(signature)
+    report("storing", 95)
+    _store(state, out_path, digest, built)
+    signature_sha256 = hashlib.sha256(signature).hexdigest()
+    _store(state, signature_path, signature_sha256, built)
+    _finish(state, job, built, (digest, size), signature_sha256, leak.to_json())
+    return None
+
+
+def assemble_package(state: PortalState, package_id: int, *, now: datetime | None = None) -> None:
+    """Assemble package ``package_id`` (idempotent; see the module notes).
+
+    Returns when the package is assembled (or was already past assembly, or another run took
+    it over). Raises :class:`AssemblyFailed` when it ends failed or blocked, after recording
+    that on the package.
+    """
+    moment = aware_utc(now)
+    version = _claim(state, package_id)
+    if version is None:
+        return
+    built = _Built()
+    stage: Path | None = None
+    try:
+        job = _load(state, package_id, version, moment)
+        stage = _make_stage(state, job.code)
+        blocked = _run(state, job, stage, built)
+    except _Failure as exc:
+        _discard(state, built.blobs)
+        _end(state, package_id, version, "failed", exc.reason)
+        raise AssemblyFailed(exc.reason) from None
+    except _Stopped:
+        _discard(state, built.blobs)
+        if _status(state, package_id) == "blocked":
+            raise AssemblyFailed(
+                "The package was blocked while it was being assembled (consent was revoked); "
+                "nothing was kept."
+            ) from None
+        return  # another run claimed it again
+    except BaseException:
+        _discard(state, built.blobs)
+        raise
+    finally:
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+    if blocked is not None:
+        raise AssemblyFailed(blocked)

@@ -1,0 +1,522 @@
+"""The documents inside a package and the recall notice.
+
+- the transmittal letter (WeasyPrint, from ``templates/packages/documents/transmittal_letter.html``,
+  with the decision PDF's Jinja environment and URL fetcher);
+- the custody and redaction log (ReportLab platypus: per item its custody events and the
+  redactions applied, by kind, reason and count, never the redacted text);
+- the text of a recall notice, which the caller clearsigns.
+
+Both PDFs carry a title and nothing else in their document information (no author,
+producer, creator or dates), and are byte-for-byte reproducible from the same facts. They
+are written atomically: a reader never sees half a file at ``dest``.
+"""
+
+from __future__ import annotations
+
+import io
+import unicodedata
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from functools import lru_cache, partial
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+from markupsafe import Markup
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_LEFT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.pdfdoc import PDFDictionary, PDFInfo, PDFString
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import (
+    KeepTogether,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
+from reportlab.platypus.flowables import Flowable
+
+from portal.config import REPO_ROOT
+from portal.documents.html_pdf import html_to_pdf
+from portal.eligibility.decision_pdf import _environment, _when
+from portal.packages.assembly.facts import MECHANISM_NAME, ItemEntry, PackageFacts
+from portal.redaction.renditions import atomic_output
+from portal.registry.openpgp import grouped_fingerprint
+
+__all__ = [
+    "CUSTODY_LOG_TITLE",
+    "LETTER_TEMPLATE",
+    "LETTER_TITLE",
+    "DocumentError",
+    "custody_log_pdf",
+    "recall_notice_text",
+    "render_custody_log",
+    "render_transmittal_letter",
+    "transmittal_letter_html",
+    "transmittal_letter_pdf",
+]
+
+LETTER_TEMPLATE = "packages/documents/transmittal_letter.html"
+LETTER_TITLE = "Transmittal letter"
+CUSTODY_LOG_TITLE = "Custody and redaction log"
+RENDITION_LABELS = {"redacted": "Redacted", "as_is": "As is"}
+_SHORT_DIGEST = 16  # hex digits of a SHA-256 shown in the letter; the manifest has them all
+
+
+class DocumentError(RuntimeError):
+    """A package document could not be made (missing template, bad facts); nothing written."""
+
+
+# -- shared ---------------------------------------------------------------------------------
+
+
+def _aware(moment: datetime, what: str) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise DocumentError(f"{what} must be timezone-aware (UTC), not {moment.isoformat()}")
+    return moment.astimezone(UTC)
+
+
+def _short_digest(sha256: str) -> str:
+    return f"{sha256[:8]} {sha256[8:_SHORT_DIGEST]}\N{HORIZONTAL ELLIPSIS}"
+
+
+def _issuer(mechanism_name: str) -> str:
+    """The mechanism's name opening a sentence: "the Mechanism" -> "The Mechanism"."""
+    return mechanism_name[:1].upper() + mechanism_name[1:]
+
+
+def _printable(text: str) -> str:
+    """Text as it can be typeset: control characters become spaces, NFC-normalised."""
+    cleaned = "".join(
+        " " if unicodedata.category(char) in ("Cc", "Cs", "Co", "Cn") else char for char in text
+    )
+    return unicodedata.normalize("NFC", cleaned)
+
+
+def _check_facts(package: PackageFacts, items: Sequence[ItemEntry]) -> None:
+    _aware(package.created_at, "package.created_at")
+    _aware(package.decided_at, "package.decided_at")
+    for index, item in enumerate(items):
+        for number, event in enumerate(item.custody):
+            _aware(event.at, f"items[{index}].custody[{number}].at")
+        if item.consent is not None:
+            _aware(item.consent.granted_at, f"items[{index}].consent.granted_at")
+            if item.consent.expires_at is not None:
+                _aware(item.consent.expires_at, f"items[{index}].consent.expires_at")
+
+
+# -- fonts ----------------------------------------------------------------------------------
+
+_FONT_DIRS = (
+    Path("/usr/share/fonts/truetype/dejavu"),
+    Path("/usr/share/fonts/dejavu"),
+    Path("/usr/share/fonts/TTF"),
+    Path("/usr/local/share/fonts"),
+)
+_FONT_FILES = {
+    "PortalSans": "DejaVuSans.ttf",  # the letter's "DejaVu Sans" too
+    "PortalSans-Bold": "DejaVuSans-Bold.ttf",
+    "PortalMono": "DejaVuSansMono.ttf",
+}
+_BUILTIN_FONTS = ("Helvetica", "Helvetica-Bold", "Courier")
+REPLACEMENT = "\N{REPLACEMENT CHARACTER}"
+
+
+@lru_cache(maxsize=1)
+def _fonts() -> tuple[str, str, str]:
+    """(regular, bold, mono) ReportLab font names: DejaVu when installed, else ReportLab's
+    built-in fonts (Latin-1 only)."""
+    found: dict[str, Path] = {}
+    for name, filename in _FONT_FILES.items():
+        for directory in _FONT_DIRS:
+            if (directory / filename).is_file():
+                found[name] = directory / filename
+                break
+    if len(found) < len(_FONT_FILES):
+        return _BUILTIN_FONTS
+    registered = set(pdfmetrics.getRegisteredFontNames())
+    for name, path in found.items():
+        if name not in registered:
+            pdfmetrics.registerFont(TTFont(name, str(path)))
+    return ("PortalSans", "PortalSans-Bold", "PortalMono")
+
+
+@lru_cache(maxsize=8)
+def _coverage(fonts: tuple[str, ...]) -> frozenset[int]:
+    """The code points every one of ``fonts`` (ReportLab names, from :func:`_fonts`) has a
+    glyph for."""
+    sets = [
+        frozenset(range(0x20, 0x7F)) | frozenset(range(0xA0, 0x100))
+        if name in _BUILTIN_FONTS
+        else frozenset(pdfmetrics.getFont(name).face.charToGlyph)
+        for name in fonts
+    ]
+    return frozenset.intersection(*sets)
+
+
+def _shown(text: str, coverage: frozenset[int], *, bmp_only: bool = False) -> str:
+    """``text`` with control characters as spaces and what the font cannot draw as U+FFFD
+    ('?' in Latin-1 fonts). A missing glyph would print as an empty box, and text
+    extractors (pdfminer, hence the leak check) can lose whole lines around one."""
+    replacement = REPLACEMENT if ord(REPLACEMENT) in coverage else "?"
+    return "".join(
+        char
+        if (ord(char) in coverage and (not bmp_only or ord(char) <= 0xFFFF)) or char.isspace()
+        else replacement
+        for char in _printable(text)
+    )
+
+
+# -- transmittal letter (WeasyPrint) -----------------------------------------------------------
+
+
+def _only_title(_document: Any, pdf: Any) -> None:
+    """WeasyPrint finisher: keep the title, drop Producer and every other info entry."""
+    for key in list(pdf.info):
+        if key != "Title":
+            del pdf.info[key]
+
+
+def _finalize(coverage: frozenset[int] | None, value: object) -> object:
+    """Text the letter's fonts can show (see :func:`_shown`); other values as they are."""
+    if not isinstance(value, str) or isinstance(value, Markup):
+        return value
+    return _printable(value) if coverage is None else _shown(value, coverage)
+
+
+def transmittal_letter_html(
+    package: PackageFacts, items: Sequence[ItemEntry], templates_dir: Path
+) -> str:
+    """The letter's HTML (autoescaped: titles and names are text, never markup)."""
+    _check_facts(package, items)
+    environment = _environment(templates_dir)
+    regular, bold, _mono = _fonts()
+    coverage = None if regular in _BUILTIN_FONTS else _coverage((regular, bold))
+    environment.finalize = partial(_finalize, coverage)  # every {{ value }} goes through it
+    try:
+        template = environment.get_template(LETTER_TEMPLATE)
+    except OSError as exc:  # jinja2.TemplateNotFound is an IOError
+        raise DocumentError(f"{LETTER_TEMPLATE} not found under {templates_dir}") from exc
+    return template.render(
+        title=f"{LETTER_TITLE} {package.code}",
+        issuer=_issuer(package.mechanism_name),
+        package=package,
+        items=items,
+        renditions=RENDITION_LABELS,
+        short_digest=_short_digest,
+        signer=grouped_fingerprint(package.signer_fingerprint),
+        recipients=[grouped_fingerprint(fpr) for fpr in package.recipient_fingerprints],
+        conditions=[
+            (item.code, item.consent.conditions)
+            for item in items
+            if item.consent is not None and item.consent.conditions.strip()
+        ],
+    )
+
+
+def transmittal_letter_pdf(
+    package: PackageFacts, items: Sequence[ItemEntry], templates_dir: Path
+) -> bytes:
+    """The letter as PDF bytes (nothing fetched, title-only document information)."""
+    return html_to_pdf(transmittal_letter_html(package, items, templates_dir), finisher=_only_title)
+
+
+def render_transmittal_letter(
+    package: PackageFacts,
+    items: Sequence[ItemEntry],
+    dest: Path,
+    *,
+    templates_dir: Path | None = None,
+) -> None:
+    """Write the transmittal letter to ``dest``.
+
+    ``templates_dir`` is ``settings.templates_dir`` (default: the repository's templates/).
+    """
+    directory = REPO_ROOT / "templates" if templates_dir is None else templates_dir
+    pdf = transmittal_letter_pdf(package, items, directory)
+    with atomic_output(dest) as out:
+        out.write(pdf)
+
+
+# -- custody and redaction log (ReportLab) -----------------------------------------------------
+
+
+class _TitleOnlyInfo(PDFInfo):  # type: ignore[misc]  # reportlab has no type hints
+    """Document information with the title alone (ReportLab writes author, producer, dates...)."""
+
+    def format(self, document: Any) -> Any:
+        return PDFDictionary({"Title": PDFString(self.title)}).format(document)
+
+
+class _LogCanvas(Canvas):  # type: ignore[misc]  # reportlab has no type hints
+    """Keeps pages until the end to print "page N of M", and writes a title-only info."""
+
+    def __init__(self, *args: Any, footer: str, font: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._doc.info = _TitleOnlyInfo()
+        self._footer = footer
+        self._footer_font = font
+        self._pages: list[dict[str, Any]] = []
+
+    def showPage(self) -> None:  # ReportLab's name
+        self._pages.append(dict(self.__dict__))
+        self._startPage()
+
+    def save(self) -> None:
+        total = len(self._pages)
+        for number, state in enumerate(self._pages, start=1):
+            self.__dict__.update(state)
+            self.setFont(self._footer_font, 7.5)
+            self.setFillColor(colors.HexColor("#4a5360"))
+            self.drawString(18 * mm, 10 * mm, self._footer)
+            self.drawRightString(A4[0] - 18 * mm, 10 * mm, f"Page {number} of {total}")
+            super().showPage()
+        super().save()
+
+
+class _Log:
+    """Builds the flowables of the log; one instance per rendering."""
+
+    def __init__(self) -> None:
+        regular, bold, mono = _fonts()
+        self.regular = regular
+        base = ParagraphStyle("base", fontName=regular, fontSize=8.5, leading=11, alignment=TA_LEFT)
+        self.body = base
+        self.small = ParagraphStyle("small", parent=base, fontSize=7.5, leading=9.5)
+        self.code = ParagraphStyle("code", parent=self.small, fontName=mono, wordWrap="CJK")
+        self.head = ParagraphStyle("head", parent=base, fontName=bold, fontSize=7.5, leading=9.5)
+        self.h1 = ParagraphStyle("h1", parent=base, fontName=bold, fontSize=15, leading=19)
+        self.h2 = ParagraphStyle(
+            "h2", parent=base, fontName=bold, fontSize=11, leading=14, spaceBefore=8, spaceAfter=3
+        )
+        self.h3 = ParagraphStyle(
+            "h3", parent=base, fontName=bold, fontSize=9, leading=12, spaceBefore=4, spaceAfter=2
+        )
+
+    def plain(self, value: str, font: str | None = None) -> str:
+        """``value`` as ``font`` (default: the regular one) can draw it, not parsed as markup.
+
+        ReportLab maps characters beyond the BMP wrongly in the text layer, so they are
+        replaced too: the text extracted from the log is the text shown.
+        """
+        return _shown(value, _coverage((font or self.regular,)), bmp_only=True)
+
+    def text(self, value: str, font: str | None = None) -> str:
+        """``value`` for a Paragraph, which reads markup: escaped, so '<' stays text."""
+        return escape(self.plain(value, font))
+
+    def para(self, value: str, style: ParagraphStyle | None = None) -> Paragraph:
+        chosen = style or self.body
+        return Paragraph(self.text(value, chosen.fontName), chosen)
+
+    def table(
+        self, header: Sequence[str], rows: Sequence[Sequence[Flowable]], widths: Sequence[float]
+    ) -> Table:
+        data = [[self.para(cell, self.head) for cell in header], *rows]
+        table = Table(data, colWidths=list(widths), repeatRows=1, hAlign="LEFT")
+        table.setStyle(
+            TableStyle(
+                [
+                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                    ("LINEBELOW", (0, 0), (-1, -1), 0.4, colors.HexColor("#6b7580")),
+                    ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8ebef")),
+                    ("LEFTPADDING", (0, 0), (-1, -1), 3),
+                    ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+                    ("TOPPADDING", (0, 0), (-1, -1), 2),
+                    ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+                ]
+            )
+        )
+        return table
+
+    def facts(self, rows: Sequence[tuple[str, str, bool]]) -> Table:
+        """Label / value pairs; ``True`` sets the value in the monospace style."""
+        data = [
+            [self.para(label, self.head), self.para(value, self.code if mono else self.small)]
+            for label, value, mono in rows
+        ]
+        table = Table(data, colWidths=[38 * mm, 136 * mm], hAlign="LEFT")
+        table.setStyle(
+            TableStyle(
+                [
+                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                    ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                    ("TOPPADDING", (0, 0), (-1, -1), 1),
+                    ("BOTTOMPADDING", (0, 0), (-1, -1), 1),
+                ]
+            )
+        )
+        return table
+
+
+def _package_section(log: _Log, package: PackageFacts) -> list[Flowable]:
+    return [
+        log.para(f"{CUSTODY_LOG_TITLE} \N{EM DASH} {package.code}", log.h1),
+        Spacer(1, 3 * mm),
+        log.facts(
+            [
+                ("Package", package.code, False),
+                ("Created", _when(package.created_at), False),
+                ("Issued by", package.mechanism_name, False),
+                ("Authority", f"{package.authority_name} ({package.authority_code})", False),
+                ("Request", package.rfa_reference, False),
+                ("Their reference", package.authority_reference, False),
+                ("Decision", package.decision_id, True),
+                ("Policy", f"{package.policy_id}, revision {package.policy_revision}", False),
+                ("Signing key", grouped_fingerprint(package.signer_fingerprint), True),
+            ]
+        ),
+        Spacer(1, 2 * mm),
+        log.para(
+            "For every item: the events of its chain of custody and the redactions applied "
+            "before sharing. Redactions are given by kind, reason and number; the redacted "
+            "content itself is in no file of this package.",
+            log.small,
+        ),
+    ]
+
+
+def _item_section(log: _Log, item: ItemEntry) -> list[Flowable]:
+    rendition = RENDITION_LABELS.get(item.rendition, item.rendition)
+    heading = log.para(f"{item.code} \N{EM DASH} {item.title}", log.h2)
+    facts = log.facts(
+        [
+            ("Provider", item.provider, False),
+            ("Kind", item.kind, False),
+            ("Shared", f"{rendition}, {item.media_type}, {item.size} bytes", False),
+            ("File", item.path, True),
+            ("SHA-256 (shared)", item.sha256, True),
+            ("SHA-256 (source)", f"{item.source_sha256} ({item.source_media_type})", True),
+            ("Consent", _consent_line(item), False),
+        ]
+    )
+    parts: list[Flowable] = [KeepTogether([heading, facts])]
+    parts.append(log.para("Custody", log.h3))
+    if item.custody:
+        rows = [
+            [
+                log.para(_when(event.at), log.small),
+                log.para(event.event, log.small),
+                log.para(event.by, log.small),
+                log.para(event.details, log.small),
+            ]
+            for event in item.custody
+        ]
+        widths = (34 * mm, 38 * mm, 36 * mm, 66 * mm)
+        parts.append(log.table(("When", "Event", "By", "Details"), rows, widths))
+    else:
+        parts.append(log.para("No custody events recorded.", log.small))
+    parts.append(log.para("Redactions applied", log.h3))
+    if item.redactions:
+        rows = [
+            [
+                log.para(summary.kind, log.small),
+                log.para(summary.reason, log.small),
+                log.para(str(summary.count), log.small),
+            ]
+            for summary in item.redactions
+        ]
+        parts.append(log.table(("Kind", "Reason", "Count"), rows, (34 * mm, 122 * mm, 18 * mm)))
+    else:
+        parts.append(log.para("None: shared without redaction.", log.small))
+    return parts
+
+
+def _consent_line(item: ItemEntry) -> str:
+    consent = item.consent
+    if consent is None:
+        return "\N{EN DASH}"
+    line = f"{consent.event_code} ({consent.kind}), granted {_when(consent.granted_at)}"
+    if consent.expires_at is not None:
+        line += f", expires {_when(consent.expires_at)}"
+    if consent.conditions.strip():
+        line += f". Conditions: {consent.conditions}"
+    return line
+
+
+def custody_log_pdf(package: PackageFacts, items: Sequence[ItemEntry]) -> bytes:
+    """The custody and redaction log as PDF bytes (reproducible: ReportLab invariant mode)."""
+    _check_facts(package, items)
+    log = _Log()
+    story = _package_section(log, package)
+    for item in items:
+        story.extend(_item_section(log, item))
+    buffer = io.BytesIO()
+    title = f"{CUSTODY_LOG_TITLE} {package.code}"
+    document = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        leftMargin=18 * mm,
+        rightMargin=18 * mm,
+        topMargin=16 * mm,
+        bottomMargin=18 * mm,
+        title=log.plain(title),
+        invariant=1,
+        pageCompression=1,
+    )
+    footer = log.plain(f"{package.code} \N{MIDDLE DOT} {CUSTODY_LOG_TITLE}")
+    canvasmaker: Callable[..., Canvas] = partial(_LogCanvas, footer=footer, font=log.regular)
+    document.build(story, canvasmaker=canvasmaker)
+    return buffer.getvalue()
+
+
+def render_custody_log(package: PackageFacts, items: Sequence[ItemEntry], dest: Path) -> None:
+    """Write the custody and redaction log to ``dest``."""
+    pdf = custody_log_pdf(package, items)
+    with atomic_output(dest) as out:
+        out.write(pdf)
+
+
+# -- recall notice ----------------------------------------------------------------------------
+
+
+def recall_notice_text(
+    *,
+    package_code: str,
+    authority_name: str,
+    reason: str,
+    issued_at: datetime,
+    mechanism_name: str = MECHANISM_NAME,
+) -> str:
+    """The text of a recall notice, for the caller to clearsign.
+
+    Lines are stripped of trailing spaces and control characters (a clearsigned text
+    ignores trailing whitespace, so what is signed is exactly what is shown).
+    """
+    if not reason.strip():
+        raise DocumentError("a recall notice needs a reason")
+    when = _when(_aware(issued_at, "issued_at"))
+    issuer = _issuer(mechanism_name)
+    reason_lines = [_printable(line).rstrip() for line in reason.strip().splitlines()]
+    lines = [
+        "RECALL NOTICE",
+        "",
+        f"Package:   {_printable(package_code)}",
+        f"To:        {_printable(authority_name)}",
+        f"From:      {_printable(issuer)}",
+        f"Issued:    {when}",
+        "",
+        f"{issuer} recalls package {_printable(package_code)}, which it transmitted to",
+        f"{_printable(authority_name)}.",
+        "",
+        "Reason:",
+        *(f"  {line}" if line else "" for line in reason_lines),
+        "",
+        "You are asked to:",
+        "",
+        "1. Stop using the material of this package at once, and share none of it.",
+        "2. Return the package, or destroy every copy of it and of the material in it",
+        "   (the encrypted file, decrypted copies, extracts, prints and backups).",
+        "3. Acknowledge this notice in the Sharing Portal, stating whether the copies",
+        "   were returned or destroyed, and when.",
+        "",
+        f"This notice is signed with the signing key of {mechanism_name}. Check the",
+        "signature and the signer's fingerprint before acting on it.",
+    ]
+    return "\n".join(line.rstrip() for line in lines) + "\n"

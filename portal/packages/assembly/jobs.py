@@ -1,0 +1,200 @@
+"""The package assembly job, on Huey.
+
+:func:`make_jobs` builds a Huey instance for a deployment and registers the ``assemble`` task
+on it: ``SqliteHuey`` (a WAL database file in the instance directory) by default,
+``RedisHuey`` when ``PORTAL_REDIS_URL`` is set, or Huey's in-process ``immediate`` mode for
+tests of views (the real task runs, synchronously, inside the request). Nothing is built at
+import time and there is no module-level instance: the web app holds its :class:`Jobs` in
+``app.extensions`` (:func:`jobs_for`), ``portal worker`` builds its own.
+
+The task reads the package id, gets the portal state (the app's own in the consumer thread
+of ``portal run``; in a worker process, built once from the settings on first use) and calls
+:func:`portal.packages.assembly.assemble.assemble_package`, which is idempotent: it does nothing to
+an assembled or released package and starts a failed or stuck one again from scratch. Unexpected
+errors are retried (``RETRIES`` times, ``RETRY_DELAY`` seconds apart); when the last attempt
+fails too, the package is marked failed with a reason instead of staying "assembling".
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
+from huey.consumer import Consumer
+
+from portal.config import Settings
+from portal.db import transaction
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from portal.state import PortalState
+
+__all__ = [
+    "EXTENSION",
+    "QUEUE_FILE",
+    "RETRIES",
+    "RETRY_DELAY",
+    "Jobs",
+    "jobs_for",
+    "make_jobs",
+    "run_assembly",
+    "start_consumer",
+]
+
+logger = logging.getLogger(__name__)
+
+QUEUE_FILE = "huey.db"
+RETRIES = 2
+RETRY_DELAY = 30  # seconds
+EXTENSION = "portal.jobs"
+#: app.config key: run jobs in-process, synchronously (tests of views).
+IMMEDIATE_CONFIG = "PORTAL_JOBS_IMMEDIATE"
+_GAVE_UP = (
+    "Assembly stopped after {attempts} attempts because of an unexpected error ({error}); "
+    "nothing was released. Retry, and tell the administrators if it fails again."
+)
+
+
+@dataclass(frozen=True)
+class Jobs:
+    """A Huey instance and the tasks registered on it."""
+
+    huey: Huey
+    assemble: Any  # huey.api.TaskWrapper: calling it enqueues (or, immediate, runs) the task
+
+    def enqueue_assembly(self, package_id: int) -> None:
+        """Queue the assembly of a package (in immediate mode: run it now)."""
+        self.assemble(package_id)
+
+
+class _StateProvider:
+    """The state a task runs with: a given one, or one built from ``settings`` on first use
+    (worker processes), once per Huey instance even with several worker threads."""
+
+    def __init__(self, settings: Settings, state: PortalState | None) -> None:
+        self._settings = settings
+        self._state = state
+        self._lock = threading.Lock()
+
+    def __call__(self) -> PortalState:
+        with self._lock:
+            if self._state is None:
+                from portal.state import build_state
+
+                self._state = build_state(self._settings)
+            return self._state
+
+
+def _queue(settings: Settings, immediate: bool, name: str) -> Huey:
+    if immediate:
+        return MemoryHuey(name, immediate=True)
+    if settings.redis_url:
+        return RedisHuey(name, url=settings.redis_url)
+    settings.instance_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey(
+        name,
+        filename=str(settings.instance_dir / QUEUE_FILE),
+        journal_mode="wal",
+        timeout=15,
+    )
+
+
+def make_jobs(
+    settings: Settings,
+    *,
+    state: PortalState | None = None,
+    immediate: bool = False,
+    name: str | None = None,
+) -> Jobs:
+    """A Huey instance for ``settings`` with the portal's tasks registered on it.
+
+    ``state``: the state tasks run with (default: built from ``settings`` when the first task
+    runs). ``immediate``: run tasks in-process as they are enqueued. ``name``: the queue's
+    name (default ``settings.queue_name``; portals sharing one Redis need different names).
+    """
+    huey = _queue(settings, immediate, name or settings.queue_name)
+    provider = _StateProvider(settings, state)
+
+    def assemble(package_id: int, task: Any = None) -> None:
+        """Assemble one package (idempotent)."""
+        remaining = getattr(task, "retries", 0) or 0
+        run_assembly(provider(), package_id, last_attempt=remaining <= 0)
+
+    wrapper = huey.task(retries=RETRIES, retry_delay=RETRY_DELAY, context=True, name="assemble")(
+        assemble
+    )
+    return Jobs(huey=huey, assemble=wrapper)
+
+
+def run_assembly(state: PortalState, package_id: int, *, last_attempt: bool = True) -> None:
+    """Run the assembler for one package. A failure the assembler reports (it has already
+    marked the package failed or blocked) ends the job; anything else is re-raised for Huey to
+    retry, after marking the package failed when this was the last attempt."""
+    from portal.packages.assembly.assemble import AssemblyFailed, assemble_package
+
+    try:
+        assemble_package(state, package_id)
+    except AssemblyFailed as exc:
+        logger.info("package %s: assembly failed: %s", package_id, exc.reason)
+    except Exception as exc:
+        logger.exception("package %s: assembly raised", package_id)
+        if last_attempt:
+            _give_up(state, package_id, type(exc).__name__)
+        raise
+
+
+def _give_up(state: PortalState, package_id: int, error: str) -> None:
+    from portal.packages.lifecycle import fail_package
+
+    try:
+        with transaction(state.sessions) as session:
+            fail_package(session, package_id, _GAVE_UP.format(attempts=RETRIES + 1, error=error))
+    except Exception:  # the database itself may be what failed
+        logger.exception("package %s: could not record the failure", package_id)
+
+
+def jobs_for(app: Flask) -> Jobs:
+    """The app's jobs, made on first use (in immediate mode when ``PORTAL_JOBS_IMMEDIATE``)."""
+    from portal.state import portal_state
+
+    jobs: Jobs | None = app.extensions.get(EXTENSION)
+    if jobs is None:
+        state = portal_state(app)
+        jobs = make_jobs(
+            state.settings, state=state, immediate=bool(app.config.get(IMMEDIATE_CONFIG))
+        )
+        app.extensions[EXTENSION] = jobs
+    return jobs
+
+
+class _EmbeddedConsumer(Consumer):  # type: ignore[misc]
+    """A consumer that runs beside a web server: the host process owns the signals."""
+
+    def _set_signal_handlers(self) -> None:
+        return None
+
+
+def start_consumer(
+    huey: Huey, workers: int = 1, *, poll_seconds: float = 2.0
+) -> Callable[[], None]:
+    """Start a consumer in threads of this process (``portal run``, tests); returns a function
+    that stops it (waiting for a running task to finish)."""
+    consumer = _EmbeddedConsumer(
+        huey,
+        workers=workers,
+        worker_type="thread",
+        periodic=False,
+        check_worker_health=False,
+        max_delay=poll_seconds,
+    )
+    consumer.start()
+
+    def stop() -> None:
+        consumer.stop(graceful=True)
+
+    return stop

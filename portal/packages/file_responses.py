@@ -1,0 +1,81 @@
+"""A recipient's packages and their files, shared by the recipients' pages and the JSON API.
+
+werkzeug's ``send_file(conditional=True)`` answers Range, If-Range and If-None-Match; the
+callers then record exactly what it is about to send (:func:`planned_download`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Response, abort, request, send_file
+
+from portal.accounts.models import User
+from portal.authz.permissions import get_scoped_or_404
+from portal.db import db
+from portal.packages import recalls
+from portal.packages.downloads import RECIPIENT_STATUSES, DownloadPlan
+from portal.packages.models import Package
+from portal.state import portal_state
+
+logger = logging.getLogger(__name__)
+
+
+def recipient_package(user: User, code: str) -> Package:
+    """``user``'s authority's package by code; 404 for another authority's package, or one
+    not released yet."""
+    package = get_scoped_or_404(db(), Package, user, code=code[:32])
+    if package.status not in RECIPIENT_STATUSES:
+        abort(404)
+    return package
+
+
+def issue_missing_notices(user: User) -> None:
+    """Recall notices that could not be signed at revocation time are signed when the
+    authority looks; one that still cannot be stays missing (its page says it is not ready)."""
+    state = portal_state()
+    for recall in recalls.recalls_for(db(), user, pending_only=True):
+        if recall.notice_sha256:
+            continue
+        try:
+            recalls.issue_notice(state, db(), recall)
+            db().commit()
+        except recalls.RecallError as exc:
+            db().rollback()
+            logger.warning("recall %s: the notice could not be signed yet: %s", recall.id, exc)
+
+
+def package_file(path: Path, package: Package) -> Response:
+    """The encrypted package, resumable; its strong ETag is the file's sha256."""
+    return send_file(
+        path,
+        mimetype="application/octet-stream",
+        as_attachment=True,
+        download_name=f"{package.code}.tar.gpg",
+        conditional=True,
+        etag=package.file_sha256 or False,
+        last_modified=package.released_at,
+        max_age=0,
+    )
+
+
+def signature_file(path: Path, package: Package) -> Response:
+    """The detached OpenPGP signature over the encrypted package file."""
+    return send_file(
+        path,
+        mimetype="application/pgp-signature",
+        as_attachment=True,
+        download_name=f"{package.code}.tar.gpg.sig",
+        conditional=True,
+        etag=package.signature_sha256 or False,
+        max_age=0,
+    )
+
+
+def planned_download(response: Response) -> DownloadPlan | None:
+    """What ``response`` will send, or None when it sends no content (HEAD, 304, 416)."""
+    if request.method == "HEAD" or response.status_code not in (200, 206):
+        return None
+    start = response.content_range.start if response.status_code == 206 else None
+    return DownloadPlan(range_start=start, bytes_sent=response.content_length or 0)

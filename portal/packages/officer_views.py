@@ -1,0 +1,375 @@
+"""The legal officers' package pages: every package (or one request's), what a new package
+from a request's latest decision would hold and why it cannot be made yet, the package page
+(status, stage and progress, items, leak check, failure, manifest summary), retry, clearing
+unredactable items as-is, and the four-eyes release.
+
+Thin views over :mod:`portal.packages.lifecycle`; the assembly job is queued after the commit
+through
+:func:`portal.packages.assembly.jobs.jobs_for`. Recipients have their own pages
+(portal.packages.recipient_views).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from sqlalchemy import select
+from werkzeug.wrappers import Response as BaseResponse
+
+from portal.accounts.login_manager import signed_in_user
+from portal.accounts.models import User
+from portal.authz.permissions import get_scoped_or_404, requires, scoped
+from portal.db import db, transaction
+from portal.eligibility.decisions import load_result
+from portal.packages.assembly.jobs import jobs_for
+from portal.packages.lifecycle import (
+    DEFAULT_EXPIRY_DAYS,
+    MAX_DOWNLOAD_LIMIT,
+    MAX_EXPIRY_DAYS,
+    STATUS_LABELS,
+    PackageRefused,
+    clear_as_is,
+    create_package,
+    fail_package,
+    plan_package,
+    release_package,
+    retry_package,
+    stalled,
+)
+from portal.packages.models import Package, PackageItem
+from portal.pages.formatting import fingerprint_groups, when
+from portal.pages.forms import TokenForm
+from portal.paging import page_number, paginate
+from portal.registry.models import Authority, Item
+from portal.rfa.models import Rfa
+from portal.state import portal_state
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("packages", __name__, url_prefix="/packages")
+
+#: Statuses in which the page refreshes itself (a <meta> refresh: no script under the CSP).
+IN_PROGRESS = ("queued", "assembling")
+_NOT_QUEUED = (
+    "The job queue could not be reached, so assembly did not start; retry the package once "
+    "the queue is back."
+)
+
+
+@bp.context_processor
+def _helpers() -> dict[str, Any]:
+    return {
+        "when": when,
+        "fingerprint_groups": fingerprint_groups,
+        "status_labels": STATUS_LABELS,
+    }
+
+
+def _redactable() -> frozenset[str]:
+    return portal_state().policy.redactable_media_types
+
+
+def _rfa_or_404(code: str) -> Rfa:
+    rfa = get_scoped_or_404(db(), Rfa, signed_in_user(), code=code)
+    if rfa.status == "draft":
+        abort(404)
+    return rfa
+
+
+def _package_or_404(code: str) -> Package:
+    return get_scoped_or_404(db(), Package, signed_in_user(), code=code)
+
+
+def _enqueue(package: Package) -> bool:
+    """Queue the assembly after the commit; a queue that cannot be reached fails the package
+    with a reason (so it can be retried) rather than leaving it queued for ever."""
+    try:
+        jobs_for(current_app._get_current_object()).enqueue_assembly(package.id)  # type: ignore[attr-defined]
+    except Exception:
+        logger.exception("could not queue the assembly of %s", package.code)
+        with transaction(portal_state().sessions) as session:
+            fail_package(session, package.id, _NOT_QUEUED)
+        return False
+    return True
+
+
+# --- lists -----------------------------------------------------------------------------------
+
+
+@bp.get("")
+@requires("package.view")
+def index() -> str:
+    me = signed_in_user()
+    status = request.args.get("status", "").strip()
+    stmt = scoped(Package, me)
+    if status in STATUS_LABELS:
+        stmt = stmt.where(Package.status == status)
+    found = paginate(
+        db(),
+        stmt.order_by(Package.created_at.desc(), Package.id.desc()),
+        page_number(request.args.get("page")),
+    )
+    packages = list(found.items)
+    rfas = {
+        r.id: r
+        for r in db().scalars(select(Rfa).where(Rfa.id.in_([p.rfa_id for p in packages] or [0])))
+    }
+    authorities = {a.id: a for a in db().scalars(select(Authority))}
+    return render_template(
+        "packages/officer/index.html",
+        packages=packages,
+        found=found,
+        rfas=rfas,
+        authorities=authorities,
+        status=status,
+    )
+
+
+def _render_rfa(rfa: Rfa, *, error: str | None = None, status: int = 200) -> tuple[str, int]:
+    redactable = _redactable()
+    plan = plan_package(db(), rfa, redactable)
+    to_clear: list[Item] = []
+    if plan.decision is not None:
+        ids = [r.item_id for r in load_result(plan.decision).items]
+        to_clear = [
+            item
+            for item in db().scalars(
+                select(Item).where(Item.id.in_(ids or [0])).order_by(Item.code)
+            )
+            if item.media_type not in redactable and not item.cleared_as_is
+        ]
+    packages = list(
+        db().scalars(
+            scoped(Package, signed_in_user())
+            .where(Package.rfa_id == rfa.id)
+            .order_by(Package.id.desc())
+        )
+    )
+    page = render_template(
+        "packages/officer/rfa.html",
+        rfa=rfa,
+        authority=db().get(Authority, rfa.authority_id),
+        plan=plan,
+        to_clear=to_clear,
+        packages=packages,
+        can_create=signed_in_user().role == "legal_officer",
+        error=error,
+        form=TokenForm(),
+    )
+    return page, status
+
+
+@bp.get("/requests/<rfa_code>")
+@requires("package.view")
+def for_rfa(rfa_code: str) -> tuple[str, int]:
+    return _render_rfa(_rfa_or_404(rfa_code))
+
+
+@bp.post("/requests/<rfa_code>")
+@requires("package.create")
+def create(rfa_code: str) -> BaseResponse | tuple[str, int]:
+    rfa = _rfa_or_404(rfa_code)
+    if not TokenForm().validate_on_submit():
+        return _render_rfa(rfa, error="The form has expired; nothing was made.", status=400)
+    if request.form.get("reviewed") != "yes":
+        return _render_rfa(
+            rfa,
+            error="Confirm that you reviewed the items and their renditions.",
+            status=400,
+        )
+    try:
+        package = create_package(db(), rfa, _redactable(), by=signed_in_user())
+    except PackageRefused as exc:
+        db().rollback()
+        return _render_rfa(_rfa_or_404(rfa_code), error=f"No package was made: {exc}", status=409)
+    db().commit()
+    if _enqueue(package):
+        flash(f"{package.code} is queued for assembly.", "success")
+    else:
+        flash(f"{package.code} was made but not queued: {_NOT_QUEUED}", "error")
+    return redirect(url_for("packages.detail", package_code=package.code), 303)
+
+
+@bp.post("/items/<int:item_id>/clear")
+@requires("item.clear_as_is")
+def clear_item(item_id: int) -> BaseResponse:
+    item = get_scoped_or_404(db(), Item, signed_in_user(), id=item_id)
+    back_code = request.form.get("rfa", "").strip()
+    back = (
+        url_for("packages.for_rfa", rfa_code=back_code)
+        if back_code and db().scalar(scoped(Rfa, signed_in_user()).where(Rfa.code == back_code))
+        else url_for("packages.index")
+    )
+    if not TokenForm().validate_on_submit():
+        flash("The form has expired; nothing was changed. Try again.", "error")
+        return redirect(back, 303)
+    try:
+        clear_as_is(db(), item, _redactable(), by=signed_in_user())
+    except PackageRefused as exc:
+        db().rollback()
+        flash(f"Nothing was changed: {exc}", "error")
+        return redirect(back, 303)
+    db().commit()
+    flash(
+        f"{item.code} is cleared to be shared as-is; run the eligibility check again so the "
+        "decision takes it into account.",
+        "success",
+    )
+    return redirect(back, 303)
+
+
+# --- one package -----------------------------------------------------------------------------
+
+
+def _leak_rows(leak_check: Mapping[str, object] | None) -> list[tuple[str, str]]:
+    """(file, what was found) per file of a leak check that did not pass: the mark codes of the
+    protected terms found (never the terms: the assembler stores none), or why the file could
+    not be read."""
+    if not leak_check:
+        return []
+    found: dict[str, list[str]] = {}
+    hits = leak_check.get("hits")
+    for hit in hits if isinstance(hits, list) else []:
+        if isinstance(hit, Mapping):
+            codes = found.setdefault(str(hit.get("path", "")), [])
+            code = str(hit.get("mark_code", ""))
+            if code and code not in codes:
+                codes.append(code)
+    rows = [(path, "marks " + ", ".join(codes)) for path, codes in sorted(found.items())]
+    unchecked = leak_check.get("unchecked")
+    for entry in unchecked if isinstance(unchecked, list) else []:
+        if isinstance(entry, Mapping):
+            rows.append((str(entry.get("path", "")), f"not readable: {entry.get('reason', '')}"))
+    return rows
+
+
+def _render_detail(
+    package: Package,
+    *,
+    error: str | None = None,
+    typed: dict[str, str] | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    rows = (
+        db()
+        .execute(
+            select(PackageItem, Item)
+            .join(Item, Item.id == PackageItem.item_id)
+            .where(PackageItem.package_id == package.id)
+            .order_by(Item.code)
+        )
+        .all()
+    )
+    people = [package.assembled_by_id, package.released_by_id]
+    names = {
+        u.id: u.display_name
+        for u in db().scalars(select(User).where(User.id.in_([p for p in people if p] or [0])))
+    }
+    me = signed_in_user()
+    is_stalled = stalled(package)
+    page = render_template(
+        "packages/officer/detail.html",
+        package=package,
+        rfa=db().get(Rfa, package.rfa_id),
+        authority=db().get(Authority, package.authority_id),
+        rows=rows,
+        names=names,
+        leak_rows=_leak_rows(package.leak_check),
+        refresh=package.status in IN_PROGRESS and not is_stalled,
+        stalled=is_stalled,
+        is_assembler=me.id == package.assembled_by_id,
+        may_act=me.role == "legal_officer",
+        total_redactions=sum(pi.redaction_count for pi, _item in rows),
+        error=error,
+        typed=typed or {},
+        default_days=DEFAULT_EXPIRY_DAYS,
+        max_days=MAX_EXPIRY_DAYS,
+        max_limit=MAX_DOWNLOAD_LIMIT,
+        form=TokenForm(),
+    )
+    return page, status
+
+
+@bp.get("/<package_code>")
+@requires("package.view")
+def detail(package_code: str) -> tuple[str, int]:
+    return _render_detail(_package_or_404(package_code))
+
+
+def _whole_number(text: str, what: str) -> int:
+    text = text.strip()
+    # ASCII digits only, and few of them: isdigit() alone also takes "¹" and 5,000 digits,
+    # which int() refuses or makes into a number no column holds.
+    if not (text.isascii() and text.isdigit() and len(text) <= 6):
+        raise PackageRefused(f"Enter {what} as a whole number.")
+    return int(text)
+
+
+@bp.post("/<package_code>/release")
+@requires("package.release")
+def release(package_code: str) -> BaseResponse | tuple[str, int]:
+    package = _package_or_404(package_code)
+    typed = {k: request.form.get(k, "") for k in ("expires_in_days", "download_limit")}
+    if not TokenForm().validate_on_submit():
+        return _render_detail(
+            package, error="The form has expired; nothing was released.", status=400
+        )
+    if request.form.get("reviewed") != "yes":
+        return _render_detail(
+            package,
+            error="Confirm that you reviewed the manifest summary and the leak check.",
+            typed=typed,
+            status=400,
+        )
+    try:
+        days = _whole_number(typed["expires_in_days"], "the days until the package expires")
+        limit_text = typed["download_limit"].strip()
+        limit = _whole_number(limit_text, "the download limit") if limit_text else None
+    except PackageRefused as exc:
+        return _render_detail(package, error=str(exc), typed=typed, status=400)
+    try:
+        release_package(
+            db(), package, by=signed_in_user(), expires_in_days=days, download_limit=limit
+        )
+    except PackageRefused as exc:
+        db().rollback()
+        return _render_detail(
+            _package_or_404(package_code), error=f"Not released: {exc}", typed=typed, status=409
+        )
+    db().commit()
+    flash(f"{package.code} is released to the authority's recipients.", "success")
+    return redirect(url_for("packages.detail", package_code=package.code), 303)
+
+
+@bp.post("/<package_code>/retry")
+@requires("package.retry")
+def retry(package_code: str) -> BaseResponse:
+    package = _package_or_404(package_code)
+    target = url_for("packages.detail", package_code=package.code)
+    if not TokenForm().validate_on_submit():
+        flash("The form has expired; nothing was changed. Try again.", "error")
+        return redirect(target, 303)
+    try:
+        retry_package(db(), package, by=signed_in_user())
+    except PackageRefused as exc:
+        db().rollback()
+        flash(f"Nothing was changed: {exc}", "error")
+        return redirect(target, 303)
+    db().commit()
+    if _enqueue(package):
+        flash(f"{package.code} is queued for assembly again.", "success")
+    else:
+        flash(_NOT_QUEUED, "error")
+    return redirect(target, 303)

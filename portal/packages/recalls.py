@@ -1,0 +1,283 @@
+"""Recall notices: the signed request to return or destroy a downloaded package, and the
+recipient's acknowledgement of it.
+
+:func:`portal.consent.ledger.revoke_consent` creates the :class:`~portal.models.Recall` rows;
+this module turns each into a notice clearsigned by the mechanism's signing key, kept in
+the blob store (``Recall.notice_sha256``). Notices are issued right after a revocation
+(:func:`issue_pending_notices`, called by the consent view after its commit) and, should
+that fail (no signing key configured, gpg down), again when the recipient opens the
+recall page. A notice is never replaced once issued.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.orm import Session
+
+from portal import audit
+from portal.accounts.models import User
+from portal.authz.permissions import UserLike, visible
+from portal.consent.models import Consent
+from portal.db import utcnow
+from portal.notifications import service as notifications
+from portal.packages.assembly.facts import MECHANISM_NAME
+from portal.packages.models import Package, Recall
+from portal.registry.models import Authority
+from portal.registry.openpgp import KeyRejected, refuse_example_key
+from portal.rfa.models import Rfa
+from portal.state import PortalState
+from portal.storage import StorageError
+
+if TYPE_CHECKING:
+    from portal.consent.ledger import Revocation
+
+logger = logging.getLogger(__name__)
+
+#: What the recipient did with recalled material (the notice asks for one of them).
+DISPOSITIONS = ("returned", "destroyed")
+
+
+class RecallError(Exception):
+    """A recall action was refused or could not be done; the message says why."""
+
+
+@dataclass(frozen=True)
+class RecallEntry:
+    """A recall as the recipient's page shows it."""
+
+    recall: Recall
+    package: Package
+    acknowledged_by: User | None
+
+
+def _addressed_to(user: UserLike) -> ColumnElement[bool] | None:
+    """Recalls of the recipient's own authority, by the authorization layer's scope (None for
+    anyone but a recipient: recalls are addressed to recipients)."""
+    if user.role != "recipient" or user.authority_id is None:
+        return None
+    return visible(Recall, user)
+
+
+def recalls_for(db: Session, user: UserLike, *, pending_only: bool = False) -> Sequence[Recall]:
+    """The recalls addressed to the user's authority: unacknowledged first, newest first."""
+    scope = _addressed_to(user)
+    if scope is None:
+        return []
+    stmt = select(Recall).where(scope)
+    if pending_only:
+        stmt = stmt.where(Recall.acknowledged_at.is_(None))
+    return db.scalars(
+        stmt.order_by(
+            Recall.acknowledged_at.is_not(None), Recall.created_at.desc(), Recall.id.desc()
+        )
+    ).all()
+
+
+def recall_entries(db: Session, user: UserLike) -> list[RecallEntry]:
+    """:func:`recalls_for` with each recall's package and who acknowledged it."""
+    found = recalls_for(db, user)
+    packages = {
+        p.id: p
+        for p in db.scalars(select(Package).where(Package.id.in_({r.package_id for r in found})))
+    }
+    ack_ids = {r.acknowledged_by_id for r in found if r.acknowledged_by_id is not None}
+    users = {u.id: u for u in db.scalars(select(User).where(User.id.in_(ack_ids)))}
+    return [
+        RecallEntry(
+            recall=r,
+            package=packages[r.package_id],
+            acknowledged_by=users.get(r.acknowledged_by_id) if r.acknowledged_by_id else None,
+        )
+        for r in found
+    ]
+
+
+def pending_count(db: Session, user: UserLike) -> int:
+    """How many recalls the user's authority has not acknowledged yet."""
+    scope = _addressed_to(user)
+    if scope is None:
+        return 0
+    count = db.scalar(
+        select(func.count()).select_from(Recall).where(scope, Recall.acknowledged_at.is_(None))
+    )
+    return int(count or 0)
+
+
+def all_acknowledged(db: Session, package_id: int) -> bool:
+    """Has the authority acknowledged every recall of the package?"""
+    pending = db.scalar(
+        select(func.count())
+        .select_from(Recall)
+        .where(Recall.package_id == package_id, Recall.acknowledged_at.is_(None))
+    )
+    return not pending
+
+
+def issue_notice(
+    state: PortalState, db: Session, recall: Recall, *, now: datetime | None = None
+) -> str:
+    """Make, sign and store the recall's notice; returns its blob key (the existing one
+    when already issued). Flushes; the caller commits. Raises :class:`RecallError`."""
+    if recall.notice_sha256:
+        return recall.notice_sha256
+    from portal.packages.assembly.documents import DocumentError, recall_notice_text
+    from portal.packages.assembly.gpgstream import GpgError, clearsign, load_signer
+
+    settings = state.settings
+    if settings.signing_key_file is None:
+        raise RecallError("the Mechanism's signing key is not configured (PORTAL_SIGNING_KEY)")
+    package = db.get(Package, recall.package_id)
+    authority = db.get(Authority, package.authority_id) if package is not None else None
+    if package is None or authority is None:  # pragma: no cover - foreign keys
+        raise RecallError("the recalled package no longer exists")
+    moment = now or utcnow()
+    try:
+        signer = load_signer(settings.signing_key_file, settings.signing_passphrase_file)
+        refuse_example_key(signer.fingerprint, demo_or_test=settings.demo_or_test)
+        text = recall_notice_text(
+            package_code=package.code,
+            authority_name=authority.name,
+            reason=recall.reason,
+            issued_at=moment,
+            mechanism_name=MECHANISM_NAME,
+        )
+        signed = clearsign(text, signer)
+    except (GpgError, KeyRejected, DocumentError) as exc:
+        raise RecallError(f"the recall notice could not be signed: {exc}") from None
+    try:
+        key = state.blobs.put_bytes(signed.encode("utf-8")).sha256
+    except (OSError, StorageError) as exc:
+        raise RecallError(f"the recall notice could not be stored: {exc}") from None
+    done = db.execute(
+        update(Recall)
+        .where(Recall.id == recall.id, Recall.notice_sha256.is_(None))
+        .values(notice_sha256=key)
+        .execution_options(synchronize_session=False)
+    )
+    db.refresh(recall)
+    if int(getattr(done, "rowcount", 0) or 0) != 1:
+        # Someone else issued it meanwhile: theirs stands; drop ours unless identical.
+        if recall.notice_sha256 != key:
+            state.blobs.delete(key)
+        return recall.notice_sha256 or key
+    audit.record(
+        db,
+        audit.SYSTEM_ACTOR,
+        "recall.notice_issued",
+        f"package:{package.code}",
+        {"recall": recall.id, "notice_sha256": key, "signer": signer.fingerprint},
+        now=moment,
+    )
+    recipients = notifications.recipients_of_authority(db, package.authority_id)
+    notifications.notify(
+        db, recipients, f"Package {package.code} has been recalled", "/received/recalls"
+    )
+    return key
+
+
+def issue_pending_notices(state: PortalState) -> int:
+    """Issue every missing notice, one transaction each; returns how many were issued.
+
+    Never raises: it runs after a revocation has been committed, and a notice that
+    cannot be made now is made when the recipient opens the recall page.
+    """
+    issued = 0
+    with state.sessions() as db:
+        ids = db.scalars(
+            select(Recall.id).where(Recall.notice_sha256.is_(None)).order_by(Recall.id)
+        ).all()
+    for recall_id in ids:
+        with state.sessions() as db:
+            recall = db.get(Recall, recall_id)
+            if recall is None or recall.notice_sha256:
+                continue
+            try:
+                issue_notice(state, db, recall)
+                db.commit()
+                issued += 1
+            except RecallError as exc:
+                db.rollback()
+                logger.warning("recall notice %s not issued yet: %s", recall_id, exc)
+            except Exception:  # best effort after a commit; the recall page tries again
+                db.rollback()
+                logger.exception("recall notice %s not issued", recall_id)
+    return issued
+
+
+def notice_bytes(state: PortalState, recall: Recall) -> bytes:
+    """The signed notice as stored (raises :class:`RecallError` when not issued yet)."""
+    if not recall.notice_sha256:
+        raise RecallError("the recall notice has not been issued yet; try again shortly")
+    return state.blobs.read_bytes(recall.notice_sha256)
+
+
+def acknowledge(
+    db: Session,
+    recall: Recall,
+    user: User,
+    *,
+    disposition: str,
+    now: datetime | None = None,
+) -> None:
+    """The recipient confirms it has acted on the recall: ``disposition`` says whether the
+    material was returned or destroyed. Audited; the legal officers and the provider are
+    told. Flushes; refused (nothing changed) when already acknowledged."""
+    if disposition not in DISPOSITIONS:
+        raise RecallError("say whether the material was returned or destroyed")
+    package = db.get(Package, recall.package_id)
+    if package is None or user.role != "recipient" or user.authority_id != package.authority_id:
+        raise RecallError("only recipients of the authority the package went to may acknowledge it")
+    if recall.acknowledged_at is not None:
+        raise RecallError("this recall was already acknowledged")
+    if not recall.notice_sha256:
+        raise RecallError("the recall notice has not been issued yet; read it before acknowledging")
+    moment = now or utcnow()
+    done = db.execute(
+        update(Recall)
+        .where(Recall.id == recall.id, Recall.acknowledged_at.is_(None))
+        .values(
+            acknowledged_at=moment,
+            acknowledged_by_id=user.id,
+            details={**(recall.details or {}), "disposition": disposition},
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if int(getattr(done, "rowcount", 0) or 0) != 1:
+        raise RecallError("this recall was already acknowledged")
+    db.refresh(recall)
+    audit.record(
+        db,
+        audit.actor_label(user),
+        "recall.acknowledged",
+        f"package:{package.code}",
+        {"recall": recall.id, "disposition": disposition},
+        now=moment,
+    )
+    subject = f"Recall of package {package.code} acknowledged by the authority"
+    rfa = db.get(Rfa, package.rfa_id)
+    if rfa is not None:
+        notifications.notify(
+            db, notifications.officers_for(db, rfa), subject, f"/packages/{package.code}"
+        )
+    consent = db.get(Consent, recall.consent_id) if recall.consent_id is not None else None
+    if consent is not None:
+        notifications.notify(
+            db,
+            notifications.recipients_for_provider(db, consent.provider_id),
+            subject,
+            "/consent/where",
+        )
+
+
+def issue_recall_notices(state: PortalState, revocation: Revocation) -> int:
+    """After a revocation is committed: sign the notices of the packages it recalled
+    (those that cannot be signed now are signed when the recipient opens the page)."""
+    if not revocation.recalled:
+        return 0
+    return issue_pending_notices(state)

@@ -1,0 +1,284 @@
+"""The receiving authority's pages: its packages, downloads (resumable), the detached
+signature, acknowledgement of receipt, and recall notices.
+
+Views are thin over :mod:`portal.packages.downloads` and :mod:`portal.packages.recalls`. Packages
+are loaded through the authz scope, so another authority's package is a 404, as is one still
+being prepared. Downloads go through werkzeug's ``send_file(conditional=True)``, which
+answers Range, If-Range and If-None-Match; the view then records exactly what werkzeug
+is about to send.
+
+Two app-wide hooks keep recalls in front of the recipient: the first page after signing
+in is the recall page while any recall is unacknowledged, and every page shows a banner
+until then (``templates/packages/recipient/_recall_banner.html``, included by ``base.html``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    has_request_context,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
+from flask_login import current_user
+from werkzeug.wrappers import Response as BaseResponse
+
+from portal.accounts.login_manager import signed_in_user
+from portal.accounts.models import User
+from portal.authz.permissions import PUBLIC, declared_permission, get_scoped_or_404, requires
+from portal.db import db, utcnow
+from portal.packages import downloads, recalls
+from portal.packages.file_responses import (
+    issue_missing_notices,
+    package_file,
+    planned_download,
+    recipient_package,
+    signature_file,
+)
+from portal.packages.models import Package, Recall
+from portal.pages.errors import error_response
+from portal.pages.formatting import fingerprint_groups, when
+from portal.registry.models import Authority
+from portal.state import portal_state
+from portal.storage import human_size
+
+bp = Blueprint("recipient", __name__, url_prefix="/received")
+
+#: Set in the browser session once the post-sign-in recall check has run.
+RECALLS_CHECKED = "recalls_checked"
+RECALL_ENDPOINTS = frozenset({"recipient.recalls_page", "recipient.notice"})
+
+
+def _package(code: str) -> Package:
+    return recipient_package(signed_in_user(), code)
+
+
+def _refused(reason: str, title: str = "Download refused") -> BaseResponse:
+    return error_response(403, title=title, message=reason)
+
+
+@bp.context_processor
+def _helpers() -> dict[str, Any]:
+    return {
+        "when": when,
+        "human_size": human_size,
+        "fingerprint_groups": fingerprint_groups,
+        "status_labels": downloads.STATUS_LABELS,
+    }
+
+
+# --- recalls in front of everything ------------------------------------------------------
+
+
+def _pending_recalls() -> int:
+    if not has_request_context() or not current_user.is_authenticated:
+        return 0
+    if current_user.role != "recipient":
+        return 0
+    if "pending_recalls" not in g:
+        g.pending_recalls = recalls.pending_count(db(), signed_in_user())
+    return int(g.pending_recalls)
+
+
+def _recall_acknowledged(package_id: int) -> bool:
+    """For the provider's "where my material went" page (which lists only packages
+    holding the provider's own items)."""
+    return recalls.all_acknowledged(db(), package_id)
+
+
+@bp.app_context_processor
+def _banner() -> dict[str, Any]:
+    return {"pending_recalls": _pending_recalls, "recall_acknowledged": _recall_acknowledged}
+
+
+@bp.before_app_request
+def _recalls_first() -> BaseResponse | None:
+    """The first page a recipient opens after signing in is the recall page while any
+    recall is unacknowledged (the sign-in clears the browser session, so the flag is
+    fresh for every sign-in)."""
+    endpoint = request.endpoint or ""
+    if (
+        request.method != "GET"
+        or endpoint in ("", "static")
+        or endpoint.startswith(("auth.", "api"))
+        or declared_permission(current_app.view_functions.get(endpoint)) == PUBLIC
+        or not current_user.is_authenticated
+        or current_user.role != "recipient"
+        or session.get(RECALLS_CHECKED)
+    ):
+        return None
+    session[RECALLS_CHECKED] = True
+    if endpoint not in RECALL_ENDPOINTS and _pending_recalls():
+        return redirect(url_for("recipient.recalls_page"))
+    return None
+
+
+# --- packages ------------------------------------------------------------------------------
+
+
+@bp.get("")
+@requires("recipient.view")
+def index() -> str:
+    me = signed_in_user()
+    now = utcnow()
+    packages = downloads.recipient_packages(db(), me)
+    counts = downloads.full_download_counts(db(), [p.id for p in packages])
+    rows = [(p, downloads.effective_status(p, now), counts[p.id]) for p in packages]
+    return render_template("packages/recipient/index.html", rows=rows)
+
+
+@bp.get("/<package_code>")
+@requires("recipient.view")
+def detail(package_code: str) -> str:
+    me = signed_in_user()
+    package = _package(package_code)
+    authority = db().get(Authority, package.authority_id)
+    acknowledged_by = (
+        db().get(User, package.acknowledged_by_id) if package.acknowledged_by_id else None
+    )
+    package_recalls = [e for e in recalls.recall_entries(db(), me) if e.package.id == package.id]
+    return render_template(
+        "packages/recipient/detail.html",
+        package=package,
+        authority=authority,
+        status=downloads.effective_status(package),
+        refusal=downloads.refusal(package, me),
+        counted=downloads.full_downloads(db(), package.id),
+        downloaded=downloads.downloads_of(db(), package.id) > 0,
+        acknowledged_by=acknowledged_by,
+        recalls=package_recalls,
+    )
+
+
+@bp.get("/<package_code>/download")
+@requires("recipient.download")
+def download(package_code: str) -> BaseResponse:
+    me = signed_in_user()
+    package = _package(package_code)
+    reason = downloads.refusal(package, me)
+    if reason is not None or package.file_sha256 is None:
+        return _refused(reason or "This package is not available for download.")
+    path = portal_state().blobs.path(package.file_sha256)
+    if not path.is_file():
+        return _refused(
+            "The package file is not available on the portal at the moment. Contact the Mechanism.",
+            title="Package unavailable",
+        )
+    # 416 (range out of bounds) propagates as an error page with Content-Range.
+    response = package_file(path, package)
+    plan = planned_download(response)
+    if plan is None:
+        return response  # 304 Not Modified or a HEAD: nothing is sent, nothing recorded
+    try:
+        downloads.record_download(db(), package, me, plan, address=request.remote_addr)
+    except downloads.DownloadRefused as exc:
+        response.close()
+        db().commit()  # keeps the refusal's audit event
+        return _refused(str(exc))
+    db().commit()
+    return response
+
+
+@bp.get("/<package_code>/signature")
+@requires("recipient.download")
+def signature(package_code: str) -> BaseResponse:
+    me = signed_in_user()
+    package = _package(package_code)
+    reason = downloads.refusal(package, me)
+    if reason is not None:
+        return _refused(reason)
+    blobs = portal_state().blobs
+    if package.signature_sha256 is None or not blobs.exists(package.signature_sha256):
+        return _refused(
+            "The signature of this package is not available. Contact the Mechanism.",
+            title="Signature unavailable",
+        )
+    if request.method != "HEAD":  # a HEAD sends no content: nothing to record (as the API)
+        downloads.record_signature_download(db(), package, me, address=request.remote_addr)
+        db().commit()
+    return signature_file(blobs.path(package.signature_sha256), package)
+
+
+@bp.post("/<package_code>/acknowledge")
+@requires("recipient.acknowledge")
+def acknowledge(package_code: str) -> BaseResponse:
+    package = _package(package_code)
+    target = url_for("recipient.detail", package_code=package.code)
+    if request.form.get("confirm") != "yes":
+        flash("Tick the box to confirm receipt. Nothing was recorded.", "error")
+        return redirect(target, 303)
+    try:
+        downloads.acknowledge_receipt(db(), package, signed_in_user())
+        db().commit()
+    except downloads.AcknowledgementRefused as exc:
+        db().rollback()
+        flash(str(exc), "error")
+        return redirect(target, 303)
+    flash(f"Receipt of {package.code} acknowledged. The Mechanism has been told.", "success")
+    return redirect(target, 303)
+
+
+# --- recalls -------------------------------------------------------------------------------
+
+
+@bp.get("/recalls")
+@requires("recipient.recalls")
+def recalls_page() -> str:
+    me = signed_in_user()
+    issue_missing_notices(me)
+    entries = recalls.recall_entries(db(), me)
+    return render_template("packages/recipient/recalls.html", entries=entries)
+
+
+@bp.get("/recalls/<int:recall_id>/notice")
+@requires("recipient.recalls")
+def notice(recall_id: int) -> BaseResponse:
+    recall = get_scoped_or_404(db(), Recall, signed_in_user(), id=recall_id)
+    if not recall.notice_sha256:
+        return error_response(
+            404,
+            title="Notice not ready",
+            message="The recall notice has not been issued yet. Open the recalls page again "
+            "shortly.",
+        )
+    package = db().get(Package, recall.package_id)
+    name = f"{package.code if package else 'package'}-recall-{recall.id}.txt.asc"
+    return send_file(
+        portal_state().blobs.path(recall.notice_sha256),
+        mimetype="text/plain",
+        as_attachment=True,
+        download_name=name,
+        etag=recall.notice_sha256,
+        max_age=0,
+    )
+
+
+@bp.post("/recalls/<int:recall_id>/acknowledge")
+@requires("recipient.recalls_acknowledge")
+def acknowledge_recall(recall_id: int) -> BaseResponse:
+    recall = get_scoped_or_404(db(), Recall, signed_in_user(), id=recall_id)
+    target = url_for("recipient.recalls_page")
+    disposition = request.form.get("disposition", "")
+    if disposition not in recalls.DISPOSITIONS:
+        flash("Say whether the material was returned or destroyed. Nothing was recorded.", "error")
+        return redirect(target, 303)
+    try:
+        recalls.acknowledge(db(), recall, signed_in_user(), disposition=disposition)
+        db().commit()
+    except recalls.RecallError as exc:
+        db().rollback()
+        flash(f"Nothing was recorded: {exc}.", "error")
+        return redirect(target, 303)
+    flash(
+        "Recall acknowledged. The Mechanism and the information provider have been told.", "success"
+    )
+    return redirect(target, 303)

@@ -1,1 +1,0 @@
-"""Packages: redaction, leak check, bag, manifest, documents, OpenPGP and the assembly job."""

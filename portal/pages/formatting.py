@@ -1,0 +1,28 @@
+"""How pages show values: timestamps, fingerprints, sizes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from markupsafe import Markup
+
+from portal.db import stored_utc
+from portal.registry.openpgp import grouped_fingerprint
+
+
+def when(moment: datetime | None) -> Markup:
+    """A ``<time>`` element showing a timestamp as people read it, in UTC (an en dash for none)."""
+    if moment is None:
+        return Markup("\N{EN DASH}")
+    # Both strings come from the datetime itself (digits, "-", ":", "+", "T", " ", "UTC"), so
+    # there is nothing to escape; Markup.format would escape them anyway, at ten times the
+    # cost, on lists that show hundreds of timestamps.
+    moment = stored_utc(moment)
+    machine = moment.isoformat(timespec="seconds")
+    human = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return Markup(f'<time datetime="{machine}">{human}</time>')  # noqa: S704 - see above
+
+
+def fingerprint_groups(fingerprint: str) -> str:
+    """``"ABCD1234..."`` -> ``"ABCD 1234 ..."`` with a wider gap in the middle, as gpg does."""
+    return grouped_fingerprint(fingerprint, middle_gap=True)

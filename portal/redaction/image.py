@@ -1,0 +1,200 @@
+"""JPEG and PNG → a new image of the same type with the boxes burnt into the pixels.
+
+Orientation is applied first (``ImageOps.exif_transpose``) so boxes land where the person
+marking them saw them. Only the pixels travel to the new file: no EXIF (GPS), XMP, ICC
+profile (colours are converted to sRGB first when possible), comments or text chunks, no
+second frame (the preview and depth images of MPO photos), and fully transparent PNG
+pixels lose whatever colour they were hiding.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from PIL import Image, ImageCms, ImageDraw, ImageFile, ImageFont, ImageOps, UnidentifiedImageError
+
+from portal.redaction.renditions import (
+    AppliedMark,
+    CannotRedact,
+    MarkSpec,
+    RedactionOutcome,
+    atomic_output,
+    check_box,
+    refuse_kinds,
+)
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "JPEG_QUALITY",
+    "burn_boxes",
+    "pixel_box",
+    "redact_image",
+]
+
+DEFAULT_MAX_PIXELS = 50_000_000  # ~ 8700 x 5800; peak memory is about twice the pixels
+JPEG_QUALITY = 90
+
+PixelBox = tuple[int, int, int, int]
+
+# media type -> Pillow format to write, suffix, formats accepted as its content
+_TYPES: dict[str, tuple[str, str, frozenset[str]]] = {
+    "image/jpeg": ("JPEG", ".jpg", frozenset({"JPEG", "MPO"})),
+    "image/png": ("PNG", ".png", frozenset({"PNG"})),
+}
+
+
+def pixel_box(box: tuple[float, float, float, float], width: int, height: int) -> PixelBox:
+    """A fractional box (origin top left) in whole pixels, rounded outwards."""
+    x0, y0, x1, y1 = box
+    return (
+        max(0, math.floor(x0 * width)),
+        max(0, math.floor(y0 * height)),
+        min(width, math.ceil(x1 * width)),
+        min(height, math.ceil(y1 * height)),
+    )
+
+
+def burn_boxes(image: Image.Image, boxes: Iterable[PixelBox], label: str) -> None:
+    """Paint each box solid black (opaque) and write the label in it when it fits."""
+    draw = ImageDraw.Draw(image)
+    fonts: dict[int, ImageFont.FreeTypeFont | ImageFont.ImageFont] = {}
+    for left, top, right, bottom in boxes:
+        if right <= left or bottom <= top:
+            continue
+        draw.rectangle((left, top, right - 1, bottom - 1), fill="black")
+        size = min(48, int((bottom - top) * 0.6))
+        while size >= 8:
+            font = fonts.get(size)
+            if font is None:
+                font = fonts[size] = ImageFont.load_default(size=size)
+            if draw.textlength(label, font=font) <= (right - left) * 0.9:
+                draw.text(
+                    ((left + right) / 2, (top + bottom) / 2),
+                    label,
+                    fill="white",
+                    font=font,
+                    anchor="mm",
+                )
+                break
+            size = int(size * 0.8)
+
+
+def _to_srgb(image: Image.Image) -> Image.Image:
+    """Convert colours to sRGB when the image carries an ICC profile (the profile itself is
+    not copied); a profile Pillow cannot use is ignored (colours shift a little)."""
+    icc = image.info.get("icc_profile")
+    if not icc or image.mode not in ("RGB", "CMYK"):
+        return image
+    try:
+        converted = ImageCms.profileToProfile(
+            image, io.BytesIO(icc), ImageCms.createProfile("sRGB"), outputMode="RGB"
+        )
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return image
+    return converted if converted is not None else image
+
+
+def _clean_mode(image: Image.Image, fmt: str) -> Image.Image:
+    """The pixels in a plain mode the target format stores (L, RGB or, for PNG, RGBA)."""
+    mode = image.mode
+    if mode.startswith("I;16") or mode == "I":
+        image = image.convert("I").point(lambda value: value * (1 / 256)).convert("L")
+        mode = "L"
+    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+    if fmt == "PNG" and has_alpha:
+        image = image.convert("RGBA")
+        # Fully transparent pixels keep no colour: it could hide a picture.
+        clear = image.getchannel("A").point(lambda alpha: 255 if alpha == 0 else 0)
+        image.paste((0, 0, 0, 0), mask=clear)
+        return image
+    if mode in ("L", "RGB"):
+        return image
+    if mode == "1":
+        return image.convert("L")
+    return image.convert("RGB")
+
+
+_STRICT_LOADING = threading.Lock()
+
+
+@contextmanager
+def _strict_loading() -> Iterator[None]:
+    """Refuse truncated images while loading, whatever the process-wide setting says.
+
+    WeasyPrint sets ``ImageFile.LOAD_TRUNCATED_IMAGES = True`` when it is imported (the
+    assembly imports it for the letter), which would let a damaged photo through with its
+    missing part painted grey instead of refusing it.
+    """
+    with _STRICT_LOADING:
+        previous = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        try:
+            yield
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
+def _load_upright(
+    source: Path, media_type: str, accepted: frozenset[str], max_pixels: int
+) -> Image.Image:
+    try:
+        with Image.open(source) as opened:
+            if opened.format not in accepted:
+                raise CannotRedact(
+                    f"the file is {opened.format or 'an unknown image format'}, not {media_type}"
+                )
+            if opened.width * opened.height > max_pixels:
+                raise CannotRedact(
+                    f"the image is {opened.width} x {opened.height} pixels, more than the "
+                    f"{max_pixels:,} the portal redacts"
+                )
+            if opened.format == "PNG" and getattr(opened, "n_frames", 1) > 1:
+                raise CannotRedact("animated PNGs cannot be redacted (only the first frame would)")
+            with _strict_loading():
+                opened.load()
+            upright = ImageOps.exif_transpose(opened)
+    except Image.DecompressionBombError:
+        raise CannotRedact(
+            "the image declares more pixels than the portal redacts (decompression bomb?)"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise CannotRedact(f"the image cannot be read: damaged or not a {media_type} file") from (
+            exc
+        )
+    return upright
+
+
+def redact_image(
+    source: Path,
+    media_type: str,
+    marks: Sequence[MarkSpec],
+    dest: Path,
+    label: str,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> RedactionOutcome:
+    """Burn the ``image_box`` marks into a fresh copy of the image's pixels."""
+    fmt, suffix, accepted = _TYPES[media_type]
+    refuse_kinds(marks, frozenset({"image_box"}), "an image (it has no text to search)")
+    boxes = [check_box(mark) for mark in marks]
+    upright = _clean_mode(_to_srgb(_load_upright(source, media_type, accepted, max_pixels)), fmt)
+    fresh = Image.new(upright.mode, upright.size)
+    fresh.paste(upright)
+    del upright
+    burn_boxes(fresh, (pixel_box(box, fresh.width, fresh.height) for box in boxes), label)
+    with atomic_output(dest) as out:
+        if fmt == "JPEG":
+            fresh.save(out, format="JPEG", quality=JPEG_QUALITY)
+        else:
+            fresh.save(out, format="PNG")
+    return RedactionOutcome(
+        media_type=media_type,
+        suffix=suffix,
+        applied=tuple(AppliedMark(mark.code, mark.kind, mark.reason, 1) for mark in marks),
+        protected_terms=(),
+    )

@@ -1,0 +1,650 @@
+"""The leak check: does any protected term survive anywhere in the files of a package?
+
+Three layers, each ignoring case and whitespace:
+
+* ``bytes`` — the raw bytes of every file, streamed in chunks with an overlap (never the
+  whole file in memory): ASCII letters lowered and ASCII whitespace dropped, searched for
+  the term in UTF-8 and Windows-1252 (in lower, upper, title and caseless forms, composed
+  and decomposed), and in UTF-16 (little and big endian, words separated by one space or
+  none). For PDFs also every decoded stream and string object except images, which finds
+  names in compressed annotations, form fields, JavaScript or embedded files.
+* ``text`` — the text pdfminer.six extracts from PDFs.
+* ``metadata`` — PDF document information and XMP; image EXIF (GPS and Exif IFDs
+  included), XMP, comments and PNG text chunks.
+
+A file whose structure cannot be read (a damaged PDF or image) is listed as unchecked,
+which also makes the report unclean: a check that could not look is not a pass. The
+report names files and mark codes only, never the terms.
+
+:func:`check_files` reads each file itself. :class:`StreamingCheck` is the same check for
+files about to be streamed (into a package): the text and metadata layers run first, the raw
+bytes are searched as the writer passes them, so every byte is read once.
+
+Limits: compressed archives (zip, tar.gz) are searched as raw bytes only.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Literal, TypeGuard
+
+from portal.redaction.renditions import MIN_TERM_LENGTH, fold, strip_ignorable
+
+__all__ = [
+    "CHUNK_SIZE",
+    "LeakFound",
+    "LeakHit",
+    "LeakReport",
+    "RawPlan",
+    "StreamingCheck",
+    "check_files",
+]
+
+CHUNK_SIZE = 1 << 20
+Where = Literal["text", "metadata", "bytes"]
+
+_ASCII_WHITESPACE = b" \t\n\r\x0b\x0c"
+_IMAGE_MAGIC = (
+    b"\xff\xd8\xff",
+    b"\x89PNG\r\n\x1a\n",
+    b"GIF87a",
+    b"GIF89a",
+    b"II*\x00",
+    b"MM\x00*",
+)
+
+
+@dataclass(frozen=True)
+class LeakHit:
+    path: str  # the bag-relative name given by the caller, e.g. "data/items/ITM-1/x.pdf"
+    mark_code: str  # which protected term was found (NEVER store or print the term itself)
+    where: Where
+
+
+@dataclass(frozen=True)
+class LeakReport:
+    files_checked: int
+    terms_checked: int
+    hits: tuple[LeakHit, ...]
+    # (path, reason) of files whose text or metadata could not be read: not clean either.
+    unchecked: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def clean(self) -> bool:
+        return not self.hits and not self.unchecked
+
+    def to_json(self) -> dict[str, object]:
+        """The report as stored and shown (file names and mark codes, no term text)."""
+        return {
+            "clean": self.clean,
+            "files_checked": self.files_checked,
+            "terms_checked": self.terms_checked,
+            "hits": [
+                {"path": hit.path, "mark_code": hit.mark_code, "where": hit.where}
+                for hit in self.hits
+            ],
+            "unchecked": [{"path": path, "reason": reason} for path, reason in self.unchecked],
+        }
+
+
+class _Unreadable(Exception):
+    """The structure of a file could not be read; the message is the reason."""
+
+
+# --- what to look for ------------------------------------------------------------------------
+
+
+def _variants(term: str) -> set[str]:
+    forms = {term, term.lower(), term.upper(), term.title(), term.casefold()}
+    return {unicodedata.normalize(norm, form) for form in forms for norm in ("NFC", "NFD")}
+
+
+def _byte_needles(
+    terms: Sequence[tuple[str, str]],
+) -> tuple[dict[bytes, set[str]], dict[bytes, set[str]]]:
+    """Needles for the squeezed stream (UTF-8, cp1252) and for the lowered stream (UTF-16)."""
+    squeezed: dict[bytes, set[str]] = {}
+    wide: dict[bytes, set[str]] = {}
+    for code, term in terms:
+        for variant in _variants(term):
+            joined = strip_ignorable(variant)
+            for encoding in ("utf-8", "cp1252"):
+                try:
+                    needle = joined.encode(encoding).lower()
+                except UnicodeEncodeError:
+                    continue
+                squeezed.setdefault(needle, set()).add(code)
+            spaced = " ".join(variant.split())
+            for text in {joined, spaced}:
+                for encoding in ("utf-16-le", "utf-16-be"):
+                    wide.setdefault(text.encode(encoding).lower(), set()).add(code)
+    return squeezed, wide
+
+
+@dataclass
+class _Needles:
+    text: dict[str, set[str]]
+    squeezed: dict[bytes, set[str]]
+    wide: dict[bytes, set[str]]
+
+    @classmethod
+    def build(cls, terms: Sequence[tuple[str, str]]) -> _Needles:
+        text: dict[str, set[str]] = {}
+        for code, term in terms:
+            folded = fold(term)
+            if len(folded) < MIN_TERM_LENGTH:
+                raise ValueError(
+                    f"the protected term of mark {code} has fewer than {MIN_TERM_LENGTH} "
+                    "characters once case and spaces are ignored; it would match everywhere"
+                )
+            text.setdefault(folded, set()).add(code)
+        squeezed, wide = _byte_needles(terms)
+        return cls(text=text, squeezed=squeezed, wide=wide)
+
+    def in_text(self, text: str) -> set[str]:
+        folded = fold(text)
+        return {code for needle, codes in self.text.items() if needle in folded for code in codes}
+
+
+class _ByteScanner:
+    """Feeds chunks through both byte normalisations, keeping an overlap between chunks."""
+
+    def __init__(self, needles: _Needles) -> None:
+        self.needles = needles
+        self.keep_squeezed = max((len(n) for n in needles.squeezed), default=1) - 1
+        self.keep_wide = max((len(n) for n in needles.wide), default=1) - 1
+        self.tail_squeezed = b""
+        self.tail_wide = b""
+        self.found: set[str] = set()
+
+    def feed(self, chunk: bytes) -> None:
+        lowered = chunk.lower()
+        squeezed = self.tail_squeezed + lowered.translate(None, _ASCII_WHITESPACE)
+        wide = self.tail_wide + lowered
+        for needle, codes in self.needles.squeezed.items():
+            if needle in squeezed:
+                self.found |= codes
+        for needle, codes in self.needles.wide.items():
+            if needle in wide:
+                self.found |= codes
+        # max(0, ...): a chunk shorter than the overlap is kept whole (a negative start
+        # would count from the end and drop its first bytes)
+        self.tail_squeezed = (
+            squeezed[max(0, len(squeezed) - self.keep_squeezed) :] if self.keep_squeezed else b""
+        )
+        self.tail_wide = wide[max(0, len(wide) - self.keep_wide) :] if self.keep_wide else b""
+
+    def gap(self) -> None:
+        """The next chunk does not follow on from the last one."""
+        self.tail_squeezed = self.tail_wide = b""
+
+
+def _scan_blob(data: bytes, needles: _Needles) -> set[str]:
+    """Codes found in one in-memory byte string (a decoded stream, a metadata value)."""
+    scanner = _ByteScanner(needles)
+    for start in range(0, len(data), CHUNK_SIZE):
+        scanner.feed(data[start : start + CHUNK_SIZE])
+    found = set(scanner.found)
+    for encoding in ("utf-8", "utf-16"):
+        found |= needles.in_text(data.decode(encoding, "ignore"))
+    return found
+
+
+# --- per layer -------------------------------------------------------------------------------
+
+
+# PDF syntax: names (/FontName, /DejaVuSerif-Italic) and keywords. Left in, they make
+# short terms match everywhere ("Ann" in /Annots, "Ali" in -Italic).
+_PDF_SYNTAX = re.compile(
+    rb"/[^\s/<>\[\]()%{}]*|\b(?:obj|endobj|stream|endstream|xref|trailer|startxref)\b"
+)
+
+
+class _RawFeed:
+    """The raw-bytes layer of one file, fed its bytes in order from the start, in chunks of
+    any size: leaves out the ``skip`` ranges (compressed pixels and PDF stream bodies: noise
+    to a text search, and searched decoded where that means something; the overlap between
+    chunks is dropped at each) and, for PDFs, the syntax."""
+
+    def __init__(self, needles: _Needles, plan: RawPlan) -> None:
+        self.scanner = _ByteScanner(needles)
+        self.ranges = [*sorted(plan.skip), (1 << 62, 1 << 62)]
+        self.pdf = plan.pdf
+        self.position = 0  # offset in the file of the next byte fed
+        self.skipping = False
+
+    def feed(self, chunk: bytes | memoryview) -> None:
+        view = memoryview(chunk)
+        while view:
+            start, end = self.ranges[0]
+            if self.position >= end:
+                self.ranges.pop(0)
+                continue
+            if self.position >= start:  # inside a skipped range
+                if not self.skipping:
+                    self.skipping = True
+                    self.scanner.gap()
+                step = min(len(view), end - self.position)
+            else:
+                self.skipping = False
+                step = min(len(view), start - self.position)
+                part = bytes(view[:step])
+                self.scanner.feed(_PDF_SYNTAX.sub(b" ", part) if self.pdf else part)
+            view = view[step:]
+            self.position += step
+
+    @property
+    def found(self) -> set[str]:
+        return self.scanner.found
+
+
+def _scan_raw(path: Path, needles: _Needles, plan: RawPlan) -> set[str]:
+    """Codes found in the raw bytes of the file at ``path`` (see :class:`_RawFeed`)."""
+    feed = _RawFeed(needles, plan)
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(CHUNK_SIZE):
+                feed.feed(chunk)
+    except OSError as exc:
+        raise _Unreadable(f"the file cannot be read ({exc.strerror})") from None
+    return feed.found
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(1024)
+    except OSError as exc:
+        raise _Unreadable(f"the file cannot be read ({exc.strerror})") from None
+
+
+def _values(value: Any, depth: int = 0) -> Iterator[Any]:
+    """Every leaf of a nested structure of lists, tuples and dicts (depth-limited)."""
+    if depth > 32:
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _values(item, depth + 1)
+    elif isinstance(value, list | tuple) and not _is_byte_tuple(value):
+        for item in value:
+            yield from _values(item, depth + 1)
+    else:
+        yield value
+
+
+def _is_byte_tuple(value: object) -> TypeGuard[tuple[int, ...]]:
+    """EXIF's XP* tags arrive as tuples of byte values (UTF-16 text)."""
+    return (
+        isinstance(value, tuple)
+        and bool(value)
+        and all(isinstance(item, int) and 0 <= item <= 255 for item in value)
+    )
+
+
+def _scan_value(value: object, needles: _Needles) -> set[str]:
+    if isinstance(value, str):
+        return needles.in_text(value)
+    if isinstance(value, bytes | bytearray):
+        return _scan_blob(bytes(value), needles)
+    if _is_byte_tuple(value):
+        data = bytes(value)
+        return _scan_blob(data, needles) | needles.in_text(data.decode("utf-16-le", "ignore"))
+    return set()
+
+
+def _stream_body(handle: BinaryIO, position: int, rawdata: bytes) -> tuple[int, int] | None:
+    """Where the raw data of the stream object at ``position`` lies in the file, checked
+    byte for byte (None when it cannot be confirmed: then it is scanned like the rest)."""
+    handle.seek(position)
+    window = handle.read(65536)
+    keyword = window.find(b"stream")
+    while keyword >= 0:
+        start = keyword + len(b"stream")
+        if window[start : start + 2] == b"\r\n":
+            start += 2
+        elif window[start : start + 1] in (b"\n", b"\r"):
+            start += 1
+        else:
+            keyword = window.find(b"stream", keyword + 1)
+            continue
+        handle.seek(position + start)
+        if handle.read(len(rawdata)) == rawdata:
+            return position + start, position + start + len(rawdata)
+        return None
+    return None
+
+
+def _scan_pdf(
+    path: Path, needles: _Needles, found: set[tuple[str, Where]]
+) -> list[tuple[int, int]]:
+    """Search the PDF's metadata, objects, decoded streams and text; return the ranges of
+    the stream bodies found in the file (searched decoded, so skipped by the raw scan)."""
+    from pdfminer.high_level import extract_text
+    from pdfminer.pdfdocument import PDFDocument
+    from pdfminer.pdfparser import PDFParser
+    from pdfminer.pdftypes import PDFObjectNotFound, PDFStream, resolve1
+    from pdfminer.psparser import LIT
+    from pdfminer.utils import decode_text
+
+    def strings(value: Any) -> Iterator[object]:
+        for leaf in _values(value):
+            if isinstance(leaf, bytes):
+                yield decode_text(leaf)
+                yield leaf
+
+    def note(codes: Iterable[str], where: Where) -> None:
+        found.update((code, where) for code in codes)
+
+    bodies: list[tuple[int, int]] = []
+    try:
+        with path.open("rb") as handle, path.open("rb") as reader:
+            document = PDFDocument(PDFParser(handle), caching=False)
+            for info in document.info:
+                for leaf in strings(info):
+                    note(_scan_value(leaf, needles), "metadata")
+            metadata = resolve1(document.catalog.get("Metadata"))
+            if isinstance(metadata, PDFStream):
+                note(_scan_blob(metadata.get_data(), needles), "metadata")
+            for xref in document.xrefs:
+                for objid in xref.get_objids():
+                    try:
+                        obj: Any = document.getobj(objid)
+                    except PDFObjectNotFound:
+                        continue
+                    is_stream = isinstance(obj, PDFStream)
+                    for leaf in strings(obj.attrs if is_stream else obj):
+                        note(_scan_value(leaf, needles), "bytes")
+                    if not is_stream:
+                        continue
+                    stream_in, position, _generation = xref.get_pos(objid)
+                    if stream_in is None and obj.rawdata:
+                        body = _stream_body(reader, position, obj.rawdata)
+                        if body is not None:
+                            bodies.append(body)
+                    if not _binary_stream(obj, resolve1, LIT):
+                        note(_scan_blob(obj.get_data(), needles), "bytes")
+        text = extract_text(str(path))
+    except Exception as exc:  # pdfminer raises many kinds; any of them means "not checked"
+        raise _Unreadable(f"the PDF cannot be parsed ({type(exc).__name__})") from None
+    note(needles.in_text(text), "text")
+    return bodies
+
+
+def _binary_stream(stream: Any, resolve: Any, literal: Any) -> bool:
+    """Images, font programs and ICC profiles: binary tables whose decoded bytes would only
+    give chance matches (a font's character map lists codes in order, like UTF-16 text)."""
+    subtype = resolve(stream.get("Subtype"))
+    if subtype in (literal(name) for name in _BINARY_SUBTYPES):
+        return True
+    return stream.get("Length1") is not None or stream.get("N") is not None
+
+
+_BINARY_SUBTYPES = ("Image", "Type1C", "CIDFontType0C", "OpenType")
+
+
+def _scan_image(path: Path, needles: _Needles, found: set[tuple[str, Where]]) -> None:
+    from PIL import Image
+    from PIL.ExifTags import IFD
+
+    try:
+        with Image.open(path) as image:
+            values: list[object] = list(_values(dict(image.info)))
+            text_chunks = getattr(image, "text", None)  # PNG tEXt/zTXt/iTXt, read to the end
+            if isinstance(text_chunks, dict):
+                values.extend(_values(text_chunks))
+            exif = image.getexif()
+            values.extend(exif.values())
+            for ifd in (IFD.Exif, IFD.GPSInfo, IFD.Interop):
+                values.extend(_values(dict(exif.get_ifd(ifd))))
+    except Exception as exc:  # Pillow raises many kinds for damaged files
+        raise _Unreadable(f"the image metadata cannot be read ({type(exc).__name__})") from None
+    for value in values:
+        found.update((code, "metadata") for code in _scan_value(value, needles))
+
+
+def _kind(head: bytes) -> Literal["pdf", "image", "other"]:
+    if b"%PDF-" in head:
+        return "pdf"
+    if head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return "image"
+    return "other"
+
+
+def image_data_ranges(path: Path) -> list[tuple[int, int]]:
+    """Byte ranges of pixel data and binary tables (PNG pixel, palette and colour chunks;
+    JPEG entropy-coded scans, Huffman and quantisation tables).
+
+    Everything else (metadata segments, chunks, whatever follows the image) stays in the
+    raw scan. A structure that does not parse gives fewer ranges, never wrong ones: the
+    ranges come from walking declared lengths inside the file.
+    """
+    try:
+        with path.open("rb") as handle:
+            signature = handle.read(8)
+            if signature == b"\x89PNG\r\n\x1a\n":
+                return _png_ranges(handle)
+            if signature[:2] == b"\xff\xd8":
+                return _jpeg_ranges(handle)
+    except OSError:
+        return []
+    return []
+
+
+# Pixel data and binary chunks (palette, transparency, colour and timing tables): not text.
+_PNG_BINARY = frozenset(
+    {
+        b"IHDR",
+        b"IDAT",
+        b"fdAT",
+        b"PLTE",
+        b"tRNS",
+        b"hIST",
+        b"sBIT",
+        b"bKGD",
+        b"gAMA",
+        b"cHRM",
+        b"sRGB",
+        b"iCCP",
+        b"pHYs",
+        b"sPLT",
+        b"tIME",
+        b"acTL",
+        b"fcTL",
+    }
+)
+
+
+def _png_ranges(handle: BinaryIO) -> list[tuple[int, int]]:
+    size = handle.seek(0, 2)
+    position = 8
+    ranges: list[tuple[int, int]] = []
+    while position + 12 <= size:
+        handle.seek(position)
+        length, kind = struct.unpack(">I4s", handle.read(8))
+        data_end = position + 8 + length
+        if data_end + 4 > size:
+            break
+        if kind in _PNG_BINARY:
+            ranges.append((position + 8, data_end))
+        position = data_end + 4
+        if kind == b"IEND":
+            break
+    return ranges
+
+
+# Frame headers, Huffman and quantisation tables, restart interval, scan headers: binary
+# tables (the Huffman ones list byte values in order: "...stuvwxyz"), never text.
+_JPEG_TABLES = frozenset({*range(0xC0, 0xD0), 0xDB, 0xDD, 0xDA})
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
+def _jpeg_ranges(handle: BinaryIO) -> list[tuple[int, int]]:
+    size = handle.seek(0, 2)
+    position = 2
+    ranges: list[tuple[int, int]] = []
+    while position + 4 <= size:
+        handle.seek(position)
+        marker = handle.read(2)
+        if marker[0] != 0xFF:
+            break
+        if marker[1] == 0xFF or 0xD0 <= marker[1] <= 0xD7 or marker[1] == 0x01:
+            position += 1 if marker[1] == 0xFF else 2  # fill byte or a marker without length
+            continue
+        if marker[1] == 0xD9:  # end of image; another may follow (MPO)
+            handle.seek(position + 2)
+            if handle.read(2) != b"\xff\xd8":
+                break
+            position += 4
+            continue
+        (length,) = struct.unpack(">H", handle.read(2))
+        segment = (position + 4, position + 2 + length)
+        position = segment[1]
+        if marker[1] in _JPEG_TABLES:
+            ranges.append(segment)
+        if marker[1] != 0xDA:
+            continue
+        scan_end = _jpeg_scan_end(handle, position, size)
+        ranges.append((position, scan_end))
+        position = scan_end
+    return ranges
+
+
+def _jpeg_scan_end(handle: BinaryIO, start: int, size: int) -> int:
+    """Where the entropy-coded data that starts at ``start`` ends (the next real marker)."""
+    position = start
+    while position < size:
+        handle.seek(position)
+        window = handle.read(CHUNK_SIZE + 1)
+        match = _JPEG_MARKER.search(window, 0, len(window))
+        if match is not None:
+            return position + match.start()
+        position += max(1, len(window) - 1)
+    return size
+
+
+# --- the check -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RawPlan:
+    """How the raw-bytes layer reads one file: the byte ranges it leaves out, and whether
+    PDF syntax is dropped."""
+
+    skip: tuple[tuple[int, int], ...] = ()
+    pdf: bool = False
+
+
+def _structure(path: Path, needles: _Needles, found: set[tuple[str, Where]]) -> RawPlan:
+    """The format-aware layers (PDF text, objects and metadata; image metadata) of one file;
+    returns how its raw bytes are to be read. Raises _Unreadable."""
+    kind = _kind(_head(path))
+    if kind == "pdf":
+        return RawPlan(tuple(_scan_pdf(path, needles, found)), pdf=True)
+    if kind == "image":
+        _scan_image(path, needles, found)
+        return RawPlan(tuple(image_data_ranges(path)))
+    return RawPlan()
+
+
+def check_files(files: Iterable[tuple[str, Path]], terms: Sequence[tuple[str, str]]) -> LeakReport:
+    """Search every file for every (mark code, term); raises ValueError, naming the mark,
+    for a term shorter than MIN_TERM_LENGTH after folding (it would match everywhere)."""
+    needles = _Needles.build(terms)
+    hits: list[LeakHit] = []
+    unchecked: list[tuple[str, str]] = []
+    count = 0
+    for name, path in files:
+        count += 1
+        found: set[tuple[str, Where]] = set()
+        try:
+            plan = _structure(path, needles, found)
+            found.update((code, "bytes") for code in _scan_raw(path, needles, plan))
+        except _Unreadable as exc:
+            unchecked.append((name, str(exc)))
+        hits.extend(LeakHit(name, code, where) for code, where in sorted(found))
+    return LeakReport(
+        files_checked=count, terms_checked=len(terms), hits=tuple(hits), unchecked=tuple(unchecked)
+    )
+
+
+class LeakFound(Exception):
+    """A streamed file holds a protected term: stop the stream (see :class:`StreamingCheck`)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"protected term found in {path}")
+        self.path = path
+
+
+class StreamingCheck:
+    """The leak check of files that are about to be streamed once (into a package), so that
+    their bytes are read once: :meth:`prepare` runs the format-aware layers of each file
+    beforehand (only PDFs and images have any), and the raw-bytes layer is fed by the writer
+    chunk by chunk (:meth:`observe`); a file with a hit raises :class:`LeakFound` when it
+    ends, so the writer stops and nothing made from the partial stream is kept.
+
+    With no terms there is nothing to search: every method does nothing and the report says
+    0 files and 0 terms checked. Raises ValueError like :func:`check_files` for a term too
+    short to search for.
+    """
+
+    def __init__(self, terms: Sequence[tuple[str, str]]) -> None:
+        self.terms = tuple(dict.fromkeys(terms))
+        self._needles = _Needles.build(self.terms) if self.terms else None
+        self._plans: dict[str, RawPlan] = {}
+        self._hits: list[LeakHit] = []
+        self._unchecked: list[tuple[str, str]] = []
+
+    def prepare(self, name: str, path: Path) -> None:
+        """Search the text and metadata of the file ``name`` (stored at ``path``) now."""
+        if self._needles is None:
+            return
+        found: set[tuple[str, Where]] = set()
+        try:
+            self._plans[name] = _structure(path, self._needles, found)
+        except _Unreadable as exc:
+            self._plans[name] = RawPlan()
+            self._unchecked.append((name, str(exc)))
+        self._hits.extend(LeakHit(name, code, where) for code, where in sorted(found))
+
+    def observe(self, name: str) -> _Observer | None:
+        """The raw-bytes layer for the file ``name`` (prepared before), or None when there
+        is nothing to search."""
+        if self._needles is None:
+            return None
+        plan = self._plans.get(name)
+        if plan is None:
+            raise ValueError(f"{name} was not prepared for the leak check")
+        return _Observer(self, name, _RawFeed(self._needles, plan))
+
+    def report(self) -> LeakReport:
+        """What was found so far (files prepared, hits of every layer, unreadable files)."""
+        return LeakReport(
+            files_checked=len(self._plans),
+            terms_checked=len(self.terms),
+            hits=tuple(self._hits),
+            unchecked=tuple(self._unchecked),
+        )
+
+    def _ended(self, name: str, found: set[str]) -> None:
+        if found:
+            self._hits.extend(LeakHit(name, code, "bytes") for code in sorted(found))
+            raise LeakFound(name)
+
+
+class _Observer:
+    """Receives one file's bytes from the writer (``feed``), then ``close``."""
+
+    def __init__(self, check: StreamingCheck, name: str, feed: _RawFeed) -> None:
+        self._check, self._name, self._feed = check, name, feed
+
+    def feed(self, chunk: bytes) -> None:
+        self._feed.feed(chunk)
+
+    def close(self) -> None:
+        self._check._ended(self._name, self._feed.found)

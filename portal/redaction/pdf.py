@@ -1,0 +1,322 @@
+"""PDF → a new image-only PDF: every page rasterised, boxes burnt into the pixels.
+
+Boxes come from ``pdf_box`` marks of the page and from every occurrence of every protected
+term in the page's text layer (pdfium's character boxes, matched with the same case- and
+whitespace-insensitive rule as everywhere else). Pages are processed one at a time and
+written straight to the output, so memory holds one page bitmap whatever the length.
+
+The output is written here rather than by Pillow or ReportLab because both add a document
+information dictionary (producer, dates) and hold all pages until the end. This writer
+emits one JPEG image XObject and a one-line content stream per page, a catalog, a page
+tree, one cross-reference table and a trailer with only /Size and /Root: no /Info, no
+/ID, no XMP, no annotations, no outlines, no JavaScript, no embedded files, one %%EOF.
+
+Page annotations and form fields are not rendered: their text is not in the text layer,
+so a protected term in them could not be found and blacked out.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from PIL import Image, ImageChops
+
+from portal.redaction.image import PixelBox, burn_boxes, pixel_box
+from portal.redaction.renditions import (
+    AppliedMark,
+    CannotRedact,
+    MarkSpec,
+    RedactionOutcome,
+    atomic_output,
+    check_box,
+    find_all,
+    fold_with_origins,
+    folded_term,
+    refuse_kinds,
+)
+
+if TYPE_CHECKING:
+    import pypdfium2
+
+__all__ = [
+    "DEFAULT_DPI",
+    "JPEG_QUALITY",
+    "MAX_PAGES",
+    "MAX_PAGE_PIXELS",
+    "ImagePdfWriter",
+    "redact_pdf",
+]
+
+DEFAULT_DPI = 150
+JPEG_QUALITY = 85
+MAX_PAGES = 5000
+MAX_PAGE_PIXELS = 50_000_000
+
+# pdfium is not thread-safe: one document at a time per process.
+_PDFIUM = threading.Lock()
+
+_OPEN_ERRORS = {
+    2: "the PDF file cannot be read",
+    3: "the file is not a PDF or is damaged",
+    4: "the PDF is protected by a password",
+    5: "the PDF uses an unsupported security handler",
+}
+
+
+class ImagePdfWriter:
+    """Writes a PDF of full-page JPEG images, page by page, in one revision."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.position = 0
+        self.offsets: dict[int, int] = {}
+        self.kids: list[int] = []
+        self.next_number = 3  # 1 = catalog, 2 = page tree, both written at the end
+        self._write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+
+    def _write(self, data: bytes) -> None:
+        self.out.write(data)
+        self.position += len(data)
+
+    def _object(self, number: int, body: bytes, stream: bytes | None = None) -> None:
+        self.offsets[number] = self.position
+        self._write(b"%d 0 obj\n" % number + body)
+        if stream is not None:
+            self._write(b"\nstream\n" + stream + b"\nendstream")
+        self._write(b"\nendobj\n")
+
+    def add_page(self, image: Image.Image, width_pt: float, height_pt: float) -> None:
+        """One page showing ``image`` scaled to ``width_pt`` x ``height_pt`` points
+        (stored as greyscale when it has no colour: a third of the bytes)."""
+        if image.mode not in ("RGB", "L"):
+            image = image.convert("RGB")
+        if image.mode == "RGB":
+            red, green, blue = image.split()
+            if (
+                ImageChops.difference(red, green).getbbox() is None
+                and ImageChops.difference(green, blue).getbbox() is None
+            ):
+                image = red
+        encoded = io.BytesIO()
+        image.save(encoded, format="JPEG", quality=JPEG_QUALITY)
+        jpeg = encoded.getvalue()
+        image_number, content_number, page_number = range(self.next_number, self.next_number + 3)
+        self.next_number += 3
+        space = b"/DeviceGray" if image.mode == "L" else b"/DeviceRGB"
+        self._object(
+            image_number,
+            b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace %s"
+            b" /BitsPerComponent 8 /Filter /DCTDecode /Length %d >>"
+            % (image.width, image.height, space, len(jpeg)),
+            jpeg,
+        )
+        width, height = f"{width_pt:.3f}".encode(), f"{height_pt:.3f}".encode()
+        content = b"q %s 0 0 %s 0 0 cm /Im0 Do Q" % (width, height)
+        self._object(content_number, b"<< /Length %d >>" % len(content), content)
+        self._object(
+            page_number,
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %s %s]"
+            b" /Resources << /XObject << /Im0 %d 0 R >> >> /Contents %d 0 R >>"
+            % (width, height, image_number, content_number),
+        )
+        self.kids.append(page_number)
+
+    def finish(self) -> None:
+        """Catalog, page tree, cross-reference table and trailer."""
+        if not self.kids:
+            raise CannotRedact("the PDF has no pages")
+        self._object(1, b"<< /Type /Catalog /Pages 2 0 R >>")
+        kids = b" ".join(b"%d 0 R" % number for number in self.kids)
+        self._object(2, b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, len(self.kids)))
+        xref_at = self.position
+        size = self.next_number
+        rows = [b"xref\n0 %d\n" % size, b"0000000000 65535 f \n"]
+        rows.extend(b"%010d 00000 n \n" % self.offsets[number] for number in range(1, size))
+        self._write(b"".join(rows))
+        self._write(
+            b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, xref_at)
+        )
+
+
+def _open(source: Path) -> pypdfium2.PdfDocument:
+    import pypdfium2
+
+    try:
+        return pypdfium2.PdfDocument(str(source))
+    except pypdfium2.PdfiumError as exc:
+        code = getattr(exc, "err_code", None)
+        reason = _OPEN_ERRORS.get(code if isinstance(code, int) else -1, "the PDF cannot be opened")
+        raise CannotRedact(reason) from None
+
+
+def _term_boxes(
+    page: pypdfium2.PdfPage,
+    page_number: int,
+    bitmap: pypdfium2.PdfBitmap,
+    terms: Sequence[tuple[str, str]],
+) -> tuple[dict[str, int], list[PixelBox]]:
+    """How often each (code, folded term) occurs in the text layer, and the pixel boxes."""
+    import pypdfium2
+    import pypdfium2.raw as pdfium_c  # type: ignore[import-untyped]
+
+    counts = {code: 0 for code, _ in terms}
+    boxes: list[PixelBox] = []
+    if not terms:
+        return counts, boxes
+    textpage = page.get_textpage()
+    try:
+        count = textpage.count_chars()
+        chars = [chr(pdfium_c.FPDFText_GetUnicode(textpage, i) or 0xFFFD) for i in range(count)]
+        folded, origins = fold_with_origins(chars)
+        convert = bitmap.get_posconv(page)
+        for code, term in terms:
+            for at in find_all(folded, term):
+                indices = sorted({origins[i] for i in range(at, at + len(term))})
+                found = _line_boxes(textpage, convert, indices, pypdfium2.PdfiumError)
+                if not found:  # in the text, but nowhere on the page: cannot black it out
+                    raise CannotRedact(
+                        f"mark {code}: a match on page {page_number} has no position on the page"
+                    )
+                boxes.extend(found)
+                counts[code] += 1
+    finally:
+        textpage.close()
+    return counts, boxes
+
+
+def _line_boxes(
+    textpage: pypdfium2.PdfTextPage,
+    convert: pypdfium2.PdfPosConv,
+    indices: Sequence[int],
+    error: type[Exception],
+) -> list[PixelBox]:
+    """One pixel box per line the matched characters sit on (their loose boxes joined)."""
+    rects: list[list[float]] = []
+    for index in indices:
+        try:
+            left, bottom, right, top = textpage.get_charbox(index, loose=True)
+        except error:
+            continue  # a character pdfium generated (a space or line break): no glyph
+        if right <= left or top <= bottom:
+            continue
+        corners = [convert.to_bitmap(left, bottom), convert.to_bitmap(right, top)]
+        xs = [float(x) for x, _ in corners]
+        ys = [float(y) for _, y in corners]
+        box = [min(xs), min(ys), max(xs), max(ys)]
+        last = rects[-1] if rects else None
+        if last is not None and box[1] < last[3] and box[3] > last[1]:  # same line
+            last[:] = [
+                min(last[0], box[0]),
+                min(last[1], box[1]),
+                max(last[2], box[2]),
+                max(last[3], box[3]),
+            ]
+        else:
+            rects.append(box)
+    pad = 2.0
+    return [
+        (
+            math.floor(x0 - pad),
+            math.floor(y0 - pad),
+            math.ceil(x1 + pad),
+            math.ceil(y1 + pad),
+        )
+        for x0, y0, x1, y1 in rects
+    ]
+
+
+def redact_pdf(
+    source: Path,
+    marks: Sequence[MarkSpec],
+    dest: Path,
+    label: str,
+    *,
+    dpi: int = DEFAULT_DPI,
+) -> RedactionOutcome:
+    """Rasterise every page of ``source`` at ``dpi``, burn in the boxes, write a new PDF."""
+    refuse_kinds(marks, frozenset({"term", "pdf_box"}), "a PDF (text spans address plain text)")
+    terms = [(mark.code, folded_term(mark)) for mark in marks if mark.kind == "term"]
+    page_boxes = [(mark, check_box(mark)) for mark in marks if mark.kind == "pdf_box"]
+    occurrences = {mark.code: 0 for mark in marks}
+    scale = dpi / 72
+    with _PDFIUM:
+        document = _open(source)
+        try:
+            pages = len(document)
+            if not 1 <= pages <= MAX_PAGES:
+                raise CannotRedact(
+                    f"the PDF has {pages} pages; the portal redacts 1 to {MAX_PAGES}"
+                )
+            for mark, _box in page_boxes:
+                if mark.page is None or not 1 <= mark.page <= pages:
+                    raise CannotRedact(
+                        f"mark {mark.code}: page {mark.page} does not exist (the PDF has {pages})"
+                    )
+            with atomic_output(dest) as out:
+                writer = ImagePdfWriter(out)
+                for index in range(pages):
+                    _redact_page(
+                        document, index, scale, terms, page_boxes, occurrences, writer, label
+                    )
+                writer.finish()
+        finally:
+            document.close()
+    return RedactionOutcome(
+        media_type="application/pdf",
+        suffix=".pdf",
+        applied=tuple(
+            AppliedMark(mark.code, mark.kind, mark.reason, occurrences[mark.code]) for mark in marks
+        ),
+        protected_terms=tuple((mark.code, mark.term) for mark in marks if mark.term is not None),
+    )
+
+
+def _redact_page(
+    document: pypdfium2.PdfDocument,
+    index: int,
+    scale: float,
+    terms: Sequence[tuple[str, str]],
+    page_boxes: Sequence[tuple[MarkSpec, tuple[float, float, float, float]]],
+    occurrences: dict[str, int],
+    writer: ImagePdfWriter,
+    label: str,
+) -> None:
+    import pypdfium2
+
+    try:
+        page = document[index]
+    except pypdfium2.PdfiumError:
+        raise CannotRedact(f"page {index + 1} of the PDF cannot be read") from None
+    try:
+        width_pt, height_pt = page.get_size()
+        pixels = math.ceil(width_pt * scale) * math.ceil(height_pt * scale)
+        if pixels > MAX_PAGE_PIXELS:
+            raise CannotRedact(
+                f"page {index + 1} is {width_pt:.0f} x {height_pt:.0f} points, too large to "
+                "rasterise"
+            )
+        bitmap = page.render(scale=scale, may_draw_forms=False, draw_annots=False)
+        try:
+            counts, boxes = _term_boxes(page, index + 1, bitmap, terms)
+            for code, count in counts.items():
+                occurrences[code] += count
+            # A BGR bitmap (the default) comes out as a converted RGB copy, so the bitmap's
+            # memory can go; any other mode (which could share it) is converted, i.e. copied.
+            image = bitmap.to_pil()
+            if image.mode != "RGB":
+                image = image.convert("RGB")
+        finally:
+            bitmap.close()
+    finally:
+        page.close()
+    for mark, box in page_boxes:
+        if mark.page == index + 1:
+            occurrences[mark.code] += 1
+            boxes.append(pixel_box(box, image.width, image.height))
+    burn_boxes(image, boxes, label)
+    writer.add_page(image, width_pt, height_pt)

@@ -1,0 +1,256 @@
+"""The repository: authorities, their assessments and keys, providers, items, persons, marks."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.db import Base, UTCDateTime, hex_digest, one_of, utcnow
+
+AUTHORITY_KINDS = ("war_crimes_unit", "prosecution", "court", "tribunal", "other")
+ASSESSMENT_CRITERIA = ("fair_trial", "death_penalty", "witness_protection")
+# For death_penalty, "satisfied" means the jurisdiction has abolished it for the offences.
+ASSESSMENT_FINDINGS = ("satisfied", "not_satisfied")
+PROVIDER_KINDS = ("ngo", "individual_representative", "state", "un_entity", "other")
+ITEM_KINDS = (
+    "witness_statement",
+    "document",
+    "photo",
+    "video",
+    "audio",
+    "analytical_report",
+    "archive",
+    "other",
+)
+SENSITIVITIES = ("low", "medium", "high", "very_high")
+PERSON_ROLES = ("witness", "victim", "suspect", "source", "other")
+MARK_KINDS = ("term", "text_span", "pdf_box", "image_box")
+# "always": redact for every authority; "without_protection": only where the
+# authority lacks witness-protection capacity.
+MARK_APPLIES = ("always", "without_protection")
+MARK_REVIEW = ("pending", "confirmed")
+
+
+class Authority(Base):
+    """A receiving or requesting authority: war crimes unit, prosecution service or court."""
+
+    __tablename__ = "authority"
+    __table_args__ = (
+        one_of("kind", AUTHORITY_KINDS),
+        CheckConstraint("length(country) = 2 AND upper(country) = country", name="country_iso"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    country: Mapped[str] = mapped_column(String(2))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    assessments: Mapped[list[Assessment]] = relationship(back_populates="authority")
+    keys: Mapped[list[RecipientKey]] = relationship(back_populates="authority")
+
+
+class Assessment(Base):
+    """A legal officer's finding on one criterion for one authority, valid for a period."""
+
+    __tablename__ = "assessment"
+    __table_args__ = (
+        one_of("criterion", ASSESSMENT_CRITERIA),
+        one_of("finding", ASSESSMENT_FINDINGS),
+        CheckConstraint(
+            "valid_until IS NULL OR valid_until > assessed_at", name="valid_after_assessed"
+        ),
+        UniqueConstraint("authority_id", "code"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40))
+    authority_id: Mapped[int] = mapped_column(ForeignKey("authority.id"), index=True)
+    criterion: Mapped[str] = mapped_column(String(32))
+    finding: Mapped[str] = mapped_column(String(16))
+    basis: Mapped[str] = mapped_column(Text)
+    assessed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    assessed_by: Mapped[str] = mapped_column(String(200))
+    assessed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+
+    authority: Mapped[Authority] = relationship(back_populates="assessments")
+
+
+class RecipientKey(Base):
+    """An authority's OpenPGP public key; used only once verified out of band."""
+
+    __tablename__ = "recipient_key"
+    __table_args__ = (
+        UniqueConstraint("authority_id", "fingerprint"),
+        CheckConstraint(
+            "length(fingerprint) IN (40, 64) AND upper(fingerprint) = fingerprint",
+            name="fingerprint_format",
+        ),
+        CheckConstraint(
+            "(verified_at IS NULL AND verified_by IS NULL AND verification_method IS NULL)"
+            " OR (verified_at IS NOT NULL AND verified_by IS NOT NULL"
+            " AND verification_method IS NOT NULL)",
+            name="verification_complete",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    authority_id: Mapped[int] = mapped_column(ForeignKey("authority.id"), index=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    armored: Mapped[str] = mapped_column(Text)
+    algorithm: Mapped[str] = mapped_column(String(32))
+    uid: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    verified_by: Mapped[str | None] = mapped_column(String(200))
+    verified_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    verification_method: Mapped[str | None] = mapped_column(String(500))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    revocation_reason: Mapped[str | None] = mapped_column(Text)
+    imported_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+
+    authority: Mapped[Authority] = relationship(back_populates="keys")
+
+
+class Provider(Base):
+    """An information provider: NGO, individual's representative, State or UN entity."""
+
+    __tablename__ = "provider"
+    __table_args__ = (one_of("kind", PROVIDER_KINDS),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    # How the provider agreed to be named to recipients (may be a pseudonym).
+    public_name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Item(Base):
+    """A piece of evidence held in the repository; its bytes live in the blob store."""
+
+    __tablename__ = "item"
+    __table_args__ = (
+        one_of("kind", ITEM_KINDS),
+        one_of("sensitivity", SENSITIVITIES),
+        hex_digest("sha256"),
+        CheckConstraint("size_bytes >= 0", name="size_nonnegative"),
+        Index("ix_item_provider_collected", "provider_id", "collected_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("provider.id"))
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    media_type: Mapped[str] = mapped_column(String(100))
+    original_filename: Mapped[str] = mapped_column(String(255))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    collected_at: Mapped[date | None] = mapped_column(Date, index=True)
+    place: Mapped[str] = mapped_column(String(200), default="")
+    sensitivity: Mapped[str] = mapped_column(String(16))
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Set by a legal officer for kinds the portal cannot redact (video, audio, archives).
+    cleared_as_is: Mapped[bool] = mapped_column(Boolean, default=False)
+    cleared_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    provider: Mapped[Provider] = relationship()
+    persons: Mapped[list[Person]] = relationship(secondary="item_person", viewonly=True)
+    marks: Mapped[list[RedactionMark]] = relationship(back_populates="item")
+
+    @property
+    def blob_key(self) -> str:
+        """Items are stored content-addressed: the blob key is the sha256."""
+        return self.sha256
+
+
+class Person(Base):
+    """Someone named in the material, known to the portal only by pseudonym."""
+
+    __tablename__ = "person"
+    __table_args__ = (one_of("role", PERSON_ROLES),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    pseudonym: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    at_risk: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ItemPerson(Base):
+    __tablename__ = "item_person"
+
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id"), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), primary_key=True, index=True)
+
+
+class RedactionMark(Base):
+    """Something to remove before sharing: a term, a text span, a PDF page box or an image box.
+
+    Coordinates of boxes are fractions of the page or image (0..1, origin top left) so
+    they survive rasterisation at any resolution.
+    """
+
+    __tablename__ = "redaction_mark"
+    __table_args__ = (
+        one_of("kind", MARK_KINDS),
+        one_of("applies", MARK_APPLIES),
+        one_of("review", MARK_REVIEW),
+        UniqueConstraint("item_id", "code"),
+        CheckConstraint(
+            "(kind = 'term' AND term IS NOT NULL AND length(term) > 0)"
+            " OR (kind = 'text_span' AND span_start IS NOT NULL AND span_end > span_start"
+            " AND span_start >= 0)"
+            " OR (kind = 'pdf_box' AND page IS NOT NULL AND page >= 1 AND x0 IS NOT NULL)"
+            " OR (kind = 'image_box' AND x0 IS NOT NULL)",
+            name="kind_fields",
+        ),
+        CheckConstraint(
+            "x0 IS NULL OR (x0 >= 0 AND y0 >= 0 AND x1 <= 1 AND y1 <= 1 AND x1 > x0 AND y1 > y0)",
+            name="box_in_unit_square",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40))
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id"), index=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    term: Mapped[str | None] = mapped_column(String(500))
+    span_start: Mapped[int | None] = mapped_column(Integer)
+    span_end: Mapped[int | None] = mapped_column(Integer)
+    page: Mapped[int | None] = mapped_column(Integer)
+    x0: Mapped[float | None] = mapped_column(Float)
+    y0: Mapped[float | None] = mapped_column(Float)
+    x1: Mapped[float | None] = mapped_column(Float)
+    y1: Mapped[float | None] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(String(500))
+    applies: Mapped[str] = mapped_column(String(24), default="always")
+    review: Mapped[str] = mapped_column(String(16), default="confirmed")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    item: Mapped[Item] = relationship(back_populates="marks")

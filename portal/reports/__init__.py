@@ -1,0 +1,1 @@
+"""Figures and the period report: set-based queries, SVG charts, PDF and CSV."""

@@ -1,0 +1,618 @@
+"""Requests for assistance, the requester's side: list, new/edit draft, submit, the request
+page with its timeline, withdrawal and the clarification thread (also used by legal officers).
+
+Views are thin: forms parse, :mod:`portal.rfa.drafting` decides, typed errors become
+messages beside the fields. Requests load only through authz scopes, so another
+authority's request is a 404; staff see submitted requests, never drafts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from sqlalchemy import select
+from werkzeug.wrappers import Response as BaseResponse
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    widgets,
+)
+from wtforms.fields.choices import SelectChoice
+
+from portal.accounts.admin_views import ROLE_LABELS
+from portal.accounts.login_manager import signed_in_user
+from portal.accounts.models import User
+from portal.authz.permissions import allowed, get_scoped_or_404, requires, scoped
+from portal.db import db
+from portal.documents.html_pdf import html_to_pdf
+from portal.pages.formatting import when
+from portal.pages.responses import pdf_download
+from portal.paging import page_number, paginate
+from portal.registry.models import Authority
+from portal.rfa.drafting import (
+    NotAllowed,
+    NotEditable,
+    RequestError,
+    RfaFields,
+    StaleEdit,
+    ValidationFailed,
+    create_draft,
+    may_post,
+    post_message,
+    submit,
+    thread,
+    update_draft,
+    withdraw,
+)
+from portal.rfa.models import (
+    PROCEEDINGS_TYPES,
+    URGENCIES,
+    Assurance,
+    Attachment,
+    Rfa,
+    RfaStatusChange,
+)
+from portal.rfa.status import LABELS, next_states
+from portal.rfa.uploads import (
+    ACCEPTED,
+    ACCEPTED_TEXT,
+    AssuranceEntry,
+    AssuranceInvalid,
+    UploadRefused,
+    add_attachment,
+    content_disposition,
+    may_attach,
+    media_type_of,
+    record_assurance,
+    record_file_download,
+)
+from portal.state import portal_state
+from portal.storage import human_size
+
+bp = Blueprint("requests", __name__, url_prefix="/requests")
+
+MECHANISM = "Mechanism"
+PROCEEDINGS_LABELS = {kind: kind.capitalize() for kind in PROCEEDINGS_TYPES}
+URGENCY_LABELS = {kind: kind.replace("_", " ").capitalize() for kind in URGENCIES}
+DATE_FIELDS = ("period_from", "period_to", "deadline")
+
+
+def status_label(status: str) -> str:
+    return LABELS.get(status, status).capitalize()
+
+
+@bp.context_processor
+def _template_helpers() -> dict[str, Any]:
+    def can(action: str) -> bool:
+        return bool(current_user.is_authenticated) and allowed(current_user.role, action)
+
+    return {
+        "can": can,
+        "when": when,
+        "status_label": status_label,
+        "role_labels": ROLE_LABELS,
+        "proceedings_labels": PROCEEDINGS_LABELS,
+        "urgency_labels": URGENCY_LABELS,
+        "accepted_types": ACCEPTED,
+        "human_size": human_size,
+    }
+
+
+# --- forms --------------------------------------------------------------------------------
+
+
+class CheckboxList(SelectMultipleField):  # type: ignore[misc]
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+
+def _choices(options: Iterable[tuple[str, str]]) -> list[SelectChoice]:
+    return [SelectChoice(value, label) for value, label in options]
+
+
+def _date_field(label: str, hint: str = "") -> StringField:
+    return StringField(label, description=hint, render_kw={"type": "date"})
+
+
+class RfaForm(FlaskForm):  # type: ignore[misc]
+    version = HiddenField()
+    their_reference = StringField(
+        "Your reference", description="The case or file number of your authority."
+    )
+    legal_basis = TextAreaField(
+        "Legal basis", description="The treaty, law or arrangement the request rests on."
+    )
+    proceedings_type = SelectField(
+        "Type of proceedings",
+        choices=_choices([("", "Choose…"), *PROCEEDINGS_LABELS.items()]),
+        validate_choice=False,
+    )
+    offences = CheckboxList(
+        "Offences",
+        description="The crimes under investigation or prosecution.",
+        choices=[],
+        validate_choice=False,
+    )
+    persons_concerned = TextAreaField(
+        "Persons concerned", description="Suspects, accused or others, as far as known."
+    )
+    summary_of_facts = TextAreaField("Summary of the facts")
+    assistance_sought = TextAreaField(
+        "Assistance sought", description="What material or information you ask for, and why."
+    )
+    period_from = _date_field("Period from", "The first day of the period concerned.")
+    period_to = _date_field("Period to", "The last day of the period concerned.")
+    places = TextAreaField("Places", description="Places concerned by the facts.")
+    urgency = SelectField(
+        "Urgency", choices=_choices(URGENCY_LABELS.items()), validate_choice=False, default="normal"
+    )
+    urgency_justification = TextAreaField(
+        "Why it is urgent", description="Required unless the urgency is normal."
+    )
+    deadline = _date_field("Deadline", "The date by which you need the material, if any.")
+    confidentiality = TextAreaField(
+        "Confidentiality requirements",
+        description="Any conditions on disclosing the request itself.",
+    )
+
+    def fill_choices(self) -> None:
+        offences = portal_state().policy.mandate.offences()
+        self.offences.choices = _choices((o, o) for o in offences)
+
+    def entries(self) -> RfaFields:
+        """The form's entries; dates that do not parse become field errors."""
+        dates: dict[str, date | None] = {}
+        for name in DATE_FIELDS:
+            field = getattr(self, name)
+            text = (field.data or "").strip()
+            try:
+                dates[name] = date.fromisoformat(text) if text else None
+            except ValueError:
+                field.errors = [*field.errors, "Enter a date as YYYY-MM-DD."]
+                dates[name] = None
+        return RfaFields(
+            their_reference=self.their_reference.data or "",
+            legal_basis=self.legal_basis.data or "",
+            proceedings_type=self.proceedings_type.data or "",
+            offences=list(self.offences.data or []),
+            persons_concerned=self.persons_concerned.data or "",
+            summary_of_facts=self.summary_of_facts.data or "",
+            assistance_sought=self.assistance_sought.data or "",
+            period_from=dates["period_from"],
+            period_to=dates["period_to"],
+            places=self.places.data or "",
+            urgency=self.urgency.data or "",
+            urgency_justification=self.urgency_justification.data or "",
+            deadline=dates["deadline"],
+            confidentiality=self.confidentiality.data or "",
+        )
+
+    def date_errors(self) -> bool:
+        return any(getattr(self, name).errors for name in DATE_FIELDS)
+
+    def show_errors(self, errors: dict[str, list[str]]) -> None:
+        for name, messages in errors.items():
+            field = getattr(self, name, None)
+            if field is None:
+                self.form_errors.extend(messages)
+            else:
+                field.errors = [*field.errors, *messages]
+
+
+class WithdrawForm(FlaskForm):  # type: ignore[misc]
+    reason = TextAreaField("Reason for withdrawing")
+    confirm = BooleanField("I understand that a withdrawn request cannot be reopened.")
+
+
+class MessageForm(FlaskForm):  # type: ignore[misc]
+    body = TextAreaField("Your message")
+
+
+class AttachmentForm(FlaskForm):  # type: ignore[misc]
+    file = FileField("File to attach", description=f"{ACCEPTED_TEXT}.")
+
+
+class AssuranceForm(FlaskForm):  # type: ignore[misc]
+    given_by = StringField("Given by", description="The office and person who gave the assurance.")
+    given_at = _date_field("Date of the assurance")
+    summary = TextAreaField("Summary (optional)", description="What the assurance says.")
+    document = FileField("The signed assurance", description=f"{ACCEPTED_TEXT}.")
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _rfa_or_404(code: str) -> Rfa:
+    """A request this user may see; drafts are their authority's requesters' alone."""
+    me = signed_in_user()
+    rfa = get_scoped_or_404(db(), Rfa, me, code=code)
+    if rfa.status == "draft" and me.role != "requester":
+        abort(404)
+    return rfa
+
+
+def _names(user_ids: Iterable[int | None]) -> dict[int, User]:
+    ids = {i for i in user_ids if i is not None}
+    if not ids:
+        return {}
+    return {u.id: u for u in db().scalars(select(User).where(User.id.in_(ids)))}
+
+
+def _render_form(form: RfaForm, rfa: Rfa | None, status: int = 200) -> tuple[str, int]:
+    return render_template("rfa/requester/form.html", form=form, rfa=rfa), status
+
+
+def _render_detail(
+    rfa: Rfa,
+    *,
+    withdraw_form: WithdrawForm | None = None,
+    message_form: MessageForm | None = None,
+    attachment_form: AttachmentForm | None = None,
+    assurance_form: AssuranceForm | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    me = signed_in_user()
+    changes = list(
+        db().scalars(
+            select(RfaStatusChange)
+            .where(RfaStatusChange.rfa_id == rfa.id)
+            .order_by(RfaStatusChange.changed_at, RfaStatusChange.id)
+        )
+    )
+    attachments = list(
+        db().scalars(
+            select(Attachment)
+            .where(Attachment.rfa_id == rfa.id)
+            .order_by(Attachment.uploaded_at, Attachment.id)
+        )
+    )
+    assurances = list(
+        db().scalars(
+            select(Assurance)
+            .where(Assurance.rfa_id == rfa.id)
+            .order_by(Assurance.given_at, Assurance.id)
+        )
+    )
+    people = _names(
+        [
+            *(c.changed_by_id for c in changes),
+            *(a.uploaded_by_id for a in attachments),
+            *(a.recorded_by_id for a in assurances),
+        ]
+    )
+    page = render_template(
+        "rfa/requester/detail.html",
+        rfa=rfa,
+        timeline=[(c, people.get(c.changed_by_id or 0)) for c in changes],
+        messages=thread(db(), rfa),
+        can_withdraw=(
+            me.role == "requester"
+            and rfa.status != "draft"
+            and "withdrawn" in next_states(rfa.status, me.role)
+        ),
+        can_post=may_post(rfa, me),
+        can_answer=me.role == "requester" and rfa.status == "clarification_requested",
+        withdraw_form=withdraw_form or WithdrawForm(),
+        message_form=message_form or MessageForm(),
+        attachments=attachments,
+        assurances=assurances,
+        people=people,
+        can_attach=allowed(me.role, "rfa.attach") and may_attach(rfa, me),
+        attachment_form=attachment_form or AttachmentForm(),
+        assurance_form=assurance_form or AssuranceForm(),
+    )
+    return page, status
+
+
+# --- pages --------------------------------------------------------------------------------
+
+
+@bp.get("")
+@requires("rfa.view")
+def index() -> str:
+    me = signed_in_user()
+    query = scoped(Rfa, me)
+    if me.role != "requester":
+        query = query.where(Rfa.status != "draft")
+    found = paginate(
+        db(),
+        query.order_by(Rfa.updated_at.desc(), Rfa.id.desc()),
+        page_number(request.args.get("page")),
+    )
+    return render_template("rfa/requester/index.html", rfas=found.items, found=found)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@requires("rfa.edit")
+def new() -> BaseResponse | tuple[str, int]:
+    form = RfaForm()
+    form.fill_choices()
+    if request.method == "GET":
+        return _render_form(form, None)
+    if not form.validate_on_submit():
+        return _render_form(form, None, 400)
+    entries = form.entries()
+    if form.date_errors():
+        return _render_form(form, None, 400)
+    mandate = portal_state().policy.mandate
+    try:
+        rfa = create_draft(db(), signed_in_user(), entries, mandate)
+        if request.form.get("action") == "submit":
+            db().flush()
+            submit(db(), rfa, signed_in_user(), entries, mandate, expected_version=rfa.version)
+    except ValidationFailed as exc:
+        db().rollback()
+        form.show_errors(exc.errors)
+        return _render_form(form, None, 400)
+    except RequestError as exc:
+        db().rollback()
+        form.form_errors.append(str(exc))
+        return _render_form(form, None, 400)
+    db().commit()
+    done = "submitted" if rfa.status == "submitted" else "saved as a draft"
+    flash(f"Request {rfa.code} {done}.", "success")
+    return redirect(url_for("requests.detail", rfa_code=rfa.code), 303)
+
+
+@bp.route("/<rfa_code>/edit", methods=["GET", "POST"])
+@requires("rfa.edit")
+def edit(rfa_code: str) -> BaseResponse | tuple[str, int]:
+    rfa = _rfa_or_404(rfa_code)
+    if rfa.status != "draft":
+        flash("This request has been submitted and can no longer be edited.", "error")
+        return redirect(url_for("requests.detail", rfa_code=rfa.code), 303)
+    if request.method == "GET":
+        form = RfaForm(obj=_FormView(rfa))
+        form.fill_choices()
+        return _render_form(form, rfa)
+    form = RfaForm()
+    form.fill_choices()
+    if not form.validate_on_submit():
+        return _render_form(form, rfa, 400)
+    entries = form.entries()
+    if form.date_errors():
+        return _render_form(form, rfa, 400)
+    try:
+        expected = int(form.version.data or "")
+    except ValueError:
+        form.form_errors.append("The form is incomplete; reload the page and try again.")
+        return _render_form(form, rfa, 400)
+    mandate = portal_state().policy.mandate
+    submitting = request.form.get("action") == "submit"
+    try:
+        if submitting:
+            submit(db(), rfa, signed_in_user(), entries, mandate, expected_version=expected)
+        else:
+            update_draft(db(), rfa, signed_in_user(), entries, mandate, expected_version=expected)
+    except ValidationFailed as exc:
+        db().rollback()
+        form.show_errors(exc.errors)
+        return _render_form(form, db().get(Rfa, rfa.id), 400)
+    except (StaleEdit, NotEditable, NotAllowed) as exc:
+        db().rollback()
+        form.form_errors.append(str(exc))
+        current = db().get(Rfa, rfa.id)
+        if isinstance(exc, StaleEdit) and current is not None:
+            # Saving again now is a deliberate choice made after seeing the message.
+            form.version.data = str(current.version)
+        return _render_form(form, current, 409)
+    db().commit()
+    flash(f"Request {rfa.code} {'submitted' if submitting else 'saved'}.", "success")
+    return redirect(url_for("requests.detail", rfa_code=rfa.code), 303)
+
+
+class _FormView:
+    """An Rfa as the form reads it (dates as ISO text, the version as the hidden field)."""
+
+    def __init__(self, rfa: Rfa) -> None:
+        for name, value in vars(RfaFields.of(rfa)).items():
+            setattr(self, name, value.isoformat() if isinstance(value, date) else value)
+        self.version = str(rfa.version)
+
+
+@bp.get("/<rfa_code>")
+@requires("rfa.view")
+def detail(rfa_code: str) -> tuple[str, int]:
+    return _render_detail(_rfa_or_404(rfa_code))
+
+
+@bp.post("/<rfa_code>/withdraw")
+@requires("rfa.withdraw")
+def withdraw_request(rfa_code: str) -> BaseResponse | tuple[str, int]:
+    rfa = _rfa_or_404(rfa_code)
+    form = WithdrawForm()
+    if not form.validate_on_submit():
+        return _render_detail(rfa, withdraw_form=form, status=400)
+    if not form.confirm.data:
+        form.confirm.errors = ["Tick the box to confirm the withdrawal."]
+        return _render_detail(rfa, withdraw_form=form, status=400)
+    try:
+        withdraw(db(), rfa, signed_in_user(), form.reason.data or "")
+    except ValidationFailed as exc:
+        db().rollback()
+        form.reason.errors = exc.errors.get("reason", [])
+        return _render_detail(_rfa_or_404(rfa_code), withdraw_form=form, status=400)
+    except RequestError as exc:
+        db().rollback()
+        form.form_errors.append(f"The request was not withdrawn: {exc}")
+        return _render_detail(_rfa_or_404(rfa_code), withdraw_form=form, status=409)
+    db().commit()
+    flash(f"Request {rfa.code} withdrawn.", "success")
+    return redirect(url_for("requests.detail", rfa_code=rfa.code), 303)
+
+
+@bp.post("/<rfa_code>/messages")
+@requires("rfa.message")
+def message(rfa_code: str) -> BaseResponse | tuple[str, int]:
+    rfa = _rfa_or_404(rfa_code)
+    form = MessageForm()
+    if not form.validate_on_submit():
+        return _render_detail(rfa, message_form=form, status=400)
+    answer = request.form.get("action") == "answer"
+    try:
+        post_message(db(), rfa, signed_in_user(), form.body.data or "", return_to_review=answer)
+    except ValidationFailed as exc:
+        db().rollback()
+        form.body.errors = exc.errors.get("body", [])
+        return _render_detail(_rfa_or_404(rfa_code), message_form=form, status=400)
+    except RequestError as exc:
+        db().rollback()
+        form.form_errors.append(f"The message was not sent: {exc}")
+        return _render_detail(_rfa_or_404(rfa_code), message_form=form, status=409)
+    db().commit()
+    flash("Answer sent; the request is back in review." if answer else "Message sent.", "success")
+    return redirect(url_for("requests.detail", rfa_code=rfa.code) + "#thread", 303)
+
+
+@bp.get("/<rfa_code>/acknowledgement.pdf")
+@requires("rfa.view")
+def acknowledgement(rfa_code: str) -> Response:
+    """The acknowledgement of receipt, once the request has been submitted."""
+    rfa = _rfa_or_404(rfa_code)
+    if rfa.submitted_at is None:
+        abort(404)
+    authority = db().get(Authority, rfa.authority_id)
+    html = render_template(
+        "rfa/documents/acknowledgement.html", rfa=rfa, authority=authority, mechanism=MECHANISM
+    )
+    return pdf_download(html_to_pdf(html), f"acknowledgement-{rfa.code}.pdf")
+
+
+# --- attachments and assurances --------------------------------------------------------------
+
+
+def _upload_limit() -> int:
+    return portal_state().settings.max_upload_bytes
+
+
+@bp.post("/<rfa_code>/attachments")
+@requires("rfa.attach")
+def attach(rfa_code: str) -> BaseResponse | tuple[str, int]:
+    rfa = _rfa_or_404(rfa_code)
+    form = AttachmentForm()
+    if not form.validate_on_submit():
+        return _render_detail(rfa, attachment_form=form, status=400)
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        form.file.errors = ["Choose a file to attach."]
+        return _render_detail(rfa, attachment_form=form, status=400)
+    try:
+        attachment = add_attachment(
+            db(),
+            portal_state().blobs,
+            rfa,
+            signed_in_user(),
+            upload.stream,
+            upload.filename,
+            max_bytes=_upload_limit(),
+        )
+    except UploadRefused as exc:
+        db().rollback()
+        form.file.errors = [str(exc)]
+        return _render_detail(_rfa_or_404(rfa_code), attachment_form=form, status=400)
+    db().commit()
+    flash(f"{attachment.filename} attached.", "success")
+    return redirect(url_for("requests.detail", rfa_code=rfa.code) + "#attachments", 303)
+
+
+@bp.post("/<rfa_code>/assurances")
+@requires("rfa.attach")
+def add_assurance(rfa_code: str) -> BaseResponse | tuple[str, int]:
+    rfa = _rfa_or_404(rfa_code)
+    form = AssuranceForm()
+    if not form.validate_on_submit():
+        return _render_detail(rfa, assurance_form=form, status=400)
+    text = (form.given_at.data or "").strip()
+    try:
+        given_at = date.fromisoformat(text) if text else None
+    except ValueError:
+        given_at = None
+    entry = AssuranceEntry(
+        given_by=form.given_by.data or "", given_at=given_at, summary=form.summary.data or ""
+    )
+    upload = request.files.get("document")
+    try:
+        if upload is None or not upload.filename:
+            raise AssuranceInvalid({"document": ["Choose the file of the signed assurance."]})
+        record_assurance(
+            db(),
+            portal_state().blobs,
+            rfa,
+            signed_in_user(),
+            entry,
+            upload.stream,
+            upload.filename,
+            max_bytes=_upload_limit(),
+        )
+    except AssuranceInvalid as exc:
+        db().rollback()
+        for name, messages in exc.errors.items():
+            getattr(form, name).errors = messages
+        return _render_detail(_rfa_or_404(rfa_code), assurance_form=form, status=400)
+    except UploadRefused as exc:
+        db().rollback()
+        form.document.errors = [str(exc)]
+        return _render_detail(_rfa_or_404(rfa_code), assurance_form=form, status=400)
+    db().commit()
+    flash("Death-penalty assurance recorded.", "success")
+    return redirect(url_for("requests.detail", rfa_code=rfa.code) + "#assurances", 303)
+
+
+def _record_download(rfa: Rfa, upload: Attachment | Assurance) -> None:
+    record_file_download(db(), signed_in_user(), rfa, upload, address=request.remote_addr)
+    db().commit()
+
+
+def _file_response(sha256: str, media_type: str, name: str) -> Response:
+    """Stream a stored upload as a download the browser will not render or sniff."""
+    blobs = portal_state().blobs
+    response = Response(blobs.iter_chunks(sha256, verify=True), mimetype=media_type)
+    response.headers["Content-Length"] = str(blobs.size(sha256))
+    response.headers["Content-Disposition"] = content_disposition(name)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/<rfa_code>/attachments/<int:attachment_id>")
+@requires("rfa.view")
+def attachment_file(rfa_code: str, attachment_id: int) -> Response:
+    rfa = _rfa_or_404(rfa_code)
+    found = db().get(Attachment, attachment_id)
+    if found is None or found.rfa_id != rfa.id:
+        abort(404)
+    _record_download(rfa, found)
+    return _file_response(found.sha256, found.media_type, found.filename)
+
+
+@bp.get("/<rfa_code>/assurances/<int:assurance_id>")
+@requires("rfa.view")
+def assurance_file(rfa_code: str, assurance_id: int) -> Response:
+    rfa = _rfa_or_404(rfa_code)
+    found = db().get(Assurance, assurance_id)
+    if found is None or found.rfa_id != rfa.id or found.sha256 is None:
+        abort(404)
+    _record_download(rfa, found)
+    blobs = portal_state().blobs
+    return _file_response(
+        found.sha256, media_type_of(blobs, found.sha256), found.filename or "assurance"
+    )

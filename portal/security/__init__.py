@@ -1,2 +1,0 @@
-"""Security building blocks, one small module per concern (headers, and later passwords, TOTP,
-sessions and authorisation)."""
