@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 description of the API, served at ``GET /api/v1/openapi.json``.
 
 Built from Python (not a static file) so that the request fields, scopes and statuses
-come from the same constants the code uses; tests/test_api_schemathesis.py runs
+come from the same constants the code uses; tests/api/test_api_schemathesis.py runs
 Schemathesis against it to keep it true.
 """
 

@@ -84,7 +84,8 @@ def canonical_text(value: dict[str, Any]) -> str:
     Snapshots and results are built as plain JSON (dicts with string keys, lists, tuples, strings,
     integers, booleans, None; timestamps already in canonical text), for which canonical
     JSON *is* this ``json.dumps`` call; it runs in C instead of walking a 100,000-item
-    record node by node in Python. (tests/test_decisions.py checks both give the same text.)
+    record node by node in Python. (tests/eligibility/test_decisions.py checks both give the same
+    text.)
     """
     return json.dumps(
         value,

@@ -1,0 +1,1 @@
+"""The test suite; each folder holds one domain's tests (see docs/architecture.md)."""

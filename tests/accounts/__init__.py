@@ -1,0 +1,1 @@
+"""Accounts: sign-in, sessions, TOTP, passwords, enrolment, invitations, admin pages."""

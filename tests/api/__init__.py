@@ -1,0 +1,1 @@
+"""The JSON API shell: OAuth, admin of clients, schemathesis, a journey through the API."""

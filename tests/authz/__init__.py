@@ -1,0 +1,1 @@
+"""Authorization: every endpoint as every visitor, and the scoped queries."""

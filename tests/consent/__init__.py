@@ -1,0 +1,1 @@
+"""Consent: the ledger, its append-only guarantee, the provider's pages."""

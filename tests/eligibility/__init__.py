@@ -1,0 +1,1 @@
+"""Eligibility: policy schema, rules, engine, decision records, pages, CLI."""

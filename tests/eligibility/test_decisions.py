@@ -1,0 +1,636 @@
+"""Decision records on both databases: the snapshot, run_check, immutability, re-runs and
+diffs, the demo's authorities, and the consent property through the real ledger."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, delete, event, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from portal import audit
+from portal.accounts.models import User
+from portal.audit import AuditEvent
+from portal.canonical import canonical_json, sha256_hex
+from portal.config import Settings
+from portal.consent.models import Consent
+from portal.demo import run_demo
+from portal.demo.dataset import DEMO_EPOCH
+from portal.eligibility.decisions import (
+    AUDIT_ACTION,
+    CheckRefused,
+    DecisionImmutable,
+    changes_since_previous,
+    decision_history,
+    guard_decisions,
+    latest_decision,
+    load_result,
+    load_snapshot,
+    previous_decision,
+    replay,
+    run_check,
+)
+from portal.eligibility.models import Decision, DecisionItem
+from portal.eligibility.policy import Policy, build_snapshot, evaluate, load_policy
+from portal.eligibility.policy.inputs import ConsentEvent
+from portal.registry.models import (
+    Assessment,
+    Authority,
+    Item,
+    ItemPerson,
+    Person,
+    Provider,
+    RedactionMark,
+)
+from portal.rfa.models import Rfa, RfaItem
+from portal.state import PortalState, build_state
+from tests.eligibility.test_policy_engine import _active_grant
+
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    return load_policy(POLICIES)
+
+
+class World:
+    """Builds repository rows with every required field filled in."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.numbers = itertools.count(1)
+
+    def _add(self, row: Any) -> Any:
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def authority(self, code: str = "NWU-NL", *, capable: bool = True) -> Authority:
+        authority = self._add(
+            Authority(code=code, name=f"Authority {code}", kind="war_crimes_unit", country="XN")
+        )
+        for criterion in ("fair_trial", "death_penalty", "witness_protection"):
+            self._add(
+                Assessment(
+                    code=f"{code}-{criterion}",
+                    authority_id=authority.id,
+                    criterion=criterion,
+                    finding="satisfied" if capable else "not_satisfied",
+                    basis="Fictional basis.",
+                    assessed_at=NOW - timedelta(days=40),
+                    valid_until=NOW + timedelta(days=300),
+                    assessed_by="Officer One",
+                )
+            )
+        return authority
+
+    def provider(self, code: str = "PRV-HDC") -> Provider:
+        return self._add(Provider(code=code, name=f"Provider {code}", kind="ngo", public_name=code))
+
+    def item(self, provider: Provider, *, media_type: str = "text/plain") -> Item:
+        n = next(self.numbers)
+        return self._add(
+            Item(
+                code=f"ITM-{n:05d}",
+                provider_id=provider.id,
+                kind="witness_statement",
+                title=f"Statement {n}",
+                media_type=media_type,
+                original_filename=f"s{n}.txt",
+                size_bytes=10,
+                sha256=sha256_hex(str(n)),
+                sensitivity="high",
+                tags=[],
+            )
+        )
+
+    def person(self, item: Item, *, at_risk: bool = True) -> Person:
+        n = next(self.numbers)
+        person = self._add(
+            Person(code=f"PER-{n}", pseudonym=f"Witness {n}", role="witness", at_risk=at_risk)
+        )
+        self._add(ItemPerson(item_id=item.id, person_id=person.id))
+        return person
+
+    def mark(self, item: Item, *, person: Person | None = None, review: str = "confirmed") -> None:
+        self._add(
+            RedactionMark(
+                code=f"M{next(self.numbers)}",
+                item_id=item.id,
+                person_id=person.id if person else None,
+                kind="term",
+                term="A name",
+                reason="Identifies a witness at risk",
+                applies="always",
+                review=review,
+            )
+        )
+
+    def consent(
+        self,
+        provider: Provider,
+        authority: Authority,
+        kind: str,
+        *,
+        at: datetime,
+        item: Item | None = None,
+        expires: datetime | None = None,
+    ) -> Consent:
+        n = next(self.numbers)
+        return self._add(
+            Consent(
+                code=f"CNS-{n:05d}",
+                provider_id=provider.id,
+                item_id=item.id if item else None,
+                authority_id=authority.id,
+                event=kind,
+                expires_at=expires,
+                reason=None if kind == "grant" else f"Reason {n}.",
+                recorded_at=at,
+            )
+        )
+
+    def rfa(self, authority: Authority, items: list[Item]) -> Rfa:
+        n = next(self.numbers)
+        rfa = self._add(
+            Rfa(
+                code=f"RFA-2026-{n:04d}",
+                authority_id=authority.id,
+                status="in_review",
+                their_reference=f"REF-{n}",
+                proceedings_type="investigation",
+                offences=["War crime of torture"],
+                period_from=date(2023, 6, 1),
+                period_to=date(2023, 12, 31),
+                submitted_at=NOW - timedelta(days=10),
+            )
+        )
+        for item in items:
+            self._add(RfaItem(rfa_id=rfa.id, item_id=item.id))
+        return rfa
+
+    def user(self, role: str = "legal_officer", *, authority: Authority | None = None) -> User:
+        n = next(self.numbers)
+        return self._add(
+            User(
+                email=f"user{n}@mechanism.example",
+                display_name=f"User {n}",
+                role=role,
+                authority_id=authority.id if authority else None,
+            )
+        )
+
+
+@pytest.fixture
+def world(session: Session) -> World:
+    return World(session)
+
+
+def _small_request(world: World) -> tuple[Authority, Provider, list[Item], Rfa]:
+    authority = world.authority()
+    provider = world.provider()
+    items = [world.item(provider) for _ in range(3)]
+    world.consent(provider, authority, "grant", at=NOW - timedelta(days=50))
+    at_risk = world.person(items[1])
+    world.mark(items[1], person=at_risk)
+    world.consent(provider, authority, "decline", at=NOW - timedelta(days=5), item=items[2])
+    return authority, provider, items, world.rfa(authority, items)
+
+
+# --------------------------------------------------------------------------- run_check
+
+
+def test_run_check_stores_a_complete_reproducible_record(
+    session: Session, world: World, policy: Policy
+) -> None:
+    authority, provider, _items, rfa = _small_request(world)
+    officer = world.user()
+    session.commit()
+
+    decision = run_check(
+        session, rfa, policy, requested_by=officer, actor=audit.actor_label(officer), now=NOW
+    )
+    session.commit()
+
+    stored = session.get(Decision, decision.id)
+    assert stored is not None
+    assert len(stored.id) == 36 and stored.rfa_id == rfa.id
+    assert (stored.policy_id, stored.policy_revision) == (policy.id, policy.revision)
+    assert stored.engine_version == "1.0.0"
+    assert stored.snapshot_sha256 == sha256_hex(stored.snapshot_json)
+    assert stored.requested_by_id == officer.id and stored.created_at == NOW
+    assert stored.outcome == "partially_eligible"
+    result = load_result(stored)
+    # Stored as canonical JSON (canonical_text is the fast path for plain values).
+    assert stored.results_json == canonical_json(result.to_json())
+    assert stored.snapshot_json == canonical_json(load_snapshot(stored).to_json())
+    assert [i.outcome for i in result.items] == ["share", "share_redacted", "withhold"]
+    rows = session.execute(
+        select(DecisionItem.item_id, DecisionItem.outcome, DecisionItem.explanation)
+        .where(DecisionItem.decision_id == decision.id)
+        .order_by(DecisionItem.item_id)
+    ).all()
+    assert [(r.item_id, r.outcome, r.explanation) for r in rows] == [
+        (i.item_id, i.outcome, i.explanation) for i in result.items
+    ]
+    assert "declined consent" in rows[2].explanation
+    event_row = session.scalars(select(AuditEvent).where(AuditEvent.action == AUDIT_ACTION)).one()
+    assert event_row.target == f"decision:{decision.id}"
+    assert event_row.actor == f"user:{officer.id}"
+    details = json.loads(event_row.details)
+    assert details["rfa"] == rfa.code and details["outcome"] == "partially_eligible"
+    assert details["snapshot_sha256"] == stored.snapshot_sha256
+    assert audit.verify(session).ok
+
+    # The record alone reproduces the decision, whatever happens to the database later.
+    world.consent(provider, authority, "revoke", at=NOW + timedelta(hours=1))
+    session.commit()
+    check = replay(stored)
+    assert check.ok and check.snapshot_intact and check.results_reproduced and check.same_engine
+    again = evaluate(policy, load_snapshot(stored))
+    assert canonical_json(again.to_json()) == stored.results_json
+
+
+def test_replay_notices_a_tampered_snapshot(session: Session, world: World, policy: Policy) -> None:
+    _authority, _provider, _items, rfa = _small_request(world)
+    decision = run_check(session, rfa, policy, requested_by=None, actor="system", now=NOW)
+    session.commit()
+    data = json.loads(decision.snapshot_json)
+    data["items"][2][9] = []  # as if the decline had never been recorded (see "layout")
+    tampered = Decision(
+        id="00000000-0000-0000-0000-000000000000",
+        rfa_id=decision.rfa_id,
+        policy_id=decision.policy_id,
+        policy_revision=decision.policy_revision,
+        engine_version=decision.engine_version,
+        snapshot_json=canonical_json(data),
+        snapshot_sha256=decision.snapshot_sha256,
+        results_json=decision.results_json,
+        outcome=decision.outcome,
+    )
+    check = replay(tampered)
+    assert not check.snapshot_intact and not check.results_reproduced and not check.ok
+
+
+def test_only_legal_officers_run_checks(session: Session, world: World, policy: Policy) -> None:
+    authority, _provider, _items, rfa = _small_request(world)
+    requester = world.user("requester", authority=authority)
+    admin = world.user("admin")
+    retired = world.user()
+    retired.is_active = False
+    session.commit()
+    for user in (requester, admin):
+        with pytest.raises(CheckRefused, match="only legal officers"):
+            run_check(session, rfa, policy, requested_by=user, actor="x", now=NOW)
+    with pytest.raises(CheckRefused, match="deactivated"):
+        run_check(session, rfa, policy, requested_by=retired, actor="x", now=NOW)
+    assert session.scalar(select(func.count()).select_from(Decision)) == 0
+    with pytest.raises(ValueError, match="naive"):
+        run_check(session, rfa, policy, requested_by=None, actor="x", now=NOW.replace(tzinfo=None))
+
+
+# --------------------------------------------------------------------------- the snapshot
+
+
+@contextmanager
+def _statements(engine: Engine) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_snapshot_takes_the_same_few_queries_for_3_or_60_items(
+    engine: Engine, session: Session, world: World
+) -> None:
+    authority = world.authority()
+    providers = [world.provider("PRV-A"), world.provider("PRV-B")]
+    requests = []
+    for size in (3, 60):
+        items = []
+        for n in range(size):
+            subject = world.item(providers[n % 2])
+            person = world.person(subject, at_risk=n % 3 == 0)
+            world.mark(subject, person=person)
+            world.consent(
+                providers[n % 2], authority, "grant", at=NOW - timedelta(days=3), item=subject
+            )
+            items.append(subject)
+        requests.append(world.rfa(authority, items))
+    world.consent(providers[0], authority, "grant", at=NOW - timedelta(days=9))
+    session.commit()
+
+    counts = []
+    for rfa_id in [rfa.id for rfa in requests]:
+        session.expire_all()
+        with _statements(engine) as statements:
+            built = build_snapshot(session, rfa_id, now=NOW)
+        counts.append(len([s for s in statements if s.lstrip().upper().startswith("SELECT")]))
+        assert len(built.items) in (3, 60)
+        assert all(len(i.consents) == 1 and len(i.marks) == 1 for i in built.items)
+    assert counts[0] == counts[1] == 10, counts  # see portal.eligibility.policy.snapshot
+
+
+def test_snapshot_holds_this_authority_and_the_ledger_as_it_stood(
+    session: Session, world: World
+) -> None:
+    authority = world.authority()
+    other = world.authority("SPR-ES")
+    provider = world.provider()
+    inside, outside = world.item(provider), world.item(provider)
+    world.consent(provider, authority, "grant", at=NOW - timedelta(days=3), item=inside)
+    world.consent(provider, other, "grant", at=NOW - timedelta(days=3), item=inside)
+    world.consent(provider, authority, "revoke", at=NOW + timedelta(seconds=1), item=inside)
+    world.consent(provider, authority, "grant", at=NOW - timedelta(days=3), item=outside)
+    world.consent(provider, other, "grant", at=NOW - timedelta(days=9))
+    rfa = world.rfa(authority, [inside])
+    session.commit()
+
+    built = build_snapshot(session, rfa.id, now=NOW)
+    assert [i.code for i in built.items] == [inside.code]
+    assert [e.event for e in built.items[0].consents] == ["grant"]
+    assert built.providers[provider.id].standing_consents == ()
+    assert {a.code for a in built.assessments} == {
+        "NWU-NL-fair_trial",
+        "NWU-NL-death_penalty",
+        "NWU-NL-witness_protection",
+    }
+    assert built.taken_at == NOW and built.request.code == rfa.code
+
+
+# --------------------------------------------------------------------------- immutability
+
+
+def test_stored_decisions_cannot_be_changed_or_deleted(
+    sessions: sessionmaker[Session], policy: Policy
+) -> None:
+    guard_decisions(sessions)
+    with sessions() as session:
+        _authority, _provider, _items, rfa = _small_request(World(session))
+        decision_id = run_check(session, rfa, policy, requested_by=None, actor="x", now=NOW).id
+        session.commit()
+
+    def attempt(change: Any) -> None:
+        with sessions() as session:
+            decision = session.get(Decision, decision_id)
+            assert decision is not None
+            with pytest.raises(DecisionImmutable):
+                change(session, decision)
+                session.flush()
+            session.rollback()
+
+    attempt(lambda s, d: setattr(d, "outcome", "eligible"))
+    attempt(lambda s, d: setattr(d, "results_json", "{}"))
+    attempt(lambda s, d: s.delete(d))
+    attempt(
+        lambda s, d: setattr(
+            s.scalars(select(DecisionItem).where(DecisionItem.decision_id == d.id)).first(),
+            "explanation",
+            "Rewritten later.",
+        )
+    )
+    attempt(lambda s, d: s.delete(s.scalars(select(DecisionItem)).first()))
+    attempt(lambda s, d: s.execute(update(Decision).values(outcome="eligible")))
+    attempt(lambda s, d: s.execute(delete(DecisionItem)))
+    attempt(lambda s, d: s.execute(delete(Decision.__table__)))
+
+    with sessions() as session:
+        decision = session.get(Decision, decision_id)
+        assert decision is not None and decision.outcome == "partially_eligible"
+        assert session.scalar(select(func.count()).select_from(DecisionItem)) == 3
+        # Reading and re-saving unchanged is not a change.
+        decision.outcome = decision.outcome
+        session.commit()
+
+
+def test_run_check_guards_its_own_session(session: Session, world: World, policy: Policy) -> None:
+    _authority, _provider, _items, rfa = _small_request(world)
+    decision = run_check(session, rfa, policy, requested_by=None, actor="x", now=NOW)
+    session.commit()
+    decision.outcome = "eligible"
+    with pytest.raises(DecisionImmutable, match="run a new check"):
+        session.commit()
+    session.rollback()
+
+
+# --------------------------------------------------------------------------- re-running
+
+
+def test_rerunning_makes_a_new_record_and_says_what_changed(
+    session: Session, world: World, policy: Policy
+) -> None:
+    authority, provider, items, rfa = _small_request(world)
+    session.commit()
+    first = run_check(session, rfa, policy, requested_by=None, actor="x", now=NOW)
+    session.commit()
+    assert changes_since_previous(session, first) is None
+
+    world.consent(provider, authority, "revoke", at=NOW + timedelta(hours=1), item=items[0])
+    session.commit()
+    second = run_check(
+        session, rfa, policy, requested_by=None, actor="x", now=NOW + timedelta(hours=2)
+    )
+    session.commit()
+
+    assert second.id != first.id
+    assert session.scalar(select(func.count()).select_from(Decision)) == 2
+    assert previous_decision(session, second) == first
+    assert previous_decision(session, first) is None
+    assert decision_history(session, rfa.id) == [second, first]
+    assert latest_decision(session, rfa.id) == second
+    assert first.outcome == "partially_eligible"  # the first record is untouched
+    changes = changes_since_previous(session, second)
+    assert changes is not None
+    moved = [c for c in changes if c.kind == "item_outcome"]
+    assert [(c.item, c.before, c.after) for c in moved] == [(items[0].code, "share", "withhold")]
+    assert "was revoked on 2026-03-02" in moved[0].explanation
+    rule = next(c for c in changes if c.kind == "item_rule")
+    assert (rule.rule, rule.before, rule.after) == (
+        "provider-consent",
+        "pass (granted)",
+        "fail (revoked, withhold)",
+    )
+
+
+# --------------------------------------------------------------------------- the demo's story
+
+
+@pytest.fixture
+def demo(settings: Settings, engine: Engine, tmp_path: Path) -> PortalState:
+    state = build_state(settings, engine=engine)
+    run_demo(state, logins_file=tmp_path / "logins.json")
+    return state
+
+
+def test_demo_authorities_get_the_outcomes_their_story_says(
+    demo: PortalState, policy: Policy
+) -> None:
+    # A fixed moment a month after the demo's epoch, so the story holds whenever this runs.
+    now = DEMO_EPOCH + timedelta(days=30)
+    with demo.sessions() as session:
+        officer = session.scalars(select(User).where(User.role == "legal_officer")).first()
+        assert officer is not None
+        results = {}
+        for rfa in session.scalars(select(Rfa).order_by(Rfa.code)):
+            decision = run_check(
+                session,
+                rfa,
+                policy,
+                requested_by=officer,
+                actor=audit.actor_label(officer),
+                now=now,
+            )
+            results[rfa.code] = load_result(decision)
+            assert replay(decision).ok
+            assert decision.results_json == canonical_json(json.loads(decision.results_json))
+        session.commit()
+
+    def rule(code: str, rule_id: str) -> tuple[str, str]:
+        found = results[code].request_result(rule_id)
+        return found.status, found.code
+
+    def items(code: str) -> dict[str, str]:
+        return {i.item: i.outcome for i in results[code].items}
+
+    # Every demo request is within the mandate.
+    assert {rule(code, "mandate-scope") for code in results} == {("pass", "in_scope")}
+
+    # NWU-NL passes every rule; its outcomes turn on consent and the Mechanism's review.
+    for code in ("RFA-2025-0038", "RFA-2025-0041"):
+        assert rule(code, "fair-trial") == ("pass", "current")
+        assert rule(code, "no-death-penalty") == ("pass", "abolished")
+    assert results["RFA-2025-0038"].outcome == "eligible"
+    assert items("RFA-2025-0041") == {
+        "ITM-0001": "share_redacted",
+        "ITM-0003": "needs_review",  # a redaction mark awaits review
+        "ITM-0005": "share_redacted",
+        "ITM-0006": "withhold",  # consent revoked
+        "ITM-0012": "withhold",  # consent declined
+        "ITM-0013": "share_redacted",
+        "ITM-0021": "share",  # "without protection" mark: NWU-NL can protect
+        "ITM-0025": "share_redacted",
+        "ITM-0029": "share",
+        "ITM-0031": "withhold",  # audio with marks cannot be redacted
+        "ITM-0032": "share",  # audio cleared as-is
+        "ITM-0033": "needs_review",  # archive not cleared
+    }
+    revoked = results["RFA-2025-0041"].item("ITM-0006").explanation
+    assert "was revoked on 2026-01-10" in revoked and "renewed threats" in revoked
+
+    # SPR-ES retains the death penalty and gave no assurance.
+    for code in ("RFA-2025-0044", "RFA-2026-0001"):
+        assert rule(code, "no-death-penalty") == ("fail", "retained")
+        assert results[code].outcome == "ineligible"
+        assert results[code].blocked_by == ("no-death-penalty",)
+
+    # ECT-EV cannot protect witnesses: items naming people at risk are redacted.
+    eastvale = results["RFA-2025-0039"]
+    for code in ("ITM-0003", "ITM-0011", "ITM-0013", "ITM-0021"):
+        found = next(r for r in eastvale.item(code).results if r.rule == "witness-protection")
+        assert (found.code, found.action) == ("no_capacity", "redact"), code
+    assert items("RFA-2025-0039") == {
+        "ITM-0003": "needs_review",
+        "ITM-0007": "withhold",  # the standing consent expired
+        "ITM-0011": "share_redacted",
+        "ITM-0013": "share_redacted",
+        "ITM-0021": "share_redacted",
+    }
+
+    # WJD-WR's fair-trial assessment has expired.
+    assert rule("RFA-2025-0031", "fair-trial") == ("fail", "expired")
+    assert results["RFA-2025-0031"].outcome == "ineligible"
+
+    # RCP-RV retains the death penalty but gave an assurance for its request.
+    assert rule("RFA-2025-0046", "no-death-penalty") == ("pass", "assured")
+    assert results["RFA-2025-0046"].outcome == "eligible"
+
+
+# --------------------------------------------------------------------------- the ledger property
+
+DB_EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(["item", "standing"]),
+        st.sampled_from(["grant", "decline", "revoke"]),
+        st.integers(min_value=-500, max_value=60),  # recorded, minutes from NOW
+        st.none() | st.integers(min_value=-60, max_value=500),  # expiry of grants
+    ),
+    max_size=6,
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(raw=DB_EVENTS)
+def test_through_the_real_ledger_no_active_grant_means_not_shared(
+    session: Session, policy: Policy, raw: list[tuple[str, str, int, int | None]]
+) -> None:
+    authority = session.scalars(select(Authority)).first()
+    if authority is None:  # the first example builds the world once and commits it
+        world = World(session)
+        authority = world.authority()
+        provider = world.provider()
+        world.rfa(authority, [world.item(provider)])
+        session.commit()
+    provider = session.scalars(select(Provider)).one()
+    subject = session.scalars(select(Item)).one()
+    rfa = session.scalars(select(Rfa)).one()
+    world = World(session)
+    world.numbers = itertools.count(10_000)
+    added: list[Consent] = []
+    try:
+        for scope, kind, recorded, expires in raw:
+            added.append(
+                world.consent(
+                    provider,
+                    authority,
+                    kind,
+                    at=NOW + timedelta(minutes=recorded),
+                    item=subject if scope == "item" else None,
+                    expires=NOW + timedelta(minutes=expires)
+                    if kind == "grant" and expires is not None
+                    else None,
+                )
+            )
+        result = evaluate(policy, build_snapshot(session, rfa.id, now=NOW))
+        as_events = [
+            ConsentEvent(
+                c.id,
+                c.code,
+                c.event,
+                c.purpose,
+                c.conditions,
+                c.expires_at,
+                c.reason,
+                c.recorded_at,
+            )
+            for c in added
+        ]
+        specific = [e for e, c in zip(as_events, added, strict=True) if c.item_id is not None]
+        standing = [e for e, c in zip(as_events, added, strict=True) if c.item_id is None]
+        outcome = result.items[0].outcome
+        if _active_grant(specific, standing):
+            assert outcome == "share"
+        else:
+            assert outcome not in ("share", "share_redacted")
+    finally:
+        session.rollback()

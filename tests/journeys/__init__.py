@@ -1,0 +1,1 @@
+"""Journeys across domains (command line; requests and consent)."""

@@ -1,0 +1,1 @@
+"""Redaction and the leak check."""

@@ -1,0 +1,1 @@
+"""The registry: recipient keys and OpenPGP key handling."""

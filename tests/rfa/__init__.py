@@ -1,0 +1,1 @@
+"""Requests for assistance: requester pages, status machine, triage, uploads, API."""

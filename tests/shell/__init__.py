@@ -1,0 +1,2 @@
+"""The shell: audit chain, canonical JSON, config, database, storage, migrations, backup,
+concurrency, gunicorn, load paths, PDF rendering."""

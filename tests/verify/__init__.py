@@ -1,0 +1,1 @@
+"""portal-verify and the stock-tool recipe."""

@@ -1,0 +1,1 @@
+"""The page shell: headers, errors, CSRF, templates."""
