@@ -1,7 +1,7 @@
 """The Sharing Portal: a Flask application built by ``create_app``.
 
 Importing the package imports nothing else: Flask, SQLAlchemy and the app's modules are
-imported inside ``create_app``, so that ``portal.verify.checks`` (the recipient's offline verifier)
+imported inside ``create_app``, so that ``portal.verify`` (the recipient's offline verifier)
 runs without them.
 """
 

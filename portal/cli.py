@@ -246,6 +246,30 @@ def rfa_check_command(rfa_ref: str, as_email: str, as_json: bool) -> None:
     _print_decision(decision_id, result, changes, as_json)
 
 
+@rfa_group.command("decide")
+@click.argument("rfa_ref")
+@click.argument("outcome", metavar="OUTCOME")
+@click.option("--note", required=True, help="Why: goes on the request's timeline.")
+@click.option("--as", "as_email", required=True, help="E-mail of the legal officer deciding.")
+def rfa_decide_command(rfa_ref: str, outcome: str, note: str, as_email: str) -> None:
+    """Decide RFA_REF (its code) as the triage page's decide form does: OUTCOME is approved,
+    partially_approved or declined; approving needs an eligibility check on file."""
+    from portal.rfa.models import Rfa
+    from portal.rfa.status import LABELS
+    from portal.rfa.triage import TriageError, decide
+
+    state = portal_state()
+    with transaction(state.sessions) as session:
+        user = _cli_user(session, as_email, "triage.act")
+        rfa = _cli_scoped(session, Rfa, user, code=rfa_ref, label=f"request {rfa_ref}")
+        try:
+            decide(session, rfa, outcome, note, by=user)
+        except TriageError as exc:
+            raise click.ClickException(f"nothing was changed: {exc}") from None
+        done = f"{rfa.code} is {LABELS[rfa.status]}."
+    click.echo(done)
+
+
 @main.group("decision")
 def decision_group() -> None:
     """Stored eligibility decisions."""
@@ -502,9 +526,11 @@ def _cli_user(session: Session, email: str, action: str) -> User:
 
 
 def _cli_scoped(session: Session, model: type[M], user: User, *, label: str, **by: Any) -> M:
-    from portal.authz.permissions import scoped
+    """The row the user's scope holds, as the pages load it (another tenant's row or a draft
+    is refused like one that does not exist)."""
+    from portal.authz.scopes import find_scoped
 
-    found = session.scalars(scoped(model, user).filter_by(**by).limit(2)).all()
-    if len(found) != 1:
+    found = find_scoped(session, model, user, **by)
+    if found is None:
         raise click.ClickException(f"no {label} that {user.email} may see")
-    return found[0]
+    return found

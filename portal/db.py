@@ -1,8 +1,9 @@
-"""Database engine, declarative base, column helpers and the per-request session."""
+"""Database engine, declarative base, column helpers, the append-only guard and the
+per-request session."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from flask import g
 from sqlalchemy import CheckConstraint, Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, UOWTransaction, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
@@ -141,6 +142,50 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session that commits when the block succeeds and rolls back otherwise."""
     with factory() as session, session.begin():
         yield session
+
+
+GuardTarget = Session | sessionmaker[Session] | type[Session]
+
+
+def append_only_guard(
+    models: tuple[type[Base], ...],
+    error: type[Exception],
+    describe: Callable[[Any], str],
+    *,
+    kept: str,
+    instead: str,
+    bulk: str,
+) -> Callable[[GuardTarget], None]:
+    """A function that makes SQLAlchemy refuse, in the sessions of the target it is given (a
+    session, a session factory or the Session class), any ORM update or delete of rows of
+    ``models``: ``error("<describe(row)> cannot be deleted: <kept>")``, ``error("<describe(row)>
+    cannot be changed: <instead>")``, or ``error(bulk)`` for an UPDATE or DELETE statement.
+    Installing it twice on one target changes nothing. (Database triggers stop raw SQL.)"""
+    tables = frozenset(model.__tablename__ for model in models)
+
+    def refuse_changes(session: Session, _context: UOWTransaction, _instances: Any) -> None:
+        for obj in session.deleted:
+            if isinstance(obj, models):
+                raise error(f"{describe(obj)} cannot be deleted: {kept}")
+        for obj in session.dirty:
+            if isinstance(obj, models) and session.is_modified(obj):
+                raise error(f"{describe(obj)} cannot be changed: {instead}")
+
+    def refuse_bulk_changes(state: ORMExecuteState) -> None:
+        if not (state.is_update or state.is_delete):
+            return
+        table = getattr(state.statement, "table", None)
+        named = getattr(table, "name", None) in tables
+        if named or any(mapper.class_ in models for mapper in state.all_mappers):
+            raise error(bulk)
+
+    def install(target: GuardTarget) -> None:
+        if not event.contains(target, "before_flush", refuse_changes):
+            event.listen(target, "before_flush", refuse_changes)
+        if not event.contains(target, "do_orm_execute", refuse_bulk_changes):
+            event.listen(target, "do_orm_execute", refuse_bulk_changes)
+
+    return install
 
 
 def db() -> Session:

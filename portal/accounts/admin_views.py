@@ -14,9 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from werkzeug.wrappers import Response
 from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
@@ -33,7 +32,7 @@ from portal.accounts.invitations import (
     invite,
 )
 from portal.accounts.login_manager import signed_in_user
-from portal.accounts.models import ROLES, Invitation, User
+from portal.accounts.models import ROLE_SHORT_LABELS, ROLES, Invitation, User
 from portal.accounts.user_admin import (
     UserAdminError,
     change_role,
@@ -41,11 +40,12 @@ from portal.accounts.user_admin import (
     reactivate,
     reset_2fa,
     user_status,
+    user_status_condition,
 )
 from portal.audit import AuditEvent
-from portal.authz.permissions import allowed, get_scoped_or_404, requires, scoped
+from portal.authz.permissions import requires
+from portal.authz.scopes import get_scoped_or_404, scoped
 from portal.db import db, utcnow
-from portal.pages.formatting import fingerprint_groups, when
 from portal.pages.forms import TokenForm
 from portal.registry.models import (
     PROVIDER_KINDS,
@@ -58,13 +58,6 @@ from portal.registry.models import (
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-ROLE_LABELS = {
-    "requester": "Requester",
-    "legal_officer": "Legal officer",
-    "provider": "Provider",
-    "recipient": "Recipient",
-    "admin": "Administrator",
-}
 STATUS_LABELS = {
     "active": "Active",
     "enrolling": "Setting up 2FA",
@@ -72,12 +65,6 @@ STATUS_LABELS = {
     "deactivated": "Deactivated",
     "invited": "Invited",
 }
-CRITERION_LABELS = {
-    "fair_trial": "Fair trial",
-    "death_penalty": "No death penalty",
-    "witness_protection": "Witness protection",
-}
-FINDING_LABELS = {"satisfied": "Satisfied", "not_satisfied": "Not satisfied"}
 PROVIDER_KIND_LABELS = {kind: kind.replace("_", " ").capitalize() for kind in PROVIDER_KINDS}
 AUDIT_EVENTS_SHOWN = 20
 
@@ -86,18 +73,12 @@ AUDIT_EVENTS_SHOWN = 20
 
 
 @bp.context_processor
-def _template_helpers() -> dict[str, Any]:
-    def can(action: str) -> bool:
-        return bool(current_user.is_authenticated) and allowed(current_user.role, action)
-
+def _template_labels() -> dict[str, Any]:
+    """The labels of these pages only (``can``, ``when``... are app-wide:
+    :mod:`portal.pages.templating`)."""
     return {
-        "can": can,
-        "when": when,
-        "fingerprint_groups": fingerprint_groups,
-        "role_labels": ROLE_LABELS,
+        "short_role_labels": ROLE_SHORT_LABELS,
         "status_labels": STATUS_LABELS,
-        "criterion_labels": CRITERION_LABELS,
-        "finding_labels": FINDING_LABELS,
         "provider_kind_labels": PROVIDER_KIND_LABELS,
     }
 
@@ -122,7 +103,7 @@ def _choices(options: Sequence[tuple[str, str]]) -> list[SelectChoice]:
 class RoleFields(FlaskForm):  # type: ignore[misc]
     role = SelectField(
         "Role",
-        choices=_choices([(role, ROLE_LABELS[role]) for role in ROLES]),
+        choices=_choices([(role, ROLE_SHORT_LABELS[role]) for role in ROLES]),
         validators=[DataRequired(message="Choose a role.")],
     )
     authority = SelectField(
@@ -200,18 +181,6 @@ class UserFilter:
         )
 
 
-def _status_condition(status: str, now: datetime) -> ColumnElement[bool]:
-    unlocked = or_(User.locked_until.is_(None), User.locked_until <= now)
-    conditions: dict[str, ColumnElement[bool]] = {
-        "deactivated": User.is_active.is_(False),
-        "locked": and_(User.is_active.is_(True), User.locked_until > now),
-        "enrolling": and_(User.is_active.is_(True), unlocked, User.totp_confirmed_at.is_(None)),
-        "active": and_(User.is_active.is_(True), unlocked, User.totp_confirmed_at.is_not(None)),
-        "invited": false(),
-    }
-    return conditions[status]
-
-
 def _organisation_condition(
     value: str, authority_col: Any, provider_col: Any
 ) -> ColumnElement[bool] | None:
@@ -240,7 +209,7 @@ def _filtered_users(filters: UserFilter, now: datetime) -> list[User]:
     if filters.role:
         stmt = stmt.where(User.role == filters.role)
     if filters.status:
-        stmt = stmt.where(_status_condition(filters.status, now))
+        stmt = stmt.where(user_status_condition(filters.status, now))
     organisation = _organisation_condition(
         filters.organisation, User.authority_id, User.provider_id
     )

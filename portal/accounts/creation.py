@@ -10,8 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.accounts.models import AUTHORITY_ROLES, ROLES, User
+from portal.accounts.models import ROLES, User
 from portal.accounts.passwords import MIN_PASSWORD_LENGTH, hash_password
+from portal.authz.roles import is_known_role, is_provider_user, works_for_an_authority
 from portal.db import utcnow
 from portal.registry.models import Authority, Provider
 
@@ -48,16 +49,16 @@ def create_user(
     email = spec.email.strip().lower()
     if "@" not in email or len(email) > 254:
         raise AccountError(f"not an e-mail address: {spec.email!r}")
-    if spec.role not in ROLES:
+    if not is_known_role(spec.role):
         raise AccountError(f"unknown role {spec.role!r}; expected one of {', '.join(ROLES)}")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise AccountError(f"a user with e-mail {email} already exists")
     authority_id = provider_id = None
-    if spec.role in AUTHORITY_ROLES:
+    if works_for_an_authority(spec.role):
         authority_id = _lookup(session, Authority, spec.authority_code, "authority")
-    elif spec.role == "provider":
+    elif is_provider_user(spec.role):
         provider_id = _lookup(session, Provider, spec.provider_code, "provider")
     elif spec.authority_code or spec.provider_code:
         raise AccountError(f"a {spec.role} belongs to no authority or provider")

@@ -27,10 +27,11 @@ from sqlalchemy.orm import Session
 from portal import audit
 from portal.accounts import totp
 from portal.accounts.creation import NewUser
-from portal.accounts.models import AUTHORITY_ROLES, ROLES, Invitation, User
+from portal.accounts.models import ROLES, Invitation, User
 from portal.accounts.password_policy import check_new_password
 from portal.accounts.passwords import hash_password
 from portal.accounts.recovery import issue_recovery_codes
+from portal.authz.roles import is_known_role, is_provider_user, works_for_an_authority
 from portal.db import utcnow
 from portal.registry.models import Authority, Provider
 
@@ -104,11 +105,11 @@ def resolve_organisation(
     Requesters and recipients belong to an authority, providers to a provider, staff to
     neither (the same rule the database enforces).
     """
-    if role not in ROLES:
+    if not is_known_role(role):
         raise InvitationError(f"Choose one of the roles: {', '.join(ROLES)}.", field="role")
     authority_code = (authority_code or "").strip() or None
     provider_code = (provider_code or "").strip() or None
-    if role in AUTHORITY_ROLES:
+    if works_for_an_authority(role):
         if provider_code:
             raise InvitationError(
                 f"A {role} belongs to an authority, not a provider.", field="provider"
@@ -119,7 +120,7 @@ def resolve_organisation(
         if found is None:
             raise InvitationError(f"There is no authority {authority_code!r}.", field="authority")
         return found, None
-    if role == "provider":
+    if is_provider_user(role):
         if authority_code:
             raise InvitationError(
                 "A provider user belongs to a provider, not an authority.", field="authority"

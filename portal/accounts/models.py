@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from portal.registry.models import Authority, Provider
 
 ROLES = ("requester", "legal_officer", "provider", "recipient", "admin")
+#: What each role is called where a person is shown: the account link, the dashboard, threads.
 ROLE_LABELS = {
     "requester": "Requester",
     "legal_officer": "Legal officer",
@@ -21,6 +22,8 @@ ROLE_LABELS = {
     "recipient": "Recipient",
     "admin": "Administrator",
 }
+#: The shorter names of the user-administration pages (their tables, filter and forms).
+ROLE_SHORT_LABELS = {**ROLE_LABELS, "provider": "Provider"}
 AUTHORITY_ROLES = ("requester", "recipient")
 STAFF_ROLES = ("legal_officer", "admin")
 

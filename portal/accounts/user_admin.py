@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, and_, delete, false, or_, select
 from sqlalchemy.orm import Session
 
 from portal import audit
@@ -21,6 +21,7 @@ from portal.accounts.invitations import (
 )
 from portal.accounts.models import RecoveryCode, User
 from portal.accounts.sessions import end_all_sessions
+from portal.authz.roles import is_active_admin, is_admin, where_admin
 from portal.db import utcnow
 from portal.registry.models import Authority, Provider
 
@@ -32,6 +33,7 @@ __all__ = [
     "reactivate",
     "reset_2fa",
     "user_status",
+    "user_status_condition",
 ]
 
 
@@ -54,6 +56,20 @@ def user_status(user: User, now: datetime | None = None) -> str:
     if user.totp_confirmed_at is None:
         return "enrolling"
     return "active"
+
+
+def user_status_condition(status: str, now: datetime) -> ColumnElement[bool]:
+    """:func:`user_status` as SQL: the users whose status at ``now`` is ``status`` (none for
+    ``invited``: invitations are not users yet). Keep the two rules together."""
+    unlocked = or_(User.locked_until.is_(None), User.locked_until <= now)
+    conditions: dict[str, ColumnElement[bool]] = {
+        "deactivated": User.is_active.is_(False),
+        "locked": and_(User.is_active.is_(True), User.locked_until > now),
+        "enrolling": and_(User.is_active.is_(True), unlocked, User.totp_confirmed_at.is_(None)),
+        "active": and_(User.is_active.is_(True), unlocked, User.totp_confirmed_at.is_not(None)),
+        "invited": false(),
+    }
+    return conditions[status]
 
 
 def organisation_codes(db: Session, user: User) -> tuple[str | None, str | None]:
@@ -79,10 +95,10 @@ def _refuse_last_admin(db: Session, user: User, what: str) -> None:
     The active admins' rows are locked (PostgreSQL) so two admins removing each other at
     the same moment cannot both succeed; SQLite serialises writers anyway.
     """
-    if user.role != "admin" or not user.is_active:
+    if not is_active_admin(user):
         return
     admins = db.scalars(
-        select(User.id).where(User.role == "admin", User.is_active.is_(True)).with_for_update()
+        select(User.id).where(where_admin(), User.is_active.is_(True)).with_for_update()
     ).all()
     if set(admins) <= {user.id}:
         raise UserAdminError(
@@ -143,7 +159,7 @@ def change_role(
         raise UserAdminError(exc.message, field=exc.field) from None
     if (role, authority_id, provider_id) == (user.role, user.authority_id, user.provider_id):
         raise UserAdminError("Nothing to change: the user already has this role and organisation.")
-    if role != "admin":
+    if not is_admin(role):
         _refuse_last_admin(db, user, "demote")
     old_authority, old_provider = organisation_codes(db, user)
     old_role = user.role

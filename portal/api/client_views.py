@@ -16,9 +16,9 @@ from werkzeug.wrappers import Response as BaseResponse
 from portal.accounts.login_manager import signed_in_user
 from portal.api.clients import API_SCOPES, ClientRefused, clients, register_client, revoke_client
 from portal.api.models import OAuthClient
-from portal.authz.permissions import get_scoped_or_404, requires, scoped
+from portal.authz.permissions import requires
+from portal.authz.scopes import get_scoped_or_404, scoped
 from portal.db import db
-from portal.pages.formatting import when
 from portal.pages.forms import TokenForm
 from portal.registry.models import Authority
 
@@ -36,7 +36,6 @@ def _render_index(
         scopes=API_SCOPES,
         error=error,
         typed=typed or {"scopes": []},
-        when=when,
     )
     return page, status
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from portal import audit
 from portal.accounts.models import User
 from portal.api.models import API_SCOPES, OAuthClient, OAuthToken
+from portal.authz.roles import is_active_admin
 from portal.canonical import sha256_hex
 from portal.db import stored_utc, utcnow
 from portal.registry.models import Authority
@@ -59,7 +60,7 @@ class NewClient:
 
 
 def _admin(user: User) -> None:
-    if user.role != "admin" or not user.is_active:
+    if not is_active_admin(user):
         raise ClientRefused("Only an active admin can manage API clients.")
 
 

@@ -1,2 +1,2 @@
-"""Authorization: the permission table, scoped queries, the guard on every view, security headers
-and rate limits."""
+"""Authorization: the permission table and the guard on every view (permissions), scoped
+queries (scopes), named role predicates (roles), security headers and rate limits."""

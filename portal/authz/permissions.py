@@ -1,45 +1,28 @@
-"""The one place that says who may do what.
+"""The one place that says who may do what: a table of action → roles.
 
-Two layers:
-
-1. **Permissions** — a table of action → roles. Every view declares the action it
-   performs with ``@requires("action")`` (or ``@public("why")`` for the handful of
-   pages anyone may open). A guard that runs before every request denies any endpoint
-   that declares nothing: deny unless a rule here allows.
-2. **Scopes** — which rows of a model a user may see at all. Views load objects only
-   through :func:`scoped` / :func:`get_scoped_or_404`, so another tenant's object is a
-   404, indistinguishable from one that does not exist.
+Every view declares the action it performs with ``@requires("action")`` (or
+``@public("why")`` for the handful of pages anyone may open). A guard that runs before
+every request denies any endpoint that declares nothing: deny unless a rule here allows.
+Which rows a user may see is :mod:`portal.authz.scopes`; who counts as what is
+:mod:`portal.authz.roles`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from flask import Flask, abort, request
-from sqlalchemy import ColumnElement, Select, false, select, true
-from sqlalchemy.orm import Session
 
-from portal.accounts.models import ROLES, Invitation, User
-from portal.api.models import OAuthClient
-from portal.audit import AuditEvent
-from portal.consent.models import Consent, ConsentRequest
-from portal.eligibility.models import Decision
-from portal.packages.models import Package, Recall
-from portal.registry.models import Assessment, Authority, Item, Provider, RecipientKey
-from portal.rfa.models import Rfa
+from portal.authz.roles import ALL_ROLES, STAFF
 
 logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
-M = TypeVar("M")
 
 PERMISSION_ATTRIBUTE = "__portal_permission__"
 PUBLIC = "public"
-
-ALL_ROLES = frozenset(ROLES)
-STAFF = frozenset({"legal_officer", "admin"})
 
 #: action -> roles allowed to perform it. Adding a view means adding its action here.
 PERMISSIONS: Mapping[str, frozenset[str]] = {
@@ -99,8 +82,8 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
 #: JSON API action -> (OAuth scope the bearer token must carry, role the client then acts
 #: in). API clients have no role of their own: a client of an authority acts as that
 #: authority's requester (``rfa:*``) or recipient (``packages:*``) for the one request, and
-#: is scoped by :data:`SCOPES` exactly like a signed-in user of that role. Users signed in
-#: with a browser never pass these (their roles are not scopes).
+#: is scoped by :data:`portal.authz.scopes.SCOPES` exactly like a signed-in user of that
+#: role. Users signed in with a browser never pass these (their roles are not scopes).
 API_PERMISSIONS: Mapping[str, tuple[str, str]] = {
     "api.rfa.read": ("rfa:read", "requester"),
     "api.rfa.write": ("rfa:write", "requester"),
@@ -116,21 +99,10 @@ API_GUARD = "portal_api_guard"
 UNDECLARED_OK = frozenset({"static"})
 
 
-class UserLike(Protocol):
-    @property
-    def id(self) -> int: ...
-    @property
-    def role(self) -> str: ...
-    @property
-    def authority_id(self) -> int | None: ...
-    @property
-    def provider_id(self) -> int | None: ...
-
-
 def requires(action: str) -> Callable[[F], F]:
     """Declare the action a view performs; only roles allowed that action reach it."""
     if action not in PERMISSIONS and action not in API_PERMISSIONS:
-        raise KeyError(f"unknown action {action!r}: add it to PERMISSIONS in authz.py")
+        raise KeyError(f"unknown action {action!r}: add it to authz.permissions.PERMISSIONS")
 
     def mark(view: F) -> F:
         setattr(view, PERMISSION_ATTRIBUTE, action)
@@ -198,78 +170,3 @@ def install_guard(app: Flask, unauthenticated: Callable[[], Any]) -> None:
         if not allowed(current_user.role, action):
             abort(403)
         return None
-
-
-# --- scopes ---------------------------------------------------------------------------
-
-
-def _by_authority(column: Any, user: UserLike) -> ColumnElement[bool]:
-    if user.role in STAFF:
-        return true()
-    if user.role in ("requester", "recipient") and user.authority_id is not None:
-        return column == user.authority_id  # type: ignore[no-any-return]
-    return false()
-
-
-def _by_provider(column: Any, user: UserLike) -> ColumnElement[bool]:
-    if user.role in STAFF:
-        return true()
-    if user.role == "provider" and user.provider_id is not None:
-        return column == user.provider_id  # type: ignore[no-any-return]
-    return false()
-
-
-def _staff_only(user: UserLike) -> ColumnElement[bool]:
-    return true() if user.role in STAFF else false()
-
-
-def _admin_only(user: UserLike) -> ColumnElement[bool]:
-    return true() if user.role == "admin" else false()
-
-
-def _self_or_admin(user: UserLike) -> ColumnElement[bool]:
-    return true() if user.role == "admin" else User.id == user.id
-
-
-#: model -> the condition selecting the rows ``user`` may see.
-SCOPES: Mapping[type[Any], Callable[[UserLike], ColumnElement[bool]]] = {
-    Authority: lambda u: _by_authority(Authority.id, u),
-    Assessment: _staff_only,
-    RecipientKey: lambda u: _by_authority(RecipientKey.authority_id, u),
-    Provider: lambda u: _by_provider(Provider.id, u),
-    Item: lambda u: _by_provider(Item.provider_id, u),
-    Consent: lambda u: _by_provider(Consent.provider_id, u),
-    ConsentRequest: lambda u: _by_provider(ConsentRequest.provider_id, u),
-    Rfa: lambda u: _by_authority(Rfa.authority_id, u),
-    Decision: _staff_only,
-    Package: lambda u: _by_authority(Package.authority_id, u),
-    Recall: lambda u: Recall.package_id.in_(
-        select(Package.id).where(_by_authority(Package.authority_id, u))
-    ),
-    User: _self_or_admin,
-    Invitation: _admin_only,
-    AuditEvent: _admin_only,
-    OAuthClient: _admin_only,
-}
-
-
-def visible(model: type[Any], user: UserLike) -> ColumnElement[bool]:
-    """The condition for rows of ``model`` that ``user`` may see (nothing if unscoped)."""
-    rule = SCOPES.get(model)
-    if rule is None:
-        raise KeyError(f"{model.__name__} has no scope in authz.SCOPES; add one")
-    return rule(user)
-
-
-def scoped(model: type[M], user: UserLike) -> Select[M]:
-    """``select(model)`` restricted to what ``user`` may see."""
-    return select(model).where(visible(model, user))
-
-
-def get_scoped_or_404(db: Session, model: type[M], user: UserLike, **by: Any) -> M:
-    """One row of ``model`` matching ``by`` that ``user`` may see, else 404 (never 403)."""
-    stmt = scoped(model, user).filter_by(**by)
-    found = db.scalars(stmt.limit(2)).all()
-    if len(found) != 1:
-        abort(404)
-    return found[0]

@@ -18,15 +18,22 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
-from sqlalchemy import event, exists, func, select, update
-from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, sessionmaker
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.accounts.models import User
-from portal.consent.models import PURPOSES, Consent, ConsentRequest, ConsentRequestItem
-from portal.db import aware_utc
+from portal.authz.roles import speaks_for
+from portal.codes import CodesBusy, CodeSeries, CodesExhausted, add_numbered
+from portal.consent.models import (
+    EVENT_COLUMNS,
+    PURPOSES,
+    Consent,
+    ConsentRequest,
+    ConsentRequestItem,
+)
+from portal.db import GuardTarget, append_only_guard, aware_utc
 from portal.eligibility.policy.inputs import (
     AuthorityFacts,
     ConsentEvent,
@@ -43,6 +50,7 @@ from portal.registry.models import Authority, Item, Provider
 from portal.rfa.models import Rfa, RfaItem
 
 __all__ = [
+    "CONSENT_CODES",
     "DEFAULT_PURPOSE",
     "ConsentError",
     "ConsentImmutable",
@@ -62,6 +70,8 @@ __all__ = [
 ]
 
 DEFAULT_PURPOSE = PURPOSES[0]
+#: ``CNS-2026-000001``: at most 999,999 consent events a year.
+CONSENT_CODES = CodeSeries("CNS", Consent.code, digits=6, last=999_999)
 UNRELEASED = ("queued", "assembling", "assembled")
 #: What the recipient reads on a recall notice: never the provider's own words.
 RECALL_REASON = "The information provider withdrew its consent to share material in this package."
@@ -117,48 +127,23 @@ class Revocation:
 # --- append-only guard -------------------------------------------------------------------------
 
 
-def guard_consents(target: Session | sessionmaker[Session] | type[Session]) -> None:
+_GUARD = append_only_guard(
+    (Consent,),
+    ConsentImmutable,
+    lambda row: f"consent event {row.code}",
+    kept="the ledger is kept",
+    instead="record a new event instead",
+    bulk="consent events cannot be updated or deleted: the ledger is kept",
+)
+
+
+def guard_consents(target: GuardTarget) -> None:
     """Refuse, in sessions of ``target``, any ORM update or delete of a consent event."""
-    if not event.contains(target, "before_flush", _refuse_changes):
-        event.listen(target, "before_flush", _refuse_changes)
-    if not event.contains(target, "do_orm_execute", _refuse_bulk_changes):
-        event.listen(target, "do_orm_execute", _refuse_bulk_changes)
-
-
-def _refuse_changes(session: Session, _context: UOWTransaction, _instances: Any) -> None:
-    for obj in session.deleted:
-        if isinstance(obj, Consent):
-            raise ConsentImmutable(
-                f"consent event {obj.code} cannot be deleted: the ledger is kept"
-            )
-    for obj in session.dirty:
-        if isinstance(obj, Consent) and session.is_modified(obj):
-            raise ConsentImmutable(
-                f"consent event {obj.code} cannot be changed: record a new event instead"
-            )
-
-
-def _refuse_bulk_changes(state: ORMExecuteState) -> None:
-    if not (state.is_update or state.is_delete):
-        return
-    table = getattr(state.statement, "table", None)
-    named = getattr(table, "name", None) == Consent.__tablename__
-    if named or any(mapper.class_ is Consent for mapper in state.all_mappers):
-        raise ConsentImmutable("consent events cannot be updated or deleted: the ledger is kept")
+    _GUARD(target)
 
 
 # --- derived state -----------------------------------------------------------------------------
 
-_EVENT_COLUMNS = (
-    Consent.id,
-    Consent.code,
-    Consent.event,
-    Consent.purpose,
-    Consent.conditions,
-    Consent.expires_at,
-    Consent.reason,
-    Consent.recorded_at,
-)
 # The consent rule reads only the ledger, the clock and its "purpose": the rest is blank.
 _NO_MANDATE = Mandate(situation="", period_start=date(1, 1, 1), period_end=None, categories=())
 _STANDING_PROBE = 0  # an item id no row has: its state is the standing consent's
@@ -181,7 +166,7 @@ def current_state(
     standing = [
         ConsentEvent(*row)
         for row in db.execute(
-            select(*_EVENT_COLUMNS)
+            select(*EVENT_COLUMNS)
             .where(
                 Consent.provider_id == provider_id,
                 Consent.authority_id == authority_id,
@@ -194,7 +179,7 @@ def current_state(
     per_item: dict[int, list[ConsentEvent]] = defaultdict(list)
     if wanted:
         rows = db.execute(
-            select(Consent.item_id, *_EVENT_COLUMNS)
+            select(Consent.item_id, *EVENT_COLUMNS)
             .where(
                 Consent.provider_id == provider_id,
                 Consent.authority_id == authority_id,
@@ -541,7 +526,7 @@ def _append(
     reason: str | None,
 ) -> list[Consent]:
     guard_consents(db)
-    if by.role != "provider" or by.provider_id != provider.id or not by.is_active:
+    if not speaks_for(by, provider.id) or not by.is_active:
         raise ConsentError("only an active representative of the provider records its consent")
     if len(conditions) > 4000:
         raise ConsentError("the conditions are too long (4,000 characters at most)")
@@ -555,37 +540,32 @@ def _append(
     ):
         raise ConsentError("the consent request is for another provider or authority")
     targets: list[int | None] = [None] if items is None else [item.id for item in items]
-    codes = _next_codes(db, moment.year, len(targets))
-    events = [
-        Consent(
-            code=code,
-            provider_id=provider.id,
-            item_id=item_id,
-            authority_id=authority.id,
-            event=kind,
-            purpose=consent_request.purpose if consent_request is not None else DEFAULT_PURPOSE,
-            conditions=conditions,
-            expires_at=expires_at,
-            reason=reason,
-            recorded_at=moment,
-            recorded_by_id=by.id,
-            consent_request_id=consent_request.id if consent_request is not None else None,
-        )
-        for code, item_id in zip(codes, targets, strict=True)
-    ]
-    db.add_all(events)
-    db.flush()
-    return events
 
+    def events(codes: list[str]) -> list[Consent]:
+        return [
+            Consent(
+                code=code,
+                provider_id=provider.id,
+                item_id=item_id,
+                authority_id=authority.id,
+                event=kind,
+                purpose=consent_request.purpose if consent_request is not None else DEFAULT_PURPOSE,
+                conditions=conditions,
+                expires_at=expires_at,
+                reason=reason,
+                recorded_at=moment,
+                recorded_by_id=by.id,
+                consent_request_id=consent_request.id if consent_request is not None else None,
+            )
+            for code, item_id in zip(codes, targets, strict=True)
+        ]
 
-def _next_codes(db: Session, year: int, count: int) -> list[str]:
-    """``CNS-YYYY-NNNNNN`` codes following the year's highest (the column is unique)."""
-    prefix = f"CNS-{year:04d}-"
-    last = db.scalar(select(func.max(Consent.code)).where(Consent.code.startswith(prefix)))
-    start = int(last[len(prefix) :]) + 1 if last and last[len(prefix) :].isdigit() else 1
-    if start + count - 1 > 999_999:
-        raise ConsentError(f"the consent codes of {year} are exhausted")
-    return [f"{prefix}{n:06d}" for n in range(start, start + count)]
+    try:
+        return list(add_numbered(db, CONSENT_CODES, moment.year, events, count=len(targets)))
+    except CodesExhausted:
+        raise ConsentError(f"the consent codes of {moment.year} are exhausted") from None
+    except CodesBusy:
+        raise ConsentError("no consent code could be allocated just now; try again") from None
 
 
 def _audit(

@@ -49,6 +49,19 @@ class Consent(Base):
     consent_request_id: Mapped[int | None] = mapped_column(ForeignKey("consent_request.id"))
 
 
+#: The columns of a :class:`portal.eligibility.policy.inputs.ConsentEvent`, in its order.
+EVENT_COLUMNS = (
+    Consent.id,
+    Consent.code,
+    Consent.event,
+    Consent.purpose,
+    Consent.conditions,
+    Consent.expires_at,
+    Consent.reason,
+    Consent.recorded_at,
+)
+
+
 class ConsentRequest(Base):
     """A legal officer's request to one provider to consent to sharing items with an authority."""
 

@@ -18,7 +18,8 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from portal.accounts.login_manager import signed_in_user
-from portal.authz.permissions import get_scoped_or_404, requires, scoped, visible
+from portal.authz.permissions import requires
+from portal.authz.scopes import get_scoped_or_404, scoped, visible
 from portal.consent.ledger import (
     ConsentError,
     ConsentState,
@@ -34,7 +35,6 @@ from portal.consent.models import Consent, ConsentRequest
 from portal.db import db, utcnow
 from portal.packages.models import Package, PackageItem, Recall
 from portal.packages.recalls import issue_recall_notices
-from portal.pages.formatting import when
 from portal.registry.models import Authority, Item, Provider
 from portal.rfa.models import Rfa
 from portal.state import portal_state
@@ -73,7 +73,6 @@ def _provider() -> Provider:
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
     return {
-        "when": when,
         "state_labels": STATE_LABELS,
         "event_labels": EVENT_LABELS,
         "package_labels": PACKAGE_LABELS,

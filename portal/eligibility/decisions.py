@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, event, insert, select, text
-from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, sessionmaker
+from sqlalchemy import Connection, insert, select, text
+from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.accounts.models import User
+from portal.authz.roles import require_active_officer
 from portal.canonical import sha256_hex
-from portal.db import utcnow
+from portal.db import GuardTarget, append_only_guard, utcnow
 from portal.eligibility.models import Decision, DecisionItem
 from portal.eligibility.policy import (
     ENGINE_VERSION,
@@ -63,8 +64,6 @@ __all__ = [
 ]
 
 AUDIT_ACTION = "decision.recorded"
-_IMMUTABLE = (Decision, DecisionItem)
-_IMMUTABLE_TABLES = frozenset({Decision.__tablename__, DecisionItem.__tablename__})
 
 
 class CheckRefused(Exception):
@@ -108,14 +107,13 @@ def run_check(
 ) -> Decision:
     """Evaluate ``rfa`` under ``policy`` as at ``now`` and store the decision (flushed).
 
-    ``requested_by`` is the legal officer who asked (``None`` for the system itself);
-    ``actor`` is the audit label (e.g. ``audit.actor_label(user)``).
+    ``requested_by`` is the legal officer who asked (``None`` for the system itself), an
+    active one or :class:`CheckRefused`; callers load ``rfa`` through that officer's scope
+    (portal.authz.scopes: never a draft). ``actor`` is the audit label (e.g.
+    ``audit.actor_label(user)``).
     """
     if requested_by is not None:
-        if requested_by.role != "legal_officer":
-            raise CheckRefused("only legal officers run eligibility checks")
-        if not requested_by.is_active:
-            raise CheckRefused("this account is deactivated")
+        require_active_officer(requested_by, CheckRefused)
     moment = utcnow() if now is None else now
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("naive datetime given; use a timezone-aware UTC datetime")
@@ -311,37 +309,13 @@ def changes_since_previous(db: Session, decision: Decision) -> list[Change] | No
 # --- immutability ------------------------------------------------------------------------------
 
 
-def guard_decisions(target: Session | sessionmaker[Session] | type[Session]) -> None:
+def guard_decisions(target: GuardTarget) -> None:
     """Refuse, in sessions of ``target``, any ORM update or delete of a decision.
 
     Install it on the application's session factory; :func:`run_check` also installs it
     on the session it uses. (A database trigger would stop raw SQL too.)
     """
-    if not event.contains(target, "before_flush", _refuse_changes):
-        event.listen(target, "before_flush", _refuse_changes)
-    if not event.contains(target, "do_orm_execute", _refuse_bulk_changes):
-        event.listen(target, "do_orm_execute", _refuse_bulk_changes)
-
-
-def _refuse_changes(session: Session, _context: UOWTransaction, _instances: Any) -> None:
-    for obj in session.deleted:
-        if isinstance(obj, _IMMUTABLE):
-            raise DecisionImmutable(f"{_describe(obj)} cannot be deleted: decisions are kept")
-    for obj in session.dirty:
-        if isinstance(obj, _IMMUTABLE) and session.is_modified(obj):
-            raise DecisionImmutable(
-                f"{_describe(obj)} cannot be changed: run a new check to get a new decision"
-            )
-
-
-def _refuse_bulk_changes(state: ORMExecuteState) -> None:
-    if not (state.is_update or state.is_delete):
-        return
-    table = getattr(state.statement, "table", None)
-    named = getattr(table, "name", None) in _IMMUTABLE_TABLES
-    mapped = any(mapper.class_ in _IMMUTABLE for mapper in state.all_mappers)
-    if named or mapped:
-        raise DecisionImmutable("decisions cannot be updated or deleted: they are kept as made")
+    _GUARD(target)
 
 
 def _describe(obj: object) -> str:
@@ -350,3 +324,13 @@ def _describe(obj: object) -> str:
     if isinstance(obj, DecisionItem):
         return f"the item result {obj.item_id} of decision {obj.decision_id}"
     return type(obj).__name__
+
+
+_GUARD = append_only_guard(
+    (Decision, DecisionItem),
+    DecisionImmutable,
+    _describe,
+    kept="decisions are kept",
+    instead="run a new check to get a new decision",
+    bulk="decisions cannot be updated or deleted: they are kept as made",
+)

@@ -1,7 +1,7 @@
 """Eligibility pages for legal officers: requests, checks, decisions (page and PDF), and
 the authorities' assessments.
 
-Views are thin: they load rows through :mod:`portal.authz.permissions` scopes, call
+Views are thin: they load rows through :mod:`portal.authz.scopes`, call
 :func:`portal.eligibility.decisions.run_check` or the read functions beside it, and render
 :class:`portal.eligibility.decision_view.DecisionView`. Everything here is for staff;
 only legal officers run checks (``rfa.check``).
@@ -14,16 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response as BaseResponse
 
 from portal import audit
-from portal.accounts.admin_views import CRITERION_LABELS, FINDING_LABELS
 from portal.accounts.login_manager import signed_in_user
 from portal.accounts.models import User
-from portal.authz.permissions import allowed, get_scoped_or_404, requires, scoped
+from portal.authz.permissions import requires
+from portal.authz.scopes import get_scoped_or_404, scoped
 from portal.db import db, utcnow
 from portal.eligibility.decision_pdf import decision_pdf, decision_pdf_filename
 from portal.eligibility.decision_view import (
@@ -41,11 +40,11 @@ from portal.eligibility.decisions import (
 )
 from portal.eligibility.models import Decision
 from portal.eligibility.policy import ITEM_OUTCOMES, Policy
-from portal.pages.formatting import when
 from portal.pages.forms import TokenForm
 from portal.pages.responses import pdf_download
 from portal.registry.models import ASSESSMENT_CRITERIA, Assessment, Authority
 from portal.rfa.models import Rfa, RfaItem
+from portal.rfa.status import status_label
 from portal.state import portal_state
 
 bp = Blueprint("eligibility", __name__, url_prefix="/eligibility")
@@ -59,33 +58,16 @@ CRITERION_RULES = {
     "death_penalty": "no-death-penalty",
     "witness_protection": "witness-protection",
 }
-STATUS_LABELS = {
-    "submitted": "Submitted",
-    "in_review": "In review",
-    "clarification_requested": "Clarification requested",
-    "approved": "Approved",
-    "partially_approved": "Partially approved",
-    "declined": "Declined",
-    "transmitted": "Transmitted",
-    "acknowledged": "Acknowledged",
-    "closed": "Closed",
-    "withdrawn": "Withdrawn",
-}
 
 
 @bp.context_processor
-def _template_helpers() -> dict[str, Any]:
-    def can(action: str) -> bool:
-        return bool(current_user.is_authenticated) and allowed(current_user.role, action)
-
+def _template_labels() -> dict[str, Any]:
+    """The labels of these pages only (``can``, ``when``... are app-wide:
+    :mod:`portal.pages.templating`)."""
     return {
-        "can": can,
-        "when": when,
         "request_outcome_labels": REQUEST_OUTCOME_LABELS,
         "item_outcome_labels": ITEM_OUTCOME_LABELS,
-        "rfa_status_labels": STATUS_LABELS,
-        "criterion_labels": CRITERION_LABELS,
-        "finding_labels": FINDING_LABELS,
+        "status_label": status_label,
     }
 
 
@@ -110,14 +92,6 @@ def _requester(names: Mapping[int, str], user_id: int | None) -> str:
     return names.get(user_id, f"user {user_id}")
 
 
-def _submitted_rfa_or_404(rfa_id: int) -> Rfa:
-    """A request this user may see; drafts stay their authors' until submitted."""
-    rfa = get_scoped_or_404(db(), Rfa, signed_in_user(), id=rfa_id)
-    if rfa.status == "draft":
-        abort(404)
-    return rfa
-
-
 # --- requests --------------------------------------------------------------------------------
 
 
@@ -126,7 +100,7 @@ def _submitted_rfa_or_404(rfa_id: int) -> Rfa:
 def requests() -> str:
     me = signed_in_user()
     page = _page_number()
-    visible = scoped(Rfa, me).where(Rfa.status != "draft")
+    visible = scoped(Rfa, me)
     total = int(db().scalar(visible.with_only_columns(func.count(Rfa.id))) or 0)
     rfas = list(
         db().scalars(
@@ -165,7 +139,7 @@ def requests() -> str:
 @requires("eligibility.view")
 def request_detail(rfa_id: int) -> str:
     me = signed_in_user()
-    rfa = _submitted_rfa_or_404(rfa_id)
+    rfa = get_scoped_or_404(db(), Rfa, me, id=rfa_id)
     authority = get_scoped_or_404(db(), Authority, me, id=rfa.authority_id)
     candidates = int(
         db().scalar(select(func.count(RfaItem.id)).where(RfaItem.rfa_id == rfa.id)) or 0
@@ -186,7 +160,7 @@ def request_detail(rfa_id: int) -> str:
 @requires("rfa.check")
 def check(rfa_id: int) -> BaseResponse:
     me = signed_in_user()
-    rfa = _submitted_rfa_or_404(rfa_id)
+    rfa = get_scoped_or_404(db(), Rfa, me, id=rfa_id)
     back = url_for("eligibility.request_detail", rfa_id=rfa.id)
     if not TokenForm().validate_on_submit():
         flash("The form could not be verified, so no check was run. Try again.", "error")

@@ -19,24 +19,17 @@ from sqlalchemy.orm import Session
 
 from portal.consent.models import Consent
 from portal.db import Base
-from portal.registry.models import (
-    Assessment,
-    Authority,
-    Item,
-    ItemPerson,
-    Person,
-    Provider,
-    RecipientKey,
-    RedactionMark,
-)
+from portal.registry import models as registry
 from portal.registry.openpgp import KeyInfo
 from portal.rfa.models import Assurance, Message, Rfa, RfaItem, RfaStatusChange
 
-CODE_MODELS: dict[str, type[Provider | Authority | Person | Item | Consent | Rfa]] = {
-    "provider": Provider,
-    "authority": Authority,
-    "person": Person,
-    "item": Item,
+#: The repository rows that references name by code.
+Coded = registry.Provider | registry.Authority | registry.Person | registry.Item
+CODE_MODELS: dict[str, type[Coded | Consent | Rfa]] = {
+    "provider": registry.Provider,
+    "authority": registry.Authority,
+    "person": registry.Person,
+    "item": registry.Item,
     "consent": Consent,
     "rfa": Rfa,
 }
@@ -122,15 +115,15 @@ def item_facts(session: Session, target: Target) -> tuple[str, str, list[str]]:
     if isinstance(target, Record):
         values = target.values
         return values.get("provider", ""), values.get("media_type", ""), values.get("persons", [])
-    assert isinstance(target, Item)  # noqa: S101 - references to items resolve to items
+    assert isinstance(target, registry.Item)  # noqa: S101 - references to items resolve to items
     return target.provider.code, target.media_type, _item_person_codes(session, target)
 
 
-def _item_person_codes(session: Session, item: Item) -> list[str]:
+def _item_person_codes(session: Session, item: registry.Item) -> list[str]:
     query = (
-        select(Person.code)
-        .join(ItemPerson, ItemPerson.person_id == Person.id)
-        .where(ItemPerson.item_id == item.id)
+        select(registry.Person.code)
+        .join(registry.ItemPerson, registry.ItemPerson.person_id == registry.Person.id)
+        .where(registry.ItemPerson.item_id == item.id)
     )
     return sorted(session.scalars(query))
 
@@ -148,17 +141,19 @@ def find_existing(session: Session, catalog: Catalog, record: Record) -> Any:
     if parent is None:
         return None
     if record.type == "assessment":
-        query: Any = select(Assessment).where(
-            Assessment.authority_id == parent.id, Assessment.code == values["code"]
+        query: Any = select(registry.Assessment).where(
+            registry.Assessment.authority_id == parent.id,
+            registry.Assessment.code == values["code"],
         )
     elif record.type == "recipient_key":
-        query = select(RecipientKey).where(
-            RecipientKey.authority_id == parent.id,
-            RecipientKey.fingerprint == values["fingerprint"],
+        query = select(registry.RecipientKey).where(
+            registry.RecipientKey.authority_id == parent.id,
+            registry.RecipientKey.fingerprint == values["fingerprint"],
         )
     else:
-        query = select(RedactionMark).where(
-            RedactionMark.item_id == parent.id, RedactionMark.code == values["code"]
+        query = select(registry.RedactionMark).where(
+            registry.RedactionMark.item_id == parent.id,
+            registry.RedactionMark.code == values["code"],
         )
     return session.scalars(query).one_or_none()
 
@@ -179,6 +174,17 @@ def differences(session: Session, record: Record, row: Any) -> list[str]:
     return [name for name in wanted if wanted[name] != current.get(name)]
 
 
+#: What a request states, compared with its stored row and copied into a new one as it is.
+_RFA_STATED = (
+    "status",
+    "their_reference",
+    "legal_basis",
+    "proceedings_type",
+    "offences",
+    "persons_concerned",
+    "summary_of_facts",
+    "assistance_sought",
+)
 _SIMPLE = {
     "provider": ("name", "kind", "public_name"),
     "authority": ("name", "kind", "country"),
@@ -197,14 +203,7 @@ _SIMPLE = {
     ),
     "rfa": (
         "authority",
-        "status",
-        "their_reference",
-        "legal_basis",
-        "proceedings_type",
-        "offences",
-        "persons_concerned",
-        "summary_of_facts",
-        "assistance_sought",
+        *_RFA_STATED,
         "period_from",
         "period_to",
         "places",
@@ -309,13 +308,13 @@ def _current(session: Session, type_name: str, row: Any) -> dict[str, Any]:
             "reason": row.reason,
             "applies": row.applies,
             "review": row.review,
-            "person": _code(session, Person, row.person_id),
+            "person": _code(session, registry.Person, row.person_id),
         }
     if type_name == "consent":
         current = {name: getattr(row, name) for name in _SIMPLE["consent"][3:]}
-        current["provider"] = _code(session, Provider, row.provider_id)
-        current["item"] = _code(session, Item, row.item_id)
-        current["authority"] = _code(session, Authority, row.authority_id)
+        current["provider"] = _code(session, registry.Provider, row.provider_id)
+        current["item"] = _code(session, registry.Item, row.item_id)
+        current["authority"] = _code(session, registry.Authority, row.authority_id)
         return current
     if type_name == "rfa":
         return _current_rfa(session, row)
@@ -324,8 +323,8 @@ def _current(session: Session, type_name: str, row: Any) -> dict[str, Any]:
 
 def _current_rfa(session: Session, row: Rfa) -> dict[str, Any]:
     current = {name: getattr(row, name) for name in _SIMPLE["rfa"][1:] if name != "items"}
-    current["authority"] = _code(session, Authority, row.authority_id)
-    item_codes = select(Item.code).join(RfaItem, RfaItem.item_id == Item.id)
+    current["authority"] = _code(session, registry.Authority, row.authority_id)
+    item_codes = select(registry.Item.code).join(RfaItem, RfaItem.item_id == registry.Item.id)
     current["items"] = sorted(session.scalars(item_codes.where(RfaItem.rfa_id == row.id)))
     assurances = session.scalars(select(Assurance).where(Assurance.rfa_id == row.id))
     current["assurances"] = _sorted_entries(
@@ -354,7 +353,7 @@ def _sorted_entries(entries: Iterable[dict[str, Any]]) -> list[tuple[tuple[str, 
     return sorted((_entry(entry) for entry in entries), key=repr)
 
 
-def _code(session: Session, model: type[Provider | Authority | Person | Item], pk: Any) -> Any:
+def _code(session: Session, model: type[Coded], pk: Any) -> Any:
     if pk is None:
         return None
     row: Any = session.get(model, pk)
@@ -389,7 +388,7 @@ def build(session: Session, record: Record, level: int, now: datetime) -> None:
         session.add(record.created)
     elif kind == "item" and level == 2:
         for person in _targets(record, "persons"):
-            session.add(ItemPerson(item_id=record.created.id, person_id=id_of(person)))
+            session.add(registry.ItemPerson(item_id=record.created.id, person_id=id_of(person)))
     elif kind == "rfa" and level == 3:
         rfa_id = record.created.id
         added = values.get("submitted_at") or record.created.created_at
@@ -449,13 +448,17 @@ def _build_main(record: Record, now: datetime) -> Base:
     refs = record.refs
     kind = record.type
     if kind == "provider":
-        return Provider(**_pick(values, "code", "name", "kind", "public_name"), created_at=now)
+        return registry.Provider(
+            **_pick(values, "code", "name", "kind", "public_name"), created_at=now
+        )
     if kind == "authority":
-        return Authority(**_pick(values, "code", "name", "kind", "country"), created_at=now)
+        return registry.Authority(
+            **_pick(values, "code", "name", "kind", "country"), created_at=now
+        )
     if kind == "person":
-        return Person(**_pick(values, "code", "pseudonym", "role", "at_risk"))
+        return registry.Person(**_pick(values, "code", "pseudonym", "role", "at_risk"))
     if kind == "assessment":
-        return Assessment(
+        return registry.Assessment(
             authority_id=id_of(refs["authority"]),
             valid_until=values.get("valid_until"),
             **_pick(values, "code", "criterion", "finding", "basis", "assessed_at", "assessed_by"),
@@ -484,12 +487,12 @@ def _pick(values: dict[str, Any], *names: str) -> dict[str, Any]:
     return {name: values[name] for name in names}
 
 
-def _build_key(record: Record, now: datetime) -> RecipientKey:
+def _build_key(record: Record, now: datetime) -> registry.RecipientKey:
     info = record.key_info
     if info is None or record.armored is None:
         raise RuntimeError("recipient key built before its key file was checked")
     values = record.values
-    return RecipientKey(
+    return registry.RecipientKey(
         authority_id=id_of(record.refs["authority"]),
         fingerprint=info.fingerprint,
         armored=record.armored,
@@ -503,11 +506,11 @@ def _build_key(record: Record, now: datetime) -> RecipientKey:
     )
 
 
-def _build_item(record: Record, now: datetime) -> Item:
+def _build_item(record: Record, now: datetime) -> registry.Item:
     values = record.values
     if record.size is None:
         raise RuntimeError("item built before its file was stored")
-    return Item(
+    return registry.Item(
         provider_id=id_of(record.refs["provider"]),
         original_filename=original_filename(values),
         size_bytes=record.size,
@@ -529,11 +532,11 @@ def _build_item(record: Record, now: datetime) -> Item:
     )
 
 
-def _build_mark(record: Record, now: datetime) -> RedactionMark:
+def _build_mark(record: Record, now: datetime) -> registry.RedactionMark:
     values = record.values
     span = values.get("span") or (None, None)
     box = values.get("box") or (None, None, None, None)
-    return RedactionMark(
+    return registry.RedactionMark(
         item_id=id_of(record.refs["item"]),
         person_id=id_of(record.refs.get("person")),
         term=values.get("term"),
@@ -563,14 +566,7 @@ def _build_rfa(record: Record, now: datetime) -> Rfa:
         **_pick(
             values,
             "code",
-            "status",
-            "their_reference",
-            "legal_basis",
-            "proceedings_type",
-            "offences",
-            "persons_concerned",
-            "summary_of_facts",
-            "assistance_sought",
+            *_RFA_STATED,
             "places",
             "urgency",
             "urgency_justification",

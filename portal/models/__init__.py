@@ -1,60 +1,22 @@
-"""Every model of every domain, imported in one place so that ``Base.metadata`` is complete
-(Alembic, tests) and every relationship can be resolved.
+"""Every domain's models, imported in one place so that ``Base.metadata`` is complete (Alembic,
+tests) and every relationship can be resolved.
 
-Each model is defined in its domain (``portal.<domain>.models``); import it from there.
+Each model is defined in its domain (``portal.<domain>.models``, the audit log in
+:mod:`portal.audit`); import it from there. Only :class:`~portal.db.Base` is exported here.
 """
 
-from portal.accounts.models import Invitation, LoginSession, RecoveryCode, User
-from portal.api.models import OAuthClient, OAuthToken
-from portal.audit import AuditEvent
-from portal.consent.models import Consent, ConsentRequest, ConsentRequestItem
+from portal import audit
+from portal.accounts import models as accounts
+from portal.api import models as api
+from portal.consent import models as consent
 from portal.db import Base
-from portal.eligibility.models import Decision, DecisionItem
-from portal.notifications.models import Notification
-from portal.packages.models import Download, Package, PackageItem, Recall
-from portal.registry.models import (
-    Assessment,
-    Authority,
-    Item,
-    ItemPerson,
-    Person,
-    Provider,
-    RecipientKey,
-    RedactionMark,
-)
-from portal.rfa.models import Assurance, Attachment, Message, Rfa, RfaItem, RfaStatusChange
+from portal.eligibility import models as eligibility
+from portal.notifications import models as notifications
+from portal.packages import models as packages
+from portal.registry import models as registry
+from portal.rfa import models as rfa
 
-__all__ = [
-    "Assessment",
-    "Assurance",
-    "Attachment",
-    "AuditEvent",
-    "Authority",
-    "Base",
-    "Consent",
-    "ConsentRequest",
-    "ConsentRequestItem",
-    "Decision",
-    "DecisionItem",
-    "Download",
-    "Invitation",
-    "Item",
-    "ItemPerson",
-    "LoginSession",
-    "Message",
-    "Notification",
-    "OAuthClient",
-    "OAuthToken",
-    "Package",
-    "PackageItem",
-    "Person",
-    "Provider",
-    "Recall",
-    "RecipientKey",
-    "RecoveryCode",
-    "RedactionMark",
-    "Rfa",
-    "RfaItem",
-    "RfaStatusChange",
-    "User",
-]
+__all__ = ["Base"]
+
+#: The modules whose models are in ``Base.metadata``.
+MODEL_MODULES = (accounts, api, audit, consent, eligibility, notifications, packages, registry, rfa)

@@ -18,6 +18,13 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from portal.accounts.models import User
+from portal.authz.roles import (
+    is_requester,
+    where_legal_officer,
+    where_provider_user_of,
+    where_recipient_of,
+    where_requester_of,
+)
 from portal.consent.models import ConsentRequest
 from portal.db import utcnow
 from portal.notifications.models import Notification
@@ -113,16 +120,16 @@ def _active(db: Session, *conditions: ColumnElement[bool]) -> list[User]:
 
 def requesters_of(db: Session, rfa: Rfa) -> list[User]:
     """Active requesters of the request's authority."""
-    return _active(db, User.role == "requester", User.authority_id == rfa.authority_id)
+    return _active(db, where_requester_of(rfa.authority_id))
 
 
 def officers_for(db: Session, rfa: Rfa) -> list[User]:
     """The assigned legal officer when active, otherwise every active legal officer."""
     if rfa.assigned_to_id is not None:
-        assigned = _active(db, User.id == rfa.assigned_to_id, User.role == "legal_officer")
+        assigned = _active(db, User.id == rfa.assigned_to_id, where_legal_officer())
         if assigned:
             return assigned
-    return _active(db, User.role == "legal_officer")
+    return _active(db, where_legal_officer())
 
 
 def recipients_for_rfa(db: Session, rfa: Rfa) -> list[User]:
@@ -132,12 +139,12 @@ def recipients_for_rfa(db: Session, rfa: Rfa) -> list[User]:
 
 def recipients_of_authority(db: Session, authority_id: int) -> list[User]:
     """Active recipients of an authority (who receive its packages and recalls)."""
-    return _active(db, User.role == "recipient", User.authority_id == authority_id)
+    return _active(db, where_recipient_of(authority_id))
 
 
 def recipients_for_provider(db: Session, provider_id: int) -> list[User]:
     """Active users of the provider."""
-    return _active(db, User.role == "provider", User.provider_id == provider_id)
+    return _active(db, where_provider_user_of(provider_id))
 
 
 def _except(users: Iterable[User], actor: User | None) -> list[User]:
@@ -154,7 +161,7 @@ def rfa_link(rfa: Rfa) -> str:
 
 def message_posted(db: Session, rfa: Rfa, author: User) -> list[Notification]:
     """A message in the thread: tell the other side."""
-    others = officers_for(db, rfa) if author.role == "requester" else requesters_of(db, rfa)
+    others = officers_for(db, rfa) if is_requester(author) else requesters_of(db, rfa)
     return notify(db, _except(others, author), f"New message on request {rfa.code}", rfa_link(rfa))
 
 

@@ -24,7 +24,6 @@ from portal.notifications.service import (
     mark_read,
     unread_count,
 )
-from portal.pages.formatting import when
 from portal.state import portal_state
 
 bp = Blueprint("notifications", __name__, url_prefix="/inbox")
@@ -49,9 +48,7 @@ def _badge() -> dict[str, Any]:
 @bp.get("")
 @requires("notifications.view")
 def index() -> str:
-    return render_template(
-        "notifications/index.html", notifications=inbox(db(), signed_in_user()), when=when
-    )
+    return render_template("notifications/index.html", notifications=inbox(db(), signed_in_user()))
 
 
 @bp.post("/<int:notification_id>/read")

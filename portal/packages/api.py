@@ -18,7 +18,8 @@ from portal.api import shapes
 from portal.api.blueprint import bp
 from portal.api.principal import acting_user, current_client
 from portal.api.problem import bad_json, conflict, invalid, problem
-from portal.authz.permissions import get_scoped_or_404, requires
+from portal.authz.permissions import requires
+from portal.authz.scopes import get_scoped_or_404
 from portal.db import db
 from portal.packages import downloads, recalls
 from portal.packages.file_responses import (

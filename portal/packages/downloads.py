@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.accounts.models import User
-from portal.authz.permissions import UserLike, visible
+from portal.authz.roles import receives_for
+from portal.authz.scopes import UserLike, visible
 from portal.db import stored_utc, utcnow
 from portal.notifications import service as notifications
 from portal.packages.models import Download, Package
@@ -123,7 +124,7 @@ def refusal(package: Package, user: UserLike, now: datetime | None = None) -> st
     The download limit is checked separately (:func:`record_download`): it depends on
     what is asked for.
     """
-    if user.role != "recipient" or user.authority_id != package.authority_id:
+    if not receives_for(user, package.authority_id):
         return "Only recipients of the authority the package is addressed to may download it."
     status = effective_status(package, now)
     if status == "withdrawn":
@@ -250,7 +251,7 @@ def acknowledge_receipt(
     and when already acknowledged (two recipients at once: the second is refused).
     """
     moment = now or utcnow()
-    if user.role != "recipient" or user.authority_id != package.authority_id:
+    if not receives_for(user, package.authority_id):
         raise AcknowledgementRefused(
             "Only recipients of the authority the package is addressed to may acknowledge it."
         )

@@ -12,7 +12,7 @@ from pathlib import Path
 from flask import Response, abort, request, send_file
 
 from portal.accounts.models import User
-from portal.authz.permissions import get_scoped_or_404
+from portal.authz.scopes import get_scoped_or_404
 from portal.db import db
 from portal.packages import recalls
 from portal.packages.downloads import RECIPIENT_STATUSES, DownloadPlan

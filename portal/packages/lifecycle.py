@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.accounts.models import User
+from portal.authz.roles import require_active_officer
+from portal.codes import CodesBusy, CodeSeries, CodesExhausted, add_numbered
 from portal.consent.ledger import current_state
 from portal.consent.models import Consent
 from portal.db import aware_utc, stored_utc, utcnow
@@ -36,6 +37,7 @@ __all__ = [
     "DEFAULT_EXPIRY_DAYS",
     "MAX_DOWNLOAD_LIMIT",
     "MAX_EXPIRY_DAYS",
+    "PACKAGE_CODES",
     "SHAREABLE_RFA_STATUSES",
     "STATUS_LABELS",
     "PackageRefused",
@@ -75,7 +77,8 @@ STATUS_LABELS = {
     "recalled": "Recalled",
     "expired": "Expired",
 }
-_CODE_ATTEMPTS = 5
+#: ``PKG-2026-0001``: at most 9999 packages a year.
+PACKAGE_CODES = CodeSeries("PKG", Package.code, digits=4, last=9999)
 
 
 class PackageRefused(Exception):
@@ -106,11 +109,6 @@ class Plan:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-def _officer(user: User) -> None:
-    if user.role != "legal_officer" or not user.is_active:
-        raise PackageRefused("Only an active legal officer can do this.")
 
 
 # --- planning and creating -------------------------------------------------------------------
@@ -269,16 +267,6 @@ def _payload_path(item: Item) -> str:
     return f"data/items/{item.code}/{safe_payload_name(item.original_filename)}"[:500]
 
 
-def _next_code(db: Session, year: int) -> str:
-    prefix = f"PKG-{year:04d}-"
-    last = db.scalar(select(func.max(Package.code)).where(Package.code.startswith(prefix)))
-    tail = last[len(prefix) :] if last else ""
-    number = int(tail) + 1 if tail.isdigit() else 1
-    if number > 9999:
-        raise PackageRefused(f"The package numbers of {year} are exhausted.")
-    return f"{prefix}{number:04d}"
-
-
 def create_package(
     db: Session,
     rfa: Rfa,
@@ -289,36 +277,34 @@ def create_package(
 ) -> Package:
     """Make a queued package from the request's latest decision (flushed, not committed;
     the caller commits, then enqueues the assembly job)."""
-    _officer(by)
+    require_active_officer(by, PackageRefused)
     moment = aware_utc(now)
     plan = plan_package(db, rfa, redactable_media_types, now=moment)
     if not plan.ok or plan.decision is None:
         raise PackageRefused(" ".join(plan.problems))
-    package = None
-    for _attempt in range(_CODE_ATTEMPTS):
-        savepoint = db.begin_nested()
-        package = Package(
-            code=_next_code(db, moment.year),
-            rfa_id=rfa.id,
-            decision_id=plan.decision.id,
-            authority_id=rfa.authority_id,
-            status="queued",
-            stage="queued",
-            progress=0,
-            assembled_by_id=by.id,
-            created_at=moment,
-        )
-        db.add(package)
-        try:
-            db.flush()
-        except IntegrityError:  # another officer took the number just now
-            savepoint.rollback()
-            package = None
-            continue
-        savepoint.commit()
-        break
-    if package is None:
-        raise PackageRefused("Could not number the package; try again.")
+    decision_id = plan.decision.id
+
+    def queued(codes: list[str]) -> list[Package]:
+        return [
+            Package(
+                code=codes[0],
+                rfa_id=rfa.id,
+                decision_id=decision_id,
+                authority_id=rfa.authority_id,
+                status="queued",
+                stage="queued",
+                progress=0,
+                assembled_by_id=by.id,
+                created_at=moment,
+            )
+        ]
+
+    try:
+        [package] = add_numbered(db, PACKAGE_CODES, moment.year, queued)
+    except CodesExhausted:
+        raise PackageRefused(f"The package numbers of {moment.year} are exhausted.") from None
+    except CodesBusy:  # other officers took the numbers just now
+        raise PackageRefused("Could not number the package; try again.") from None
     db.add_all(
         PackageItem(
             package_id=package.id,
@@ -362,7 +348,7 @@ def clear_as_is(
     """Record that a legal officer has reviewed an item the portal cannot redact (video,
     audio, archives) and clears it to be shared unchanged. The next eligibility check sees
     it; items with marks that always apply stay withheld whatever this says."""
-    _officer(by)
+    require_active_officer(by, PackageRefused)
     moment = aware_utc(now)
     if item.media_type in redactable_media_types:
         raise PackageRefused(
@@ -401,7 +387,7 @@ def retry_package(db: Session, package: Package, *, by: User, now: datetime | No
     """Queue a failed or stalled package for assembly again (the caller commits, then
     enqueues). A stalled run that comes back to life finds the package is no longer its own
     (the version moved on) and stops."""
-    _officer(by)
+    require_active_officer(by, PackageRefused)
     moment = aware_utc(now)
     was = package.status
     if was != "failed" and not stalled(package, now=moment):
@@ -475,7 +461,7 @@ def release_package(
 ) -> Package:
     """Release an assembled package to its authority: a second legal officer (never the one
     who assembled it), once. Moves the request to transmitted and tells the recipients."""
-    _officer(by)
+    require_active_officer(by, PackageRefused)
     moment = aware_utc(now)
     if by.id == package.assembled_by_id:
         raise PackageRefused(

@@ -10,7 +10,6 @@ from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
     Index,
-    Integer,
     String,
     Text,
     UniqueConstraint,
@@ -62,7 +61,7 @@ class Package(Base):
     authority_id: Mapped[int] = mapped_column(ForeignKey("authority.id"))
     status: Mapped[str] = mapped_column(String(16), default="queued")
     stage: Mapped[str] = mapped_column(String(64), default="")
-    progress: Mapped[int] = mapped_column(Integer, default=0)
+    progress: Mapped[int] = mapped_column(default=0)
     failure_reason: Mapped[str | None] = mapped_column(Text)
     leak_check: Mapped[dict[str, object] | None] = mapped_column(JSON)
     file_sha256: Mapped[str | None] = mapped_column(String(64))
@@ -74,12 +73,12 @@ class Package(Base):
     released_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    download_limit: Mapped[int | None] = mapped_column(Integer)
+    download_limit: Mapped[int | None] = mapped_column()
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
-    version: Mapped[int] = mapped_column(Integer, default=1)
+    version: Mapped[int] = mapped_column(default=1)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 
@@ -103,7 +102,7 @@ class PackageItem(Base):
     path: Mapped[str] = mapped_column(String(500))
     source_sha256: Mapped[str] = mapped_column(String(64))
     rendition_sha256: Mapped[str | None] = mapped_column(String(64))
-    redaction_count: Mapped[int] = mapped_column(Integer, default=0)
+    redaction_count: Mapped[int] = mapped_column(default=0)
     consent_id: Mapped[int | None] = mapped_column(ForeignKey("consent.id"))
 
 

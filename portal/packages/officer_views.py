@@ -17,7 +17,6 @@ from typing import Any
 
 from flask import (
     Blueprint,
-    abort,
     current_app,
     flash,
     redirect,
@@ -30,7 +29,9 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from portal.accounts.login_manager import signed_in_user
 from portal.accounts.models import User
-from portal.authz.permissions import get_scoped_or_404, requires, scoped
+from portal.authz.permissions import requires
+from portal.authz.roles import is_legal_officer
+from portal.authz.scopes import get_scoped_or_404, scoped
 from portal.db import db, transaction
 from portal.eligibility.decisions import load_result
 from portal.packages.assembly.jobs import jobs_for
@@ -49,7 +50,6 @@ from portal.packages.lifecycle import (
     stalled,
 )
 from portal.packages.models import Package, PackageItem
-from portal.pages.formatting import fingerprint_groups, when
 from portal.pages.forms import TokenForm
 from portal.paging import page_number, paginate
 from portal.registry.models import Authority, Item
@@ -70,22 +70,11 @@ _NOT_QUEUED = (
 
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
-    return {
-        "when": when,
-        "fingerprint_groups": fingerprint_groups,
-        "status_labels": STATUS_LABELS,
-    }
+    return {"status_labels": STATUS_LABELS}
 
 
 def _redactable() -> frozenset[str]:
     return portal_state().policy.redactable_media_types
-
-
-def _rfa_or_404(code: str) -> Rfa:
-    rfa = get_scoped_or_404(db(), Rfa, signed_in_user(), code=code)
-    if rfa.status == "draft":
-        abort(404)
-    return rfa
 
 
 def _package_or_404(code: str) -> Package:
@@ -164,7 +153,7 @@ def _render_rfa(rfa: Rfa, *, error: str | None = None, status: int = 200) -> tup
         plan=plan,
         to_clear=to_clear,
         packages=packages,
-        can_create=signed_in_user().role == "legal_officer",
+        can_create=is_legal_officer(signed_in_user()),
         error=error,
         form=TokenForm(),
     )
@@ -174,13 +163,13 @@ def _render_rfa(rfa: Rfa, *, error: str | None = None, status: int = 200) -> tup
 @bp.get("/requests/<rfa_code>")
 @requires("package.view")
 def for_rfa(rfa_code: str) -> tuple[str, int]:
-    return _render_rfa(_rfa_or_404(rfa_code))
+    return _render_rfa(get_scoped_or_404(db(), Rfa, signed_in_user(), code=rfa_code))
 
 
 @bp.post("/requests/<rfa_code>")
 @requires("package.create")
 def create(rfa_code: str) -> BaseResponse | tuple[str, int]:
-    rfa = _rfa_or_404(rfa_code)
+    rfa = get_scoped_or_404(db(), Rfa, signed_in_user(), code=rfa_code)
     if not TokenForm().validate_on_submit():
         return _render_rfa(rfa, error="The form has expired; nothing was made.", status=400)
     if request.form.get("reviewed") != "yes":
@@ -193,7 +182,7 @@ def create(rfa_code: str) -> BaseResponse | tuple[str, int]:
         package = create_package(db(), rfa, _redactable(), by=signed_in_user())
     except PackageRefused as exc:
         db().rollback()
-        return _render_rfa(_rfa_or_404(rfa_code), error=f"No package was made: {exc}", status=409)
+        return _render_rfa(rfa, error=f"No package was made: {exc}", status=409)
     db().commit()
     if _enqueue(package):
         flash(f"{package.code} is queued for assembly.", "success")
@@ -290,7 +279,7 @@ def _render_detail(
         refresh=package.status in IN_PROGRESS and not is_stalled,
         stalled=is_stalled,
         is_assembler=me.id == package.assembled_by_id,
-        may_act=me.role == "legal_officer",
+        may_act=is_legal_officer(me),
         total_redactions=sum(pi.redaction_count for pi, _item in rows),
         error=error,
         typed=typed or {},

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.accounts.models import User
-from portal.authz.permissions import UserLike, visible
+from portal.authz.roles import is_recipient, receives_for
+from portal.authz.scopes import UserLike, visible
 from portal.consent.models import Consent
 from portal.db import utcnow
 from portal.notifications import service as notifications
@@ -59,7 +60,7 @@ class RecallEntry:
 def _addressed_to(user: UserLike) -> ColumnElement[bool] | None:
     """Recalls of the recipient's own authority, by the authorization layer's scope (None for
     anyone but a recipient: recalls are addressed to recipients)."""
-    if user.role != "recipient" or user.authority_id is None:
+    if not is_recipient(user) or user.authority_id is None:
         return None
     return visible(Recall, user)
 
@@ -231,7 +232,7 @@ def acknowledge(
     if disposition not in DISPOSITIONS:
         raise RecallError("say whether the material was returned or destroyed")
     package = db.get(Package, recall.package_id)
-    if package is None or user.role != "recipient" or user.authority_id != package.authority_id:
+    if package is None or not receives_for(user, package.authority_id):
         raise RecallError("only recipients of the authority the package went to may acknowledge it")
     if recall.acknowledged_at is not None:
         raise RecallError("this recall was already acknowledged")

@@ -34,7 +34,9 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from portal.accounts.login_manager import signed_in_user
 from portal.accounts.models import User
-from portal.authz.permissions import PUBLIC, declared_permission, get_scoped_or_404, requires
+from portal.authz.permissions import PUBLIC, declared_permission, requires
+from portal.authz.roles import is_recipient
+from portal.authz.scopes import get_scoped_or_404
 from portal.db import db, utcnow
 from portal.packages import downloads, recalls
 from portal.packages.file_responses import (
@@ -46,10 +48,8 @@ from portal.packages.file_responses import (
 )
 from portal.packages.models import Package, Recall
 from portal.pages.errors import error_response
-from portal.pages.formatting import fingerprint_groups, when
 from portal.registry.models import Authority
 from portal.state import portal_state
-from portal.storage import human_size
 
 bp = Blueprint("recipient", __name__, url_prefix="/received")
 
@@ -68,12 +68,7 @@ def _refused(reason: str, title: str = "Download refused") -> BaseResponse:
 
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
-    return {
-        "when": when,
-        "human_size": human_size,
-        "fingerprint_groups": fingerprint_groups,
-        "status_labels": downloads.STATUS_LABELS,
-    }
+    return {"status_labels": downloads.STATUS_LABELS}
 
 
 # --- recalls in front of everything ------------------------------------------------------
@@ -82,7 +77,7 @@ def _helpers() -> dict[str, Any]:
 def _pending_recalls() -> int:
     if not has_request_context() or not current_user.is_authenticated:
         return 0
-    if current_user.role != "recipient":
+    if not is_recipient(current_user):
         return 0
     if "pending_recalls" not in g:
         g.pending_recalls = recalls.pending_count(db(), signed_in_user())
@@ -112,7 +107,7 @@ def _recalls_first() -> BaseResponse | None:
         or endpoint.startswith(("auth.", "api"))
         or declared_permission(current_app.view_functions.get(endpoint)) == PUBLIC
         or not current_user.is_authenticated
-        or current_user.role != "recipient"
+        or not is_recipient(current_user)
         or session.get(RECALLS_CHECKED)
     ):
         return None

@@ -18,15 +18,7 @@ from pathlib import Path
 
 from PIL import Image, ImageCms, ImageDraw, ImageFile, ImageFont, ImageOps, UnidentifiedImageError
 
-from portal.redaction.renditions import (
-    AppliedMark,
-    CannotRedact,
-    MarkSpec,
-    RedactionOutcome,
-    atomic_output,
-    check_box,
-    refuse_kinds,
-)
+from portal.redaction import renditions
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -145,56 +137,60 @@ def _load_upright(
     try:
         with Image.open(source) as opened:
             if opened.format not in accepted:
-                raise CannotRedact(
+                raise renditions.CannotRedact(
                     f"the file is {opened.format or 'an unknown image format'}, not {media_type}"
                 )
             if opened.width * opened.height > max_pixels:
-                raise CannotRedact(
+                raise renditions.CannotRedact(
                     f"the image is {opened.width} x {opened.height} pixels, more than the "
                     f"{max_pixels:,} the portal redacts"
                 )
             if opened.format == "PNG" and getattr(opened, "n_frames", 1) > 1:
-                raise CannotRedact("animated PNGs cannot be redacted (only the first frame would)")
+                raise renditions.CannotRedact(
+                    "animated PNGs cannot be redacted (only the first frame would)"
+                )
             with _strict_loading():
                 opened.load()
             upright = ImageOps.exif_transpose(opened)
     except Image.DecompressionBombError:
-        raise CannotRedact(
+        raise renditions.CannotRedact(
             "the image declares more pixels than the portal redacts (decompression bomb?)"
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise CannotRedact(f"the image cannot be read: damaged or not a {media_type} file") from (
-            exc
-        )
+        raise renditions.CannotRedact(
+            f"the image cannot be read: damaged or not a {media_type} file"
+        ) from exc
     return upright
 
 
 def redact_image(
     source: Path,
     media_type: str,
-    marks: Sequence[MarkSpec],
+    marks: Sequence[renditions.MarkSpec],
     dest: Path,
     label: str,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-) -> RedactionOutcome:
+) -> renditions.RedactionOutcome:
     """Burn the ``image_box`` marks into a fresh copy of the image's pixels."""
     fmt, suffix, accepted = _TYPES[media_type]
-    refuse_kinds(marks, frozenset({"image_box"}), "an image (it has no text to search)")
-    boxes = [check_box(mark) for mark in marks]
+    renditions.refuse_kinds(marks, frozenset({"image_box"}), "an image (it has no text to search)")
+    boxes = [renditions.check_box(mark) for mark in marks]
     upright = _clean_mode(_to_srgb(_load_upright(source, media_type, accepted, max_pixels)), fmt)
     fresh = Image.new(upright.mode, upright.size)
     fresh.paste(upright)
     del upright
     burn_boxes(fresh, (pixel_box(box, fresh.width, fresh.height) for box in boxes), label)
-    with atomic_output(dest) as out:
+    with renditions.atomic_output(dest) as out:
         if fmt == "JPEG":
             fresh.save(out, format="JPEG", quality=JPEG_QUALITY)
         else:
             fresh.save(out, format="PNG")
-    return RedactionOutcome(
+    return renditions.RedactionOutcome(
         media_type=media_type,
         suffix=suffix,
-        applied=tuple(AppliedMark(mark.code, mark.kind, mark.reason, 1) for mark in marks),
+        applied=tuple(
+            renditions.AppliedMark(mark.code, mark.kind, mark.reason, 1) for mark in marks
+        ),
         protected_terms=(),
     )

@@ -17,9 +17,9 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from portal.accounts.login_manager import signed_in_user
 from portal.accounts.models import User
-from portal.authz.permissions import get_scoped_or_404, requires, scoped
+from portal.authz.permissions import requires
+from portal.authz.scopes import get_scoped_or_404, scoped
 from portal.db import db, utcnow
-from portal.pages.formatting import fingerprint_groups, when
 from portal.pages.forms import TokenForm
 from portal.registry.keys import (
     KEY_STATUS_LABELS,
@@ -41,8 +41,6 @@ bp = Blueprint("keys", __name__, url_prefix="/keys")
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
     return {
-        "when": when,
-        "fingerprint_groups": fingerprint_groups,
         "key_status_labels": KEY_STATUS_LABELS,
         "verification_methods": VERIFICATION_METHODS,
     }

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.accounts.models import User
+from portal.authz.roles import is_staff
 from portal.db import aware_utc
 from portal.registry.models import Authority, RecipientKey
 from portal.registry.openpgp import KeyRejected, inspect_public_key, refuse_example_key
@@ -55,7 +56,6 @@ KEY_STATUS_LABELS: Mapping[str, str] = {
     "expired": "Expired",
     "revoked": "Revoked",
 }
-_MANAGERS = frozenset({"legal_officer", "admin"})
 _CLOCK_SKEW = timedelta(minutes=5)
 
 
@@ -74,7 +74,7 @@ class Verification:
 
 
 def _manager(user: User) -> None:
-    if user.role not in _MANAGERS or not user.is_active:
+    if not is_staff(user) or not user.is_active:
         raise KeyActionRefused("Only legal officers and administrators manage recipient keys.")
 
 

@@ -13,7 +13,6 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
-    Integer,
     String,
     Text,
     UniqueConstraint,
@@ -26,6 +25,13 @@ AUTHORITY_KINDS = ("war_crimes_unit", "prosecution", "court", "tribunal", "other
 ASSESSMENT_CRITERIA = ("fair_trial", "death_penalty", "witness_protection")
 # For death_penalty, "satisfied" means the jurisdiction has abolished it for the offences.
 ASSESSMENT_FINDINGS = ("satisfied", "not_satisfied")
+#: How pages name assessment criteria and findings.
+CRITERION_LABELS = {
+    "fair_trial": "Fair trial",
+    "death_penalty": "No death penalty",
+    "witness_protection": "Witness protection",
+}
+FINDING_LABELS = {"satisfied": "Satisfied", "not_satisfied": "Not satisfied"}
 PROVIDER_KINDS = ("ngo", "individual_representative", "state", "un_entity", "other")
 ITEM_KINDS = (
     "witness_statement",
@@ -241,9 +247,9 @@ class RedactionMark(Base):
     person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     kind: Mapped[str] = mapped_column(String(16))
     term: Mapped[str | None] = mapped_column(String(500))
-    span_start: Mapped[int | None] = mapped_column(Integer)
-    span_end: Mapped[int | None] = mapped_column(Integer)
-    page: Mapped[int | None] = mapped_column(Integer)
+    span_start: Mapped[int | None] = mapped_column()
+    span_end: Mapped[int | None] = mapped_column()
+    page: Mapped[int | None] = mapped_column()
     x0: Mapped[float | None] = mapped_column(Float)
     y0: Mapped[float | None] = mapped_column(Float)
     x1: Mapped[float | None] = mapped_column(Float)

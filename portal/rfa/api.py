@@ -14,7 +14,8 @@ from portal.api import shapes
 from portal.api.blueprint import bp
 from portal.api.principal import acting_user
 from portal.api.problem import bad_json, conflict, invalid
-from portal.authz.permissions import get_scoped_or_404, requires, scoped
+from portal.authz.permissions import requires
+from portal.authz.scopes import get_scoped_or_404, scoped
 from portal.db import db
 from portal.paging import PAGE_SIZE, paginate
 from portal.rfa.drafting import (
@@ -67,17 +68,21 @@ def create() -> Response:
         rfa = create_draft(db(), me, entries, mandate)
         db().flush()
         submit(db(), rfa, me, entries, mandate, expected_version=rfa.version)
-    except ValidationFailed as exc:
-        db().rollback()
-        return invalid(exc.errors)
     except RequestError as exc:
-        db().rollback()
-        return conflict(str(exc))
+        return _refused(exc)
     db().commit()
     response = jsonify(shapes.rfa_detail(rfa))
     response.status_code = 201
     response.headers["Location"] = url_for("api.get_request", code=rfa.code)
     return response
+
+
+def _refused(exc: RequestError) -> Response:
+    """A refused change, rolled back: 422 with the fields' errors, or 409 with the reason."""
+    db().rollback()
+    if isinstance(exc, ValidationFailed):
+        return invalid(exc.errors)
+    return conflict(str(exc))
 
 
 @bp.get("/requests")
@@ -139,12 +144,8 @@ def post_request_message(code: str) -> Response:
         return invalid(errors)
     try:
         posted = post_message(db(), rfa, acting_user(), str(body), return_to_review=bool(answer))
-    except ValidationFailed as exc:
-        db().rollback()
-        return invalid(exc.errors)
     except RequestError as exc:
-        db().rollback()
-        return conflict(str(exc))
+        return _refused(exc)
     db().commit()
     response = jsonify(shapes.message(posted, None))
     response.status_code = 201

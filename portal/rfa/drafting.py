@@ -8,29 +8,29 @@ name the request and what happened, not what it says.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from portal import audit
 from portal.accounts.models import User
+from portal.authz.roles import is_legal_officer, is_requester, requests_for
+from portal.codes import CodeSeries, CodesUnavailable, add_numbered
 from portal.db import utcnow
 from portal.eligibility.policy.mandate import Mandate
 from portal.notifications import service as notifications
 from portal.rfa.models import PROCEEDINGS_TYPES, URGENCIES, Message, Rfa
 from portal.rfa.status import IllegalTransition, transition
 
-CODE_ATTEMPTS = 5
 MESSAGE_MAX = 20_000
 TEXT_MAX = 20_000
 REFERENCE_MAX = 200
-_CODE = re.compile(r"RFA-(\d{4})-(\d{4,})$")
+#: ``RFA-2026-0001``; past 9999 a year's numbers grow a digit.
+RFA_CODES = CodeSeries("RFA", Rfa.code, digits=4)
 
 
 class RequestError(Exception):
@@ -150,16 +150,14 @@ def _check(data: RfaFields, mandate: Mandate, *, for_submission: bool) -> RfaFie
 
 
 def _requester_of(rfa: Rfa, user: User) -> None:
-    if user.role != "requester" or user.authority_id != rfa.authority_id:
+    if not requests_for(user, rfa.authority_id):
         raise NotAllowed("Only requesters of the requesting authority can change this request.")
 
 
 def next_code(db: Session, year: int) -> str:
-    """The next free ``RFA-YYYY-NNNN`` of ``year`` (the caller retries on a unique clash)."""
-    prefix = f"RFA-{year:04d}-"
-    codes = db.scalars(select(Rfa.code).where(Rfa.code.like(prefix + "%")))
-    numbers = [int(m.group(2)) for c in codes if (m := _CODE.match(c)) is not None]
-    return f"{prefix}{max(numbers, default=0) + 1:04d}"
+    """The next free ``RFA-YYYY-NNNN`` of ``year`` (not reserved: drafts are added with
+    :func:`portal.codes.add_numbered`)."""
+    return RFA_CODES.next_codes(db, year)[0]
 
 
 def _apply(rfa: Rfa, data: RfaFields) -> None:
@@ -171,27 +169,29 @@ def create_draft(
     db: Session, author: User, data: RfaFields, mandate: Mandate, *, now: datetime | None = None
 ) -> Rfa:
     """A new draft of ``author``'s authority with the next free code of the year."""
-    if author.role != "requester" or author.authority_id is None:
+    if not is_requester(author) or author.authority_id is None:
         raise NotAllowed("Only requesters of an authority can create requests.")
     cleaned = _check(data, mandate, for_submission=False)
     moment = now or utcnow()
-    for _attempt in range(CODE_ATTEMPTS):
+    authority_id = author.authority_id
+
+    def draft(codes: list[str]) -> list[Rfa]:
         rfa = Rfa(
-            code=next_code(db, moment.year),
-            authority_id=author.authority_id,
+            code=codes[0],
+            authority_id=authority_id,
             created_by_id=author.id,
             status="draft",
             created_at=moment,
         )
         _apply(rfa, cleaned)
-        try:
-            with db.begin_nested():
-                db.add(rfa)
-        except IntegrityError:
-            continue  # another request took the code meanwhile: take the next one
-        audit.record(db, audit.actor_label(author), "rfa.create", f"rfa:{rfa.code}", now=moment)
-        return rfa
-    raise RequestError("No request code could be allocated just now; try again.")
+        return [rfa]
+
+    try:
+        [rfa] = add_numbered(db, RFA_CODES, moment.year, draft)
+    except CodesUnavailable:
+        raise RequestError("No request code could be allocated just now; try again.") from None
+    audit.record(db, audit.actor_label(author), "rfa.create", f"rfa:{rfa.code}", now=moment)
+    return rfa
 
 
 def _check_version(db: Session, rfa: Rfa, expected_version: int) -> None:
@@ -212,21 +212,32 @@ def _flush(db: Session) -> None:
         ) from None
 
 
-def update_draft(
+def _checked_edit(
     db: Session,
     rfa: Rfa,
     by: User,
     data: RfaFields,
     mandate: Mandate,
-    *,
     expected_version: int,
-) -> Rfa:
-    """Save new entries on a draft, unless it changed since ``expected_version``."""
+    for_submission: bool,
+) -> RfaFields:
+    """The cleaned entries of an edit of a draft by its requester (saved or submitted)."""
     _requester_of(rfa, by)
     if rfa.status != "draft":
-        raise NotEditable("This request has been submitted and can no longer be edited.")
+        raise NotEditable(
+            "This request has already been submitted."
+            if for_submission
+            else "This request has been submitted and can no longer be edited."
+        )
     _check_version(db, rfa, expected_version)
-    cleaned = _check(data, mandate, for_submission=False)
+    return _check(data, mandate, for_submission=for_submission)
+
+
+def update_draft(
+    db: Session, rfa: Rfa, by: User, data: RfaFields, mandate: Mandate, *, expected_version: int
+) -> Rfa:
+    """Save new entries on a draft, unless it changed since ``expected_version``."""
+    cleaned = _checked_edit(db, rfa, by, data, mandate, expected_version, for_submission=False)
     _apply(rfa, cleaned)
     _flush(db)
     audit.record(db, audit.actor_label(by), "rfa.update", f"rfa:{rfa.code}")
@@ -234,20 +245,10 @@ def update_draft(
 
 
 def submit(
-    db: Session,
-    rfa: Rfa,
-    by: User,
-    data: RfaFields,
-    mandate: Mandate,
-    *,
-    expected_version: int,
+    db: Session, rfa: Rfa, by: User, data: RfaFields, mandate: Mandate, *, expected_version: int
 ) -> Rfa:
     """Save the entries and submit the draft, when they are complete and valid."""
-    _requester_of(rfa, by)
-    if rfa.status != "draft":
-        raise NotEditable("This request has already been submitted.")
-    _check_version(db, rfa, expected_version)
-    cleaned = _check(data, mandate, for_submission=True)
+    cleaned = _checked_edit(db, rfa, by, data, mandate, expected_version, for_submission=True)
     if cleaned != RfaFields.of(rfa):
         _apply(rfa, cleaned)
         _flush(db)
@@ -280,9 +281,9 @@ def may_post(rfa: Rfa, user: User) -> bool:
     """Requesters of the request's authority and legal officers write in its thread."""
     if rfa.status == "draft":
         return False
-    if user.role == "legal_officer":
+    if is_legal_officer(user):
         return True
-    return user.role == "requester" and user.authority_id == rfa.authority_id
+    return requests_for(user, rfa.authority_id)
 
 
 def post_message(
@@ -297,9 +298,7 @@ def post_message(
         raise ValidationFailed({"body": ["Write a message."]})
     if len(body) > MESSAGE_MAX:
         raise ValidationFailed({"body": [f"A message must be at most {MESSAGE_MAX} characters."]})
-    if return_to_review and not (
-        author.role == "requester" and rfa.status == "clarification_requested"
-    ):
+    if return_to_review and not (is_requester(author) and rfa.status == "clarification_requested"):
         raise NotAllowed("Only an answer to a clarification request returns it to review.")
     message = Message(rfa_id=rfa.id, author_id=author.id, body=body, created_at=utcnow())
     db.add(message)

@@ -12,7 +12,6 @@ from sqlalchemy import (
     Date,
     ForeignKey,
     Index,
-    Integer,
     String,
     Text,
     UniqueConstraint,
@@ -36,6 +35,7 @@ RFA_STATUSES = (
 )
 PROCEEDINGS_TYPES = ("investigation", "prosecution", "trial")
 URGENCIES = ("normal", "urgent", "very_urgent")
+URGENCY_LABELS = {kind: kind.replace("_", " ").capitalize() for kind in URGENCIES}
 ASSURANCE_KINDS = ("death_penalty",)
 
 
@@ -90,7 +90,7 @@ class Rfa(Base):
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     # Optimistic locking: two officers editing the same request cannot overwrite each other.
-    version: Mapped[int] = mapped_column(Integer, default=1)
+    version: Mapped[int] = mapped_column(default=1)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 

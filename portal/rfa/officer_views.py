@@ -12,24 +12,24 @@ from datetime import date
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from portal.accounts.login_manager import signed_in_user
 from portal.accounts.models import User
-from portal.authz.permissions import get_scoped_or_404, requires, scoped
+from portal.authz.permissions import requires
+from portal.authz.scopes import get_scoped_or_404, scoped
 from portal.consent.ledger import current_state
 from portal.consent.models import ConsentRequest
 from portal.db import db
 from portal.eligibility.decisions import latest_decision
-from portal.pages.formatting import when
 from portal.pages.forms import TokenForm, query_date
 from portal.paging import Page, page_number
 from portal.registry.models import ITEM_KINDS, Authority, Provider
-from portal.rfa.models import Rfa
+from portal.rfa.models import URGENCY_LABELS, Rfa
 from portal.rfa.search import ItemQuery, SearchError, search
-from portal.rfa.status import LABELS, next_states
+from portal.rfa.status import LABELS, next_states, status_label
 from portal.rfa.triage import (
     QUEUE_STATUSES,
     QueueFilter,
@@ -54,28 +54,16 @@ bp = Blueprint("triage", __name__, url_prefix="/triage")
 QUEUE_FILTER_KEYS = ("status", "authority", "assignee")
 SEARCH_KEYS = ("title", "tags", "kind", "provider", "from", "to", "place")
 KIND_LABELS = {kind: kind.replace("_", " ").capitalize() for kind in ITEM_KINDS}
-URGENCY_LABELS = {"normal": "Normal", "urgent": "Urgent", "very_urgent": "Very urgent"}
-
-
-def _label(status: str) -> str:
-    return LABELS.get(status, status).capitalize()
 
 
 @bp.context_processor
-def _template_helpers() -> dict[str, Any]:
+def _template_labels() -> dict[str, Any]:
+    """The labels of these pages only (``when``... are app-wide: :mod:`portal.pages.templating`)."""
     return {
-        "when": when,
-        "status_label": _label,
+        "status_label": status_label,
         "kind_labels": KIND_LABELS,
         "urgency_labels": URGENCY_LABELS,
     }
-
-
-def _rfa_or_404(code: str) -> Rfa:
-    rfa = get_scoped_or_404(db(), Rfa, signed_in_user(), code=code)
-    if rfa.status == "draft":
-        abort(404)
-    return rfa
 
 
 def _int_arg(name: str) -> int | None:
@@ -132,7 +120,7 @@ def index() -> tuple[str, int]:
 @bp.post("/<rfa_code>/assign")
 @requires("triage.act")
 def assign_request(rfa_code: str) -> BaseResponse:
-    rfa = _rfa_or_404(rfa_code)
+    rfa = get_scoped_or_404(db(), Rfa, signed_in_user(), code=rfa_code)
     back = request.form.get("back") == "queue"
     target = url_for("triage.index") if back else url_for("triage.detail", rfa_code=rfa.code)
     if not TokenForm().validate_on_submit():
@@ -214,13 +202,13 @@ def _render_detail(
 @bp.get("/<rfa_code>")
 @requires("triage.view")
 def detail(rfa_code: str) -> tuple[str, int]:
-    return _render_detail(_rfa_or_404(rfa_code))
+    return _render_detail(get_scoped_or_404(db(), Rfa, signed_in_user(), code=rfa_code))
 
 
 @bp.post("/<rfa_code>/status")
 @requires("triage.act")
 def move(rfa_code: str) -> BaseResponse | tuple[str, int]:
-    rfa = _rfa_or_404(rfa_code)
+    rfa = get_scoped_or_404(db(), Rfa, signed_in_user(), code=rfa_code)
     typed = {k: request.form.get(k, "") for k in ("message", "note", "outcome")}
     if not TokenForm().validate_on_submit():
         return _render_detail(
@@ -244,12 +232,7 @@ def move(rfa_code: str) -> BaseResponse | tuple[str, int]:
             )
     except TriageError as exc:
         db().rollback()
-        return _render_detail(
-            _rfa_or_404(rfa_code),
-            error=f"Nothing was changed: {exc}",
-            typed=typed,
-            status=409,
-        )
+        return _render_detail(rfa, error=f"Nothing was changed: {exc}", typed=typed, status=409)
     db().commit()
     flash(f"{rfa.code} {done}.", "success")
     return redirect(url_for("triage.detail", rfa_code=rfa.code), 303)
@@ -258,7 +241,7 @@ def move(rfa_code: str) -> BaseResponse | tuple[str, int]:
 @bp.post("/<rfa_code>/candidates/remove")
 @requires("triage.act")
 def remove(rfa_code: str) -> BaseResponse | tuple[str, int]:
-    rfa = _rfa_or_404(rfa_code)
+    rfa = get_scoped_or_404(db(), Rfa, signed_in_user(), code=rfa_code)
     if not TokenForm().validate_on_submit():
         return _render_detail(rfa, error="The form has expired; nothing was changed.", status=400)
     text = request.form.get("item_id", "").strip()
@@ -268,7 +251,7 @@ def remove(rfa_code: str) -> BaseResponse | tuple[str, int]:
         remove_candidate(db(), rfa, int(text), by=signed_in_user())
     except TriageError as exc:
         db().rollback()
-        return _render_detail(_rfa_or_404(rfa_code), error=str(exc), status=400)
+        return _render_detail(rfa, error=str(exc), status=400)
     db().commit()
     flash("The item is no longer a candidate.", "success")
     return redirect(url_for("triage.detail", rfa_code=rfa.code) + "#candidates", 303)
@@ -277,14 +260,14 @@ def remove(rfa_code: str) -> BaseResponse | tuple[str, int]:
 @bp.post("/<rfa_code>/consent-requests")
 @requires("triage.act")
 def ask_consent(rfa_code: str) -> BaseResponse | tuple[str, int]:
-    rfa = _rfa_or_404(rfa_code)
+    rfa = get_scoped_or_404(db(), Rfa, signed_in_user(), code=rfa_code)
     if not TokenForm().validate_on_submit():
         return _render_detail(rfa, error="The form has expired; nothing was changed.", status=400)
     try:
         made = ask_for_consent(db(), rfa, by=signed_in_user())
     except TriageError as exc:
         db().rollback()
-        return _render_detail(_rfa_or_404(rfa_code), error=str(exc), status=400)
+        return _render_detail(rfa, error=str(exc), status=400)
     db().commit()
     flash(f"{len(made)} consent request(s) sent to providers.", "success")
     return redirect(url_for("triage.detail", rfa_code=rfa.code) + "#consent", 303)
@@ -301,7 +284,7 @@ def _date(name: str, errors: list[str]) -> date | None:
 @bp.get("/<rfa_code>/search")
 @requires("triage.view")
 def search_items(rfa_code: str) -> tuple[str, int]:
-    rfa = _rfa_or_404(rfa_code)
+    rfa = get_scoped_or_404(db(), Rfa, signed_in_user(), code=rfa_code)
     errors: list[str] = []
     kind = request.args.get("kind", "").strip() or None
     tags = tuple(t.strip() for t in request.args.get("tags", "").split(",") if t.strip())
@@ -349,7 +332,7 @@ def search_items(rfa_code: str) -> tuple[str, int]:
 @bp.post("/<rfa_code>/candidates")
 @requires("triage.act")
 def add(rfa_code: str) -> BaseResponse | tuple[str, int]:
-    rfa = _rfa_or_404(rfa_code)
+    rfa = get_scoped_or_404(db(), Rfa, signed_in_user(), code=rfa_code)
     kept = dict(parse_qsl(request.form.get("query", "")))
     back_args = {k: v for k, v in kept.items() if k in (*SEARCH_KEYS, "after")}
     back = url_for("triage.search_items", rfa_code=rfa.code)

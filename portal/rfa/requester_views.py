@@ -22,7 +22,6 @@ from flask import (
     request,
     url_for,
 )
-from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from sqlalchemy import select
@@ -38,13 +37,13 @@ from wtforms import (
 )
 from wtforms.fields.choices import SelectChoice
 
-from portal.accounts.admin_views import ROLE_LABELS
 from portal.accounts.login_manager import signed_in_user
 from portal.accounts.models import User
-from portal.authz.permissions import allowed, get_scoped_or_404, requires, scoped
+from portal.authz.permissions import allowed, requires
+from portal.authz.roles import is_requester
+from portal.authz.scopes import get_scoped_or_404, scoped
 from portal.db import db
 from portal.documents.html_pdf import html_to_pdf
-from portal.pages.formatting import when
 from portal.pages.responses import pdf_download
 from portal.paging import page_number, paginate
 from portal.registry.models import Authority
@@ -65,13 +64,13 @@ from portal.rfa.drafting import (
 )
 from portal.rfa.models import (
     PROCEEDINGS_TYPES,
-    URGENCIES,
+    URGENCY_LABELS,
     Assurance,
     Attachment,
     Rfa,
     RfaStatusChange,
 )
-from portal.rfa.status import LABELS, next_states
+from portal.rfa.status import next_states, status_label
 from portal.rfa.uploads import (
     ACCEPTED,
     ACCEPTED_TEXT,
@@ -86,34 +85,23 @@ from portal.rfa.uploads import (
     record_file_download,
 )
 from portal.state import portal_state
-from portal.storage import human_size
 
 bp = Blueprint("requests", __name__, url_prefix="/requests")
 
 MECHANISM = "Mechanism"
 PROCEEDINGS_LABELS = {kind: kind.capitalize() for kind in PROCEEDINGS_TYPES}
-URGENCY_LABELS = {kind: kind.replace("_", " ").capitalize() for kind in URGENCIES}
 DATE_FIELDS = ("period_from", "period_to", "deadline")
 
 
-def status_label(status: str) -> str:
-    return LABELS.get(status, status).capitalize()
-
-
 @bp.context_processor
-def _template_helpers() -> dict[str, Any]:
-    def can(action: str) -> bool:
-        return bool(current_user.is_authenticated) and allowed(current_user.role, action)
-
+def _template_labels() -> dict[str, Any]:
+    """What only these pages show (``can``, ``when``... are app-wide:
+    :mod:`portal.pages.templating`)."""
     return {
-        "can": can,
-        "when": when,
         "status_label": status_label,
-        "role_labels": ROLE_LABELS,
         "proceedings_labels": PROCEEDINGS_LABELS,
         "urgency_labels": URGENCY_LABELS,
         "accepted_types": ACCEPTED,
-        "human_size": human_size,
     }
 
 
@@ -241,15 +229,6 @@ class AssuranceForm(FlaskForm):  # type: ignore[misc]
 # --- helpers ------------------------------------------------------------------------------
 
 
-def _rfa_or_404(code: str) -> Rfa:
-    """A request this user may see; drafts are their authority's requesters' alone."""
-    me = signed_in_user()
-    rfa = get_scoped_or_404(db(), Rfa, me, code=code)
-    if rfa.status == "draft" and me.role != "requester":
-        abort(404)
-    return rfa
-
-
 def _names(user_ids: Iterable[int | None]) -> dict[int, User]:
     ids = {i for i in user_ids if i is not None}
     if not ids:
@@ -305,12 +284,12 @@ def _render_detail(
         timeline=[(c, people.get(c.changed_by_id or 0)) for c in changes],
         messages=thread(db(), rfa),
         can_withdraw=(
-            me.role == "requester"
+            is_requester(me)
             and rfa.status != "draft"
             and "withdrawn" in next_states(rfa.status, me.role)
         ),
         can_post=may_post(rfa, me),
-        can_answer=me.role == "requester" and rfa.status == "clarification_requested",
+        can_answer=is_requester(me) and rfa.status == "clarification_requested",
         withdraw_form=withdraw_form or WithdrawForm(),
         message_form=message_form or MessageForm(),
         attachments=attachments,
@@ -330,12 +309,9 @@ def _render_detail(
 @requires("rfa.view")
 def index() -> str:
     me = signed_in_user()
-    query = scoped(Rfa, me)
-    if me.role != "requester":
-        query = query.where(Rfa.status != "draft")
     found = paginate(
         db(),
-        query.order_by(Rfa.updated_at.desc(), Rfa.id.desc()),
+        scoped(Rfa, me).order_by(Rfa.updated_at.desc(), Rfa.id.desc()),
         page_number(request.args.get("page")),
     )
     return render_template("rfa/requester/index.html", rfas=found.items, found=found)
@@ -376,7 +352,7 @@ def new() -> BaseResponse | tuple[str, int]:
 @bp.route("/<rfa_code>/edit", methods=["GET", "POST"])
 @requires("rfa.edit")
 def edit(rfa_code: str) -> BaseResponse | tuple[str, int]:
-    rfa = _rfa_or_404(rfa_code)
+    rfa = get_scoped_or_404(db(), Rfa, signed_in_user(), code=rfa_code)
     if rfa.status != "draft":
         flash("This request has been submitted and can no longer be edited.", "error")
         return redirect(url_for("requests.detail", rfa_code=rfa.code), 303)
@@ -432,13 +408,13 @@ class _FormView:
 @bp.get("/<rfa_code>")
 @requires("rfa.view")
 def detail(rfa_code: str) -> tuple[str, int]:
-    return _render_detail(_rfa_or_404(rfa_code))
+    return _render_detail(get_scoped_or_404(db(), Rfa, signed_in_user(), code=rfa_code))
 
 
 @bp.post("/<rfa_code>/withdraw")
 @requires("rfa.withdraw")
 def withdraw_request(rfa_code: str) -> BaseResponse | tuple[str, int]:
-    rfa = _rfa_or_404(rfa_code)
+    rfa = get_scoped_or_404(db(), Rfa, signed_in_user(), code=rfa_code)
     form = WithdrawForm()
     if not form.validate_on_submit():
         return _render_detail(rfa, withdraw_form=form, status=400)
@@ -450,11 +426,11 @@ def withdraw_request(rfa_code: str) -> BaseResponse | tuple[str, int]:
     except ValidationFailed as exc:
         db().rollback()
         form.reason.errors = exc.errors.get("reason", [])
-        return _render_detail(_rfa_or_404(rfa_code), withdraw_form=form, status=400)
+        return _render_detail(rfa, withdraw_form=form, status=400)
     except RequestError as exc:
         db().rollback()
         form.form_errors.append(f"The request was not withdrawn: {exc}")
-        return _render_detail(_rfa_or_404(rfa_code), withdraw_form=form, status=409)
+        return _render_detail(rfa, withdraw_form=form, status=409)
     db().commit()
     flash(f"Request {rfa.code} withdrawn.", "success")
     return redirect(url_for("requests.detail", rfa_code=rfa.code), 303)
@@ -463,7 +439,7 @@ def withdraw_request(rfa_code: str) -> BaseResponse | tuple[str, int]:
 @bp.post("/<rfa_code>/messages")
 @requires("rfa.message")
 def message(rfa_code: str) -> BaseResponse | tuple[str, int]:
-    rfa = _rfa_or_404(rfa_code)
+    rfa = get_scoped_or_404(db(), Rfa, signed_in_user(), code=rfa_code)
     form = MessageForm()
     if not form.validate_on_submit():
         return _render_detail(rfa, message_form=form, status=400)
@@ -473,11 +449,11 @@ def message(rfa_code: str) -> BaseResponse | tuple[str, int]:
     except ValidationFailed as exc:
         db().rollback()
         form.body.errors = exc.errors.get("body", [])
-        return _render_detail(_rfa_or_404(rfa_code), message_form=form, status=400)
+        return _render_detail(rfa, message_form=form, status=400)
     except RequestError as exc:
         db().rollback()
         form.form_errors.append(f"The message was not sent: {exc}")
-        return _render_detail(_rfa_or_404(rfa_code), message_form=form, status=409)
+        return _render_detail(rfa, message_form=form, status=409)
     db().commit()
     flash("Answer sent; the request is back in review." if answer else "Message sent.", "success")
     return redirect(url_for("requests.detail", rfa_code=rfa.code) + "#thread", 303)
@@ -487,7 +463,7 @@ def message(rfa_code: str) -> BaseResponse | tuple[str, int]:
 @requires("rfa.view")
 def acknowledgement(rfa_code: str) -> Response:
     """The acknowledgement of receipt, once the request has been submitted."""
-    rfa = _rfa_or_404(rfa_code)
+    rfa = get_scoped_or_404(db(), Rfa, signed_in_user(), code=rfa_code)
     if rfa.submitted_at is None:
         abort(404)
     authority = db().get(Authority, rfa.authority_id)
@@ -507,7 +483,7 @@ def _upload_limit() -> int:
 @bp.post("/<rfa_code>/attachments")
 @requires("rfa.attach")
 def attach(rfa_code: str) -> BaseResponse | tuple[str, int]:
-    rfa = _rfa_or_404(rfa_code)
+    rfa = get_scoped_or_404(db(), Rfa, signed_in_user(), code=rfa_code)
     form = AttachmentForm()
     if not form.validate_on_submit():
         return _render_detail(rfa, attachment_form=form, status=400)
@@ -528,7 +504,7 @@ def attach(rfa_code: str) -> BaseResponse | tuple[str, int]:
     except UploadRefused as exc:
         db().rollback()
         form.file.errors = [str(exc)]
-        return _render_detail(_rfa_or_404(rfa_code), attachment_form=form, status=400)
+        return _render_detail(rfa, attachment_form=form, status=400)
     db().commit()
     flash(f"{attachment.filename} attached.", "success")
     return redirect(url_for("requests.detail", rfa_code=rfa.code) + "#attachments", 303)
@@ -537,7 +513,7 @@ def attach(rfa_code: str) -> BaseResponse | tuple[str, int]:
 @bp.post("/<rfa_code>/assurances")
 @requires("rfa.attach")
 def add_assurance(rfa_code: str) -> BaseResponse | tuple[str, int]:
-    rfa = _rfa_or_404(rfa_code)
+    rfa = get_scoped_or_404(db(), Rfa, signed_in_user(), code=rfa_code)
     form = AssuranceForm()
     if not form.validate_on_submit():
         return _render_detail(rfa, assurance_form=form, status=400)
@@ -567,11 +543,11 @@ def add_assurance(rfa_code: str) -> BaseResponse | tuple[str, int]:
         db().rollback()
         for name, messages in exc.errors.items():
             getattr(form, name).errors = messages
-        return _render_detail(_rfa_or_404(rfa_code), assurance_form=form, status=400)
+        return _render_detail(rfa, assurance_form=form, status=400)
     except UploadRefused as exc:
         db().rollback()
         form.document.errors = [str(exc)]
-        return _render_detail(_rfa_or_404(rfa_code), assurance_form=form, status=400)
+        return _render_detail(rfa, assurance_form=form, status=400)
     db().commit()
     flash("Death-penalty assurance recorded.", "success")
     return redirect(url_for("requests.detail", rfa_code=rfa.code) + "#assurances", 303)
@@ -596,7 +572,7 @@ def _file_response(sha256: str, media_type: str, name: str) -> Response:
 @bp.get("/<rfa_code>/attachments/<int:attachment_id>")
 @requires("rfa.view")
 def attachment_file(rfa_code: str, attachment_id: int) -> Response:
-    rfa = _rfa_or_404(rfa_code)
+    rfa = get_scoped_or_404(db(), Rfa, signed_in_user(), code=rfa_code)
     found = db().get(Attachment, attachment_id)
     if found is None or found.rfa_id != rfa.id:
         abort(404)
@@ -607,7 +583,7 @@ def attachment_file(rfa_code: str, attachment_id: int) -> Response:
 @bp.get("/<rfa_code>/assurances/<int:assurance_id>")
 @requires("rfa.view")
 def assurance_file(rfa_code: str, assurance_id: int) -> Response:
-    rfa = _rfa_or_404(rfa_code)
+    rfa = get_scoped_or_404(db(), Rfa, signed_in_user(), code=rfa_code)
     found = db().get(Assurance, assurance_id)
     if found is None or found.rfa_id != rfa.id or found.sha256 is None:
         abort(404)

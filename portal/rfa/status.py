@@ -59,6 +59,11 @@ LABELS: Mapping[str, str] = {
 }
 
 
+def status_label(status: str) -> str:
+    """A status as a page shows it on its own: "In review"."""
+    return LABELS.get(status, status).capitalize()
+
+
 class IllegalTransition(Exception):
     """The move is not allowed from this state, or not for this role; nothing changed."""
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.accounts.models import User
+from portal.authz.roles import is_active_officer, require_active_officer, where_legal_officer
 from portal.consent.ledger import DEFAULT_PURPOSE, current_state
 from portal.consent.models import ConsentRequest, ConsentRequestItem
 from portal.db import utcnow
@@ -49,11 +50,6 @@ class QueueFilter:
     assignee: str | None = None
 
 
-def _officer(user: User) -> None:
-    if user.role != "legal_officer":
-        raise TriageError("Only legal officers can do this.")
-
-
 def queue(db: Session, viewer: User, wanted: QueueFilter, *, page: int = 1) -> Page[Rfa]:
     """One page of open requests, most urgent first, then oldest submitted first."""
     statuses: tuple[str, ...] = QUEUE_STATUSES
@@ -81,7 +77,7 @@ def officers(db: Session) -> list[User]:
     return list(
         db.scalars(
             select(User)
-            .where(User.role == "legal_officer", User.is_active.is_(True))
+            .where(where_legal_officer(), User.is_active.is_(True))
             .order_by(User.display_name, User.id)
         )
     )
@@ -89,10 +85,10 @@ def officers(db: Session) -> list[User]:
 
 def assign(db: Session, rfa: Rfa, assignee: User | None, *, by: User) -> Rfa:
     """Assign the request to ``assignee`` (None: nobody)."""
-    _officer(by)
+    require_active_officer(by, TriageError)
     if rfa.status not in QUEUE_STATUSES:
         raise TriageError("Only requests in the queue can be assigned.")
-    if assignee is not None and (assignee.role != "legal_officer" or not assignee.is_active):
+    if assignee is not None and not is_active_officer(assignee):
         raise TriageError("Requests can only be assigned to an active legal officer.")
     rfa.assigned_to_id = assignee.id if assignee is not None else None
     db.flush()
@@ -114,14 +110,14 @@ def _move(db: Session, rfa: Rfa, to_status: str, by: User, note: str = "") -> No
 
 
 def start_review(db: Session, rfa: Rfa, *, by: User) -> Rfa:
-    _officer(by)
+    require_active_officer(by, TriageError)
     _move(db, rfa, "in_review", by)
     return rfa
 
 
 def request_clarification(db: Session, rfa: Rfa, message: str, *, by: User) -> Rfa:
     """Post ``message`` in the request's thread and ask the requester to answer it."""
-    _officer(by)
+    require_active_officer(by, TriageError)
     if rfa.status != "in_review":
         _move(db, rfa, "clarification_requested", by)  # raises the clear message
     if not message.strip():
@@ -136,7 +132,7 @@ def request_clarification(db: Session, rfa: Rfa, message: str, *, by: User) -> R
 
 def decide(db: Session, rfa: Rfa, outcome: str, note: str, *, by: User) -> Rfa:
     """Record the decision on the request; approval needs an eligibility check on file."""
-    _officer(by)
+    require_active_officer(by, TriageError)
     if outcome not in DECIDED:
         raise TriageError("Choose approved, partially approved or declined.")
     note = note.strip()
@@ -156,7 +152,7 @@ def decide(db: Session, rfa: Rfa, outcome: str, note: str, *, by: User) -> Rfa:
 
 
 def _editable(rfa: Rfa, by: User) -> None:
-    _officer(by)
+    require_active_officer(by, TriageError)
     if rfa.status not in OPEN_STATUSES:
         raise TriageError("Candidate items can only change before the request is decided.")
 

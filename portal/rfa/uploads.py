@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.accounts.models import User
+from portal.authz.roles import is_legal_officer, is_requester, requests_for
 from portal.db import utcnow
 from portal.rfa.models import Assurance, Attachment, Rfa
 from portal.storage import FileBlobStore, TooLarge, human_size
@@ -192,9 +193,9 @@ def may_attach(rfa: Rfa, user: User) -> bool:
     officers too once it is submitted (an assurance may arrive through another channel)."""
     if rfa.status not in OPEN_STATUSES:
         return False
-    if user.role == "requester":
-        return user.authority_id == rfa.authority_id
-    return user.role == "legal_officer" and rfa.status != "draft"
+    if is_requester(user):
+        return requests_for(user, rfa.authority_id)
+    return is_legal_officer(user) and rfa.status != "draft"
 
 
 def _allowed(rfa: Rfa, user: User) -> None:

@@ -1,2 +1,39 @@
-"""``portal-verify``: the recipient's offline check of a package. Imports nothing of Flask or
-SQLAlchemy."""
+"""``portal-verify``: the recipient's offline check of a package from the mechanism.
+
+It runs on the recipient's machine, possibly years later: nothing here imports Flask,
+SQLAlchemy or WeasyPrint (only python-gnupg, bagit, jsonschema and the manifest module), and
+the decrypted tar is streamed to a private temporary file, never held in memory.
+
+``steps`` runs the named steps (``signatures``, ``archive``, ``bag``, ``manifest`` do the
+work, in a ``workspace``), ``report`` renders the outcome, ``cli`` is the command.
+"""
+
+from portal.verify.cli import main
+from portal.verify.results import (
+    EXIT_BAD_SIGNATURE,
+    EXIT_BAG_INVALID,
+    EXIT_CANNOT_DECRYPT,
+    EXIT_MANIFEST_INVALID,
+    EXIT_OK,
+    EXIT_UNSAFE_ARCHIVE,
+    EXIT_USAGE,
+    EXIT_WRONG_SIGNER,
+    Check,
+    Outcome,
+)
+from portal.verify.steps import verify_package
+
+__all__ = [
+    "EXIT_BAD_SIGNATURE",
+    "EXIT_BAG_INVALID",
+    "EXIT_CANNOT_DECRYPT",
+    "EXIT_MANIFEST_INVALID",
+    "EXIT_OK",
+    "EXIT_UNSAFE_ARCHIVE",
+    "EXIT_USAGE",
+    "EXIT_WRONG_SIGNER",
+    "Check",
+    "Outcome",
+    "main",
+    "verify_package",
+]

@@ -23,6 +23,7 @@ def init_web(app: Flask) -> None:
     from portal.eligibility import views as eligibility_views
     from portal.notifications import views as notification_views
     from portal.packages import officer_views, recipient_views
+    from portal.pages.templating import template_helpers
     from portal.registry import key_views
     from portal.reports import views as report_views
     from portal.rfa import officer_views as triage_views
@@ -35,6 +36,7 @@ def init_web(app: Flask) -> None:
     init_headers(app)
     init_login(app)
     install_guard(app, unauthenticated)
+    app.context_processor(template_helpers)
     for blueprint in (
         public.bp,
         signin_views.bp,

@@ -155,7 +155,7 @@ def _navigation() -> dict[str, Any]:
             for link in _links(NAV, current_user.role)
         ]
 
-    return {"nav_links": nav_links, "role_labels": ROLE_LABELS}
+    return {"nav_links": nav_links}
 
 
 @bp.get("/")

@@ -32,7 +32,8 @@ from portal.accounts.user_admin import (
 )
 from portal.audit import AuditEvent
 from portal.db import utcnow
-from portal.registry.models import Assessment, Authority, Item, Provider, RecipientKey
+from portal.registry.models import Provider, RecipientKey
+from tests.support import factories as make
 from tests.support.auth import (
     Credentials,
     csrf_token,
@@ -165,7 +166,7 @@ def test_last_active_admin_can_be_neither_deactivated_nor_demoted(db: Session) -
 def test_change_role_validates_ends_sessions_and_audits(db: Session) -> None:
     admin = user(db, make_user(db, "admin"))
     target = user(db, make_user(db, "requester", authority_code="WCU-A"))
-    db.add(Provider(code="NGO-B", name="Provider B", kind="ngo", public_name="B"))
+    make.provider(db, "NGO-B", name="Provider B", public_name="B")
     db.commit()
     token = start_session(db, target)
     db.commit()
@@ -260,60 +261,35 @@ def registry(db: Session) -> dict[str, int]:
     """One authority with a current and an expired assessment and a verified key, and a
     provider with two items."""
     now = utcnow()
-    authority = Authority(
-        code="WCU-DE", name="War Crimes Unit DE", kind="war_crimes_unit", country="DE"
-    )
-    provider = Provider(code="NGO-X", name="Rights Archive", kind="ngo", public_name="Archive X")
-    db.add_all([authority, provider])
-    db.flush()
-    db.add_all(
-        [
-            Assessment(
-                code="A-1",
-                authority_id=authority.id,
-                criterion="fair_trial",
-                finding="satisfied",
-                basis="Independent review of the judiciary, 2025.",
-                assessed_at=now - timedelta(days=10),
-                valid_until=now + timedelta(days=355),
-                assessed_by="Legal Officer One",
-            ),
-            Assessment(
-                code="A-2",
-                authority_id=authority.id,
-                criterion="witness_protection",
-                finding="not_satisfied",
-                basis="No protection programme in the old report.",
-                assessed_at=now - timedelta(days=800),
-                valid_until=now - timedelta(days=435),
-                assessed_by="Legal Officer Two",
-            ),
-            RecipientKey(
-                authority_id=authority.id,
-                fingerprint=FINGERPRINT,
-                armored="-----BEGIN PGP PUBLIC KEY BLOCK-----\n...",
-                algorithm="rsa4096",
-                uid="WCU DE <keys@wcu-de.example>",
-                verified_by="Admin One",
-                verified_at=datetime(2026, 1, 5, 10, 0, tzinfo=UTC),
-                verification_method="fingerprint read aloud by phone",
-            ),
-        ]
+    authority = make.authority(db, "WCU-DE", name="War Crimes Unit DE", country="DE")
+    provider = make.provider(db, "NGO-X", name="Rights Archive", public_name="Archive X")
+    make.assessment(
+        db, authority, "fair_trial", now=now, age_days=10, valid_days=355, code="A-1",
+        basis="Independent review of the judiciary, 2025.", assessed_by="Legal Officer One",
+    )  # fmt: skip
+    make.assessment(
+        db, authority, "witness_protection", now=now, age_days=800, valid_days=-435, code="A-2",
+        finding="not_satisfied", basis="No protection programme in the old report.",
+        assessed_by="Legal Officer Two",
+    )  # fmt: skip
+    db.add(
+        RecipientKey(
+            authority_id=authority.id,
+            fingerprint=FINGERPRINT,
+            armored="-----BEGIN PGP PUBLIC KEY BLOCK-----\n...",
+            algorithm="rsa4096",
+            uid="WCU DE <keys@wcu-de.example>",
+            verified_by="Admin One",
+            verified_at=datetime(2026, 1, 5, 10, 0, tzinfo=UTC),
+            verification_method="fingerprint read aloud by phone",
+        )
     )
     for number in (1, 2):
-        db.add(
-            Item(
-                code=f"ITM-{number}",
-                provider_id=provider.id,
-                kind="document",
-                title=f"Document {number}",
-                media_type="application/pdf",
-                original_filename=f"doc{number}.pdf",
-                size_bytes=10,
-                sha256=f"{number:064x}",
-                sensitivity="low",
-            )
-        )
+        make.item(
+            db, provider, f"ITM-{number}", kind="document", title=f"Document {number}",
+            media_type="application/pdf", original_filename=f"doc{number}.pdf",
+            sensitivity="low",
+        )  # fmt: skip
     db.commit()
     return {"authority": authority.id, "provider": provider.id}
 

@@ -29,8 +29,8 @@ from portal.accounts.qr import qr_svg
 from portal.audit import AuditEvent
 from portal.config import Settings
 from portal.db import utcnow
-from portal.registry.models import Authority
 from portal.state import portal_state
+from tests.support import factories as make
 from tests.support.auth import (
     Credentials,
     csrf_token,
@@ -51,9 +51,7 @@ QR_TITLE = "QR code to add the Sharing Portal to your authenticator app"
 
 @pytest.fixture
 def admin(db: Session) -> Credentials:
-    db.add(
-        Authority(code="WCU-NL", name="War Crimes Unit NL", kind="war_crimes_unit", country="NL")
-    )
+    make.authority(db, "WCU-NL", name="War Crimes Unit NL", country="NL")
     db.commit()
     return make_user(db, "admin")
 

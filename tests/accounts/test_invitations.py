@@ -32,6 +32,7 @@ from portal.accounts.recovery import use_recovery_code
 from portal.audit import AuditEvent
 from portal.db import utcnow
 from portal.registry.models import Authority, Provider
+from tests.support import factories as make
 
 NOW = utcnow().replace(microsecond=0)
 PASSWORD = "lantern quarry violet 58"
@@ -46,31 +47,17 @@ class World:
 
 def add_user(session: Session, email: str, role: str = "admin", **org: int | None) -> User:
     """A fully enrolled user, made directly (these tests are about invitations)."""
-    user = User(
-        email=email,
-        display_name=email.split("@")[0],
-        role=role,
+    return make.user(
+        session, role, email=email, display_name=email.split("@")[0],
         password_hash=hash_password("irrelevant password here", profile="fast"),
-        totp_secret=totp.new_secret(),
-        totp_confirmed_at=NOW - timedelta(days=30),
-        failed_logins=0,
-        session_epoch=0,
-        is_active=True,
-        **org,
-    )
-    session.add(user)
-    session.flush()
-    return user
+        totp_secret=totp.new_secret(), totp_confirmed_at=NOW - timedelta(days=30), **org,
+    )  # fmt: skip
 
 
 @pytest.fixture
 def world(session: Session) -> World:
-    authority = Authority(
-        code="WCU-NL", name="War Crimes Unit NL", kind="war_crimes_unit", country="NL"
-    )
-    provider = Provider(code="NGO-1", name="Syrian Archive Test", kind="ngo", public_name="NGO One")
-    session.add_all([authority, provider])
-    session.flush()
+    authority = make.authority(session, "WCU-NL", name="War Crimes Unit NL", country="NL")
+    provider = make.provider(session, "NGO-1", name="Syrian Archive Test", public_name="NGO One")
     admin = add_user(session, "root.admin@mechanism.example.org")
     session.commit()
     return World(admin=admin, authority=authority, provider=provider)

@@ -30,6 +30,7 @@ from portal.eligibility.decisions import run_check
 from portal.registry.models import Authority, Item, Provider
 from portal.rfa.models import Rfa
 from portal.state import portal_state
+from tests.support import factories
 from tests.support.auth import Credentials, csrf_token, login, make_user
 
 pytest_plugins = ["tests.support.auth"]  # fixtures make_app, app, client
@@ -300,17 +301,8 @@ def world(app: Flask) -> World:
         )
         officer = session.get(User, creds["legal_officer"].user_id)
         assert officer is not None
-        rfa = Rfa(
-            code="RFA-2026-0900",
-            authority_id=session.scalar(select(Authority.id).where(Authority.code == "AUTH-A")),
-            status="submitted",
-            their_reference="A-REF-1",
-            proceedings_type="investigation",
-            offences=["War crime of torture"],
-            submitted_at=utcnow(),
-        )
-        session.add(rfa)
-        session.flush()
+        authority = session.scalars(select(Authority).where(Authority.code == "AUTH-A")).one()
+        rfa = factories.rfa(session, authority, "RFA-2026-0900", their_reference="A-REF-1")
         decision = run_check(
             session,
             rfa,
@@ -323,7 +315,7 @@ def world(app: Flask) -> World:
             "rfa_code": rfa.code,
             "decision_id": decision.id,
             "user_id": target.user_id,
-            "authority_id": session.scalar(select(Authority.id).where(Authority.code == "AUTH-A")),
+            "authority_id": authority.id,
             "provider_id": session.scalar(select(Provider.id).where(Provider.code == "PRV-A")),
             "invitation_id": to_cancel.id,
             "token": token,
@@ -424,34 +416,16 @@ def _recipient_values(
 
 def _consent_values(session: Session, rfa: Rfa) -> dict[str, Any]:
     """A PRV-A item, a consent request about it and a grant, for the consent pages."""
-    from portal.consent.models import Consent, ConsentRequest, ConsentRequestItem
-    from portal.registry.models import Item
+    from portal.consent.models import ConsentRequest, ConsentRequestItem
 
-    provider_id = session.scalar(select(Provider.id).where(Provider.code == "PRV-A"))
-    assert provider_id is not None
-    item = Item(
-        code="ITM-MATRIX-1",
-        provider_id=provider_id,
-        kind="witness_statement",
-        title="Matrix statement",
-        media_type="text/plain",
-        original_filename="m.txt",
-        size_bytes=1,
-        sha256="0" * 64,
-        sensitivity="high",
-        tags=[],
-    )
-    request = ConsentRequest(rfa_id=rfa.id, provider_id=provider_id, authority_id=rfa.authority_id)
-    session.add_all([item, request])
+    provider = session.scalars(select(Provider).where(Provider.code == "PRV-A")).one()
+    item = factories.item(session, provider, "ITM-MATRIX-1", title="Matrix statement")
+    request = ConsentRequest(rfa_id=rfa.id, provider_id=provider.id, authority_id=rfa.authority_id)
+    session.add(request)
     session.flush()
-    consent = Consent(
-        code="CNS-2026-900001",
-        provider_id=provider_id,
-        item_id=item.id,
-        authority_id=rfa.authority_id,
-        event="grant",
-    )
-    session.add_all([consent, ConsentRequestItem(consent_request_id=request.id, item_id=item.id)])
+    authority = factories.stored(session, Authority, rfa.authority_id)
+    consent = factories.consent(session, provider, authority, item=item, code="CNS-2026-900001")
+    session.add(ConsentRequestItem(consent_request_id=request.id, item_id=item.id))
     session.flush()
     return {"request_id": request.id, "consent_id": consent.id}
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy.orm import Session
@@ -11,12 +10,11 @@ from werkzeug.exceptions import NotFound
 
 from portal.accounts.models import User
 from portal.audit import AuditEvent
-from portal.authz import permissions as authz
+from portal.authz import permissions, scopes
 from portal.consent.models import Consent
 from portal.registry.models import Assessment, Authority, Item, Provider
 from portal.rfa.models import Rfa
-
-NOW = datetime(2026, 3, 1, tzinfo=UTC)
+from tests.support import factories as make
 
 
 @dataclass
@@ -29,92 +27,29 @@ class World:
     users: dict[str, User]
 
 
-def _user(session: Session, email: str, role: str, **org: int | None) -> User:
-    user = User(
-        email=email,
-        display_name=email,
-        role=role,
-        failed_logins=0,
-        session_epoch=0,
-        is_active=True,
-        **org,
-    )
-    session.add(user)
-    return user
-
-
 @pytest.fixture
 def world(session: Session) -> World:
-    a1 = Authority(code="AUTH-A", name="A", kind="court", country="XA")
-    a2 = Authority(code="AUTH-B", name="B", kind="court", country="XB")
-    p1 = Provider(code="PRV-A", name="PA", kind="ngo", public_name="PA")
-    p2 = Provider(code="PRV-B", name="PB", kind="ngo", public_name="PB")
-    session.add_all([a1, a2, p1, p2])
-    session.flush()
-    items = tuple(
-        Item(
-            code=f"ITM-{n}",
-            provider_id=p.id,
-            kind="document",
-            title="t",
-            media_type="text/plain",
-            original_filename="a.txt",
-            size_bytes=1,
-            sha256=f"{n}" * 64,
-            sensitivity="low",
-            tags=[],
-        )
-        for n, p in ((1, p1), (2, p2))
+    a1, a2 = make.authority(session, "AUTH-A"), make.authority(session, "AUTH-B")
+    p1, p2 = make.provider(session, "PRV-A"), make.provider(session, "PRV-B")
+    i1, i2 = make.item(session, p1, "ITM-1"), make.item(session, p2, "ITM-2")
+    consents = (
+        make.consent(session, p1, a1, item=i1, code="CNS-1"),
+        make.consent(session, p2, a2, item=i2, code="CNS-2"),
     )
-    session.add_all(items)
-    session.flush()
-    consents = tuple(
-        Consent(
-            code=f"CNS-{n}",
-            provider_id=item.provider_id,
-            item_id=item.id,
-            authority_id=a.id,
-            event="grant",
-            recorded_at=NOW,
-        )
-        for n, item, a in ((1, items[0], a1), (2, items[1], a2))
-    )
-    rfas = tuple(
-        Rfa(
-            code=f"RFA-{n}",
-            authority_id=a.id,
-            status="submitted",
-            their_reference="r",
-            proceedings_type="investigation",
-            submitted_at=NOW,
-        )
-        for n, a in ((1, a1), (2, a2))
-    )
-    session.add_all([*consents, *rfas])
-    session.add(
-        Assessment(
-            code="ASM-1",
-            authority_id=a1.id,
-            criterion="fair_trial",
-            finding="satisfied",
-            basis="b",
-            assessed_at=NOW,
-            assessed_by="x",
-        )
-    )
+    rfas = (make.rfa(session, a1, "RFA-1"), make.rfa(session, a2, "RFA-2"))
+    make.assessment(session, a1, code="ASM-1")
     users = {
-        "admin": _user(session, "admin@x.example", "admin"),
-        "legal_officer": _user(session, "lo@x.example", "legal_officer"),
-        "requester": _user(session, "rq@x.example", "requester", authority_id=a1.id),
-        "recipient": _user(session, "rc@x.example", "recipient", authority_id=a1.id),
-        "provider": _user(session, "pv@x.example", "provider", provider_id=p1.id),
+        "admin": make.user(session, "admin"),
+        "legal_officer": make.user(session, "legal_officer"),
+        "requester": make.user(session, "requester", authority=a1),
+        "recipient": make.user(session, "recipient", authority=a1),
+        "provider": make.user(session, "provider", provider=p1),
     }
-    session.flush()
-    return World((a1, a2), (p1, p2), items, consents, rfas, users)  # type: ignore[arg-type]
+    return World((a1, a2), (p1, p2), (i1, i2), consents, rfas, users)
 
 
 def _codes(session: Session, model: type, user: User) -> set[str]:
-    rows = session.scalars(authz.scoped(model, user)).all()
+    rows = session.scalars(scopes.scoped(model, user)).all()
     return {getattr(row, "code", None) or getattr(row, "email", None) for row in rows}
 
 
@@ -182,26 +117,26 @@ def test_audit_log_is_admin_only(session: Session, world: World) -> None:
     from portal import audit
 
     audit.record(session, "system", "test.event", "x")
-    assert len(session.scalars(authz.scoped(AuditEvent, world.users["admin"])).all()) == 1
+    assert len(session.scalars(scopes.scoped(AuditEvent, world.users["admin"])).all()) == 1
     for role in ("legal_officer", "requester", "recipient", "provider"):
-        assert session.scalars(authz.scoped(AuditEvent, world.users[role])).all() == []
+        assert session.scalars(scopes.scoped(AuditEvent, world.users[role])).all() == []
 
 
 def test_another_tenants_object_is_a_404(session: Session, world: World) -> None:
     requester = world.users["requester"]
-    own = authz.get_scoped_or_404(session, Rfa, requester, code="RFA-1")
+    own = scopes.get_scoped_or_404(session, Rfa, requester, code="RFA-1")
     assert own.code == "RFA-1"
     with pytest.raises(NotFound):
-        authz.get_scoped_or_404(session, Rfa, requester, code="RFA-2")
+        scopes.get_scoped_or_404(session, Rfa, requester, code="RFA-2")
     with pytest.raises(NotFound):
-        authz.get_scoped_or_404(session, Rfa, requester, code="RFA-404")
+        scopes.get_scoped_or_404(session, Rfa, requester, code="RFA-404")
     with pytest.raises(NotFound):
-        authz.get_scoped_or_404(session, Item, world.users["provider"], code="ITM-2")
+        scopes.get_scoped_or_404(session, Item, world.users["provider"], code="ITM-2")
 
 
 def test_user_without_organisation_sees_nothing_scoped(session: Session, world: World) -> None:
     orphan = User(email="o@x.example", display_name="o", role="requester", authority_id=None)
-    assert session.scalars(authz.scoped(Rfa, orphan)).all() == []
+    assert session.scalars(scopes.scoped(Rfa, orphan)).all() == []
 
 
 def test_every_model_with_tenant_data_has_a_scope() -> None:
@@ -211,17 +146,17 @@ def test_every_model_with_tenant_data_has_a_scope() -> None:
     unscoped = {
         mapper.class_.__name__
         for mapper in Base.registry.mappers
-        if tenant_columns & set(mapper.columns.keys()) and mapper.class_ not in authz.SCOPES
+        if tenant_columns & set(mapper.columns.keys()) and mapper.class_ not in scopes.SCOPES
     }
     assert unscoped == set()
 
 
 def test_declarations() -> None:
     with pytest.raises(KeyError):
-        authz.requires("no.such.action")
+        permissions.requires("no.such.action")
     with pytest.raises(ValueError):
-        authz.public("  ")
-    assert authz.allowed("admin", "admin.users.view")
-    assert not authz.allowed("requester", "admin.users.view")
-    assert not authz.allowed(None, "dashboard.view")
-    assert not authz.allowed("admin", "no.such.action")
+        permissions.public("  ")
+    assert permissions.allowed("admin", "admin.users.view")
+    assert not permissions.allowed("requester", "admin.users.view")
+    assert not permissions.allowed(None, "dashboard.view")
+    assert not permissions.allowed("admin", "no.such.action")

@@ -14,7 +14,6 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.accounts.models import User
 from portal.audit import AuditEvent
 from portal.consent.ledger import (
     ConsentError,
@@ -35,40 +34,15 @@ from portal.eligibility.policy import Policy, load_policy
 from portal.packages.models import Download, Package, PackageItem, Recall
 from portal.registry.models import Authority, Item, Provider
 from portal.rfa.models import RfaItem
-from tests.eligibility.test_decisions import NOW, World
+from tests.support import factories as make
+from tests.support.ledger_world import EARLY, NOW, assessed_authority, consent_world, rfa_in_review
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
-EARLY = NOW - timedelta(days=30)
 
 
 @pytest.fixture(scope="module")
 def policy() -> Policy:
     return load_policy(POLICIES)
-
-
-@pytest.fixture
-def world(session: Session) -> World:
-    return World(session)
-
-
-def _representative(world: World, provider: Provider) -> User:
-    n = next(world.numbers)
-    user = User(
-        email=f"rep{n}@provider.example",
-        display_name=f"Representative {n}",
-        role="provider",
-        provider_id=provider.id,
-    )
-    world.session.add(user)
-    world.session.flush()
-    return user
-
-
-def _setup(world: World) -> tuple[Authority, Provider, list[Item], User]:
-    authority = world.authority()
-    provider = world.provider()
-    items = [world.item(provider) for _ in range(3)]
-    return authority, provider, items, _representative(world, provider)
 
 
 def _state(
@@ -81,16 +55,14 @@ def _state(
 # --- events and derived state ------------------------------------------------------------------
 
 
-def test_no_event_means_no_consent(session: Session, world: World) -> None:
-    authority, provider, items, _ = _setup(world)
+def test_no_event_means_no_consent(session: Session) -> None:
+    authority, provider, items, _ = consent_world(session)
     assert _state(session, provider, authority, items) == ["none"] * 3
     assert not standing_state(session, provider.id, authority.id, now=NOW).active
 
 
-def test_standing_grant_covers_every_item_and_item_decline_wins(
-    session: Session, world: World
-) -> None:
-    authority, provider, items, rep = _setup(world)
+def test_standing_grant_covers_every_item_and_item_decline_wins(session: Session) -> None:
+    authority, provider, items, rep = consent_world(session)
     (standing,) = grant(session, provider, authority, items=None, by=rep, now=EARLY)
     assert standing.item_id is None and standing.event == "grant"
     decline(session, provider, authority, items=[items[0]], reason="Too risky.", by=rep, now=EARLY)
@@ -101,8 +73,8 @@ def test_standing_grant_covers_every_item_and_item_decline_wins(
     assert states[items[0].id].scope == "item"
 
 
-def test_standing_revoke_withdraws_an_earlier_item_grant(session: Session, world: World) -> None:
-    authority, provider, items, rep = _setup(world)
+def test_standing_revoke_withdraws_an_earlier_item_grant(session: Session) -> None:
+    authority, provider, items, rep = consent_world(session)
     grant(session, provider, authority, items=None, by=rep, now=EARLY)
     grant(session, provider, authority, items=[items[0]], by=rep, now=EARLY + timedelta(days=1))
     revoke(
@@ -115,8 +87,8 @@ def test_standing_revoke_withdraws_an_earlier_item_grant(session: Session, world
     assert _state(session, provider, authority, items) == ["revoked"] * 3
 
 
-def test_grants_expire_and_expiry_must_be_in_the_future(session: Session, world: World) -> None:
-    authority, provider, items, rep = _setup(world)
+def test_grants_expire_and_expiry_must_be_in_the_future(session: Session) -> None:
+    authority, provider, items, rep = consent_world(session)
     grant(
         session, provider, authority, items=items[:1], by=rep, now=EARLY, expires_at=NOW
     )  # expiring exactly at NOW has expired at NOW
@@ -125,8 +97,8 @@ def test_grants_expire_and_expiry_must_be_in_the_future(session: Session, world:
         grant(session, provider, authority, items=items, by=rep, now=NOW, expires_at=EARLY)
 
 
-def test_codes_are_unique_and_formatted(session: Session, world: World) -> None:
-    authority, provider, items, rep = _setup(world)
+def test_codes_are_unique_and_formatted(session: Session) -> None:
+    authority, provider, items, rep = consent_world(session)
     events = grant(session, provider, authority, items=items, by=rep, now=EARLY)
     events += decline(session, provider, authority, items=None, reason="No.", by=rep, now=NOW)
     codes = [e.code for e in events]
@@ -135,11 +107,11 @@ def test_codes_are_unique_and_formatted(session: Session, world: World) -> None:
     assert codes[0] < codes[1] < codes[2] < codes[3]
 
 
-def test_refusals_lose_nothing(session: Session, world: World) -> None:
-    authority, provider, items, rep = _setup(world)
-    other = world.provider("PRV-OTHER")
-    foreign = world.item(other)
-    stranger = _representative(world, other)
+def test_refusals_lose_nothing(session: Session) -> None:
+    authority, provider, items, rep = consent_world(session)
+    other = make.provider(session, "PRV-OTHER")
+    foreign = make.item(session, other)
+    stranger = make.user(session, "provider", provider=other)
     before = session.scalar(select(func.count(Consent.id)))
     with pytest.raises(ConsentError, match="reason"):
         decline(session, provider, authority, items=items, reason="   ", by=rep)
@@ -157,8 +129,8 @@ def test_refusals_lose_nothing(session: Session, world: World) -> None:
     assert session.scalar(select(func.count(Consent.id))) == before + 1
 
 
-def test_audit_records_codes_and_counts_not_the_reason(session: Session, world: World) -> None:
-    authority, provider, items, rep = _setup(world)
+def test_audit_records_codes_and_counts_not_the_reason(session: Session) -> None:
+    authority, provider, items, rep = consent_world(session)
     (given,) = grant(session, provider, authority, items=items[:1], by=rep, conditions="Only X.")
     decline(session, provider, authority, items=items[1:], reason="Names Witness Nine.", by=rep)
     revoke(session, given, reason="Names Witness Ten.", by=rep)
@@ -175,8 +147,8 @@ def test_audit_records_codes_and_counts_not_the_reason(session: Session, world: 
 # --- the append-only guard ---------------------------------------------------------------------
 
 
-def test_the_ledger_refuses_changes_and_deletes(session: Session, world: World) -> None:
-    authority, provider, items, rep = _setup(world)
+def test_the_ledger_refuses_changes_and_deletes(session: Session) -> None:
+    authority, provider, items, rep = consent_world(session)
     (event,) = grant(session, provider, authority, items=items[:1], by=rep)
     session.commit()
     event.conditions = "changed"
@@ -213,8 +185,7 @@ def test_the_ledger_refuses_changes_and_deletes(session: Session, world: World) 
 def test_property_the_ledger_only_grows(
     session: Session, steps: list[tuple[str, int | None]]
 ) -> None:
-    world = World(session)
-    authority, provider, items, rep = _setup(world)
+    authority, provider, items, rep = consent_world(session)
     try:
         seen: list[tuple[int, str, str, int | None]] = []
         for kind, index in steps:
@@ -248,11 +219,10 @@ def test_property_the_ledger_only_grows(
 
 
 def _package(
-    world: World, rfa_id: int, decision_id: str, authority: Authority, status: str, item: Item
+    session: Session, rfa_id: int, decision_id: str, authority: Authority, status: str, item: Item
 ) -> Package:
-    session = world.session
-    n = next(world.numbers)
-    builder, releaser = world.user(), world.user()
+    n = make.number(session)
+    builder, releaser = make.user(session), make.user(session)
     released = status in ("released",)
     package = Package(
         code=f"PKG-2026-{n:04d}",
@@ -281,29 +251,31 @@ def _package(
 
 
 def test_revoke_consent_flags_rechecks_and_blocks_withdraws_recalls(
-    session: Session, world: World, policy: Policy
+    session: Session, policy: Policy
 ) -> None:
-    authority, provider, items, rep = _setup(world)
-    other_authority = world.authority("NWU-XX")
+    authority, provider, items, rep = consent_world(session)
+    other_authority = assessed_authority(session, "NWU-XX")
     grant(session, provider, authority, items=None, by=rep, now=EARLY)
     grant(session, provider, other_authority, items=None, by=rep, now=EARLY)
     # items[2] keeps its own grant... until a standing revoke withdraws it too: revoke items[0].
-    rfa = world.rfa(authority, items)
-    other_rfa = world.rfa(other_authority, items)
-    officer = world.user()
+    rfa = rfa_in_review(session, authority, items)
+    other_rfa = rfa_in_review(session, other_authority, items)
+    officer = make.user(session)
     decision = run_check(session, rfa, policy, requested_by=officer, actor="test", now=NOW)
     other_decision = run_check(
         session, other_rfa, policy, requested_by=officer, actor="test", now=NOW
     )
     subject = items[0]
     packages = {
-        status: _package(world, rfa.id, decision.id, authority, status, subject)
+        status: _package(session, rfa.id, decision.id, authority, status, subject)
         for status in ("queued", "assembling", "assembled", "failed", "released")
     }
-    downloaded = _package(world, rfa.id, decision.id, authority, "released", subject)
+    downloaded = _package(session, rfa.id, decision.id, authority, "released", subject)
     session.add(Download(package_id=downloaded.id, bytes_sent=10))
-    untouched = _package(world, rfa.id, decision.id, authority, "queued", items[1])
-    elsewhere = _package(world, other_rfa.id, other_decision.id, other_authority, "queued", subject)
+    untouched = _package(session, rfa.id, decision.id, authority, "queued", items[1])
+    elsewhere = _package(
+        session, other_rfa.id, other_decision.id, other_authority, "queued", subject
+    )
     session.flush()
 
     done = revoke_consent(
@@ -336,12 +308,12 @@ def test_revoke_consent_flags_rechecks_and_blocks_withdraws_recalls(
 
 
 def test_standing_revocation_affects_every_item_without_its_own_active_grant(
-    session: Session, world: World
+    session: Session,
 ) -> None:
-    authority, provider, items, rep = _setup(world)
+    authority, provider, items, rep = consent_world(session)
     grant(session, provider, authority, items=None, by=rep, now=EARLY)
     decline(session, provider, authority, items=[items[2]], reason="No.", by=rep, now=EARLY)
-    world.rfa(authority, items)
+    rfa_in_review(session, authority, items)
     done = revoke_consent(
         session, Scope(provider.id, authority.id), reason="All off.", by=rep, now=NOW
     )
@@ -349,13 +321,11 @@ def test_standing_revocation_affects_every_item_without_its_own_active_grant(
     assert done.rechecks == 3
 
 
-def test_a_revocation_changes_the_next_eligibility_check(
-    session: Session, world: World, policy: Policy
-) -> None:
-    authority, provider, items, rep = _setup(world)
+def test_a_revocation_changes_the_next_eligibility_check(session: Session, policy: Policy) -> None:
+    authority, provider, items, rep = consent_world(session)
     (given,) = grant(session, provider, authority, items=items[:1], by=rep, now=EARLY)
-    rfa = world.rfa(authority, items[:1])
-    officer = world.user()
+    rfa = rfa_in_review(session, authority, items[:1])
+    officer = make.user(session)
 
     def outcome(at: timedelta) -> str:
         decision = run_check(session, rfa, policy, requested_by=officer, actor="t", now=NOW + at)
@@ -371,9 +341,9 @@ def test_a_revocation_changes_the_next_eligibility_check(
 # --- consent requests ---------------------------------------------------------------------------
 
 
-def test_answering_a_request_item_by_item_marks_it_answered(session: Session, world: World) -> None:
-    authority, provider, items, rep = _setup(world)
-    rfa = world.rfa(authority, items)
+def test_answering_a_request_item_by_item_marks_it_answered(session: Session) -> None:
+    authority, provider, items, rep = consent_world(session)
+    rfa = rfa_in_review(session, authority, items)
     request = ConsentRequest(rfa_id=rfa.id, provider_id=provider.id, authority_id=authority.id)
     session.add(request)
     session.flush()

@@ -16,8 +16,8 @@ from portal import migrate
 from portal.consent.ledger import current_state, decline, grant
 from portal.db import make_engine
 from tests.conftest import DatabaseUnderTest
-from tests.consent.test_consent import EARLY, _setup
-from tests.eligibility.test_decisions import NOW, World
+from tests.support import factories as make
+from tests.support.ledger_world import EARLY, NOW, consent_world
 
 SEED = [
     "INSERT INTO provider (code, name, kind, public_name, created_at)"
@@ -85,10 +85,9 @@ def test_downgrade_to_0003_removes_the_triggers(database: DatabaseUnderTest) -> 
 
 
 def test_standing_consent_covers_items_registered_later(session: Session) -> None:
-    world = World(session)
-    authority, provider, items, rep = _setup(world)
+    authority, provider, items, rep = consent_world(session)
     grant(session, provider, authority, items=None, by=rep, now=EARLY)
-    later = world.item(provider)  # registered after the standing grant
+    later = make.item(session, provider)  # registered after the standing grant
     decline(
         session, provider, authority, items=[items[0]], reason="Not this one.", by=rep,
         now=EARLY + timedelta(days=1),

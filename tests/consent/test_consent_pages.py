@@ -18,9 +18,10 @@ from portal.consent.models import Consent, ConsentRequest, ConsentRequestItem
 from portal.db import utcnow
 from portal.eligibility.decisions import run_check
 from portal.packages.models import Download, Package, PackageItem
-from portal.registry.models import Authority, Item, Provider
+from portal.registry.models import Authority, Provider
 from portal.rfa.models import Rfa
 from portal.state import portal_state
+from tests.support import factories as make
 from tests.support.auth import Credentials, csrf_token, login, make_user
 
 pytest_plugins = ["tests.support.auth"]
@@ -48,38 +49,15 @@ def setup(db: Session) -> Setup:
     requester = make_user(db, "requester", authority_code="AUTH-A")
     recipient = make_user(db, "recipient", authority_code="AUTH-A")
     officer = make_user(db, "legal_officer")
-    provider_id = db.scalar(select(Provider.id).where(Provider.code == "PRV-A"))
-    authority_id = db.scalar(select(Authority.id).where(Authority.code == "AUTH-A"))
-    assert provider_id is not None and authority_id is not None
-    items = [
-        Item(
-            code=f"ITM-PG-{n}",
-            provider_id=provider_id,
-            kind="witness_statement",
-            title=f"Statement {n}",
-            media_type="text/plain",
-            original_filename=f"s{n}.txt",
-            size_bytes=1,
-            sha256=f"{n:064x}",
-            sensitivity="high",
-            tags=[],
-        )
-        for n in range(1, 4)
-    ]
-    rfa = Rfa(
-        code="RFA-2026-0777",
-        authority_id=authority_id,
-        status="in_review",
-        their_reference="THEIR-REF-SECRET",
-        proceedings_type="investigation",
-        offences=["War crime of torture"],
+    owner = db.scalars(select(Provider).where(Provider.code == "PRV-A")).one()
+    authority = db.scalars(select(Authority).where(Authority.code == "AUTH-A")).one()
+    items = [make.item(db, owner, f"ITM-PG-{n}", title=f"Statement {n}") for n in range(1, 4)]
+    rfa = make.rfa(
+        db, authority, "RFA-2026-0777", status="in_review", their_reference="THEIR-REF-SECRET",
         persons_concerned=CONFIDENTIAL,
-        submitted_at=utcnow(),
-    )
-    db.add_all([*items, rfa])
-    db.flush()
+    )  # fmt: skip
     request = ConsentRequest(
-        rfa_id=rfa.id, provider_id=provider_id, authority_id=authority_id, note="Please answer."
+        rfa_id=rfa.id, provider_id=owner.id, authority_id=authority.id, note="Please answer."
     )
     db.add(request)
     db.flush()
@@ -94,7 +72,7 @@ def setup(db: Session) -> Setup:
         request.id,
         rfa.id,
         [i.id for i in items],
-        authority_id,
+        authority.id,
     )
 
 

@@ -75,7 +75,7 @@ def _verify_offline(package: Path, bag_dir: Path) -> dict[str, object]:
     """``portal-verify`` as the recipient runs it, with the authority's secret key."""
     with keyring(secret=(AUTHORITY,), public=("mechanism-signing",)) as home:
         done = subprocess.run(
-            [sys.executable, "-m", "portal.verify.checks", str(package), "--sender-fingerprint",
+            [sys.executable, "-m", "portal.verify", str(package), "--sender-fingerprint",
              _signing_fingerprint(), "--gnupghome", str(home), "--out", str(bag_dir), "--json"],
             capture_output=True, text=True, check=False, timeout=120,
         )  # fmt: skip

@@ -3,11 +3,10 @@ diffs, the demo's authorities, and the consent property through the real ledger.
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,21 +41,14 @@ from portal.eligibility.decisions import (
 from portal.eligibility.models import Decision, DecisionItem
 from portal.eligibility.policy import Policy, build_snapshot, evaluate, load_policy
 from portal.eligibility.policy.inputs import ConsentEvent
-from portal.registry.models import (
-    Assessment,
-    Authority,
-    Item,
-    ItemPerson,
-    Person,
-    Provider,
-    RedactionMark,
-)
-from portal.rfa.models import Rfa, RfaItem
+from portal.registry.models import Authority, Item, Provider
+from portal.rfa.models import Rfa
 from portal.state import PortalState, build_state
 from tests.eligibility.test_policy_engine import _active_grant
+from tests.support import factories as make
+from tests.support.ledger_world import NOW, assessed_authority, rfa_in_review
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
-NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -64,158 +56,23 @@ def policy() -> Policy:
     return load_policy(POLICIES)
 
 
-class World:
-    """Builds repository rows with every required field filled in."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.numbers = itertools.count(1)
-
-    def _add(self, row: Any) -> Any:
-        self.session.add(row)
-        self.session.flush()
-        return row
-
-    def authority(self, code: str = "NWU-NL", *, capable: bool = True) -> Authority:
-        authority = self._add(
-            Authority(code=code, name=f"Authority {code}", kind="war_crimes_unit", country="XN")
-        )
-        for criterion in ("fair_trial", "death_penalty", "witness_protection"):
-            self._add(
-                Assessment(
-                    code=f"{code}-{criterion}",
-                    authority_id=authority.id,
-                    criterion=criterion,
-                    finding="satisfied" if capable else "not_satisfied",
-                    basis="Fictional basis.",
-                    assessed_at=NOW - timedelta(days=40),
-                    valid_until=NOW + timedelta(days=300),
-                    assessed_by="Officer One",
-                )
-            )
-        return authority
-
-    def provider(self, code: str = "PRV-HDC") -> Provider:
-        return self._add(Provider(code=code, name=f"Provider {code}", kind="ngo", public_name=code))
-
-    def item(self, provider: Provider, *, media_type: str = "text/plain") -> Item:
-        n = next(self.numbers)
-        return self._add(
-            Item(
-                code=f"ITM-{n:05d}",
-                provider_id=provider.id,
-                kind="witness_statement",
-                title=f"Statement {n}",
-                media_type=media_type,
-                original_filename=f"s{n}.txt",
-                size_bytes=10,
-                sha256=sha256_hex(str(n)),
-                sensitivity="high",
-                tags=[],
-            )
-        )
-
-    def person(self, item: Item, *, at_risk: bool = True) -> Person:
-        n = next(self.numbers)
-        person = self._add(
-            Person(code=f"PER-{n}", pseudonym=f"Witness {n}", role="witness", at_risk=at_risk)
-        )
-        self._add(ItemPerson(item_id=item.id, person_id=person.id))
-        return person
-
-    def mark(self, item: Item, *, person: Person | None = None, review: str = "confirmed") -> None:
-        self._add(
-            RedactionMark(
-                code=f"M{next(self.numbers)}",
-                item_id=item.id,
-                person_id=person.id if person else None,
-                kind="term",
-                term="A name",
-                reason="Identifies a witness at risk",
-                applies="always",
-                review=review,
-            )
-        )
-
-    def consent(
-        self,
-        provider: Provider,
-        authority: Authority,
-        kind: str,
-        *,
-        at: datetime,
-        item: Item | None = None,
-        expires: datetime | None = None,
-    ) -> Consent:
-        n = next(self.numbers)
-        return self._add(
-            Consent(
-                code=f"CNS-{n:05d}",
-                provider_id=provider.id,
-                item_id=item.id if item else None,
-                authority_id=authority.id,
-                event=kind,
-                expires_at=expires,
-                reason=None if kind == "grant" else f"Reason {n}.",
-                recorded_at=at,
-            )
-        )
-
-    def rfa(self, authority: Authority, items: list[Item]) -> Rfa:
-        n = next(self.numbers)
-        rfa = self._add(
-            Rfa(
-                code=f"RFA-2026-{n:04d}",
-                authority_id=authority.id,
-                status="in_review",
-                their_reference=f"REF-{n}",
-                proceedings_type="investigation",
-                offences=["War crime of torture"],
-                period_from=date(2023, 6, 1),
-                period_to=date(2023, 12, 31),
-                submitted_at=NOW - timedelta(days=10),
-            )
-        )
-        for item in items:
-            self._add(RfaItem(rfa_id=rfa.id, item_id=item.id))
-        return rfa
-
-    def user(self, role: str = "legal_officer", *, authority: Authority | None = None) -> User:
-        n = next(self.numbers)
-        return self._add(
-            User(
-                email=f"user{n}@mechanism.example",
-                display_name=f"User {n}",
-                role=role,
-                authority_id=authority.id if authority else None,
-            )
-        )
-
-
-@pytest.fixture
-def world(session: Session) -> World:
-    return World(session)
-
-
-def _small_request(world: World) -> tuple[Authority, Provider, list[Item], Rfa]:
-    authority = world.authority()
-    provider = world.provider()
-    items = [world.item(provider) for _ in range(3)]
-    world.consent(provider, authority, "grant", at=NOW - timedelta(days=50))
-    at_risk = world.person(items[1])
-    world.mark(items[1], person=at_risk)
-    world.consent(provider, authority, "decline", at=NOW - timedelta(days=5), item=items[2])
-    return authority, provider, items, world.rfa(authority, items)
+def _small_request(session: Session) -> tuple[Authority, Provider, list[Item], Rfa]:
+    authority = assessed_authority(session)
+    provider = make.provider(session)
+    items = [make.item(session, provider) for _ in range(3)]
+    make.consent(session, provider, authority, at=NOW - timedelta(days=50))
+    at_risk = make.person(session, items[1])
+    make.redaction_mark(session, items[1], person=at_risk)
+    make.consent(session, provider, authority, "decline", at=NOW - timedelta(days=5), item=items[2])
+    return authority, provider, items, rfa_in_review(session, authority, items)
 
 
 # --------------------------------------------------------------------------- run_check
 
 
-def test_run_check_stores_a_complete_reproducible_record(
-    session: Session, world: World, policy: Policy
-) -> None:
-    authority, provider, _items, rfa = _small_request(world)
-    officer = world.user()
+def test_run_check_stores_a_complete_reproducible_record(session: Session, policy: Policy) -> None:
+    authority, provider, _items, rfa = _small_request(session)
+    officer = make.user(session)
     session.commit()
 
     decision = run_check(
@@ -254,7 +111,7 @@ def test_run_check_stores_a_complete_reproducible_record(
     assert audit.verify(session).ok
 
     # The record alone reproduces the decision, whatever happens to the database later.
-    world.consent(provider, authority, "revoke", at=NOW + timedelta(hours=1))
+    make.consent(session, provider, authority, "revoke", at=NOW + timedelta(hours=1))
     session.commit()
     check = replay(stored)
     assert check.ok and check.snapshot_intact and check.results_reproduced and check.same_engine
@@ -262,8 +119,8 @@ def test_run_check_stores_a_complete_reproducible_record(
     assert canonical_json(again.to_json()) == stored.results_json
 
 
-def test_replay_notices_a_tampered_snapshot(session: Session, world: World, policy: Policy) -> None:
-    _authority, _provider, _items, rfa = _small_request(world)
+def test_replay_notices_a_tampered_snapshot(session: Session, policy: Policy) -> None:
+    _authority, _provider, _items, rfa = _small_request(session)
     decision = run_check(session, rfa, policy, requested_by=None, actor="system", now=NOW)
     session.commit()
     data = json.loads(decision.snapshot_json)
@@ -283,11 +140,11 @@ def test_replay_notices_a_tampered_snapshot(session: Session, world: World, poli
     assert not check.snapshot_intact and not check.results_reproduced and not check.ok
 
 
-def test_only_legal_officers_run_checks(session: Session, world: World, policy: Policy) -> None:
-    authority, _provider, _items, rfa = _small_request(world)
-    requester = world.user("requester", authority=authority)
-    admin = world.user("admin")
-    retired = world.user()
+def test_only_legal_officers_run_checks(session: Session, policy: Policy) -> None:
+    authority, _provider, _items, rfa = _small_request(session)
+    requester = make.user(session, "requester", authority=authority)
+    admin = make.user(session, "admin")
+    retired = make.user(session)
     retired.is_active = False
     session.commit()
     for user in (requester, admin):
@@ -318,23 +175,28 @@ def _statements(engine: Engine) -> Iterator[list[str]]:
 
 
 def test_snapshot_takes_the_same_few_queries_for_3_or_60_items(
-    engine: Engine, session: Session, world: World
+    engine: Engine, session: Session
 ) -> None:
-    authority = world.authority()
-    providers = [world.provider("PRV-A"), world.provider("PRV-B")]
+    authority = assessed_authority(session)
+    providers = [make.provider(session, "PRV-A"), make.provider(session, "PRV-B")]
     requests = []
     for size in (3, 60):
         items = []
         for n in range(size):
-            subject = world.item(providers[n % 2])
-            person = world.person(subject, at_risk=n % 3 == 0)
-            world.mark(subject, person=person)
-            world.consent(
-                providers[n % 2], authority, "grant", at=NOW - timedelta(days=3), item=subject
+            subject = make.item(session, providers[n % 2])
+            person = make.person(session, subject, at_risk=n % 3 == 0)
+            make.redaction_mark(session, subject, person=person)
+            make.consent(
+                session,
+                providers[n % 2],
+                authority,
+                "grant",
+                at=NOW - timedelta(days=3),
+                item=subject,
             )
             items.append(subject)
-        requests.append(world.rfa(authority, items))
-    world.consent(providers[0], authority, "grant", at=NOW - timedelta(days=9))
+        requests.append(rfa_in_review(session, authority, items))
+    make.consent(session, providers[0], authority, "grant", at=NOW - timedelta(days=9))
     session.commit()
 
     counts = []
@@ -348,19 +210,17 @@ def test_snapshot_takes_the_same_few_queries_for_3_or_60_items(
     assert counts[0] == counts[1] == 10, counts  # see portal.eligibility.policy.snapshot
 
 
-def test_snapshot_holds_this_authority_and_the_ledger_as_it_stood(
-    session: Session, world: World
-) -> None:
-    authority = world.authority()
-    other = world.authority("SPR-ES")
-    provider = world.provider()
-    inside, outside = world.item(provider), world.item(provider)
-    world.consent(provider, authority, "grant", at=NOW - timedelta(days=3), item=inside)
-    world.consent(provider, other, "grant", at=NOW - timedelta(days=3), item=inside)
-    world.consent(provider, authority, "revoke", at=NOW + timedelta(seconds=1), item=inside)
-    world.consent(provider, authority, "grant", at=NOW - timedelta(days=3), item=outside)
-    world.consent(provider, other, "grant", at=NOW - timedelta(days=9))
-    rfa = world.rfa(authority, [inside])
+def test_snapshot_holds_this_authority_and_the_ledger_as_it_stood(session: Session) -> None:
+    authority = assessed_authority(session)
+    other = assessed_authority(session, "SPR-ES")
+    provider = make.provider(session)
+    inside, outside = make.item(session, provider), make.item(session, provider)
+    make.consent(session, provider, authority, "grant", at=NOW - timedelta(days=3), item=inside)
+    make.consent(session, provider, other, "grant", at=NOW - timedelta(days=3), item=inside)
+    make.consent(session, provider, authority, "revoke", at=NOW + timedelta(seconds=1), item=inside)
+    make.consent(session, provider, authority, "grant", at=NOW - timedelta(days=3), item=outside)
+    make.consent(session, provider, other, "grant", at=NOW - timedelta(days=9))
+    rfa = rfa_in_review(session, authority, [inside])
     session.commit()
 
     built = build_snapshot(session, rfa.id, now=NOW)
@@ -383,7 +243,7 @@ def test_stored_decisions_cannot_be_changed_or_deleted(
 ) -> None:
     guard_decisions(sessions)
     with sessions() as session:
-        _authority, _provider, _items, rfa = _small_request(World(session))
+        _authority, _provider, _items, rfa = _small_request(session)
         decision_id = run_check(session, rfa, policy, requested_by=None, actor="x", now=NOW).id
         session.commit()
 
@@ -420,8 +280,8 @@ def test_stored_decisions_cannot_be_changed_or_deleted(
         session.commit()
 
 
-def test_run_check_guards_its_own_session(session: Session, world: World, policy: Policy) -> None:
-    _authority, _provider, _items, rfa = _small_request(world)
+def test_run_check_guards_its_own_session(session: Session, policy: Policy) -> None:
+    _authority, _provider, _items, rfa = _small_request(session)
     decision = run_check(session, rfa, policy, requested_by=None, actor="x", now=NOW)
     session.commit()
     decision.outcome = "eligible"
@@ -434,15 +294,15 @@ def test_run_check_guards_its_own_session(session: Session, world: World, policy
 
 
 def test_rerunning_makes_a_new_record_and_says_what_changed(
-    session: Session, world: World, policy: Policy
+    session: Session, policy: Policy
 ) -> None:
-    authority, provider, items, rfa = _small_request(world)
+    authority, provider, items, rfa = _small_request(session)
     session.commit()
     first = run_check(session, rfa, policy, requested_by=None, actor="x", now=NOW)
     session.commit()
     assert changes_since_previous(session, first) is None
 
-    world.consent(provider, authority, "revoke", at=NOW + timedelta(hours=1), item=items[0])
+    make.consent(session, provider, authority, "revoke", at=NOW + timedelta(hours=1), item=items[0])
     session.commit()
     second = run_check(
         session, rfa, policy, requested_by=None, actor="x", now=NOW + timedelta(hours=2)
@@ -586,27 +446,25 @@ def test_through_the_real_ledger_no_active_grant_means_not_shared(
 ) -> None:
     authority = session.scalars(select(Authority)).first()
     if authority is None:  # the first example builds the world once and commits it
-        world = World(session)
-        authority = world.authority()
-        provider = world.provider()
-        world.rfa(authority, [world.item(provider)])
+        authority = assessed_authority(session)
+        provider = make.provider(session)
+        rfa_in_review(session, authority, [make.item(session, provider)])
         session.commit()
     provider = session.scalars(select(Provider)).one()
     subject = session.scalars(select(Item)).one()
     rfa = session.scalars(select(Rfa)).one()
-    world = World(session)
-    world.numbers = itertools.count(10_000)
     added: list[Consent] = []
     try:
         for scope, kind, recorded, expires in raw:
             added.append(
-                world.consent(
+                make.consent(
+                    session,
                     provider,
                     authority,
                     kind,
                     at=NOW + timedelta(minutes=recorded),
                     item=subject if scope == "item" else None,
-                    expires=NOW + timedelta(minutes=expires)
+                    expires_at=NOW + timedelta(minutes=expires)
                     if kind == "grant" and expires is not None
                     else None,
                 )

@@ -5,10 +5,9 @@ previous decision, export the PDF, and the assessments page; who may do what."""
 from __future__ import annotations
 
 import io
-import itertools
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from html import unescape
 
 import pytest
@@ -16,25 +15,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from pdfminer.high_level import extract_text
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
-from portal.canonical import sha256_hex
-from portal.consent.models import Consent
 from portal.db import utcnow
 from portal.eligibility.decision_view import cell_for
 from portal.eligibility.models import Decision
 from portal.eligibility.policy.engine import RuleResult
-from portal.registry.models import (
-    Assessment,
-    Authority,
-    Item,
-    ItemPerson,
-    Person,
-    Provider,
-    RedactionMark,
-)
-from portal.rfa.models import Rfa, RfaItem
+from portal.registry.models import Authority, Item, Provider
 from portal.state import portal_state
+from tests.support import factories as make
 from tests.support.auth import Credentials, csrf_token, login, make_user
 
 pytest_plugins = ["tests.support.auth"]  # fixtures make_app, app, client
@@ -59,123 +47,27 @@ class Case:
     provider: Credentials
 
 
-class Rows:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.numbers = itertools.count(1)
-        self.now = utcnow()
-
-    def add(self, row: object) -> object:
-        self.session.add(row)
-        self.session.flush()
-        return row
-
-    def authority(self, code: str, *, days_old: int = 40, valid_days: int = 300) -> Authority:
-        authority = Authority(
-            code=code, name=f"Authority {code}", kind="war_crimes_unit", country="XN"
-        )
-        self.add(authority)
-        for criterion in ("fair_trial", "death_penalty", "witness_protection"):
-            self.add(
-                Assessment(
-                    code=f"{code}-{criterion}",
-                    authority_id=authority.id,
-                    criterion=criterion,
-                    finding="satisfied",
-                    basis=f"Fictional basis for {criterion}.",
-                    assessed_at=self.now - timedelta(days=days_old),
-                    valid_until=self.now + timedelta(days=valid_days),
-                    assessed_by="Officer Ilse Marwick",
-                )
-            )
-        return authority
-
-    def item(self, provider: Provider) -> Item:
-        n = next(self.numbers)
-        item = Item(
-            code=f"ITM-{n:05d}",
-            provider_id=provider.id,
-            kind="witness_statement",
-            title=f"Statement {n}",
-            media_type="text/plain",
-            original_filename=f"s{n}.txt",
-            size_bytes=10,
-            sha256=sha256_hex(str(n)),
-            sensitivity="high",
-            tags=[],
-        )
-        self.add(item)
-        return item
-
-    def consent(
-        self,
-        provider: Provider,
-        authority: Authority,
-        kind: str,
-        item: Item | None,
-        *,
-        at: datetime,
-    ) -> None:
-        n = next(self.numbers)
-        self.add(
-            Consent(
-                code=f"CNS-{n:05d}",
-                provider_id=provider.id,
-                item_id=item.id if item else None,
-                authority_id=authority.id,
-                event=kind,
-                reason=None if kind == "grant" else f"Reason number {n}.",
-                recorded_at=at,
-            )
-        )
-
-    def rfa(self, authority: Authority, items: list[Item], *, status: str = "in_review") -> Rfa:
-        n = next(self.numbers)
-        rfa = Rfa(
-            code=f"RFA-2026-{n:04d}",
-            authority_id=authority.id,
-            status=status,
-            their_reference=f"REF-{n}",
-            proceedings_type="investigation",
-            offences=["War crime of torture"],
-            period_from=date(2023, 6, 1),
-            period_to=date(2023, 12, 31),
-            submitted_at=None if status == "draft" else self.now - timedelta(days=10 - n % 10),
-        )
-        self.add(rfa)
-        for item in items:
-            self.add(RfaItem(rfa_id=rfa.id, item_id=item.id))
-        return rfa
-
-
 @pytest.fixture
 def case(app: Flask) -> Case:
     with portal_state(app).sessions() as session:
-        rows = Rows(session)
-        authority = rows.authority("NWU-T")
-        provider = Provider(code="PRV-T", name="Provider Teal", kind="ngo", public_name="Teal NGO")
-        rows.add(provider)
-        items = [rows.item(provider) for _ in range(3)]
-        earlier = rows.now - timedelta(days=30)
-        rows.consent(provider, authority, "grant", items[0], at=earlier)
-        rows.consent(provider, authority, "grant", items[1], at=earlier)
-        person = Person(code="PER-1", pseudonym="Witness W-1", role="witness", at_risk=True)
-        rows.add(person)
-        rows.add(ItemPerson(item_id=items[1].id, person_id=person.id))
-        rows.add(
-            RedactionMark(
-                code="M1",
-                item_id=items[1].id,
-                person_id=person.id,
-                kind="term",
-                term="A name",
-                reason="Identifies a witness at risk",
-                applies="always",
-                review="confirmed",
-            )
+        now = utcnow()
+        authority = make.authority(session, "NWU-T")
+        make.assessments(session, authority, now=now)
+        provider = make.provider(session, "PRV-T", name="Provider Teal", public_name="Teal NGO")
+        items = [make.item(session, provider) for _ in range(3)]
+        earlier = now - timedelta(days=30)
+        make.consent(session, provider, authority, item=items[0], at=earlier)
+        make.consent(session, provider, authority, item=items[1], at=earlier)
+        person = make.person(session, items[1], code="PER-1", pseudonym="Witness W-1")
+        make.redaction_mark(session, items[1], person=person, code="M1")
+        make.consent(session, provider, authority, "decline", item=items[2], at=earlier)
+        rfa = make.rfa(
+            session,
+            authority,
+            status="in_review",
+            items=items,
+            submitted_at=now - timedelta(days=4),
         )
-        rows.consent(provider, authority, "decline", items[2], at=earlier)
-        rfa = rows.rfa(authority, items)
         session.commit()
         found = Case(
             rfa_id=rfa.id,
@@ -269,16 +161,14 @@ def test_a_second_check_shows_what_changed(app: Flask, case: Case) -> None:
     officer = _signed_in(app, case.officer)
     first = _run_check(officer, case.rfa_id)
     with portal_state(app).sessions() as session:
-        session.add(
-            Consent(
-                code="CNS-REVOKE",
-                provider_id=case.provider_id,
-                item_id=case.shared_item_id,
-                authority_id=case.authority_id,
-                event="revoke",
-                reason="The witness withdrew their agreement.",
-                recorded_at=utcnow(),
-            )
+        make.consent(
+            session,
+            make.stored(session, Provider, case.provider_id),
+            make.stored(session, Authority, case.authority_id),
+            "revoke",
+            item=make.stored(session, Item, case.shared_item_id),
+            code="CNS-REVOKE",
+            reason="The witness withdrew their agreement.",
         )
         session.commit()
     second = _run_check(officer, case.rfa_id)
@@ -407,14 +297,18 @@ def test_admin_can_read_but_not_run_a_check(app: Flask, case: Case) -> None:
 
 def test_requests_list_is_newest_first_paged_and_hides_drafts(app: Flask, case: Case) -> None:
     with portal_state(app).sessions() as session:
-        rows = Rows(session)
-        authority = session.get(Authority, case.authority_id)
-        assert authority is not None
-        rows.numbers = itertools.count(100)
-        made = [rows.rfa(authority, []) for _ in range(55)]
-        for index, rfa in enumerate(made):  # distinct times: the last made is the newest
-            rfa.submitted_at = rows.now - timedelta(days=365) + timedelta(hours=index)
-        draft = rows.rfa(authority, [], status="draft")
+        authority = make.stored(session, Authority, case.authority_id)
+        year_ago = utcnow() - timedelta(days=365)
+        made = [  # distinct times: the last made is the newest
+            make.rfa(
+                session,
+                authority,
+                status="in_review",
+                submitted_at=year_ago + timedelta(hours=index),
+            )
+            for index in range(55)
+        ]
+        draft = make.rfa(session, authority, status="draft")
         session.commit()
         newest, oldest, draft_id, draft_code = made[-1].code, made[0].code, draft.id, draft.code
 
@@ -434,22 +328,13 @@ def test_requests_list_is_newest_first_paged_and_hides_drafts(app: Flask, case: 
 def test_assessments_page_flags_expired_stale_and_missing(app: Flask, case: Case) -> None:
     now = utcnow()
     with portal_state(app).sessions() as session:
-        rows = Rows(session)
-        old = rows.authority("NWU-OLD", days_old=800, valid_days=400)  # older than 730 days
-        expired = Authority(code="NWU-EXP", name="Authority NWU-EXP", kind="court", country="XE")
-        rows.add(expired)
-        rows.add(
-            Assessment(
-                code="EXP-FT",
-                authority_id=expired.id,
-                criterion="fair_trial",
-                finding="satisfied",
-                basis="Review of the judiciary (fictional).",
-                assessed_at=now - timedelta(days=400),
-                valid_until=now - timedelta(days=3),
-                assessed_by="Officer Tomas Brel",
-            )
-        )
+        old = make.authority(session, "NWU-OLD")
+        make.assessments(session, old, now=now, age_days=800, valid_days=400)  # older than 730 days
+        expired = make.authority(session, "NWU-EXP", kind="court", country="XE")
+        make.assessment(
+            session, expired, "fair_trial", now=now, age_days=400, valid_days=-3, code="EXP-FT",
+            basis="Review of the judiciary (fictional).", assessed_by="Officer Tomas Brel",
+        )  # fmt: skip
         session.commit()
         assert old.id is not None
     expired_on = (now - timedelta(days=3)).strftime("%Y-%m-%d")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import re
-from datetime import timedelta
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -22,10 +21,11 @@ from portal.audit import AuditEvent
 from portal.consent.models import Consent, ConsentRequest
 from portal.db import utcnow
 from portal.eligibility.models import Decision, DecisionItem
-from portal.registry.models import Assessment, Authority, Item, Provider
+from portal.registry.models import Authority, Item, Provider
 from portal.rfa.models import Assurance, Attachment, Rfa
 from tests.rfa.test_requests_pages import complete, new_draft, post_form, signed_in
 from tests.rfa.test_uploads import pdf_bytes
+from tests.support import factories as make
 from tests.support.auth import Credentials, csrf_token, make_user
 
 pytest_plugins = ["tests.support.auth"]
@@ -43,27 +43,16 @@ def _setup(db: Session) -> tuple[Credentials, Credentials, Credentials]:
     now = utcnow()
     # Fair trial and witness protection assessed; the State retains the death penalty, so
     # only the requester's written assurance lets anything be shared.
-    for criterion, finding in (
-        ("fair_trial", "satisfied"),
-        ("witness_protection", "satisfied"),
-        ("death_penalty", "not_satisfied"),
-    ):
-        db.add(
-            Assessment(
-                code=f"J-{criterion}", authority_id=authority.id, criterion=criterion,
-                finding=finding, basis="Fictional assessment.",
-                assessed_at=now - timedelta(days=20), valid_until=now + timedelta(days=300),
-                assessed_by="Officer Ilse Marwick",
-            )
-        )  # fmt: skip
-    provider_id = db.scalars(select(Provider.id).where(Provider.code == PROVIDER)).one()
-    db.add(
-        Item(
-            code="ITM-J-0001", provider_id=provider_id, kind="witness_statement", title=TITLE,
-            media_type="text/plain", original_filename="j7.txt", size_bytes=12,
-            sha256="ab" * 32, sensitivity="medium", tags=["detention", "school"],
-            place="Dremna",
-        )
+    findings = {
+        "fair_trial": "satisfied",
+        "witness_protection": "satisfied",
+        "death_penalty": "not_satisfied",
+    }
+    make.assessments(db, authority, findings=findings, now=now, age_days=20)
+    owner = db.scalars(select(Provider).where(Provider.code == PROVIDER)).one()
+    make.item(
+        db, owner, "ITM-J-0001", title=TITLE, original_filename="j7.txt", size_bytes=12,
+        sensitivity="medium", tags=["detention", "school"], place="Dremna",
     )  # fmt: skip
     db.commit()
     return requester, officer, provider

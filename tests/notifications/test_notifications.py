@@ -43,6 +43,7 @@ from portal.rfa.drafting import RfaFields, create_draft, post_message
 from portal.rfa.models import Message, Rfa
 from portal.rfa.status import transition
 from portal.state import portal_state
+from tests.support import factories as make
 from tests.support.auth import Credentials, csrf_token, login, make_user
 
 pytest_plugins = ["tests.support.auth"]
@@ -262,20 +263,9 @@ def test_the_assigned_officer_alone_hears_of_a_message(
 def _consent_request(db: Session, rfa: Rfa, provider_code: str) -> tuple[ConsentRequest, Item]:
     provider = db.scalar(select(Provider).where(Provider.code == provider_code))
     assert provider is not None
-    item = Item(
-        code="ITM-NOTE-1",
-        provider_id=provider.id,
-        kind="witness_statement",
-        title="Statement of a fictional witness",
-        media_type="text/plain",
-        original_filename="s.txt",
-        size_bytes=1,
-        sha256="1" * 64,
-        sensitivity="high",
-        tags=[],
-    )
+    item = make.item(db, provider, "ITM-NOTE-1", title="Statement of a fictional witness")
     request = ConsentRequest(rfa_id=rfa.id, provider_id=provider.id, authority_id=rfa.authority_id)
-    db.add_all([item, request])
+    db.add(request)
     db.flush()
     db.add(ConsentRequestItem(consent_request_id=request.id, item_id=item.id))
     db.flush()

@@ -4,40 +4,31 @@ key, holds a valid bag and a valid, signed manifest, and carries no protected te
 blocks it naming the file; failures leave nothing behind; reruns are idempotent; a consent
 revocation committed during assembly leaves the package blocked.
 
-The world is tests/packages/test_packages_domain.py's :func:`build_world` (text items, a cleared
-video, a declined item, a verified key) plus a PDF and a JPEG with marks, and a fresh decision.
+The world is tests/support/package_world.py's :func:`make_world` (text items, a cleared video, a
+declined item, a verified key, a PDF and a JPEG with marks, and a fresh decision).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
 import tarfile
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import bagit
 import pytest
 from pdfminer.high_level import extract_text
-from PIL import Image
-from reportlab.lib.pagesizes import A4
-from reportlab.pdfgen import canvas
 from sqlalchemy import Engine, func, select
-from sqlalchemy.orm import Session
 
-from portal import audit
 from portal.accounts.models import User
 from portal.audit import AuditEvent
 from portal.config import Settings
 from portal.consent.ledger import revoke_consent
 from portal.consent.models import Consent
 from portal.db import utcnow
-from portal.eligibility.decisions import run_check
-from portal.eligibility.policy import load_policy
 from portal.packages.assembly.assemble import (
     LETTER_PATH,
     LOG_PATH,
@@ -46,164 +37,34 @@ from portal.packages.assembly.assemble import (
 )
 from portal.packages.assembly.gpgstream import verify_detached
 from portal.packages.assembly.manifest import MANIFEST_PATH, SIGNATURE_PATH, parse_manifest
-from portal.packages.lifecycle import create_package
 from portal.packages.models import Package, PackageItem
 from portal.redaction.leakcheck import check_files
-from portal.registry.models import Item, RecipientKey, RedactionMark
-from portal.rfa.models import Rfa, RfaItem
+from portal.registry.models import Item, RecipientKey
 from portal.state import PortalState, build_state
 from portal.storage import FileBlobStore
 from tests.packages.test_gpgstream import FPR, decrypt
-from tests.packages.test_packages_domain import REDACTABLE, SECRET_TERM, World, build_world
 from tests.support.auth import make_user
+from tests.support.package_world import (
+    EXIF_TERM,
+    PDF_TERM,
+    SECRET_TERM,
+    World,
+    make_world,
+    new_package,
+    signing_settings,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 KEYS = REPO / "keys_example"
 SIGNING = FPR["mechanism-signing"]
-PDF_TERM = "Jonas Halvorsen"
-EXIF_TERM = "Lidia Marsh"
-
-
-# --------------------------------------------------------------------------- files
-
-
-def _pdf() -> bytes:
-    buffer = io.BytesIO()
-    pdf = canvas.Canvas(buffer, pagesize=A4)
-    pdf.setTitle(f"Interview with {PDF_TERM}")
-    pdf.drawString(72, 760, f"Interview notes. The witness {PDF_TERM} described the convoy.")
-    pdf.showPage()
-    pdf.drawString(72, 760, "Second page: a sketch of the checkpoint.")
-    pdf.showPage()
-    pdf.save()
-    return buffer.getvalue()
-
-
-def _jpeg() -> bytes:
-    image = Image.new("RGB", (200, 120), (200, 180, 40))
-    exif = Image.Exif()
-    exif[0x010E] = f"Photo of {EXIF_TERM} at the checkpoint"  # ImageDescription
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", exif=exif.tobytes())
-    return buffer.getvalue()
-
-
-def _add_item(
-    session: Session,
-    blobs: FileBlobStore,
-    world: World,
-    code: str,
-    media_type: str,
-    filename: str,
-    data: bytes,
-    marks: list[dict[str, Any]],
-    *,
-    cleared: bool = False,
-) -> Item:
-    info = blobs.put_bytes(data)
-    item = Item(
-        code=code,
-        provider_id=world.provider_id,
-        kind="video" if media_type.startswith("video/") else "document",
-        title=f"Item {code}",
-        media_type=media_type,
-        original_filename=filename,
-        size_bytes=info.size,
-        sha256=info.sha256,
-        sensitivity="high",
-        tags=[],
-        cleared_as_is=cleared,
-    )
-    session.add(item)
-    session.flush()
-    for mark in marks:
-        session.add(RedactionMark(item_id=item.id, applies="always", review="confirmed", **mark))
-    session.add(
-        Consent(
-            code=f"CNS-2026-{item.id + 100:06d}",
-            provider_id=world.provider_id,
-            item_id=item.id,
-            authority_id=world.authority_id,
-            event="grant",
-            recorded_at=utcnow() - timedelta(days=3),
-        )
-    )
-    session.add(RfaItem(rfa_id=world.rfa_id, item_id=item.id))
-    session.flush()
-    return item
-
-
-def make_world(state: PortalState, *, leaky: bool = False, broken: bool = False) -> World:
-    """build_world + a PDF with a term and a page box, a JPEG with a box and a name in its
-    EXIF, (``leaky``) a cleared video whose bytes name a protected person, (``broken``) a
-    damaged PDF shared as-is; a new decision."""
-    with state.sessions() as session:
-        world = build_world(session, state.blobs)
-        _add_item(
-            session, state.blobs, world, "ITM-P0001", "application/pdf", "interview.pdf", _pdf(),
-            [
-                {"code": "M-P1", "kind": "term", "term": PDF_TERM, "reason": "Names a witness"},
-                {"code": "M-P2", "kind": "pdf_box", "page": 2, "x0": 0.1, "y0": 0.05,
-                 "x1": 0.6, "y1": 0.2, "reason": "Shows a protected location"},
-            ],
-        )  # fmt: skip
-        _add_item(
-            session, state.blobs, world, "ITM-J0001", "image/jpeg", "IMG 0001.JPG", _jpeg(),
-            [
-                {"code": "M-J1", "kind": "image_box", "x0": 0.2, "y0": 0.2, "x1": 0.5,
-                 "y1": 0.6, "reason": "Shows a face"},
-                {"code": "M-J2", "kind": "image_box", "x0": 0.0, "y0": 0.0, "x1": 0.1,
-                 "y1": 0.1, "reason": "Shows a badge"},
-            ],
-        )  # fmt: skip
-        if leaky:
-            _add_item(
-                session, state.blobs, world, "ITM-V0002", "video/mp4", "leak.mp4",
-                b"ftypmp42 caption: " + SECRET_TERM.upper().replace(" ", "\n ").encode(),
-                [], cleared=True,
-            )  # fmt: skip
-        if broken:
-            _add_item(
-                session, state.blobs, world, "ITM-P0009", "application/pdf", "broken.pdf",
-                b"%PDF-1.7\n" + b"not really a PDF " * 40, [],
-            )  # fmt: skip
-        officer = session.get(User, world.officer_id)
-        rfa = session.get(Rfa, world.rfa_id)
-        assert officer is not None and rfa is not None
-        run_check(
-            session,
-            rfa,
-            load_policy(REPO / "policies"),
-            requested_by=officer,
-            actor=audit.actor_label(officer),
-        )
-        session.commit()
-    return world
 
 
 # --------------------------------------------------------------------------- fixtures
 
 
-def signing_settings(settings: Settings) -> Settings:
-    return settings.with_overrides(
-        signing_key_file=KEYS / "mechanism-signing.sec.asc",
-        signing_passphrase_file=KEYS / "mechanism-signing.passphrase",
-    )
-
-
 @pytest.fixture
 def state(settings: Settings, engine: Engine) -> Iterator[PortalState]:
     yield build_state(signing_settings(settings), engine=engine)
-
-
-def new_package(state: PortalState, world: World) -> int:
-    with state.sessions() as session:
-        rfa = session.get(Rfa, world.rfa_id)
-        officer = session.get(User, world.officer_id)
-        assert rfa is not None and officer is not None
-        package = create_package(session, rfa, REDACTABLE, by=officer)
-        session.commit()
-        return package.id
 
 
 def package_row(state: PortalState, package_id: int) -> Package:
@@ -340,7 +201,7 @@ def test_the_recipient_verifier_accepts_it(state: PortalState, tmp_path: Path) -
     )
     with keyring(secret=("NWU-NL",), public=("mechanism-signing",)) as home:
         done = subprocess.run(
-            [sys.executable, "-m", "portal.verify.checks", str(target), "--sender-fingerprint",
+            [sys.executable, "-m", "portal.verify", str(target), "--sender-fingerprint",
             SIGNING,
              "--gnupghome", str(home), "--json"],
             capture_output=True, text=True, check=False,

@@ -21,8 +21,8 @@ from portal.rfa.models import Rfa
 from portal.state import PortalState, build_state
 from portal.storage import FileBlobStore
 from tests.conftest import DatabaseUnderTest
-from tests.packages.test_packages_domain import REDACTABLE, World, build_world, user
 from tests.support.cli import Portal
+from tests.support.package_world import REDACTABLE, World, build_world, user
 
 pytest_plugins = ["tests.support.cli"]  # fixture portal
 

@@ -24,7 +24,8 @@ from portal.packages.models import Package
 from portal.registry.models import Item, RecipientKey
 from portal.rfa.models import Rfa
 from portal.state import portal_state
-from tests.packages.test_packages_domain import (
+from tests.support.auth import Credentials, csrf_token, login
+from tests.support.package_world import (
     REDACTABLE,
     SECRET_TERM,
     World,
@@ -32,7 +33,6 @@ from tests.packages.test_packages_domain import (
     build_world,
     user,
 )
-from tests.support.auth import Credentials, csrf_token, login
 
 pytest_plugins = ["tests.support.auth"]  # fixtures make_app, app, client
 

@@ -2,11 +2,8 @@
 everything holds, with the right renditions and consent events; four-eyes release, exactly
 once under concurrency; retry; clearing as-is.
 
-:func:`build_world` (also used by tests/packages/test_package_pages.py and
-tests/packages/test_jobs.py) makes a real decision with
-:func:`portal.eligibility.decisions.run_check`: an authority with current assessments and a verified
-example key, a provider, four items with real blobs (shared, shared redacted, an unredactable video
-cleared as-is, a declined one) and an approved request.
+The world is tests/support/package_world.py's :func:`build_world`: a real decision on an
+approved request for four items (shared, shared redacted, a video cleared as-is, a declined one).
 """
 
 from __future__ import annotations
@@ -14,16 +11,13 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import date, timedelta
-from pathlib import Path
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from portal import audit
-from portal.accounts.models import User
 from portal.audit import AuditEvent
 from portal.config import Settings
 from portal.consent.models import Consent
@@ -43,201 +37,20 @@ from portal.packages.lifecycle import (
     stalled,
 )
 from portal.packages.models import Package, PackageItem
-from portal.registry.models import (
-    Assessment,
-    Authority,
-    Item,
-    Provider,
-    RecipientKey,
-    RedactionMark,
-)
+from portal.registry.models import Authority, Item, Provider
 from portal.rfa.models import Rfa, RfaItem
 from portal.state import PortalState, build_state
-from portal.storage import FileBlobStore
-from tests.support.auth import Credentials, make_user
-
-REPO = Path(__file__).resolve().parents[2]
-KEYS = REPO / "keys_example"
-FINGERPRINTS: dict[str, str] = json.loads((KEYS / "fingerprints.json").read_text("utf-8"))
-AUTHORITY = "NWU-NL"
-REDACTABLE = load_policy(REPO / "policies").redactable_media_types
-SECRET_TERM = "Amira Solberg"
-
-
-@dataclass
-class World:
-    authority_id: int
-    provider_id: int
-    rfa_id: int
-    rfa_code: str
-    items: dict[str, int]  # "plain" | "redact" | "video" | "declined" -> item id
-    key_id: int
-    officer_id: int  # makes packages
-    second_id: int  # releases them
-    officer: Credentials
-    second: Credentials
-
-
-def _blob(blobs: FileBlobStore, data: bytes) -> tuple[str, int]:
-    info = blobs.put_bytes(data)
-    return info.sha256, info.size
-
-
-def build_world(
-    session: Session,
-    blobs: FileBlobStore,
-    *,
-    verified_key: bool = True,
-    rfa_status: str = "approved",
-) -> World:
-    """The world described in the module docstring, committed; the decision is made now."""
-    now = utcnow()
-    authority = Authority(code=AUTHORITY, name="Northland War Crimes Unit", kind="war_crimes_unit",
-                          country="NL")  # fmt: skip
-    provider = Provider(code="PRV-T", name="Provider Teal", kind="ngo", public_name="Teal NGO")
-    session.add_all([authority, provider])
-    session.flush()
-    for criterion in ("fair_trial", "death_penalty", "witness_protection"):
-        session.add(
-            Assessment(
-                code=f"A-{criterion}",
-                authority_id=authority.id,
-                criterion=criterion,
-                finding="satisfied",
-                basis="Fictional basis.",
-                assessed_at=now - timedelta(days=30),
-                valid_until=now + timedelta(days=300),
-                assessed_by="Officer Ilse Marwick",
-            )
-        )
-    officer = make_user(session, "legal_officer")
-    second = make_user(session, "legal_officer")
-    armored = (KEYS / f"{AUTHORITY}.pub.asc").read_text("ascii")
-    key = RecipientKey(
-        authority_id=authority.id,
-        fingerprint=FINGERPRINTS[AUTHORITY],
-        armored=armored,
-        algorithm="ed25519",
-        uid="Northland War Crimes Unit (DEMO ONLY) <nwu@authority.example>",
-        **(
-            {
-                "verified_by": "Duty officer J. Maas",
-                "verified_at": now - timedelta(days=5),
-                "verification_method": "Phone call to a number known independently of the key",
-                "verified_by_id": officer.user_id,
-            }
-            if verified_key
-            else {}
-        ),
-    )
-    session.add(key)
-    contents = {
-        "plain": ("text/plain", "s1.txt", b"The convoy left at dawn.\n"),
-        "redact": ("text/plain", "s2.txt", f"{SECRET_TERM} saw the convoy.\n".encode()),
-        "video": ("video/mp4", "clip.mp4", b"\x00\x00\x00\x18ftypmp42 fictional video bytes"),
-        "declined": ("text/plain", "s4.txt", b"Declined statement.\n"),
-    }
-    items: dict[str, Item] = {}
-    for n, (name, (media_type, filename, data)) in enumerate(contents.items(), start=1):
-        digest, size = _blob(blobs, data)
-        items[name] = Item(
-            code=f"ITM-T{n:04d}",
-            provider_id=provider.id,
-            kind="video" if media_type == "video/mp4" else "witness_statement",
-            title=f"Item {name}",
-            media_type=media_type,
-            original_filename=filename,
-            size_bytes=size,
-            sha256=digest,
-            sensitivity="high",
-            tags=[],
-            cleared_as_is=name == "video",
-        )
-    session.add_all(items.values())
-    session.flush()
-    session.add(
-        RedactionMark(
-            code="M-1",
-            item_id=items["redact"].id,
-            kind="term",
-            term=SECRET_TERM,
-            reason="Identifies a witness",
-            applies="always",
-            review="confirmed",
-        )
-    )
-    earlier = now - timedelta(days=20)
-    for n, name in enumerate(("plain", "redact", "video", "declined"), start=1):
-        session.add(
-            Consent(
-                code=f"CNS-2026-{n:06d}",
-                provider_id=provider.id,
-                item_id=items[name].id,
-                authority_id=authority.id,
-                event="decline" if name == "declined" else "grant",
-                reason="Not for this authority." if name == "declined" else None,
-                recorded_at=earlier,
-            )
-        )
-    rfa = Rfa(
-        code="RFA-2026-0042",
-        authority_id=authority.id,
-        status=rfa_status,
-        their_reference="NWU-REF-7",
-        proceedings_type="investigation",
-        offences=["War crime of torture"],
-        period_from=date(2023, 6, 1),
-        period_to=date(2023, 12, 31),
-        submitted_at=now - timedelta(days=9),
-    )
-    session.add(rfa)
-    session.flush()
-    session.add_all(RfaItem(rfa_id=rfa.id, item_id=item.id) for item in items.values())
-    session.flush()
-    officer_user = session.get(User, officer.user_id)
-    assert officer_user is not None
-    policy = load_policy(REPO / "policies")
-    run_check(
-        session,
-        rfa,
-        policy,
-        requested_by=officer_user,
-        actor=audit.actor_label(officer_user),
-        now=now - timedelta(minutes=1),
-    )
-    session.commit()
-    return World(
-        authority_id=authority.id,
-        provider_id=provider.id,
-        rfa_id=rfa.id,
-        rfa_code=rfa.code,
-        items={name: item.id for name, item in items.items()},
-        key_id=key.id,
-        officer_id=officer.user_id,
-        second_id=second.user_id,
-        officer=officer,
-        second=second,
-    )
-
-
-def user(session: Session, user_id: int) -> User:
-    found = session.get(User, user_id)
-    assert found is not None
-    return found
-
-
-def assembled(session: Session, package: Package) -> Package:
-    """Mark a package assembled as the assembler would (the release tests need one)."""
-    package.status = "assembled"
-    package.stage = "assembled"
-    package.progress = 100
-    package.file_sha256 = "a" * 64
-    package.file_size = 1234
-    package.signature_sha256 = "b" * 64
-    package.signer_fingerprint = FINGERPRINTS["mechanism-signing"]
-    package.leak_check = {"ok": True, "hits": []}
-    session.commit()
-    return package
+from tests.support import factories as make
+from tests.support.auth import make_user
+from tests.support.package_world import (
+    AUTHORITY,
+    POLICIES,
+    REDACTABLE,
+    World,
+    assembled,
+    build_world,
+    user,
+)
 
 
 @pytest.fixture
@@ -253,9 +66,7 @@ def world(state: PortalState) -> World:
 
 
 def _rfa(session: Session, world: World) -> Rfa:
-    rfa = session.get(Rfa, world.rfa_id)
-    assert rfa is not None
-    return rfa
+    return make.stored(session, Rfa, world.rfa_id)
 
 
 # --- planning and creating -----------------------------------------------------------------
@@ -324,29 +135,8 @@ def _refused(state: PortalState, world: World, match: str) -> None:
 def test_refused_without_a_decision(state: PortalState) -> None:
     with state.sessions() as session:
         world = build_world(session, state.blobs)
-        session.execute(
-            Rfa.__table__.insert().values(  # a second request, never checked
-                code="RFA-2026-0043",
-                authority_id=world.authority_id,
-                status="approved",
-                their_reference="X",
-                proceedings_type="investigation",
-                offences=[],
-                urgency="normal",
-                urgency_justification="",
-                legal_basis="",
-                persons_concerned="",
-                summary_of_facts="",
-                assistance_sought="",
-                places="",
-                confidentiality="",
-                created_at=utcnow(),
-                updated_at=utcnow(),
-                submitted_at=utcnow(),
-                version=1,
-            )
-        )
-        other = session.scalars(select(Rfa).where(Rfa.code == "RFA-2026-0043")).one()
+        authority = make.stored(session, Authority, world.authority_id)
+        other = make.rfa(session, authority, "RFA-2026-0043", status="approved")  # never checked
         with pytest.raises(PackageRefused, match="no eligibility decision"):
             create_package(session, other, REDACTABLE, by=user(session, world.officer_id))
 
@@ -367,15 +157,12 @@ def test_refused_when_an_item_needs_a_recheck(state: PortalState, world: World) 
 
 def test_refused_when_consent_changed_after_the_decision(state: PortalState, world: World) -> None:
     with state.sessions() as session:
-        session.add(
-            Consent(
-                code="CNS-2026-000099",
-                provider_id=world.provider_id,
-                item_id=world.items["declined"],
-                authority_id=world.authority_id,
-                event="grant",
-                recorded_at=utcnow(),
-            )
+        make.consent(
+            session,
+            make.stored(session, Provider, world.provider_id),
+            make.stored(session, Authority, world.authority_id),
+            item=make.stored(session, Item, world.items["declined"]),
+            code="CNS-2026-000099",
         )
         session.commit()
     _refused(state, world, "Consent changed after the latest decision")
@@ -389,20 +176,12 @@ def test_refused_without_a_usable_key(state: PortalState) -> None:
 
 def test_refused_when_the_decision_needs_review(state: PortalState, world: World) -> None:
     with state.sessions() as session:
-        mark = RedactionMark(
-            code="M-2",
-            item_id=world.items["plain"],
-            kind="term",
-            term="convoy",
-            reason="Pending",
-            applies="always",
-            review="pending",
-        )
-        session.add(mark)
-        session.flush()
+        plain = make.stored(session, Item, world.items["plain"])
+        make.redaction_mark(session, plain, code="M-2", term="convoy", reason="Pending",
+                            review="pending")  # fmt: skip
         officer = user(session, world.officer_id)
         run_check(
-            session, _rfa(session, world), load_policy(REPO / "policies"),
+            session, _rfa(session, world), load_policy(POLICIES),
             requested_by=officer, actor=audit.actor_label(officer),
         )  # fmt: skip
         session.commit()

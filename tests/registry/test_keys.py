@@ -28,8 +28,9 @@ from portal.registry.keys import (
     usable_keys,
     verify_key,
 )
-from portal.registry.models import Authority, RecipientKey
+from portal.registry.models import RecipientKey
 from portal.state import portal_state
+from tests.support import factories as make
 from tests.support.auth import Credentials, csrf_token, login, make_user
 
 pytest_plugins = ["tests.support.auth"]  # fixtures make_app, app, client, db
@@ -49,14 +50,7 @@ def _text(html: str) -> str:
 def officer(app: Flask) -> tuple[FlaskClient, Credentials]:
     with portal_state(app).sessions() as session:
         creds = make_user(session, "legal_officer")
-        session.add(
-            Authority(
-                code=AUTHORITY,
-                name="Northland War Crimes Unit",
-                kind="war_crimes_unit",
-                country="NL",
-            )
-        )
+        make.authority(session, AUTHORITY, name="Northland War Crimes Unit", country="NL")
         session.commit()
     client = app.test_client()
     login(client, creds)
@@ -120,9 +114,7 @@ def test_an_oversized_upload_is_refused(
 def test_example_keys_are_refused_outside_demo_or_test(app: Flask) -> None:
     with portal_state(app).sessions() as session:
         creds = make_user(session, "admin")
-        authority = Authority(code="X-1", name="X", kind="court", country="XX")
-        session.add(authority)
-        session.flush()
+        authority = make.authority(session, "X-1")
         admin = session.get(User, creds.user_id)
         assert admin is not None
         with pytest.raises(KeyActionRefused, match="fictional example key"):
@@ -223,9 +215,7 @@ def test_expiry_is_judged_when_the_key_is_used(db: Session) -> None:
     creds = make_user(db, "legal_officer")
     officer = db.get(User, creds.user_id)
     assert officer is not None
-    authority = Authority(code="EXP", name="Expiring", kind="court", country="XX")
-    db.add(authority)
-    db.flush()
+    authority = make.authority(db, "EXP", name="Expiring")
     then = datetime(2020, 6, 1, tzinfo=UTC)
     key = import_key(
         db, authority, (BAD / "expired.pub.asc").read_text("ascii"), by=officer,

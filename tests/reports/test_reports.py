@@ -14,7 +14,7 @@ from pdfminer.high_level import extract_text
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.consent.models import Consent, ConsentRequest, ConsentRequestItem
+from portal.consent.models import ConsentRequest, ConsentRequestItem
 from portal.eligibility.decisions import run_check
 from portal.eligibility.policy import load_policy
 from portal.packages.models import Package
@@ -29,8 +29,9 @@ from portal.reports.figures import (
 )
 from portal.rfa.models import Rfa, RfaStatusChange
 from portal.state import portal_state
-from tests.eligibility.test_decisions import World
+from tests.support import factories as make
 from tests.support.auth import login, make_user
+from tests.support.ledger_world import assessed_authority
 
 pytest_plugins = ["tests.support.auth"]
 
@@ -45,18 +46,17 @@ def at(text: str) -> datetime:
 
 class Builder:
     def __init__(self, session: Session) -> None:
-        self.world = World(session)
         self.session = session
-        self.a = self.world.authority("AUTH-XN")
-        self.b = self.world.authority("AUTH-YS")
-        self.b.country, self.b.name = "YS", EVIL
-        session.flush()
+        self.a = assessed_authority(session, "AUTH-XN")
+        self.b = assessed_authority(session, "AUTH-YS", country="YS", name=EVIL)
 
     def rfa(self, authority: Authority, submitted: str | None, *moves: tuple[str, str]) -> Rfa:
-        rfa = self.world.rfa(authority, [])
-        rfa.submitted_at = at(submitted) if submitted else None
-        rfa.status = moves[-1][0] if moves else ("submitted" if submitted else "draft")
-        self.session.flush()
+        rfa = make.rfa(
+            self.session,
+            authority,
+            status=moves[-1][0] if moves else ("submitted" if submitted else "draft"),
+            submitted_at=at(submitted) if submitted else None,
+        )
         for to_status, when in moves:
             self.session.add(
                 RfaStatusChange(rfa_id=rfa.id, to_status=to_status, changed_at=at(when))
@@ -76,7 +76,7 @@ def build(session: Session) -> Builder:
     w.rfa(w.a, None)  # a draft
     w.rfa(w.b, "2025-06-01", ("closed", "2025-12-31T23:59:59"))  # over before the period
 
-    officer, releaser = w.world.user(), w.world.user()
+    officer, releaser = make.user(session), make.user(session)
     decision = run_check(
         session, r1, load_policy(POLICIES), requested_by=officer, actor=audit.actor_label(officer)
     )
@@ -105,8 +105,8 @@ def build(session: Session) -> Builder:
         )
     session.flush()
 
-    provider = w.world.provider()
-    items = [w.world.item(provider) for _ in range(6)]
+    provider = make.provider(session)
+    items = [make.item(session, provider) for _ in range(6)]
 
     def consent_request(status: str, created: str, asked: list[int]) -> ConsentRequest:
         request = ConsentRequest(
@@ -122,15 +122,10 @@ def build(session: Session) -> Builder:
         return request
 
     def answer(request: ConsentRequest, index: int, event: str) -> None:
-        n = next(w.world.numbers)
-        session.add(
-            Consent(
-                code=f"CNS-{n:05d}", provider_id=provider.id, item_id=items[index].id,
-                authority_id=w.a.id, event=event, consent_request_id=request.id,
-                reason=None if event == "grant" else "Reason.", recorded_at=at("2026-05-01"),
-            )
+        make.consent(
+            session, provider, w.a, event, item=items[index], at=at("2026-05-01"),
+            consent_request_id=request.id,
         )  # fmt: skip
-        session.flush()
 
     open_request = consent_request("open", "2026-04-01", [0, 1, 2, 3])
     answer(open_request, 1, "grant")

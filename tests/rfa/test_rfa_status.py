@@ -20,44 +20,26 @@ from portal.rfa.status import (
     next_states,
     transition,
 )
+from tests.support import factories as make
 
 NOW = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def people(session: Session) -> dict[str, User]:
-    authority = Authority(code="AUTH-A", name="A", kind="court", country="XA")
-    session.add(authority)
-    session.flush()
-    users = {
-        role: User(
-            email=f"{role}@example.test",
-            display_name=role,
-            role=role,
-            authority_id=authority.id if role in ("requester", "recipient") else None,
-            failed_logins=0,
-            session_epoch=0,
-            is_active=True,
+    authority = make.authority(session, "AUTH-A")
+    return {
+        role: make.user(
+            session, role, authority=authority if role in ("requester", "recipient") else None
         )
         for role in ("requester", "legal_officer", "recipient")
     }
-    session.add_all(users.values())
-    session.flush()
-    return users
 
 
 @pytest.fixture
 def rfa(session: Session, people: dict[str, User]) -> Rfa:
-    request = Rfa(
-        code="RFA-2026-0001",
-        authority_id=people["requester"].authority_id,
-        status="draft",
-        their_reference="X/1",
-        proceedings_type="investigation",
-    )
-    session.add(request)
-    session.flush()
-    return request
+    authority = make.stored(session, Authority, people["requester"].authority_id)
+    return make.rfa(session, authority, "RFA-2026-0001", status="draft", their_reference="X/1")
 
 
 def test_every_state_in_the_machine_is_a_model_state() -> None:

@@ -18,7 +18,7 @@ from werkzeug.test import TestResponse
 from portal import audit
 from portal.accounts.models import User
 from portal.audit import AuditEvent
-from portal.consent.models import Consent, ConsentRequest, ConsentRequestItem
+from portal.consent.models import ConsentRequest, ConsentRequestItem
 from portal.db import utcnow
 from portal.eligibility.decisions import run_check
 from portal.notifications.models import Notification
@@ -26,6 +26,7 @@ from portal.registry.models import Authority, Item, Provider
 from portal.rfa.models import Message, Rfa, RfaItem, RfaStatusChange
 from portal.rfa.search import ItemQuery, search
 from portal.state import portal_state
+from tests.support import factories as make
 from tests.support.auth import Credentials, csrf_token, login, make_user
 
 pytest_plugins = ["tests.support.auth"]  # fixtures make_app, app, client
@@ -55,21 +56,17 @@ def _rfa(
     urgency: str = "normal",
     age_days: int = 0,
 ) -> Rfa:
-    rfa = Rfa(
-        code=code,
-        authority_id=authority_id,
+    return make.rfa(
+        session,
+        make.stored(session, Authority, authority_id),
+        code,
         status=status,
         their_reference=f"CONFIDENTIAL-REF-{code}",
-        proceedings_type="investigation",
-        offences=["War crime of torture"],
         urgency=urgency,
         urgency_justification="" if urgency == "normal" else "Trial date set.",
         persons_concerned="Suspect Zed Fictional",
         submitted_at=None if status == "draft" else utcnow() - timedelta(days=age_days),
     )
-    session.add(rfa)
-    session.flush()
-    return rfa
 
 
 def _item(
@@ -83,23 +80,11 @@ def _item(
     collected: date | None = None,
     place: str = "",
 ) -> Item:
-    item = Item(
-        code=code,
-        provider_id=provider_id,
-        kind=kind,
-        title=title,
-        media_type="text/plain",
-        original_filename=f"{code}.txt",
-        size_bytes=1,
-        sha256=f"{len(code):064x}",
-        sensitivity="low",
-        tags=tags or [],
-        collected_at=collected,
-        place=place,
-    )
-    session.add(item)
-    session.flush()
-    return item
+    owner = make.stored(session, Provider, provider_id)
+    return make.item(
+        session, owner, code, title=title, kind=kind, tags=tags or [], collected_at=collected,
+        place=place, sensitivity="low",
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -401,16 +386,13 @@ def test_consent_requests_one_per_provider_with_only_missing_items(
     other_auth = _item(db, "ITM-C4", pb)
     not_candidate = _item(db, "ITM-C5", pa)
     for item in (granted, needs_a, needs_b, other_auth):
-        db.add(RfaItem(rfa_id=rfa.id, item_id=item.id))
-    db.add_all(
-        [
-            Consent(code="CNS-T-1", provider_id=pa, item_id=granted.id,
-                    authority_id=desk.authority_a, event="grant"),
-            # consent for another authority does not count for this request
-            Consent(code="CNS-T-2", provider_id=pb, item_id=other_auth.id,
-                    authority_id=desk.authority_b, event="grant"),
-        ]
-    )  # fmt: skip
+        make.candidate(db, rfa, item)
+    owner_a, owner_b = make.stored(db, Provider, pa), make.stored(db, Provider, pb)
+    authority_a = make.stored(db, Authority, desk.authority_a)
+    make.consent(db, owner_a, authority_a, item=granted, code="CNS-T-1")
+    # consent for another authority does not count for this request
+    make.consent(db, owner_b, make.stored(db, Authority, desk.authority_b), item=other_auth,
+                 code="CNS-T-2")  # fmt: skip
     db.commit()
     client = _signed_in(app, desk.officer)
     page = "/triage/RFA-2026-0040"

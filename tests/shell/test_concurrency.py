@@ -38,9 +38,8 @@ from portal.packages.lifecycle import PackageRefused, release_package
 from portal.packages.models import Package
 from portal.state import PortalState, build_state
 from tests.conftest import DatabaseUnderTest
-from tests.packages.test_assemble import make_world, new_package, signing_settings
-from tests.packages.test_packages_domain import World
 from tests.support.auth import make_user
+from tests.support.package_world import World, make_world, new_package, signing_settings
 
 # --------------------------------------------------------------------------- audit appends
 

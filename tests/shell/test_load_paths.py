@@ -11,9 +11,9 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from portal.packages.downloads import full_download_counts, full_downloads
-from portal.registry.models import Item, Provider
 from portal.rfa.search import PAGE_SIZE, ItemQuery, search
 from portal.rfa.triage import search_position
+from tests.support import factories as make
 from tests.support.recipient import Cipher, make_shipment, signed_in
 
 pytest_plugins = ["tests.support.auth", "tests.support.recipient"]
@@ -40,25 +40,13 @@ def test_download_counts_of_a_list_match_the_counts_one_by_one(
 
 
 def _items(session: Session, dates: list[date]) -> None:
-    provider = Provider(code="PRV-D", name="Dates", kind="ngo", public_name="Dates")
-    session.add(provider)
-    session.flush()
-    session.add_all(
-        Item(
-            code=f"ITM-D{n}",
-            provider_id=provider.id,
-            kind="photo",
-            title=f"Photo {n}",
-            media_type="image/jpeg",
-            original_filename=f"{n}.jpg",
-            size_bytes=1,
-            sha256=f"{n:064x}",
-            collected_at=day,
+    provider = make.provider(session, "PRV-D", name="Dates", public_name="Dates")
+    for n, day in enumerate(dates):
+        make.item(
+            session, provider, f"ITM-D{n}", kind="photo", title=f"Photo {n}",
+            media_type="image/jpeg", original_filename=f"{n}.jpg", collected_at=day,
             sensitivity="low",
-            tags=[],
-        )
-        for n, day in enumerate(dates)
-    )
+        )  # fmt: skip
     session.commit()
 
 

@@ -34,6 +34,7 @@ from portal.audit import CLI_ACTOR
 from portal.config import Settings
 from portal.registry.models import Authority, Provider
 from portal.state import portal_state
+from tests.support import factories as make
 
 DEFAULT_AUTHORITY = "TST-AUTH"
 DEFAULT_PROVIDER = "TST-PRV"
@@ -51,20 +52,12 @@ class Credentials:
 
 def _ensure_authority(session: Session, code: str) -> None:
     if session.scalar(select(Authority.id).where(Authority.code == code)) is None:
-        session.add(
-            Authority(
-                code=code, name=f"Test authority {code}", kind="war_crimes_unit", country="ZZ"
-            )
-        )
-        session.flush()
+        make.authority(session, code, name=f"Test authority {code}", country="ZZ")
 
 
 def _ensure_provider(session: Session, code: str) -> None:
     if session.scalar(select(Provider.id).where(Provider.code == code)) is None:
-        session.add(
-            Provider(code=code, name=f"Test provider {code}", kind="ngo", public_name=f"NGO {code}")
-        )
-        session.flush()
+        make.provider(session, code, name=f"Test provider {code}", public_name=f"NGO {code}")
 
 
 def make_user(

@@ -35,9 +35,9 @@ from portal.packages.assembly.gpgstream import (
     sign_and_encrypt,
 )
 from portal.packages.models import Package, PackageItem
-from portal.registry.models import Authority, Item, Provider
-from portal.rfa.models import Rfa
+from portal.registry.models import Authority, Provider
 from portal.state import portal_state
+from tests.support import factories as make
 from tests.support.auth import Credentials, login, make_user
 
 KEYS = Path(__file__).resolve().parents[2] / "keys_example"
@@ -130,29 +130,11 @@ def make_shipment(
     provider_user = db.get(User, provider.user_id)
     assert authority is not None and provider_row is not None
     assert officer_user is not None and provider_user is not None
-    item = Item(
-        code="ITM-B2-1",
-        provider_id=provider_row.id,
-        kind="witness_statement",
-        title="Statement",
-        media_type="text/plain",
-        original_filename="s.txt",
-        size_bytes=1,
+    item = make.item(
+        db, provider_row, "ITM-B2-1", title="Statement", original_filename="s.txt", size_bytes=1,
         sha256="1" * 64,
-        sensitivity="high",
-        tags=[],
-    )
-    rfa = Rfa(
-        code="RFA-2026-0501",
-        authority_id=authority.id,
-        status="transmitted",
-        their_reference="A-501",
-        proceedings_type="investigation",
-        offences=["War crime of torture"],
-        submitted_at=utcnow(),
-    )
-    db.add_all([item, rfa])
-    db.flush()
+    )  # fmt: skip
+    rfa = make.rfa(db, authority, "RFA-2026-0501", status="transmitted", their_reference="A-501")
     (consent,) = grant(db, provider_row, authority, items=[item], by=provider_user)
     decision = run_check(
         db,

@@ -20,7 +20,7 @@ from typing import Any
 import bagit
 import pytest
 
-from portal.verify import checks as verify
+from portal import verify
 from tests.support.packages import (
     AUTHORITY,
     FINGERPRINTS,
@@ -104,7 +104,7 @@ def failed_check(report: dict[str, Any]) -> dict[str, Any]:
 
 def test_imports_nothing_from_the_web_stack() -> None:
     code = (
-        "import portal.verify.checks, sys; "
+        "import portal.verify.cli, sys; "
         "assert not any(m.split('.')[0] in {'flask','sqlalchemy','weasyprint','werkzeug'} "
         "for m in sys.modules), sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'flask','sqlalchemy','weasyprint','werkzeug'})"
@@ -144,6 +144,30 @@ def test_genuine_package_verifies_with_the_console_script(
     assert "3 redactions: 3 term (protection of a witness at risk)" in report
     assert "4DA6 6F21 B774 DD00 4FC8  AD4E 71CB 3574 A170 734D" in report
     assert "detached signature: good signature" in report
+
+
+def test_genuine_package_verifies_with_python_m(genuine: BuiltPackage, home: Path) -> None:
+    """``python -m portal.verify`` is the same command as the console script."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "portal.verify",
+            str(genuine.path),
+            "--sender-fingerprint",
+            SENDER_FPR,
+            "--gnupghome",
+            str(home),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["ok"] is True and report["package"]["code"] == CODE
 
 
 def test_genuine_package_json_report(run: Run, genuine: BuiltPackage) -> None:
@@ -407,6 +431,25 @@ def test_missing_payload_file_fails_the_bag(
     code, report = run_json(run, built.path)
     assert code == verify.EXIT_BAG_INVALID
     assert failed_check(report)["name"] == "bag"
+
+
+def test_bag_failing_after_extraction_leaves_an_existing_out_empty(
+    run: Run, genuine: BuiltPackage, sealer: FastSealer, workdir: Callable[[], Path]
+) -> None:
+    """The bag reached --out (through its staging directory) before it failed: --out, which
+    existed before, is kept but emptied."""
+
+    def drop(members: Members) -> Members:
+        return [entry for entry in members if not entry[0].name.endswith("analysis.txt")]
+
+    dest = workdir()
+    built = repack(genuine, dest / "pkg", drop, sealer=sealer)
+    out = dest / "out"
+    out.mkdir()
+    code, report = run_json(run, built.path, "--out", str(out))
+    assert code == verify.EXIT_BAG_INVALID, report
+    assert [check["name"] for check in report["checks"]][-2:] == ["archive_safety", "bag"]
+    assert out.is_dir() and list(out.iterdir()) == []
 
 
 # --------------------------------------------------------------------------- 14: manifest

@@ -267,12 +267,16 @@ class _Checker:
                 self.problem(where, f"unknown key; expected one of: {', '.join(allowed)}")
 
     def table(self, parent: Mapping[str, Any], key: str, path: str) -> dict[str, Any] | None:
-        value = parent.get(key)
+        return self.table_value(parent.get(key), path, f"missing; add a [{path}] table")
+
+    def table_value(self, value: object, where: str, missing: str) -> dict[str, Any] | None:
+        """``value`` when it is a table; otherwise None and a problem at ``where`` (``missing``
+        when there is no value at all)."""
         if value is None:
-            self.problem(path, f"missing; add a [{path}] table")
+            self.problem(where, missing)
             return None
         if not isinstance(value, dict):
-            self.problem(path, f"expected a table, got {_type_name(value)}")
+            self.problem(where, f"expected a table, got {_type_name(value)}")
             return None
         return value
 
@@ -284,7 +288,10 @@ class _Checker:
             if required:
                 self.problem(where, "missing")
             return None
-        value = table[key]
+        return self.stripped(table[key], where)
+
+    def stripped(self, value: object, where: str) -> str | None:
+        """``value`` without surrounding white space, when it is a string with more than that."""
         if not isinstance(value, str):
             self.problem(where, f"expected a string, got {_type_name(value)}")
             return None
@@ -318,14 +325,11 @@ class _Checker:
         return value
 
     def template(self, value: object, where: str, allowed: frozenset[str]) -> Template | None:
-        if not isinstance(value, str):
-            self.problem(where, f"expected a string, got {_type_name(value)}")
-            return None
-        if not value.strip():
-            self.problem(where, "must not be empty")
+        text = self.stripped(value, where)
+        if text is None:
             return None
         try:
-            parts = list(Formatter().parse(value))
+            parts = list(Formatter().parse(text))
         except ValueError as exc:
             self.problem(where, f"not a valid wording ({exc}); write {{{{ and }}}} for braces")
             return None
@@ -347,7 +351,7 @@ class _Checker:
                 )
                 return None
             fields.add(name)
-        return Template(value.strip(), frozenset(fields))
+        return Template(text, frozenset(fields))
 
     # mandate.toml
 
@@ -609,11 +613,9 @@ class _Checker:
         self, value: object, spec: RuleSpec, path: str
     ) -> Mapping[str, Template] | None:
         where = f"{path}.explanation"
+        missing = f"missing; give the wording for each of: {', '.join(spec.codes)}"
+        value = self.table_value(value, where, missing)
         if value is None:
-            self.problem(where, f"missing; give the wording for each of: {', '.join(spec.codes)}")
-            return None
-        if not isinstance(value, dict):
-            self.problem(where, f"expected a table, got {_type_name(value)}")
             return None
         result: dict[str, Template] = {}
         for key in value:

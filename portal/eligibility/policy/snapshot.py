@@ -20,6 +20,7 @@ from typing import TypeVarTuple, cast
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from portal.consent.models import EVENT_COLUMNS as CONSENT_EVENT_COLUMNS
 from portal.consent.models import Consent
 from portal.eligibility.policy.gcpause import paused_gc
 from portal.eligibility.policy.inputs import (
@@ -46,17 +47,6 @@ from portal.registry.models import (
 from portal.rfa.models import Assurance, Rfa, RfaItem
 
 __all__ = ["SnapshotError", "build_snapshot"]
-
-_CONSENT_COLUMNS = (
-    Consent.id,
-    Consent.code,
-    Consent.event,
-    Consent.purpose,
-    Consent.conditions,
-    Consent.expires_at,
-    Consent.reason,
-    Consent.recorded_at,
-)
 
 
 _Ts = TypeVarTuple("_Ts")
@@ -178,7 +168,7 @@ def _build(session: Session, rfa_id: int, now: datetime) -> Snapshot:
 
     standing: dict[int, list[ConsentEvent]] = defaultdict(list)
     for srow in connection.execute(
-        select(Consent.provider_id, *_CONSENT_COLUMNS)
+        select(Consent.provider_id, *CONSENT_EVENT_COLUMNS)
         .where(
             Consent.authority_id == authority_id,
             Consent.item_id.is_(None),
@@ -248,7 +238,7 @@ def _build(session: Session, rfa_id: int, now: datetime) -> Snapshot:
 
     consents: dict[int | None, list[ConsentEvent]] = defaultdict(list)
     for crow in connection.execute(
-        select(Consent.item_id, *_CONSENT_COLUMNS)
+        select(Consent.item_id, *CONSENT_EVENT_COLUMNS)
         .join(RfaItem, RfaItem.item_id == Consent.item_id)
         .where(
             RfaItem.rfa_id == rfa_id,

@@ -25,14 +25,7 @@ from jsonschema import (  # type: ignore[import-untyped]  # no stubs installed
 )
 
 from portal.canonical import NotCanonical, canonical_json_bytes, format_datetime
-from portal.packages.assembly.facts import (
-    ConsentFacts,
-    CustodyEvent,
-    DocumentEntry,
-    ItemEntry,
-    PackageFacts,
-    RedactionSummary,
-)
+from portal.packages.assembly import facts
 
 __all__ = [
     "MANIFEST_PATH",
@@ -119,11 +112,11 @@ def _time(value: datetime, where: str) -> str:
         raise ManifestInvalid([problem]) from None
 
 
-def _redaction(summary: RedactionSummary) -> dict[str, Any]:
+def _redaction(summary: facts.RedactionSummary) -> dict[str, Any]:
     return {"kind": summary.kind, "reason": summary.reason, "count": summary.count}
 
 
-def _consent(consent: ConsentFacts | None, where: str) -> dict[str, Any] | None:
+def _consent(consent: facts.ConsentFacts | None, where: str) -> dict[str, Any] | None:
     if consent is None:
         return None
     return {
@@ -137,7 +130,7 @@ def _consent(consent: ConsentFacts | None, where: str) -> dict[str, Any] | None:
     }
 
 
-def _custody(event: CustodyEvent, where: str) -> dict[str, Any]:
+def _custody(event: facts.CustodyEvent, where: str) -> dict[str, Any]:
     return {
         "at": _time(event.at, f"{where}.at"),
         "event": event.event,
@@ -146,7 +139,7 @@ def _custody(event: CustodyEvent, where: str) -> dict[str, Any]:
     }
 
 
-def _item(item: ItemEntry, where: str) -> dict[str, Any]:
+def _item(item: facts.ItemEntry, where: str) -> dict[str, Any]:
     return {
         "code": item.code,
         "title": item.title,
@@ -167,7 +160,7 @@ def _item(item: ItemEntry, where: str) -> dict[str, Any]:
     }
 
 
-def _document(document: DocumentEntry) -> dict[str, Any]:
+def _document(document: facts.DocumentEntry) -> dict[str, Any]:
     return {
         "path": document.path,
         "title": document.title,
@@ -178,7 +171,9 @@ def _document(document: DocumentEntry) -> dict[str, Any]:
 
 
 def build_manifest(
-    package: PackageFacts, items: Sequence[ItemEntry], documents: Sequence[DocumentEntry]
+    package: facts.PackageFacts,
+    items: Sequence[facts.ItemEntry],
+    documents: Sequence[facts.DocumentEntry],
 ) -> dict[str, Any]:
     """The manifest of ``package``, validated (raises :class:`ManifestInvalid` naming the
     field when a fact does not fit the schema)."""

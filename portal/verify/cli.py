@@ -1,0 +1,122 @@
+"""``portal-verify``: the command line of the recipient's offline verifier (arguments, exit
+codes, printing the report)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from portal.verify.report import render_json, render_text
+from portal.verify.results import EXIT_USAGE
+from portal.verify.signatures import normalise_fingerprint
+from portal.verify.steps import verify_package
+
+__all__ = ["main"]
+
+EXIT_CODES_HELP = """\
+exit codes:
+  0   verified
+  2   usage error (bad arguments, missing file, non-empty --out directory, a subkey
+      fingerprint pinned instead of the primary one), or gpg could not be run
+  10  bad or missing signature (detached or inline), or the sender's key is not in the keyring
+  11  signed, but not by the pinned sender fingerprint
+  12  cannot decrypt (no matching secret key in the keyring, or damaged ciphertext)
+  13  the BagIt bag is invalid (incomplete, or a checksum does not match)
+  14  the manifest is invalid (schema, its signature, or it disagrees with the bag)
+  15  unsafe archive (absolute path, "..", link, device, duplicate name, oversize member)
+"""
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="portal-verify",
+        description=(
+            "Verify a package from the mechanism offline: its signatures (against the sender "
+            "fingerprint you obtained out of band), decryption with your keyring, safe "
+            "extraction, the BagIt bag, and the signed manifest."
+        ),
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("package", type=Path, help="the package file, PKG-YYYY-NNNN.tar.gpg")
+    parser.add_argument(
+        "--sender-fingerprint",
+        required=True,
+        help="the mechanism's signing key fingerprint (40 hex digits; spaces allowed)",
+    )
+    parser.add_argument(
+        "--signature",
+        type=Path,
+        help="detached signature over the package (default: PACKAGE.sig when it exists)",
+    )
+    parser.add_argument(
+        "--gnupghome",
+        type=Path,
+        help="your GnuPG keyring directory (default: ~/.gnupg); it must hold your secret key "
+        "and the sender's public key",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="keep the verified bag in this directory (missing or empty; default: a temporary "
+        "directory removed at exit)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def _check_arguments(args: argparse.Namespace) -> tuple[str, Path | None]:
+    """Validate the arguments; return the pinned fingerprint and the detached signature."""
+    try:
+        pinned = normalise_fingerprint(args.sender_fingerprint)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+    if not args.package.is_file():
+        raise _UsageError(f"{args.package}: no such file")
+    signature: Path | None = args.signature
+    if signature is not None and not signature.is_file():
+        raise _UsageError(f"{signature}: no such signature file")
+    if signature is None:
+        beside = args.package.with_name(args.package.name + ".sig")
+        signature = beside if beside.is_file() else None
+    home = (args.gnupghome or Path("~/.gnupg")).expanduser()
+    if not home.is_dir():
+        raise _UsageError(f"{home}: no such keyring directory")
+    out: Path | None = args.out
+    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise _UsageError(f"{out}: --out must be a missing or empty directory")
+    return pinned, signature
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``portal-verify`` command; returns the exit code (see ``--help``)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        pinned, signature = _check_arguments(args)
+    except _UsageError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"portal-verify: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for name in ("gnupg", "bagit"):  # their warnings repeat what the report says
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        outcome = verify_package(
+            args.package, pinned, signature=signature, gnupghome=args.gnupghome, out=args.out
+        )
+    except OSError as exc:  # gpg missing, unreadable files, full disk
+        print(f"portal-verify: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps(render_json(outcome), indent=2, ensure_ascii=False))
+    else:
+        print(render_text(outcome), end="")
+    return outcome.exit_code

@@ -1,0 +1,72 @@
+"""What a verification produces: the exit codes, the typed failure a step raises, and the
+record of the checks run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_BAD_SIGNATURE = 10
+EXIT_WRONG_SIGNER = 11
+EXIT_CANNOT_DECRYPT = 12
+EXIT_BAG_INVALID = 13
+EXIT_MANIFEST_INVALID = 14
+EXIT_UNSAFE_ARCHIVE = 15
+
+T = TypeVar("T")
+
+
+class VerifyFailed(Exception):
+    """A check failed: the exit code and one sentence a person can read."""
+
+    def __init__(self, exit_code: int, message: str) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.message = message
+
+
+def first_few(problems: Sequence[str], shown: int = 3) -> str:
+    """The first ``shown`` problems, joined, and how many more there are: one readable line."""
+    more = f" (and {len(problems) - shown} more)" if len(problems) > shown else ""
+    return "; ".join(problems[:shown]) + more
+
+
+@dataclass(frozen=True)
+class Passed(Generic[T]):
+    """A step that passed: what later steps need from it, and what the report says of it."""
+
+    value: T
+    detail: str
+    skipped: bool = False
+
+
+@dataclass(frozen=True)
+class Check:
+    """One step of the verification, as reported."""
+
+    name: str
+    ok: bool
+    detail: str
+    skipped: bool = False
+
+
+@dataclass
+class Outcome:
+    """The whole verification: the checks run, the exit code and the package summary."""
+
+    package: Path
+    sender_fingerprint: str
+    checks: list[Check] = field(default_factory=list)
+    exit_code: int = EXIT_OK
+    message: str = ""
+    manifest: dict[str, Any] | None = None
+    signature_checked: bool = False
+    extracted_to: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == EXIT_OK

@@ -1,0 +1,176 @@
+"""OpenPGP for the verifier: the pinned fingerprint, the sender's key in the recipient's
+keyring, decryption, and judging every signature against the pinned key.
+
+"Pinned" means the fingerprint given with ``--sender-fingerprint``, obtained out of band. A
+signature is accepted only when the primary fingerprint of the key that made it equals that
+fingerprint: gpg's "good signature" alone says nothing about *who* signed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import gnupg
+
+from portal.registry.openpgp import grouped_fingerprint
+from portal.verify.results import (
+    EXIT_BAD_SIGNATURE,
+    EXIT_CANNOT_DECRYPT,
+    EXIT_USAGE,
+    VerifyFailed,
+)
+
+_FINGERPRINT = re.compile(r"[0-9A-F]{40}(?:[0-9A-F]{24})?")
+_MAX_DETACHED_SIGNATURE = 1 << 20  # an OpenPGP signature is a few hundred bytes
+_GPG_OFFLINE = ["--no-auto-key-retrieve"]  # never fetch keys from the network
+_SIGNATURE_PROBLEMS = {
+    "signature bad",
+    "signature error",
+    "signature expired",
+    "signing key was revoked",
+}
+
+
+def format_fingerprint(fpr: str) -> str:
+    """A fingerprint grouped as gpg prints it."""
+    return grouped_fingerprint(fpr, middle_gap=True)
+
+
+def normalise_fingerprint(text: str) -> str:
+    """``text`` without spaces, in capitals; raises ValueError unless it is a full fingerprint."""
+    fpr = "".join(text.split()).upper()
+    if fpr.startswith("0X"):
+        fpr = fpr[2:]
+    if not _FINGERPRINT.fullmatch(fpr):
+        raise ValueError(
+            "the sender fingerprint must be the full fingerprint: 40 (or 64) hexadecimal digits"
+        )
+    return fpr
+
+
+@dataclass(frozen=True)
+class SenderKey:
+    """The pinned key as found in the recipient's keyring."""
+
+    fingerprint: str
+    expires: int | None  # Unix time; None: does not expire
+
+
+@dataclass(frozen=True)
+class FailureCodes:
+    """The exit codes a signature check fails with: made by another key, or not good."""
+
+    wrong_signer: int
+    bad: int
+
+
+def _day(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
+
+
+def judge_signature(result: Any, sender: SenderKey, what: str, codes: FailureCodes) -> str:
+    """Say why every signature in ``result`` (a python-gnupg Verify or Crypt result) is good
+    and made by the pinned key; raise VerifyFailed otherwise.
+
+    ``pubkey_fingerprint`` (VALIDSIG's last field) is the *primary* key's fingerprint, so a
+    signature made by a signing subkey is attributed to its primary key. A key that has
+    expired since still vouches for signatures made before it expired (packages are checked
+    years later); a revoked key vouches for nothing.
+    """
+    pinned = sender.fingerprint
+    statuses = [str(p.get("status")) for p in result.problems]
+    if "no public key" in statuses:
+        keyid = next(p.get("keyid") for p in result.problems if p.get("status") == "no public key")
+        raise VerifyFailed(
+            codes.wrong_signer,
+            f"{what} was made by key {keyid or '?'}, which is not the pinned sender key "
+            f"{format_fingerprint(pinned)}",
+        )
+    bad = [status for status in statuses if status in _SIGNATURE_PROBLEMS]
+    if bad:
+        raise VerifyFailed(codes.bad, f"{what} is not valid ({bad[0]})")
+    signatures = list(result.sig_info.values())
+    if not signatures:
+        raise VerifyFailed(codes.bad, f"{what} is missing: there is no signature to check")
+    expired_note = ""
+    for info in signatures:
+        status = info.get("status")
+        if status != "signature valid":
+            raise VerifyFailed(codes.bad, f"{what} is not valid ({status or 'unknown status'})")
+        signer = str(info.get("pubkey_fingerprint") or info.get("fingerprint") or "").upper()
+        if signer != pinned:
+            raise VerifyFailed(
+                codes.wrong_signer,
+                f"{what} was made by key {format_fingerprint(signer)}, not by the pinned "
+                f"sender key {format_fingerprint(pinned)}",
+            )
+        if "signing key has expired" in statuses:
+            made = int(info.get("timestamp") or 0)
+            if sender.expires is None or made >= sender.expires:
+                raise VerifyFailed(codes.bad, f"{what} was made after the sender key expired")
+            expired_note = (
+                f", made on {_day(made)}, before the key expired on {_day(sender.expires)}"
+            )
+    return f"good signature by {format_fingerprint(pinned)}{expired_note}"
+
+
+def require_sender_key(gpg: gnupg.GPG, pinned: str, home: Path) -> SenderKey:
+    """The pinned key must be in the keyring, as a primary key."""
+    keys = gpg.list_keys(keys=[pinned])
+    for key in keys:
+        if str(key.get("fingerprint", "")).upper() == pinned:
+            expires = str(key.get("expires") or "")
+            return SenderKey(pinned, int(expires) if expires.isdigit() else None)
+    if keys:  # gpg also finds a key by the fingerprint of one of its subkeys
+        primary = str(keys[0].get("fingerprint", "")).upper()
+        raise VerifyFailed(
+            EXIT_USAGE,
+            f"{format_fingerprint(pinned)} is a subkey of the key "
+            f"{format_fingerprint(primary)}; pin the primary key's fingerprint",
+        )
+    raise VerifyFailed(
+        EXIT_BAD_SIGNATURE,
+        f"the sender's public key {format_fingerprint(pinned)} is not in the keyring "
+        f"{home}, so no signature can be checked; import it first "
+        f"(gpg --homedir {home} --import SENDER-KEY.asc)",
+    )
+
+
+def check_detached(
+    gpg: gnupg.GPG,
+    signature: Path,
+    data: Path,
+    sender: SenderKey,
+    *,
+    role: str,
+    label: str,
+    codes: FailureCodes,
+) -> str:
+    """Judge the detached ``signature`` over ``data``, called "the ``role`` ``label``" in the
+    report (``label`` names the signature file)."""
+    if signature.stat().st_size > _MAX_DETACHED_SIGNATURE:
+        raise VerifyFailed(codes.bad, f"{label} is too large to be a signature")
+    with signature.open("rb") as stream:
+        result = gpg.verify_file(stream, data_filename=str(data), extra_args=_GPG_OFFLINE)
+    return judge_signature(result, sender, f"the {role} {label}", codes)
+
+
+def decrypt(gpg: gnupg.GPG, package: Path, plaintext: Path) -> Any:
+    """Decrypt ``package`` into the file ``plaintext`` (streamed by gpg, never in memory);
+    return gpg's result, whose signature fields :func:`judge_signature` reads."""
+    result = gpg.decrypt_file(str(package), output=str(plaintext), extra_args=_GPG_OFFLINE)
+    if not result.ok:
+        plaintext.unlink(missing_ok=True)
+        if result.status == "no secret key":
+            reason = (
+                "none of the keys it is encrypted to has its secret key in your keyring "
+                "(is it addressed to another authority?)"
+            )
+        else:
+            reason = f"gpg reports: {result.status or 'unknown error'}"
+        raise VerifyFailed(EXIT_CANNOT_DECRYPT, f"the package cannot be decrypted: {reason}")
+    return result

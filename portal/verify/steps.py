@@ -1,0 +1,203 @@
+"""The verification as named steps, run in order by :func:`verify_package`, which stops at the
+first failure.
+
+A package is ``PKG-YYYY-NNNN.tar.gpg`` (a tar holding one BagIt bag, signed by the mechanism and
+encrypted to the authority) with, optionally, ``PKG-YYYY-NNNN.tar.gpg.sig`` beside it (a detached
+signature over the ciphertext). The steps, each named as the report names it:
+
+1. ``sender_key``: the pinned sender key is in the recipient's keyring, as a primary key;
+2. ``detached_signature``: the detached signature, when there is one, is good and made by the
+   pinned sender key;
+3. ``decryption`` and ``inline_signature``: the package decrypts with the recipient's keyring and
+   its inline signature (mandatory) is good and made by the pinned sender key;
+4. ``archive_safety``: the tar is safe to extract (see :mod:`portal.verify.archive`);
+5. ``bag``: the bag is valid (Library of Congress ``bagit``: complete, every checksum right);
+6. ``manifest_schema`` and ``manifest_signature``: ``data/manifest.json`` matches its JSON
+   Schema and ``data/manifest.json.asc`` is a good signature over it by the pinned sender key;
+7. ``cross_check``: the manifest and the bag agree: every file the manifest names is in the bag
+   with the same SHA-256 and size, and every payload file is named by the manifest.
+
+Each step returns :class:`~portal.verify.results.Passed` (what later steps need, and the detail
+the report shows) or raises :class:`~portal.verify.results.VerifyFailed`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import bagit
+import gnupg
+
+from portal.packages.assembly.manifest import MANIFEST_PATH, SIGNATURE_PATH
+from portal.verify.archive import extract
+from portal.verify.bag import validate_bag
+from portal.verify.manifest import cross_check, read_manifest
+from portal.verify.results import (
+    EXIT_BAD_SIGNATURE,
+    EXIT_MANIFEST_INVALID,
+    EXIT_WRONG_SIGNER,
+    Check,
+    Outcome,
+    Passed,
+    VerifyFailed,
+)
+from portal.verify.signatures import (
+    FailureCodes,
+    SenderKey,
+    check_detached,
+    decrypt,
+    format_fingerprint,
+    judge_signature,
+    normalise_fingerprint,
+    require_sender_key,
+)
+from portal.verify.workspace import Workspace, workspace
+
+__all__ = ["VERIFIED", "verify_package"]
+
+VERIFIED = (
+    "VERIFIED: the package is complete and unaltered, and was signed by the pinned sender key"
+)
+
+_PACKAGE_SIGNATURE = FailureCodes(wrong_signer=EXIT_WRONG_SIGNER, bad=EXIT_BAD_SIGNATURE)
+_MANIFEST_SIGNATURE = FailureCodes(wrong_signer=EXIT_MANIFEST_INVALID, bad=EXIT_MANIFEST_INVALID)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def verify_package(
+    package: Path,
+    sender_fingerprint: str,
+    *,
+    signature: Path | None = None,
+    gnupghome: Path | None = None,
+    out: Path | None = None,
+) -> Outcome:
+    """Run every step on ``package``; the :class:`Outcome` says which passed and why not.
+
+    ``signature`` is the detached signature (None: not checked). ``gnupghome`` is the
+    recipient's keyring (default ``~/.gnupg``): it must hold the authority's secret key and the
+    sender's public key; it is only read. ``out``, when given, must be an empty or missing
+    directory; the bag is kept there when, and only when, the package verifies.
+    """
+    pinned = normalise_fingerprint(sender_fingerprint)
+    home = (gnupghome or Path("~/.gnupg")).expanduser()
+    outcome = Outcome(package=package, sender_fingerprint=pinned)
+    check = _Recorder(outcome)
+    with workspace(out) as space:
+        gpg = gnupg.GPG(gnupghome=str(home))
+        try:
+            sender = check("sender_key", sender_key, gpg, pinned, home)
+            check("detached_signature", detached_signature, gpg, package, signature, sender)
+            outcome.signature_checked = signature is not None
+            decrypted = check("decryption", decryption, gpg, package, space.plaintext)
+            check("inline_signature", inline_signature, decrypted, sender)
+            bag_dir = check("archive_safety", archive_safety, space)
+            bag = check("bag", validate_bag, bag_dir)
+            manifest = check("manifest_schema", manifest_schema, bag_dir)
+            check("manifest_signature", manifest_signature, gpg, bag_dir, sender)
+            check("cross_check", manifest_matches_bag, bag, bag_dir, manifest, pinned)
+        except VerifyFailed:
+            return outcome  # recorded by check(); leaving the workspace empties --out
+        outcome.extracted_to = space.keep(bag_dir)
+    outcome.manifest = manifest
+    outcome.message = VERIFIED
+    return outcome
+
+
+class _Recorder:
+    """Runs a step under its name and records it in the outcome, passed or failed."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+
+    def __call__(
+        self, name: str, step: Callable[P, Passed[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        try:
+            passed = step(*args, **kwargs)
+        except VerifyFailed as failure:
+            self.outcome.checks.append(Check(name, False, failure.message))
+            self.outcome.exit_code = failure.exit_code
+            self.outcome.message = failure.message
+            raise
+        self.outcome.checks.append(Check(name, True, passed.detail, passed.skipped))
+        return passed.value
+
+
+# --------------------------------------------------------------------------- the steps
+
+
+def sender_key(gpg: gnupg.GPG, pinned: str, home: Path) -> Passed[SenderKey]:
+    sender = require_sender_key(gpg, pinned, home)
+    return Passed(sender, f"the pinned sender key {format_fingerprint(pinned)} is in {home}")
+
+
+def detached_signature(
+    gpg: gnupg.GPG, package: Path, signature: Path | None, sender: SenderKey
+) -> Passed[None]:
+    if signature is None:
+        return Passed(
+            None,
+            "not checked: there is no detached signature file (it is optional; the "
+            "signature inside the package is mandatory and is checked below)",
+            skipped=True,
+        )
+    detail = check_detached(
+        gpg,
+        signature,
+        package,
+        sender,
+        role="detached signature",
+        label=signature.name,
+        codes=_PACKAGE_SIGNATURE,
+    )
+    return Passed(None, detail)
+
+
+def decryption(gpg: gnupg.GPG, package: Path, plaintext: Path) -> Passed[Any]:
+    """The package decrypted into ``plaintext``; gpg's result carries the inline signature."""
+    return Passed(decrypt(gpg, package, plaintext), "decrypted with a secret key of your keyring")
+
+
+def inline_signature(decrypted: Any, sender: SenderKey) -> Passed[None]:
+    what = "the signature inside the package"
+    return Passed(None, judge_signature(decrypted, sender, what, _PACKAGE_SIGNATURE))
+
+
+def archive_safety(space: Workspace) -> Passed[Path]:
+    """The decrypted tar checked and extracted (into ``--out``'s staging directory when
+    given); the tar itself is removed."""
+    extracted = extract(space.plaintext, space.staging())
+    space.plaintext.unlink()
+    return extracted
+
+
+def manifest_schema(bag_dir: Path) -> Passed[dict[str, Any]]:
+    manifest = read_manifest(bag_dir)
+    return Passed(manifest, f"{MANIFEST_PATH} matches schema version {manifest['schema_version']}")
+
+
+def manifest_signature(gpg: gnupg.GPG, bag_dir: Path, sender: SenderKey) -> Passed[None]:
+    signature = bag_dir / SIGNATURE_PATH
+    if not signature.is_file():
+        raise VerifyFailed(EXIT_MANIFEST_INVALID, f"the bag has no {SIGNATURE_PATH}")
+    detail = check_detached(
+        gpg,
+        signature,
+        bag_dir / MANIFEST_PATH,
+        sender,
+        role="manifest signature",
+        label=SIGNATURE_PATH,
+        codes=_MANIFEST_SIGNATURE,
+    )
+    return Passed(None, detail)
+
+
+def manifest_matches_bag(
+    bag: bagit.Bag, bag_dir: Path, manifest: dict[str, Any], pinned: str
+) -> Passed[None]:
+    return Passed(None, cross_check(bag, bag_dir, manifest, pinned))
