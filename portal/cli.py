@@ -150,7 +150,7 @@ def backup_command(dest: Path) -> None:
     """Write a consistent database dump, blobs.txt and backup.json into DEST (new or empty).
 
     Copy the blob store separately (rsync -a): it is append-only."""
-    from portal.backup import BackupError, backup
+    from portal.backup.dump import BackupError, backup
 
     try:
         manifest = backup(Settings.from_env(), dest)
@@ -172,7 +172,8 @@ def backup_command(dest: Path) -> None:
 @click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def restore_command(src: Path) -> None:
     """Restore a backup from SRC into an empty database; check blobs and the audit chain."""
-    from portal.backup import BackupError, restore
+    from portal.backup.dump import BackupError
+    from portal.backup.restore import restore
 
     try:
         result = restore(Settings.from_env(), src)

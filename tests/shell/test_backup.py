@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from portal import migrate
 from portal.audit import record
-from portal.backup import BLOB_LIST, MANIFEST, PG_DUMP, SQLITE_COPY
+from portal.backup.dump import BLOB_LIST, MANIFEST, PG_DUMP, SQLITE_COPY
 from portal.db import make_engine, make_session_factory, transaction
 from portal.models import Base
 from portal.registry.models import Item

@@ -1,4 +1,4 @@
-"""``portal backup`` and ``portal restore``: a consistent database dump plus the blob list.
+"""``portal backup``: a consistent database dump plus the blob list (and reading one back).
 
 A backup is a directory::
 
@@ -15,24 +15,16 @@ copy itself), so they describe exactly what was dumped.
 The blob store is content-addressed and append-only, so it is copied with any file copy
 (``rsync -a``), before or after the dump: a blob is never changed once written. Restore
 checks that every listed digest is in the target store and still hashes to its name.
-
-Restore only goes into an empty database and checks, before the portal can use it: the
-files' hashes, the Alembic revision, the blobs, the whole audit chain and that its head is
-the one recorded. When a check fails after the data went in, the restored tables are
-removed again (SQLite: the copy never replaces the target; PostgreSQL: the schema is
-emptied), so a failed restore leaves the target as empty as it was.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import shutil
 import sqlite3
 import subprocess
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,40 +33,24 @@ from pathlib import Path
 from typing import Any
 
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from portal import migrate
-from portal.audit import ChainHead, head, verify
+from portal.audit import ChainHead, head
 from portal.config import Settings
 from portal.db import make_engine, normalize_url
 from portal.models import Base
 from portal.packages.models import Package, PackageItem, Recall
 from portal.registry.models import Item
 from portal.rfa.models import Assurance, Attachment
-from portal.rfa.search_indexes import TRIGRAM_INDEXES, create_trigram_indexes
-from portal.storage import BlobNotFound, DigestMismatch, FileBlobStore, file_sha256, fsync_dir
-
-__all__ = [
-    "BACKUP_FORMAT",
-    "BLOB_COLUMNS",
-    "BackupError",
-    "BackupManifest",
-    "RestoreResult",
-    "backup",
-    "restore",
-]
+from portal.storage import FileBlobStore, file_sha256, fsync_dir
 
 BACKUP_FORMAT = 1
 MANIFEST = "backup.json"
 BLOB_LIST = "blobs.txt"
 PG_DUMP = "database.dump"
 SQLITE_COPY = "database.sqlite3"
-#: an index in pg_restore --list: "215; 1259 16404 INDEX public ix_item_title_trgm owner"
-_TOC_INDEX = re.compile(r"^\d+; \d+ \d+ INDEX \S+ (?P<name>\S+)")
 
 # Columns whose values are keys of blobs the portal keeps in its store. (Renditions live
 # only inside the encrypted package, so package_item.rendition_sha256 is not one.)
@@ -87,7 +63,7 @@ BLOB_COLUMNS: tuple[InstrumentedAttribute[Any], ...] = (
     Package.signature_sha256,
     Recall.notice_sha256,
 )
-_SHOWN = 20  # digests named in an error message; the rest are counted
+SHOWN = 20  # digests named in an error message; the rest are counted
 
 
 class BackupError(Exception):
@@ -125,13 +101,6 @@ class BackupManifest:
         if manifest.database not in ("sqlite", "postgresql"):
             raise BackupError(f"{MANIFEST}: unknown database kind {manifest.database!r}")
         return manifest
-
-
-@dataclass(frozen=True)
-class RestoreResult:
-    manifest: BackupManifest
-    audit_message: str
-    upgrade_needed: bool
 
 
 # --------------------------------------------------------------------------- backup
@@ -225,7 +194,7 @@ def _dump_sqlite(engine: Engine, staging: Path) -> _Facts:
         reader.dispose()
 
 
-def _libpq(database_url: str) -> tuple[str, dict[str, str]]:
+def libpq(database_url: str) -> tuple[str, dict[str, str]]:
     """A libpq URL for pg_dump/pg_restore and the environment carrying the password
     (never on the command line, where ``ps`` shows it)."""
     url = make_url(normalize_url(database_url))
@@ -236,7 +205,7 @@ def _libpq(database_url: str) -> tuple[str, dict[str, str]]:
     return plain.render_as_string(hide_password=False), env
 
 
-def _tool(name: str) -> str:
+def pg_tool(name: str) -> str:
     found = shutil.which(name)
     if found is None:
         raise BackupError(
@@ -246,7 +215,7 @@ def _tool(name: str) -> str:
     return found
 
 
-def _run(args: Sequence[str], env: Mapping[str, str], what: str) -> str:
+def run_tool(args: Sequence[str], env: Mapping[str, str], what: str) -> str:
     """Run a PostgreSQL client tool; its standard output."""
     done = subprocess.run(  # noqa: S603 - fixed tool, arguments are ours
         list(args), env=dict(env), capture_output=True, text=True, check=False
@@ -260,8 +229,8 @@ def _run(args: Sequence[str], env: Mapping[str, str], what: str) -> str:
 
 
 def _dump_postgresql(engine: Engine, database_url: str, staging: Path) -> _Facts:
-    pg_dump = _tool("pg_dump")
-    url, env = _libpq(database_url)
+    pg_dump = pg_tool("pg_dump")
+    url, env = libpq(database_url)
     with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
         conn.execute(text("SET TRANSACTION READ ONLY"))
         snapshot = conn.scalar(text("SELECT pg_export_snapshot()"))
@@ -270,7 +239,7 @@ def _dump_postgresql(engine: Engine, database_url: str, staging: Path) -> _Facts
             raise BackupError("could not take a database snapshot (no schema on the search path?)")
         facts = _facts(conn, "postgresql", PG_DUMP, schema)
         # The snapshot lives as long as this transaction: dump while it is open.
-        _run(
+        run_tool(
             [pg_dump, "--format=custom", f"--snapshot={snapshot}", f"--schema={schema}",
              f"--file={staging / PG_DUMP}", f"--dbname={url}"],
             env,
@@ -300,35 +269,9 @@ def _write_listing(settings: Settings, staging: Path, facts: _Facts) -> BackupMa
     )
     (staging / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2, sort_keys=True) + "\n")
     for name in (*files, MANIFEST):
-        _fsync_file(staging / name)
+        fsync_file(staging / name)
     fsync_dir(staging)
     return manifest
-
-
-# --------------------------------------------------------------------------- restore
-
-
-def restore(settings: Settings, src: Path) -> RestoreResult:
-    """Restore the backup in ``src`` into the (empty) database and check it."""
-    manifest = read_backup(src)
-    _check_revision_known(manifest.alembic_revision)
-    engine = make_engine(settings.database_url)
-    try:
-        if engine.dialect.name != manifest.database:
-            raise BackupError(
-                f"the backup is of a {manifest.database} database but PORTAL_DATABASE_URL "
-                f"is {engine.dialect.name}"
-            )
-        _check_blobs(settings, src)
-        if manifest.database == "sqlite":
-            message = _restore_sqlite(engine, src, manifest)
-        else:
-            message = _restore_postgresql(engine, settings.database_url, src, manifest)
-    finally:
-        engine.dispose()
-    return RestoreResult(
-        manifest, message, upgrade_needed=manifest.alembic_revision != migrate.head_revision()
-    )
 
 
 def read_backup(src: Path) -> BackupManifest:
@@ -354,189 +297,6 @@ def read_backup(src: Path) -> BackupManifest:
     return manifest
 
 
-def _check_revision_known(revision: str) -> None:
-    try:
-        known = ScriptDirectory.from_config(migrate.alembic_config()).get_revision(revision)
-    except CommandError:
-        known = None
-    if known is None:
-        raise BackupError(
-            f"the backup's schema revision {revision} is unknown to this portal version "
-            f"(made by a newer version?); restore with the version that made it"
-        )
-
-
-def _check_blobs(settings: Settings, src: Path) -> None:
-    store = FileBlobStore(settings.blob_dir)
-    missing: list[str] = []
-    damaged: list[str] = []
-    for line in (src / BLOB_LIST).read_text(encoding="ascii").splitlines():
-        digest = line.strip()
-        try:
-            store.verify(digest)
-        except BlobNotFound:
-            missing.append(digest)
-        except DigestMismatch:
-            damaged.append(digest)
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing: " + _listing(missing))
-    if damaged:
-        problems.append(
-            f"{len(damaged)} damaged (bytes differ from their digest): " + _listing(damaged)
-        )
-    if problems:
-        raise BackupError(
-            f"the blob store {store.root} does not hold the backup's blobs (copy them first, "
-            "e.g. rsync -a BACKUP_BLOBS/ " + f"{store.root}/); " + "; ".join(problems)
-        )
-
-
-def _listing(digests: list[str]) -> str:
-    shown = ", ".join(digests[:_SHOWN])
-    return shown + (f" and {len(digests) - _SHOWN} more" if len(digests) > _SHOWN else "")
-
-
-def _check_restored(conn: Connection, manifest: BackupManifest) -> str:
-    """Revision, row counts, audit chain and head as recorded; the chain's message."""
-    revision = MigrationContext.configure(conn).get_current_revision()
-    if revision != manifest.alembic_revision:
-        raise BackupError(
-            f"the restored schema is at revision {revision}, the backup recorded "
-            f"{manifest.alembic_revision}"
-        )
-    recorded = ChainHead.parse(manifest.audit_head)
-    with Session(bind=conn) as session:
-        result = verify(session, anchor=recorded)
-        restored_head = head(session)
-    if not result.ok:
-        raise BackupError(f"the restored audit log does not verify: {result.message()}")
-    if restored_head != recorded:
-        raise BackupError(
-            f"the restored audit head is {restored_head}, the backup recorded {recorded}"
-        )
-    for table, count in sorted(manifest.row_counts.items()):
-        found = conn.scalar(text(f'SELECT count(*) FROM "{table}"'))  # noqa: S608 - names from Base
-        if found != count:
-            raise BackupError(f"table {table}: {found} rows restored, {count} recorded")
-    return result.message()
-
-
-def _restore_sqlite(engine: Engine, src: Path, manifest: BackupManifest) -> str:
-    target_name = engine.url.database
-    if not target_name or target_name == ":memory:" or target_name.startswith("file:"):
-        raise BackupError(f"cannot restore into the SQLite database {target_name!r}")
-    target = Path(target_name)
-    if target.exists() and _has_tables(engine):
-        raise BackupError(f"{target} is not empty; restore only into a new, empty database")
-    engine.dispose()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    candidate = target.parent / f".{target.name}.restore-{secrets.token_hex(4)}"
-    try:
-        shutil.copyfile(src / SQLITE_COPY, candidate)
-        _fsync_file(candidate)
-        reader = create_engine(f"sqlite:///{candidate}")
-        try:
-            with reader.connect() as conn:
-                message = _check_restored(conn, manifest)
-        finally:
-            reader.dispose()
-        for leftover in (Path(f"{target}-wal"), Path(f"{target}-shm")):
-            leftover.unlink(missing_ok=True)  # of the empty database being replaced
-        os.replace(candidate, target)
-        fsync_dir(target.parent)
-    finally:
-        candidate.unlink(missing_ok=True)
-    return message
-
-
-def _has_tables(engine: Engine) -> bool:
-    with engine.connect() as conn:
-        return bool(inspect(conn).get_table_names())
-
-
-def _restore_postgresql(
-    engine: Engine, database_url: str, src: Path, manifest: BackupManifest
-) -> str:
-    pg_restore = _tool("pg_restore")
-    schema = manifest.pg_schema or "public"
-    with engine.connect() as conn:
-        _check_pg_target(conn, schema)
-        existed = bool(
-            conn.scalar(text("SELECT count(*) FROM pg_namespace WHERE nspname = :s"), {"s": schema})
-        )
-    url, env = _libpq(database_url)
-    try:
-        with tempfile.TemporaryDirectory(prefix="portal-restore-") as work:
-            use_list = Path(work) / "toc.list"
-            toc = _run([pg_restore, "--list", str(src / PG_DUMP)], env, "pg_restore --list")
-            use_list.write_text(_without_trigram_indexes(toc), encoding="utf-8")
-            # --clean --if-exists: drop-if-present of the dump's own objects (the target was
-            # checked to hold nothing), so even the dump's CREATE SCHEMA public goes through.
-            _run(
-                [pg_restore, "--single-transaction", "--exit-on-error", "--no-owner",
-                 "--no-privileges", "--clean", "--if-exists", f"--use-list={use_list}",
-                 f"--dbname={url}", str(src / PG_DUMP)],
-                env,
-                "pg_restore",
-            )  # fmt: skip
-        with engine.begin() as conn:
-            revision = _check_restored(conn, manifest)
-            create_trigram_indexes(conn)
-        return revision
-    except BaseException:
-        _empty_schema(engine, schema, recreate=existed)
-        raise
-
-
-def _without_trigram_indexes(toc: str) -> str:
-    """pg_restore's table of contents without the search's trigram indexes: their operator
-    class belongs to the pg_trgm extension, which a dump of one schema does not carry and
-    the target may not have yet. They are made afresh after the data is in."""
-    kept = []
-    for line in toc.splitlines():
-        index = _TOC_INDEX.match(line)
-        if index is None or index["name"] not in TRIGRAM_INDEXES:
-            kept.append(line)
-    return "\n".join(kept) + "\n"
-
-
-def _check_pg_target(conn: Connection, schema: str) -> None:
-    """The target holds no relations in ``schema`` and will use ``schema`` afterwards."""
-    relations = conn.scalar(
-        text(
-            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = :s"
-        ),
-        {"s": schema},
-    )
-    if relations:
-        raise BackupError(
-            f"schema {schema} of the target database is not empty; restore only into a new, "
-            "empty database"
-        )
-    search_path = str(conn.scalar(text("SHOW search_path")) or "")
-    user = str(conn.scalar(text("SELECT current_user")))
-    existing = set(conn.scalars(text("SELECT nspname FROM pg_namespace")))
-    for entry in (part.strip().strip('"') for part in search_path.split(",")):
-        name = user if entry == "$user" else entry
-        if name == schema:
-            return
-        if name in existing:
-            break
-    raise BackupError(
-        f"the backup holds schema {schema}, but the target's search_path ({search_path}) "
-        f"would not use it; set PORTAL_DATABASE_URL's options=-csearch_path={schema}"
-    )
-
-
-def _empty_schema(engine: Engine, schema: str, *, recreate: bool) -> None:
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        if recreate:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-
-
 # --------------------------------------------------------------------------- helpers
 
 
@@ -547,6 +307,6 @@ def _portal_version() -> str:
         return "unknown"
 
 
-def _fsync_file(path: Path) -> None:
+def fsync_file(path: Path) -> None:
     with path.open("rb") as handle:
         os.fsync(handle.fileno())
