@@ -9,11 +9,22 @@ PORT ?= 5000
 .PHONY: run test lint typecheck pytest system-packages clean e2e e2e-browser
 
 # System packages we need and only install when missing (Debian/Ubuntu, as root or via sudo).
+# The fonts are those portal/documents/fonts.py names (Noto for Arabic and Burmese, DejaVu).
+# `run` and `pytest` check too, so an existing .venv still gets fonts added later.
+NOTO_DIR := /usr/share/fonts/truetype/noto
+NOTO_FILES := $(NOTO_DIR)/NotoSans-Regular.ttf $(NOTO_DIR)/NotoNaskhArabic-Regular.ttf \
+  $(NOTO_DIR)/NotoSansArabic-Regular.ttf $(NOTO_DIR)/NotoSansMyanmar-Regular.ttf
+DEJAVU_DIR := /usr/share/fonts/truetype/dejavu
+DEJAVU_FILES := $(DEJAVU_DIR)/DejaVuSans.ttf $(DEJAVU_DIR)/DejaVuSans-Bold.ttf \
+  $(DEJAVU_DIR)/DejaVuSansMono.ttf
+
 system-packages:
 	@missing=""; \
 	command -v gpg >/dev/null 2>&1 || missing="$$missing gnupg"; \
 	command -v gpgconf >/dev/null 2>&1 || missing="$$missing gpgconf"; \
 	ldconfig -p 2>/dev/null | grep -q libpango-1.0 || missing="$$missing libpango-1.0-0 libpangoft2-1.0-0"; \
+	for font in $(NOTO_FILES); do [ -f "$$font" ] || { missing="$$missing fonts-noto-core"; break; }; done; \
+	for font in $(DEJAVU_FILES); do [ -f "$$font" ] || { missing="$$missing fonts-dejavu-core"; break; }; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing missing system packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO="sudo"; \
@@ -27,7 +38,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) system-packages
 	PORTAL_DEMO=1 $(BIN)/portal init
 	PORTAL_DEMO=1 $(BIN)/portal demo
 	@echo "Serving the Sharing Portal on http://$(HOST):$(PORT) (demo mode; Ctrl-C to stop)"
@@ -42,7 +53,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) system-packages
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
@@ -69,7 +80,7 @@ $(E2E_STAMP): pyproject.toml $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,dev,e2e]'
 	touch $(E2E_STAMP)
 
-e2e: $(E2E_STAMP) e2e-browser
+e2e: $(E2E_STAMP) e2e-browser system-packages
 	$(BIN)/python -m pytest tests/e2e
 
 clean:

@@ -46,8 +46,10 @@ main = FlaskGroup(
 
 @main.command("init", with_appcontext=False)
 def init_command() -> None:
-    """Create the secret key (if missing) and bring the database schema up to date."""
+    """Create the secret and sealing keys (if missing) and bring the database schema up to
+    date."""
     from portal import migrate
+    from portal.sealing import ensure_sealing_key
 
     try:
         settings = Settings.from_env()
@@ -55,6 +57,11 @@ def init_command() -> None:
         raise click.ClickException(str(exc)) from None
     if ensure_secret_key(settings):
         click.echo(f"Created secret key {settings.secret_key_file} (mode 0600).")
+    if ensure_sealing_key(settings):
+        click.echo(
+            f"Created sealing key {settings.sealing_key_path} (mode 0600). Back it up apart "
+            "from the database: without it the protected identifiers cannot be read."
+        )
     for directory in (settings.blob_dir, settings.package_dir):
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = make_engine(settings.database_url)
@@ -88,6 +95,7 @@ def import_command(bundle: Path, files_dir: Path | None) -> None:
                 files_dir,
                 actor=CLI_ACTOR,
                 demo_or_test=state.settings.demo_or_test,
+                sealer=state.sealer,
             )
     except BundleRejected as exc:
         click.echo(exc.report(), err=True)

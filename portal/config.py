@@ -2,7 +2,7 @@
 
 There are no secret defaults: the Flask secret key is read from a file that
 ``portal init`` creates (mode 0600). Without it the app refuses to start
-unless it runs in test mode.
+unless it runs in test mode. The sealing key (:mod:`portal.sealing`) is another such file.
 """
 
 from __future__ import annotations
@@ -66,6 +66,8 @@ class Settings:
     policies_dir: Path
     templates_dir: Path
     secret_key_file: Path
+    # The AES key sealing secrets at rest (portal.sealing). None: instance/sealing_key.
+    sealing_key_file: Path | None = None
     signing_key_file: Path | None = None
     signing_passphrase_file: Path | None = None
     archive_key_file: Path | None = None
@@ -118,6 +120,12 @@ class Settings:
         return "fast" if self.testing else "standard"
 
     @property
+    def sealing_key_path(self) -> Path:
+        if self.sealing_key_file is not None:
+            return self.sealing_key_file
+        return self.instance_dir / "sealing_key"
+
+    @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
 
@@ -156,6 +164,7 @@ class Settings:
             policies_dir=required_path("PORTAL_POLICIES_DIR", REPO_ROOT / "policies"),
             templates_dir=required_path("PORTAL_TEMPLATES_DIR", REPO_ROOT / "templates"),
             secret_key_file=required_path("PORTAL_SECRET_KEY_FILE", instance / "secret_key"),
+            sealing_key_file=required_path("PORTAL_SEALING_KEY_FILE", instance / "sealing_key"),
             signing_key_file=path("PORTAL_SIGNING_KEY", None),
             signing_passphrase_file=path("PORTAL_SIGNING_PASSPHRASE_FILE", None),
             archive_key_file=path("PORTAL_ARCHIVE_KEY", None),
@@ -188,16 +197,27 @@ def _queue_name(raw: str | None) -> str:
     return raw
 
 
-def ensure_secret_key(settings: Settings) -> bool:
-    """Create the secret key file (mode 0600) when missing. Returns True when created."""
-    path = settings.secret_key_file
+def create_private_file(path: Path, content: str) -> bool:
+    """Write ``content`` to a new file at ``path`` (mode 0600) unless it exists. Returns True
+    when created."""
     if path.exists():
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_hex(32))
+        handle.write(content)
     return True
+
+
+def refuse_shared_file(path: Path) -> None:
+    """A key file must be readable by its owner alone."""
+    if path.stat().st_mode & 0o077:
+        raise ConfigError(f"{path} is readable by other users; run `chmod 600 {path}`.")
+
+
+def ensure_secret_key(settings: Settings) -> bool:
+    """Create the secret key file (mode 0600) when missing. Returns True when created."""
+    return create_private_file(settings.secret_key_file, secrets.token_hex(32))
 
 
 def read_secret_key(settings: Settings) -> str:
@@ -212,6 +232,5 @@ def read_secret_key(settings: Settings) -> str:
         ) from None
     if len(key) < 32:
         raise ConfigError(f"The secret key in {path} is too short (need at least 32 characters).")
-    if path.stat().st_mode & 0o077:
-        raise ConfigError(f"{path} is readable by other users; run `chmod 600 {path}`.")
+    refuse_shared_file(path)
     return key

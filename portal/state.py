@@ -1,4 +1,5 @@
-"""What one running portal holds: settings, database engine and sessions, blob store."""
+"""What one running portal holds: settings, database engine and sessions, blob store, policy
+and the sealer of secrets at rest."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from portal.consent.ledger import guard_consents
 from portal.db import make_engine, make_session_factory
 from portal.eligibility.decisions import guard_decisions
 from portal.eligibility.policy import Policy, PolicyError, load_policy
+from portal.sealing import Sealer, sealer_for
 from portal.storage import FileBlobStore
 
 
@@ -23,6 +25,7 @@ class PortalState:
     sessions: sessionmaker[Session]
     blobs: FileBlobStore
     policy: Policy
+    sealer: Sealer
 
 
 def build_state(settings: Settings, *, engine: Engine | None = None) -> PortalState:
@@ -43,6 +46,7 @@ def build_state(settings: Settings, *, engine: Engine | None = None) -> PortalSt
         sessions=sessions,
         blobs=FileBlobStore(settings.blob_dir),
         policy=policy,
+        sealer=sealer_for(settings),
     )
 
 

@@ -74,6 +74,9 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "package.retry": frozenset({"legal_officer"}),
     "package.release": frozenset({"legal_officer"}),
     "item.clear_as_is": frozenset({"legal_officer"}),
+    # The register of protected identifiers: their values are for legal officers' eyes only.
+    "identifiers.view": frozenset({"legal_officer"}),
+    "identifiers.manage": frozenset({"legal_officer"}),
     # OAuth clients of the JSON API (registered per authority by admins).
     "admin.api_clients.view": frozenset({"admin"}),
     "admin.api_clients.manage": frozenset({"admin"}),

@@ -96,6 +96,7 @@ def _import(
             actor=actor,
             demo_or_test=True,
             bundle_name=BUNDLE_NAME,
+            sealer=state.sealer,
         )
     except BundleRejected as exc:
         # A rejected bundle added nothing to the session, unless the database itself failed.

@@ -176,6 +176,30 @@ def _name(person: str) -> str:
     return PERSONS[person][3]
 
 
+# Protected identifiers of the persons at risk (sealed on import; shown to legal officers
+# only), all fictional: the names used in the material, a fuller legal name of which the
+# material has only the first two words (a partial name), spellings in Arabic and Burmese
+# script, the phone number a statement gives (no country has the code +999) and a home
+# village.
+IDENTIFIERS: tuple[tuple[str, str, str], ...] = (
+    ("PER-V01", "name", _name("PER-V01")),
+    ("PER-V02", "name", _name("PER-V02")),
+    ("PER-V02", "transliteration", "دورين كالفيك"),
+    ("PER-V03", "name", f"{_name('PER-V03')} Tarkes"),
+    ("PER-V03", "phone", "+999 555 0142"),
+    ("PER-V05", "name", _name("PER-V05")),
+    ("PER-V05", "transliteration", "လန်ကာ ဗာရာဒီ"),
+    ("PER-S06", "name", _name("PER-S06")),
+    ("PER-S06", "place", "Upper Vessaly farmstead"),
+    ("PER-V07", "name", _name("PER-V07")),
+)
+
+
+def _identifiers(world: _World) -> None:
+    for person, kind, value in IDENTIFIERS:
+        world.add("protected_identifier", person=person, kind=kind, value=value)
+
+
 # --- statements (plain text) ----------------------------------------------------------------
 
 _STATEMENTS: list[tuple[str, str, str, date, str, str, list[str], str]] = [
@@ -1473,6 +1497,7 @@ def build_dataset(keys_dir: Path) -> Dataset:
     fingerprints = _example_fingerprints(keys_dir)
     world = _World()
     _organisations(world, keys_dir, fingerprints)
+    _identifiers(world)
     _statements(world)
     _documents(world)
     _photos(world)
@@ -1502,6 +1527,7 @@ _ORDER = (
     "provider",
     "authority",
     "person",
+    "protected_identifier",
     "assessment",
     "recipient_key",
     "item",

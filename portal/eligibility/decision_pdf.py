@@ -13,6 +13,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from portal.documents.fonts import PDF_FONTS
 from portal.documents.html_pdf import html_to_pdf
 from portal.eligibility.decision_view import DecisionView
 
@@ -41,6 +42,7 @@ def _environment(templates_dir: Path) -> Environment:
         lstrip_blocks=True,
     )
     env.filters["when"] = _when
+    env.globals["pdf_fonts"] = PDF_FONTS  # the CSS font stacks (portal.documents.fonts)
     return env
 
 

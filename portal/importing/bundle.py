@@ -11,6 +11,10 @@ Records that already exist with identical content are counted as unchanged; the 
 with different content is an error (the consent ledger is append-only, so that holds for
 consent events too). Re-importing an identical bundle therefore changes nothing.
 
+Protected identifiers (:mod:`portal.importing.identifiers`) are sealed with the portal's key
+(``sealer``) as they are added; a bundle holding any is refused without one. Their values
+appear in no problem, report or audit event.
+
 Each item's file is streamed once, straight into the blob store, and checked against its
 sha256 on the way (memory stays flat whatever its size). Once the bundle is known to be
 rejected, later files are only hashed, so nothing is written just to be deleted. Blobs that
@@ -34,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.db import utcnow
+from portal.importing import identifiers
 from portal.importing import records as rec
 from portal.importing.errors import BundleRejected, LineError
 from portal.importing.fields import check_fields
@@ -41,12 +46,16 @@ from portal.importing.files import FileProblem, discard_blob, read_key_file, res
 from portal.importing.records import Catalog, Record
 from portal.importing.schema import CODE_TYPES, RECORD_TYPES, identity, label
 from portal.importing.source import SourceLine, read_bundle
+from portal.registry.identifiers import IdentifierRefused
 from portal.registry.openpgp import KeyRejected, inspect_public_key, refuse_example_key
+from portal.sealing import Sealer, SealingError
 from portal.storage import FileBlobStore
 
 __all__ = ["RECORD_TYPES", "BundleRejected", "ImportReport", "LineError", "import_bundle"]
 
 AUDIT_ACTION = "import.bundle"
+#: Types the report always lists; the others (sealed identifiers) only when the bundle has some.
+LISTED_TYPES = tuple(name for name in RECORD_TYPES if name != identifiers.RECORD_TYPE)
 
 
 @dataclass
@@ -56,8 +65,8 @@ class ImportReport:
     bundle: str
     bundle_sha256: str
     records: int = 0
-    created: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RECORD_TYPES, 0))
-    unchanged: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RECORD_TYPES, 0))
+    created: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LISTED_TYPES, 0))
+    unchanged: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LISTED_TYPES, 0))
     new_blobs: int = 0
 
     @property
@@ -66,9 +75,10 @@ class ImportReport:
 
     def summary(self) -> str:
         rows = [
-            f"  {name:<15} {self.created[name]:>7} created {self.unchanged[name]:>7} unchanged"
+            f"  {name:<15} {self.created.get(name, 0):>7} created"
+            f" {self.unchanged.get(name, 0):>7} unchanged"
             for name in RECORD_TYPES
-            if self.created[name] or self.unchanged[name]
+            if self.created.get(name) or self.unchanged.get(name)
         ]
         verdict = "imported" if self.changed else "nothing to do, everything already present"
         return "\n".join(
@@ -90,15 +100,20 @@ def import_bundle(
     demo_or_test: bool,
     now: datetime | None = None,
     bundle_name: str | None = None,
+    sealer: Sealer | None = None,
 ) -> ImportReport:
     """Check and import ``bundle`` (a path or lines of JSON); see the module docstring.
 
     ``demo_or_test`` allows the fictional example OpenPGP keys. ``now`` (default: the current
-    time) stamps created rows and judges key expiry. Raises :class:`BundleRejected`.
+    time) stamps created rows and judges key expiry. ``sealer`` seals protected identifiers
+    (a bundle with some is rejected without it). Raises :class:`BundleRejected`.
     """
     moment = utcnow() if now is None else now
     source = read_bundle(bundle, name=bundle_name)
-    run = _Run(session, blobs, files_dir, demo_or_test=demo_or_test, now=moment)
+    run = _Run(
+        session, blobs, files_dir, demo_or_test=demo_or_test, now=moment, sealer=sealer,
+        actor=actor,
+    )  # fmt: skip
     run.errors += [LineError(line.number, line.problem) for line in source.lines if line.problem]
     for line in source.lines:
         if line.text is None:
@@ -117,6 +132,10 @@ def import_bundle(
     except SQLAlchemyError as exc:
         run.discard_new_blobs()
         reason = f"the database refused the bundle ({exc.__class__.__name__}); nothing was stored"
+        raise BundleRejected([LineError(0, reason)], bundle=source.name) from exc
+    except (IdentifierRefused, SealingError) as exc:  # messages name codes, never values
+        run.discard_new_blobs()
+        reason = f"a protected identifier could not be added ({exc}); nothing was stored"
         raise BundleRejected([LineError(0, reason)], bundle=source.name) from exc
     report.new_blobs = len(run.new_blobs)
     if report.changed:
@@ -145,11 +164,15 @@ class _Run:
         *,
         demo_or_test: bool,
         now: datetime,
+        sealer: Sealer | None,
+        actor: str,
     ) -> None:
         self.session = session
         self.blobs = blobs
         self.demo_or_test = demo_or_test
         self.now = now
+        self.sealer = sealer
+        self.actor = actor
         self.catalog = Catalog(session)
         self.records: list[Record] = []
         self.errors: list[LineError] = []
@@ -261,7 +284,10 @@ class _Run:
         return None
 
     def _compare(self, record: Record) -> None:
-        row = rec.find_existing(self.session, self.catalog, record)
+        if record.type == identifiers.RECORD_TYPE:
+            row = self._existing_identifier(record)
+        else:
+            row = rec.find_existing(self.session, self.catalog, record)
         if row is None:
             return
         changed = rec.differences(self.session, record, row)
@@ -270,9 +296,28 @@ class _Run:
         else:
             record.existing = row
 
+    def _existing_identifier(self, record: Record) -> Any:
+        if self.sealer is None:
+            record.problems.append(
+                "protected identifiers are sealed with the portal's key, and this import was "
+                "given none"
+            )
+            return None
+        try:
+            return identifiers.existing_identifier(self.session, self.sealer, record)
+        except SealingError as exc:  # names the key file or a code, never a value
+            record.problems.append(str(exc))
+            return None
+
     def _cross_check(self, record: Record) -> None:
-        """Checks against the item a record refers to (skipped when that item is itself bad)."""
+        """Checks against the person or item a record refers to (skipped when that is itself
+        bad)."""
         values = record.values
+        person = record.refs.get("person")
+        if record.type == identifiers.RECORD_TYPE and person is not None:
+            problem = identifiers.at_risk_problem(_one(person))
+            if problem is not None:
+                record.problems.append(problem)
         item = record.refs.get("item")
         if item is None or (isinstance(item, Record) and not item.ok):
             return
@@ -369,14 +414,19 @@ class _Run:
         report.records = len(self.records)
         new = [record for record in self.records if record.existing is None]
         for record in self.records:
-            if record.existing is not None:
-                report.unchanged[record.type] += 1
-            else:
-                report.created[record.type] += 1
+            counts = report.unchanged if record.existing is not None else report.created
+            counts[record.type] = counts.get(record.type, 0) + 1
+        sealed = [record for record in new if record.type == identifiers.RECORD_TYPE]
         for level in range(rec.LEVELS):
             for record in new:
-                rec.build(self.session, record, level, self.now)
+                if record.type != identifiers.RECORD_TYPE:
+                    rec.build(self.session, record, level, self.now)
             self.session.flush()
+            if level == 0 and sealed:  # their persons are stored now
+                assert self.sealer is not None  # noqa: S101 - refused in check() otherwise
+                identifiers.build_identifiers(
+                    self.session, self.sealer, sealed, actor=self.actor, now=self.now
+                )
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -256,6 +256,8 @@ def _wanted(record: Record) -> dict[str, Any]:
         if "size" in values:
             wanted["size"] = values["size"]
         return wanted
+    if record.type == "protected_identifier":
+        return {"kind": values["kind"]}  # the value is what found the row
     if record.type == "redaction_mark":
         return {
             "kind": values["kind"],
@@ -298,6 +300,8 @@ def _current(session: Session, type_name: str, row: Any) -> dict[str, Any]:
             "persons": _item_person_codes(session, row),
             "cleared_as_is": row.cleared_as_is,
         }
+    if type_name == "protected_identifier":
+        return {"kind": row.kind}
     if type_name == "redaction_mark":
         return {
             "kind": row.kind,

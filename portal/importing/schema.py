@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portal.consent.models import CONSENT_EVENTS, PURPOSES
+from portal.importing import identifiers
 from portal.importing.fields import (
     INT64_MAX,
     Field,
@@ -33,10 +34,12 @@ from portal.importing.fields import (
     text,
     timestamp,
 )
+from portal.registry.identifiers import MAX_VALUE_LENGTH
 from portal.registry.models import (
     ASSESSMENT_CRITERIA,
     ASSESSMENT_FINDINGS,
     AUTHORITY_KINDS,
+    IDENTIFIER_KINDS,
     ITEM_KINDS,
     MARK_APPLIES,
     MARK_KINDS,
@@ -130,6 +133,13 @@ REDACTION_MARK = {
     "applies": Field(enum(MARK_APPLIES)),
     "review": Field(enum(MARK_REVIEW)),
     "person": optional(code(32), ref="person"),
+}
+
+# The value is sealed on import; messages about the record never show it.
+PROTECTED_IDENTIFIER = {
+    "person": Field(code(32), ref="person"),
+    "kind": Field(enum(tuple(IDENTIFIER_KINDS))),
+    "value": Field(text(MAX_VALUE_LENGTH)),
 }
 
 CONSENT = {
@@ -299,6 +309,7 @@ RECORD_TYPES: dict[str, RecordType] = {
         RecordType("redaction_mark", REDACTION_MARK, _check_redaction_mark),
         RecordType("consent", CONSENT, _check_consent),
         RecordType("rfa", RFA, _check_rfa),
+        RecordType(identifiers.RECORD_TYPE, PROTECTED_IDENTIFIER, identifiers.check_identifier),
     )
 }
 
@@ -315,6 +326,10 @@ def identity(type_name: str, values: Values) -> tuple[str, ...] | None:
         parts = ("authority", "fingerprint")
     elif type_name == "redaction_mark":
         parts = ("item", "code")
+    elif type_name == identifiers.RECORD_TYPE:
+        if not {"person", "value"} <= values.keys():
+            return None
+        return (type_name, values["person"], identifiers.value_key(values["value"]))
     else:
         parts = ("code",)
     if not all(part in values for part in parts):
@@ -331,4 +346,6 @@ def label(key: tuple[str, ...]) -> str:
         return f"recipient key {key[2]} of authority {key[1]}"
     if type_name == "redaction_mark":
         return f"redaction mark {key[2]} of item {key[1]}"
+    if type_name == identifiers.RECORD_TYPE:
+        return f"protected identifier of person {key[1]}"  # never key[2], the value
     return f"{type_name.replace('_', ' ')} {key[1]}"

@@ -104,6 +104,9 @@ class PackageItem(Base):
     rendition_sha256: Mapped[str | None] = mapped_column(String(64))
     redaction_count: Mapped[int] = mapped_column(default=0)
     consent_id: Mapped[int | None] = mapped_column(ForeignKey("consent.id"))
+    # What assembly did to the item, for the package page (codes only, never a term): see
+    # portal.packages.assembly.item_report.
+    report: Mapped[dict[str, object] | None] = mapped_column(JSON)
 
 
 class Download(Base):

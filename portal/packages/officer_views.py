@@ -1,6 +1,7 @@
 """The legal officers' package pages: every package (or one request's), what a new package
 from a request's latest decision would hold and why it cannot be made yet, the package page
-(status, stage and progress, items, leak check, failure, manifest summary), retry, clearing
+(status, stage and progress, items and what assembly did to each, leak check, failure,
+manifest summary), retry, clearing
 unredactable items as-is, and the four-eyes release.
 
 Thin views over :mod:`portal.packages.lifecycle`; the assembly job is queued after the commit
@@ -34,6 +35,7 @@ from portal.authz.roles import is_legal_officer
 from portal.authz.scopes import get_scoped_or_404, scoped
 from portal.db import db, transaction
 from portal.eligibility.decisions import load_result
+from portal.packages.assembly.item_report import ItemReport
 from portal.packages.assembly.jobs import jobs_for
 from portal.packages.lifecycle import (
     DEFAULT_EXPIRY_DAYS,
@@ -244,6 +246,13 @@ def _leak_rows(leak_check: Mapping[str, object] | None) -> list[tuple[str, str]]
     return rows
 
 
+def _identifiers_checked(leak_check: Mapping[str, object] | None) -> list[str] | None:
+    """The codes of the protected identifiers every file was checked against (None for a
+    package assembled before they were recorded)."""
+    codes = leak_check.get("identifiers") if leak_check else None
+    return [str(code) for code in codes] if isinstance(codes, list) else None
+
+
 def _render_detail(
     package: Package,
     *,
@@ -276,6 +285,8 @@ def _render_detail(
         rows=rows,
         names=names,
         leak_rows=_leak_rows(package.leak_check),
+        reports={pi.id: ItemReport.from_json(pi.report) for pi, _item in rows},
+        identifiers=_identifiers_checked(package.leak_check),
         refresh=package.status in IN_PROGRESS and not is_stalled,
         stalled=is_stalled,
         is_assembler=me.id == package.assembled_by_id,

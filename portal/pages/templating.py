@@ -11,6 +11,7 @@ from flask_login import current_user
 
 from portal.accounts.models import ROLE_LABELS
 from portal.authz.permissions import allowed
+from portal.documents.fonts import PDF_FONTS
 from portal.pages.formatting import fingerprint_groups, when
 from portal.registry.models import CRITERION_LABELS, FINDING_LABELS
 from portal.storage import human_size
@@ -33,4 +34,5 @@ def template_helpers() -> dict[str, Any]:
         "role_labels": ROLE_LABELS,
         "criterion_labels": CRITERION_LABELS,
         "finding_labels": FINDING_LABELS,
+        "pdf_fonts": PDF_FONTS,  # the CSS font stacks of templates/*/documents/
     }

@@ -1,16 +1,23 @@
 """The leak check: does any protected term survive anywhere in the files of a package?
 
-Three layers, each ignoring case and whitespace:
+Every term is searched for in all its variants (the term and its partial names:
+:mod:`portal.redaction.names`), through one automaton per layer whatever the number of terms
+(:mod:`portal.redaction.matcher`). Three layers:
 
 * ``bytes`` — the raw bytes of every file, streamed in chunks with an overlap (never the
   whole file in memory): ASCII letters lowered and ASCII whitespace dropped, searched for
-  the term in UTF-8 and Windows-1252 (in lower, upper, title and caseless forms, composed
-  and decomposed), and in UTF-16 (little and big endian, words separated by one space or
-  none). For PDFs also every decoded stream and string object except images, which finds
-  names in compressed annotations, form fields, JavaScript or embedded files.
-* ``text`` — the text pdfminer.six extracts from PDFs.
+  each variant in UTF-8 and Windows-1252 (in lower, upper, title and caseless forms, composed
+  and decomposed, and normalised), and in UTF-16 (little and big endian, words separated by
+  one space or none). For PDFs also every decoded stream and string object except images,
+  which finds names in compressed annotations, form fields, JavaScript or embedded files;
+  decoded values are also read as text (below). A file that is neither PDF nor image and
+  looks like text (a UTF-16 byte order mark, or no NUL byte in its first kilobyte) is also
+  decoded as it streams past and searched like text.
+* ``text`` — the text pdfminer.six extracts from PDFs, normalised
+  (:mod:`portal.redaction.normalise`: case, whitespace, hyphenation, invisible characters,
+  Arabic forms and visual order, Zawgyi) before it is searched.
 * ``metadata`` — PDF document information and XMP; image EXIF (GPS and Exif IFDs
-  included), XMP, comments and PNG text chunks.
+  included), XMP, comments and PNG text chunks, normalised like text.
 
 A file whose structure cannot be read (a damaged PDF or image) is listed as unchecked,
 which also makes the report unclean: a check that could not look is not a pass. The
@@ -25,6 +32,7 @@ Limits: compressed archives (zip, tar.gz) are searched as raw bytes only.
 
 from __future__ import annotations
 
+import codecs
 import re
 import struct
 import unicodedata
@@ -33,7 +41,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, TypeGuard
 
-from portal.redaction.renditions import MIN_TERM_LENGTH, fold, strip_ignorable
+import ahocorasick
+
+from portal.redaction.matcher import MIN_TERM_LENGTH, Matcher, TermTooShort, expand
+from portal.redaction.normalise import fold, fold_readings, strip_invisible
 
 __all__ = [
     "CHUNK_SIZE",
@@ -99,27 +110,54 @@ class _Unreadable(Exception):
 # --- what to look for ------------------------------------------------------------------------
 
 
-def _variants(term: str) -> set[str]:
-    forms = {term, term.lower(), term.upper(), term.title(), term.casefold()}
-    return {unicodedata.normalize(norm, form) for form in forms for norm in ("NFC", "NFD")}
+def _forms(variant: str) -> set[str]:
+    """The variant as it may be written: lower, upper, title and caseless, composed and
+    decomposed; and normalised."""
+    forms = {variant, variant.lower(), variant.upper(), variant.title(), variant.casefold()}
+    written = {unicodedata.normalize(norm, form) for form in forms for norm in ("NFC", "NFD")}
+    return {*written, fold(variant)}
+
+
+class _BytePatterns:
+    """Byte needles searched for with one automaton (bytes are read as Latin-1 text, one
+    character per byte)."""
+
+    def __init__(self, needles: dict[bytes, set[str]]) -> None:
+        self.longest = max(map(len, needles), default=0)
+        self._automaton: Any = None
+        if needles:
+            automaton = ahocorasick.Automaton()
+            for needle, codes in needles.items():
+                automaton.add_word(needle.decode("latin-1"), tuple(sorted(codes)))
+            automaton.make_automaton()
+            self._automaton = automaton
+
+    def codes_in(self, haystack: bytes) -> set[str]:
+        found: set[str] = set()
+        if self._automaton is not None and haystack:
+            for _end, codes in self._automaton.iter(haystack.decode("latin-1")):
+                found.update(codes)
+        return found
 
 
 def _byte_needles(
-    terms: Sequence[tuple[str, str]],
+    variants: Iterable[tuple[str, str]],
 ) -> tuple[dict[bytes, set[str]], dict[bytes, set[str]]]:
     """Needles for the squeezed stream (UTF-8, cp1252) and for the lowered stream (UTF-16)."""
     squeezed: dict[bytes, set[str]] = {}
     wide: dict[bytes, set[str]] = {}
-    for code, term in terms:
-        for variant in _variants(term):
-            joined = strip_ignorable(variant)
+    for code, variant in variants:
+        for form in _forms(variant):
+            joined = strip_invisible(form)
+            if not joined:
+                continue
             for encoding in ("utf-8", "cp1252"):
                 try:
                     needle = joined.encode(encoding).lower()
                 except UnicodeEncodeError:
                     continue
                 squeezed.setdefault(needle, set()).add(code)
-            spaced = " ".join(variant.split())
+            spaced = " ".join(form.split())
             for text in {joined, spaced}:
                 for encoding in ("utf-16-le", "utf-16-be"):
                     wide.setdefault(text.encode(encoding).lower(), set()).add(code)
@@ -128,27 +166,28 @@ def _byte_needles(
 
 @dataclass
 class _Needles:
-    text: dict[str, set[str]]
-    squeezed: dict[bytes, set[str]]
-    wide: dict[bytes, set[str]]
+    text: Matcher
+    squeezed: _BytePatterns
+    wide: _BytePatterns
 
     @classmethod
     def build(cls, terms: Sequence[tuple[str, str]]) -> _Needles:
-        text: dict[str, set[str]] = {}
-        for code, term in terms:
-            folded = fold(term)
-            if len(folded) < MIN_TERM_LENGTH:
-                raise ValueError(
-                    f"the protected term of mark {code} has fewer than {MIN_TERM_LENGTH} "
-                    "characters once case and spaces are ignored; it would match everywhere"
-                )
-            text.setdefault(folded, set()).add(code)
-        squeezed, wide = _byte_needles(terms)
-        return cls(text=text, squeezed=squeezed, wide=wide)
+        try:
+            variants = list(expand(terms))
+        except TermTooShort as short:
+            raise ValueError(
+                f"the protected term of mark {short.code} has fewer than {MIN_TERM_LENGTH} "
+                "characters once case and spaces are ignored; it would match everywhere"
+            ) from None
+        squeezed, wide = _byte_needles(variants)
+        return cls(
+            text=Matcher.from_variants(variants),
+            squeezed=_BytePatterns(squeezed),
+            wide=_BytePatterns(wide),
+        )
 
     def in_text(self, text: str) -> set[str]:
-        folded = fold(text)
-        return {code for needle, codes in self.text.items() if needle in folded for code in codes}
+        return self.text.codes_in_text(text)
 
 
 class _ByteScanner:
@@ -156,8 +195,8 @@ class _ByteScanner:
 
     def __init__(self, needles: _Needles) -> None:
         self.needles = needles
-        self.keep_squeezed = max((len(n) for n in needles.squeezed), default=1) - 1
-        self.keep_wide = max((len(n) for n in needles.wide), default=1) - 1
+        self.keep_squeezed = max(needles.squeezed.longest, 1) - 1
+        self.keep_wide = max(needles.wide.longest, 1) - 1
         self.tail_squeezed = b""
         self.tail_wide = b""
         self.found: set[str] = set()
@@ -166,12 +205,8 @@ class _ByteScanner:
         lowered = chunk.lower()
         squeezed = self.tail_squeezed + lowered.translate(None, _ASCII_WHITESPACE)
         wide = self.tail_wide + lowered
-        for needle, codes in self.needles.squeezed.items():
-            if needle in squeezed:
-                self.found |= codes
-        for needle, codes in self.needles.wide.items():
-            if needle in wide:
-                self.found |= codes
+        self.found |= self.needles.squeezed.codes_in(squeezed)
+        self.found |= self.needles.wide.codes_in(wide)
         # max(0, ...): a chunk shorter than the overlap is kept whole (a negative start
         # would count from the end and drop its first bytes)
         self.tail_squeezed = (
@@ -205,16 +240,62 @@ _PDF_SYNTAX = re.compile(
 )
 
 
+class _TextFeed:
+    """A text file's bytes decoded and normalised as they pass, searched like extracted text
+    (a name with vowel marks, invisible characters or in Zawgyi, which the byte needles
+    miss). Decoded text is normalised up to its last whitespace, which no Zawgyi run or
+    sequence of combining marks crosses; each reading (Zawgyi converted, and as written: see
+    :meth:`Matcher.codes_in_text`) keeps an overlap."""
+
+    CARRY_LIMIT = 1 << 20  # characters held back waiting for whitespace, at most
+
+    def __init__(self, needles: _Needles, encoding: str) -> None:
+        self.matcher = needles.text
+        self.decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        self.keep = max(self.matcher.longest, 1) - 1
+        self.carry = ""
+        self.tails = ["", ""]
+        self.found: set[str] = set()
+
+    def feed(self, chunk: bytes, final: bool = False) -> None:
+        pending = self.carry + self.decoder.decode(chunk, final)
+        split = len(pending)
+        if not final and len(pending) < self.CARRY_LIMIT:
+            split = max(pending.rfind(" "), pending.rfind("\n")) + 1
+        self.carry = pending[split:]
+        text = pending[:split]
+        readings = fold_readings(text)
+        converted = self.tails[0] + readings[0]
+        self.found |= self.matcher.codes_in(converted)
+        written = self.tails[1] + readings[-1]
+        if written != converted:
+            self.found |= self.matcher.codes_in(written)
+        self.tails = [self._tail(converted), self._tail(written)]
+
+    def _tail(self, haystack: str) -> str:
+        return haystack[len(haystack) - self.keep :] if self.keep else ""
+
+
+def _text_encoding(head: bytes) -> str | None:
+    """How a file that is neither PDF nor image is read as text: UTF-16 after its byte order
+    mark, else UTF-8 when its start has no NUL byte (binary formats have some); or None."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    return None if b"\x00" in head else "utf-8"
+
+
 class _RawFeed:
     """The raw-bytes layer of one file, fed its bytes in order from the start, in chunks of
     any size: leaves out the ``skip`` ranges (compressed pixels and PDF stream bodies: noise
     to a text search, and searched decoded where that means something; the overlap between
-    chunks is dropped at each) and, for PDFs, the syntax."""
+    chunks is dropped at each) and, for PDFs, the syntax. A text file is also read as text
+    (:class:`_TextFeed`); its hits count as ``bytes`` too."""
 
     def __init__(self, needles: _Needles, plan: RawPlan) -> None:
         self.scanner = _ByteScanner(needles)
         self.ranges = [*sorted(plan.skip), (1 << 62, 1 << 62)]
         self.pdf = plan.pdf
+        self.text = _TextFeed(needles, plan.text) if plan.text else None
         self.position = 0  # offset in the file of the next byte fed
         self.skipping = False
 
@@ -235,12 +316,17 @@ class _RawFeed:
                 step = min(len(view), start - self.position)
                 part = bytes(view[:step])
                 self.scanner.feed(_PDF_SYNTAX.sub(b" ", part) if self.pdf else part)
+                if self.text is not None:
+                    self.text.feed(part)
             view = view[step:]
             self.position += step
 
-    @property
-    def found(self) -> set[str]:
-        return self.scanner.found
+    def finish(self) -> set[str]:
+        """The codes found, once the whole file was fed."""
+        if self.text is None:
+            return self.scanner.found
+        self.text.feed(b"", final=True)
+        return self.scanner.found | self.text.found
 
 
 def _scan_raw(path: Path, needles: _Needles, plan: RawPlan) -> set[str]:
@@ -252,7 +338,7 @@ def _scan_raw(path: Path, needles: _Needles, plan: RawPlan) -> set[str]:
                 feed.feed(chunk)
     except OSError as exc:
         raise _Unreadable(f"the file cannot be read ({exc.strerror})") from None
-    return feed.found
+    return feed.finish()
 
 
 def _head(path: Path) -> bytes:
@@ -538,18 +624,20 @@ class RawPlan:
 
     skip: tuple[tuple[int, int], ...] = ()
     pdf: bool = False
+    text: str | None = None  # the encoding to read it in as text, if it is a text file
 
 
 def _structure(path: Path, needles: _Needles, found: set[tuple[str, Where]]) -> RawPlan:
     """The format-aware layers (PDF text, objects and metadata; image metadata) of one file;
     returns how its raw bytes are to be read. Raises _Unreadable."""
-    kind = _kind(_head(path))
+    head = _head(path)
+    kind = _kind(head)
     if kind == "pdf":
         return RawPlan(tuple(_scan_pdf(path, needles, found)), pdf=True)
     if kind == "image":
         _scan_image(path, needles, found)
         return RawPlan(tuple(image_data_ranges(path)))
-    return RawPlan()
+    return RawPlan(text=_text_encoding(head))
 
 
 def check_files(files: Iterable[tuple[str, Path]], terms: Sequence[tuple[str, str]]) -> LeakReport:
@@ -647,4 +735,4 @@ class _Observer:
         self._feed.feed(chunk)
 
     def close(self) -> None:
-        self._check._ended(self._name, self._feed.found)
+        self._check._ended(self._name, self._feed.finish())

@@ -1,9 +1,10 @@
 """PDF → a new image-only PDF: every page rasterised, boxes burnt into the pixels.
 
 Boxes come from ``pdf_box`` marks of the page and from every occurrence of every protected
-term in the page's text layer (pdfium's character boxes, matched with the same case- and
-whitespace-insensitive rule as everywhere else). Pages are processed one at a time and
-written straight to the output, so memory holds one page bitmap whatever the length.
+term in the page's text layer (pdfium's character boxes, matched by the same normaliser and
+matcher as everywhere else, so reversed Arabic lines and Zawgyi text are found too). Pages
+are processed one at a time and written straight to the output, so memory holds one page
+bitmap whatever the length.
 
 The output is written here rather than by Pillow or ReportLab because both add a document
 information dictionary (producer, dates) and hold all pages until the end. This writer
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from PIL import Image, ImageChops
 
 from portal.redaction.image import PixelBox, burn_boxes, pixel_box
+from portal.redaction.matcher import Matcher
 from portal.redaction.renditions import (
     AppliedMark,
     CannotRedact,
@@ -34,10 +36,8 @@ from portal.redaction.renditions import (
     RedactionOutcome,
     atomic_output,
     check_box,
-    find_all,
-    fold_with_origins,
-    folded_term,
     refuse_kinds,
+    term_matcher,
 )
 
 if TYPE_CHECKING:
@@ -158,32 +158,29 @@ def _term_boxes(
     page: pypdfium2.PdfPage,
     page_number: int,
     bitmap: pypdfium2.PdfBitmap,
-    terms: Sequence[tuple[str, str]],
+    matcher: Matcher,
 ) -> tuple[dict[str, int], list[PixelBox]]:
-    """How often each (code, folded term) occurs in the text layer, and the pixel boxes."""
+    """How often each term mark's code occurs in the text layer, and the pixel boxes."""
     import pypdfium2
     import pypdfium2.raw as pdfium_c  # type: ignore[import-untyped]
 
-    counts = {code: 0 for code, _ in terms}
+    counts = dict.fromkeys(matcher.codes, 0)
     boxes: list[PixelBox] = []
-    if not terms:
+    if not matcher.codes:
         return counts, boxes
     textpage = page.get_textpage()
     try:
         count = textpage.count_chars()
         chars = [chr(pdfium_c.FPDFText_GetUnicode(textpage, i) or 0xFFFD) for i in range(count)]
-        folded, origins = fold_with_origins(chars)
         convert = bitmap.get_posconv(page)
-        for code, term in terms:
-            for at in find_all(folded, term):
-                indices = sorted({origins[i] for i in range(at, at + len(term))})
-                found = _line_boxes(textpage, convert, indices, pypdfium2.PdfiumError)
-                if not found:  # in the text, but nowhere on the page: cannot black it out
-                    raise CannotRedact(
-                        f"mark {code}: a match on page {page_number} has no position on the page"
-                    )
-                boxes.extend(found)
-                counts[code] += 1
+        for hit in matcher.locate("".join(chars)):
+            found = _line_boxes(textpage, convert, range(hit.start, hit.end), pypdfium2.PdfiumError)
+            if not found:  # in the text, but nowhere on the page: cannot black it out
+                raise CannotRedact(
+                    f"mark {hit.code}: a match on page {page_number} has no position on the page"
+                )
+            boxes.extend(found)
+            counts[hit.code] += 1
     finally:
         textpage.close()
     return counts, boxes
@@ -240,9 +237,10 @@ def redact_pdf(
 ) -> RedactionOutcome:
     """Rasterise every page of ``source`` at ``dpi``, burn in the boxes, write a new PDF."""
     refuse_kinds(marks, frozenset({"term", "pdf_box"}), "a PDF (text spans address plain text)")
-    terms = [(mark.code, folded_term(mark)) for mark in marks if mark.kind == "term"]
+    matcher = term_matcher(marks)
     page_boxes = [(mark, check_box(mark)) for mark in marks if mark.kind == "pdf_box"]
     occurrences = {mark.code: 0 for mark in marks}
+    per_page: dict[str, dict[int, int]] = {mark.code: {} for mark in marks}
     scale = dpi / 72
     with _PDFIUM:
         document = _open(source)
@@ -261,16 +259,25 @@ def redact_pdf(
                 writer = ImagePdfWriter(out)
                 for index in range(pages):
                     _redact_page(
-                        document, index, scale, terms, page_boxes, occurrences, writer, label
+                        document, index, scale, matcher, page_boxes, per_page, writer, label
                     )
                 writer.finish()
         finally:
             document.close()
+    for code, found in per_page.items():
+        occurrences[code] = sum(found.values())
     return RedactionOutcome(
         media_type="application/pdf",
         suffix=".pdf",
         applied=tuple(
-            AppliedMark(mark.code, mark.kind, mark.reason, occurrences[mark.code]) for mark in marks
+            AppliedMark(
+                mark.code,
+                mark.kind,
+                mark.reason,
+                occurrences[mark.code],
+                tuple(sorted(per_page[mark.code].items())),
+            )
+            for mark in marks
         ),
         protected_terms=tuple((mark.code, mark.term) for mark in marks if mark.term is not None),
     )
@@ -280,9 +287,9 @@ def _redact_page(
     document: pypdfium2.PdfDocument,
     index: int,
     scale: float,
-    terms: Sequence[tuple[str, str]],
+    matcher: Matcher,
     page_boxes: Sequence[tuple[MarkSpec, tuple[float, float, float, float]]],
-    occurrences: dict[str, int],
+    per_page: dict[str, dict[int, int]],
     writer: ImagePdfWriter,
     label: str,
 ) -> None:
@@ -302,9 +309,10 @@ def _redact_page(
             )
         bitmap = page.render(scale=scale, may_draw_forms=False, draw_annots=False)
         try:
-            counts, boxes = _term_boxes(page, index + 1, bitmap, terms)
+            counts, boxes = _term_boxes(page, index + 1, bitmap, matcher)
             for code, count in counts.items():
-                occurrences[code] += count
+                if count:
+                    per_page[code][index + 1] = count
             # A BGR bitmap (the default) comes out as a converted RGB copy, so the bitmap's
             # memory can go; any other mode (which could share it) is converted, i.e. copied.
             image = bitmap.to_pil()
@@ -316,7 +324,7 @@ def _redact_page(
         page.close()
     for mark, box in page_boxes:
         if mark.page == index + 1:
-            occurrences[mark.code] += 1
+            per_page[mark.code][index + 1] = per_page[mark.code].get(index + 1, 0) + 1
             boxes.append(pixel_box(box, image.width, image.height))
     burn_boxes(image, boxes, label)
     writer.add_page(image, width_pt, height_pt)

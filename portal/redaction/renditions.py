@@ -2,22 +2,23 @@
 
 Every rendition is a *new* file made from the source's content with the protected parts
 removed (text) or burnt into the pixels (PDF pages, images); nothing is ever drawn over
-content that stays underneath. The text matching rule (case- and whitespace-insensitive)
-lives here so that redaction and the leak check agree on what "the same term" means.
+content that stays underneath. Terms are matched by :mod:`portal.redaction.matcher` over the
+text of :mod:`portal.redaction.normalise`, the same as the leak check's, so both agree on what
+"the same term" means.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import tempfile
-import unicodedata
-from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
+
+from portal.redaction.matcher import MIN_TERM_LENGTH, Matcher, TermTooShort
+from portal.redaction.normalise import fold
 
 __all__ = [
     "MIN_TERM_LENGTH",
@@ -29,16 +30,11 @@ __all__ = [
     "atomic_output",
     "base_media_type",
     "fold",
-    "fold_with_origins",
     "redact",
-    "strip_ignorable",
+    "term_matcher",
 ]
 
 MarkKind = Literal["term", "text_span", "pdf_box", "image_box"]
-
-# A protected term must keep at least this many characters after folding: shorter ones
-# would match everywhere (and block every package at the leak check).
-MIN_TERM_LENGTH = 3
 
 
 @dataclass(frozen=True)
@@ -61,6 +57,8 @@ class AppliedMark:
     kind: MarkKind
     reason: str
     occurrences: int  # how many places were blacked out (0 = mark found nothing)
+    # (page, occurrences) for the pages it was found on, where the redactor knows pages (PDF)
+    pages: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,60 +79,18 @@ class CannotRedact(Exception):
         self.reason = reason
 
 
-# --- the matching rule ------------------------------------------------------------------
-
-# Whitespace, control characters and invisible format characters (soft hyphen, zero-width
-# space/joiners, direction marks, BOM): a name split by any of them is still the name.
-_IGNORABLE = re.compile(
-    r"[\s\x00-\x1f\x7f-\x9f\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]+"
-)
+# --- the matching rule ------------------------------------------------------------------------
 
 
-def strip_ignorable(text: str) -> str:
-    """``text`` without whitespace, control and invisible format characters."""
-    return _IGNORABLE.sub("", text)
-
-
-def fold(text: str) -> str:
-    """The form terms are compared in: canonical caseless (NFD, casefold, NFD) without
-    whitespace or invisible format characters. "Anna  K\\nSmith" folds like "anna k smith"."""
-    folded = unicodedata.normalize("NFD", unicodedata.normalize("NFD", text).casefold())
-    return strip_ignorable(folded)
-
-
-def fold_with_origins(chars: Sequence[str]) -> tuple[str, array[int]]:
-    """Fold a sequence of characters one by one, remembering for every folded character
-    the index of the character it came from (so a match can be mapped back)."""
-    cache: dict[str, str] = {}
-    pieces: list[str] = []
-    origins: array[int] = array("q")
-    for index, char in enumerate(chars):
-        folded = cache.get(char)
-        if folded is None:
-            folded = cache[char] = fold(char)
-        if folded:
-            pieces.append(folded)
-            origins.extend([index] * len(folded))
-    return "".join(pieces), origins
-
-
-def find_all(haystack: str, needle: str) -> Iterator[int]:
-    """Every start position of ``needle`` in ``haystack``, overlapping ones included."""
-    start = haystack.find(needle)
-    while start >= 0:
-        yield start
-        start = haystack.find(needle, start + 1)
-
-
-def folded_term(mark: MarkSpec) -> str:
-    """The folded term of a ``term`` mark; refused when empty or too short to search for."""
-    folded = fold(mark.term or "")
-    if len(folded) < MIN_TERM_LENGTH:
+def term_matcher(marks: Sequence[MarkSpec]) -> Matcher:
+    """One matcher for the ``term`` marks; a term too short to search for is refused."""
+    try:
+        return Matcher((mark.code, mark.term or "") for mark in marks if mark.kind == "term")
+    except TermTooShort as short:
         raise CannotRedact(
-            f"mark {mark.code}: a protected term needs at least {MIN_TERM_LENGTH} letters "
+            f"mark {short.code}: a protected term needs at least {MIN_TERM_LENGTH} letters "
             "or digits (shorter terms match everywhere); use a text span or a box instead"
-        )
-    return folded
+        ) from None
 
 
 def refuse_kinds(marks: Sequence[MarkSpec], allowed: frozenset[str], what: str) -> None:

@@ -1,4 +1,5 @@
-"""The repository: authorities, their assessments and keys, providers, items, persons, marks."""
+"""The repository: authorities, their assessments and keys, providers, items, persons, marks,
+and the persons' protected identifiers."""
 
 from __future__ import annotations
 
@@ -50,6 +51,16 @@ MARK_KINDS = ("term", "text_span", "pdf_box", "image_box")
 # authority lacks witness-protection capacity.
 MARK_APPLIES = ("always", "without_protection")
 MARK_REVIEW = ("pending", "confirmed")
+#: What a protected identifier is (code -> label shown to legal officers).
+IDENTIFIER_KINDS = {
+    "name": "Name",
+    "alias": "Alias",
+    "transliteration": "Transliteration",
+    "phone": "Phone number",
+    "id_number": "ID number",
+    "place": "Place",
+    "other": "Other",
+}
 
 
 class Authority(Base):
@@ -260,3 +271,29 @@ class RedactionMark(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     item: Mapped[Item] = relationship(back_populates="marks")
+
+
+class ProtectedIdentifier(Base):
+    """A string that identifies a person at risk (a name in any script, an alias, a phone
+    number...), kept sealed: ``sealed`` is :mod:`portal.sealing` text bound to the purpose
+    ``protected_identifier:<code>``, never the plaintext. Retired rather than deleted, so the
+    register keeps its history; see :mod:`portal.registry.identifiers`."""
+
+    __tablename__ = "protected_identifier"
+    __table_args__ = (
+        one_of("kind", tuple(IDENTIFIER_KINDS)),
+        CheckConstraint("retired_by_id IS NULL OR retired_at IS NOT NULL", name="retired_has_time"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    sealed: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    retired_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+
+    person: Mapped[Person] = relationship()

@@ -15,6 +15,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 from markupsafe import Markup
 
+from portal.documents.fonts import SANS
+
 WIDTH = 640
 LABEL_WIDTH = 230
 VALUE_WIDTH = 60
@@ -25,7 +27,7 @@ LABEL_MAX = 28
 BAR_FILL = "#1d5e8c"
 TEXT_FILL = "#1b1f24"
 AXIS_FILL = "#6b7580"
-FONT = "DejaVu Sans, Arial, sans-serif"
+FONT = SANS.css  # the period report's PDF draws these charts too
 _ID = re.compile(r"[^a-z0-9-]")
 
 

@@ -24,7 +24,7 @@ def init_web(app: Flask) -> None:
     from portal.notifications import views as notification_views
     from portal.packages import officer_views, recipient_views
     from portal.pages.templating import template_helpers
-    from portal.registry import key_views
+    from portal.registry import key_views, register_views
     from portal.reports import views as report_views
     from portal.rfa import officer_views as triage_views
     from portal.rfa import requester_views
@@ -52,6 +52,7 @@ def init_web(app: Flask) -> None:
         report_views.bp,
         recipient_views.bp,
         key_views.bp,
+        register_views.bp,
         officer_views.bp,
     ):
         app.register_blueprint(blueprint)

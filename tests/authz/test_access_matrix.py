@@ -165,6 +165,12 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("keys.detail", "GET"): only(*STAFF),
     ("keys.verify", "POST"): only(*STAFF),
     ("keys.revoke", "POST"): only(*STAFF),
+    # The register of protected identifiers: legal officers only (admins too get 403: the
+    # values identify persons at risk). Empty forms are refused with a message (OK).
+    ("register.index", "GET"): only("legal_officer"),
+    ("register.person", "GET"): only("legal_officer"),
+    ("register.add", "POST"): only("legal_officer"),
+    ("register.retire", "POST"): only("legal_officer"),
     # The officers' package pages: staff read; legal officers make, retry and release.
     ("packages.index", "GET"): only(*STAFF),
     ("packages.for_rfa", "GET"): only(*STAFF),
@@ -327,6 +333,7 @@ def world(app: Flask) -> World:
         )
         url_values["notification_id"] = _notification_for(session, creds["requester"])
         url_values["key_id"] = _key_for(session, url_values["authority_id"])
+        url_values.update(_identifier_values(app, session))
         url_values["item_id"] = session.scalar(select(Item.id).where(Item.code == "ITM-MATRIX-1"))
         url_values["client_pk"] = _api_client_for(session, url_values["authority_id"], admin)
         url_values["code"] = rfa.code  # API paths name requests and packages "code"
@@ -345,6 +352,15 @@ def _api_client_for(session: Session, authority_id: int, admin: User) -> int:
     authority = session.get(Authority, authority_id)
     assert authority is not None
     return register_client(session, authority, "Matrix client", ["rfa:read"], by=admin).client.id
+
+
+def _identifier_values(app: Flask, session: Session) -> dict[str, Any]:
+    """A person at risk with one protected identifier, for the register's pages."""
+    from tests.support.identifiers import LATIN_NAME, register
+
+    person = factories.person(session)
+    row = register(session, portal_state(app).sealer, person, LATIN_NAME)
+    return {"person_code": person.code, "identifier_code": row.code}
 
 
 def _key_for(session: Session, authority_id: int) -> int:

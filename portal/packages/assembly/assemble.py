@@ -15,6 +15,25 @@ manifest) stops the stream before gpg completes: gpg is killed, nothing is kept 
 the package is blocked naming the files and mark codes (and the files that could not be read).
 With no protected terms there is nothing to search and the report says 0 files, 0 terms.
 
+Protected identifiers: every package is also checked against the register, for the
+identifiers withheld from its authority (``identifiers_withheld_from`` in
+:mod:`portal.registry.identifiers`; unsealed here in the worker, never logged). They are
+redacted from every text and PDF item like confirmed term marks (a mark named by the
+identifier's code, reason "protected identifier"): from the items redacted anyway, and from
+items planned as-is whose text names one, which are then redacted instead. They are also
+leak-check terms for every file of the bag, so a file that cannot be redacted and names one
+blocks the package, naming the file and the code.
+
+Images shared as they are (JPEG and PNG with no box) whose metadata (EXIF, XMP, IPTC,
+comments, PNG text) or bytes name a withheld identifier are released redacted instead: a new
+image made from the pixels only (:mod:`portal.redaction.image` with no box). So are those
+whose EXIF carries a GPS position, when the package withholds any identifier: a position can
+locate a person at risk, and no register entry can name it. Every redacted rendition, of any
+format, is written without metadata. What was done to each item (marks and counts, per page
+for PDFs; identifiers found; what was stripped; what blocked) is recorded on the package
+item (:mod:`portal.packages.assembly.item_report`); the codes of the identifiers checked are
+in the package's leak check (``identifiers``).
+
 Concurrency and restarts: :func:`assemble_package` first *claims* the package (status
 ``assembling``, version + 1). Every later write is conditional on that version and status, so
 a consent revocation that blocks the package meanwhile (or another worker that claimed it
@@ -37,7 +56,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
@@ -55,6 +74,7 @@ from portal.packages.assembly.bag import BagEntry, BagError, FileObserver, write
 from portal.packages.assembly.document_worker import document_pool, render_and_check
 from portal.packages.assembly.facts import (
     MECHANISM_NAME,
+    PROTECTED_IDENTIFIER_REASON,
     ConsentFacts,
     CustodyEvent,
     DocumentEntry,
@@ -70,9 +90,21 @@ from portal.packages.assembly.gpgstream import (
     load_signer,
     sealer,
 )
+from portal.packages.assembly.item_report import (
+    GPS_REMOVED,
+    ItemReport,
+    MarkCount,
+    stripped_for,
+)
 from portal.packages.lifecycle import SHARED_OUTCOMES
 from portal.packages.models import Package, PackageItem
-from portal.redaction.leakcheck import LeakFound, LeakReport, StreamingCheck
+from portal.redaction.leakcheck import (
+    LeakFound,
+    LeakHit,
+    LeakReport,
+    StreamingCheck,
+    check_files,
+)
 from portal.redaction.renditions import (
     CannotRedact,
     MarkSpec,
@@ -80,10 +112,12 @@ from portal.redaction.renditions import (
     base_media_type,
     redact,
 )
+from portal.registry.identifiers import identifiers_withheld_from
 from portal.registry.keys import usable_keys
 from portal.registry.models import Authority, Item, Provider, RedactionMark
 from portal.registry.openpgp import KeyRejected, inspect_public_key, refuse_example_key
 from portal.rfa.models import Rfa
+from portal.sealing import SealingError
 from portal.storage import file_sha256
 
 if TYPE_CHECKING:
@@ -101,6 +135,12 @@ _STREAM_STAGE = "bagging, signing and encrypting"
 _DOCUMENTS_STAGE = "adding the letter, custody log and manifest"
 _DOCUMENT_KINDS: tuple[Literal["letter", "log"], ...] = ("letter", "log")  # _document_files
 _PROGRESS_INTERVAL = 1.0  # seconds between progress writes while streaming
+#: Media types whose text the redactor searches for terms (protected identifiers included).
+_TEXT_MEDIA_TYPES = ("text/plain", "application/pdf")
+#: Media types shared as-is that are made again from their pixels when their metadata or
+#: bytes name a withheld identifier (or, when any is withheld, they carry a GPS position).
+_IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png")
+_WITNESS_PROTECTION_RULE = "witness-protection"
 
 
 class AssemblyFailed(Exception):
@@ -153,6 +193,9 @@ class _Job:
     recipients: tuple[Recipient, ...]
     signer: Signer
     moment: datetime
+    # Registered identifiers that must not reach the authority, as term marks (the value is
+    # the term: kept in memory only).
+    withheld: tuple[MarkSpec, ...] = ()
 
 
 @dataclass
@@ -162,8 +205,12 @@ class _Built:
     entries: list[BagEntry] = field(default_factory=list)
     items: list[ItemEntry] = field(default_factory=list)
     terms: list[tuple[str, str]] = field(default_factory=list)
-    item_updates: list[tuple[int, str, str, int]] = field(default_factory=list)
+    # (package item id, rendition sha256, path, redactions, rendition)
+    item_updates: list[tuple[int, str, str, int, str]] = field(default_factory=list)
     blobs: list[str] = field(default_factory=list)
+    # package item id -> what was done to it; bag path -> package item id
+    reports: dict[int, ItemReport] = field(default_factory=dict)
+    paths: dict[str, int] = field(default_factory=dict)
 
 
 def _mark_spec(mark: RedactionMark) -> MarkSpec:
@@ -294,6 +341,31 @@ def _item_jobs(db: Session, package: Package, decision: Decision) -> tuple[_Item
     return tuple(jobs)
 
 
+def _withheld(
+    state: PortalState, db: Session, authority: Authority, moment: datetime
+) -> tuple[MarkSpec, ...]:
+    """The identifiers withheld from ``authority``, as term marks (see the module notes);
+    capacity is judged now, with the witness-protection rule's ``max_age``."""
+    try:
+        max_age = state.policy.rule(_WITNESS_PROTECTION_RULE).params.get("max_age")
+    except KeyError:
+        max_age = None
+    try:
+        withheld = identifiers_withheld_from(
+            db,
+            state.sealer,
+            authority,
+            now=moment,
+            max_age=max_age if isinstance(max_age, timedelta) else None,
+        )
+    except SealingError as exc:  # names the key file or a code, never a value
+        raise _Failure(f"The protected identifiers could not be read: {exc}.") from None
+    return tuple(
+        MarkSpec(code=code, kind="term", reason=PROTECTED_IDENTIFIER_REASON, term=value)
+        for code, value in withheld
+    )
+
+
 def _load(state: PortalState, package_id: int, version: int, moment: datetime) -> _Job:
     signer = _load_signer(state)
     with transaction(state.sessions) as db:
@@ -326,7 +398,10 @@ def _load(state: PortalState, package_id: int, version: int, moment: datetime) -
             assembled_by=officer.display_name,
             mechanism_name=MECHANISM_NAME,
         )
-        return _Job(package_id, version, package.code, facts, items, recipients, signer, moment)
+        withheld = _withheld(state, db, authority, moment)
+        return _Job(
+            package_id, version, package.code, facts, items, recipients, signer, moment, withheld
+        )
 
 
 # --------------------------------------------------------------------------- package row
@@ -364,6 +439,12 @@ def _claim(state: PortalState, package_id: int) -> int | None:
         )
         if not getattr(result, "rowcount", 0):
             return None
+        db.execute(  # what an earlier run did is not what this one will do
+            update(PackageItem)
+            .where(PackageItem.package_id == package_id)
+            .values(report=None)
+            .execution_options(synchronize_session=False)
+        )
         audit.record(
             db, audit.SYSTEM_ACTOR, "package.assembly_started", f"package:{code}", {"was": status}
         )
@@ -403,8 +484,10 @@ def _end(
     status: str,
     reason: str,
     leak_check: dict[str, Any] | None = None,
+    reports: dict[int, ItemReport] | None = None,
 ) -> bool:
-    """Mark the package failed or blocked (only if still ours); audited."""
+    """Mark the package failed or blocked (only if still ours), with what was done to each
+    item when known; audited."""
     with transaction(state.sessions) as db:
         audit.lock_chain(db)  # chain, then package row (see _claim)
         result = db.execute(
@@ -422,6 +505,7 @@ def _end(
         )
         if not getattr(result, "rowcount", 0):
             return False
+        _write_reports(db, reports or {})
         code = db.scalar(select(Package.code).where(Package.id == package_id))
         details: dict[str, object] = {"reason": reason[:500]}
         if leak_check is not None:
@@ -449,7 +533,9 @@ def _summaries(outcome: RedactionOutcome) -> tuple[RedactionSummary, ...]:
     )
 
 
-def _custody(job: _Job, item: _ItemJob, redactions: int) -> tuple[CustodyEvent, ...]:
+def _custody(
+    job: _Job, item: _ItemJob, redactions: int, rendition: str
+) -> tuple[CustodyEvent, ...]:
     events = []
     if item.collected_on is not None:
         collected = datetime.combine(item.collected_on, clock_time(), tzinfo=UTC)
@@ -471,7 +557,7 @@ def _custody(job: _Job, item: _ItemJob, redactions: int) -> tuple[CustodyEvent, 
                 f"consent {item.consent.event_code}",
             )
         )
-    if item.rendition == "redacted":
+    if rendition == "redacted":
         events.append(
             CustodyEvent(
                 job.moment,
@@ -492,20 +578,103 @@ def _rendition_path(path: str, suffix: str) -> str:
     return f"{directory}/{stem or 'rendition'}{suffix}"
 
 
+def _found_before(state: PortalState, job: _Job) -> dict[str, tuple[tuple[str, str], ...]]:
+    """The items planned as-is that are text, PDFs or images naming a withheld identifier
+    (they are redacted instead): item code -> (identifier code, layer) found; one
+    leak-check pass over all of them."""
+    kinds = (*_TEXT_MEDIA_TYPES, *_IMAGE_MEDIA_TYPES)
+    candidates = {
+        item.path: item
+        for item in job.items
+        if item.rendition == "as_is" and base_media_type(item.media_type) in kinds
+    }
+    if not job.withheld or not candidates:
+        return {}
+    files = [(path, state.blobs.path(item.source_sha256)) for path, item in candidates.items()]
+    try:
+        found = check_files(files, [(mark.code, mark.term or "") for mark in job.withheld])
+    except ValueError as exc:
+        raise _Failure(f"The leak check could not run: {exc}") from None
+    by_item: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for hit in found.hits:
+        by_item[candidates[hit.path].code].add((hit.mark_code, hit.where))
+    return {code: tuple(sorted(hits)) for code, hits in by_item.items()}
+
+
+def _has_gps(source: Path) -> bool:
+    """Whether the image's EXIF carries a GPS block with anything in it (an image whose
+    metadata cannot be read is left to the leak check, which reports it)."""
+    from PIL import Image
+    from PIL.ExifTags import IFD
+
+    try:
+        with Image.open(source) as image:
+            return bool(image.getexif().get_ifd(IFD.GPSInfo))
+    except Exception:  # Pillow raises many kinds for damaged files
+        return False
+
+
+def _gps_withheld(job: _Job, item: _ItemJob, source: Path) -> bool:
+    """Whether an image planned as-is carries a GPS position that must not leave: only
+    when the package withholds identifiers (see the module notes)."""
+    return (
+        bool(job.withheld)
+        and item.rendition == "as_is"
+        and base_media_type(item.media_type) in _IMAGE_MEDIA_TYPES
+        and _has_gps(source)
+    )
+
+
+def _item_report(
+    job: _Job,
+    item: _ItemJob,
+    outcome: RedactionOutcome | None,
+    found: tuple[tuple[str, str], ...],
+    gps: bool,
+) -> ItemReport:
+    """What was done to the item: marks applied (the item's own, and the withheld
+    identifiers that were found), identifiers found before, what the rendition strips."""
+    if outcome is None:
+        return ItemReport(found=found)
+    stripped = stripped_for(base_media_type(item.media_type))
+    withheld = {mark.code for mark in job.withheld}
+    marks = tuple(
+        MarkCount(applied.code, applied.kind, applied.reason, applied.occurrences, applied.pages)
+        for applied in outcome.applied
+        if applied.occurrences > 0 or applied.code not in withheld
+    )
+    return ItemReport(
+        marks=marks, found=found, stripped=(*stripped, GPS_REMOVED) if gps else stripped
+    )
+
+
+def _item_marks(job: _Job, item: _ItemJob) -> tuple[MarkSpec, ...]:
+    """The item's own marks, and for text and PDFs the withheld identifiers."""
+    if base_media_type(item.media_type) in _TEXT_MEDIA_TYPES:
+        return item.marks + job.withheld
+    return item.marks
+
+
 def _render_items(
     state: PortalState, job: _Job, stage: Path, built: _Built, report: Callable[[str, int], None]
 ) -> None:
     count = len(job.items)
+    built.terms.extend((mark.code, mark.term or "") for mark in job.withheld)
+    found_before = _found_before(state, job)
     for index, item in enumerate(job.items):
         report(f"rendering {item.code} ({index + 1}/{count})", 5 + (45 * index) // count)
         source = state.blobs.path(item.source_sha256)
         if not source.is_file():
             raise _Failure(f"The stored file of {item.code} is missing from the blob store.")
-        if item.rendition == "redacted":
+        found = found_before.get(item.code, ())
+        gps = _gps_withheld(job, item, source)
+        rendition = "redacted" if found or gps else item.rendition
+        outcome: RedactionOutcome | None = None
+        if rendition == "redacted":
             dest = stage / "items" / item.code / "rendition"
             dest.parent.mkdir(parents=True, exist_ok=True)
             try:
-                outcome = redact(source, item.media_type, item.marks, dest)
+                outcome = redact(source, item.media_type, _item_marks(job, item), dest)
             except CannotRedact as exc:
                 raise _Failure(f"{item.code} cannot be redacted: {exc.reason}") from None
             digest, size = file_sha256(dest)
@@ -527,7 +696,9 @@ def _render_items(
             )
             media_type = base_media_type(item.media_type)
         total = sum(summary.count for summary in redactions)
-        built.item_updates.append((item.package_item_id, digest, path, total))
+        built.item_updates.append((item.package_item_id, digest, path, total, rendition))
+        built.reports[item.package_item_id] = _item_report(job, item, outcome, found, gps)
+        built.paths[path] = item.package_item_id
         built.items.append(
             ItemEntry(
                 code=item.code,
@@ -536,14 +707,14 @@ def _render_items(
                 provider=item.provider,
                 source_sha256=item.source_sha256,
                 source_media_type=base_media_type(item.media_type),
-                rendition=item.rendition,
+                rendition=rendition,
                 path=path,
                 sha256=digest,
                 size=size,
                 media_type=media_type,
                 redactions=redactions,
                 consent=item.consent,
-                custody=_custody(job, item, total),
+                custody=_custody(job, item, total, rendition),
             )
         )
 
@@ -770,11 +941,17 @@ def _finish(
         )
         if not getattr(result, "rowcount", 0):
             raise _Stopped
-        for package_item_id, digest, path, count in built.item_updates:
+        for package_item_id, digest, path, count, rendition in built.item_updates:
             db.execute(
                 update(PackageItem)
                 .where(PackageItem.id == package_item_id)
-                .values(rendition_sha256=digest, path=path, redaction_count=count)
+                .values(
+                    rendition_sha256=digest,
+                    path=path,
+                    redaction_count=count,
+                    rendition=rendition,
+                    report=built.reports[package_item_id].to_json(),
+                )
                 .execution_options(synchronize_session=False)
             )
         audit.record(
@@ -803,7 +980,41 @@ def _make_stage(state: PortalState, code: str) -> Path:
     return stage
 
 
-def _blocked_by_leak(state: PortalState, job: _Job, leak: LeakReport) -> str:
+def _write_reports(db: Session, reports: dict[int, ItemReport]) -> None:
+    for package_item_id, report in reports.items():
+        db.execute(
+            update(PackageItem)
+            .where(PackageItem.id == package_item_id)
+            .values(report=report.to_json())
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _leak_json(job: _Job, leak: LeakReport) -> dict[str, Any]:
+    """The leak report as stored, with the codes of the identifiers checked."""
+    return {**leak.to_json(), "identifiers": sorted({mark.code for mark in job.withheld})}
+
+
+def _blocked_reports(built: _Built, leak: LeakReport) -> dict[int, ItemReport]:
+    """Each item's report with what the leak check found in its file."""
+    hits: dict[int, list[LeakHit]] = defaultdict(list)
+    for hit in leak.hits:
+        if hit.path in built.paths:
+            hits[built.paths[hit.path]].append(hit)
+    unread: dict[int, list[str]] = defaultdict(list)
+    for path, reason in leak.unchecked:
+        if path in built.paths:
+            unread[built.paths[path]].append(reason)
+    return {
+        package_item_id: report.blocked_by(
+            ((hit.mark_code, hit.where) for hit in hits[package_item_id]),
+            unread[package_item_id],
+        )
+        for package_item_id, report in built.reports.items()
+    }
+
+
+def _blocked_by_leak(state: PortalState, job: _Job, built: _Built, leak: LeakReport) -> str:
     named = sorted({f"{hit.path} ({hit.mark_code})" for hit in leak.hits})
     unread = sorted({path for path, _ in leak.unchecked})
     reason = "The leak check found protected terms in: " + ", ".join(named)
@@ -811,7 +1022,8 @@ def _blocked_by_leak(state: PortalState, job: _Job, leak: LeakReport) -> str:
         reason = (
             (reason + "; " if named else "") + "The leak check could not read: " + ", ".join(unread)
         )
-    if _end(state, job.package_id, job.version, "blocked", reason, leak.to_json()):
+    reports = _blocked_reports(built, leak)
+    if _end(state, job.package_id, job.version, "blocked", reason, _leak_json(job, leak), reports):
         return reason
     raise _Stopped
 
@@ -832,7 +1044,7 @@ def _run(state: PortalState, job: _Job, stage: Path, built: _Built) -> str | Non
     report("leak check", 50)
     check = _streaming_check(built)
     if not check.report().clean:
-        return _blocked_by_leak(state, job, check.report())
+        return _blocked_by_leak(state, job, built, check.report())
     report(_STREAM_STAGE, 55)
 
     made: list[_Documents] = []
@@ -862,7 +1074,7 @@ def _run(state: PortalState, job: _Job, stage: Path, built: _Built) -> str | Non
         raise _Failure(f"Signing and encrypting failed: {exc}") from None
     except (LeakFound, _DocumentsLeak):
         documents_leak = made[0].leak if made else None
-        return _blocked_by_leak(state, job, _combined(check.report(), documents_leak))
+        return _blocked_by_leak(state, job, built, _combined(check.report(), documents_leak))
     leak = _combined(check.report(), made[0].leak)
     signature_path = stage / f"{job.code}.tar.gpg.sig"
     signature_path.write_bytes(signature)
@@ -870,7 +1082,7 @@ def _run(state: PortalState, job: _Job, stage: Path, built: _Built) -> str | Non
     _store(state, out_path, digest, built)
     signature_sha256 = hashlib.sha256(signature).hexdigest()
     _store(state, signature_path, signature_sha256, built)
-    _finish(state, job, built, (digest, size), signature_sha256, leak.to_json())
+    _finish(state, job, built, (digest, size), signature_sha256, _leak_json(job, leak))
     return None
 
 

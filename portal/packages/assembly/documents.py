@@ -8,7 +8,8 @@
 
 Both PDFs carry a title and nothing else in their document information (no author,
 producer, creator or dates), and are byte-for-byte reproducible from the same facts. They
-are written atomically: a reader never sees half a file at ``dest``.
+are written atomically: a reader never sees half a file at ``dest``. Their fonts come from
+:mod:`portal.documents.fonts`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.pdfdoc import PDFDictionary, PDFInfo, PDFString
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
     KeepTogether,
@@ -43,6 +43,7 @@ from reportlab.platypus import (
 from reportlab.platypus.flowables import Flowable
 
 from portal.config import REPO_ROOT
+from portal.documents.fonts import SANS, coverage, reportlab_fonts
 from portal.documents.html_pdf import html_to_pdf
 from portal.eligibility.decision_pdf import _environment, _when
 from portal.packages.assembly.facts import MECHANISM_NAME, ItemEntry, PackageFacts
@@ -113,50 +114,14 @@ def _check_facts(package: PackageFacts, items: Sequence[ItemEntry]) -> None:
 
 # -- fonts ----------------------------------------------------------------------------------
 
-_FONT_DIRS = (
-    Path("/usr/share/fonts/truetype/dejavu"),
-    Path("/usr/share/fonts/dejavu"),
-    Path("/usr/share/fonts/TTF"),
-    Path("/usr/local/share/fonts"),
-)
-_FONT_FILES = {
-    "PortalSans": "DejaVuSans.ttf",  # the letter's "DejaVu Sans" too
-    "PortalSans-Bold": "DejaVuSans-Bold.ttf",
-    "PortalMono": "DejaVuSansMono.ttf",
-}
-_BUILTIN_FONTS = ("Helvetica", "Helvetica-Bold", "Courier")
 REPLACEMENT = "\N{REPLACEMENT CHARACTER}"
-
-
-@lru_cache(maxsize=1)
-def _fonts() -> tuple[str, str, str]:
-    """(regular, bold, mono) ReportLab font names: DejaVu when installed, else ReportLab's
-    built-in fonts (Latin-1 only)."""
-    found: dict[str, Path] = {}
-    for name, filename in _FONT_FILES.items():
-        for directory in _FONT_DIRS:
-            if (directory / filename).is_file():
-                found[name] = directory / filename
-                break
-    if len(found) < len(_FONT_FILES):
-        return _BUILTIN_FONTS
-    registered = set(pdfmetrics.getRegisteredFontNames())
-    for name, path in found.items():
-        if name not in registered:
-            pdfmetrics.registerFont(TTFont(name, str(path)))
-    return ("PortalSans", "PortalSans-Bold", "PortalMono")
 
 
 @lru_cache(maxsize=8)
 def _coverage(fonts: tuple[str, ...]) -> frozenset[int]:
-    """The code points every one of ``fonts`` (ReportLab names, from :func:`_fonts`) has a
-    glyph for."""
-    sets = [
-        frozenset(range(0x20, 0x7F)) | frozenset(range(0xA0, 0x100))
-        if name in _BUILTIN_FONTS
-        else frozenset(pdfmetrics.getFont(name).face.charToGlyph)
-        for name in fonts
-    ]
+    """The code points every one of ``fonts`` (ReportLab names, from
+    :func:`~portal.documents.fonts.reportlab_fonts`) has a glyph for."""
+    sets = [frozenset(pdfmetrics.getFont(name).face.charToGlyph) for name in fonts]
     return frozenset.intersection(*sets)
 
 
@@ -183,11 +148,11 @@ def _only_title(_document: Any, pdf: Any) -> None:
             del pdf.info[key]
 
 
-def _finalize(coverage: frozenset[int] | None, value: object) -> object:
+def _finalize(covered: frozenset[int], value: object) -> object:
     """Text the letter's fonts can show (see :func:`_shown`); other values as they are."""
     if not isinstance(value, str) or isinstance(value, Markup):
         return value
-    return _printable(value) if coverage is None else _shown(value, coverage)
+    return _shown(value, covered)
 
 
 def transmittal_letter_html(
@@ -196,9 +161,8 @@ def transmittal_letter_html(
     """The letter's HTML (autoescaped: titles and names are text, never markup)."""
     _check_facts(package, items)
     environment = _environment(templates_dir)
-    regular, bold, _mono = _fonts()
-    coverage = None if regular in _BUILTIN_FONTS else _coverage((regular, bold))
-    environment.finalize = partial(_finalize, coverage)  # every {{ value }} goes through it
+    # Every {{ value }} goes through it; the letter's text is set in the SANS stack.
+    environment.finalize = partial(_finalize, coverage(SANS))
     try:
         template = environment.get_template(LETTER_TEMPLATE)
     except OSError as exc:  # jinja2.TemplateNotFound is an IOError
@@ -284,7 +248,8 @@ class _Log:
     """Builds the flowables of the log; one instance per rendering."""
 
     def __init__(self) -> None:
-        regular, bold, mono = _fonts()
+        fonts = reportlab_fonts()
+        regular, bold, mono = fonts.regular, fonts.bold, fonts.mono
         self.regular = regular
         base = ParagraphStyle("base", fontName=regular, fontSize=8.5, leading=11, alignment=TA_LEFT)
         self.body = base

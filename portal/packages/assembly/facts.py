@@ -15,9 +15,13 @@ from datetime import datetime
 
 #: How documents name the sender (the letter, the custody log, recall notices).
 MECHANISM_NAME = "the Mechanism"
+#: The reason of redactions of registered protected identifiers (their marks are named by the
+#: identifier's code, e.g. "PID-2026-00012"; the value is never in the facts).
+PROTECTED_IDENTIFIER_REASON = "protected identifier"
 
 __all__ = [
     "MECHANISM_NAME",
+    "PROTECTED_IDENTIFIER_REASON",
     "ConsentFacts",
     "CustodyEvent",
     "DocumentEntry",
@@ -89,7 +93,8 @@ class ItemEntry:
     provider: str  # the provider's public name, as it agreed to be named
     source_sha256: str  # the source as registered
     source_media_type: str
-    rendition: str  # "redacted" | "as_is"
+    # "redacted" | "as_is" (an as-is text or PDF naming a withheld identifier is redacted)
+    rendition: str
     path: str  # bag path, e.g. "data/items/ITM-000123/statement.pdf"
     sha256: str  # the shared rendition
     size: int
