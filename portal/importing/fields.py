@@ -3,7 +3,8 @@
 Parsers are small functions built by factories (``text(200)``, ``enum(KINDS)``...). A
 :class:`Field` says whether the value is required, its default, and which record type it refers
 to (for references by business code). :func:`check_fields` applies a spec to a JSON object and
-returns the values and every problem found.
+returns the values and every problem found. A :class:`Confidential` spec (protected
+identifiers) gets problems that name fields but never show what the bundle holds.
 """
 
 from __future__ import annotations
@@ -29,7 +30,19 @@ _MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*
 
 
 class Invalid(ValueError):
-    """A value that does not fit its field; the message is shown after the field name."""
+    """A value that does not fit its field; the message is shown after the field name.
+    ``without_value``: the message without the value in it, for :class:`Confidential` specs
+    (None when the message does not show it)."""
+
+    def __init__(self, message: str, *, without_value: str | None = None) -> None:
+        super().__init__(message)
+        self.without_value = message if without_value is None else without_value
+
+
+def _shown(value: Any, rule: str, *, before: bool = False) -> Invalid:
+    """``rule`` broken by ``value``: shown after the rule, or ``before`` it."""
+    message = f"{_show(value)} {rule}" if before else f"{rule} (got {_show(value)})"
+    return Invalid(message, without_value=rule)
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,11 @@ class Field:
     default: Any = None
     # The record type this field names by code ("provider", "item"...), for references.
     ref: str | None = None
+
+
+class Confidential(dict[str, Field]):
+    """A spec whose values must never appear in a problem (a protected identifier may be the
+    very name the portal withholds): problems name the field only."""
 
 
 def optional(parse: Parser, default: Any = None, *, ref: str | None = None) -> Field:
@@ -52,11 +70,14 @@ def check_fields(
 
     ``null`` counts as absent. Values of fields that failed are left out.
     """
+    confidential = isinstance(spec, Confidential)
     values: dict[str, Any] = {}
     problems: list[str] = []
-    for name in obj:
-        if name not in spec and name not in ignore:
-            problems.append(f"unknown field {name!r}")
+    unknown = [name for name in obj if name not in spec and name not in ignore]
+    if unknown and confidential:  # a field's name is bundle text too
+        problems.append(f"{len(unknown)} unknown field(s); expected {', '.join(spec)}")
+    else:
+        problems += [f"unknown field {name!r}" for name in unknown]
     for name, field in spec.items():
         raw = obj.get(name)
         if raw is None:
@@ -68,7 +89,7 @@ def check_fields(
         try:
             values[name] = field.parse(raw)
         except Invalid as exc:
-            problems.append(f"field {name!r}: {exc}")
+            problems.append(f"field {name!r}: {exc.without_value if confidential else exc}")
     return values, problems
 
 
@@ -115,9 +136,8 @@ def code(max_length: int = 32) -> Parser:
         if not isinstance(value, str):
             raise Invalid(f"must be a string, not {_json_type(value)}")
         if not _CODE.fullmatch(value):
-            raise Invalid(
-                f"{_show(value)} is not a code (letters, digits, '.', '_', '-'; no spaces)"
-            )
+            rule = "is not a code (letters, digits, '.', '_', '-'; no spaces)"
+            raise _shown(value, rule, before=True)
         if len(value) > max_length:
             raise Invalid(f"is longer than {max_length} characters")
         return value
@@ -134,7 +154,10 @@ def codes(max_length: int = 32) -> Parser:
         parsed = [_item(one, index, raw) for index, raw in enumerate(items)]
         duplicates = sorted({item for item in parsed if parsed.count(item) > 1})
         if duplicates:
-            raise Invalid(f"lists {', '.join(duplicates)} more than once")
+            raise Invalid(
+                f"lists {', '.join(duplicates)} more than once",
+                without_value="lists a code more than once",
+            )
         return sorted(parsed)
 
     return parse
@@ -153,7 +176,7 @@ def strings(max_length: int) -> Parser:
 def enum(allowed: Sequence[str]) -> Parser:
     def parse(value: Any) -> str:
         if not isinstance(value, str) or value not in allowed:
-            raise Invalid(f"must be one of {', '.join(allowed)} (got {_show(value)})")
+            raise _shown(value, f"must be one of {', '.join(allowed)}")
         return value
 
     return parse
@@ -181,32 +204,30 @@ def integer(minimum: int | None = None, maximum: int = INT32_MAX) -> Parser:
 def day(value: Any) -> date:
     """A calendar date, ``YYYY-MM-DD``."""
     if not isinstance(value, str) or not _DATE.fullmatch(value):
-        raise Invalid(f"must be a date YYYY-MM-DD (got {_show(value)})")
+        raise _shown(value, "must be a date YYYY-MM-DD")
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise Invalid(f"{_show(value)} is not a valid date") from None
+        raise _shown(value, "is not a valid date", before=True) from None
 
 
 def timestamp(value: Any) -> datetime:
     """An ISO 8601 date and time with a UTC offset or ``Z``; returned in UTC."""
     if not isinstance(value, str) or "T" not in value:
-        raise Invalid(
-            f"must be an ISO 8601 date and time like 2026-01-31T09:00:00Z (got {_show(value)})"
-        )
+        raise _shown(value, "must be an ISO 8601 date and time like 2026-01-31T09:00:00Z")
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise Invalid(f"{_show(value)} is not a valid ISO 8601 date and time") from None
+        raise _shown(value, "is not a valid ISO 8601 date and time", before=True) from None
     if moment.tzinfo is None or moment.utcoffset() is None:
-        raise Invalid(f"{_show(value)} has no time zone; add Z or an offset such as +02:00")
+        raise _shown(value, "has no time zone; add Z or an offset such as +02:00", before=True)
     return moment.astimezone(UTC)
 
 
 def sha256(value: Any) -> str:
     """A sha256 hex digest (either case), returned lowercase."""
     if not isinstance(value, str) or not _HEX64.fullmatch(value):
-        raise Invalid(f"must be 64 hexadecimal digits (got {_show(value)})")
+        raise _shown(value, "must be 64 hexadecimal digits")
     return value.lower()
 
 
@@ -216,14 +237,14 @@ def fingerprint(value: Any) -> str:
         raise Invalid(f"must be a string, not {_json_type(value)}")
     normalised = "".join(value.split()).upper()
     if not _FINGERPRINT.fullmatch(normalised):
-        raise Invalid(f"must be 40 (or 64) hexadecimal digits (got {_show(value)})")
+        raise _shown(value, "must be 40 (or 64) hexadecimal digits")
     return normalised
 
 
 def media_type(value: Any) -> str:
     """A media type such as ``application/pdf`` (lowercase, no parameters)."""
     if not isinstance(value, str) or not _MEDIA_TYPE.fullmatch(value) or len(value) > 100:
-        raise Invalid(f"must be a media type such as application/pdf (got {_show(value)})")
+        raise _shown(value, "must be a media type such as application/pdf")
     return value
 
 
@@ -234,9 +255,9 @@ def relative_path(value: Any) -> str:
     _check_characters(value)
     path = PurePosixPath(value)
     if path.is_absolute() or value.startswith("~") or re.match(r"[A-Za-z]:[\\/]", value):
-        raise Invalid(f"{_show(value)} is an absolute path; give it relative to --files")
+        raise _shown(value, "is an absolute path; give it relative to --files", before=True)
     if ".." in path.parts or ".." in value.split("\\"):
-        raise Invalid(f"{_show(value)} contains '..'; files must stay inside --files")
+        raise _shown(value, "contains '..'; files must stay inside --files", before=True)
     return value
 
 
@@ -276,7 +297,10 @@ def objects(spec: Mapping[str, Field]) -> Parser:
                 raise Invalid(f"entry {index + 1} must be an object, not {_json_type(raw)}")
             values, problems = check_fields(raw, spec)
             if problems:
-                raise Invalid(f"entry {index + 1}: " + "; ".join(problems))
+                raise Invalid(
+                    f"entry {index + 1}: " + "; ".join(problems),
+                    without_value=f"entry {index + 1} does not fit its fields",
+                )
             parsed.append(values)
         return parsed
 
@@ -293,7 +317,8 @@ def _item(parse: Parser, index: int, raw: Any) -> Any:
     try:
         return parse(raw)
     except Invalid as exc:
-        raise Invalid(f"entry {index + 1} {exc}") from None
+        prefix = f"entry {index + 1} "
+        raise Invalid(prefix + str(exc), without_value=prefix + exc.without_value) from None
 
 
 def _is_int(value: Any) -> bool:

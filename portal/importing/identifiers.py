@@ -6,7 +6,9 @@ An identifier has no code in the bundle: it is the same record as a stored one w
 person is the same and the value reads the same (case, spaces and invisible characters
 ignored). Problems name the person and the line, never the value. A retired identifier
 imported again stays retired (counted as unchanged): an import does not undo a legal
-officer's decision.
+officer's decision. Each stored identifier is unsealed once per import, not once per record:
+one :class:`~portal.registry.identifiers.IdentifierLookup` per transaction of the session
+serves the checks and the additions.
 """
 
 from __future__ import annotations
@@ -15,16 +17,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction
 
 from portal.importing.records import Record, Target, row_of
 from portal.redaction.renditions import fold
 from portal.registry.identifiers import (
+    IdentifierLookup,
     IdentifierRefused,
     NewIdentifier,
     add_identifiers,
     checked_value,
-    matching_identifier,
 )
 from portal.registry.models import Person, ProtectedIdentifier
 from portal.sealing import Sealer
@@ -39,6 +42,7 @@ __all__ = [
 ]
 
 RECORD_TYPE = "protected_identifier"
+_LOOKUP = "portal.importing.identifiers.lookup"  # session.info key
 
 
 def value_key(value: str) -> str:
@@ -77,7 +81,7 @@ def existing_identifier(
     person = row_of(_single(record.refs.get("person")))
     if person is None:
         return None
-    return matching_identifier(session, sealer, person, record.values["value"], retired=True)
+    return _lookup(session, sealer).matching(person, record.values["value"], retired=True)
 
 
 def build_identifiers(
@@ -90,9 +94,30 @@ def build_identifiers(
         )
         for record in records
     ]
-    rows = add_identifiers(session, sealer, new, actor=actor, now=now)
+    rows = add_identifiers(
+        session, sealer, new, actor=actor, now=now, lookup=_lookup(session, sealer)
+    )
     for record, row in zip(records, rows, strict=True):
         record.created = row
+
+
+def _lookup(session: Session, sealer: Sealer) -> IdentifierLookup:
+    """The session's lookup for its current transaction: dropped when that transaction ends
+    (commit or rollback), when what it remembers may no longer hold and its values are no
+    longer needed."""
+    cached = session.info.get(_LOOKUP)
+    if isinstance(cached, IdentifierLookup) and cached.sealer is sealer:
+        return cached
+    if not event.contains(session, "after_transaction_end", _forget_lookup):
+        event.listen(session, "after_transaction_end", _forget_lookup)
+    lookup = IdentifierLookup(session, sealer)
+    session.info[_LOOKUP] = lookup
+    return lookup
+
+
+def _forget_lookup(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the transaction itself ended, not a savepoint in it
+        session.info.pop(_LOOKUP, None)
 
 
 def _single(target: Target | list[Target] | None) -> Target | None:

@@ -14,6 +14,7 @@ from portal.consent.models import CONSENT_EVENTS, PURPOSES
 from portal.importing import identifiers
 from portal.importing.fields import (
     INT64_MAX,
+    Confidential,
     Field,
     Invalid,
     boolean,
@@ -136,11 +137,11 @@ REDACTION_MARK = {
 }
 
 # The value is sealed on import; messages about the record never show it.
-PROTECTED_IDENTIFIER = {
-    "person": Field(code(32), ref="person"),
-    "kind": Field(enum(tuple(IDENTIFIER_KINDS))),
-    "value": Field(text(MAX_VALUE_LENGTH)),
-}
+PROTECTED_IDENTIFIER = Confidential(
+    person=Field(code(32), ref="person"),
+    kind=Field(enum(tuple(IDENTIFIER_KINDS))),
+    value=Field(text(MAX_VALUE_LENGTH)),
+)
 
 CONSENT = {
     "code": Field(code(40)),

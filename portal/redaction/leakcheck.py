@@ -19,23 +19,35 @@ Every term is searched for in all its variants (the term and its partial names:
 * ``metadata`` — PDF document information and XMP; image EXIF (GPS and Exif IFDs
   included), XMP, comments and PNG text chunks, normalised like text.
 
-A file whose structure cannot be read (a damaged PDF or image) is listed as unchecked,
-which also makes the report unclean: a check that could not look is not a pass. The
-report names files and mark codes only, never the terms.
+ZIP containers (DOCX, ODT, XLSX, zip) are opened and each member is checked like a file
+(XML members also with their tags removed, which joins words Word splits into runs), one
+nested archive deep, within :data:`ZIP_MEMBERS` members and :data:`ZIP_LIMIT` bytes
+decompressed. PDF streams are decoded within :data:`PDF_STREAM_LIMIT` bytes each and
+:data:`PDF_LIMIT` per file (a decompression bomb is refused, not decoded).
+
+A file that cannot be looked at whole (a damaged PDF, image or archive, text in an encoding
+the portal cannot read, a file beyond the limits) is listed as unchecked, which also makes
+the report unclean: a check that could not look is not a pass. The report names files and
+mark codes only, never the terms (nor the names of archive members).
 
 :func:`check_files` reads each file itself. :class:`StreamingCheck` is the same check for
 files about to be streamed (into a package): the text and metadata layers run first, the raw
 bytes are searched as the writer passes them, so every byte is read once.
 
-Limits: compressed archives (zip, tar.gz) are searched as raw bytes only.
+Limits: other compressed archives (tar.gz, 7z, rar) are searched as raw bytes only.
 """
 
 from __future__ import annotations
 
 import codecs
+import html
+import io
 import re
 import struct
+import tempfile
 import unicodedata
+import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +60,10 @@ from portal.redaction.normalise import fold, fold_readings, strip_invisible
 
 __all__ = [
     "CHUNK_SIZE",
+    "PDF_LIMIT",
+    "PDF_STREAM_LIMIT",
+    "ZIP_LIMIT",
+    "ZIP_MEMBERS",
     "LeakFound",
     "LeakHit",
     "LeakReport",
@@ -57,6 +73,11 @@ __all__ = [
 ]
 
 CHUNK_SIZE = 1 << 20
+PDF_STREAM_LIMIT = 64 << 20  # bytes of one PDF stream once decoded, at most
+PDF_LIMIT = 512 << 20  # bytes of all the streams of one PDF once decoded, at most
+ZIP_MEMBERS = 1000  # files in one archive, at most
+ZIP_LIMIT = 50 << 20  # bytes of an archive (and the archives in it) once decompressed
+_ZIP_MAGIC = b"PK\x03\x04"
 Where = Literal["text", "metadata", "bytes"]
 
 _ASCII_WHITESPACE = b" \t\n\r\x0b\x0c"
@@ -105,6 +126,18 @@ class LeakReport:
 
 class _Unreadable(Exception):
     """The structure of a file could not be read; the message is the reason."""
+
+
+class _Budget:
+    """Bytes a file may decompress to, spent as they are produced."""
+
+    def __init__(self, limit: int, reason: str) -> None:
+        self.left, self.reason = limit, reason
+
+    def spend(self, size: int) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise _Unreadable(self.reason)
 
 
 # --- what to look for ------------------------------------------------------------------------
@@ -251,14 +284,21 @@ class _TextFeed:
 
     def __init__(self, needles: _Needles, encoding: str) -> None:
         self.matcher = needles.text
-        self.decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        self.decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+        self.undecodable = False  # met bytes that are not text in the encoding: not checked
         self.keep = max(self.matcher.longest, 1) - 1
         self.carry = ""
         self.tails = ["", ""]
         self.found: set[str] = set()
 
     def feed(self, chunk: bytes, final: bool = False) -> None:
-        pending = self.carry + self.decoder.decode(chunk, final)
+        if self.undecodable:
+            return
+        try:
+            pending = self.carry + self.decoder.decode(chunk, final)
+        except UnicodeDecodeError:
+            self.undecodable = True
+            return
         split = len(pending)
         if not final and len(pending) < self.CARRY_LIMIT:
             split = max(pending.rfind(" "), pending.rfind("\n")) + 1
@@ -321,16 +361,22 @@ class _RawFeed:
             view = view[step:]
             self.position += step
 
-    def finish(self) -> set[str]:
-        """The codes found, once the whole file was fed."""
+    def finish(self) -> tuple[set[str], str | None]:
+        """The codes found once the whole file was fed, and why it could not be checked
+        whole (None when it could)."""
         if self.text is None:
-            return self.scanner.found
+            return self.scanner.found, None
         self.text.feed(b"", final=True)
-        return self.scanner.found | self.text.found
+        problem = _UNDECODABLE if self.text.undecodable else None
+        return self.scanner.found | self.text.found, problem
 
 
-def _scan_raw(path: Path, needles: _Needles, plan: RawPlan) -> set[str]:
-    """Codes found in the raw bytes of the file at ``path`` (see :class:`_RawFeed`)."""
+_UNDECODABLE = "text in an encoding the portal cannot read (only UTF-8 and UTF-16 are)"
+
+
+def _scan_raw(path: Path, needles: _Needles, plan: RawPlan) -> tuple[set[str], str | None]:
+    """Codes found in the raw bytes of the file at ``path`` (see :class:`_RawFeed`), and
+    why it could not be checked whole (None when it could)."""
     feed = _RawFeed(needles, plan)
     try:
         with path.open("rb") as handle:
@@ -428,6 +474,7 @@ def _scan_pdf(
         found.update((code, where) for code in codes)
 
     bodies: list[tuple[int, int]] = []
+    budget = _Budget(PDF_LIMIT, f"the PDF is larger than {PDF_LIMIT >> 20} MB once decompressed")
     try:
         with path.open("rb") as handle, path.open("rb") as reader:
             document = PDFDocument(PDFParser(handle), caching=False)
@@ -436,6 +483,7 @@ def _scan_pdf(
                     note(_scan_value(leaf, needles), "metadata")
             metadata = resolve1(document.catalog.get("Metadata"))
             if isinstance(metadata, PDFStream):
+                _measure(metadata, budget)
                 note(_scan_blob(metadata.get_data(), needles), "metadata")
             for xref in document.xrefs:
                 for objid in xref.get_objids():
@@ -453,13 +501,96 @@ def _scan_pdf(
                         body = _stream_body(reader, position, obj.rawdata)
                         if body is not None:
                             bodies.append(body)
+                    if resolve1(obj.get("Subtype")) != LIT("Image"):  # text extraction decodes
+                        _measure(obj, budget)  # the others (fonts too): within the limits
                     if not _binary_stream(obj, resolve1, LIT):
                         note(_scan_blob(obj.get_data(), needles), "bytes")
         text = extract_text(str(path))
+    except _Unreadable:
+        raise
     except Exception as exc:  # pdfminer raises many kinds; any of them means "not checked"
         raise _Unreadable(f"the PDF cannot be parsed ({type(exc).__name__})") from None
     note(needles.in_text(text), "text")
     return bodies
+
+
+def _measure(stream: Any, budget: _Budget) -> None:
+    """Decode ``stream`` as pdfminer would, within the limits (raises _Unreadable beyond
+    them), so that pdfminer's own decoding, which has none, can then run: a filter is
+    decoded in pieces and counted, never whole."""
+    from pdfminer import pdftypes
+    from pdfminer.ascii85 import ascii85decode, asciihexdecode
+    from pdfminer.lzw import LZWDecoder
+    from pdfminer.runlength import rldecode
+
+    data = stream.rawdata
+    if data is None:  # decoded already
+        return
+    if stream.decipher:
+        data = stream.decipher(stream.objid, stream.genno, data, stream.attrs)
+    for name, _params in stream.get_filters():  # predictors never make data longer
+        if name in pdftypes.LITERALS_FLATE_DECODE:
+            data = _capped(_inflate(data), budget)
+        elif name in pdftypes.LITERALS_LZW_DECODE:
+            data = _capped(LZWDecoder(io.BytesIO(data)).run(), budget)
+        elif name in pdftypes.LITERALS_RUNLENGTH_DECODE:
+            size = _runlength_size(data)
+            if size > PDF_STREAM_LIMIT:
+                raise _Unreadable(_STREAM_TOO_LARGE)
+            budget.spend(size)
+            data = rldecode(data)
+        elif name in pdftypes.LITERALS_ASCII85_DECODE:
+            data = ascii85decode(data)
+        elif name in pdftypes.LITERALS_ASCIIHEX_DECODE:
+            data = asciihexdecode(data)
+        else:  # image codecs: pdfminer leaves them as they are
+            return
+
+
+_STREAM_TOO_LARGE = f"a PDF stream is larger than {PDF_STREAM_LIMIT >> 20} MB once decompressed"
+
+
+def _capped(pieces: Iterable[bytes], budget: _Budget) -> bytes:
+    kept: list[bytes] = []
+    size = 0
+    for piece in pieces:
+        size += len(piece)
+        if size > PDF_STREAM_LIMIT:
+            raise _Unreadable(_STREAM_TOO_LARGE)
+        budget.spend(len(piece))
+        kept.append(piece)
+    return b"".join(kept)
+
+
+def _inflate(data: bytes) -> Iterator[bytes]:
+    """Flate-decoded ``data`` in pieces of at most CHUNK_SIZE bytes (up to an error, like
+    pdfminer's reading of damaged streams)."""
+    inflater = zlib.decompressobj()
+    pending = data
+    try:
+        while True:
+            piece = inflater.decompress(pending, CHUNK_SIZE)
+            pending = inflater.unconsumed_tail
+            if piece:
+                yield piece
+            elif not pending or inflater.eof:
+                return
+    except zlib.error:
+        return
+
+
+def _runlength_size(data: bytes) -> int:
+    """The length of RunLength-decoded ``data``, read from its length bytes."""
+    size = position = 0
+    while position < len(data) and data[position] != 128:
+        length = data[position]
+        if length < 128:
+            size += length + 1
+            position += length + 2
+        else:
+            size += 257 - length
+            position += 2
+    return size
 
 
 def _binary_stream(stream: Any, resolve: Any, literal: Any) -> bool:
@@ -494,9 +625,11 @@ def _scan_image(path: Path, needles: _Needles, found: set[tuple[str, Where]]) ->
         found.update((code, "metadata") for code in _scan_value(value, needles))
 
 
-def _kind(head: bytes) -> Literal["pdf", "image", "other"]:
+def _kind(head: bytes) -> Literal["pdf", "image", "zip", "other"]:
     if b"%PDF-" in head:
         return "pdf"
+    if head.startswith(_ZIP_MAGIC):
+        return "zip"
     if head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
         return "image"
     return "other"
@@ -627,17 +760,66 @@ class RawPlan:
     text: str | None = None  # the encoding to read it in as text, if it is a text file
 
 
-def _structure(path: Path, needles: _Needles, found: set[tuple[str, Where]]) -> RawPlan:
-    """The format-aware layers (PDF text, objects and metadata; image metadata) of one file;
-    returns how its raw bytes are to be read. Raises _Unreadable."""
+def _structure(
+    path: Path,
+    needles: _Needles,
+    found: set[tuple[str, Where]],
+    depth: int = 0,
+    budget: _Budget | None = None,
+) -> RawPlan:
+    """The format-aware layers (PDF text, objects and metadata; image metadata; the members
+    of an archive) of one file (``depth`` archives deep, sharing their ``budget``); returns
+    how its raw bytes are to be read. Raises _Unreadable."""
     head = _head(path)
     kind = _kind(head)
+    if kind == "zip":
+        if depth > 1:
+            raise _Unreadable("the archive holds archives nested more than one level deep")
+        if budget is None:
+            reason = f"the archive holds more than {ZIP_LIMIT >> 20} MB once decompressed"
+            budget = _Budget(ZIP_LIMIT, reason)
+        _scan_zip(path, needles, found, depth, budget)
+        return RawPlan()
     if kind == "pdf":
         return RawPlan(tuple(_scan_pdf(path, needles, found)), pdf=True)
     if kind == "image":
         _scan_image(path, needles, found)
         return RawPlan(tuple(image_data_ranges(path)))
     return RawPlan(text=_text_encoding(head))
+
+
+def _scan_zip(
+    path: Path, needles: _Needles, found: set[tuple[str, Where]], depth: int, budget: _Budget
+) -> None:
+    """Check each member of the archive at ``path`` like a file (its hits count for the
+    archive); XML members also as text without their tags."""
+    try:
+        with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as scratch:
+            members = [info for info in archive.infolist() if not info.is_dir()]
+            if len(members) > ZIP_MEMBERS:
+                raise _Unreadable(f"the archive holds more than {ZIP_MEMBERS} files")
+            member = Path(scratch) / "member"
+            for info in members:
+                with archive.open(info) as source, member.open("wb") as out:
+                    while piece := source.read(CHUNK_SIZE):
+                        budget.spend(len(piece))
+                        out.write(piece)
+                plan = _structure(member, needles, found, depth + 1, budget)
+                codes, problem = _scan_raw(member, needles, plan)
+                found.update((code, "bytes") for code in codes)
+                if problem is not None:
+                    raise _Unreadable(f"the archive holds {problem}")
+                if plan.text is not None and _head(member).lstrip().startswith(b"<"):
+                    text = member.read_bytes().decode(plan.text)
+                    untagged = html.unescape(_XML_TAG.sub("", text))
+                    found.update((code, "text") for code in needles.in_text(untagged))
+    except _Unreadable:
+        raise
+    except Exception as exc:  # zipfile raises many kinds for damaged or encrypted archives
+        raise _Unreadable(f"the archive cannot be read ({type(exc).__name__})") from None
+
+
+_XML_TAG = re.compile(r"<[^>]*>")
 
 
 def check_files(files: Iterable[tuple[str, Path]], terms: Sequence[tuple[str, str]]) -> LeakReport:
@@ -652,7 +834,10 @@ def check_files(files: Iterable[tuple[str, Path]], terms: Sequence[tuple[str, st
         found: set[tuple[str, Where]] = set()
         try:
             plan = _structure(path, needles, found)
-            found.update((code, "bytes") for code in _scan_raw(path, needles, plan))
+            codes, problem = _scan_raw(path, needles, plan)
+            found.update((code, "bytes") for code in codes)
+            if problem is not None:
+                unchecked.append((name, problem))
         except _Unreadable as exc:
             unchecked.append((name, str(exc)))
         hits.extend(LeakHit(name, code, where) for code, where in sorted(found))
@@ -662,10 +847,11 @@ def check_files(files: Iterable[tuple[str, Path]], terms: Sequence[tuple[str, st
 
 
 class LeakFound(Exception):
-    """A streamed file holds a protected term: stop the stream (see :class:`StreamingCheck`)."""
+    """A streamed file holds a protected term, or could not be checked whole: stop the
+    stream (see :class:`StreamingCheck`; the report says which)."""
 
     def __init__(self, path: str) -> None:
-        super().__init__(f"protected term found in {path}")
+        super().__init__(f"the leak check stopped at {path}")
         self.path = path
 
 
@@ -719,9 +905,12 @@ class StreamingCheck:
             unchecked=tuple(self._unchecked),
         )
 
-    def _ended(self, name: str, found: set[str]) -> None:
-        if found:
-            self._hits.extend(LeakHit(name, code, "bytes") for code in sorted(found))
+    def _ended(self, name: str, found: set[str], problem: str | None) -> None:
+        """A file with a hit, or that could not be checked whole, stops the stream."""
+        self._hits.extend(LeakHit(name, code, "bytes") for code in sorted(found))
+        if problem is not None:
+            self._unchecked.append((name, problem))
+        if found or problem is not None:
             raise LeakFound(name)
 
 
@@ -735,4 +924,4 @@ class _Observer:
         self._feed.feed(chunk)
 
     def close(self) -> None:
-        self._check._ended(self._name, self._feed.finish())
+        self._check._ended(self._name, *self._feed.finish())

@@ -16,6 +16,12 @@ searched once whatever the number of terms (10,000 identifiers cost about what 1
   "ديشرلا دمحم" normalises to the reversed "محمدالرشيد". (Digits inside an Arabic term keep
   their left-to-right order in a visual line, so such a term reversed is not found: register
   the number as an identifier of its own.)
+* Accents and numbers: a text is also searched in its loose reading (Latin, Greek and
+  Cyrillic accents and the punctuation inside numbers left out: :func:`loosen`), for every
+  variant's loose form; so "José Ramírez" and "Jose Ramirez" find each other. A variant that
+  is a number (at least :data:`NUMBER_DIGITS` digits and only ``+()./`` besides) is searched
+  for as its digits, without a leading ``00``: "+679 555 0199" is found in "(679) 555-0199"
+  and "00679.555.0199".
 * Burmese: the normaliser converts the Zawgyi runs it detects (whatever Zawgyi spelling they
   use); the automaton also holds the Zawgyi encoding of every Burmese variant, and a text with
   Myanmar characters is also searched as written (normalised without conversion), which finds
@@ -28,6 +34,7 @@ written and do both passes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -41,15 +48,30 @@ from portal.redaction.normalise import (
     fold_readings,
     has_arabic,
     has_myanmar,
+    loosen,
+    loosened,
     normalise,
     to_zawgyi,
 )
 
-__all__ = ["MIN_TERM_LENGTH", "Hit", "Matcher", "TermTooShort", "expand", "search_forms"]
+__all__ = [
+    "MIN_TERM_LENGTH",
+    "NUMBER_DIGITS",
+    "Hit",
+    "Matcher",
+    "TermTooShort",
+    "expand",
+    "search_forms",
+]
 
 # A protected term must keep at least this many characters once normalised: shorter ones
 # would match everywhere (and block every package at the leak check).
 MIN_TERM_LENGTH = 3
+
+# A variant with at least this many digits and nothing else but "+()./" (once normalised:
+# spaces and hyphens are gone) is a phone or ID number, compared digits only.
+NUMBER_DIGITS = 7
+_NUMBER = re.compile("[0-9+()./]+")
 
 _LAM_ALEF_REVERSED = "\u0627\u0644"  # alef, lam: "لا" read backwards
 _LAM_ALEF = "\u0644\u0627"
@@ -103,7 +125,21 @@ def search_forms(variant: str) -> set[str]:
         zawgyi = to_zawgyi(variant)
         if zawgyi:
             forms.add(fold(zawgyi, zawgyi=False))
+    forms |= {loosen(form) for form in forms}
+    number = _digits(folded)
+    if number:
+        forms.add(number)
     return {form for form in forms if form}
+
+
+def _digits(folded: str) -> str | None:
+    """A number's digits, without a leading international ``00`` (None: not a number)."""
+    if not _NUMBER.fullmatch(folded):
+        return None
+    digits = "".join(char for char in folded if char.isdigit())
+    if len(digits) < NUMBER_DIGITS:
+        return None
+    return digits[2:] if digits.startswith("00") else digits
 
 
 class Matcher:
@@ -141,6 +177,12 @@ class Matcher:
             return
         for last, (length, codes) in self._automaton.iter(normalised):
             yield last + 1 - length, last + 1, codes
+        loose = loosened(normalised)
+        if loose is None:
+            return
+        text, kept = loose
+        for last, (length, codes) in self._automaton.iter(text):
+            yield kept[last + 1 - length], kept[last] + 1, codes
 
     def codes_in(self, normalised: str) -> set[str]:
         """The codes with at least one hit in ``normalised``."""

@@ -1,11 +1,14 @@
 """What to search for, for one protected name: the name, its aliases, and its partial forms.
 
 A reader who sees two consecutive parts of a three-part name ("Mya Sandar" of "Mya Sandar
-Oo") knows who is meant. For a name written with spaces (Latin or Arabic script) of three or
-more tokens, every two consecutive tokens are therefore searched for too, except pairs with a
-token that is only an honorific or particle ("U Mya", "Abu Bakr", "bin Salman": the list is
-``data/name_particles.txt``). Burmese script is written without spaces between the syllables
-of a name, so a Burmese name is searched for as registered and through its aliases only.
+Oo") knows who is meant. For a name written with spaces (Latin or Arabic script), every two
+consecutive tokens that are not only an honorific or particle (the list is
+``data/name_particles.txt``) are therefore searched for too, with the particles between them
+("Bakr Al Baghdadi" of "Abu Bakr Al Baghdadi", "Mohammed bin Salman" and "Salman Al Saud" of
+"Mohammed bin Salman Al Saud"); a particle alone or with one name ("U Mya", "Abu Bakr") never
+is. Burmese script is written without spaces between the syllables of a name, so a Burmese
+name is searched for as registered, through its aliases, and without its leading honorific
+("နန်းသီရိ" of "ဒေါ်နန်းသီရိ", which also finds "မနန်းသီရိ") when at least two syllables remain.
 
 Only names are split: a term with a digit in any token (a phone or ID number, an address) is
 searched for as a whole.
@@ -13,12 +16,13 @@ searched for as a whole.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from functools import cache
 from importlib import resources
 from itertools import pairwise
 
-from portal.redaction.normalise import fold, has_myanmar
+from portal.redaction.normalise import fold, has_myanmar, zawgyi_as_unicode
 
 __all__ = ["is_particle", "partial_names", "variants"]
 
@@ -40,16 +44,53 @@ def is_particle(token: str) -> bool:
 
 
 def partial_names(name: str) -> list[str]:
-    """Every two consecutive tokens of a name of three or more tokens, without the pairs that
-    include a particle; nothing for shorter names, Burmese script or terms with digits."""
+    """Every two consecutive non-particle tokens of a name, with the particles between them,
+    when that is not the whole name; a Burmese name without its leading honorific; nothing
+    for terms with digits."""
     tokens = name.split()
-    if len(tokens) < 3 or has_myanmar(name) or any(_has_digit(token) for token in tokens):
+    if any(_has_digit(token) for token in tokens):
         return []
+    if has_myanmar(name):
+        return _without_honorific(name)
+    names = [index for index, token in enumerate(tokens) if not is_particle(token)]
     return [
-        f"{first} {second}"
-        for first, second in pairwise(tokens)
-        if not is_particle(first) and not is_particle(second)
+        " ".join(tokens[first : last + 1])
+        for first, last in pairwise(names)
+        if last - first + 1 < len(tokens)
     ]
+
+
+# Myanmar letters that begin a syllable (consonants, independent vowels) unless killed by an
+# asat or stacked under the letter before with a virama.
+_MYANMAR_ONSET = re.compile("[\u1000-\u102a\u103f\u104c-\u104f](?![\u1039\u103a])")
+_MYANMAR_VIRAMA = "\u1039"
+
+
+def _without_honorific(name: str) -> list[str]:
+    """A Burmese name (Zawgyi converted) without its leading honorific, when the rest is two
+    syllables or more; else nothing."""
+    text = zawgyi_as_unicode(name).strip()
+    honorifics = _burmese_particles()
+    for cut in range(len(text) - 1, 0, -1):  # the longest honorific first
+        if fold(text[:cut]) in honorifics and _syllable_starts(text, cut):
+            rest = text[cut:].strip()
+            syllables = sum(1 for index in range(len(rest)) if _syllable_starts(rest, index))
+            return [rest] if syllables >= 2 else []
+    return []
+
+
+def _syllable_starts(text: str, index: int) -> bool:
+    """Whether a syllable of Burmese ``text`` starts at ``index`` (spaces skipped)."""
+    while index < len(text) and text[index].isspace():
+        index += 1
+    if index and text[index - 1] == _MYANMAR_VIRAMA:
+        return False
+    return _MYANMAR_ONSET.match(text, index) is not None
+
+
+@cache
+def _burmese_particles() -> frozenset[str]:
+    return frozenset(particle for particle in _particles() if has_myanmar(particle))
 
 
 def variants(name: str, aliases: Iterable[str] = ()) -> list[str]:

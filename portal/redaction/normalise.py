@@ -26,7 +26,9 @@ to each other out of canonical order are put in order, so the result is NFKD.
 
 :func:`normalise` returns the normalised text with, for every character, the range of source
 characters it came from (hits map back to the source for redaction); :func:`fold` is the same
-text without the origins (the leak check's fast path).
+text without the origins (the leak check's fast path). Latin accents are kept in the normalised
+form; :func:`loosen` gives the looser reading the matcher also searches (accents and the
+punctuation inside numbers left out).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ __all__ = [
     "fold_readings",
     "has_arabic",
     "has_myanmar",
+    "loosen",
+    "loosened",
     "normalise",
     "strip_invisible",
     "to_zawgyi",
@@ -231,6 +235,7 @@ def zawgyi_as_unicode(text: str) -> str:
     return _spliced(text, _from_zawgyi(text))
 
 
+@lru_cache(maxsize=16384)
 def _is_zawgyi(run: str) -> bool:
     """The detector's verdict on one run (cached: Burmese text repeats its short phrases)."""
     return _myanmar()[0](run) > ZAWGYI_THRESHOLD
@@ -364,6 +369,43 @@ def _reorder(text: str, starts: array[int], ends: array[int] | None) -> str:
                 ends[index:end] = array("q", [ends[at] for at in order])
         index = end
     return "".join(chars)
+
+
+# --- the loose reading --------------------------------------------------------------------------
+
+# Letters whose accents are combining diacritics (U+0300 to U+036F) once decomposed: Latin,
+# Greek and Cyrillic. Marks after other letters (Burmese, Arabic, Indic) are left alone.
+_ACCENTED = (
+    "a-zA-Z\u00c0-\u024f\u0250-\u02af\u0370-\u03ff\u0400-\u052f\u1d00-\u1dbf"
+    "\u1e00-\u1fff\u2c60-\u2c7f\u2de0-\u2dff\ua640-\ua69f\ua720-\ua7ff\uab30-\uab6f"
+)
+# What the loose reading leaves out: the accents of those letters, and the punctuation between
+# the digits of a number ("(+679) 555.0199"; spaces and hyphens are already gone).
+_LOOSE = re.compile(f"(?<=[{_ACCENTED}])[\u0300-\u036f]+|(?<=[0-9])[+()./]+(?=[0-9])")
+
+
+def loosen(folded: str) -> str:
+    """A normalised text's loose reading: without Latin, Greek and Cyrillic accents ("José" is
+    "Jose") and without the punctuation inside numbers. The normalised form itself keeps
+    accents (its origins map every character back); the matcher searches both readings."""
+    return _LOOSE.sub("", folded)
+
+
+def loosened(folded: str) -> tuple[str, array[int]] | None:
+    """:func:`loosen`, with for each of its characters the index in ``folded`` it comes from;
+    None when the loose reading is ``folded`` itself."""
+    parts: list[str] = []
+    kept = array("q")
+    position = 0
+    for match in _LOOSE.finditer(folded):
+        parts.append(folded[position : match.start()])
+        kept.extend(range(position, match.start()))
+        position = match.end()
+    if not parts:
+        return None
+    parts.append(folded[position:])
+    kept.extend(range(position, len(folded)))
+    return "".join(parts), kept
 
 
 def strip_invisible(text: str) -> str:

@@ -34,6 +34,7 @@ from portal.redaction.renditions import (
     CannotRedact,
     MarkSpec,
     RedactionOutcome,
+    TermMatcher,
     atomic_output,
     check_box,
     refuse_kinds,
@@ -158,7 +159,7 @@ def _term_boxes(
     page: pypdfium2.PdfPage,
     page_number: int,
     bitmap: pypdfium2.PdfBitmap,
-    matcher: Matcher,
+    matcher: TermMatcher,
 ) -> tuple[dict[str, int], list[PixelBox]]:
     """How often each term mark's code occurs in the text layer, and the pixel boxes."""
     import pypdfium2
@@ -234,10 +235,12 @@ def redact_pdf(
     label: str,
     *,
     dpi: int = DEFAULT_DPI,
+    matcher: Matcher | None = None,
 ) -> RedactionOutcome:
-    """Rasterise every page of ``source`` at ``dpi``, burn in the boxes, write a new PDF."""
+    """Rasterise every page of ``source`` at ``dpi``, burn in the boxes, write a new PDF.
+    ``matcher``: prebuilt for some of the term marks (see :func:`term_matcher`)."""
     refuse_kinds(marks, frozenset({"term", "pdf_box"}), "a PDF (text spans address plain text)")
-    matcher = term_matcher(marks)
+    terms = term_matcher(marks, matcher)
     page_boxes = [(mark, check_box(mark)) for mark in marks if mark.kind == "pdf_box"]
     occurrences = {mark.code: 0 for mark in marks}
     per_page: dict[str, dict[int, int]] = {mark.code: {} for mark in marks}
@@ -258,9 +261,7 @@ def redact_pdf(
             with atomic_output(dest) as out:
                 writer = ImagePdfWriter(out)
                 for index in range(pages):
-                    _redact_page(
-                        document, index, scale, matcher, page_boxes, per_page, writer, label
-                    )
+                    _redact_page(document, index, scale, terms, page_boxes, per_page, writer, label)
                 writer.finish()
         finally:
             document.close()
@@ -287,7 +288,7 @@ def _redact_page(
     document: pypdfium2.PdfDocument,
     index: int,
     scale: float,
-    matcher: Matcher,
+    matcher: TermMatcher,
     page_boxes: Sequence[tuple[MarkSpec, tuple[float, float, float, float]]],
     per_page: dict[str, dict[int, int]],
     writer: ImagePdfWriter,

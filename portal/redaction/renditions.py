@@ -14,10 +14,11 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from portal.redaction.matcher import MIN_TERM_LENGTH, Matcher, TermTooShort
+from portal.redaction.matcher import MIN_TERM_LENGTH, Hit, Matcher, TermTooShort
 from portal.redaction.normalise import fold
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "MarkKind",
     "MarkSpec",
     "RedactionOutcome",
+    "TermMatcher",
     "atomic_output",
     "base_media_type",
     "fold",
@@ -82,15 +84,40 @@ class CannotRedact(Exception):
 # --- the matching rule ------------------------------------------------------------------------
 
 
-def term_matcher(marks: Sequence[MarkSpec]) -> Matcher:
-    """One matcher for the ``term`` marks; a term too short to search for is refused."""
+class TermMatcher:
+    """The ``term`` marks' matcher: one or more compiled :class:`Matcher` (a package's
+    identifiers compiled once, the item's own terms), searched as one, their hits kept for
+    the marks' codes only."""
+
+    def __init__(self, parts: Sequence[Matcher], codes: frozenset[str]) -> None:
+        self._parts = tuple(parts)
+        self.codes = codes
+
+    def locate(self, text: str) -> list[Hit]:
+        """Every place each code occurs in ``text`` (as written), in text order."""
+        return sorted(
+            hit for part in self._parts for hit in part.locate(text) if hit.code in self.codes
+        )
+
+
+def term_matcher(marks: Sequence[MarkSpec], prebuilt: Matcher | None = None) -> TermMatcher:
+    """One matcher for the ``term`` marks; a term too short to search for is refused.
+
+    ``prebuilt``, when given, was compiled from some of these marks (same codes, same
+    terms; the identifiers withheld from a package): only the other term marks are compiled
+    here, so 100,000 identifiers are compiled once per package, not once per item."""
+    terms = [(mark.code, mark.term or "") for mark in marks if mark.kind == "term"]
+    codes = frozenset(code for code, _ in terms)
+    shared = prebuilt.codes if prebuilt is not None else frozenset()
     try:
-        return Matcher((mark.code, mark.term or "") for mark in marks if mark.kind == "term")
+        own = Matcher((code, term) for code, term in terms if code not in shared)
     except TermTooShort as short:
         raise CannotRedact(
             f"mark {short.code}: a protected term needs at least {MIN_TERM_LENGTH} letters "
             "or digits (shorter terms match everywhere); use a text span or a box instead"
         ) from None
+    parts = [own] if prebuilt is None or not codes & shared else [prebuilt, own]
+    return TermMatcher(parts, codes)
 
 
 def refuse_kinds(marks: Sequence[MarkSpec], allowed: frozenset[str], what: str) -> None:
@@ -141,16 +168,16 @@ def atomic_output(dest: Path) -> Iterator[BinaryIO]:
 Redactor = Callable[[Path, Sequence[MarkSpec], Path, str], RedactionOutcome]
 
 
-def _redactor(media_type: str) -> Redactor:
+def _redactor(media_type: str, matcher: Matcher | None = None) -> Redactor:
     # Imported here: the implementations import this module for the types above.
     if media_type == "text/plain":
         from portal.redaction.text import redact_text
 
-        return redact_text
+        return partial(redact_text, matcher=matcher)
     if media_type == "application/pdf":
         from portal.redaction.pdf import redact_pdf
 
-        return redact_pdf
+        return partial(redact_pdf, matcher=matcher)
     if media_type in ("image/jpeg", "image/png"):
         from portal.redaction.image import redact_image
 
@@ -173,11 +200,13 @@ def redact(
     dest: Path,
     *,
     label: str = "REDACTED",
+    matcher: Matcher | None = None,
 ) -> RedactionOutcome:
     """Write a truly redacted rendition of `source` to `dest` (created atomically: write a temp
-    file beside it and rename; on any error nothing is left at dest)."""
+    file beside it and rename; on any error nothing is left at dest). ``matcher``: the
+    prebuilt matcher of some of the term marks (see :func:`term_matcher`)."""
     try:
-        return _redact(source, base_media_type(media_type), marks, dest, label)
+        return _redact(source, base_media_type(media_type), marks, dest, label, matcher)
     except BaseException:
         dest.unlink(missing_ok=True)  # no stale rendition from an earlier run either
         raise
@@ -189,9 +218,14 @@ def base_media_type(media_type: str) -> str:
 
 
 def _redact(
-    source: Path, media_type: str, marks: Sequence[MarkSpec], dest: Path, label: str
+    source: Path,
+    media_type: str,
+    marks: Sequence[MarkSpec],
+    dest: Path,
+    label: str,
+    matcher: Matcher | None,
 ) -> RedactionOutcome:
-    redactor = _redactor(media_type)
+    redactor = _redactor(media_type, matcher)
     if not fold(label):
         raise CannotRedact("the redaction label must have at least one visible character")
     codes = [mark.code for mark in marks]

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from portal.redaction.matcher import Matcher
 from portal.redaction.renditions import (
     MIN_TERM_LENGTH,
     AppliedMark,
@@ -83,9 +84,11 @@ def plan_removals(
     marks: Sequence[MarkSpec],
     label: str,
     shown: Callable[[str], str] = lambda run: run,
+    matcher: Matcher | None = None,
 ) -> RemovalPlan:
     """Every span and every occurrence of every term, plus whatever a term would form
-    anew with a neighbouring label (checked until the shown text holds no term at all)."""
+    anew with a neighbouring label (checked until the shown text holds no term at all).
+    ``matcher``: prebuilt for some of the term marks (see :func:`term_matcher`)."""
     intervals: list[Interval] = []
     occurrences: dict[str, int] = {}
     for mark in marks:
@@ -102,15 +105,15 @@ def plan_removals(
             occurrences[mark.code] = 1
         else:
             occurrences[mark.code] = 0
-    matcher = term_matcher(marks)
-    for hit in matcher.locate(text):
+    terms = term_matcher(marks, matcher)
+    for hit in terms.locate(text):
         intervals.append((hit.start, hit.end))
         occurrences[hit.code] += 1
     merged = _merge(intervals, text)
     while True:
         chars, shown_origins = _as_shown(text, merged, label, shown)
         extra: list[Interval] = []
-        for hit in matcher.locate("".join(chars)):
+        for hit in terms.locate("".join(chars)):
             covered = {shown_origins[index] for index in range(hit.start, hit.end)}
             covered.discard(-1)
             if not covered:
@@ -145,12 +148,17 @@ def _read_text(source: Path) -> str:
 
 
 def redact_text(
-    source: Path, marks: Sequence[MarkSpec], dest: Path, label: str
+    source: Path,
+    marks: Sequence[MarkSpec],
+    dest: Path,
+    label: str,
+    *,
+    matcher: Matcher | None = None,
 ) -> RedactionOutcome:
     """Render ``source`` (UTF-8 text) as a new PDF without the marked terms and spans."""
     refuse_kinds(marks, frozenset({"term", "text_span"}), "plain text")
     text = _read_text(source)
-    plan = plan_removals(text, marks, label, shown)
+    plan = plan_removals(text, marks, label, shown, matcher)
     pdf = typeset(shown(text), plan.intervals, label)
     with atomic_output(dest) as out:
         out.write(pdf)

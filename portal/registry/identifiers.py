@@ -12,7 +12,7 @@ value: the value may be the very name the portal must not disclose.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, or_, select
@@ -32,19 +32,22 @@ from portal.registry.models import (
     ProtectedIdentifier,
     RedactionMark,
 )
-from portal.sealing import Sealer
+from portal.sealing import VERSION, CannotUnseal, Sealer
 
 __all__ = [
     "IDENTIFIER_CODES",
     "MAX_VALUE_LENGTH",
     "PURPOSE",
     "Identifier",
+    "IdentifierLookup",
     "IdentifierRefused",
     "NewIdentifier",
+    "UnreadableIdentifiers",
     "add_identifier",
     "add_identifiers",
     "checked_value",
     "has_protection_capacity",
+    "identifiers_listed",
     "identifiers_of",
     "identifiers_withheld_from",
     "kind_label",
@@ -63,6 +66,26 @@ class IdentifierRefused(Exception):
     codes and kinds only (safe to show, log and audit)."""
 
 
+_MAX_CODES_SHOWN = 10
+
+
+class UnreadableIdentifiers(CannotUnseal):
+    """Current identifiers whose sealed values do not open: nothing can be checked for them, so
+    whatever needs them fails closed. The message names their codes (and why the first does not
+    open), never a value; ``codes`` lists them so an officer can retire them."""
+
+    def __init__(self, codes: Sequence[str], first: CannotUnseal) -> None:
+        shown = ", ".join(codes[:_MAX_CODES_SHOWN])
+        more = len(codes) - _MAX_CODES_SHOWN
+        if more > 0:
+            shown += f" and {more} more"
+        super().__init__(
+            f"{shown} cannot be opened (sealed with another key or damaged: {first}); retire "
+            "them on the register's person page, or restore the portal's sealing key"
+        )
+        self.codes = tuple(codes)
+
+
 @dataclass(frozen=True)
 class NewIdentifier:
     """An identifier to add: its person, kind and (plaintext) value."""
@@ -74,10 +97,11 @@ class NewIdentifier:
 
 @dataclass(frozen=True)
 class Identifier:
-    """A register row with its value unsealed (for legal officers' eyes only)."""
+    """A register row with its value unsealed (for legal officers' eyes only); ``value`` is
+    None only in :func:`identifiers_listed`, for a row that cannot be opened."""
 
     row: ProtectedIdentifier
-    value: str
+    value: str | None
 
     @property
     def code(self) -> str:
@@ -135,17 +159,70 @@ def _unsealed(sealer: Sealer, row: ProtectedIdentifier) -> str:
     return sealer.unseal(row.sealed, purpose(row.code))
 
 
+@dataclass
+class _Folded:
+    """One person's rows by folded value (each list in code order), and the rows that do not
+    open with the exception saying why."""
+
+    rows: dict[str, list[ProtectedIdentifier]] = field(default_factory=dict)
+    unreadable: list[tuple[ProtectedIdentifier, CannotUnseal]] = field(default_factory=list)
+
+
+class IdentifierLookup:
+    """Finds a person's identifier by value, unsealing and folding each stored row once: one
+    lookup serves a whole import or a whole add (see :func:`add_identifiers`), where checking
+    every record against every row would be quadratic. It sees the rows of ``db`` when a person
+    is first asked about, the rows added through it since, and retirements of those rows; use
+    it within one transaction."""
+
+    def __init__(self, db: Session, sealer: Sealer) -> None:
+        self.db = db
+        self.sealer = sealer
+        self._persons: dict[int, _Folded] = {}
+
+    def matching(
+        self, person: Person, value: str, *, retired: bool = False
+    ) -> ProtectedIdentifier | None:
+        """The person's current identifier that reads like ``value`` (case, spaces and
+        invisible characters ignored), if any; with ``retired``, retired ones count too.
+        Raises :class:`CannotUnseal` (naming the code) while one of those rows does not open."""
+        folded = self._folded(person.id)
+        for row, error in folded.unreadable:
+            if retired or row.retired_at is None:
+                raise error
+        for row in folded.rows.get(fold(value), []):
+            if retired or row.retired_at is None:
+                return row
+        return None
+
+    def remember(self, row: ProtectedIdentifier, value: str) -> None:
+        """Count ``row`` (just added with ``value``) in later lookups."""
+        if row.person_id in self._persons:
+            rows = self._persons[row.person_id].rows.setdefault(fold(value), [])
+            rows.append(row)
+            rows.sort(key=lambda each: each.code)
+
+    def _folded(self, person_id: int) -> _Folded:
+        folded = self._persons.get(person_id)
+        if folded is None:
+            folded = _Folded()
+            for row in _current_rows(self.db, [person_id], retired=True):
+                try:
+                    text = _unsealed(self.sealer, row)
+                except CannotUnseal as exc:
+                    folded.unreadable.append((row, exc))
+                else:
+                    folded.rows.setdefault(fold(text), []).append(row)
+            self._persons[person_id] = folded
+        return folded
+
+
 def matching_identifier(
     db: Session, sealer: Sealer, person: Person, value: str, *, retired: bool = False
 ) -> ProtectedIdentifier | None:
-    """The person's current identifier that reads like ``value`` (case, spaces and invisible
-    characters ignored), if any; with ``retired``, retired ones count too."""
-    wanted = fold(value)
-    rows = _current_rows(db, [person.id], retired=retired)
-    for row in rows:
-        if fold(_unsealed(sealer, row)) == wanted:
-            return row
-    return None
+    """The person's identifier that reads like ``value`` (see :meth:`IdentifierLookup.matching`;
+    to look up many values, keep one :class:`IdentifierLookup`)."""
+    return IdentifierLookup(db, sealer).matching(person, value, retired=retired)
 
 
 def add_identifiers(
@@ -156,12 +233,16 @@ def add_identifiers(
     actor: str,
     by: User | None = None,
     now: datetime | None = None,
+    lookup: IdentifierLookup | None = None,
 ) -> list[ProtectedIdentifier]:
     """Add identifiers of persons at risk, each sealed under a fresh ``PID`` code; audited one
     event per identifier (its code, kind and person). ``by``: the legal officer (None for an
-    import). Refuses the lot when any one is refused."""
+    import). Refuses the lot when any one is refused. Duplicates are found with ``lookup``
+    (one made for this call when None; an import passes the one it checked its records with)."""
     _refuse_unless_officer(by)
     moment = aware_utc(now)
+    if lookup is None:
+        lookup = IdentifierLookup(db, sealer)
     checked: list[tuple[NewIdentifier, str]] = []
     seen: dict[tuple[int, str], int] = {}
     for index, entry in enumerate(new):
@@ -172,7 +253,7 @@ def add_identifiers(
                 "identifiers."
             )
         text = checked_value(entry.kind, entry.value, person_code=person.code)
-        duplicate = matching_identifier(db, sealer, person, text)
+        duplicate = lookup.matching(person, text)
         if duplicate is not None or seen.setdefault((person.id, fold(text)), index) != index:
             where = f" as {duplicate.code}" if duplicate is not None else " twice"
             raise IdentifierRefused(
@@ -200,7 +281,8 @@ def add_identifiers(
         rows = list(add_numbered(db, IDENTIFIER_CODES, moment.year, build, count=len(checked)))
     except CodesUnavailable as exc:
         raise IdentifierRefused(f"No identifier code could be allocated: {exc}.") from None
-    for row, (entry, _text) in zip(rows, checked, strict=True):
+    for row, (entry, text) in zip(rows, checked, strict=True):
+        lookup.remember(row, text)
         audit.record(
             db,
             actor,
@@ -253,15 +335,50 @@ def retire_identifier(
     return identifier
 
 
-def identifiers_of(db: Session, sealer: Sealer, person: Person) -> list[Identifier]:
-    """Every identifier of ``person``, current ones first, with their values unsealed: for
-    legal officers' pages only."""
-    rows = db.scalars(
-        select(ProtectedIdentifier)
-        .where(ProtectedIdentifier.person_id == person.id)
-        .order_by(ProtectedIdentifier.retired_at.is_not(None), ProtectedIdentifier.code)
+def _rows_of(db: Session, person: Person) -> list[ProtectedIdentifier]:
+    """Every identifier row of ``person``, current ones first."""
+    return list(
+        db.scalars(
+            select(ProtectedIdentifier)
+            .where(ProtectedIdentifier.person_id == person.id)
+            .order_by(ProtectedIdentifier.retired_at.is_not(None), ProtectedIdentifier.code)
+        )
     )
-    return [Identifier(row, _unsealed(sealer, row)) for row in rows]
+
+
+def identifiers_of(db: Session, sealer: Sealer, person: Person) -> list[Identifier]:
+    """Every identifier of ``person``, current ones first, with their values unsealed; raises
+    :class:`CannotUnseal` (naming the code) when one does not open. For legal officers only."""
+    return [Identifier(row, _unsealed(sealer, row)) for row in _rows_of(db, person)]
+
+
+def identifiers_listed(db: Session, sealer: Sealer, person: Person) -> list[Identifier]:
+    """As :func:`identifiers_of`, for the person page: a row that does not open is listed with
+    the value None, so that it can be seen and retired. Still raises :class:`CannotUnseal` when
+    the portal's key sealed no row of the register at all: then the key file is wrong (a matter
+    for the administrators), not the rows."""
+    listed: list[Identifier] = []
+    first_error: CannotUnseal | None = None
+    for row in _rows_of(db, person):
+        try:
+            listed.append(Identifier(row, _unsealed(sealer, row)))
+        except CannotUnseal as exc:
+            first_error = first_error or exc
+            listed.append(Identifier(row, None))
+    if first_error is not None and not _key_seals_any(db, sealer):
+        raise first_error
+    return listed
+
+
+def _key_seals_any(db: Session, sealer: Sealer) -> bool:
+    """Whether some row of the register was sealed under ``sealer``'s key (by its key id)."""
+    prefix = f"{VERSION}:{sealer.key_id}:"
+    found = db.scalar(
+        select(ProtectedIdentifier.id)
+        .where(ProtectedIdentifier.sealed.startswith(prefix, autoescape=True))
+        .limit(1)
+    )
+    return found is not None
 
 
 def has_protection_capacity(
@@ -307,7 +424,8 @@ def identifiers_withheld_from(
       with capacity or without (and whether or not they are still flagged at risk).
 
     Retired identifiers are never withheld. Values are unsealed here, in the caller's process:
-    call it where the values are used (package assembly), never to log or show them.
+    call it where the values are used (package assembly), never to log or show them. Fails
+    closed: :class:`UnreadableIdentifiers` names every current identifier that does not open.
     """
     moment = aware_utc(now)
     always = select(RedactionMark.person_id).where(
@@ -324,4 +442,15 @@ def identifiers_withheld_from(
         .where(ProtectedIdentifier.retired_at.is_(None), protected)
         .order_by(ProtectedIdentifier.code)
     )
-    return [(row.code, _unsealed(sealer, row)) for row in rows]
+    withheld: list[tuple[str, str]] = []
+    unreadable: list[str] = []
+    first_error: CannotUnseal | None = None
+    for row in rows:
+        try:
+            withheld.append((row.code, _unsealed(sealer, row)))
+        except CannotUnseal as exc:
+            first_error = first_error or exc
+            unreadable.append(row.code)
+    if first_error is not None:
+        raise UnreadableIdentifiers(unreadable, first_error)
+    return withheld

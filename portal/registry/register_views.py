@@ -4,7 +4,8 @@ one.
 
 Thin views over :mod:`portal.registry.identifiers`. Values appear on the person page and
 nowhere else: flash messages, audit events and log lines name identifiers and persons by
-code. When the sealing key is missing or wrong the pages say so (503) instead of guessing.
+code. When the sealing key is missing or wrong the pages say so (503) instead of guessing; a
+single row that does not open is listed as such, so that it can be retired.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from portal.registry.identifiers import (
     MAX_VALUE_LENGTH,
     IdentifierRefused,
     add_identifier,
-    identifiers_of,
+    identifiers_listed,
     retire_identifier,
 )
 from portal.registry.models import IDENTIFIER_KINDS, Person, ProtectedIdentifier
@@ -91,7 +92,9 @@ def _render_person(
     typed: dict[str, str] | None = None,
     status: int = 200,
 ) -> tuple[str, int]:
-    identifiers = identifiers_of(db(), portal_state().sealer, person)
+    identifiers = identifiers_listed(db(), portal_state().sealer, person)
+    for unreadable in (i for i in identifiers if i.value is None and not i.retired):
+        logger.warning("protected identifier %s cannot be opened", unreadable.code)
     user_ids = {i.row.created_by_id for i in identifiers} | {
         i.row.retired_by_id for i in identifiers
     }

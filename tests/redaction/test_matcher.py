@@ -29,8 +29,9 @@ def test_partial_names_are_consecutive_pairs_without_particles() -> None:
     assert variants("U Mya Sandar") == ["U Mya Sandar", "Mya Sandar"]
     # Two tokens: the name only. A particle on either side: no pair.
     assert variants("Mya Sandar") == ["Mya Sandar"]
-    assert partial_names("Abu Kalo Al Tanzu") == []
-    assert partial_names("Kalo bin Tanzu Veldor") == ["Tanzu Veldor"]
+    # Two names with a particle between them count, the particle kept in the searched form.
+    assert partial_names("Abu Kalo Al Tanzu") == ["Kalo Al Tanzu"]
+    assert partial_names("Kalo bin Tanzu Veldor") == ["Kalo bin Tanzu", "Tanzu Veldor"]
 
 
 def test_arabic_names_split_and_arabic_particles_count() -> None:
@@ -42,8 +43,9 @@ def test_arabic_names_split_and_arabic_particles_count() -> None:
 
 
 def test_burmese_and_non_names_are_searched_whole() -> None:
-    assert variants(BURMESE) == [BURMESE]
-    assert variants("ဒေါ် မြ သန္တာ") == ["ဒေါ် မြ သန္တာ"]  # even written with spaces
+    # Whole, and without a leading honorific (ဒေါ် = Daw) when two syllables or more remain.
+    assert variants(BURMESE) == [BURMESE, "မြသန္တာဦး"]
+    assert variants("ဒေါ် မြ သန္တာ") == ["ဒေါ် မြ သန္တာ", "မြ သန္တာ"]  # even written with spaces
     assert variants("12 Olive Street") == ["12 Olive Street"]
     assert variants("+95 9 123 456 789") == ["+95 9 123 456 789"]
 
@@ -56,6 +58,7 @@ def test_aliases_are_searched_as_given_and_split_like_names() -> None:
         BURMESE,
         "Kalomir Tan",
         "Tan Veldor",
+        "မြသန္တာဦး",
     ]
 
 

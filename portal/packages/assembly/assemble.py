@@ -22,7 +22,11 @@ redacted from every text and PDF item like confirmed term marks (a mark named by
 identifier's code, reason "protected identifier"): from the items redacted anyway, and from
 items planned as-is whose text names one, which are then redacted instead. They are also
 leak-check terms for every file of the bag, so a file that cannot be redacted and names one
-blocks the package, naming the file and the code.
+blocks the package, naming the file and the code. Their matcher is compiled once per package
+(``_Job.identifiers``) and passed to every redactor. An item whose file name names one of them
+(or a term of a mark in the package) goes into the bag as ``data/items/<item code>/item.<ext>``
+(:mod:`portal.packages.assembly.payload_names`), so no member name, manifest entry, document,
+reason or audit detail carries it.
 
 Images shared as they are (JPEG and PNG with no box) whose metadata (EXIF, XMP, IPTC,
 comments, PNG text) or bytes name a withheld identifier are released redacted instead: a new
@@ -55,7 +59,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
@@ -96,6 +100,7 @@ from portal.packages.assembly.item_report import (
     MarkCount,
     stripped_for,
 )
+from portal.packages.assembly.payload_names import names_a_term, neutral_path
 from portal.packages.lifecycle import SHARED_OUTCOMES
 from portal.packages.models import Package, PackageItem
 from portal.redaction.leakcheck import (
@@ -105,6 +110,8 @@ from portal.redaction.leakcheck import (
     StreamingCheck,
     check_files,
 )
+from portal.redaction.matcher import MIN_TERM_LENGTH, Matcher
+from portal.redaction.normalise import fold
 from portal.redaction.renditions import (
     CannotRedact,
     MarkSpec,
@@ -181,6 +188,7 @@ class _ItemJob:
     consent: ConsentFacts | None
     registered_at: datetime
     collected_on: date | None
+    original_filename: str = ""
 
 
 @dataclass(frozen=True)
@@ -194,8 +202,10 @@ class _Job:
     signer: Signer
     moment: datetime
     # Registered identifiers that must not reach the authority, as term marks (the value is
-    # the term: kept in memory only).
+    # the term: kept in memory only), and their matcher, compiled once for the package (None
+    # when there are none).
     withheld: tuple[MarkSpec, ...] = ()
+    identifiers: Matcher | None = None
 
 
 @dataclass
@@ -336,6 +346,7 @@ def _item_jobs(db: Session, package: Package, decision: Decision) -> tuple[_Item
                 consent=consents.get(package_item.consent_id or 0),
                 registered_at=item.created_at,
                 collected_on=item.collected_at,
+                original_filename=item.original_filename,
             )
         )
     return tuple(jobs)
@@ -399,9 +410,48 @@ def _load(state: PortalState, package_id: int, version: int, moment: datetime) -
             mechanism_name=MECHANISM_NAME,
         )
         withheld = _withheld(state, db, authority, moment)
+        identifiers = _searchable(withheld)
+        items = _unnamed(items, identifiers)
         return _Job(
-            package_id, version, package.code, facts, items, recipients, signer, moment, withheld
+            package_id,
+            version,
+            package.code,
+            facts,
+            items,
+            recipients,
+            signer,
+            moment,
+            withheld,
+            identifiers,
         )
+
+
+def _searchable(marks: Sequence[MarkSpec]) -> Matcher | None:
+    """One matcher of the term marks long enough to search for (None when there are none):
+    a term too short is refused later, by the redactor or the leak check, naming its code."""
+    terms = [
+        (mark.code, mark.term)
+        for mark in marks
+        if mark.kind == "term" and mark.term and len(fold(mark.term)) >= MIN_TERM_LENGTH
+    ]
+    return Matcher(terms) if terms else None
+
+
+def _unnamed(items: tuple[_ItemJob, ...], identifiers: Matcher | None) -> tuple[_ItemJob, ...]:
+    """The items, those whose file name names a withheld identifier or a term of a mark in
+    the package renamed after their item code (see :mod:`.payload_names`)."""
+    matchers = [identifiers, _searchable([mark for item in items for mark in item.marks])]
+    found = [matcher for matcher in matchers if matcher is not None]
+    if not found:
+        return items
+    renamed = []
+    for item in items:
+        names = (item.original_filename, item.path.rpartition("/")[2])
+        for matcher in found:
+            if names_a_term(matcher, *names):
+                item = replace(item, path=neutral_path(matcher, item.path, item.code))
+        renamed.append(item)
+    return tuple(renamed)
 
 
 # --------------------------------------------------------------------------- package row
@@ -674,7 +724,9 @@ def _render_items(
             dest = stage / "items" / item.code / "rendition"
             dest.parent.mkdir(parents=True, exist_ok=True)
             try:
-                outcome = redact(source, item.media_type, _item_marks(job, item), dest)
+                outcome = redact(
+                    source, item.media_type, _item_marks(job, item), dest, matcher=job.identifiers
+                )
             except CannotRedact as exc:
                 raise _Failure(f"{item.code} cannot be redacted: {exc.reason}") from None
             digest, size = file_sha256(dest)
@@ -1015,6 +1067,8 @@ def _blocked_reports(built: _Built, leak: LeakReport) -> dict[int, ItemReport]:
 
 
 def _blocked_by_leak(state: PortalState, job: _Job, built: _Built, leak: LeakReport) -> str:
+    """Block the package, naming the files by their bag paths: ``data/items/<item code>/``
+    and a name that names no protected term (see :func:`_unnamed`)."""
     named = sorted({f"{hit.path} ({hit.mark_code})" for hit in leak.hits})
     unread = sorted({path for path, _ in leak.unchecked})
     reason = "The leak check found protected terms in: " + ", ".join(named)
