@@ -21,27 +21,24 @@ from sqlalchemy import Engine, select
 
 from portal import audit
 from portal.config import Settings
-from portal.eligibility.decisions import run_check
-from portal.eligibility.policy import load_policy
 from portal.packages.assembly.assemble import AssemblyFailed, assemble_package
 from portal.packages.assembly.manifest import MANIFEST_PATH, parse_manifest
 from portal.packages.models import Package, PackageItem
 from portal.redaction.leakcheck import check_files
-from portal.registry.models import Authority, Item
-from portal.rfa.models import Rfa
+from portal.registry.models import Item
 from portal.sealing import Sealer
 from portal.state import PortalState, build_state
 from tests.packages.test_assemble import open_package, package_row
 from tests.support import factories as make
 from tests.support.identifiers import register
 from tests.support.package_world import (
-    POLICIES,
     World,
     _add_item,
     build_world,
+    lapse_witness_protection,
     new_package,
+    recheck,
     signing_settings,
-    user,
 )
 
 NAME = "Ottilie Brannvik Sorel"  # fictional; registered for a person at risk
@@ -84,16 +81,8 @@ def _world(
                 applies="always",
             )  # fmt: skip
         if not capacity:
-            authority = make.stored(session, Authority, world.authority_id)
-            make.assessment(
-                session, authority, "witness_protection", code="WP-LAPSED",
-                finding="not_satisfied", age_days=1,
-            )  # fmt: skip
-        officer = user(session, world.officer_id)
-        run_check(
-            session, make.stored(session, Rfa, world.rfa_id), load_policy(POLICIES),
-            requested_by=officer, actor=audit.actor_label(officer),
-        )  # fmt: skip
+            lapse_witness_protection(session, world)
+        recheck(session, world)
         session.commit()
     return world, code
 

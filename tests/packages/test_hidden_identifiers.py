@@ -25,15 +25,11 @@ from flask.testing import FlaskClient
 from PIL import Image
 from sqlalchemy import select
 
-from portal import audit
-from portal.eligibility.decisions import run_check
-from portal.eligibility.policy import load_policy
 from portal.packages.assembly.assemble import AssemblyFailed, assemble_package
 from portal.packages.assembly.manifest import MANIFEST_PATH, parse_manifest
 from portal.packages.lifecycle import create_package
 from portal.packages.models import Package
 from portal.redaction.leakcheck import check_files
-from portal.registry.models import Authority
 from portal.rfa.models import Rfa
 from portal.state import PortalState, portal_state
 from tests.packages.test_assemble import open_package
@@ -50,11 +46,12 @@ from tests.support.hostile import (
 )
 from tests.support.identifiers import LATIN_NAME, register
 from tests.support.package_world import (
-    POLICIES,
     REDACTABLE,
     World,
     _add_item,
     build_world,
+    lapse_witness_protection,
+    recheck,
     user,
 )
 
@@ -112,16 +109,8 @@ def _world(
         for item_code, (media_type, filename, data) in items.items():
             _add_item(session, state.blobs, world, item_code, media_type, filename, data, [])
         if not capacity:
-            authority = make.stored(session, Authority, world.authority_id)
-            make.assessment(
-                session, authority, "witness_protection", code="WP-LAPSED",
-                finding="not_satisfied", age_days=1,
-            )  # fmt: skip
-        officer = user(session, world.officer_id)
-        run_check(
-            session, make.stored(session, Rfa, world.rfa_id), load_policy(POLICIES),
-            requested_by=officer, actor=audit.actor_label(officer),
-        )  # fmt: skip
+            lapse_witness_protection(session, world)
+        recheck(session, world)
         session.commit()
     return world, code
 
@@ -245,16 +234,8 @@ def blocked(make_app: Callable[..., Flask]) -> tuple[Flask, World, str, str]:
             session, state.blobs, world, "ITM-V0009", "video/mp4", "clip.mp4",
             b"\x00\x00\x00\x18ftypmp42 subtitle: " + LATIN_NAME.encode(), [], cleared=True,
         )  # fmt: skip
-        authority = make.stored(session, Authority, world.authority_id)
-        make.assessment(
-            session, authority, "witness_protection", code="WP-LAPSED",
-            finding="not_satisfied", age_days=1,
-        )  # fmt: skip
-        officer = user(session, world.officer_id)
-        run_check(
-            session, make.stored(session, Rfa, world.rfa_id), load_policy(POLICIES),
-            requested_by=officer, actor=audit.actor_label(officer),
-        )  # fmt: skip
+        lapse_witness_protection(session, world)
+        officer = recheck(session, world)
         package = create_package(
             session, make.stored(session, Rfa, world.rfa_id), REDACTABLE, by=officer
         )

@@ -16,16 +16,12 @@ from flask import Flask
 from sqlalchemy import select
 
 from portal import audit
-from portal.eligibility.decisions import run_check
-from portal.eligibility.policy import load_policy
 from portal.packages.assembly.assemble import AssemblyFailed, assemble_package
 from portal.packages.assembly.bag import safe_payload_name
 from portal.packages.assembly.manifest import MANIFEST_PATH, parse_manifest
 from portal.packages.assembly.payload_names import names_a_term, neutral_path
 from portal.packages.models import Package, PackageItem
 from portal.redaction.matcher import Matcher
-from portal.registry.models import Authority
-from portal.rfa.models import Rfa
 from portal.state import PortalState, portal_state
 from tests.packages.test_gpgstream import decrypt
 from tests.packages.test_hidden_identifiers import NEEDLES, SIGNING, _package, _world
@@ -33,7 +29,12 @@ from tests.support import factories as make
 from tests.support.auth import csrf_token, login
 from tests.support.hostile import file_texts
 from tests.support.identifiers import LATIN_NAME, register
-from tests.support.package_world import POLICIES, _add_item, build_world, user
+from tests.support.package_world import (
+    _add_item,
+    build_world,
+    lapse_witness_protection,
+    recheck,
+)
 
 pytest_plugins = ["tests.support.auth"]  # fixtures make_app, app, client
 
@@ -155,16 +156,8 @@ def test_a_blocked_package_names_files_by_item_code(
         world = build_world(session, state.blobs)
         code = register(session, state.sealer, make.person(session), LATIN_NAME).code
         _add_item(session, state.blobs, world, "ITM-V0009", *video, [], cleared=True)
-        authority = make.stored(session, Authority, world.authority_id)
-        make.assessment(
-            session, authority, "witness_protection", code="WP-LAPSED",
-            finding="not_satisfied", age_days=1,
-        )  # fmt: skip
-        officer = user(session, world.officer_id)
-        run_check(
-            session, make.stored(session, Rfa, world.rfa_id), load_policy(POLICIES),
-            requested_by=officer, actor=audit.actor_label(officer),
-        )  # fmt: skip
+        lapse_witness_protection(session, world)
+        recheck(session, world)
         session.commit()
     package_id, _package_code = _package(state, world)
 

@@ -154,6 +154,24 @@ def user(session: Session, user_id: int) -> User:
     return make.stored(session, User, user_id)
 
 
+def lapse_witness_protection(session: Session, world: World) -> None:
+    """The world's authority loses its witness-protection capacity (a newer finding)."""
+    make.assessment(
+        session, make.stored(session, Authority, world.authority_id), "witness_protection",
+        code="WP-LAPSED", finding="not_satisfied", age_days=1,
+    )  # fmt: skip
+
+
+def recheck(session: Session, world: World) -> User:
+    """Run the eligibility check again as the world's officer (who is returned)."""
+    officer = user(session, world.officer_id)
+    run_check(
+        session, make.stored(session, Rfa, world.rfa_id), load_policy(POLICIES),
+        requested_by=officer, actor=audit.actor_label(officer),
+    )  # fmt: skip
+    return officer
+
+
 def assembled(session: Session, package: Package) -> Package:
     """Mark a package assembled as the assembler would (the release tests need one)."""
     package.status = "assembled"
