@@ -49,7 +49,7 @@ def init_command() -> None:
     """Create the secret and sealing keys (if missing) and bring the database schema up to
     date."""
     from portal import migrate
-    from portal.sealing import ensure_sealing_key
+    from portal.sealing import ensure_sealing_key, sealer_for
 
     try:
         settings = Settings.from_env()
@@ -66,8 +66,10 @@ def init_command() -> None:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = make_engine(settings.database_url)
     try:
-        migrate.upgrade(engine)
+        migrate.upgrade(engine, sealer=sealer_for(settings))
         click.echo(f"Database schema at revision {migrate.current_revision(engine)}.")
+    except ConfigError as exc:  # the sealing key, for migrations that seal stored values
+        raise click.ClickException(str(exc)) from None
     finally:
         engine.dispose()
 

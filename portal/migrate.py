@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from portal.config import REPO_ROOT
 from portal.rfa.search_indexes import TRIGRAM_INDEXES
+from portal.sealing import Sealer
 
 MIGRATIONS_DIR = REPO_ROOT / "migrations"
 
@@ -36,11 +37,14 @@ def alembic_config(database_url: str | None = None) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database at ``engine`` up to ``revision``."""
+def upgrade(engine: Engine, revision: str = "head", *, sealer: Sealer | None = None) -> None:
+    """Bring the database at ``engine`` up to ``revision``. ``sealer`` is the portal's, for
+    migrations that seal values already stored (0012 seals the terms of term marks): without
+    it, such a migration refuses a database that holds any."""
     config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
+        config.attributes["sealer"] = sealer
         command.upgrade(config, revision)
 
 

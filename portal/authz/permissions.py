@@ -74,6 +74,9 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "package.retry": frozenset({"legal_officer"}),
     "package.release": frozenset({"legal_officer"}),
     "item.clear_as_is": frozenset({"legal_officer"}),
+    # A term mark that matched nothing: reading the item's original, recording the check.
+    "item.read_original": frozenset({"legal_officer"}),
+    "mark.check_by_eye": frozenset({"legal_officer"}),
     # The register of protected identifiers: their values are for legal officers' eyes only.
     "identifiers.view": frozenset({"legal_officer"}),
     "identifiers.manage": frozenset({"legal_officer"}),

@@ -11,9 +11,10 @@ Records that already exist with identical content are counted as unchanged; the 
 with different content is an error (the consent ledger is append-only, so that holds for
 consent events too). Re-importing an identical bundle therefore changes nothing.
 
-Protected identifiers (:mod:`portal.importing.identifiers`) are sealed with the portal's key
-(``sealer``) as they are added; a bundle holding any is refused without one. Their values
-appear in no problem, report or audit event.
+Protected identifiers (:mod:`portal.importing.identifiers`) and the terms of term marks
+(:mod:`portal.registry.mark_terms`) are sealed with the portal's key (``sealer``) as they are
+added; a bundle holding any is refused without one. Their values appear in no problem, report
+or audit event.
 
 Each item's file is streamed once, straight into the blob store, and checked against its
 sha256 on the way (memory stays flat whatever its size). Once the bundle is known to be
@@ -287,10 +288,20 @@ class _Run:
         if record.type == identifiers.RECORD_TYPE:
             row = self._existing_identifier(record)
         else:
+            if rec.needs_sealer(record) and self.sealer is None:
+                record.problems.append(
+                    "the terms of term marks are sealed with the portal's key, and this import "
+                    "was given none"
+                )
+                return
             row = rec.find_existing(self.session, self.catalog, record)
         if row is None:
             return
-        changed = rec.differences(self.session, record, row)
+        try:
+            changed = rec.differences(self.session, record, row, self.sealer)
+        except SealingError as exc:  # names the mark's purpose and the key, never the term
+            record.problems.append(str(exc))
+            return
         if changed:
             record.problems.append(f"already exists with different {', '.join(changed)}")
         else:
@@ -420,7 +431,7 @@ class _Run:
         for level in range(rec.LEVELS):
             for record in new:
                 if record.type != identifiers.RECORD_TYPE:
-                    rec.build(self.session, record, level, self.now)
+                    rec.build(self.session, record, level, self.now, self.sealer)
             self.session.flush()
             if level == 0 and sealed:  # their persons are stored now
                 assert self.sealer is not None  # noqa: S101 - refused in check() otherwise

@@ -19,9 +19,11 @@ from sqlalchemy.orm import Session
 
 from portal.consent.models import Consent
 from portal.db import Base
+from portal.registry import mark_terms
 from portal.registry import models as registry
 from portal.registry.openpgp import KeyInfo
 from portal.rfa.models import Assurance, Message, Rfa, RfaItem, RfaStatusChange
+from portal.sealing import Sealer
 
 #: The repository rows that references name by code.
 Coded = registry.Provider | registry.Authority | registry.Person | registry.Item
@@ -167,10 +169,13 @@ def _single(target: Target | list[Target] | None) -> Target | None:
 # --------------------------------------------------------------------------- comparing
 
 
-def differences(session: Session, record: Record, row: Any) -> list[str]:
-    """Names of the fields whose bundle value differs from the stored row."""
+def differences(
+    session: Session, record: Record, row: Any, sealer: Sealer | None = None
+) -> list[str]:
+    """Names of the fields whose bundle value differs from the stored row (``sealer`` opens
+    the term of a stored term mark)."""
     wanted = _wanted(record)
-    current = _current(session, record.type, row)
+    current = _current(session, record.type, row, sealer)
     return [name for name in wanted if wanted[name] != current.get(name)]
 
 
@@ -273,7 +278,9 @@ def _wanted(record: Record) -> dict[str, Any]:
     raise ValueError(f"unknown record type {record.type}")
 
 
-def _current(session: Session, type_name: str, row: Any) -> dict[str, Any]:
+def _current(
+    session: Session, type_name: str, row: Any, sealer: Sealer | None = None
+) -> dict[str, Any]:
     if type_name in ("provider", "authority", "person", "assessment"):
         return {name: getattr(row, name) for name in _SIMPLE[type_name]}
     if type_name == "recipient_key":
@@ -303,9 +310,10 @@ def _current(session: Session, type_name: str, row: Any) -> dict[str, Any]:
     if type_name == "protected_identifier":
         return {"kind": row.kind}
     if type_name == "redaction_mark":
+        item_code = _code(session, registry.Item, row.item_id)
         return {
             "kind": row.kind,
-            "term": row.term,
+            "term": _stored_term(sealer, row, item_code),
             "span": (row.span_start, row.span_end) if row.span_start is not None else None,
             "page": row.page,
             "box": (row.x0, row.y0, row.x1, row.y1) if row.x0 is not None else None,
@@ -383,12 +391,15 @@ def level_of(type_name: str) -> int:
     return 2
 
 
-def build(session: Session, record: Record, level: int, now: datetime) -> None:
-    """Add the rows of a new record that belong to ``level``."""
+def build(
+    session: Session, record: Record, level: int, now: datetime, sealer: Sealer | None = None
+) -> None:
+    """Add the rows of a new record that belong to ``level`` (``sealer`` seals the terms of
+    term marks)."""
     values = record.values
     kind = record.type
     if level == level_of(kind):
-        record.created = _build_main(record, now)
+        record.created = _build_main(record, now, sealer)
         session.add(record.created)
     elif kind == "item" and level == 2:
         for person in _targets(record, "persons"):
@@ -447,7 +458,7 @@ def _history(values: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
     return steps
 
 
-def _build_main(record: Record, now: datetime) -> Base:
+def _build_main(record: Record, now: datetime, sealer: Sealer | None) -> Base:
     values = record.values
     refs = record.refs
     kind = record.type
@@ -472,7 +483,7 @@ def _build_main(record: Record, now: datetime) -> Base:
     if kind == "item":
         return _build_item(record, now)
     if kind == "redaction_mark":
-        return _build_mark(record, now)
+        return _build_mark(record, now, sealer)
     if kind == "consent":
         return Consent(
             provider_id=id_of(refs["provider"]),
@@ -536,14 +547,20 @@ def _build_item(record: Record, now: datetime) -> registry.Item:
     )
 
 
-def _build_mark(record: Record, now: datetime) -> registry.RedactionMark:
+def _build_mark(record: Record, now: datetime, sealer: Sealer | None) -> registry.RedactionMark:
     values = record.values
     span = values.get("span") or (None, None)
     box = values.get("box") or (None, None, None, None)
+    term = values.get("term")
+    sealed = None
+    if term is not None:
+        if sealer is None:  # refused when checked (see needs_sealer)
+            raise RuntimeError("a term mark built without the portal's sealer")
+        sealed = mark_terms.seal_term(sealer, values["item"], values["code"], term)
     return registry.RedactionMark(
         item_id=id_of(record.refs["item"]),
         person_id=id_of(record.refs.get("person")),
-        term=values.get("term"),
+        term_sealed=sealed,
         span_start=span[0],
         span_end=span[1],
         page=values.get("page"),
@@ -554,6 +571,24 @@ def _build_mark(record: Record, now: datetime) -> registry.RedactionMark:
         created_at=now,
         **_pick(values, "code", "kind", "reason", "applies", "review"),
     )
+
+
+def needs_sealer(record: Record) -> bool:
+    """Whether the record holds a value stored sealed (the term of a term mark)."""
+    return record.type == "redaction_mark" and record.values.get("term") is not None
+
+
+def _stored_term(sealer: Sealer | None, row: registry.RedactionMark, item_code: str) -> object:
+    """The stored mark's term, to compare; without a sealer (an import without one is refused
+    when checked) a value equal to nothing a bundle holds."""
+    if row.term_sealed is None:
+        return None
+    if sealer is None:
+        return _SEALED
+    return mark_terms.term_of(sealer, row, item_code)
+
+
+_SEALED = object()
 
 
 def _build_rfa(record: Record, now: datetime) -> Rfa:

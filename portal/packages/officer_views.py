@@ -2,7 +2,8 @@
 from a request's latest decision would hold and why it cannot be made yet, the package page
 (status, stage and progress, items and what assembly did to each, leak check, failure,
 manifest summary), retry, clearing
-unredactable items as-is, and the four-eyes release.
+unredactable items as-is, checks by eye of term marks that matched nothing (with the item's
+original to read), and the four-eyes release.
 
 Thin views over :mod:`portal.packages.lifecycle`; the assembly job is queued after the commit
 through
@@ -13,21 +14,25 @@ through
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import PurePosixPath
 from typing import Any
 
 from flask import (
     Blueprint,
+    abort,
     current_app,
     flash,
     redirect,
     render_template,
     request,
+    send_file,
     url_for,
 )
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
+from portal import audit
 from portal.accounts.login_manager import signed_in_user
 from portal.accounts.models import User
 from portal.authz.permissions import requires
@@ -51,11 +56,14 @@ from portal.packages.lifecycle import (
     retry_package,
     stalled,
 )
+from portal.packages.mark_checks import mark_of_package, record_checked_by_eye
 from portal.packages.models import Package, PackageItem
 from portal.pages.forms import TokenForm
 from portal.paging import page_number, paginate
-from portal.registry.models import Authority, Item
+from portal.registry.mark_terms import term_of
+from portal.registry.models import Authority, Item, RedactionMark
 from portal.rfa.models import Rfa
+from portal.sealing import SealingError
 from portal.state import portal_state
 
 logger = logging.getLogger(__name__)
@@ -253,6 +261,35 @@ def _identifiers_checked(leak_check: Mapping[str, object] | None) -> list[str] |
     return [str(code) for code in codes] if isinstance(codes, list) else None
 
 
+def _unmatched_terms(
+    rows: Sequence[tuple[PackageItem, Item]], reports: Mapping[int, ItemReport]
+) -> dict[tuple[str, str], str | None]:
+    """(item code, mark code) -> the term, for the marks that matched nothing and wait for a
+    check by eye: the legal officer must know what to look for (None when it cannot be
+    opened). Only ever rendered for legal officers."""
+    wanted = {
+        (item.id, code): item.code for pi, item in rows for code in reports[pi.id].unmatched
+    }
+    if not wanted:
+        return {}
+    marks = db().scalars(
+        select(RedactionMark).where(
+            RedactionMark.item_id.in_({item_id for item_id, _ in wanted}),
+            RedactionMark.code.in_({code for _, code in wanted}),
+        )
+    )
+    terms: dict[tuple[str, str], str | None] = {}
+    for mark in marks:
+        item_code = wanted.get((mark.item_id, mark.code))
+        if item_code is None:
+            continue
+        try:
+            terms[(item_code, mark.code)] = term_of(portal_state().sealer, mark, item_code)
+        except SealingError:
+            terms[(item_code, mark.code)] = None
+    return terms
+
+
 def _render_detail(
     package: Package,
     *,
@@ -277,6 +314,8 @@ def _render_detail(
     }
     me = signed_in_user()
     is_stalled = stalled(package)
+    reports = {pi.id: ItemReport.from_json(pi.report) for pi, _item in rows}
+    officer = is_legal_officer(me)
     page = render_template(
         "packages/officer/detail.html",
         package=package,
@@ -285,12 +324,13 @@ def _render_detail(
         rows=rows,
         names=names,
         leak_rows=_leak_rows(package.leak_check),
-        reports={pi.id: ItemReport.from_json(pi.report) for pi, _item in rows},
+        reports=reports,
+        unmatched_terms=_unmatched_terms(rows, reports) if officer else {},
         identifiers=_identifiers_checked(package.leak_check),
         refresh=package.status in IN_PROGRESS and not is_stalled,
         stalled=is_stalled,
         is_assembler=me.id == package.assembled_by_id,
-        may_act=is_legal_officer(me),
+        may_act=officer,
         total_redactions=sum(pi.redaction_count for pi, _item in rows),
         error=error,
         typed=typed or {},
@@ -373,3 +413,69 @@ def retry(package_code: str) -> BaseResponse:
     else:
         flash(_NOT_QUEUED, "error")
     return redirect(target, 303)
+
+
+@bp.post("/<package_code>/items/<item_code>/marks/<mark_code>/checked-by-eye")
+@requires("mark.check_by_eye")
+def check_mark_by_eye(package_code: str, item_code: str, mark_code: str) -> BaseResponse:
+    """Record that the officer read the item and the mark's term does not occur in it."""
+    package = _package_or_404(package_code)
+    target = url_for("packages.detail", package_code=package.code)
+    if not TokenForm().validate_on_submit():
+        flash("The form has expired; nothing was changed. Try again.", "error")
+        return redirect(target, 303)
+    if request.form.get("read") != "yes":
+        flash(
+            "Nothing was recorded: confirm that you read the whole item and the term does not "
+            "occur in it.",
+            "error",
+        )
+        return redirect(target, 303)
+    try:
+        mark = mark_of_package(db(), package, item_code, mark_code)
+        record_checked_by_eye(db(), mark, mark.item, by=signed_in_user())
+    except PackageRefused as exc:
+        db().rollback()
+        flash(f"Nothing was recorded: {exc}", "error")
+        return redirect(target, 303)
+    db().commit()
+    flash(
+        f"Recorded: mark {mark.code} does not occur in {mark.item.code}. Retry the assembly.",
+        "success",
+    )
+    return redirect(target, 303)
+
+
+@bp.get("/<package_code>/items/<item_code>/original")
+@requires("item.read_original")
+def item_original(package_code: str, item_code: str) -> BaseResponse:
+    """The registered file of an item of the package, for a legal officer to read (always a
+    download, never shown inline: the file is whatever the provider handed over); audited."""
+    package = _package_or_404(package_code)
+    item = db().scalar(
+        select(Item)
+        .join(PackageItem, PackageItem.item_id == Item.id)
+        .where(PackageItem.package_id == package.id, Item.code == item_code[:40])
+    )
+    path = portal_state().blobs.path(item.sha256) if item is not None else None
+    if item is None or path is None or not path.is_file():
+        abort(404)
+    audit.record(
+        db(),
+        audit.actor_label(signed_in_user()),
+        "item.original_read",
+        f"item:{item.code}",
+        {"package": package.code},
+    )
+    db().commit()
+    response = send_file(
+        path,
+        mimetype="application/octet-stream",
+        as_attachment=True,
+        # named by its code: the original name may name a protected person, and headers
+        # travel through proxies and their logs
+        download_name=item.code + PurePosixPath(item.original_filename or "").suffix[:12],
+        max_age=0,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -229,7 +229,10 @@ class RedactionMark(Base):
     """Something to remove before sharing: a term, a text span, a PDF page box or an image box.
 
     Coordinates of boxes are fractions of the page or image (0..1, origin top left) so
-    they survive rasterisation at any resolution.
+    they survive rasterisation at any resolution. A term is kept sealed like a protected
+    identifier (it usually is one): ``term_sealed`` is :mod:`portal.sealing` text bound to
+    ``redaction_mark:<item code>/<mark code>``; :mod:`portal.registry.mark_terms` seals and
+    opens it.
     """
 
     __tablename__ = "redaction_mark"
@@ -239,7 +242,7 @@ class RedactionMark(Base):
         one_of("review", MARK_REVIEW),
         UniqueConstraint("item_id", "code"),
         CheckConstraint(
-            "(kind = 'term' AND term IS NOT NULL AND length(term) > 0)"
+            "(kind = 'term' AND term_sealed IS NOT NULL AND length(term_sealed) > 0)"
             " OR (kind = 'text_span' AND span_start IS NOT NULL AND span_end > span_start"
             " AND span_start >= 0)"
             " OR (kind = 'pdf_box' AND page IS NOT NULL AND page >= 1 AND x0 IS NOT NULL)"
@@ -250,6 +253,10 @@ class RedactionMark(Base):
             "x0 IS NULL OR (x0 >= 0 AND y0 >= 0 AND x1 <= 1 AND y1 <= 1 AND x1 > x0 AND y1 > y0)",
             name="box_in_unit_square",
         ),
+        CheckConstraint(
+            "checked_by_eye_by_id IS NULL OR checked_by_eye_at IS NOT NULL",
+            name="checked_by_eye_has_time",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -257,7 +264,7 @@ class RedactionMark(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("item.id"), index=True)
     person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     kind: Mapped[str] = mapped_column(String(16))
-    term: Mapped[str | None] = mapped_column(String(500))
+    term_sealed: Mapped[str | None] = mapped_column(Text)
     span_start: Mapped[int | None] = mapped_column()
     span_end: Mapped[int | None] = mapped_column()
     page: Mapped[int | None] = mapped_column()
@@ -269,6 +276,10 @@ class RedactionMark(Base):
     applies: Mapped[str] = mapped_column(String(24), default="always")
     review: Mapped[str] = mapped_column(String(16), default="confirmed")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # A confirmed term mark that matched nothing in its item blocks assembly until a legal
+    # officer reads the item and records it here (portal.packages.mark_checks).
+    checked_by_eye_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    checked_by_eye_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     item: Mapped[Item] = relationship(back_populates="marks")
 

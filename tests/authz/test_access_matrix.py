@@ -179,6 +179,8 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("packages.detail", "GET"): only(*STAFF),
     ("packages.release", "POST"): only("legal_officer"),
     ("packages.retry", "POST"): only("legal_officer"),
+    ("packages.check_mark_by_eye", "POST"): only("legal_officer"),
+    ("packages.item_original", "GET"): only("legal_officer"),
     # The API's OAuth clients (admins only).
     ("api_clients.index", "GET"): only("admin"),
     ("api_clients.register", "POST"): only("admin"),
@@ -404,7 +406,7 @@ def _recipient_values(
     one with its (stand-in) notice, for the recipient pages."""
     from datetime import timedelta
 
-    from portal.packages.models import Package, Recall
+    from portal.packages.models import Package, PackageItem, Recall
 
     blobs = portal_state(app).blobs
     now = utcnow()
@@ -426,8 +428,26 @@ def _recipient_values(
         notice_sha256=blobs.put_bytes(b"matrix recall notice").sha256,
     )  # fmt: skip
     session.add(recall)
+    provider = session.scalars(select(Provider).where(Provider.code == "PRV-A")).one()
+    data = b"Matrix statement naming nobody.\n"
+    item = factories.item(
+        session, provider, "ITM-MATRIX-2", sha256=blobs.put_bytes(data).sha256,
+        size_bytes=len(data), media_type="text/plain", original_filename="matrix.txt",
+    )  # fmt: skip
+    mark = factories.redaction_mark(session, item, code="M-1")
+    session.add(
+        PackageItem(
+            package_id=packages[0].id, item_id=item.id, rendition="redacted",
+            path="data/items/ITM-MATRIX-2/matrix.pdf", source_sha256=item.sha256,
+        )  # fmt: skip
+    )
     session.flush()
-    return {"package_code": packages[0].code, "recall_id": recall.id}
+    return {
+        "package_code": packages[0].code,
+        "recall_id": recall.id,
+        "item_code": item.code,
+        "mark_code": mark.code,
+    }
 
 
 def _consent_values(session: Session, rfa: Rfa) -> dict[str, Any]:

@@ -36,6 +36,8 @@ from portal.registry.models import (
     RedactionMark,
 )
 from portal.rfa.models import Assurance, Message, Rfa, RfaItem, RfaStatusChange
+from portal.registry.mark_terms import term_of
+from portal.sealing import Sealer
 from portal.storage import FileBlobStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -224,6 +226,10 @@ def good_records() -> list[dict[str, Any]]:
     ]
 
 
+#: The portal's sealing key in these tests (term marks are sealed with it).
+SEALER = Sealer.random()
+
+
 def lines_of(records: list[dict[str, Any]]) -> list[str]:
     return [json.dumps(record) for record in records]
 
@@ -240,8 +246,11 @@ def run_import(
     files: Path | None,
     *,
     demo_or_test: bool = True,
+    sealer: Sealer | None = SEALER,
 ) -> ImportReport:
-    return import_bundle(session, blobs, bundle, files, actor="cli:test", demo_or_test=demo_or_test)
+    return import_bundle(
+        session, blobs, bundle, files, actor="cli:test", demo_or_test=demo_or_test, sealer=sealer
+    )
 
 
 def rejected(
@@ -335,7 +344,8 @@ def test_good_bundle_imports_every_type(
 
     marks = {(m.item.code, m.code): m for m in session.scalars(select(RedactionMark))}
     term = marks[("ITM-000001", "M-1")]
-    assert (term.kind, term.term, term.applies, term.review) == (
+    assert term.term_sealed and "Amar" not in term.term_sealed  # sealed at rest
+    assert (term.kind, term_of(SEALER, term, "ITM-000001"), term.applies, term.review) == (
         "term",
         "Amar Fictus",
         "without_protection",
@@ -402,6 +412,35 @@ def test_reimport_of_identical_bundle_changes_nothing(
     assert dump(session) == before
     assert audit_count(session) == audits == 1
     assert list(blobs.keys()) == blobs_before
+
+
+def test_a_changed_term_is_refused_and_terms_need_the_key(
+    session: Session, blobs: FileBlobStore, files: Path, tmp_path: Path
+) -> None:
+    """The stored term is opened to compare it with the bundle's; an import without the
+    portal's key cannot seal or compare terms and is refused, naming neither term."""
+    run_import(session, blobs, write_bundle(tmp_path / "a.jsonl", good_records()), files)
+    session.commit()
+    changed = good_records()
+    mark = next(r for r in changed if r["type"] == "redaction_mark" and r["kind"] == "term")
+    mark["term"] = "Someone Else"
+    errors = rejected(session, blobs, write_bundle(tmp_path / "b.jsonl", changed), files)
+    assert [e.reason for e in errors] == [
+        "redaction mark M-1 of item ITM-000001: already exists with different term"
+    ]
+    for bundle in (good_records(), changed):
+        errors = rejected(
+            session, blobs, write_bundle(tmp_path / "c.jsonl", bundle), files, sealer=None
+        )
+        [error] = errors
+        assert "sealed with the portal's key, and this import was given none" in error.reason
+        assert "Amar" not in error.reason and "Someone" not in error.reason
+    other_key = rejected(
+        session, blobs, write_bundle(tmp_path / "d.jsonl", good_records()), files,
+        sealer=Sealer.random(),
+    )  # fmt: skip
+    [error] = other_key
+    assert "sealed under another key" in error.reason and "Amar" not in error.reason
 
 
 def test_bundle_adding_to_existing_records_creates_only_the_new_ones(

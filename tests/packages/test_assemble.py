@@ -40,6 +40,7 @@ from portal.packages.assembly.manifest import MANIFEST_PATH, SIGNATURE_PATH, par
 from portal.packages.models import Package, PackageItem
 from portal.redaction.leakcheck import check_files
 from portal.registry.models import Item, RecipientKey
+from portal.sealing import ensure_sealing_key
 from portal.state import PortalState, build_state
 from portal.storage import FileBlobStore
 from tests.packages.test_gpgstream import FPR, decrypt
@@ -339,6 +340,7 @@ def test_configuration_problems_fail_with_a_reason(
     settings: Settings, engine: Engine, overrides: dict[str, Any], reason: str
 ) -> None:
     state = build_state(signing_settings(settings).with_overrides(**overrides), engine=engine)
+    ensure_sealing_key(state.settings)  # outside test mode the key is a file (portal init)
     world = make_world(state)
     package_id = new_package(state, world)
     with pytest.raises(AssemblyFailed, match=reason):

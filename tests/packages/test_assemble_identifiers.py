@@ -32,6 +32,7 @@ from tests.packages.test_assemble import open_package, package_row
 from tests.support import factories as make
 from tests.support.identifiers import register
 from tests.support.package_world import (
+    SECRET_TERM,
     World,
     _add_item,
     build_world,
@@ -63,7 +64,7 @@ def _world(
     """The package world, a person at risk whose name is registered and named in an item with
     no mark (and, given, a place of theirs); returns the world and the name's code."""
     with state.sessions() as session:
-        world = build_world(session, state.blobs)
+        world = build_world(session, state.blobs, state.sealer)
         person = make.person(session)
         code = register(session, state.sealer, person, NAME).code
         if place is not None:
@@ -202,6 +203,17 @@ def test_a_file_that_cannot_be_redacted_blocks_naming_the_code(state: PortalStat
     }
     for text in (caught.value.reason, json.dumps(package.leak_check), package.failure_reason):
         assert "Brannvik" not in str(text)
+
+
+def test_a_wrong_sealing_key_fails_on_a_mark_term_without_the_term(state: PortalState) -> None:
+    """Mark terms are sealed too: with another key, the first mark that cannot be opened
+    fails the package, named by its codes."""
+    world, _code = _world(state, capacity=True)  # nothing withheld: only the marks
+    package_id = new_package(state, world)
+    state.sealer = Sealer.random()
+    with pytest.raises(AssemblyFailed, match="The term of mark M-1 of ITM-T0002 cannot be read") as caught:
+        assemble_package(state, package_id)
+    assert SECRET_TERM not in caught.value.reason
 
 
 def test_a_wrong_sealing_key_fails_the_package_without_a_value(state: PortalState) -> None:

@@ -104,7 +104,7 @@ def _world(
     """The package world, ``items``, a person at risk whose name is registered, an authority
     whose witness-protection capacity has lapsed (unless ``capacity``), a fresh decision."""
     with state.sessions() as session:
-        world = build_world(session, state.blobs)
+        world = build_world(session, state.blobs, state.sealer)
         code = register(session, state.sealer, make.person(session), LATIN_NAME).code
         for item_code, (media_type, filename, data) in items.items():
             _add_item(session, state.blobs, world, item_code, media_type, filename, data, [])
@@ -228,7 +228,7 @@ def blocked(make_app: Callable[..., Flask]) -> tuple[Flask, World, str, str]:
     app = make_app(**SIGNING)
     state = portal_state(app)
     with state.sessions() as session:
-        world = build_world(session, state.blobs)
+        world = build_world(session, state.blobs, state.sealer)
         code = register(session, state.sealer, make.person(session), LATIN_NAME).code
         _add_item(
             session, state.blobs, world, "ITM-V0009", "video/mp4", "clip.mp4",

@@ -18,6 +18,7 @@ from portal.packages.assembly.jobs import Jobs, make_jobs, run_assembly, start_c
 from portal.packages.lifecycle import create_package
 from portal.packages.models import Package
 from portal.rfa.models import Rfa
+from portal.sealing import sealer_for
 from portal.state import PortalState, build_state
 from portal.storage import FileBlobStore
 from tests.conftest import DatabaseUnderTest
@@ -41,7 +42,7 @@ def _state(settings: Settings, engine: object, **overrides: object) -> PortalSta
 
 def _queued_package(state: PortalState) -> tuple[World, int]:
     with state.sessions() as session:
-        world = build_world(session, state.blobs)
+        world = build_world(session, state.blobs, state.sealer)
         rfa = session.get(Rfa, world.rfa_id)
         assert rfa is not None
         package = create_package(session, rfa, REDACTABLE, by=user(session, world.officer_id))
@@ -166,7 +167,8 @@ def test_the_cli_assembles_releases_and_reports(
     engine = make_engine(database.url)
     try:
         with make_session_factory(engine)() as session:
-            world = build_world(session, FileBlobStore(tmp_path / "instance" / "data" / "blobs"))
+            settings = Settings.from_env(portal.env)  # the CLI's: its blobs, its sealing key
+            world = build_world(session, FileBlobStore(settings.blob_dir), sealer_for(settings))
             decision = latest_decision(session, world.rfa_id)
             assert decision is not None
             decision_id = decision.id
@@ -208,7 +210,7 @@ def test_portal_worker_runs_queued_jobs_in_its_own_process(
     try:
         sessions = make_session_factory(engine)
         with sessions() as session:
-            world = build_world(session, FileBlobStore(settings.blob_dir))
+            world = build_world(session, FileBlobStore(settings.blob_dir), sealer_for(settings))
             rfa = session.get(Rfa, world.rfa_id)
             assert rfa is not None
             package = create_package(session, rfa, REDACTABLE, by=user(session, world.officer_id))

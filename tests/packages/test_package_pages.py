@@ -59,7 +59,7 @@ def portal(make_app: Callable[..., Flask]) -> Flask:
 def world(portal: Flask) -> World:
     state = portal_state(portal)
     with state.sessions() as session:
-        return build_world(session, state.blobs)
+        return build_world(session, state.blobs, state.sealer)
 
 
 def _client(app: Flask, creds: Credentials) -> FlaskClient:
@@ -207,7 +207,7 @@ def test_a_failed_package_shows_its_reason_and_can_be_retried(
     app = make_app(extra={"PORTAL_JOBS_IMMEDIATE": True})  # no signing key: assembly fails
     state = portal_state(app)
     with state.sessions() as session:
-        world = build_world(session, state.blobs)
+        world = build_world(session, state.blobs, state.sealer)
     client = _client(app, world.officer)
     page = client.get(f"/packages/requests/{world.rfa_code}")
     client.post(

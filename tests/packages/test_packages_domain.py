@@ -62,7 +62,7 @@ def state(settings: Settings, engine: object) -> Iterator[PortalState]:
 @pytest.fixture
 def world(state: PortalState) -> World:
     with state.sessions() as session:
-        return build_world(session, state.blobs)
+        return build_world(session, state.blobs, state.sealer)
 
 
 def _rfa(session: Session, world: World) -> Rfa:
@@ -134,7 +134,7 @@ def _refused(state: PortalState, world: World, match: str) -> None:
 
 def test_refused_without_a_decision(state: PortalState) -> None:
     with state.sessions() as session:
-        world = build_world(session, state.blobs)
+        world = build_world(session, state.blobs, state.sealer)
         authority = make.stored(session, Authority, world.authority_id)
         other = make.rfa(session, authority, "RFA-2026-0043", status="approved")  # never checked
         with pytest.raises(PackageRefused, match="no eligibility decision"):
@@ -143,7 +143,7 @@ def test_refused_without_a_decision(state: PortalState) -> None:
 
 def test_refused_while_the_request_is_not_decided(state: PortalState) -> None:
     with state.sessions() as session:
-        world = build_world(session, state.blobs, rfa_status="in_review")
+        world = build_world(session, state.blobs, state.sealer, rfa_status="in_review")
     _refused(state, world, "packages are made only once it is approved")
 
 
@@ -170,7 +170,7 @@ def test_refused_when_consent_changed_after_the_decision(state: PortalState, wor
 
 def test_refused_without_a_usable_key(state: PortalState) -> None:
     with state.sessions() as session:
-        world = build_world(session, state.blobs, verified_key=False)
+        world = build_world(session, state.blobs, state.sealer, verified_key=False)
     _refused(state, world, "no usable key")
 
 

@@ -153,7 +153,7 @@ def test_a_blocked_package_names_files_by_item_code(
         b"\x00\x00\x00\x18ftypmp42 subtitle: Orlanda Vesk Marrow",
     )
     with state.sessions() as session:
-        world = build_world(session, state.blobs)
+        world = build_world(session, state.blobs, state.sealer)
         code = register(session, state.sealer, make.person(session), LATIN_NAME).code
         _add_item(session, state.blobs, world, "ITM-V0009", *video, [], cleared=True)
         lapse_witness_protection(session, world)

@@ -155,7 +155,7 @@ def state(settings: Settings, engine: object) -> Iterator[PortalState]:
 def test_packages_are_numbered_per_year_and_a_year_runs_out(state: PortalState) -> None:
     year = utcnow().year
     with state.sessions() as session:
-        world = build_world(session, state.blobs)
+        world = build_world(session, state.blobs, state.sealer)
         rfa = make.stored(session, Rfa, world.rfa_id)
         officer = user(session, world.officer_id)
         first = create_package(session, rfa, REDACTABLE, by=officer)

@@ -29,7 +29,9 @@ from portal.canonical import sha256_hex
 from portal.consent.models import Consent
 from portal.db import Base, utcnow
 from portal.registry import models as registry
+from portal.registry.mark_terms import seal_term
 from portal.rfa.models import Rfa, RfaItem
+from portal.sealing import Sealer
 
 Row = TypeVar("Row", bound=Base)
 
@@ -47,6 +49,10 @@ def stored(db: Session, model: type[Row], ident: object) -> Row:
     row = db.get(model, ident)
     assert row is not None, f"no {model.__name__} {ident!r}"
     return row
+
+
+#: Seals what no portal will open (the default for term marks whose term nobody reads).
+NO_PORTALS_SEALER = Sealer.random()
 
 
 def _new(db: Session, model: type[Row], columns: dict[str, Any], overrides: dict[str, Any]) -> Row:
@@ -147,17 +153,29 @@ def person(db: Session, *named_in: registry.Item, **fields: Any) -> registry.Per
 
 
 def redaction_mark(
-    db: Session, item: registry.Item, *, person: registry.Person | None = None, **fields: Any
+    db: Session,
+    item: registry.Item,
+    *,
+    person: registry.Person | None = None,
+    sealer: Sealer | None = None,
+    term: str | None = None,
+    **fields: Any,
 ) -> registry.RedactionMark:
-    """A confirmed term mark removing "A name" wherever the item goes (other kinds: pass
-    ``kind`` and their fields; they get no term)."""
-    term = "A name" if fields.get("kind", "term") == "term" else None
+    """A confirmed term mark removing ``term`` ("A name" unless given) wherever the item goes
+    (other kinds: pass ``kind`` and their fields; they get no term). The term is sealed like
+    the portal seals it, with ``sealer``: pass the portal's own where something will open it
+    (package assembly); by default a key no portal has, for tests that never read the term."""
+    kind = fields.get("kind", "term")
+    code = fields.pop("code", f"M{number(db)}")
+    sealed = None
+    if kind == "term":
+        sealed = seal_term(sealer or NO_PORTALS_SEALER, item.code, code, term or "A name")
     columns = {
-        "code": f"M{number(db)}",
+        "code": code,
         "item_id": item.id,
         "person_id": person.id if person else None,
         "kind": "term",
-        "term": term,
+        "term_sealed": sealed,
         "reason": "Identifies a witness at risk",
         "applies": "always",
         "review": "confirmed",

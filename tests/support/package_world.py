@@ -30,6 +30,7 @@ from portal.packages.lifecycle import create_package
 from portal.packages.models import Package
 from portal.registry.models import Authority, Item, Provider, RecipientKey
 from portal.rfa.models import Rfa
+from portal.sealing import Sealer
 from portal.state import PortalState
 from portal.storage import FileBlobStore
 from tests.support import factories as make
@@ -56,6 +57,7 @@ class World:
     second_id: int  # releases them
     officer: Credentials
     second: Credentials
+    sealer: Sealer  # the portal's: term marks are sealed with it
 
 
 def blob_item(
@@ -74,6 +76,7 @@ def blob_item(
 def build_world(
     session: Session,
     blobs: FileBlobStore,
+    sealer: Sealer,
     *,
     verified_key: bool = True,
     rfa_status: str = "approved",
@@ -113,7 +116,8 @@ def build_world(
             cleared_as_is=name == "video",
         )  # fmt: skip
     make.redaction_mark(
-        session, items["redact"], code="M-1", term=SECRET_TERM, reason="Identifies a witness"
+        session, items["redact"], code="M-1", term=SECRET_TERM, reason="Identifies a witness",
+        sealer=sealer,
     )
     earlier = now - timedelta(days=20)
     for name, subject in items.items():
@@ -147,6 +151,7 @@ def build_world(
         second_id=second.user_id,
         officer=officer,
         second=second,
+        sealer=sealer,
     )
 
 
@@ -232,7 +237,7 @@ def _add_item(
         cleared_as_is=cleared,
     )  # fmt: skip
     for mark in marks:
-        make.redaction_mark(session, item, **mark)
+        make.redaction_mark(session, item, sealer=world.sealer, **mark)
     make.consent(session, provider, authority, item=item, at=utcnow() - timedelta(days=3))
     make.candidate(session, make.stored(session, Rfa, world.rfa_id), item)
     return item
@@ -243,7 +248,7 @@ def make_world(state: PortalState, *, leaky: bool = False, broken: bool = False)
     EXIF, (``leaky``) a cleared video whose bytes name a protected person, (``broken``) a
     damaged PDF shared as-is; a new decision."""
     with state.sessions() as session:
-        world = build_world(session, state.blobs)
+        world = build_world(session, state.blobs, state.sealer)
         _add_item(
             session, state.blobs, world, "ITM-P0001", "application/pdf", "interview.pdf", _pdf(),
             [

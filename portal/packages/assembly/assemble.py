@@ -121,9 +121,11 @@ from portal.redaction.renditions import (
 )
 from portal.registry.identifiers import identifiers_withheld_from
 from portal.registry.keys import usable_keys
+from portal.registry.mark_terms import term_of
 from portal.registry.models import Authority, Item, Provider, RedactionMark
 from portal.registry.openpgp import KeyRejected, inspect_public_key, refuse_example_key
 from portal.rfa.models import Rfa
+from portal.sealing import Sealer as SecretSealer  # (gpgstream has a Sealer of its own)
 from portal.sealing import SealingError
 from portal.storage import file_sha256
 
@@ -159,11 +161,13 @@ class AssemblyFailed(Exception):
 
 
 class _Failure(Exception):
-    """A stated reason to mark the package failed."""
+    """A stated reason to mark the package failed (with what was done to each item, when
+    that is what the officer must act on)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, reports: dict[int, ItemReport] | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.reports = reports
 
 
 class _Stopped(Exception):
@@ -189,6 +193,8 @@ class _ItemJob:
     registered_at: datetime
     collected_on: date | None
     original_filename: str = ""
+    # codes of the item's term marks a legal officer checked by eye (they may match nothing)
+    checked_by_eye: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -223,7 +229,14 @@ class _Built:
     paths: dict[str, int] = field(default_factory=dict)
 
 
-def _mark_spec(mark: RedactionMark) -> MarkSpec:
+def _mark_spec(sealer: SecretSealer, mark: RedactionMark, item_code: str) -> MarkSpec:
+    """The mark as the redactor takes it, its term opened (in this worker, never logged)."""
+    try:
+        term = term_of(sealer, mark, item_code)
+    except SealingError as exc:  # names the mark's purpose and the key file, never the term
+        raise _Failure(
+            f"The term of mark {mark.code} of {item_code} cannot be read: {exc}."
+        ) from None
     box = None
     if mark.x0 is not None and mark.y0 is not None and mark.x1 is not None and mark.y1 is not None:
         box = (mark.x0, mark.y0, mark.x1, mark.y1)
@@ -234,7 +247,7 @@ def _mark_spec(mark: RedactionMark) -> MarkSpec:
         code=mark.code,
         kind=mark.kind,  # type: ignore[arg-type]  # checked by the table's constraint
         reason=mark.reason,
-        term=mark.term,
+        term=term,
         span=span,
         page=mark.page,
         box=box,
@@ -303,7 +316,9 @@ def _consents(db: Session, ids: set[int]) -> dict[int, ConsentFacts]:
     return found
 
 
-def _item_jobs(db: Session, package: Package, decision: Decision) -> tuple[_ItemJob, ...]:
+def _item_jobs(
+    db: Session, sealer: SecretSealer, package: Package, decision: Decision
+) -> tuple[_ItemJob, ...]:
     results = {result.item_id: result for result in load_result(decision).items}
     rows = db.execute(
         select(PackageItem, Item, Provider)
@@ -342,7 +357,12 @@ def _item_jobs(db: Session, package: Package, decision: Decision) -> tuple[_Item
                 source_sha256=item.sha256,
                 rendition=package_item.rendition,
                 path=package_item.path,
-                marks=tuple(_mark_spec(marks[item.id][code]) for code in result.marks),
+                marks=tuple(
+                    _mark_spec(sealer, marks[item.id][code], item.code) for code in result.marks
+                ),
+                checked_by_eye=frozenset(
+                    code for code in result.marks if marks[item.id][code].checked_by_eye_at
+                ),
                 consent=consents.get(package_item.consent_id or 0),
                 registered_at=item.created_at,
                 collected_on=item.collected_at,
@@ -390,7 +410,8 @@ def _load(state: PortalState, package_id: int, version: int, moment: datetime) -
         if rfa is None or authority is None or decision is None or officer is None:
             raise _Failure("The package's request, authority, decision or officer is missing.")
         recipients = _recipients(state, db, authority, moment)
-        items = _item_jobs(db, package, decision)
+        withheld = _withheld(state, db, authority, moment)
+        items = _item_jobs(db, state.sealer, package, decision)
         facts = PackageFacts(
             code=package.code,
             created_at=package.created_at,
@@ -409,7 +430,6 @@ def _load(state: PortalState, package_id: int, version: int, moment: datetime) -
             assembled_by=officer.display_name,
             mechanism_name=MECHANISM_NAME,
         )
-        withheld = _withheld(state, db, authority, moment)
         identifiers = _searchable(withheld)
         items = _unnamed(items, identifiers)
         return _Job(
@@ -693,9 +713,39 @@ def _item_report(
         for applied in outcome.applied
         if applied.occurrences > 0 or applied.code not in withheld
     )
+    own_terms = {mark.code for mark in item.marks if mark.kind == "term"}
+    nothing = [a.code for a in outcome.applied if a.code in own_terms and a.occurrences == 0]
+    unmatched = tuple(code for code in nothing if code not in item.checked_by_eye)
     return ItemReport(
-        marks=marks, found=found, stripped=(*stripped, GPS_REMOVED) if gps else stripped
+        marks=marks,
+        found=found,
+        stripped=(*stripped, GPS_REMOVED) if gps else stripped,
+        blocked=tuple(f"mark {code} matched nothing: {_CHECK_BY_EYE}" for code in unmatched),
+        unmatched=unmatched,
+        checked_by_eye=tuple(code for code in nothing if code in item.checked_by_eye),
     )
+
+
+_CHECK_BY_EYE = "a legal officer must read the item and record that the term does not occur in it"
+
+
+def _refuse_unmatched_marks(job: _Job, built: _Built) -> None:
+    """Fail the package when a confirmed term mark of an item matched nothing in it and no
+    legal officer has checked by eye: the term may be written in a way the matcher does not
+    see (a scan, a spelling), and a redaction that silently did nothing must not ship."""
+    codes = {item.package_item_id: item.code for item in job.items}
+    missed = [
+        f"mark {mark} was not found in {codes[package_item_id]}"
+        for package_item_id, item_report in built.reports.items()
+        for mark in item_report.unmatched
+    ]
+    if missed:
+        raise _Failure(
+            "Confirmed redaction marks matched nothing: "
+            + "; ".join(missed)
+            + ". Read each item, record a check by eye for each mark on this page, then retry.",
+            dict(built.reports),
+        )
 
 
 def _item_marks(job: _Job, item: _ItemJob) -> tuple[MarkSpec, ...]:
@@ -1095,6 +1145,7 @@ def _run(state: PortalState, job: _Job, stage: Path, built: _Built) -> str | Non
         _progress(state, job.package_id, job.version, text, percent)
 
     _render_items(state, job, stage, built, report)
+    _refuse_unmatched_marks(job, built)
     report("leak check", 50)
     check = _streaming_check(built)
     if not check.report().clean:
@@ -1159,7 +1210,7 @@ def assemble_package(state: PortalState, package_id: int, *, now: datetime | Non
         blocked = _run(state, job, stage, built)
     except _Failure as exc:
         _discard(state, built.blobs)
-        _end(state, package_id, version, "failed", exc.reason)
+        _end(state, package_id, version, "failed", exc.reason, reports=exc.reports)
         raise AssemblyFailed(exc.reason) from None
     except _Stopped:
         _discard(state, built.blobs)

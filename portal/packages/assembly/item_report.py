@@ -1,7 +1,8 @@
 """What assembly did to one item, as stored on ``package_item.report`` and shown on the
 package page: the marks applied with their counts (per page where the redactor knows pages),
 the protected identifiers found in the item before it was redacted (by code), what was
-stripped, and what blocked the package.
+stripped, and what blocked the package (among it, the item's confirmed term marks that
+matched nothing and no legal officer has checked by eye yet).
 
 Codes and plain descriptions only: never a protected term or an identifier's value (the
 report is stored, shown and may be read by anyone who sees the package page).
@@ -63,6 +64,10 @@ class ItemReport:
     found: tuple[tuple[str, str], ...] = ()
     stripped: tuple[str, ...] = ()
     blocked: tuple[str, ...] = ()
+    # the item's own confirmed term marks that matched nothing in it: not yet checked by eye
+    # (they block the package), and checked by eye by a legal officer (accepted)
+    unmatched: tuple[str, ...] = ()
+    checked_by_eye: tuple[str, ...] = ()
 
     def blocked_by(self, hits: Iterable[tuple[str, str]], unreadable: Sequence[str]) -> ItemReport:
         """This report with what the leak check found in the item's file: (code, layer)
@@ -86,6 +91,8 @@ class ItemReport:
             "found": [{"code": code, "where": where} for code, where in self.found],
             "stripped": list(self.stripped),
             "blocked": list(self.blocked),
+            "unmatched": list(self.unmatched),
+            "checked_by_eye": list(self.checked_by_eye),
         }
 
     @classmethod
@@ -120,6 +127,8 @@ class ItemReport:
             found=found,
             stripped=tuple(str(line) for line in _list(data.get("stripped"))),
             blocked=tuple(str(line) for line in _list(data.get("blocked"))),
+            unmatched=tuple(str(code) for code in _list(data.get("unmatched"))),
+            checked_by_eye=tuple(str(code) for code in _list(data.get("checked_by_eye"))),
         )
 
 
