@@ -435,12 +435,11 @@ def _recipient_values(
         size_bytes=len(data), media_type="text/plain", original_filename="matrix.txt",
     )  # fmt: skip
     mark = factories.redaction_mark(session, item, code="M-1")
-    session.add(
-        PackageItem(
-            package_id=packages[0].id, item_id=item.id, rendition="redacted",
-            path="data/items/ITM-MATRIX-2/matrix.pdf", source_sha256=item.sha256,
-        )  # fmt: skip
-    )
+    shared = PackageItem(
+        package_id=packages[0].id, item_id=item.id, rendition="redacted",
+        path="data/items/ITM-MATRIX-2/matrix.pdf", source_sha256=item.sha256,
+    )  # fmt: skip
+    session.add(shared)
     session.flush()
     return {
         "package_code": packages[0].code,

@@ -25,6 +25,7 @@ from portal.audit import AuditEvent
 from portal.consent.models import Consent
 from portal.importing.bundle import BundleRejected, ImportReport, LineError, import_bundle
 from portal.models import Base
+from portal.registry.mark_terms import term_of
 from portal.registry.models import (
     Assessment,
     Authority,
@@ -36,7 +37,6 @@ from portal.registry.models import (
     RedactionMark,
 )
 from portal.rfa.models import Assurance, Message, Rfa, RfaItem, RfaStatusChange
-from portal.registry.mark_terms import term_of
 from portal.sealing import Sealer
 from portal.storage import FileBlobStore
 

@@ -211,7 +211,8 @@ def test_a_wrong_sealing_key_fails_on_a_mark_term_without_the_term(state: Portal
     world, _code = _world(state, capacity=True)  # nothing withheld: only the marks
     package_id = new_package(state, world)
     state.sealer = Sealer.random()
-    with pytest.raises(AssemblyFailed, match="The term of mark M-1 of ITM-T0002 cannot be read") as caught:
+    unreadable = "The term of mark M-1 of ITM-T0002 cannot be read"
+    with pytest.raises(AssemblyFailed, match=unreadable) as caught:
         assemble_package(state, package_id)
     assert SECRET_TERM not in caught.value.reason
 

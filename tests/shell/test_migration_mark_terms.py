@@ -28,11 +28,16 @@ def _engine_at_0011_with_a_term_mark(database: DatabaseUnderTest) -> Engine:
             " created_at) VALUES ('ITM-1', (SELECT id FROM provider), 'document', 't', '',"
             " 'text/plain', 'a.txt', 1, '" + "a" * 64 + "', '', 'low', '[]', false,"
             " CURRENT_TIMESTAMP)",
-            "INSERT INTO redaction_mark (code, item_id, kind, term, reason, applies, review,"
-            f" created_at) VALUES ('M-1', (SELECT id FROM item), 'term', '{TERM}', 'r',"
-            " 'always', 'confirmed', CURRENT_TIMESTAMP)",
         ):
             connection.execute(text(statement))
+        connection.execute(
+            text(
+                "INSERT INTO redaction_mark (code, item_id, kind, term, reason, applies, review,"
+                " created_at) VALUES ('M-1', (SELECT id FROM item), 'term', :term, 'r',"
+                " 'always', 'confirmed', CURRENT_TIMESTAMP)"
+            ),
+            {"term": TERM},
+        )
     return engine
 
 
