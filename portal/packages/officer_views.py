@@ -267,9 +267,7 @@ def _unmatched_terms(
     """(item code, mark code) -> the term, for the marks that matched nothing and wait for a
     check by eye: the legal officer must know what to look for (None when it cannot be
     opened). Only ever rendered for legal officers."""
-    wanted = {
-        (item.id, code): item.code for pi, item in rows for code in reports[pi.id].unmatched
-    }
+    wanted = {(item.id, code): item.code for pi, item in rows for code in reports[pi.id].unmatched}
     if not wanted:
         return {}
     marks = db().scalars(

@@ -116,7 +116,11 @@ def build_world(
             cleared_as_is=name == "video",
         )  # fmt: skip
     make.redaction_mark(
-        session, items["redact"], code="M-1", term=SECRET_TERM, reason="Identifies a witness",
+        session,
+        items["redact"],
+        code="M-1",
+        term=SECRET_TERM,
+        reason="Identifies a witness",
         sealer=sealer,
     )
     earlier = now - timedelta(days=20)
