@@ -14,6 +14,7 @@ extracted text, metadata. The package page says, per item, what was done, by cod
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable
 from html import unescape
@@ -214,7 +215,7 @@ def test_every_hiding_place_is_released_redacted(
         assert "Stripped: image re-encoded from its pixels" in rows[item_code]
     assert f"Mark {code} (protected identifier): 1 hit" in rows["ITM-H0013"]
     assert f"Mark {code} (protected identifier): 1 hit" in rows["ITM-H0014"]
-    assert "Stripped: GPS position removed" in rows["ITM-H0015"]
+    assert "Stripped: GPS position or place removed" in rows["ITM-H0015"]
     assert "Redacted instead" not in rows["ITM-H0015"]  # nothing named: only the position
     assert "Mark M-1 (Identifies a witness): 1 hit" in rows["ITM-T0002"]
     assert "Shared as registered; nothing stripped" in rows["ITM-T0003"]  # the cleared video
@@ -283,3 +284,30 @@ def test_with_capacity_a_located_photo_keeps_its_position(
     html = _signed_in(app, world.officer).get(f"/packages/{package_code}").get_data(as_text=True)
     assert "Shared as registered; nothing stripped" in _rows(html)["ITM-H0015"]
     assert "No protected identifier is withheld from Northland War Crimes Unit" in _text(html)
+
+
+def test_a_located_image_the_portal_cannot_remake_fails_the_package(
+    make_app: Callable[..., Flask],
+) -> None:
+    """A TIFF (cleared as-is: the portal remakes only JPEG and PNG) with a GPS position, to an
+    authority that cannot protect the person: the position must not leave, so the package
+    fails, saying which item and what to do."""
+    app = make_app(**SIGNING)
+    state = portal_state(app)
+    tags = Image.Exif()
+    tags.get_ifd(0x8825).update({1: "N", 2: (52.0, 22.0, 30.0), 3: "E", 4: (4.0, 53.0, 15.0)})
+    out = io.BytesIO()
+    Image.new("RGB", (16, 16), "grey").save(out, "TIFF", exif=tags.tobytes())
+    with state.sessions() as session:
+        world = build_world(session, state.blobs, state.sealer)
+        register(session, state.sealer, make.person(session), LATIN_NAME)
+        _add_item(
+            session, state.blobs, world, "ITM-H0016", "image/tiff", "scan.tif", out.getvalue(),
+            [], cleared=True,
+        )  # fmt: skip
+        lapse_witness_protection(session, world)
+        recheck(session, world)
+        session.commit()
+    package_id, _code = _package(state, world)
+    with pytest.raises(AssemblyFailed, match=r"ITM-H0016 \(image/tiff\) carries a position"):
+        assemble_package(state, package_id)

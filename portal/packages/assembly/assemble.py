@@ -31,7 +31,8 @@ reason or audit detail carries it.
 Images shared as they are (JPEG and PNG with no box) whose metadata (EXIF, XMP, IPTC,
 comments, PNG text) or bytes name a withheld identifier are released redacted instead: a new
 image made from the pixels only (:mod:`portal.redaction.image` with no box). So are those
-whose EXIF carries a GPS position, when the package withholds any identifier: a position can
+whose metadata carries a position or a place (EXIF GPS, XMP, IPTC, in any format Pillow reads:
+:mod:`portal.redaction.positions`), when the package withholds any identifier: a position can
 locate a person at risk, and no register entry can name it. Every redacted rendition, of any
 format, is written without metadata. What was done to each item (marks and counts, per page
 for PDFs; identifiers found; what was stripped; what blocked) is recorded on the package
@@ -112,6 +113,7 @@ from portal.redaction.leakcheck import (
 )
 from portal.redaction.matcher import MIN_TERM_LENGTH, Matcher
 from portal.redaction.normalise import fold
+from portal.redaction.positions import carries_position
 from portal.redaction.renditions import (
     CannotRedact,
     MarkSpec,
@@ -671,28 +673,35 @@ def _found_before(state: PortalState, job: _Job) -> dict[str, tuple[tuple[str, s
     return {code: tuple(sorted(hits)) for code, hits in by_item.items()}
 
 
-def _has_gps(source: Path) -> bool:
-    """Whether the image's EXIF carries a GPS block with anything in it (an image whose
-    metadata cannot be read is left to the leak check, which reports it)."""
-    from PIL import Image
-    from PIL.ExifTags import IFD
-
-    try:
-        with Image.open(source) as image:
-            return bool(image.getexif().get_ifd(IFD.GPSInfo))
-    except Exception:  # Pillow raises many kinds for damaged files
-        return False
-
-
 def _gps_withheld(job: _Job, item: _ItemJob, source: Path) -> bool:
-    """Whether an image planned as-is carries a GPS position that must not leave: only
-    when the package withholds identifiers (see the module notes)."""
+    """Whether an image planned as-is carries a position or place (EXIF GPS, XMP, IPTC: see
+    :mod:`portal.redaction.positions`) that must not leave: only when the package withholds
+    identifiers (see the module notes)."""
     return (
         bool(job.withheld)
         and item.rendition == "as_is"
         and base_media_type(item.media_type) in _IMAGE_MEDIA_TYPES
-        and _has_gps(source)
+        and carries_position(source)
     )
+
+
+def _refuse_position_kept(job: _Job, item: _ItemJob, source: Path) -> None:
+    """Fail the package when an image the portal cannot remake (TIFF, WebP...: only JPEG and
+    PNG are) is shared as-is with a position or place in its metadata while the package
+    withholds identifiers: its position would leave with it."""
+    media_type = base_media_type(item.media_type)
+    if (
+        job.withheld
+        and item.rendition == "as_is"
+        and media_type.startswith("image/")
+        and media_type not in _IMAGE_MEDIA_TYPES
+        and carries_position(source)
+    ):
+        raise _Failure(
+            f"{item.code} ({media_type}) carries a position or place in its metadata, which "
+            "must not reach this authority, and the portal cannot remake that format without "
+            "it: register a JPEG or PNG copy of the image instead."
+        )
 
 
 def _item_report(
@@ -767,6 +776,7 @@ def _render_items(
         if not source.is_file():
             raise _Failure(f"The stored file of {item.code} is missing from the blob store.")
         found = found_before.get(item.code, ())
+        _refuse_position_kept(job, item, source)
         gps = _gps_withheld(job, item, source)
         rendition = "redacted" if found or gps else item.rendition
         outcome: RedactionOutcome | None = None

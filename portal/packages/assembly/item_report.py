@@ -33,7 +33,7 @@ PDF_STRIPPED = (
     "attachments and scripts removed",
 )
 TEXT_STRIPPED = ("re-typeset as a new PDF (no metadata)",)
-GPS_REMOVED = "GPS position removed"
+GPS_REMOVED = "GPS position or place removed"
 
 
 def stripped_for(media_type: str) -> tuple[str, ...]:
