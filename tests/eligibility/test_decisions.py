@@ -84,7 +84,7 @@ def test_run_check_stores_a_complete_reproducible_record(session: Session, polic
     assert stored is not None
     assert len(stored.id) == 36 and stored.rfa_id == rfa.id
     assert (stored.policy_id, stored.policy_revision) == (policy.id, policy.revision)
-    assert stored.engine_version == "1.0.0"
+    assert stored.engine_version == "1.1.0"
     assert stored.snapshot_sha256 == sha256_hex(stored.snapshot_json)
     assert stored.requested_by_id == officer.id and stored.created_at == NOW
     assert stored.outcome == "partially_eligible"
@@ -207,7 +207,7 @@ def test_snapshot_takes_the_same_few_queries_for_3_or_60_items(
         counts.append(len([s for s in statements if s.lstrip().upper().startswith("SELECT")]))
         assert len(built.items) in (3, 60)
         assert all(len(i.consents) == 1 and len(i.marks) == 1 for i in built.items)
-    assert counts[0] == counts[1] == 10, counts  # see portal.eligibility.policy.snapshot
+    assert counts[0] == counts[1] == 11, counts  # see portal.eligibility.policy.snapshot
 
 
 def test_snapshot_holds_this_authority_and_the_ledger_as_it_stood(session: Session) -> None:

@@ -24,6 +24,7 @@ from portal.registry.models import Authority, Item, Provider
 from portal.state import portal_state
 from tests.support import factories as make
 from tests.support.auth import Credentials, csrf_token, login, make_user
+from tests.support.identifiers import LATIN_NAME, register
 
 pytest_plugins = ["tests.support.auth"]  # fixtures make_app, app, client
 
@@ -374,3 +375,38 @@ def test_every_cell_states_its_status_in_words() -> None:
         cell = cell_for(_result(status, effect, action), "r")
         assert (cell.label, cell.tone, cell.explanation) == (label, tone, "Why.")
     assert cell_for(None, "r").label == "\N{EN DASH} not applied"
+
+
+def test_the_decision_says_when_the_register_protects_a_person(app: Flask) -> None:
+    """An item naming a person at risk with no mark but a registered identifier, for an
+    authority without witness-protection capacity: shared redacted, and the page and the PDF
+    say the register protects them (never the identifier itself)."""
+    state = portal_state(app)
+    with state.sessions() as session:
+        now = utcnow()
+        authority = make.authority(session, "NWU-R")
+        findings = {"fair_trial": "satisfied", "death_penalty": "satisfied"}
+        protection = {"witness_protection": "not_satisfied"}
+        make.assessments(session, authority, findings={**findings, **protection}, now=now)
+        provider = make.provider(session)
+        subject = make.item(session, provider)
+        make.consent(session, provider, authority, item=subject, at=now - timedelta(days=30))
+        person = make.person(session, subject, pseudonym="Witness W-7")
+        register(session, state.sealer, person, LATIN_NAME)
+        rfa = make.rfa(session, authority, status="in_review", items=[subject])
+        session.commit()
+        rfa_id, officer = rfa.id, make_user(session, "legal_officer")
+    client = _signed_in(app, officer)
+    decision_id = _run_check(client, rfa_id)
+
+    said = (
+        "Protected by the register of protected identifiers, not by a mark: Witness W-7 "
+        "(1 current identifier). Registered identifiers are redacted from every text and PDF "
+        "shared with Authority NWU-R, and every package is checked for them."
+    )
+    page = _text(client.get(f"/eligibility/decisions/{decision_id}").get_data(as_text=True))
+    assert "share redacted 1" in page and said in page
+    pdf = client.get(f"/eligibility/decisions/{decision_id}.pdf").get_data()
+    printed = " ".join(extract_text(io.BytesIO(pdf)).split())
+    assert said in printed
+    assert LATIN_NAME not in page and LATIN_NAME not in printed

@@ -6,6 +6,7 @@ import dataclasses
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -29,6 +30,7 @@ from tests.eligibility.test_policy_rules import (
     NO_CAPACITY,
     NOW,
     PROVIDER,
+    REGISTERED,
     assessment,
     assurance,
     capable,
@@ -233,6 +235,43 @@ def test_snapshot_and_results_survive_canonical_json(policy: Policy) -> None:
     assert EvaluationResult.from_json(stored) == first
     assert first.engine_version == ENGINE_VERSION
     assert dict(first.policy_files) == dict(policy.sources)
+
+
+def _as_format_1(data: dict[str, Any]) -> dict[str, Any]:
+    """A stored snapshot as the portal wrote it before the register of protected identifiers:
+    format 1, persons without their ``identifiers`` column."""
+    old = json.loads(canonical_json(data))
+    old["format"] = 1
+    old["layout"]["person"] = old["layout"]["person"][:5]
+    old["persons"] = [row[:5] for row in old["persons"]]
+    return old
+
+
+def test_snapshots_record_how_many_identifiers_a_person_has_and_format_1_still_reads(
+    policy: Policy,
+) -> None:
+    subject = snapshot(
+        item("ITM-0001", persons=[1], marks=[mark("M1", person_id=1)]),
+        item("ITM-0002", persons=[REGISTERED.id]),
+        persons=[AT_RISK, REGISTERED],
+        assessments=capable(witness_protection=NO_CAPACITY),
+    )
+    stored = subject.to_json()
+    assert stored["format"] == 2 and stored["layout"]["person"][-1] == "identifiers"
+    assert _round_trip(subject).persons[REGISTERED.id].identifiers == 2
+
+    old = Snapshot.from_json(_as_format_1(stored))
+    assert [p.identifiers for p in old.persons.values()] == [0, 0]
+    assert old.persons[AT_RISK.id] == AT_RISK
+    # A decision of format 1 evaluates as engine 1.0.0 did: the register was not recorded.
+    result = evaluate(policy, old)
+    assert [i.outcome for i in result.items] == ["share_redacted", "withhold"]
+    assert evaluate(policy, subject).item("ITM-0002").outcome == "share_redacted"
+
+    mixed = _as_format_1(stored)
+    mixed["format"] = 2  # the old layout under the new number
+    with pytest.raises(SnapshotFormatError, match=r"\$\.layout: not the layout"):
+        Snapshot.from_json(mixed)
 
 
 def test_the_fast_canonical_text_is_canonical_json(policy: Policy) -> None:

@@ -95,8 +95,10 @@ def consent(
     )
 
 
-def person(number: int, *, at_risk: bool = True) -> PersonFacts:
-    return PersonFacts(number, f"PER-{number:03d}", f"Witness V-{number:02d}", "witness", at_risk)
+def person(number: int, *, at_risk: bool = True, identifiers: int = 0) -> PersonFacts:
+    """A witness; ``identifiers``: how many current protected identifiers they have."""
+    pseudonym = f"Witness V-{number:02d}"
+    return PersonFacts(number, f"PER-{number:03d}", pseudonym, "witness", at_risk, identifiers)
 
 
 def mark(
@@ -630,6 +632,97 @@ def test_witness_protection_can_be_set_to_withhold(policy: Policy) -> None:
     subject = item(persons=[1], marks=[mark("M1", person_id=1)])
     result = _protection(strict, subject, NO_CAPACITY)
     assert result.item("ITM-0001").outcome == "withhold"
+
+
+REGISTERED = person(3, identifiers=2)
+_NOT_BY_A_MARK = "Protected by the register of protected identifiers, not by a mark:"
+
+
+def _registered(
+    policy: Policy, subject: ItemFacts, capacity: AssessmentFacts | None = NO_CAPACITY
+) -> EvaluationResult:
+    """``subject`` in a snapshot where Witness V-03 has two current registered identifiers."""
+    persons = [AT_RISK, NOT_AT_RISK, REGISTERED]
+    assessments = capable(witness_protection=capacity)
+    return evaluate(policy, snapshot(subject, assessments=assessments, persons=persons))
+
+
+@pytest.mark.parametrize("media_type", ["text/plain", "application/pdf"])
+def test_without_capacity_the_register_protects_a_person_without_a_mark(
+    policy: Policy, media_type: str
+) -> None:
+    result = _registered(policy, item(persons=[3], media_type=media_type))
+    found = rule_result(result, "witness-protection", "ITM-0001")
+    assert (found.code, found.action, found.effect) == ("no_capacity", "redact", "share_redacted")
+    assert (
+        f"{_NOT_BY_A_MARK} Witness V-03 (2 current identifiers). Registered identifiers are "
+        "redacted from every text and PDF shared with Northland War Crimes Unit, and every "
+        "package is checked for them. The marked details are redacted before the item is shared."
+    ) in found.explanation
+    shared = result.item("ITM-0001")
+    assert (shared.outcome, shared.marks) == ("share_redacted", ())
+    assert _NOT_BY_A_MARK in shared.explanation
+
+
+def test_the_register_counts_only_for_persons_no_mark_protects(policy: Policy) -> None:
+    marked = mark("M1", person_id=1, applies="without_protection")
+    result = _registered(policy, item(persons=[1, 3], marks=[marked]))
+    found = rule_result(result, "witness-protection", "ITM-0001")
+    assert found.effect == "share_redacted" and found.marks == ("M1",)
+    assert f"{_NOT_BY_A_MARK} Witness V-03 (2 current identifiers)." in found.explanation
+    assert "Witness V-01 (" not in found.explanation
+    # Marks on everyone at risk: the register is not needed, and not mentioned.
+    both = item(persons=[1, 3], marks=[marked, mark("M2", person_id=3)])
+    found = rule_result(_registered(policy, both), "witness-protection", "ITM-0001")
+    assert found.marks == ("M1", "M2") and "register" not in found.explanation
+
+
+def test_the_register_does_not_protect_someone_else_at_risk(policy: Policy) -> None:
+    found = rule_result(_registered(policy, item(persons=[1, 3])), "witness-protection", "ITM-0001")
+    assert found.effect == "withhold"
+    assert "(no redaction mark protects Witness V-01), so it is withheld." in found.explanation
+    assert _NOT_BY_A_MARK not in found.explanation
+
+
+def test_without_registered_identifiers_the_finding_is_as_before(policy: Policy) -> None:
+    """Snapshots of format 1 (0 identifiers for everyone) give exactly the results of
+    engine 1.0.0, wording included: their decisions still replay."""
+    unmarked = rule_result(
+        _protection(policy, item(persons=[1]), NO_CAPACITY), "witness-protection", "ITM-0001"
+    )
+    assert unmarked.explanation == (
+        "Names Witness V-01, at risk; Northland War Crimes Unit lacks witness-protection "
+        f"capacity (assessment {NO_CAPACITY.code} of {NO_CAPACITY.assessed_at:%Y-%m-%d} by "
+        "Officer One). Redaction cannot make the item safe (no redaction mark protects Witness "
+        "V-01), so it is withheld."
+    )
+
+
+def test_with_capacity_a_registered_person_is_shared_as_before(policy: Policy) -> None:
+    result = _registered(policy, item(persons=[3]), assessment("witness_protection"))
+    found = rule_result(result, "witness-protection", "ITM-0001")
+    assert (found.status, found.code, found.effect) == ("pass", "capacity", "share")
+    assert "register" not in found.explanation
+    assert result.item("ITM-0001").outcome == "share"
+
+
+def test_the_register_cannot_protect_what_is_not_redacted_by_text(policy: Policy) -> None:
+    audio = item(persons=[3], media_type="audio/wav", cleared=True)
+    found = rule_result(_registered(policy, audio), "witness-protection", "ITM-0001")
+    assert found.effect == "withhold"
+    assert "(audio/wav cannot be redacted), so it is withheld." in found.explanation
+    # An image can be redacted (boxes), but registered identifiers are not searched for in
+    # its pixels: without a mark of their own, the person is not protected.
+    photo = item(persons=[3], media_type="image/png")
+    found = rule_result(_registered(policy, photo), "witness-protection", "ITM-0001")
+    assert found.effect == "withhold"
+    assert (
+        "(no redaction mark protects Witness V-03; registered identifiers are redacted from "
+        "text and PDFs only, not image/png), so it is withheld."
+    ) in found.explanation
+    boxed = item(persons=[3], media_type="image/png", marks=[mark("M1", person_id=3)])
+    found = rule_result(_registered(policy, boxed), "witness-protection", "ITM-0001")
+    assert found.effect == "share_redacted" and found.marks == ("M1",)
 
 
 # --------------------------------------------------------------------------- mechanism-review

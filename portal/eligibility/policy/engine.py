@@ -6,8 +6,8 @@ How results combine (also in ``policies/README.md``):
   ``share``; ``redact`` → ``share_redacted``; ``fail`` → the rule's ``on_failure``:
   ``withhold`` → ``withhold``, ``redact`` → ``share_redacted``, ``manual_review`` →
   ``needs_review``, ``block_request`` → ``withhold`` *and* the request is blocked. A
-  redaction the item cannot take (its media type, or a person at risk without a mark)
-  becomes ``withhold``.
+  redaction the item cannot take (its media type, or a person at risk protected neither by a
+  mark nor by the register of protected identifiers) becomes ``withhold``.
 - Request rules (mandate, fair trial, death penalty) have the same effect on every item.
 - An item's outcome is its most severe effect: ``withhold`` > ``needs_review`` >
   ``share_redacted`` > ``share``.
@@ -46,8 +46,10 @@ __all__ = [
     "evaluate",
 ]
 
-#: Changes whenever the same policy and snapshot could give different results.
-ENGINE_VERSION = "1.0.0"
+#: Changes whenever the same policy and snapshot could give different results, or a rule starts
+#: reading something new (1.1.0: witness protection counts the register of protected
+#: identifiers, from snapshot format 2; format 1 snapshots give the results of 1.0.0).
+ENGINE_VERSION = "1.1.0"
 RESULT_FORMAT = 1
 #: Item outcomes, least to most severe.
 ITEM_OUTCOMES = ("share", "share_redacted", "needs_review", "withhold")
@@ -315,7 +317,7 @@ class _Explainer:
     def result(
         self, rule: RulePolicy, finding: Finding, values: Mapping[str, str], *, request: bool
     ) -> RuleResult:
-        status, code, found, marks, redactable, why_not = finding
+        status, code, found, marks, redactable, why_not, note = finding
         action, effect, follow = None, "share", ""
         if status == "redact":
             action, effect, follow = "redact", "share_redacted", self.follow["redact"]
@@ -330,7 +332,7 @@ class _Explainer:
             )
         quoted = dict(found)
         quoted.update(values)
-        text = _sentence(rule.explanations[code].render(quoted)) + follow
+        text = _sentence(rule.explanations[code].render(quoted)) + _then(note) + follow
         facts = tuple(sorted(found))  # the order they take in stored JSON
         return RuleResult(rule.id, status, code, action, effect, text, facts, marks)
 

@@ -37,8 +37,9 @@ __all__ = [
     "SnapshotFormatError",
 ]
 
-#: Version of the JSON layout below; bumped when it changes incompatibly.
-SNAPSHOT_FORMAT = 1
+#: Version of the JSON layout below; bumped when it changes incompatibly. Format 1 (before the
+#: register of protected identifiers) is still read: its persons have no ``identifiers``.
+SNAPSHOT_FORMAT = 2
 
 
 class AuthorityFacts(NamedTuple):
@@ -104,6 +105,9 @@ class PersonFacts(NamedTuple):
     pseudonym: str
     role: str
     at_risk: bool
+    # How many of their protected identifiers were current (registered, not retired) at the
+    # snapshot: a count only, never a value. 0 in snapshots of format 1, which did not record it.
+    identifiers: int = 0
 
 
 class MarkFacts(NamedTuple):
@@ -195,17 +199,18 @@ class Snapshot:
         """Read back what :meth:`to_json` wrote (e.g. from a stored decision)."""
         root = JsonReader(data, "$")
         found = root.integer("format")
-        if found != SNAPSHOT_FORMAT:
+        if found not in _LAYOUTS:
             raise SnapshotFormatError(
-                f"$.format: snapshot format {found} is not supported (expected {SNAPSHOT_FORMAT})"
+                f"$.format: snapshot format {found} is not supported (this portal reads "
+                f"{', '.join(map(str, _LAYOUTS))})"
             )
-        layout = root.table("layout").data
-        if layout != {name: list(fields) for name, fields in LAYOUT.items()}:
+        layout = _LAYOUTS[found]
+        if root.table("layout").data != {name: list(fields) for name, fields in layout.items()}:
             raise SnapshotFormatError("$.layout: not the layout of this snapshot format")
         request = root.table("request")
         authority = root.table("authority")
         providers = [_provider(r) for r in root.tables("providers")]
-        persons = [_person(r) for r in root.rows("persons", len(PersonFacts._fields))]
+        persons = [_person(r) for r in root.rows("persons", len(layout["person"]))]
         items = tuple(_item(r) for r in root.rows("items", len(ItemFacts._fields)))
         known_providers, known_persons = {p.id for p in providers}, {p.id for p in persons}
         for index, item in enumerate(items):
@@ -241,6 +246,8 @@ LAYOUT = {
     "consent": ConsentEvent._fields,
     "person": PersonFacts._fields,
 }
+#: The layout of every format still read, by format.
+_LAYOUTS = {1: {**LAYOUT, "person": PersonFacts._fields[:5]}, SNAPSHOT_FORMAT: LAYOUT}
 
 
 # --- writing ---------------------------------------------------------------------------
@@ -311,7 +318,12 @@ def _provider(r: JsonReader) -> ProviderFacts:
 
 def _person(r: JsonReader) -> PersonFacts:
     return PersonFacts(
-        id=r.integer(0), code=r.text(1), pseudonym=r.text(2), role=r.text(3), at_risk=r.flag(4)
+        id=r.integer(0),
+        code=r.text(1),
+        pseudonym=r.text(2),
+        role=r.text(3),
+        at_risk=r.flag(4),
+        identifiers=r.integer(5) if len(r.data) > 5 else 0,  # format 1: not recorded
     )
 
 

@@ -39,6 +39,7 @@ from portal.eligibility.policy.mandate import Mandate
 __all__ = [
     "ACTIONS",
     "ITEM_FIELDS",
+    "REGISTER_MEDIA_TYPES",
     "REQUEST_FIELDS",
     "RULES",
     "STATUSES",
@@ -71,6 +72,9 @@ class Finding(NamedTuple):
     marks: tuple[str, ...] = ()  # codes of the redaction marks this finding applies
     redactable: bool = True
     why_not: str = ""  # why the item cannot be redacted, when it cannot
+    # A sentence in the portal's words that the engine adds after the rule's own wording,
+    # e.g. which protection applies besides the marks. Policies cannot quote it.
+    note: str = ""
 
 
 ItemCheck = Callable[[ItemFacts], Finding]
@@ -394,12 +398,16 @@ def witness_protection(ctx: RuleContext) -> ItemCheck:
     """An item naming a person at risk goes only to an authority able to protect them.
 
     Otherwise the marks protecting them (and every mark that applies "without protection")
-    are redacted; when the item cannot be redacted (its media type) or a person at risk has
-    no mark protecting them, redaction cannot make it safe.
+    are redacted. A person at risk with no mark on the item is protected by the register of
+    protected identifiers when they have a current identifier there and the item is text or
+    a PDF: package assembly redacts every such identifier from those and checks the package
+    for them. When the item cannot be redacted (its media type) or a person at risk has
+    neither, redaction cannot make it safe.
     """
     snapshot, redactable = ctx.snapshot, ctx.redactable_media_types
     state = assessment_state(snapshot, "witness_protection", ctx.duration("max_age"))
     pseudonyms = {p.id: p.pseudonym for p in snapshot.persons.values() if p.at_risk}
+    registered = {p.id: p.identifiers for p in snapshot.persons.values() if p.identifiers > 0}
     capacity = state.state == "current"
     if capacity:
         code = "capacity"
@@ -408,6 +416,7 @@ def witness_protection(ctx: RuleContext) -> ItemCheck:
     base = state.facts()
     nobody = Finding("not_applicable", "none_at_risk")
     intern = _interner()
+    authority = snapshot.authority.name
 
     at_risk_ids = pseudonyms.keys()
 
@@ -435,13 +444,54 @@ def witness_protection(ctx: RuleContext) -> ItemCheck:
             why = f"{item.media_type} cannot be redacted"
             return intern(Finding("fail", code, facts, marks, False, why))
         covered = {m.person_id for m in item.marks}
-        uncovered = [pseudonyms[p] for p in at_risk if p not in covered]
+        unmarked = [p for p in at_risk if p not in covered]
+        searched = item.media_type in REGISTER_MEDIA_TYPES
+        by_register = [p for p in unmarked if searched and p in registered]
+        uncovered = [p for p in unmarked if p not in by_register]
         if uncovered:
-            why = f"no redaction mark protects {', '.join(uncovered)}"
+            why = _unprotected(uncovered, pseudonyms, registered, item.media_type)
             return intern(Finding("fail", code, facts, marks, False, why))
-        return intern(Finding("fail", code, facts, marks))
+        note = _register_note(by_register, pseudonyms, registered, authority)
+        return intern(Finding("fail", code, facts, marks, note=note))
 
     return check
+
+
+#: Media types whose text package assembly searches for protected identifiers, redacting them
+#: (``_TEXT_MEDIA_TYPES`` of :mod:`portal.packages.assembly.assemble`): the register protects
+#: a person at risk in these only. Images are searched in their metadata, never their pixels.
+REGISTER_MEDIA_TYPES = frozenset({"text/plain", "application/pdf"})
+
+
+def _unprotected(
+    person_ids: list[int], pseudonyms: Mapping[int, str], registered: Mapping[int, int], media: str
+) -> str:
+    """Why redaction cannot protect ``person_ids``: no mark, and (for those with registered
+    identifiers) an item whose content the register's identifiers are not redacted from."""
+    why = f"no redaction mark protects {', '.join(pseudonyms[p] for p in person_ids)}"
+    if any(p in registered for p in person_ids):
+        why += f"; registered identifiers are redacted from text and PDFs only, not {media}"
+    return why
+
+
+def _register_note(
+    person_ids: list[int],
+    pseudonyms: Mapping[int, str],
+    registered: Mapping[int, int],
+    authority: str,
+) -> str:
+    """Which persons at risk the register of protected identifiers protects, with how many
+    identifiers (never which: their codes and values stay on the register)."""
+    if not person_ids:
+        return ""
+    who = ", ".join(
+        f"{pseudonyms[p]} ({_plural(registered[p], 'current identifier')})" for p in person_ids
+    )
+    return (
+        f"Protected by the register of protected identifiers, not by a mark: {who}. Registered "
+        f"identifiers are redacted from every text and PDF shared with {authority}, and every "
+        "package is checked for them."
+    )
 
 
 _WITHOUT_PROTECTION = "without_protection"

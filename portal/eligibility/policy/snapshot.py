@@ -1,11 +1,12 @@
 """Build the input :class:`~portal.eligibility.policy.inputs.Snapshot` of one request from the
 database.
 
-Ten set-based queries whatever the number of candidate items (the request with its
+Eleven set-based queries whatever the number of candidate items (the request with its
 authority, assessments, assurances, items, standing consent events, providers, who is named
-in which item, the persons named, redaction marks and item-level consent events): candidate
-items are reached by joining ``rfa_item``, never one query per item and never a list of
-ids as parameters.
+in which item, the persons named, how many current protected identifiers each has, redaction
+marks and item-level consent events): candidate items are reached by joining ``rfa_item``,
+never one query per item and never a list of ids as parameters. Of the register of protected
+identifiers only counts are read: nothing here unseals a value.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from itertools import groupby
 from operator import itemgetter
 from typing import TypeVarTuple, cast
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from portal.consent.models import EVENT_COLUMNS as CONSENT_EVENT_COLUMNS
@@ -41,6 +43,7 @@ from portal.registry.models import (
     Item,
     ItemPerson,
     Person,
+    ProtectedIdentifier,
     Provider,
     RedactionMark,
 )
@@ -79,10 +82,28 @@ def build_snapshot(session: Session, rfa_id: int, *, now: datetime) -> Snapshot:
     """Everything the rules need about request ``rfa_id``, as at ``now``.
 
     Consent events recorded after ``now`` are left out, so the snapshot shows the
-    ledger as it stood.
+    ledger as it stood; so does the count of each person's protected identifiers (those
+    added by ``now`` and not retired by then).
     """
     with paused_gc():
         return _build(session, rfa_id, now)
+
+
+def _current_identifier_counts(
+    connection: Connection, persons: Select[int], now: datetime
+) -> dict[int, int]:
+    """How many protected identifiers of each of ``persons`` were current at ``now`` (added by
+    then and not yet retired), for those who had any: counted by the database, never unsealed."""
+    rows = connection.execute(
+        select(ProtectedIdentifier.person_id, func.count())
+        .where(
+            ProtectedIdentifier.person_id.in_(persons),
+            ProtectedIdentifier.created_at <= now,
+            or_(ProtectedIdentifier.retired_at.is_(None), ProtectedIdentifier.retired_at > now),
+        )
+        .group_by(ProtectedIdentifier.person_id)
+    )
+    return {person_id: count for person_id, count in rows}
 
 
 def _build(session: Session, rfa_id: int, now: datetime) -> Snapshot:
@@ -200,16 +221,20 @@ def _build(session: Session, rfa_id: int, now: datetime) -> Snapshot:
             _FIRST,
         )
     }
+    named_persons = (
+        select(ItemPerson.person_id)
+        .join(RfaItem, RfaItem.item_id == ItemPerson.item_id)
+        .where(RfaItem.rfa_id == rfa_id)
+    )
+    identifiers = _current_identifier_counts(connection, named_persons, now)
     persons = {
-        person_id: PersonFacts(person_id, code, pseudonym, role, bool(at_risk))
+        person_id: PersonFacts(
+            person_id, code, pseudonym, role, bool(at_risk), identifiers.get(person_id, 0)
+        )
         for person_id, code, pseudonym, role, at_risk in _plain_rows(
             session,
             select(Person.id, Person.code, Person.pseudonym, Person.role, Person.at_risk).where(
-                Person.id.in_(
-                    select(ItemPerson.person_id)
-                    .join(RfaItem, RfaItem.item_id == ItemPerson.item_id)
-                    .where(RfaItem.rfa_id == rfa_id)
-                )
+                Person.id.in_(named_persons)
             ),
         )
     }
