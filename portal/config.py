@@ -134,6 +134,11 @@ class Settings:
         return self.data_dir / "packages"
 
     @property
+    def ocr_cache_dir(self) -> Path:
+        """Pages read with OCR, sealed (see portal.redaction.ocr)."""
+        return self.data_dir / "ocr-cache"
+
+    @property
     def demo_or_test(self) -> bool:
         return self.demo or self.testing
 

@@ -1,5 +1,8 @@
 """JPEG and PNG → a new image of the same type with the boxes burnt into the pixels.
 
+Boxes come from ``image_box`` marks and from every place OCR reads a ``term`` mark (a name on
+an ID card or a shop sign: :mod:`portal.redaction.ocr`), found by the same matcher as text.
+
 Orientation is applied first (``ImageOps.exif_transpose``) so boxes land where the person
 marking them saw them. Only the pixels travel to the new file: no EXIF (GPS), XMP, ICC
 profile (colours are converted to sRGB first when possible), comments or text chunks, no
@@ -19,6 +22,8 @@ from pathlib import Path
 from PIL import Image, ImageCms, ImageDraw, ImageFile, ImageFont, ImageOps, UnidentifiedImageError
 
 from portal.redaction import renditions
+from portal.redaction.matcher import Matcher
+from portal.redaction.ocr import OcrCache, OcrFailed, boxes_of_hits, read_image, scripts_of
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -171,16 +176,27 @@ def redact_image(
     label: str,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    matcher: Matcher | None = None,
+    ocr_cache: OcrCache | None = None,
 ) -> renditions.RedactionOutcome:
-    """Burn the ``image_box`` marks into a fresh copy of the image's pixels."""
+    """Burn the ``image_box`` marks, and the ``term`` marks wherever OCR reads them, into a
+    fresh copy of the image's pixels (``matcher``: see :func:`renditions.term_matcher`)."""
     fmt, suffix, accepted = _TYPES[media_type]
-    renditions.refuse_kinds(marks, frozenset({"image_box"}), "an image (it has no text to search)")
-    boxes = [renditions.check_box(mark) for mark in marks]
+    renditions.refuse_kinds(
+        marks, frozenset({"image_box", "term"}), "an image (it has no text to select)"
+    )
+    terms = renditions.term_matcher(marks, matcher)
+    boxes = [renditions.check_box(mark) for mark in marks if mark.kind == "image_box"]
     upright = _clean_mode(_to_srgb(_load_upright(source, media_type, accepted, max_pixels)), fmt)
     fresh = Image.new(upright.mode, upright.size)
     fresh.paste(upright)
     del upright
-    burn_boxes(fresh, (pixel_box(box, fresh.width, fresh.height) for box in boxes), label)
+    found = _terms_in_pixels(fresh, marks, terms, ocr_cache)
+    pixel_boxes = [pixel_box(box, fresh.width, fresh.height) for box in boxes]
+    burn_boxes(fresh, [*pixel_boxes, *(box for _, box in found)], label)
+    hits = {mark.code: 1 for mark in marks if mark.kind == "image_box"}
+    for code, _ in found:
+        hits[code] = hits.get(code, 0) + 1
     with renditions.atomic_output(dest) as out:
         if fmt == "JPEG":
             fresh.save(out, format="JPEG", quality=JPEG_QUALITY)
@@ -190,7 +206,29 @@ def redact_image(
         media_type=media_type,
         suffix=suffix,
         applied=tuple(
-            renditions.AppliedMark(mark.code, mark.kind, mark.reason, 1) for mark in marks
+            renditions.AppliedMark(mark.code, mark.kind, mark.reason, hits.get(mark.code, 0))
+            for mark in marks
         ),
-        protected_terms=(),
+        protected_terms=tuple(
+            (mark.code, mark.term) for mark in marks if mark.kind == "term" and mark.term
+        ),
     )
+
+
+def _terms_in_pixels(
+    image: Image.Image,
+    marks: Sequence[renditions.MarkSpec],
+    terms: renditions.TermMatcher,
+    cache: OcrCache | None,
+) -> list[tuple[str, PixelBox]]:
+    """(code, box) of every place OCR reads a term mark in ``image`` (none without terms)."""
+    if not terms.codes:
+        return []
+    scripts = scripts_of(mark.term or "" for mark in marks if mark.kind == "term")
+    try:
+        reading = read_image(image, scripts, cache=cache)
+    except OcrFailed as failed:
+        raise renditions.CannotRedact(
+            f"the image could not be read with OCR: {failed.reason}"
+        ) from None
+    return boxes_of_hits(reading, terms.locate)

@@ -18,6 +18,11 @@ Every term is searched for in all its variants (the term and its partial names:
   Arabic forms and visual order, Zawgyi) before it is searched.
 * ``metadata`` — PDF document information and XMP; image EXIF (GPS and Exif IFDs
   included), XMP, comments and PNG text chunks, normalised like text.
+* ``pixels`` — when asked (:class:`PixelReading`): what OCR reads on every PDF page that shows
+  an image and in every image file (:mod:`portal.redaction.pixels`), in the scripts of the
+  terms, searched like text; the hit names the page ("pixels, page 3"). A page OCR cannot be
+  trusted on (Burmese read with low confidence) or cannot read at all makes the file
+  unchecked, with the reason: a person looks at it instead.
 
 ZIP containers (DOCX, ODT, XLSX, zip) are opened and each member is checked like a file
 (XML members also with their tags removed, which joins words Word splits into runs), one
@@ -57,6 +62,7 @@ import ahocorasick
 
 from portal.redaction.matcher import MIN_TERM_LENGTH, Matcher, TermTooShort, expand
 from portal.redaction.normalise import fold, fold_readings, strip_invisible
+from portal.redaction.ocr import OcrCache, OcrFailed, Scripts, scripts_of
 
 __all__ = [
     "CHUNK_SIZE",
@@ -67,6 +73,7 @@ __all__ = [
     "LeakFound",
     "LeakHit",
     "LeakReport",
+    "PixelReading",
     "RawPlan",
     "StreamingCheck",
     "check_files",
@@ -78,7 +85,8 @@ PDF_LIMIT = 512 << 20  # bytes of all the streams of one PDF once decoded, at mo
 ZIP_MEMBERS = 1000  # files in one archive, at most
 ZIP_LIMIT = 50 << 20  # bytes of an archive (and the archives in it) once decompressed
 _ZIP_MAGIC = b"PK\x03\x04"
-Where = Literal["text", "metadata", "bytes"]
+# Where a hit was found: "text", "metadata", "bytes", or "pixels" (with the page or frame).
+Where = str
 
 _ASCII_WHITESPACE = b" \t\n\r\x0b\x0c"
 _IMAGE_MAGIC = (
@@ -197,14 +205,26 @@ def _byte_needles(
     return squeezed, wide
 
 
+@dataclass(frozen=True)
+class PixelReading:
+    """Read the pixels of PDFs and images with OCR too (the ``pixels`` layer); ``cache``:
+    where readings are kept (see :class:`~portal.redaction.ocr.OcrCache`)."""
+
+    cache: OcrCache | None = None
+
+
 @dataclass
 class _Needles:
     text: Matcher
     squeezed: _BytePatterns
     wide: _BytePatterns
+    scripts: Scripts
+    pixels: PixelReading | None = None
 
     @classmethod
-    def build(cls, terms: Sequence[tuple[str, str]]) -> _Needles:
+    def build(
+        cls, terms: Sequence[tuple[str, str]], pixels: PixelReading | None = None
+    ) -> _Needles:
         try:
             variants = list(expand(terms))
         except TermTooShort as short:
@@ -217,6 +237,8 @@ class _Needles:
             text=Matcher.from_variants(variants),
             squeezed=_BytePatterns(squeezed),
             wide=_BytePatterns(wide),
+            scripts=scripts_of(term for _, term in terms),
+            pixels=pixels,
         )
 
     def in_text(self, text: str) -> set[str]:
@@ -781,11 +803,41 @@ def _structure(
         _scan_zip(path, needles, found, depth, budget)
         return RawPlan()
     if kind == "pdf":
-        return RawPlan(tuple(_scan_pdf(path, needles, found)), pdf=True)
+        plan = RawPlan(tuple(_scan_pdf(path, needles, found)), pdf=True)
+        _scan_pixels(path, "page", needles, found)
+        return plan
     if kind == "image":
         _scan_image(path, needles, found)
-        return RawPlan(tuple(image_data_ranges(path)))
+        plan = RawPlan(tuple(image_data_ranges(path)))
+        _scan_pixels(path, "frame", needles, found)
+        return plan
     return RawPlan(text=_text_encoding(head))
+
+
+def _scan_pixels(
+    path: Path, unit: Literal["page", "frame"], needles: _Needles, found: set[tuple[str, Where]]
+) -> None:
+    """The ``pixels`` layer of a PDF (``page``) or image file (``frame``), when asked for.
+    Raises _Unreadable, after recording its hits, when OCR could not read or cannot be
+    trusted on some of it."""
+    from portal.redaction.pixels import read_image_file, read_pdf_pages
+
+    if needles.pixels is None:
+        return
+    reader = read_pdf_pages if unit == "page" else read_image_file
+    doubts: list[str] = []
+    try:
+        for number, reading in reader(path, needles.scripts, needles.pixels.cache):
+            where = "pixels" if unit == "frame" and number == 1 else f"pixels, {unit} {number}"
+            found.update((code, where) for code in needles.in_text(reading.text))
+            doubts.extend(f"{unit} {number}: {doubt}" for doubt in reading.doubtful)
+    except OcrFailed as failed:
+        raise _Unreadable(f"its pixels could not be read with OCR ({failed.reason})") from None
+    if doubts:
+        more = f" and {len(doubts) - 2} more" if len(doubts) > 2 else ""
+        raise _Unreadable(
+            "OCR cannot be trusted on " + "; ".join(doubts[:2]) + more + ": a person must read it"
+        )
 
 
 def _scan_zip(
@@ -822,10 +874,16 @@ def _scan_zip(
 _XML_TAG = re.compile(r"<[^>]*>")
 
 
-def check_files(files: Iterable[tuple[str, Path]], terms: Sequence[tuple[str, str]]) -> LeakReport:
-    """Search every file for every (mark code, term); raises ValueError, naming the mark,
-    for a term shorter than MIN_TERM_LENGTH after folding (it would match everywhere)."""
-    needles = _Needles.build(terms)
+def check_files(
+    files: Iterable[tuple[str, Path]],
+    terms: Sequence[tuple[str, str]],
+    *,
+    pixels: PixelReading | None = None,
+) -> LeakReport:
+    """Search every file for every (mark code, term), and its pixels too when ``pixels`` is
+    given; raises ValueError, naming the mark, for a term shorter than MIN_TERM_LENGTH after
+    folding (it would match everywhere)."""
+    needles = _Needles.build(terms, pixels)
     hits: list[LeakHit] = []
     unchecked: list[tuple[str, str]] = []
     count = 0
@@ -867,9 +925,11 @@ class StreamingCheck:
     short to search for.
     """
 
-    def __init__(self, terms: Sequence[tuple[str, str]]) -> None:
+    def __init__(
+        self, terms: Sequence[tuple[str, str]], *, pixels: PixelReading | None = None
+    ) -> None:
         self.terms = tuple(dict.fromkeys(terms))
-        self._needles = _Needles.build(self.terms) if self.terms else None
+        self._needles = _Needles.build(self.terms, pixels) if self.terms else None
         self._plans: dict[str, RawPlan] = {}
         self._hits: list[LeakHit] = []
         self._unchecked: list[tuple[str, str]] = []

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import io
 import math
-import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -29,6 +29,8 @@ from PIL import Image, ImageChops
 
 from portal.redaction.image import PixelBox, burn_boxes, pixel_box
 from portal.redaction.matcher import Matcher
+from portal.redaction.ocr import OcrCache, OcrFailed, Scripts, boxes_of_hits, read_image, scripts_of
+from portal.redaction.pixels import OCR_DPI, PDFIUM, page_has_images, render_for_ocr
 from portal.redaction.renditions import (
     AppliedMark,
     CannotRedact,
@@ -59,7 +61,7 @@ MAX_PAGES = 5000
 MAX_PAGE_PIXELS = 50_000_000
 
 # pdfium is not thread-safe: one document at a time per process.
-_PDFIUM = threading.Lock()
+_PDFIUM = PDFIUM
 
 _OPEN_ERRORS = {
     2: "the PDF file cannot be read",
@@ -236,11 +238,15 @@ def redact_pdf(
     *,
     dpi: int = DEFAULT_DPI,
     matcher: Matcher | None = None,
+    ocr_cache: OcrCache | None = None,
 ) -> RedactionOutcome:
     """Rasterise every page of ``source`` at ``dpi``, burn in the boxes, write a new PDF.
-    ``matcher``: prebuilt for some of the term marks (see :func:`term_matcher`)."""
+    ``matcher``: prebuilt for some of the term marks (see :func:`term_matcher`). Terms are
+    found in the text layer and, on pages that show an image, with OCR
+    (:mod:`portal.redaction.ocr`)."""
     refuse_kinds(marks, frozenset({"term", "pdf_box"}), "a PDF (text spans address plain text)")
     terms = term_matcher(marks, matcher)
+    scripts = scripts_of(mark.term or "" for mark in marks if mark.kind == "term")
     page_boxes = [(mark, check_box(mark)) for mark in marks if mark.kind == "pdf_box"]
     occurrences = {mark.code: 0 for mark in marks}
     per_page: dict[str, dict[int, int]] = {mark.code: {} for mark in marks}
@@ -261,7 +267,16 @@ def redact_pdf(
             with atomic_output(dest) as out:
                 writer = ImagePdfWriter(out)
                 for index in range(pages):
-                    _redact_page(document, index, scale, terms, page_boxes, per_page, writer, label)
+                    _redact_page(
+                        document,
+                        index,
+                        scale,
+                        _Pixels(terms, scripts, ocr_cache),
+                        page_boxes,
+                        per_page,
+                        writer,
+                        label,
+                    )
                 writer.finish()
         finally:
             document.close()
@@ -284,11 +299,48 @@ def redact_pdf(
     )
 
 
+@dataclass(frozen=True)
+class _Pixels:
+    """How terms are searched on a page: the matcher, and for OCR the scripts and cache."""
+
+    matcher: TermMatcher
+    scripts: Scripts
+    cache: OcrCache | None
+
+
+def _ocr_boxes(
+    page: pypdfium2.PdfPage, page_number: int, scale: float, pixels: _Pixels
+) -> tuple[dict[str, int], list[PixelBox]]:
+    """Hits of the term marks in the pixels of a page that shows an image (scanned, mixed),
+    as boxes at the output's ``scale``."""
+    counts: dict[str, int] = {}
+    if not pixels.matcher.codes or not page_has_images(page):
+        return counts, []
+    try:
+        reading = read_image(render_for_ocr(page), pixels.scripts, cache=pixels.cache)
+    except OcrFailed as failed:
+        reason = f"page {page_number} could not be read with OCR: {failed.reason}"
+        raise CannotRedact(reason) from None
+    factor = scale / (OCR_DPI / 72)
+    boxes: list[PixelBox] = []
+    for code, (left, top, right, bottom) in boxes_of_hits(reading, pixels.matcher.locate):
+        counts[code] = counts.get(code, 0) + 1
+        boxes.append(
+            (
+                math.floor(left * factor),
+                math.floor(top * factor),
+                math.ceil(right * factor),
+                math.ceil(bottom * factor),
+            )
+        )
+    return counts, boxes
+
+
 def _redact_page(
     document: pypdfium2.PdfDocument,
     index: int,
     scale: float,
-    matcher: TermMatcher,
+    pixels: _Pixels,
     page_boxes: Sequence[tuple[MarkSpec, tuple[float, float, float, float]]],
     per_page: dict[str, dict[int, int]],
     writer: ImagePdfWriter,
@@ -302,15 +354,18 @@ def _redact_page(
         raise CannotRedact(f"page {index + 1} of the PDF cannot be read") from None
     try:
         width_pt, height_pt = page.get_size()
-        pixels = math.ceil(width_pt * scale) * math.ceil(height_pt * scale)
-        if pixels > MAX_PAGE_PIXELS:
+        if math.ceil(width_pt * scale) * math.ceil(height_pt * scale) > MAX_PAGE_PIXELS:
             raise CannotRedact(
                 f"page {index + 1} is {width_pt:.0f} x {height_pt:.0f} points, too large to "
                 "rasterise"
             )
         bitmap = page.render(scale=scale, may_draw_forms=False, draw_annots=False)
         try:
-            counts, boxes = _term_boxes(page, index + 1, bitmap, matcher)
+            counts, boxes = _term_boxes(page, index + 1, bitmap, pixels.matcher)
+            seen, more = _ocr_boxes(page, index + 1, scale, pixels)
+            boxes.extend(more)
+            for code, count in seen.items():
+                counts[code] = counts.get(code, 0) + count
             for code, count in counts.items():
                 if count:
                     per_page[code][index + 1] = count

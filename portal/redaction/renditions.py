@@ -16,10 +16,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 from portal.redaction.matcher import MIN_TERM_LENGTH, Hit, Matcher, TermTooShort
 from portal.redaction.normalise import fold
+
+if TYPE_CHECKING:
+    from portal.redaction.ocr import OcrCache
 
 __all__ = [
     "MIN_TERM_LENGTH",
@@ -168,7 +171,9 @@ def atomic_output(dest: Path) -> Iterator[BinaryIO]:
 Redactor = Callable[[Path, Sequence[MarkSpec], Path, str], RedactionOutcome]
 
 
-def _redactor(media_type: str, matcher: Matcher | None = None) -> Redactor:
+def _redactor(
+    media_type: str, matcher: Matcher | None = None, ocr_cache: OcrCache | None = None
+) -> Redactor:
     # Imported here: the implementations import this module for the types above.
     if media_type == "text/plain":
         from portal.redaction.text import redact_text
@@ -177,14 +182,16 @@ def _redactor(media_type: str, matcher: Matcher | None = None) -> Redactor:
     if media_type == "application/pdf":
         from portal.redaction.pdf import redact_pdf
 
-        return partial(redact_pdf, matcher=matcher)
+        return partial(redact_pdf, matcher=matcher, ocr_cache=ocr_cache)
     if media_type in ("image/jpeg", "image/png"):
         from portal.redaction.image import redact_image
 
         def image(
             source: Path, marks: Sequence[MarkSpec], dest: Path, label: str
         ) -> RedactionOutcome:
-            return redact_image(source, media_type, marks, dest, label)
+            return redact_image(
+                source, media_type, marks, dest, label, matcher=matcher, ocr_cache=ocr_cache
+            )
 
         return image
     raise CannotRedact(
@@ -201,12 +208,15 @@ def redact(
     *,
     label: str = "REDACTED",
     matcher: Matcher | None = None,
+    ocr_cache: OcrCache | None = None,
 ) -> RedactionOutcome:
     """Write a truly redacted rendition of `source` to `dest` (created atomically: write a temp
     file beside it and rename; on any error nothing is left at dest). ``matcher``: the
-    prebuilt matcher of some of the term marks (see :func:`term_matcher`)."""
+    prebuilt matcher of some of the term marks (see :func:`term_matcher`); ``ocr_cache``:
+    where pages read with OCR are kept (see :mod:`portal.redaction.ocr`)."""
     try:
-        return _redact(source, base_media_type(media_type), marks, dest, label, matcher)
+        redactor = _redactor(base_media_type(media_type), matcher, ocr_cache)
+        return _redact(source, marks, dest, label, redactor)
     except BaseException:
         dest.unlink(missing_ok=True)  # no stale rendition from an earlier run either
         raise
@@ -218,14 +228,8 @@ def base_media_type(media_type: str) -> str:
 
 
 def _redact(
-    source: Path,
-    media_type: str,
-    marks: Sequence[MarkSpec],
-    dest: Path,
-    label: str,
-    matcher: Matcher | None,
+    source: Path, marks: Sequence[MarkSpec], dest: Path, label: str, redactor: Redactor
 ) -> RedactionOutcome:
-    redactor = _redactor(media_type, matcher)
     if not fold(label):
         raise CannotRedact("the redaction label must have at least one visible character")
     codes = [mark.code for mark in marks]

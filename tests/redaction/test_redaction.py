@@ -522,7 +522,6 @@ def test_png_loses_text_chunks_and_hidden_colours(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("media_type", "make", "marks", "reason"),
     [
-        ("image/jpeg", "photo", [term("T1", NAME)], "term"),
         ("image/png", "png", [MarkSpec("S1", "text_span", "r", span=(0, 3))], "text span"),
         ("image/jpeg", "photo", [MarkSpec("B1", "pdf_box", "r", page=1, box=(0, 0, 1, 1))], "pdf"),
         ("image/jpeg", "text", [], "cannot be read"),

@@ -108,11 +108,13 @@ from portal.redaction.leakcheck import (
     LeakFound,
     LeakHit,
     LeakReport,
+    PixelReading,
     StreamingCheck,
     check_files,
 )
 from portal.redaction.matcher import MIN_TERM_LENGTH, Matcher
 from portal.redaction.normalise import fold
+from portal.redaction.ocr import OcrCache
 from portal.redaction.positions import carries_position
 from portal.redaction.renditions import (
     CannotRedact,
@@ -664,7 +666,11 @@ def _found_before(state: PortalState, job: _Job) -> dict[str, tuple[tuple[str, s
         return {}
     files = [(path, state.blobs.path(item.source_sha256)) for path, item in candidates.items()]
     try:
-        found = check_files(files, [(mark.code, mark.term or "") for mark in job.withheld])
+        found = check_files(
+            files,
+            [(mark.code, mark.term or "") for mark in job.withheld],
+            pixels=PixelReading(_ocr_cache(state)),
+        )
     except ValueError as exc:
         raise _Failure(f"The leak check could not run: {exc}") from None
     by_item: dict[str, set[tuple[str, str]]] = defaultdict(set)
@@ -758,10 +764,16 @@ def _refuse_unmatched_marks(job: _Job, built: _Built) -> None:
 
 
 def _item_marks(job: _Job, item: _ItemJob) -> tuple[MarkSpec, ...]:
-    """The item's own marks, and for text and PDFs the withheld identifiers."""
-    if base_media_type(item.media_type) in _TEXT_MEDIA_TYPES:
+    """The item's own marks, and for text, PDFs and images (their pixels read with OCR) the
+    withheld identifiers."""
+    if base_media_type(item.media_type) in (*_TEXT_MEDIA_TYPES, *_IMAGE_MEDIA_TYPES):
         return item.marks + job.withheld
     return item.marks
+
+
+def _ocr_cache(state: PortalState) -> OcrCache:
+    """Where pages read with OCR are kept, sealed with the portal's key."""
+    return OcrCache(state.settings.ocr_cache_dir, state.sealer)
 
 
 def _render_items(
@@ -785,7 +797,12 @@ def _render_items(
             dest.parent.mkdir(parents=True, exist_ok=True)
             try:
                 outcome = redact(
-                    source, item.media_type, _item_marks(job, item), dest, matcher=job.identifiers
+                    source,
+                    item.media_type,
+                    _item_marks(job, item),
+                    dest,
+                    matcher=job.identifiers,
+                    ocr_cache=_ocr_cache(state),
                 )
             except CannotRedact as exc:
                 raise _Failure(f"{item.code} cannot be redacted: {exc.reason}") from None
@@ -897,10 +914,11 @@ class _DocumentsLeak(Exception):
     """A package document holds a protected term (or could not be read): stop the stream."""
 
 
-def _streaming_check(built: _Built) -> StreamingCheck:
-    """The payload's leak check: format-aware layers now, raw bytes during the stream."""
+def _streaming_check(state: PortalState, built: _Built) -> StreamingCheck:
+    """The payload's leak check: format-aware layers (pixels included) now, raw bytes during
+    the stream."""
     try:
-        check = StreamingCheck(built.terms)
+        check = StreamingCheck(built.terms, pixels=PixelReading(_ocr_cache(state)))
     except ValueError as exc:
         raise _Failure(f"The leak check could not run: {exc}") from None
     for entry in built.entries:
@@ -1157,7 +1175,7 @@ def _run(state: PortalState, job: _Job, stage: Path, built: _Built) -> str | Non
     _render_items(state, job, stage, built, report)
     _refuse_unmatched_marks(job, built)
     report("leak check", 50)
-    check = _streaming_check(built)
+    check = _streaming_check(state, built)
     if not check.report().clean:
         return _blocked_by_leak(state, job, built, check.report())
     report(_STREAM_STAGE, 55)

@@ -1,0 +1,346 @@
+"""OCR with Tesseract: the words of a page image and where they are, so that names written
+only in pixels (scans, photos of signs and ID cards) are found, burnt and checked again.
+
+Tesseract (Debian's ``tesseract-ocr`` with ``-ara`` and ``-mya``) runs as a child process fed
+the image on stdin, one page at a time: each run has a time limit (:data:`PAGE_SECONDS`) and
+an address-space limit (:data:`PAGE_MEMORY`), images beyond :data:`MAX_PIXELS` are refused
+before it starts, and ``OMP_THREAD_LIMIT=1`` keeps one run on one core (the workers already
+run in parallel). The process is called directly rather than through pytesseract, which
+writes temporary files and cannot set those limits.
+
+Languages follow the scripts of the terms searched for (:func:`scripts_of`): English always
+(Latin script, digits), Arabic when a term is Arabic. Burmese is read differently: Debian's
+Myanmar model misreads whole pages but reads single lines, so when a term is Burmese each
+line the first pass found is cropped and read again alone (``--psm 7``). Those lines are
+*doubtful* when Tesseract's confidence in them is low: :attr:`Reading.doubtful` says which,
+and callers make a person look at the page instead of trusting the OCR.
+
+Words come back in logical order (Arabic letters as written, not reversed) and are joined
+into one text, a space between words and a line break between lines, which the same matcher
+as the text layer searches (:func:`boxes_of_hits`); every word a hit touches is blacked out
+with padding, so a name is burnt whole even where OCR split or merged it.
+
+Readings are cached by the hash of the pixels and what was asked (languages, page segmentation,
+Tesseract's version): a page read for redaction is not read again when the same file is
+redacted again. The cache holds the words of evidence: each entry is sealed (AES-GCM, the
+portal's key, :mod:`portal.sealing`) when a sealer is given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import resource
+import subprocess
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Protocol
+
+from PIL import Image
+
+from portal.redaction.matcher import Hit
+from portal.redaction.normalise import has_arabic, has_myanmar
+
+__all__ = [
+    "DOUBTFUL_CONFIDENCE",
+    "MAX_PIXELS",
+    "PAGE_MEMORY",
+    "PAGE_SECONDS",
+    "OcrCache",
+    "OcrFailed",
+    "Reading",
+    "Scripts",
+    "Word",
+    "boxes_of_hits",
+    "read_image",
+    "scripts_of",
+    "tesseract_version",
+]
+
+TESSERACT = "tesseract"
+PAGE_SECONDS = 120.0  # one Tesseract run, at most
+PAGE_MEMORY = 2 << 30  # address space of one Tesseract run, at most
+MAX_PIXELS = 50_000_000  # an image or page bitmap larger than this is not read
+# A Burmese line read with less confidence than this (Tesseract's 0-100, mean of its words)
+# is doubtful: a person looks at the page.
+DOUBTFUL_CONFIDENCE = 70.0
+LINE_MARGIN = 6  # pixels kept around a line cropped for a second reading
+
+PixelBox = tuple[int, int, int, int]
+
+
+class OcrFailed(Exception):
+    """Tesseract could not read the image (missing, too large, timed out, crashed);
+    ``reason`` says which, in words an officer can act on."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Scripts:
+    """Which scripts to read: Latin (always, with digits), Arabic, Burmese."""
+
+    arabic: bool = False
+    burmese: bool = False
+
+    @property
+    def languages(self) -> str:
+        """Tesseract's ``-l`` for the first pass (Burmese is read line by line after it)."""
+        return "eng+ara" if self.arabic else "eng"
+
+
+def scripts_of(terms: Iterable[str]) -> Scripts:
+    """The scripts the ``terms`` are written in, i.e. what the pixels must be read for."""
+    arabic = burmese = False
+    for term in terms:
+        arabic = arabic or has_arabic(term)
+        burmese = burmese or has_myanmar(term)
+    return Scripts(arabic=arabic, burmese=burmese)
+
+
+@dataclass(frozen=True)
+class Word:
+    """One word Tesseract read: its text, box in image pixels and confidence (0-100)."""
+
+    text: str
+    box: PixelBox
+    confidence: float
+    line: tuple[int, int, int]  # (block, paragraph, line) of the pass that read it
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What OCR read on one image: words in reading order; ``doubtful``: why some of it
+    cannot be trusted (empty when it can)."""
+
+    words: tuple[Word, ...]
+    doubtful: tuple[str, ...] = ()
+    text: str = field(init=False, repr=False)
+    owners: tuple[int, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        parts: list[str] = []
+        owners: list[int] = []
+        previous: tuple[int, int, int] | None = None
+        for index, word in enumerate(self.words):
+            if previous is not None:
+                parts.append("\n" if word.line != previous else " ")
+                owners.append(-1)
+            parts.append(word.text)
+            owners.extend([index] * len(word.text))
+            previous = word.line
+        object.__setattr__(self, "text", "".join(parts))
+        object.__setattr__(self, "owners", tuple(owners))
+
+
+class Sealing(Protocol):
+    def seal(self, plaintext: str, purpose: str) -> str: ...
+    def unseal(self, sealed: str, purpose: str) -> str: ...
+
+
+class OcrCache:
+    """Readings on disk, one file per key (sealed when ``sealer`` is given); a damaged or
+    unreadable entry counts as absent and is read again."""
+
+    def __init__(self, directory: Path, sealer: Sealing | None = None) -> None:
+        self.directory = directory
+        self.sealer = sealer
+
+    def _path(self, key: str) -> Path:
+        return self.directory / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> Reading | None:
+        try:
+            stored = self._path(key).read_text(encoding="ascii")
+            if self.sealer is not None:
+                stored = self.sealer.unseal(stored, f"ocr:{key}")
+            data = json.loads(stored)
+            words = tuple(
+                Word(text, (box[0], box[1], box[2], box[3]), float(conf), (ln[0], ln[1], ln[2]))
+                for text, box, conf, ln in data["words"]
+            )
+            return Reading(words, tuple(data["doubtful"]))
+        except Exception:  # absent, damaged, sealed with another key: read the page again
+            return None
+
+    def put(self, key: str, reading: Reading) -> None:
+        data = json.dumps(
+            {
+                "words": [[w.text, list(w.box), w.confidence, list(w.line)] for w in reading.words],
+                "doubtful": list(reading.doubtful),
+            },
+            ensure_ascii=True,
+        )
+        if self.sealer is not None:
+            data = self.sealer.seal(data, f"ocr:{key}")
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_suffix(f".{os.getpid()}.part")
+            temporary.write_text(data, encoding="ascii")
+            os.replace(temporary, path)
+        except OSError:
+            pass  # a cache that cannot be written (a full disk) only costs time
+
+
+@cache
+def tesseract_version() -> str:
+    """Tesseract's version line (part of every cache key); OcrFailed when it is missing."""
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            [TESSERACT, "--version"], capture_output=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        raise OcrFailed(
+            "Tesseract is not installed (Debian: tesseract-ocr, tesseract-ocr-ara, "
+            "tesseract-ocr-mya; `make run` installs them)"
+        ) from None
+    return (done.stdout or done.stderr).decode("utf-8", "replace").splitlines()[0].strip()
+
+
+def _tesseract(image: bytes, languages: str, psm: int) -> str:
+    """Tesseract's TSV for one image (PNM bytes). Its memory is limited before it is given
+    the image (it waits on stdin until then), without a ``preexec_fn``, which is unsafe in a
+    process with threads."""
+    command = [TESSERACT, "stdin", "stdout", "-l", languages, "--psm", str(psm), "tsv"]
+    environment = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+    try:
+        process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=environment,
+        )
+    except OSError:
+        tesseract_version()  # says it is not installed, if that is why
+        raise OcrFailed("Tesseract could not be started") from None
+    with process:
+        try:
+            resource.prlimit(process.pid, resource.RLIMIT_AS, (PAGE_MEMORY, PAGE_MEMORY))
+            out, _ = process.communicate(image, timeout=PAGE_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise OcrFailed(f"OCR took more than {PAGE_SECONDS:.0f} s on one page") from None
+        except (OSError, ValueError):  # the process ended before it was given the image
+            process.kill()
+            process.communicate()
+            raise OcrFailed("Tesseract stopped before it could read the image") from None
+    if process.returncode != 0:
+        raise OcrFailed(
+            "Tesseract could not read the image (it ran out of memory or the image is damaged)"
+        )
+    return out.decode("utf-8", "replace")
+
+
+def _words(tsv: str, offset: tuple[int, int] = (0, 0)) -> tuple[list[Word], list[PixelBox]]:
+    """Words (level 5 rows with text) and line boxes (level 4) of Tesseract's TSV."""
+    words: list[Word] = []
+    lines: list[PixelBox] = []
+    dx, dy = offset
+    for row in tsv.splitlines()[1:]:
+        columns = row.split("\t")
+        if len(columns) < 12:
+            continue
+        level, block, paragraph, line = (int(value) for value in columns[0:1] + columns[2:5])
+        left, top, width, height = (int(value) for value in columns[6:10])
+        box = (left + dx, top + dy, left + dx + width, top + dy + height)
+        if level == 4:
+            lines.append(box)
+        elif level == 5 and columns[11].strip():
+            text, confidence = columns[11].strip(), float(columns[10])
+            words.append(Word(text, box, confidence, (block, paragraph, line)))
+    return words, lines
+
+
+def _pnm(image: Image.Image) -> bytes:
+    if image.mode not in ("L", "RGB"):
+        image = image.convert("RGB")
+    out = io.BytesIO()
+    image.save(out, format="PPM")
+    return out.getvalue()
+
+
+def read_image(image: Image.Image, scripts: Scripts, *, cache: OcrCache | None = None) -> Reading:
+    """Read ``image`` for ``scripts`` (see the module notes); OcrFailed when it cannot be."""
+    if image.width * image.height > MAX_PIXELS:
+        raise OcrFailed(
+            f"the image is {image.width} x {image.height} pixels, more than the "
+            f"{MAX_PIXELS:,} the portal reads with OCR"
+        )
+    pnm = _pnm(image)
+    key = hashlib.sha256(
+        f"{tesseract_version()}|{scripts.languages}|{scripts.burmese}|".encode() + pnm
+    ).hexdigest()
+    if cache is not None and (found := cache.get(key)) is not None:
+        return found
+    words, lines = _words(_tesseract(pnm, scripts.languages, 3))
+    doubtful: list[str] = []
+    if scripts.burmese:
+        more, doubtful = _burmese_lines(image, lines)
+        words.extend(more)
+    reading = Reading(tuple(words), tuple(doubtful))
+    if cache is not None:
+        cache.put(key, reading)
+    return reading
+
+
+def _burmese_lines(image: Image.Image, lines: Sequence[PixelBox]) -> tuple[list[Word], list[str]]:
+    """Each line of the first pass read again alone as Burmese; which lines are doubtful."""
+    words: list[Word] = []
+    doubtful: list[str] = []
+    for number, (left, top, right, bottom) in enumerate(lines, start=1):
+        crop = (
+            max(0, left - LINE_MARGIN),
+            max(0, top - LINE_MARGIN),
+            min(image.width, right + LINE_MARGIN),
+            min(image.height, bottom + LINE_MARGIN),
+        )
+        if crop[2] - crop[0] < 8 or crop[3] - crop[1] < 8:
+            continue
+        found, _ = _words(_tesseract(_pnm(image.crop(crop)), "mya", 7), (crop[0], crop[1]))
+        found = [
+            Word(w.text, w.box, w.confidence, (-1, number, 0)) for w in found if has_myanmar(w.text)
+        ]
+        if not found:
+            continue
+        confidence = sum(w.confidence for w in found) / len(found)
+        if confidence < DOUBTFUL_CONFIDENCE:
+            doubtful.append(
+                f"Burmese text on line {number} was read with low confidence "
+                f"({confidence:.0f} of 100)"
+            )
+        words.extend(found)
+    return words, doubtful
+
+
+def boxes_of_hits(
+    reading: Reading, locate: Callable[[str], Sequence[Hit]], pad: int = 4
+) -> list[tuple[str, PixelBox]]:
+    """(code, box) for every hit of ``locate`` in the reading's text: the words each hit
+    touches, joined per line and padded (by ``pad`` pixels or a quarter of the line's height,
+    whichever is more)."""
+    found: list[tuple[str, PixelBox]] = []
+    for hit in locate(reading.text):
+        touched = sorted(
+            {reading.owners[i] for i in range(hit.start, min(hit.end, len(reading.owners)))} - {-1}
+        )
+        by_line: dict[tuple[int, int, int], list[PixelBox]] = {}
+        for index in touched:
+            word = reading.words[index]
+            by_line.setdefault(word.line, []).append(word.box)
+        for boxes in by_line.values():
+            left = min(box[0] for box in boxes)
+            top = min(box[1] for box in boxes)
+            right = max(box[2] for box in boxes)
+            bottom = max(box[3] for box in boxes)
+            margin = max(pad, (bottom - top) // 4)
+            found.append((hit.code, (left - margin, top - margin, right + margin, bottom + margin)))
+    return found
