@@ -9,7 +9,9 @@ PORT ?= 5000
 .PHONY: run test lint typecheck pytest system-packages clean e2e e2e-browser
 
 # System packages we need and only install when missing (Debian/Ubuntu, as root or via sudo).
-# The fonts are those portal/documents/fonts.py names (Noto for Arabic and Burmese, DejaVu).
+# The fonts are those portal/documents/fonts.py names (Noto for Arabic and Burmese, DejaVu);
+# Tesseract with its English, Arabic and Burmese models reads names in scans and photos.
+TESSDATA := $(firstword $(wildcard /usr/share/tesseract-ocr/*/tessdata))
 # `run` and `pytest` check too, so an existing .venv still gets fonts added later.
 NOTO_DIR := /usr/share/fonts/truetype/noto
 NOTO_FILES := $(NOTO_DIR)/NotoSans-Regular.ttf $(NOTO_DIR)/NotoNaskhArabic-Regular.ttf \
@@ -25,6 +27,9 @@ system-packages:
 	ldconfig -p 2>/dev/null | grep -q libpango-1.0 || missing="$$missing libpango-1.0-0 libpangoft2-1.0-0"; \
 	for font in $(NOTO_FILES); do [ -f "$$font" ] || { missing="$$missing fonts-noto-core"; break; }; done; \
 	for font in $(DEJAVU_FILES); do [ -f "$$font" ] || { missing="$$missing fonts-dejavu-core"; break; }; done; \
+	command -v tesseract >/dev/null 2>&1 || missing="$$missing tesseract-ocr"; \
+	[ -n "$(TESSDATA)" ] && [ -f "$(TESSDATA)/ara.traineddata" ] || missing="$$missing tesseract-ocr-ara"; \
+	[ -n "$(TESSDATA)" ] && [ -f "$(TESSDATA)/mya.traineddata" ] || missing="$$missing tesseract-ocr-mya"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing missing system packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO="sudo"; \

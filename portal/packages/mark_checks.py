@@ -1,4 +1,5 @@
-"""Checks by eye: a confirmed term mark that matched nothing in its item.
+"""Checks by eye: a confirmed term mark that matched nothing in its item, and an item whose
+pixels OCR cannot be trusted on.
 
 A term mark that finds nothing is either right (the item does not name the person) or a
 redaction that silently did nothing: the name may be in a scan, spelt another way, split by
@@ -6,6 +7,11 @@ the layout. Assembly cannot tell, so it fails the package naming the mark (never
 until a legal officer has read the item and recorded that the term does not occur in it.
 The record stays on the mark (who, when) and in the audit log; later packages accept the
 mark's empty result.
+
+Likewise OCR: where it cannot be trusted (Burmese read with low confidence), the leak check
+cannot say the item is clean, so the package is blocked until a legal officer has read the
+item and recorded that no protected identifier shows in it beyond what its marks cover. The
+record stays on the item and in the audit log.
 """
 
 from __future__ import annotations
@@ -23,7 +29,24 @@ from portal.packages.lifecycle import PackageRefused
 from portal.packages.models import Package, PackageItem
 from portal.registry.models import Item, RedactionMark
 
-__all__ = ["mark_of_package", "record_checked_by_eye"]
+__all__ = [
+    "item_of_package",
+    "mark_of_package",
+    "record_checked_by_eye",
+    "record_pixels_checked_by_eye",
+]
+
+
+def item_of_package(db: Session, package: Package, item_code: str) -> Item:
+    """Item ``item_code``, which must be an item of ``package``."""
+    item = db.scalar(
+        select(Item)
+        .join(PackageItem, PackageItem.item_id == Item.id)
+        .where(PackageItem.package_id == package.id, Item.code == item_code[:40])
+    )
+    if item is None:
+        raise PackageRefused(f"{package.code} has no item {item_code}.")
+    return item
 
 
 def mark_of_package(db: Session, package: Package, item_code: str, mark_code: str) -> RedactionMark:
@@ -66,5 +89,27 @@ def record_checked_by_eye(
         "mark.checked_by_eye",
         f"item:{item.code}",
         {"mark": mark.code, "item_sha256": item.sha256},
+        now=moment,
+    )
+
+
+def record_pixels_checked_by_eye(
+    db: Session, item: Item, *, by: User, now: datetime | None = None
+) -> None:
+    """Record that ``by`` read every page of ``item`` and no protected identifier shows in it
+    beyond what its marks cover (flushed and audited; the caller commits)."""
+    require_active_officer(by, PackageRefused)
+    if item.pixels_checked_at is not None:
+        raise PackageRefused(f"The pixels of {item.code} have already been checked by eye.")
+    moment = aware_utc(now)
+    item.pixels_checked_by_id = by.id
+    item.pixels_checked_at = moment
+    db.flush()
+    audit.record(
+        db,
+        audit.actor_label(by),
+        "item.pixels_checked_by_eye",
+        f"item:{item.code}",
+        {"item_sha256": item.sha256},
         now=moment,
     )

@@ -56,7 +56,12 @@ from portal.packages.lifecycle import (
     retry_package,
     stalled,
 )
-from portal.packages.mark_checks import mark_of_package, record_checked_by_eye
+from portal.packages.mark_checks import (
+    item_of_package,
+    mark_of_package,
+    record_checked_by_eye,
+    record_pixels_checked_by_eye,
+)
 from portal.packages.models import Package, PackageItem
 from portal.pages.forms import TokenForm
 from portal.paging import page_number, paginate
@@ -444,19 +449,47 @@ def check_mark_by_eye(package_code: str, item_code: str, mark_code: str) -> Base
     return redirect(target, 303)
 
 
+@bp.post("/<package_code>/items/<item_code>/pixels/checked-by-eye")
+@requires("mark.check_by_eye")
+def check_pixels_by_eye(package_code: str, item_code: str) -> BaseResponse:
+    """Record that the officer read every page of the item, where OCR cannot be trusted, and
+    no protected identifier shows in it beyond what its marks cover."""
+    package = _package_or_404(package_code)
+    target = url_for("packages.detail", package_code=package.code)
+    if not TokenForm().validate_on_submit():
+        flash("The form has expired; nothing was changed. Try again.", "error")
+        return redirect(target, 303)
+    if request.form.get("read") != "yes":
+        flash(
+            "Nothing was recorded: confirm that you read every page of the item and no "
+            "protected name or identifier shows in it beyond what its marks cover.",
+            "error",
+        )
+        return redirect(target, 303)
+    try:
+        item = item_of_package(db(), package, item_code)
+        record_pixels_checked_by_eye(db(), item, by=signed_in_user())
+    except PackageRefused as exc:
+        db().rollback()
+        flash(f"Nothing was recorded: {exc}", "error")
+        return redirect(target, 303)
+    db().commit()
+    flash(f"Recorded: you read {item.code} by eye. Retry the assembly.", "success")
+    return redirect(target, 303)
+
+
 @bp.get("/<package_code>/items/<item_code>/original")
 @requires("item.read_original")
 def item_original(package_code: str, item_code: str) -> BaseResponse:
     """The registered file of an item of the package, for a legal officer to read (always a
     download, never shown inline: the file is whatever the provider handed over); audited."""
     package = _package_or_404(package_code)
-    item = db().scalar(
-        select(Item)
-        .join(PackageItem, PackageItem.item_id == Item.id)
-        .where(PackageItem.package_id == package.id, Item.code == item_code[:40])
-    )
-    path = portal_state().blobs.path(item.sha256) if item is not None else None
-    if item is None or path is None or not path.is_file():
+    try:
+        item = item_of_package(db(), package, item_code)
+    except PackageRefused:
+        abort(404)
+    path = portal_state().blobs.path(item.sha256)
+    if path is None or not path.is_file():
         abort(404)
     audit.record(
         db(),

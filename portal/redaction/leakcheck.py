@@ -66,6 +66,7 @@ from portal.redaction.ocr import OcrCache, OcrFailed, Scripts, scripts_of
 
 __all__ = [
     "CHUNK_SIZE",
+    "OCR_DOUBT",
     "PDF_LIMIT",
     "PDF_STREAM_LIMIT",
     "ZIP_LIMIT",
@@ -85,6 +86,7 @@ PDF_LIMIT = 512 << 20  # bytes of all the streams of one PDF once decoded, at mo
 ZIP_MEMBERS = 1000  # files in one archive, at most
 ZIP_LIMIT = 50 << 20  # bytes of an archive (and the archives in it) once decompressed
 _ZIP_MAGIC = b"PK\x03\x04"
+OCR_DOUBT = "OCR cannot be trusted on"
 # Where a hit was found: "text", "metadata", "bytes", or "pixels" (with the page or frame).
 Where = str
 
@@ -134,6 +136,15 @@ class LeakReport:
 
 class _Unreadable(Exception):
     """The structure of a file could not be read; the message is the reason."""
+
+
+class _Doubtful(_Unreadable):
+    """OCR read the file's pixels but cannot be trusted on some of them; ``plan``: how its raw
+    bytes are read (the other layers were searched)."""
+
+    def __init__(self, reason: str, plan: RawPlan) -> None:
+        super().__init__(reason)
+        self.plan = plan
 
 
 class _Budget:
@@ -208,9 +219,14 @@ def _byte_needles(
 @dataclass(frozen=True)
 class PixelReading:
     """Read the pixels of PDFs and images with OCR too (the ``pixels`` layer); ``cache``:
-    where readings are kept (see :class:`~portal.redaction.ocr.OcrCache`)."""
+    where readings are kept (see :class:`~portal.redaction.ocr.OcrCache`);
+    ``checked_by_eye``: names of files a person read, where OCR's doubts are accepted."""
 
     cache: OcrCache | None = None
+    checked_by_eye: frozenset[str] = frozenset()
+
+    def accepts(self, name: str, doubt: _Unreadable) -> bool:
+        return isinstance(doubt, _Doubtful) and name in self.checked_by_eye
 
 
 @dataclass
@@ -804,22 +820,26 @@ def _structure(
         return RawPlan()
     if kind == "pdf":
         plan = RawPlan(tuple(_scan_pdf(path, needles, found)), pdf=True)
-        _scan_pixels(path, "page", needles, found)
+        _scan_pixels(path, "page", needles, found, plan)
         return plan
     if kind == "image":
         _scan_image(path, needles, found)
         plan = RawPlan(tuple(image_data_ranges(path)))
-        _scan_pixels(path, "frame", needles, found)
+        _scan_pixels(path, "frame", needles, found, plan)
         return plan
     return RawPlan(text=_text_encoding(head))
 
 
 def _scan_pixels(
-    path: Path, unit: Literal["page", "frame"], needles: _Needles, found: set[tuple[str, Where]]
+    path: Path,
+    unit: Literal["page", "frame"],
+    needles: _Needles,
+    found: set[tuple[str, Where]],
+    plan: RawPlan,
 ) -> None:
     """The ``pixels`` layer of a PDF (``page``) or image file (``frame``), when asked for.
-    Raises _Unreadable, after recording its hits, when OCR could not read or cannot be
-    trusted on some of it."""
+    Raises, after recording its hits, _Unreadable when OCR could not read some of it and
+    _Doubtful when it cannot be trusted on some of it."""
     from portal.redaction.pixels import read_image_file, read_pdf_pages
 
     if needles.pixels is None:
@@ -835,9 +855,8 @@ def _scan_pixels(
         raise _Unreadable(f"its pixels could not be read with OCR ({failed.reason})") from None
     if doubts:
         more = f" and {len(doubts) - 2} more" if len(doubts) > 2 else ""
-        raise _Unreadable(
-            "OCR cannot be trusted on " + "; ".join(doubts[:2]) + more + ": a person must read it"
-        )
+        shown = "; ".join(doubts[:2])
+        raise _Doubtful(f"{OCR_DOUBT} {shown}{more}: a legal officer must read it", plan)
 
 
 def _scan_zip(
@@ -851,12 +870,17 @@ def _scan_zip(
             if len(members) > ZIP_MEMBERS:
                 raise _Unreadable(f"the archive holds more than {ZIP_MEMBERS} files")
             member = Path(scratch) / "member"
+            doubts: list[str] = []
             for info in members:
                 with archive.open(info) as source, member.open("wb") as out:
                     while piece := source.read(CHUNK_SIZE):
                         budget.spend(len(piece))
                         out.write(piece)
-                plan = _structure(member, needles, found, depth + 1, budget)
+                try:
+                    plan = _structure(member, needles, found, depth + 1, budget)
+                except _Doubtful as doubt:  # the other members are still searched
+                    doubts.append(str(doubt))
+                    plan = doubt.plan
                 codes, problem = _scan_raw(member, needles, plan)
                 found.update((code, "bytes") for code in codes)
                 if problem is not None:
@@ -865,6 +889,8 @@ def _scan_zip(
                     text = member.read_bytes().decode(plan.text)
                     untagged = html.unescape(_XML_TAG.sub("", text))
                     found.update((code, "text") for code in needles.in_text(untagged))
+            if doubts:
+                raise _Doubtful(f"the archive holds a file on which {doubts[0]}", RawPlan())
     except _Unreadable:
         raise
     except Exception as exc:  # zipfile raises many kinds for damaged or encrypted archives
@@ -891,7 +917,12 @@ def check_files(
         count += 1
         found: set[tuple[str, Where]] = set()
         try:
-            plan = _structure(path, needles, found)
+            try:
+                plan = _structure(path, needles, found)
+            except _Doubtful as doubt:
+                if not (pixels and pixels.accepts(name, doubt)):
+                    unchecked.append((name, str(doubt)))
+                plan = doubt.plan
             codes, problem = _scan_raw(path, needles, plan)
             found.update((code, "bytes") for code in codes)
             if problem is not None:
@@ -939,8 +970,13 @@ class StreamingCheck:
         if self._needles is None:
             return
         found: set[tuple[str, Where]] = set()
+        pixels = self._needles.pixels
         try:
             self._plans[name] = _structure(path, self._needles, found)
+        except _Doubtful as doubt:
+            self._plans[name] = doubt.plan
+            if not (pixels and pixels.accepts(name, doubt)):
+                self._unchecked.append((name, str(doubt)))
         except _Unreadable as exc:
             self._plans[name] = RawPlan()
             self._unchecked.append((name, str(exc)))

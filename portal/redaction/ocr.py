@@ -10,8 +10,9 @@ writes temporary files and cannot set those limits.
 
 Languages follow the scripts of the terms searched for (:func:`scripts_of`): English always
 (Latin script, digits), Arabic when a term is Arabic. Burmese is read differently: Debian's
-Myanmar model misreads whole pages but reads single lines, so when a term is Burmese each
-line the first pass found is cropped and read again alone (``--psm 7``). Those lines are
+Myanmar model misreads whole pages but reads single lines, so when a term is Burmese the
+page's lines are found (the Myanmar model, ``--psm 4``) and each is cropped and read again
+alone (``--psm 7``). Those lines are
 *doubtful* when Tesseract's confidence in them is low: :attr:`Reading.doubtful` says which,
 and callers make a person look at the page instead of trusting the OCR.
 
@@ -284,7 +285,10 @@ def read_image(image: Image.Image, scripts: Scripts, *, cache: OcrCache | None =
     words, lines = _words(_tesseract(pnm, scripts.languages, 3))
     doubtful: list[str] = []
     if scripts.burmese:
-        more, doubtful = _burmese_lines(image, lines)
+        # Lines found by the Myanmar model laid out as one column (``--psm 4``: the automatic
+        # layout of ``--psm 3`` often finds no text at all in Burmese), else the first pass's.
+        _, burmese_lines = _words(_tesseract(pnm, "mya", 4))
+        more, doubtful = _burmese_lines(image, burmese_lines or lines)
         words.extend(more)
     reading = Reading(tuple(words), tuple(doubtful))
     if cache is not None:

@@ -172,6 +172,10 @@ class Item(Base):
         one_of("sensitivity", SENSITIVITIES),
         hex_digest("sha256"),
         CheckConstraint("size_bytes >= 0", name="size_nonnegative"),
+        CheckConstraint(
+            "pixels_checked_by_id IS NULL OR pixels_checked_at IS NOT NULL",
+            name="pixels_checked_has_time",
+        ),
         Index("ix_item_provider_collected", "provider_id", "collected_at"),
     )
 
@@ -194,6 +198,10 @@ class Item(Base):
     cleared_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # A page OCR cannot be trusted on (Burmese read with low confidence) blocks assembly until
+    # a legal officer reads the item and records it here (portal.packages.mark_checks).
+    pixels_checked_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    pixels_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     provider: Mapped[Provider] = relationship()
     persons: Mapped[list[Person]] = relationship(secondary="item_person", viewonly=True)

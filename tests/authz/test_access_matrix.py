@@ -180,6 +180,7 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("packages.release", "POST"): only("legal_officer"),
     ("packages.retry", "POST"): only("legal_officer"),
     ("packages.check_mark_by_eye", "POST"): only("legal_officer"),
+    ("packages.check_pixels_by_eye", "POST"): only("legal_officer"),
     ("packages.item_original", "GET"): only("legal_officer"),
     # The API's OAuth clients (admins only).
     ("api_clients.index", "GET"): only("admin"),

@@ -105,6 +105,7 @@ from portal.packages.assembly.payload_names import names_a_term, neutral_path
 from portal.packages.lifecycle import SHARED_OUTCOMES
 from portal.packages.models import Package, PackageItem
 from portal.redaction.leakcheck import (
+    OCR_DOUBT,
     LeakFound,
     LeakHit,
     LeakReport,
@@ -199,6 +200,8 @@ class _ItemJob:
     original_filename: str = ""
     # codes of the item's term marks a legal officer checked by eye (they may match nothing)
     checked_by_eye: frozenset[str] = frozenset()
+    # a legal officer read the item where OCR cannot be trusted (its doubts are accepted)
+    pixels_checked: bool = False
 
 
 @dataclass(frozen=True)
@@ -367,6 +370,7 @@ def _item_jobs(
                 checked_by_eye=frozenset(
                     code for code in result.marks if marks[item.id][code].checked_by_eye_at
                 ),
+                pixels_checked=item.pixels_checked_at is not None,
                 consent=consents.get(package_item.consent_id or 0),
                 registered_at=item.created_at,
                 collected_on=item.collected_at,
@@ -669,7 +673,10 @@ def _found_before(state: PortalState, job: _Job) -> dict[str, tuple[tuple[str, s
         found = check_files(
             files,
             [(mark.code, mark.term or "") for mark in job.withheld],
-            pixels=PixelReading(_ocr_cache(state)),
+            pixels=PixelReading(
+                _ocr_cache(state),
+                frozenset(path for path, item in candidates.items() if item.pixels_checked),
+            ),
         )
     except ValueError as exc:
         raise _Failure(f"The leak check could not run: {exc}") from None
@@ -720,7 +727,7 @@ def _item_report(
     """What was done to the item: marks applied (the item's own, and the withheld
     identifiers that were found), identifiers found before, what the rendition strips."""
     if outcome is None:
-        return ItemReport(found=found)
+        return ItemReport(found=found, pixels_checked_by_eye=item.pixels_checked)
     stripped = stripped_for(base_media_type(item.media_type))
     withheld = {mark.code for mark in job.withheld}
     marks = tuple(
@@ -738,6 +745,7 @@ def _item_report(
         blocked=tuple(f"mark {code} matched nothing: {_CHECK_BY_EYE}" for code in unmatched),
         unmatched=unmatched,
         checked_by_eye=tuple(code for code in nothing if code in item.checked_by_eye),
+        pixels_checked_by_eye=item.pixels_checked,
     )
 
 
@@ -761,6 +769,22 @@ def _refuse_unmatched_marks(job: _Job, built: _Built) -> None:
             + ". Read each item, record a check by eye for each mark on this page, then retry.",
             dict(built.reports),
         )
+
+
+def _refuse_doubtful_pixels(built: _Built, leak: LeakReport) -> None:
+    """Fail the package (a retry can follow) when all the leak check could not pass is pixels
+    OCR cannot be trusted on, in items no legal officer has read yet: reading them by eye is
+    the way forward, not a new package. Anything found, or unreadable otherwise, blocks."""
+    doubts = [(path, reason) for path, reason in leak.unchecked if OCR_DOUBT in reason]
+    if not doubts or leak.hits or len(doubts) < len(leak.unchecked):
+        return
+    named = sorted({path for path, _ in doubts})
+    raise _Failure(
+        "OCR cannot be trusted on some pixels of: "
+        + ", ".join(named)
+        + ". Read each item, record a check by eye on this page, then retry.",
+        _blocked_reports(built, leak),
+    )
 
 
 def _item_marks(job: _Job, item: _ItemJob) -> tuple[MarkSpec, ...]:
@@ -914,11 +938,13 @@ class _DocumentsLeak(Exception):
     """A package document holds a protected term (or could not be read): stop the stream."""
 
 
-def _streaming_check(state: PortalState, built: _Built) -> StreamingCheck:
+def _streaming_check(state: PortalState, job: _Job, built: _Built) -> StreamingCheck:
     """The payload's leak check: format-aware layers (pixels included) now, raw bytes during
     the stream."""
+    read = {item.package_item_id for item in job.items if item.pixels_checked}
+    checked = frozenset(path for path, pi_id in built.paths.items() if pi_id in read)
     try:
-        check = StreamingCheck(built.terms, pixels=PixelReading(_ocr_cache(state)))
+        check = StreamingCheck(built.terms, pixels=PixelReading(_ocr_cache(state), checked))
     except ValueError as exc:
         raise _Failure(f"The leak check could not run: {exc}") from None
     for entry in built.entries:
@@ -1175,7 +1201,8 @@ def _run(state: PortalState, job: _Job, stage: Path, built: _Built) -> str | Non
     _render_items(state, job, stage, built, report)
     _refuse_unmatched_marks(job, built)
     report("leak check", 50)
-    check = _streaming_check(state, built)
+    check = _streaming_check(state, job, built)
+    _refuse_doubtful_pixels(built, check.report())
     if not check.report().clean:
         return _blocked_by_leak(state, job, built, check.report())
     report(_STREAM_STAGE, 55)

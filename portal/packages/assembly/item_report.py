@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from portal.redaction.leakcheck import OCR_DOUBT
+
 __all__ = [
     "GPS_REMOVED",
     "IMAGE_STRIPPED",
@@ -68,13 +70,18 @@ class ItemReport:
     # (they block the package), and checked by eye by a legal officer (accepted)
     unmatched: tuple[str, ...] = ()
     checked_by_eye: tuple[str, ...] = ()
+    # OCR could not be trusted on some of the item's pixels and no legal officer has read it
+    # yet (it blocks the package); a legal officer has read its pixels (accepted)
+    ocr_doubt: bool = False
+    pixels_checked_by_eye: bool = False
 
     def blocked_by(self, hits: Iterable[tuple[str, str]], unreadable: Sequence[str]) -> ItemReport:
         """This report with what the leak check found in the item's file: (code, layer)
         hits and the reasons it could not be read."""
         lines = [f"{code} found ({where})" for code, where in sorted(set(hits))]
         lines.extend(f"not readable: {reason}" for reason in unreadable)
-        return replace(self, blocked=tuple(lines))
+        doubt = any(OCR_DOUBT in reason for reason in unreadable)
+        return replace(self, blocked=tuple(lines), ocr_doubt=doubt)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -93,6 +100,8 @@ class ItemReport:
             "blocked": list(self.blocked),
             "unmatched": list(self.unmatched),
             "checked_by_eye": list(self.checked_by_eye),
+            "ocr_doubt": self.ocr_doubt,
+            "pixels_checked_by_eye": self.pixels_checked_by_eye,
         }
 
     @classmethod
@@ -129,6 +138,8 @@ class ItemReport:
             blocked=tuple(str(line) for line in _list(data.get("blocked"))),
             unmatched=tuple(str(code) for code in _list(data.get("unmatched"))),
             checked_by_eye=tuple(str(code) for code in _list(data.get("checked_by_eye"))),
+            ocr_doubt=data.get("ocr_doubt") is True,
+            pixels_checked_by_eye=data.get("pixels_checked_by_eye") is True,
         )
 
 
