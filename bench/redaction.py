@@ -20,14 +20,24 @@ check of its rendition.
     .venv/bin/python bench/redaction.py              # 200 pages at 150 dpi, 20 text pages
     .venv/bin/python bench/redaction.py --pages 50 --dpi 200
     .venv/bin/python bench/redaction.py --pages 0 --text-pages 50   # text renditions only
+    .venv/bin/python bench/redaction.py --pages 0 --text-pages 0 --scan-pages 200  # OCR only
+
+Then OCR (``--scan-pages``): a scanned statement of that many pages at 300 dpi (page images
+only, no text layer, the name on every page), redacted with one term: ``redact_pdf`` (render
+at 150 dpi for the output and at 200 dpi for OCR, Tesseract, burn, JPEG) against raw
+``tesseract`` run on the same 200-dpi page images, one process per page as the portal runs it
+(``OMP_THREAD_LIMIT=1``); and the leak check of the rendition with and without its pixels
+layer (the OCR cost per page).
 """
 
 from __future__ import annotations
 
 import argparse
 import html
+import os
 import resource
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -37,7 +47,7 @@ import pypdfium2
 from reportlab.pdfgen.canvas import Canvas
 
 from portal.documents.html_pdf import html_to_pdf
-from portal.redaction.leakcheck import check_files
+from portal.redaction.leakcheck import PixelReading, check_files
 from portal.redaction.pdf import redact_pdf
 from portal.redaction.renditions import MarkSpec
 from portal.redaction.text import redact_text
@@ -150,13 +160,97 @@ def bench_text(pages: int, runs: int) -> None:
     print(f"leak check clean={clean}")
 
 
+SCAN_DPI = 300
+FONT = "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf"
+
+
+def make_scan(path: Path, pages: int) -> None:
+    """An image-only PDF of ``pages`` A4 pages at 300 dpi: 30 lines of text, the name on
+    line 10 (Pillow writes each page as a JPEG image, as a scanner's software would)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(FONT, 42)
+    width, height = round(8.27 * SCAN_DPI), round(11.69 * SCAN_DPI)
+
+    def page(number: int) -> Image.Image:
+        image = Image.new("L", (width, height), 255)
+        draw = ImageDraw.Draw(image)
+        for line in range(30):
+            text = LINES[line % len(LINES)]
+            if line == 10:
+                text = f"On page {number} the witness {NAME} described the road."
+            draw.text((250, 250 + line * 100), text, font=font, fill=0)
+        return image
+
+    first = page(1)
+    first.save(
+        path, format="PDF", resolution=SCAN_DPI, save_all=True,
+        append_images=(page(n) for n in range(2, pages + 1)),
+    )  # fmt: skip
+
+
+def raw_tesseract(source: Path, folder: Path) -> tuple[list[float], list[float]]:
+    """Tesseract alone on the page images OCR reads (rendered at 200 dpi beforehand, not
+    timed): one process per page, as the portal runs it."""
+    from portal.redaction.pixels import OCR_DPI
+
+    document = pypdfium2.PdfDocument(str(source))
+    images = []
+    for index in range(len(document)):
+        image = folder / f"page-{index + 1}.pgm"
+        document[index].render(scale=OCR_DPI / 72, grayscale=True).to_pil().convert("L").save(image)
+        images.append(image)
+    document.close()
+    environment = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+
+    def run() -> None:
+        for image in images:
+            subprocess.run(
+                ["tesseract", str(image), "stdout", "-l", "eng", "--psm", "3", "tsv"],
+                check=True, capture_output=True, env=environment,
+            )  # fmt: skip
+
+    return timed(run, 1)
+
+
+def bench_ocr(pages: int, runs: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-redaction-ocr-") as name:
+        folder = Path(name)
+        source, dest = folder / "scan.pdf", folder / "redacted.pdf"
+        make_scan(source, pages)
+        marks = [MarkSpec("T1", "term", "witness", term=NAME)]
+        raws = [raw_tesseract(source, folder) for _ in range(runs)]
+        raw = ([t for r in raws for t in r[0]], [t for r in raws for t in r[1]])
+        redacted = timed(lambda: redact_pdf(source, marks, dest, "REDACTED"), runs)
+        outcome = redact_pdf(source, marks, dest, "REDACTED")
+        terms = outcome.protected_terms
+        without = timed(lambda: check_files([("r.pdf", dest)], terms), runs)
+        pixels = timed(lambda: check_files([("r.pdf", dest)], terms, pixels=PixelReading()), runs)
+        clean = check_files([("r.pdf", dest)], terms, pixels=PixelReading()).clean
+        found = outcome.applied[0].occurrences
+    print(
+        f"OCR: {pages} scanned pages at {SCAN_DPI} dpi; term found {found} times "
+        f"(expected {pages}); {runs} runs"
+    )
+    report("raw tesseract", raw, raw)
+    report("redact_pdf (OCR)", redacted, raw)
+    report("leak check", without, raw)
+    report("leak check+pixels", pixels, raw)
+    per_page = (min(pixels[0]) - min(without[0])) / pages
+    print(f"leak check OCR cost: {per_page:.2f} s per page; rendition clean={clean}")
+    print(f"redact_pdf: {pages / min(redacted[0]):.2f} pages/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=200)
     parser.add_argument("--dpi", type=int, default=150)
     parser.add_argument("--text-pages", type=int, default=20)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--scan-pages", type=int, default=0)
     args = parser.parse_args()
+    if args.scan_pages:
+        bench_ocr(args.scan_pages, args.runs)
     if args.text_pages:
         bench_text(args.text_pages, args.runs)
     if not args.pages:

@@ -212,6 +212,7 @@ def redact_image(
         protected_terms=tuple(
             (mark.code, mark.term) for mark in marks if mark.kind == "term" and mark.term
         ),
+        read_with_ocr=(1,) if terms.codes else (),
     )
 
 

@@ -8,6 +8,9 @@ before it starts, and ``OMP_THREAD_LIMIT=1`` keeps one run on one core (the work
 run in parallel). The process is called directly rather than through pytesseract, which
 writes temporary files and cannot set those limits.
 
+The page is read with Tesseract's automatic layout (``--psm 3``), and when that finds no text
+at all (it happens with a single line, a sign, a card) as sparse text (``--psm 11``).
+
 Languages follow the scripts of the terms searched for (:func:`scripts_of`): English always
 (Latin script, digits), Arabic when a term is Arabic. Burmese is read differently: Debian's
 Myanmar model misreads whole pages but reads single lines, so when a term is Burmese the
@@ -283,6 +286,10 @@ def read_image(image: Image.Image, scripts: Scripts, *, cache: OcrCache | None =
     if cache is not None and (found := cache.get(key)) is not None:
         return found
     words, lines = _words(_tesseract(pnm, scripts.languages, 3))
+    if not words:
+        # The automatic layout (``--psm 3``) finds no text at all in some images of a single
+        # line or of scattered text (a sign, a card): read them as sparse text instead.
+        words, lines = _words(_tesseract(pnm, scripts.languages, 11))
     doubtful: list[str] = []
     if scripts.burmese:
         # Lines found by the Myanmar model laid out as one column (``--psm 4``: the automatic

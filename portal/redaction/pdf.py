@@ -21,7 +21,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -246,7 +246,7 @@ def redact_pdf(
     (:mod:`portal.redaction.ocr`)."""
     refuse_kinds(marks, frozenset({"term", "pdf_box"}), "a PDF (text spans address plain text)")
     terms = term_matcher(marks, matcher)
-    scripts = scripts_of(mark.term or "" for mark in marks if mark.kind == "term")
+    pixels = _Pixels(terms, scripts_of(m.term or "" for m in marks if m.kind == "term"), ocr_cache)
     page_boxes = [(mark, check_box(mark)) for mark in marks if mark.kind == "pdf_box"]
     occurrences = {mark.code: 0 for mark in marks}
     per_page: dict[str, dict[int, int]] = {mark.code: {} for mark in marks}
@@ -271,7 +271,7 @@ def redact_pdf(
                         document,
                         index,
                         scale,
-                        _Pixels(terms, scripts, ocr_cache),
+                        pixels,
                         page_boxes,
                         per_page,
                         writer,
@@ -296,16 +296,19 @@ def redact_pdf(
             for mark in marks
         ),
         protected_terms=tuple((mark.code, mark.term) for mark in marks if mark.term is not None),
+        read_with_ocr=tuple(pixels.read),
     )
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Pixels:
-    """How terms are searched on a page: the matcher, and for OCR the scripts and cache."""
+    """How terms are searched on a page: the matcher, and for OCR the scripts and cache;
+    ``read``: the pages read with OCR so far."""
 
     matcher: TermMatcher
     scripts: Scripts
     cache: OcrCache | None
+    read: list[int] = field(default_factory=list)
 
 
 def _ocr_boxes(
@@ -316,6 +319,7 @@ def _ocr_boxes(
     counts: dict[str, int] = {}
     if not pixels.matcher.codes or not page_has_images(page):
         return counts, []
+    pixels.read.append(page_number)
     try:
         reading = read_image(render_for_ocr(page), pixels.scripts, cache=pixels.cache)
     except OcrFailed as failed:

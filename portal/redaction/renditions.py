@@ -74,6 +74,8 @@ class RedactionOutcome:
     # (mark code, text) to leak-check for: every term, and the source text of every text
     # span long enough to be searched for (MIN_TERM_LENGTH after folding).
     protected_terms: tuple[tuple[str, str], ...]
+    # pages (PDF) or frames (images) whose terms were searched with OCR: what can miss a name
+    read_with_ocr: tuple[int, ...] = ()
 
 
 class CannotRedact(Exception):

@@ -221,3 +221,44 @@ def test_pixels_ocr_cannot_be_trusted_on_wait_for_a_check_by_eye(
         assert package is not None and package.status == "assembled", package.failure_reason
     row = _rows(officer.get(f"/packages/{package_code}").get_data(as_text=True))["ITM-P0005"]
     assert "Pixels read by eye by a legal officer" in row
+
+
+def test_a_scan_only_the_register_protects_waits_for_a_check_by_eye(
+    make_app: Callable[..., Flask],
+) -> None:
+    """A scanned statement names a person at risk; no mark protects them, their name is
+    registered, the authority cannot protect them: the decision shares the scan redacted (the
+    register protects them), but the name is found only with OCR, which can misread it, and
+    the leak check reads with the same OCR. So the package waits for a legal officer to read
+    the scan, then goes through with the name burnt."""
+    app = make_app(**SIGNING)
+    state = portal_state(app)
+    with state.sessions() as session:
+        world = build_world(session, state.blobs, state.sealer)
+        scan_item = _add_item(
+            session, state.blobs, world, "ITM-P0006", "application/pdf", "scan.pdf",
+            _scanned_pdf(), [],
+        )  # fmt: skip
+        person = make.person(session, scan_item)
+        register(session, state.sealer, person, LATIN_NAME)
+        lapse_witness_protection(session, world)
+        recheck(session, world)
+        session.commit()
+    package_id, package_code = _package(state, world)
+    with pytest.raises(AssemblyFailed, match="protected by the register only: ITM-P0006"):
+        assemble_package(state, package_id)
+    officer = _signed_in(app, world.officer)
+    page = officer.get(f"/packages/{package_code}")
+    row = _rows(page.get_data(as_text=True))["ITM-P0006"]
+    assert "only the register protects" in row and "Record the check by eye" in row
+
+    action = f"/packages/{package_code}/items/ITM-P0006/pixels/checked-by-eye"
+    officer.post(action, data={"csrf_token": csrf_token(page), "read": "yes"})
+    officer.post(f"/packages/{package_code}/retry", data={"csrf_token": csrf_token(page)})
+    assemble_package(state, package_id)
+    with state.sessions() as session:
+        package = session.get(Package, package_id)
+        assert package is not None and package.status == "assembled", package.failure_reason
+        session.expunge(package)
+    row = _rows(officer.get(f"/packages/{package_code}").get_data(as_text=True))["ITM-P0006"]
+    assert "(protected identifier): 1 hit (p. 1: 1)" in row

@@ -127,7 +127,14 @@ from portal.redaction.renditions import (
 from portal.registry.identifiers import identifiers_withheld_from
 from portal.registry.keys import usable_keys
 from portal.registry.mark_terms import term_of
-from portal.registry.models import Authority, Item, Provider, RedactionMark
+from portal.registry.models import (
+    Authority,
+    Item,
+    ItemPerson,
+    Person,
+    Provider,
+    RedactionMark,
+)
 from portal.registry.openpgp import KeyRejected, inspect_public_key, refuse_example_key
 from portal.rfa.models import Rfa
 from portal.sealing import Sealer as SecretSealer  # (gpgstream has a Sealer of its own)
@@ -202,6 +209,8 @@ class _ItemJob:
     checked_by_eye: frozenset[str] = frozenset()
     # a legal officer read the item where OCR cannot be trusted (its doubts are accepted)
     pixels_checked: bool = False
+    # the item names a person at risk no mark of it protects: only the register does
+    only_register: bool = False
 
 
 @dataclass(frozen=True)
@@ -234,6 +243,8 @@ class _Built:
     # package item id -> what was done to it; bag path -> package item id
     reports: dict[int, ItemReport] = field(default_factory=dict)
     paths: dict[str, int] = field(default_factory=dict)
+    # package item id -> pages (frames) of its rendition whose terms were found with OCR
+    read_with_ocr: dict[int, tuple[int, ...]] = field(default_factory=dict)
 
 
 def _mark_spec(sealer: SecretSealer, mark: RedactionMark, item_code: str) -> MarkSpec:
@@ -342,6 +353,13 @@ def _item_jobs(
     ):
         marks[mark.item_id][mark.code] = mark
     consents = _consents(db, {pi.consent_id for pi, _, _ in rows if pi.consent_id is not None})
+    at_risk: dict[int, set[int]] = defaultdict(set)
+    for item_id, person_id in db.execute(
+        select(ItemPerson.item_id, ItemPerson.person_id)
+        .join(Person, Person.id == ItemPerson.person_id)
+        .where(Person.at_risk, ItemPerson.item_id.in_([item.id for _, item, _ in rows]))
+    ):
+        at_risk[item_id].add(person_id)
     jobs = []
     for package_item, item, provider in rows:
         result = results.get(item.id)
@@ -371,6 +389,9 @@ def _item_jobs(
                     code for code in result.marks if marks[item.id][code].checked_by_eye_at
                 ),
                 pixels_checked=item.pixels_checked_at is not None,
+                only_register=bool(
+                    at_risk[item.id] - {marks[item.id][code].person_id for code in result.marks}
+                ),
                 consent=consents.get(package_item.consent_id or 0),
                 registered_at=item.created_at,
                 collected_on=item.collected_at,
@@ -771,6 +792,39 @@ def _refuse_unmatched_marks(job: _Job, built: _Built) -> None:
         )
 
 
+def _refuse_unread_ocr_protection(job: _Job, built: _Built) -> None:
+    """Fail the package when an item names a person at risk whom no mark of it protects (the
+    eligibility decision let the register protect them) and some of its pages were searched
+    with OCR, until a legal officer has read the item: OCR can misread a name, and the leak
+    check reads with the same OCR, so nothing else would notice."""
+    unread = [
+        (item, built.read_with_ocr[item.package_item_id])
+        for item in job.items
+        if job.withheld
+        and item.only_register
+        and not item.pixels_checked
+        and item.package_item_id in built.read_with_ocr
+    ]
+    if not unread:
+        return
+    for item, pages in unread:
+        shown = ", ".join(map(str, pages[:10])) + (" ..." if len(pages) > 10 else "")
+        line = (
+            f"{OCR_DOUBT} pages {shown}: they name a person at risk whom only the register "
+            "protects; a legal officer must read them"
+        )
+        report = built.reports[item.package_item_id]
+        built.reports[item.package_item_id] = replace(
+            report, blocked=(*report.blocked, line), ocr_doubt=True
+        )
+    raise _Failure(
+        "Read with OCR, which can miss a name, and protected by the register only: "
+        + ", ".join(item.code for item, _ in unread)
+        + ". Read each item, record a check by eye on this page, then retry.",
+        dict(built.reports),
+    )
+
+
 def _refuse_doubtful_pixels(built: _Built, leak: LeakReport) -> None:
     """Fail the package (a retry can follow) when all the leak check could not pass is pixels
     OCR cannot be trusted on, in items no legal officer has read yet: reading them by eye is
@@ -851,6 +905,8 @@ def _render_items(
         total = sum(summary.count for summary in redactions)
         built.item_updates.append((item.package_item_id, digest, path, total, rendition))
         built.reports[item.package_item_id] = _item_report(job, item, outcome, found, gps)
+        if outcome is not None and outcome.read_with_ocr:
+            built.read_with_ocr[item.package_item_id] = outcome.read_with_ocr
         built.paths[path] = item.package_item_id
         built.items.append(
             ItemEntry(
@@ -1200,6 +1256,7 @@ def _run(state: PortalState, job: _Job, stage: Path, built: _Built) -> str | Non
 
     _render_items(state, job, stage, built, report)
     _refuse_unmatched_marks(job, built)
+    _refuse_unread_ocr_protection(job, built)
     report("leak check", 50)
     check = _streaming_check(state, job, built)
     _refuse_doubtful_pixels(built, check.report())
