@@ -12,12 +12,13 @@ The page is read with Tesseract's automatic layout (``--psm 3``), and when that 
 at all (it happens with a single line, a sign, a card) as sparse text (``--psm 11``).
 
 Languages follow the scripts of the terms searched for (:func:`scripts_of`): English always
-(Latin script, digits), Arabic when a term is Arabic. Burmese is read differently: Debian's
-Myanmar model misreads whole pages but reads single lines, so when a term is Burmese the
-page's lines are found (the Myanmar model, ``--psm 4``) and each is cropped and read again
-alone (``--psm 7``). Those lines are
-*doubtful* when Tesseract's confidence in them is low: :attr:`Reading.doubtful` says which,
-and callers make a person look at the page instead of trusting the OCR.
+(Latin script, digits), Arabic when a term is Arabic (then the page is also read as Arabic
+alone, which reads Arabic words English would turn into Latin letters). Burmese is read
+differently: Debian's Myanmar model misreads whole pages but reads single lines, so when a
+term is Burmese the page's lines are found (the Myanmar model, ``--psm 4``) and each is
+cropped and read again alone (``--psm 7``). Those lines are *doubtful* when Tesseract's
+confidence in them is low: :attr:`Reading.doubtful` says which, and callers make a person
+look at the page instead of trusting the OCR.
 
 Words come back in logical order (Arabic letters as written, not reversed) and are joined
 into one text, a space between words and a line break between lines, which the same matcher
@@ -290,6 +291,13 @@ def read_image(image: Image.Image, scripts: Scripts, *, cache: OcrCache | None =
         # The automatic layout (``--psm 3``) finds no text at all in some images of a single
         # line or of scattered text (a sign, a card): read them as sparse text instead.
         words, lines = _words(_tesseract(pnm, scripts.languages, 11))
+    if scripts.arabic:
+        # Read as Arabic alone too: with English beside it, Tesseract reads some Arabic words
+        # as Latin letters. Its words go in as lines of their own (found twice is harmless).
+        arabic, _ = _words(_tesseract(pnm, "ara", 3))
+        words.extend(
+            Word(w.text, w.box, w.confidence, (-1000 - w.line[0], *w.line[1:])) for w in arabic
+        )
     doubtful: list[str] = []
     if scripts.burmese:
         # Lines found by the Myanmar model laid out as one column (``--psm 4``: the automatic
@@ -353,5 +361,22 @@ def boxes_of_hits(
             right = max(box[2] for box in boxes)
             bottom = max(box[3] for box in boxes)
             margin = max(pad, (bottom - top) // 4)
-            found.append((hit.code, (left - margin, top - margin, right + margin, bottom + margin)))
+            box = (left - margin, top - margin, right + margin, bottom + margin)
+            if not any(code == hit.code and _same_place(box, seen) for code, seen in found):
+                found.append((hit.code, box))  # (a second reading of the same words: once)
     return found
+
+
+def _same_place(first: PixelBox, second: PixelBox) -> bool:
+    """Whether two boxes mostly cover each other (intersection over union above one half)."""
+    width = min(first[2], second[2]) - max(first[0], second[0])
+    height = min(first[3], second[3]) - max(first[1], second[1])
+    if width <= 0 or height <= 0:
+        return False
+    inter = width * height
+    union = (
+        (first[2] - first[0]) * (first[3] - first[1])
+        + (second[2] - second[0]) * (second[3] - second[1])
+        - inter
+    )
+    return inter * 2 > union

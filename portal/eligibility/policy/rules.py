@@ -459,7 +459,8 @@ def witness_protection(ctx: RuleContext) -> ItemCheck:
 
 #: Media types whose text package assembly searches for protected identifiers, redacting them
 #: (``_TEXT_MEDIA_TYPES`` of :mod:`portal.packages.assembly.assemble`): the register protects
-#: a person at risk in these only. Images are searched in their metadata, never their pixels.
+#: a person at risk in these only. Images are searched with OCR, which can misread a name, so
+#: an image needs a mark (a PDF page read with OCR waits for a check by eye at assembly).
 REGISTER_MEDIA_TYPES = frozenset({"text/plain", "application/pdf"})
 
 
