@@ -12,18 +12,35 @@ bag, tar, sign + encrypt, detached signatures, letter, custody log, manifest, bl
 database). The baseline is ``tar c`` piped into ``gpg --sign --encrypt --compress-algo none``
 to the same key, signed by the same key. Peak memory is sampled every 50 ms from /proc (PSS,
 see :class:`TreeRss`): for the portal, the sum over its process tree (Python, its gpg
-processes and the document workers); for the baseline, tar and gpg. A long-running worker
-starts the documents' forkserver once; the bench starts it before timing, like the imports.
+processes and the document workers); for the baseline, tar and gpg. The portal's own Python
+process is also given apart ("python"): its exact peak RSS (VmHWM) during the assembly, the
+mark reset after the setup. A long-running worker starts the documents' forkserver once; the
+bench starts it before timing, like the imports.
 
 PDF redaction throughput reuses ``bench/redaction.py`` (its source PDF and raw rasteriser).
 
+A scanned statement (``--scan-pages N``; the README quotes 500), reported apart from the
+payload figures: a package of ONE item, an image-only PDF of N pages at 300 dpi made by
+``bench/redaction.py``'s ``make_scan`` (the name on every page), with a confirmed term mark
+for the name, so the real policy shares it redacted (``mechanism-review``: marks that apply
+"always" are redacted for every authority). The portal is built in a child process the same
+way as for the payload; :func:`assemble_package` renders every page, reads it with Tesseract,
+burns the hits, then the leak check reads every page of the rendition again with OCR (its
+pixels layer). Printed: wall and CPU seconds of the assembly (CPU of the process tree: the
+Tesseract and gpg processes it waited for, and the documents' forkserver with the worker it
+reaped), seconds per page, the tree's peak PSS, the time in the redaction stage (``rendering``)
+and in the leak check (the package's stage column, polled), the package's status and the
+mark's hit count (it must be N).
+
     .venv/bin/python bench/assembly.py                   # 100 MiB and 1000 MiB, 1 run each
     .venv/bin/python bench/assembly.py --mb 100 --runs 3 --pages 50
+    .venv/bin/python bench/assembly.py --mb 0 --pages 0 --scan-pages 500  # scanned pages only
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import random
@@ -35,9 +52,18 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from portal.registry.models import Provider
+    from portal.rfa.models import Rfa
+    from portal.state import PortalState
 
 REPO = Path(__file__).resolve().parent.parent
 KEYS = REPO / "keys_example"
@@ -138,10 +164,10 @@ def make_payload(directory: Path, size_mb: int) -> list[Path]:
 
 class TreeRss:
     """Samples, every 50 ms from /proc, the summed memory of this process (when
-    ``include_self``) and its descendants: gpg, tar and Python (the documents' forkserver and
-    its workers). Proportional set size (PSS), so the pages a forked worker shares with its
-    server are counted once; a fork that has not exec'd yet would otherwise count its
-    parent's pages again (``RUSAGE_CHILDREN`` has the same flaw)."""
+    ``include_self``) and its descendants: gpg, tar, Tesseract and Python (the documents'
+    forkserver and its workers). Proportional set size (PSS), so the pages a forked worker
+    shares with its server are counted once; a fork that has not exec'd yet would otherwise
+    count its parent's pages again (``RUSAGE_CHILDREN`` has the same flaw)."""
 
     def __init__(self, *, include_self: bool) -> None:
         self.include_self = include_self
@@ -182,7 +208,7 @@ class TreeRss:
                 name = Path(f"/proc/{pid}/comm").read_text().strip()
             except OSError:
                 continue
-            if name in {"gpg", "tar"} or name.startswith("python"):
+            if name in {"gpg", "tar", "tesseract"} or name.startswith("python"):
                 total += self._pss_kib(pid)
         return total
 
@@ -255,8 +281,13 @@ def baseline(payload: Path, out: Path) -> dict[str, float]:
 # --------------------------------------------------------------------------- portal (child)
 
 
-def portal_child(payload: Path, instance: Path) -> dict[str, Any]:
-    """Register the payload as items, make a decision and a package, time the assembly."""
+def _new_portal(
+    instance: Path, register: Callable[[Session, PortalState, Provider, Rfa], None]
+) -> tuple[PortalState, int, dict[str, str]]:
+    """A fresh SQLite portal with the example keys: an authority with current assessments and
+    a verified key, a provider with standing consent, an officer and an approved request whose
+    candidates ``register`` adds; a real decision and a queued package. The state, the
+    package's id and the decision's outcome per item code."""
     from sqlalchemy import select
 
     from portal import audit
@@ -265,13 +296,11 @@ def portal_child(payload: Path, instance: Path) -> dict[str, Any]:
     from portal.consent.models import Consent
     from portal.db import utcnow
     from portal.eligibility.decisions import run_check
+    from portal.eligibility.models import DecisionItem
     from portal.models import Base
-    from portal.packages.assembly.assemble import assemble_package
-    from portal.packages.assembly.document_worker import document_pool
     from portal.packages.lifecycle import create_package
-    from portal.packages.models import Package
     from portal.registry.models import Assessment, Authority, Item, Provider, RecipientKey
-    from portal.rfa.models import Rfa, RfaItem
+    from portal.rfa.models import Rfa
     from portal.state import build_state
 
     settings = Settings(
@@ -327,32 +356,76 @@ def portal_child(payload: Path, instance: Path) -> dict[str, Any]:
         )  # fmt: skip
         db.add(rfa)
         db.flush()
-        for index, path in enumerate(sorted(payload.iterdir()), start=1):
-            with path.open("rb") as handle:
-                info = state.blobs.put_stream(handle)
-            kind, media_type = MEDIA_TYPES[path.suffix]
-            item = Item(
-                code=f"ITM-{index:06d}", provider_id=provider.id, kind=kind,
-                title=f"Bench file {index}", media_type=media_type,
-                original_filename=path.name, size_bytes=info.size,
-                sha256=info.sha256, sensitivity="low", tags=[], cleared_as_is=True,
-            )  # fmt: skip
-            db.add(item)
-            db.flush()
-            db.add(RfaItem(rfa_id=rfa.id, item_id=item.id))
+        register(db, state, provider, rfa)
         db.flush()
-        run_check(db, rfa, state.policy, requested_by=officer, actor=audit.actor_label(officer))
+        decision = run_check(
+            db, rfa, state.policy, requested_by=officer, actor=audit.actor_label(officer)
+        )
+        chosen = (
+            select(Item.code, DecisionItem.outcome)
+            .join(DecisionItem, DecisionItem.item_id == Item.id)
+            .where(DecisionItem.decision_id == decision.id)
+        )
+        outcomes = {code: outcome for code, outcome in db.execute(chosen)}
         package = create_package(db, rfa, state.policy.redactable_media_types, by=officer)
         db.commit()
         package_id = package.id
+    return state, package_id, outcomes
+
+
+def _tree_cpu() -> float:
+    """CPU seconds (user + system) so far of this process, the children it waited for
+    (Tesseract, gpg) and its live descendants with the children they reaped (the documents'
+    forkserver, which reaps its workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime
+    tick = os.sysconf("SC_CLK_TCK")
+    pending = TreeRss._children(os.getpid())
+    while pending:
+        pid = pending.pop()
+        pending += TreeRss._children(pid)
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(value) for value in fields[11:15]) / tick  # utime stime cutime cstime
+    return total
+
+
+def _max_rss_mib() -> float:
+    """This process's peak RSS since the mark was last reset (the kernel's high-water mark,
+    VmHWM: exact, not sampled)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _reset_max_rss() -> None:
+    """Start the high-water mark again from the current RSS (Linux 4.0 and later), so the
+    setup (registering the items, the decision) is not counted as assembly's."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def _assemble_timed(state: PortalState, package_id: int) -> dict[str, Any]:
+    """Time :func:`assemble_package` alone: wall and CPU seconds, peak memory, the stages."""
+    from sqlalchemy import select
+
+    from portal.packages.assembly.assemble import AssemblyFailed, assemble_package
+    from portal.packages.assembly.document_worker import document_pool
+    from portal.packages.models import Package
 
     # A worker process starts the documents' forkserver once (WeasyPrint and ReportLab
     # imported there) and uses it for every package; start it here, like the imports above.
     with document_pool() as pool:
         pool.submit(int).result()
     os.sync()  # start on a quiet disk: the blob store import above is not assembly's cost
+    before = _max_rss_mib()
+    _reset_max_rss()
     sampler = TreeRss(include_self=True)
     stages: dict[str, float] = {}
+    stage_rss: dict[str, float] = {}  # this process's high-water mark when the stage ended
     done_event = threading.Event()
 
     def watch() -> None:
@@ -366,32 +439,137 @@ def portal_child(payload: Path, instance: Path) -> dict[str, Any]:
             if stage != last or finished:
                 now_ = time.perf_counter()
                 stages[last] = stages.get(last, 0.0) + now_ - since
+                stage_rss[last] = _max_rss_mib()
                 last, since = stage, now_
             if finished:
                 return
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
+    cpu = _tree_cpu()
     start = time.perf_counter()
-    assemble_package(state, package_id)
+    failure = None
+    try:
+        assemble_package(state, package_id)
+    except AssemblyFailed as exc:
+        failure = str(exc)
     seconds = time.perf_counter() - start
+    cpu = _tree_cpu() - cpu
     done_event.set()
     watcher.join()
     rss_tree = sampler.stop()
     with state.sessions() as db:
         done = db.scalars(select(Package).where(Package.id == package_id)).one()
-        status, size = done.status, done.file_size
+        status, size, leak = done.status, done.file_size, done.leak_check
     return {
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "status": status,
+        "failure": failure,
         "file_size": size,
-        "rss_python_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "leak_check": leak,
+        "rss_python_mib": _max_rss_mib(),
+        "rss_python_before_mib": before,
         "rss_tree_mib": rss_tree,
         "stages": {name: round(value, 2) for name, value in stages.items() if name},
+        "stage_rss_mib": {name: round(value) for name, value in stage_rss.items() if name},
     }
 
 
+def portal_child(payload: Path, instance: Path) -> dict[str, Any]:
+    """Register the payload as items, make a decision and a package, time the assembly."""
+    from portal.registry.models import Item
+    from portal.rfa.models import RfaItem
+
+    def register(db: Session, state: PortalState, provider: Provider, rfa: Rfa) -> None:
+        for index, path in enumerate(sorted(payload.iterdir()), start=1):
+            with path.open("rb") as handle:
+                info = state.blobs.put_stream(handle)
+            kind, media_type = MEDIA_TYPES[path.suffix]
+            item = Item(
+                code=f"ITM-{index:06d}", provider_id=provider.id, kind=kind,
+                title=f"Bench file {index}", media_type=media_type,
+                original_filename=path.name, size_bytes=info.size,
+                sha256=info.sha256, sensitivity="low", tags=[], cleared_as_is=True,
+            )  # fmt: skip
+            db.add(item)
+            db.flush()
+            db.add(RfaItem(rfa_id=rfa.id, item_id=item.id))
+
+    state, package_id, _ = _new_portal(instance, register)
+    return _assemble_timed(state, package_id)
+
+
+SCAN_ITEM, SCAN_MARK = "ITM-000001", "M-1"
+
+
+def scan_child(scan: Path, instance: Path) -> dict[str, Any]:
+    """Register the scanned statement as one item with a confirmed term mark for the name
+    (its term sealed with the portal's sealer, as the portal seals it), make a decision and a
+    package, time the assembly; the decision's outcome, the package item's rendition and the
+    mark's hit count with the timings."""
+    from sqlalchemy import select
+
+    from portal.packages.assembly.item_report import ItemReport
+    from portal.packages.models import PackageItem
+    from portal.registry.mark_terms import seal_term
+    from portal.registry.models import Item, RedactionMark
+    from portal.rfa.models import RfaItem
+
+    name = _bench_redaction().NAME
+
+    def register(db: Session, state: PortalState, provider: Provider, rfa: Rfa) -> None:
+        with scan.open("rb") as handle:
+            info = state.blobs.put_stream(handle)
+        item = Item(
+            code=SCAN_ITEM, provider_id=provider.id, kind="witness_statement",
+            title="Scanned statement", media_type="application/pdf",
+            original_filename="statement.pdf", size_bytes=info.size, sha256=info.sha256,
+            sensitivity="high", tags=[],
+        )  # fmt: skip
+        db.add(item)
+        db.flush()
+        db.add(
+            RedactionMark(
+                code=SCAN_MARK, item_id=item.id, kind="term",
+                term_sealed=seal_term(state.sealer, item.code, SCAN_MARK, name),
+                reason="Identifies a witness at risk", applies="always", review="confirmed",
+            )
+        )  # fmt: skip
+        db.add(RfaItem(rfa_id=rfa.id, item_id=item.id))
+
+    state, package_id, outcomes = _new_portal(instance, register)
+    with state.sessions() as db:
+        rendition = db.scalar(
+            select(PackageItem.rendition).where(PackageItem.package_id == package_id)
+        )
+    result = _assemble_timed(state, package_id)
+    with state.sessions() as db:
+        report = db.scalar(select(PackageItem.report).where(PackageItem.package_id == package_id))
+    marks = ItemReport.from_json(report).marks
+    hits = sum(mark.count for mark in marks if mark.code == SCAN_MARK)
+    return {**result, "outcome": outcomes[SCAN_ITEM], "rendition": rendition, "hits": hits}
+
+
 # --------------------------------------------------------------------------- main
+
+
+def _bench_redaction() -> ModuleType:
+    """``bench/redaction.py``, imported as ``redaction`` (its scan, source PDF, rasteriser)."""
+    if str(REPO / "bench") not in sys.path:
+        sys.path.insert(0, str(REPO / "bench"))
+    return importlib.import_module("redaction")
+
+
+def _child(*args: str) -> dict[str, Any]:
+    """Run this file with ``args`` in a child process; the JSON it prints last."""
+    child = subprocess.run(
+        [sys.executable, __file__, *args], capture_output=True, text=True, check=False
+    )
+    if child.returncode != 0:
+        raise SystemExit(f"portal assembly failed:\n{child.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+    return result
 
 
 def run_size(size_mb: int) -> dict[str, Any]:
@@ -403,35 +581,75 @@ def run_size(size_mb: int) -> dict[str, Any]:
         actual = sum(path.stat().st_size for path in files) / MIB
         raw = baseline(payload, root / "raw.tar.gpg")
         (root / "raw.tar.gpg").unlink()
-        child = subprocess.run(
-            [sys.executable, __file__, "--child", str(payload), str(root / "instance")],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if child.returncode != 0:
-            raise SystemExit(f"portal assembly failed:\n{child.stderr[-3000:]}")
-        portal = json.loads(child.stdout.strip().splitlines()[-1])
+        portal = _child("--child", str(payload), str(root / "instance"))
         return {"mb": actual, "files": len(files), "mix": dict(mix), "raw": raw, "portal": portal}
+
+
+def run_scan(pages: int) -> dict[str, Any]:
+    """The package of one scanned statement of ``pages`` pages (see the module notes)."""
+    with tempfile.TemporaryDirectory(prefix="bench-scan-") as tmp:
+        root = Path(tmp)
+        scan = root / "statement.pdf"
+        _bench_redaction().make_scan(scan, pages)
+        portal = _child("--scan-child", str(scan), str(root / "instance"))
+        return {**portal, "pages": pages, "mb": scan.stat().st_size / MIB}
+
+
+def print_scan(result: dict[str, Any]) -> None:
+    pages, stages = result["pages"], result["stages"]
+    leak = result["leak_check"] or {}
+    print(
+        f"Scanned statement, {pages} pages at {_bench_redaction().SCAN_DPI} dpi "
+        f"({result['mb']:.1f} MiB), one term mark: decision {result['outcome']}, "
+        f"rendition {result['rendition']}; package {result['status']}; mark {SCAN_MARK} "
+        f"hits {result['hits']} (expected {pages}); leak check clean={leak.get('clean')} "
+        f"({leak.get('files_checked')} files)",
+        flush=True,
+    )
+    if result["failure"]:
+        print(f"{'':>2}failure: {result['failure']}", flush=True)
+    wall, cpu = result["seconds"], result["cpu_seconds"]
+    print(
+        f"{'':>2}assemble_package: wall {wall:.2f} s, CPU {cpu:.2f} s (process tree), "
+        f"{wall / pages:.2f} s/page wall, {cpu / pages:.2f} s/page CPU; peak PSS "
+        f"{result['rss_tree_mib']:.0f} MB (tree), python max RSS {result['rss_python_mib']:.0f} MB",
+        flush=True,
+    )
+    redaction, check = stages.get("rendering", 0.0), stages.get("leak check", 0.0)
+    print(
+        f"{'':>2}redaction (render, OCR, burn) {redaction:.2f} s ({redaction / pages:.2f} s/page), "
+        f"leak check with pixels {check:.2f} s ({check / pages:.2f} s/page), "
+        f"rest {wall - redaction - check:.2f} s",
+        flush=True,
+    )
+    print(
+        f"{'':>2}portal stages: "
+        + ", ".join(f"{name} {value:.2f}s" for name, value in stages.items()),
+        flush=True,
+    )
+    marks = ", ".join(f"{name} {value}MB" for name, value in result["stage_rss_mib"].items())
+    print(
+        f"{'':>2}python max RSS at the end of each stage: {marks} "
+        f"(setup before assembly: {result['rss_python_before_mib']:.0f}MB)",
+        flush=True,
+    )
 
 
 def redaction_throughput(pages: int, dpi: int) -> dict[str, float]:
     """Pages per second of :func:`redact_pdf` and of raw rasterisation (bench/redaction.py's
     source PDF and rasteriser), one term and one page box per page."""
-    sys.path.insert(0, str(REPO / "bench"))
-    from redaction import NAME, make_source, raw_rasterise
-
     from portal.redaction.pdf import redact_pdf
     from portal.redaction.renditions import MarkSpec
 
+    redaction = _bench_redaction()
     with tempfile.TemporaryDirectory(prefix="bench-redaction-") as folder:
         source, dest = Path(folder) / "source.pdf", Path(folder) / "redacted.pdf"
-        make_source(source, pages)
-        marks = [MarkSpec("T1", "term", "witness", term=NAME)] + [
+        redaction.make_source(source, pages)
+        marks = [MarkSpec("T1", "term", "witness", term=redaction.NAME)] + [
             MarkSpec(f"B{page}", "pdf_box", "face", page=page, box=(0.6, 0.1, 0.9, 0.3))
             for page in range(1, pages + 1)
         ]
-        raw = raw_rasterise(source, dpi)
+        raw = redaction.raw_rasterise(source, dpi)
         start = time.perf_counter()
         redact_pdf(source, marks, dest, "REDACTED", dpi=dpi)
         redacted = time.perf_counter() - start
@@ -440,20 +658,34 @@ def redaction_throughput(pages: int, dpi: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mb", type=int, nargs="+", default=[100, 1000], help="payload MiB")
+    parser.add_argument(
+        "--mb", type=int, nargs="+", default=[100, 1000], help="payload MiB (0: no payload runs)"
+    )
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--pages", type=int, default=100, help="pages for PDF redaction")
     parser.add_argument("--dpi", type=int, default=150)
+    parser.add_argument(
+        "--scan-pages", type=int, default=0,
+        help="pages of the scanned statement packaged with OCR (0: skip; the README quotes 500)",
+    )  # fmt: skip
     parser.add_argument("--child", nargs=2, metavar=("PAYLOAD", "INSTANCE"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--scan-child", nargs=2, metavar=("SCAN", "INSTANCE"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.child:
         print(json.dumps(portal_child(Path(args.child[0]), Path(args.child[1]))))
         return
-    print(
-        f"{'MiB':>6} {'files':>5} {'raw s':>6} {'+fsync':>6} {'portal s':>8} {'ratio':>5} "
-        f"{'ratio+fsync':>11} {'portal mem':>10} {'(python)':>8} {'raw mem':>7}"
-    )
-    for size in args.mb:
+    if args.scan_child:
+        print(json.dumps(scan_child(Path(args.scan_child[0]), Path(args.scan_child[1]))))
+        return
+    sizes = [size for size in args.mb if size > 0]
+    if sizes:
+        print(
+            f"{'MiB':>6} {'files':>5} {'raw s':>6} {'+fsync':>6} {'portal s':>8} {'ratio':>5} "
+            f"{'ratio+fsync':>11} {'portal mem':>10} {'(python)':>8} {'raw mem':>7}"
+        )
+    for size in sizes:
         for _ in range(args.runs):
             result = run_size(size)
             raw, portal = result["raw"], result["portal"]
@@ -479,6 +711,13 @@ def main() -> None:
             f"(ratio {pdf['raw'] / pdf['redact']:.2f})",
             flush=True,
         )
+    if args.scan_pages:
+        for _ in range(args.runs):
+            result = run_scan(args.scan_pages)
+            print_scan(result)
+            ok = result["status"] == "assembled" and result["hits"] == args.scan_pages
+            if not ok:
+                raise SystemExit("the scanned package is not assembled, or the hits are wrong")
 
 
 if __name__ == "__main__":

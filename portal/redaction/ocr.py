@@ -150,8 +150,10 @@ class Sealing(Protocol):
 
 
 class OcrCache:
-    """Readings on disk, one file per key (sealed when ``sealer`` is given); a damaged or
-    unreadable entry counts as absent and is read again."""
+    """Readings on disk, one file per key (sealed when ``sealer`` is given: in pieces of
+    :data:`_PIECE` characters, each bound to the key, its place and their number, as a page's
+    reading is longer than one sealed value may be); a damaged or unreadable entry counts as
+    absent and is read again, and one that cannot be written only costs time."""
 
     def __init__(self, directory: Path, sealer: Sealing | None = None) -> None:
         self.directory = directory
@@ -162,10 +164,7 @@ class OcrCache:
 
     def get(self, key: str) -> Reading | None:
         try:
-            stored = self._path(key).read_text(encoding="ascii")
-            if self.sealer is not None:
-                stored = self.sealer.unseal(stored, f"ocr:{key}")
-            data = json.loads(stored)
+            data = json.loads(self._opened(key, self._path(key).read_text(encoding="ascii")))
             words = tuple(
                 Word(text, (box[0], box[1], box[2], box[3]), float(conf), (ln[0], ln[1], ln[2]))
                 for text, box, conf, ln in data["words"]
@@ -180,18 +179,38 @@ class OcrCache:
                 "words": [[w.text, list(w.box), w.confidence, list(w.line)] for w in reading.words],
                 "doubtful": list(reading.doubtful),
             },
-            ensure_ascii=True,
+            ensure_ascii=True,  # one byte per character: pieces are measured in characters
         )
-        if self.sealer is not None:
-            data = self.sealer.seal(data, f"ocr:{key}")
         path = self._path(key)
         try:
+            stored = self._sealed(key, data)
             path.parent.mkdir(parents=True, exist_ok=True)
             temporary = path.with_suffix(f".{os.getpid()}.part")
-            temporary.write_text(data, encoding="ascii")
+            temporary.write_text(stored, encoding="ascii")
             os.replace(temporary, path)
-        except OSError:
-            pass  # a cache that cannot be written (a full disk) only costs time
+        except Exception:  # a full disk, a sealing key that cannot be read: only costs time
+            return
+
+    def _sealed(self, key: str, data: str) -> str:
+        if self.sealer is None:
+            return data
+        pieces = [data[start : start + _PIECE] for start in range(0, len(data), _PIECE)]
+        count = len(pieces)
+        return json.dumps(
+            [self.sealer.seal(piece, f"ocr:{key}:{i}/{count}") for i, piece in enumerate(pieces)]
+        )
+
+    def _opened(self, key: str, stored: str) -> str:
+        if self.sealer is None:
+            return stored
+        pieces = json.loads(stored)
+        count = len(pieces)
+        return "".join(
+            self.sealer.unseal(piece, f"ocr:{key}:{i}/{count}") for i, piece in enumerate(pieces)
+        )
+
+
+_PIECE = 4000  # characters of a reading sealed together (a sealed value holds 4096 bytes)
 
 
 @cache

@@ -6,6 +6,7 @@ silently; readings are cached, sealed."""
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pypdfium2
@@ -215,20 +216,28 @@ def test_images_beyond_the_limits_are_refused_with_the_reason(tmp_path: Path) ->
 
 
 def test_readings_are_cached_sealed(tmp_path: Path) -> None:
-    page, _ = scan([("latin", f"The witness {LATIN} spoke.")], size=(1200, 250))
+    """A whole scanned page (a reading far longer than one sealed value) is cached sealed, in
+    pieces bound to their place: served from the cache, not read again; a damaged or reordered
+    entry is read again."""
+    page, _ = scan(
+        [("latin", f"Line {n}: the witness {LATIN} spoke of the convoy.") for n in range(9)],
+        size=(1400, 900),
+    )
     sealer = Sealer.random()
     cache = OcrCache(tmp_path / "cache", sealer)
     first = read_image(page, scripts_of([LATIN]), cache=cache)
     [entry] = (tmp_path / "cache").rglob("*.json")
-    assert "Sandar" not in entry.read_text()  # sealed: no word of evidence in the clear
-    entry.write_text(
-        sealer.seal(
-            '{"words": [["cached", [0, 0, 1, 1], 99, [1, 1, 1]]], "doubtful": []}',
-            f"ocr:{entry.stem}",
-        )
-    )
-    again = read_image(page, scripts_of([LATIN]), cache=cache)
-    assert again.text == "cached" != first.text  # served from the cache, not read again
+    stored = entry.read_text()
+    assert len(first.text) > 400 and "Sandar" not in stored  # no word of evidence in the clear
+    pieces = json.loads(stored)
+    assert len(pieces) > 1  # longer than one sealed value
+    cached = read_image(page, scripts_of([LATIN]), cache=cache)
+    assert cached.text == first.text
+    fake = '{"words": [["cached", [0, 0, 1, 1], 99, [1, 1, 1]]], "doubtful": []}'
+    entry.write_text(json.dumps([sealer.seal(fake, f"ocr:{entry.stem}:0/1")]))
+    assert read_image(page, scripts_of([LATIN]), cache=cache).text == "cached"  # not read again
+    entry.write_text(json.dumps(list(reversed(pieces))))  # pieces out of place do not open
+    assert read_image(page, scripts_of([LATIN]), cache=cache).text == first.text
     entry.write_text("damaged")
     assert read_image(page, scripts_of([LATIN]), cache=cache).text == first.text
 
