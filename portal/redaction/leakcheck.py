@@ -62,7 +62,7 @@ import ahocorasick
 
 from portal.redaction.matcher import MIN_TERM_LENGTH, Matcher, TermTooShort, expand
 from portal.redaction.normalise import fold, fold_readings, strip_invisible
-from portal.redaction.ocr import OcrCache, OcrFailed, Scripts, scripts_of
+from portal.redaction.ocr import ITEM_SECONDS, OcrBudget, OcrCache, OcrFailed, Scripts, scripts_of
 
 __all__ = [
     "CHUNK_SIZE",
@@ -224,6 +224,7 @@ class PixelReading:
 
     cache: OcrCache | None = None
     checked_by_eye: frozenset[str] = frozenset()
+    item_seconds: float = ITEM_SECONDS  # OCR of one file, at most
 
     def accepts(self, name: str, doubt: _Unreadable) -> bool:
         return isinstance(doubt, _Doubtful) and name in self.checked_by_eye
@@ -847,7 +848,8 @@ def _scan_pixels(
     reader = read_pdf_pages if unit == "page" else read_image_file
     doubts: list[str] = []
     try:
-        for number, reading in reader(path, needles.scripts, needles.pixels.cache):
+        budget = OcrBudget(needles.pixels.item_seconds)
+        for number, reading in reader(path, needles.scripts, needles.pixels.cache, budget):
             where = "pixels" if unit == "frame" and number == 1 else f"pixels, {unit} {number}"
             found.update((code, where) for code in needles.in_text(reading.text))
             doubts.extend(f"{unit} {number}: {doubt}" for doubt in reading.doubtful)

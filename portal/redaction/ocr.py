@@ -39,6 +39,7 @@ import json
 import os
 import resource
 import subprocess
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -52,9 +53,11 @@ from portal.redaction.normalise import has_arabic, has_myanmar
 
 __all__ = [
     "DOUBTFUL_CONFIDENCE",
+    "ITEM_SECONDS",
     "MAX_PIXELS",
     "PAGE_MEMORY",
     "PAGE_SECONDS",
+    "OcrBudget",
     "OcrCache",
     "OcrFailed",
     "Reading",
@@ -70,6 +73,7 @@ TESSERACT = "tesseract"
 PAGE_SECONDS = 120.0  # one Tesseract run, at most
 PAGE_MEMORY = 2 << 30  # address space of one Tesseract run, at most
 MAX_PIXELS = 50_000_000  # an image or page bitmap larger than this is not read
+ITEM_SECONDS = 3600.0  # OCR of one item (all its pages), at most
 # A Burmese line read with less confidence than this (Tesseract's 0-100, mean of its words)
 # is doubtful: a person looks at the page.
 DOUBTFUL_CONFIDENCE = 70.0
@@ -85,6 +89,23 @@ class OcrFailed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class OcrBudget:
+    """The time OCR may spend on one item (:data:`ITEM_SECONDS`): a long scan is refused with
+    the reason rather than keeping a worker for hours."""
+
+    def __init__(self, seconds: float = ITEM_SECONDS) -> None:
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+
+    def check(self, page: int) -> None:
+        """OcrFailed when the budget is spent before ``page`` is read."""
+        if time.monotonic() >= self.deadline:
+            raise OcrFailed(
+                f"OCR of this item took more than {self.seconds / 60:.0f} minutes before page "
+                f"{page}; split the scan or withhold it"
+            )
 
 
 @dataclass(frozen=True)

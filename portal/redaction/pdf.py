@@ -29,7 +29,16 @@ from PIL import Image, ImageChops
 
 from portal.redaction.image import PixelBox, burn_boxes, pixel_box
 from portal.redaction.matcher import Matcher
-from portal.redaction.ocr import OcrCache, OcrFailed, Scripts, boxes_of_hits, read_image, scripts_of
+from portal.redaction.ocr import (
+    ITEM_SECONDS,
+    OcrBudget,
+    OcrCache,
+    OcrFailed,
+    Scripts,
+    boxes_of_hits,
+    read_image,
+    scripts_of,
+)
 from portal.redaction.pixels import OCR_DPI, PDFIUM, page_has_images, render_for_ocr
 from portal.redaction.renditions import (
     AppliedMark,
@@ -239,6 +248,7 @@ def redact_pdf(
     dpi: int = DEFAULT_DPI,
     matcher: Matcher | None = None,
     ocr_cache: OcrCache | None = None,
+    ocr_seconds: float = ITEM_SECONDS,
 ) -> RedactionOutcome:
     """Rasterise every page of ``source`` at ``dpi``, burn in the boxes, write a new PDF.
     ``matcher``: prebuilt for some of the term marks (see :func:`term_matcher`). Terms are
@@ -246,7 +256,8 @@ def redact_pdf(
     (:mod:`portal.redaction.ocr`)."""
     refuse_kinds(marks, frozenset({"term", "pdf_box"}), "a PDF (text spans address plain text)")
     terms = term_matcher(marks, matcher)
-    pixels = _Pixels(terms, scripts_of(m.term or "" for m in marks if m.kind == "term"), ocr_cache)
+    scripts = scripts_of(m.term or "" for m in marks if m.kind == "term")
+    pixels = _Pixels(terms, scripts, ocr_cache, OcrBudget(ocr_seconds))
     page_boxes = [(mark, check_box(mark)) for mark in marks if mark.kind == "pdf_box"]
     occurrences = {mark.code: 0 for mark in marks}
     per_page: dict[str, dict[int, int]] = {mark.code: {} for mark in marks}
@@ -308,6 +319,7 @@ class _Pixels:
     matcher: TermMatcher
     scripts: Scripts
     cache: OcrCache | None
+    budget: OcrBudget
     read: list[int] = field(default_factory=list)
 
 
@@ -321,6 +333,7 @@ def _ocr_boxes(
         return counts, []
     pixels.read.append(page_number)
     try:
+        pixels.budget.check(page_number)
         reading = read_image(render_for_ocr(page), pixels.scripts, cache=pixels.cache)
     except OcrFailed as failed:
         reason = f"page {page_number} could not be read with OCR: {failed.reason}"

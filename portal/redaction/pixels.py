@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, ImageOps, ImageSequence
 
-from portal.redaction.ocr import MAX_PIXELS, OcrCache, OcrFailed, Reading, Scripts, read_image
+from portal.redaction.ocr import (
+    MAX_PIXELS,
+    OcrBudget,
+    OcrCache,
+    OcrFailed,
+    Reading,
+    Scripts,
+    read_image,
+)
 
 if TYPE_CHECKING:
     import pypdfium2
@@ -56,7 +64,7 @@ def render_for_ocr(page: pypdfium2.PdfPage) -> Image.Image:
 
 
 def read_pdf_pages(
-    path: Path, scripts: Scripts, cache: OcrCache | None = None
+    path: Path, scripts: Scripts, cache: OcrCache | None = None, budget: OcrBudget | None = None
 ) -> Iterator[tuple[int, Reading]]:
     """(page number, reading) of every page of the PDF at ``path`` that shows an image, one
     page in memory at a time; OcrFailed when the PDF or a page cannot be read. pdfium is
@@ -80,6 +88,8 @@ def read_pdf_pages(
                 finally:
                     page.close()
             if image is not None:
+                if budget is not None:
+                    budget.check(index + 1)
                 yield index + 1, read_image(image, scripts, cache=cache)
     finally:
         with PDFIUM:
@@ -87,7 +97,7 @@ def read_pdf_pages(
 
 
 def read_image_file(
-    path: Path, scripts: Scripts, cache: OcrCache | None = None
+    path: Path, scripts: Scripts, cache: OcrCache | None = None, budget: OcrBudget | None = None
 ) -> Iterator[tuple[int, Reading]]:
     """(frame number, reading) of each frame of the image file at ``path``, upright;
     OcrFailed when it cannot be read whole."""
@@ -110,4 +120,6 @@ def read_image_file(
     except Exception:  # Pillow raises many kinds for damaged files
         raise OcrFailed("the image cannot be decoded to read it") from None
     for number, picture in enumerate(pictures, start=1):
+        if budget is not None:
+            budget.check(number)
         yield number, read_image(picture, scripts, cache=cache)

@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from portal.redaction.leakcheck import PixelReading, check_files
 from portal.redaction.matcher import Matcher
 from portal.redaction.ocr import OcrCache, OcrFailed, Reading, Word, read_image, scripts_of
-from portal.redaction.renditions import MarkSpec, redact
+from portal.redaction.renditions import CannotRedact, MarkSpec, redact
 from portal.sealing import Sealer
 
 NOTO = Path("/usr/share/fonts/truetype/noto")
@@ -256,3 +256,22 @@ def test_every_word_a_hit_touches_is_burnt_whole() -> None:
 
     boxes = boxes_of_hits(reading, Matcher([("T1", LATIN)]).locate)
     assert boxes == [("T1", (3, 3, 167, 47)), ("T1", (3, 53, 57, 97))]  # padded by 30 // 4
+
+
+def test_ocr_of_one_item_has_a_time_budget(tmp_path: Path) -> None:
+    """A scan that would keep a worker busy past the item's OCR budget is refused with the
+    reason, by redaction and by the leak check (a budget of 0 s: spent before page 1)."""
+    from portal.redaction.pdf import redact_pdf
+
+    page, _ = scan([("latin", f"The witness {LATIN} spoke.")], size=(1200, 300))
+    source = tmp_path / "scan.pdf"
+    page.save(source, format="PDF", resolution=200)
+    dest = tmp_path / "out.pdf"
+    with pytest.raises(CannotRedact, match="more than 0 minutes before page 1"):
+        redact_pdf(source, [_term("T1", LATIN)], dest, "REDACTED", ocr_seconds=0)
+    assert not dest.exists()
+    report = check_files(
+        [("scan.pdf", source)], [("T1", LATIN)], pixels=PixelReading(item_seconds=0)
+    )
+    assert "more than 0 minutes" in dict(report.unchecked)["scan.pdf"]
+    assert check_files([("scan.pdf", source)], [("T1", LATIN)], pixels=PixelReading()).hits
