@@ -37,6 +37,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import resource
 import subprocess
 import time
@@ -371,13 +372,23 @@ def _burmese_lines(image: Image.Image, lines: Sequence[PixelBox]) -> tuple[list[
         if not found:
             continue
         confidence = sum(w.confidence for w in found) / len(found)
-        if confidence < DOUBTFUL_CONFIDENCE:
+        if confidence < DOUBTFUL_CONFIDENCE and _looks_written(found):
             doubtful.append(
                 f"Burmese text on line {number} was read with low confidence "
                 f"({confidence:.0f} of 100)"
             )
         words.extend(found)
     return words, doubtful
+
+
+def _looks_written(words: Sequence[Word]) -> bool:
+    """Whether a line read as Burmese looks like writing rather than a texture read as
+    letters (a photo's foliage or brickwork gives short fragments, digits and stacked
+    marks): at least two words of three or more Myanmar consonants each."""
+    return sum(1 for word in words if len(_CONSONANTS.findall(word.text)) >= 3) >= 2
+
+
+_CONSONANTS = re.compile("[\u1000-\u1021]")
 
 
 def boxes_of_hits(
