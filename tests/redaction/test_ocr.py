@@ -275,3 +275,20 @@ def test_ocr_of_one_item_has_a_time_budget(tmp_path: Path) -> None:
     )
     assert "more than 0 minutes" in dict(report.unchecked)["scan.pdf"]
     assert check_files([("scan.pdf", source)], [("T1", LATIN)], pixels=PixelReading()).hits
+
+
+def test_a_photo_of_a_street_is_not_doubtful_for_burmese(tmp_path: Path) -> None:
+    """Textures (walls, figures, a street) read as Burmese give short fragments of low
+    confidence; they are not writing, so they make no page doubtful (every photo would wait
+    for a person whenever a Burmese identifier is withheld)."""
+    from datetime import UTC, datetime
+
+    from portal.demo.files import PhotoSpec, jpeg_photo
+
+    taken = datetime(2024, 3, 1, tzinfo=UTC)
+    for seed in range(3):
+        photo = jpeg_photo(PhotoSpec("Street", seed, 16.8, 96.1, taken))
+        path = tmp_path / f"street-{seed}.jpg"
+        path.write_bytes(photo.data)
+        report = check_files([(path.name, path)], [("T1", BURMESE)], pixels=PixelReading())
+        assert report.clean, report.unchecked
