@@ -14,7 +14,7 @@ through
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -418,35 +418,44 @@ def retry(package_code: str) -> BaseResponse:
     return redirect(target, 303)
 
 
-@bp.post("/<package_code>/items/<item_code>/marks/<mark_code>/checked-by-eye")
-@requires("mark.check_by_eye")
-def check_mark_by_eye(package_code: str, item_code: str, mark_code: str) -> BaseResponse:
-    """Record that the officer read the item and the mark's term does not occur in it."""
+def _check_by_eye(
+    package_code: str, unconfirmed: str, record: Callable[[Package], str]
+) -> BaseResponse:
+    """The form of a check by eye: the token, the officer's confirmation (``unconfirmed``
+    says what was not confirmed), then ``record`` (PackageRefused: nothing recorded; else the
+    message to show), committed."""
     package = _package_or_404(package_code)
     target = url_for("packages.detail", package_code=package.code)
     if not TokenForm().validate_on_submit():
         flash("The form has expired; nothing was changed. Try again.", "error")
         return redirect(target, 303)
     if request.form.get("read") != "yes":
-        flash(
-            "Nothing was recorded: confirm that you read the whole item and the term does not "
-            "occur in it.",
-            "error",
-        )
+        flash(f"Nothing was recorded: confirm that you {unconfirmed}.", "error")
         return redirect(target, 303)
     try:
-        mark = mark_of_package(db(), package, item_code, mark_code)
-        record_checked_by_eye(db(), mark, mark.item, by=signed_in_user())
+        message = record(package)
     except PackageRefused as exc:
         db().rollback()
         flash(f"Nothing was recorded: {exc}", "error")
         return redirect(target, 303)
     db().commit()
-    flash(
-        f"Recorded: mark {mark.code} does not occur in {mark.item.code}. Retry the assembly.",
-        "success",
-    )
+    flash(message, "success")
     return redirect(target, 303)
+
+
+@bp.post("/<package_code>/items/<item_code>/marks/<mark_code>/checked-by-eye")
+@requires("mark.check_by_eye")
+def check_mark_by_eye(package_code: str, item_code: str, mark_code: str) -> BaseResponse:
+    """Record that the officer read the item and the mark's term does not occur in it."""
+
+    def record(package: Package) -> str:
+        mark = mark_of_package(db(), package, item_code, mark_code)
+        record_checked_by_eye(db(), mark, mark.item, by=signed_in_user())
+        return f"Recorded: mark {mark.code} does not occur in {mark.item.code}. Retry the assembly."
+
+    return _check_by_eye(
+        package_code, "read the whole item and the term does not occur in it", record
+    )
 
 
 @bp.post("/<package_code>/items/<item_code>/pixels/checked-by-eye")
@@ -454,28 +463,18 @@ def check_mark_by_eye(package_code: str, item_code: str, mark_code: str) -> Base
 def check_pixels_by_eye(package_code: str, item_code: str) -> BaseResponse:
     """Record that the officer read every page of the item, where OCR cannot be trusted, and
     no protected identifier shows in it beyond what its marks cover."""
-    package = _package_or_404(package_code)
-    target = url_for("packages.detail", package_code=package.code)
-    if not TokenForm().validate_on_submit():
-        flash("The form has expired; nothing was changed. Try again.", "error")
-        return redirect(target, 303)
-    if request.form.get("read") != "yes":
-        flash(
-            "Nothing was recorded: confirm that you read every page of the item and no "
-            "protected name or identifier shows in it beyond what its marks cover.",
-            "error",
-        )
-        return redirect(target, 303)
-    try:
+
+    def record(package: Package) -> str:
         item = item_of_package(db(), package, item_code)
         record_pixels_checked_by_eye(db(), item, by=signed_in_user())
-    except PackageRefused as exc:
-        db().rollback()
-        flash(f"Nothing was recorded: {exc}", "error")
-        return redirect(target, 303)
-    db().commit()
-    flash(f"Recorded: you read {item.code} by eye. Retry the assembly.", "success")
-    return redirect(target, 303)
+        return f"Recorded: you read {item.code} by eye. Retry the assembly."
+
+    return _check_by_eye(
+        package_code,
+        "read every page of the item and no protected name or identifier shows in it beyond "
+        "what its marks cover",
+        record,
+    )
 
 
 @bp.get("/<package_code>/items/<item_code>/original")
