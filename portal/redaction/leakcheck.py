@@ -855,9 +855,10 @@ def _scan_pixels(
             doubts.extend(f"{unit} {number}: {doubt}" for doubt in reading.doubtful)
     except OcrFailed as failed:
         raise _Unreadable(f"its pixels could not be read with OCR ({failed.reason})") from None
-    # Doubtful readings (Burmese read with low confidence) do not block yet: the demo's
-    # photos and scans showed the rule cannot yet tell writing from texture (see the README).
-    del doubts, plan
+    if doubts:
+        more = f" and {len(doubts) - 2} more" if len(doubts) > 2 else ""
+        shown = "; ".join(doubts[:2])
+        raise _Doubtful(f"{OCR_DOUBT} {shown}{more}: a legal officer must read it", plan)
 
 
 def _scan_zip(

@@ -78,6 +78,9 @@ ITEM_SECONDS = 3600.0  # OCR of one item (all its pages), at most
 # A Burmese line read with less confidence than this (Tesseract's 0-100, mean of its words)
 # is doubtful: a person looks at the page.
 DOUBTFUL_CONFIDENCE = 70.0
+# ...unless words of another script read with at least CONFIDENT cover that share of its width.
+CONFIDENT = 80.0
+COVERED_BY_OTHER_SCRIPT = 0.6
 LINE_MARGIN = 6  # pixels kept around a line cropped for a second reading
 
 PixelBox = tuple[int, int, int, int]
@@ -344,7 +347,7 @@ def read_image(image: Image.Image, scripts: Scripts, *, cache: OcrCache | None =
         # Lines found by the Myanmar model laid out as one column (``--psm 4``: the automatic
         # layout of ``--psm 3`` often finds no text at all in Burmese), else the first pass's.
         _, burmese_lines = _words(_tesseract(pnm, "mya", 4))
-        more, doubtful = _burmese_lines(image, burmese_lines or lines)
+        more, doubtful = _burmese_lines(image, burmese_lines or lines, words)
         words.extend(more)
     reading = Reading(tuple(words), tuple(doubtful))
     if cache is not None:
@@ -352,8 +355,11 @@ def read_image(image: Image.Image, scripts: Scripts, *, cache: OcrCache | None =
     return reading
 
 
-def _burmese_lines(image: Image.Image, lines: Sequence[PixelBox]) -> tuple[list[Word], list[str]]:
-    """Each line of the first pass read again alone as Burmese; which lines are doubtful."""
+def _burmese_lines(
+    image: Image.Image, lines: Sequence[PixelBox], read: Sequence[Word]
+) -> tuple[list[Word], list[str]]:
+    """Each line of the first pass read again alone as Burmese; which lines are doubtful.
+    ``read``: the words the other passes read (a line they read confidently is not Burmese)."""
     words: list[Word] = []
     doubtful: list[str] = []
     for number, (left, top, right, bottom) in enumerate(lines, start=1):
@@ -372,7 +378,11 @@ def _burmese_lines(image: Image.Image, lines: Sequence[PixelBox]) -> tuple[list[
         if not found:
             continue
         confidence = sum(w.confidence for w in found) / len(found)
-        if confidence < DOUBTFUL_CONFIDENCE and _looks_written(found):
+        if (
+            confidence < DOUBTFUL_CONFIDENCE
+            and _looks_written(found)
+            and not _read_in_another_script((left, top, right, bottom), read)
+        ):
             doubtful.append(
                 f"Burmese text on line {number} was read with low confidence "
                 f"({confidence:.0f} of 100)"
@@ -389,6 +399,24 @@ def _looks_written(words: Sequence[Word]) -> bool:
 
 
 _CONSONANTS = re.compile("[\u1000-\u1021]")
+
+
+def _read_in_another_script(line: PixelBox, read: Sequence[Word]) -> bool:
+    """Whether most of ``line``'s width holds words the Latin or Arabic passes read with
+    confidence: Latin or Arabic writing, which the Myanmar model turns into low-confidence
+    Burmese-looking letters (a title in English would otherwise make every page doubtful).
+    A line mixing a Burmese name with English words stays doubtful: the name's part of the
+    width is not covered."""
+    left, top, right, bottom = line
+    if right <= left:
+        return False
+    covered = 0
+    for word in read:
+        x0, y0, x1, y1 = word.box
+        overlaps = y0 < bottom and y1 > top and x0 < right and x1 > left
+        if overlaps and word.confidence >= CONFIDENT and not has_myanmar(word.text):
+            covered += min(x1, right) - max(x0, left)
+    return covered >= COVERED_BY_OTHER_SCRIPT * (right - left)
 
 
 def boxes_of_hits(

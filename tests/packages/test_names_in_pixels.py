@@ -14,15 +14,17 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 from sqlalchemy import select
 
+from portal.audit import AuditEvent
 from portal.packages.assembly.assemble import AssemblyFailed, assemble_package
 from portal.packages.assembly.manifest import MANIFEST_PATH, parse_manifest
 from portal.packages.models import Package
 from portal.redaction.matcher import Matcher
 from portal.redaction.ocr import scripts_of
 from portal.redaction.pixels import read_image_file, read_pdf_pages
+from portal.registry.models import Item
 from portal.state import portal_state
 from tests.packages.test_assemble import open_package
 from tests.packages.test_hidden_identifiers import SIGNING, _package, _rows, _signed_in
@@ -156,6 +158,69 @@ def test_a_name_in_the_pixels_of_an_image_shared_as_is_blocks_the_package(
     html = _signed_in(app, world.officer).get(f"/packages/{package_code}").get_data(as_text=True)
     assert f"{code} found (pixels)" in _rows(html)["ITM-P0004"]
     assert LATIN_NAME not in html
+
+
+def _blurred_burmese() -> bytes:
+    """A photo of Burmese writing (not a registered name) too blurred for Tesseract to be sure
+    of: its Burmese line is read with low confidence."""
+    page = Image.new("L", (900, 160), 255)
+    ImageDraw.Draw(page).text((10, 50), "ရန်ကုန်မြို့တွင် မိုးရွာသည်", font=_font("burmese", 30), fill=0)
+    out = io.BytesIO()
+    page.filter(ImageFilter.GaussianBlur(3)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_pixels_ocr_cannot_be_trusted_on_wait_for_a_check_by_eye(
+    make_app: Callable[..., Flask],
+) -> None:
+    app = make_app(**SIGNING)
+    state = portal_state(app)
+    with state.sessions() as session:
+        world = build_world(session, state.blobs, state.sealer)
+        register(session, state.sealer, make.person(session), BURMESE_NAME)
+        _add_item(
+            session, state.blobs, world, "ITM-P0005", "image/png", "street.png",
+            _blurred_burmese(), [],
+        )  # fmt: skip
+        lapse_witness_protection(session, world)
+        recheck(session, world)
+        session.commit()
+    package_id, package_code = _package(state, world)
+    with pytest.raises(AssemblyFailed, match="OCR cannot be trusted on some pixels of: data/"):
+        assemble_package(state, package_id)  # failed, not blocked: a retry can follow
+
+    officer = _signed_in(app, world.officer)
+    page = officer.get(f"/packages/{package_code}")
+    row = _rows(page.get_data(as_text=True))["ITM-P0005"]
+    assert "OCR cannot be trusted on" in row and "low confidence" in row
+    assert "Record the check by eye" in row
+    action = f"/packages/{package_code}/items/ITM-P0005/pixels/checked-by-eye"
+    refused = officer.post(action, data={"csrf_token": csrf_token(page)})
+    assert refused.status_code == 303
+    assert "Nothing was recorded" in officer.get(f"/packages/{package_code}").get_data(as_text=True)
+    checked = officer.post(action, data={"csrf_token": csrf_token(page), "read": "yes"})
+    assert checked.status_code == 303
+    with state.sessions() as session:
+        item = session.scalars(select(Item).where(Item.code == "ITM-P0005")).one()
+        assert item.pixels_checked_by_id == world.officer_id and item.pixels_checked_at
+        audited = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "item.pixels_checked_by_eye")
+        ).one()
+        assert audited.target == "item:ITM-P0005"
+    again = officer.post(action, data={"csrf_token": csrf_token(page), "read": "yes"})
+    assert again.status_code == 303
+    assert "already been checked by eye" in officer.get(f"/packages/{package_code}").get_data(
+        as_text=True
+    )
+
+    retried = officer.post(f"/packages/{package_code}/retry", data={"csrf_token": csrf_token(page)})
+    assert retried.status_code == 303
+    assemble_package(state, package_id)  # what the worker does with the queued retry
+    with state.sessions() as session:
+        package = session.get(Package, package_id)
+        assert package is not None and package.status == "assembled", package.failure_reason
+    row = _rows(officer.get(f"/packages/{package_code}").get_data(as_text=True))["ITM-P0005"]
+    assert "Pixels read by eye by a legal officer" in row
 
 
 def test_a_scan_only_the_register_protects_waits_for_a_check_by_eye(

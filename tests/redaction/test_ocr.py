@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pypdfium2
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from portal.redaction.leakcheck import PixelReading, check_files
 from portal.redaction.matcher import Matcher
@@ -185,6 +185,27 @@ def test_burmese_in_pixels_is_found_or_flagged_never_passed_silently(tmp_path: P
     report = check_files([("burmese.png", path)], [("T1", BURMESE)], pixels=PixelReading())
     assert not report.clean
     assert report.hits or "OCR cannot be trusted" in report.unchecked[0][1]
+
+
+def test_a_doubtful_reading_makes_the_file_unchecked(tmp_path: Path) -> None:
+    """Tiny, faint Burmese: Tesseract reads it with low confidence, if at all."""
+    page = Image.new("L", (900, 120), 255)
+    ImageDraw.Draw(page).text((10, 40), f"{BURMESE} {BURMESE}", font=_font("burmese", 14), fill=150)
+    path = tmp_path / "faint.png"
+    page.save(path)
+    report = check_files([("faint.png", path)], [("T1", BURMESE)], pixels=PixelReading())
+    assert not report.clean
+
+
+def test_english_writing_is_not_doubtful_burmese() -> None:
+    """The Myanmar model reads an English line as low-confidence Burmese-looking letters; a
+    line the English pass read confidently is not doubtful. Blurred Burmese writing is."""
+    title = [("latin", "Medical certificate concerning Witness V-07")]
+    page, _ = scan([*title, ("latin", "Examined on 21 September 2023 by the duty physician.")])
+    assert not read_image(page, scripts_of([BURMESE])).doubtful
+    blurred = Image.new("L", (900, 160), 255)
+    ImageDraw.Draw(blurred).text((10, 50), "ရန်ကုန်မြို့တွင် မိုးရွာသည်", font=_font("burmese", 30), fill=0)
+    assert read_image(blurred.filter(ImageFilter.GaussianBlur(3)), scripts_of([BURMESE])).doubtful
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
