@@ -139,6 +139,11 @@ class Settings:
         return self.data_dir / "ocr-cache"
 
     @property
+    def page_cache_dir(self) -> Path:
+        """Page images for the redaction viewer (see portal.redaction.page_images)."""
+        return self.data_dir / "page-cache"
+
+    @property
     def demo_or_test(self) -> bool:
         return self.demo or self.testing
 

@@ -55,6 +55,20 @@ SECURITY_HEADERS: dict[str, str] = {
 }
 
 
+#: Endpoints whose successful responses may be kept by the signed-in user's own browser
+#: (``Cache-Control: private``, set by the view): page images of the redaction review, which
+#: an officer pages through back and forth. Everything else with evidence is never stored.
+PRIVATELY_CACHED = frozenset({"review.page_image"})
+
+
+def _privately_cached(response: Response) -> bool:
+    return (
+        request.endpoint in PRIVATELY_CACHED
+        and response.status_code == 200
+        and (response.headers.get("Cache-Control") or "").startswith("private")
+    )
+
+
 def _is_static_file(response: Response) -> bool:
     endpoint = request.endpoint or ""
     is_static_endpoint = endpoint == "static" or endpoint.endswith(".static")
@@ -67,7 +81,7 @@ def add_security_headers(response: Response) -> Response:
         response.headers[name] = value
     if request.is_secure:
         response.headers["Strict-Transport-Security"] = HSTS
-    if not _is_static_file(response):
+    if not (_is_static_file(response) or _privately_cached(response)):
         # Pages and downloads may hold evidence or personal data: never store them.
         # ETag / Last-Modified stay: resumable downloads need them for If-Range.
         response.headers["Cache-Control"] = "no-store"

@@ -77,6 +77,10 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     # A term mark that matched nothing: reading the item's original, recording the check.
     "item.read_original": frozenset({"legal_officer"}),
     "mark.check_by_eye": frozenset({"legal_officer"}),
+    # Redaction review: seeing an item's pages and marks, proposing and confirming (four eyes).
+    "mark.review": frozenset({"legal_officer"}),
+    "mark.propose": frozenset({"legal_officer"}),
+    "mark.confirm": frozenset({"legal_officer"}),
     # The register of protected identifiers: their values are for legal officers' eyes only.
     "identifiers.view": frozenset({"legal_officer"}),
     "identifiers.manage": frozenset({"legal_officer"}),

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from portal.accounts.creation import AccountError
+from portal.accounts.models import User
 from portal.audit import CLI_ACTOR
 from portal.config import REPO_ROOT
 from portal.db import transaction
@@ -30,6 +31,7 @@ from portal.demo.users import (
     load_logins,
 )
 from portal.importing.bundle import BundleRejected, ImportReport, import_bundle
+from portal.redaction.mark_review import confirm_mark, history_of, mark_of_item
 from portal.registry.models import Authority, Item
 from portal.state import PortalState
 
@@ -37,6 +39,8 @@ __all__ = ["DemoRefused", "DemoResult", "format_logins", "run_demo"]
 
 DEFAULT_KEYS_DIR = REPO_ROOT / "keys_example"
 BUNDLE_NAME = "demo bundle"
+# Confirms the demo's marks after the import (the first officer assembles in the journey).
+REVIEWING_OFFICER = "officer.two@mechanism.example"
 
 
 class DemoRefused(RuntimeError):
@@ -79,6 +83,7 @@ def run_demo(
             dataset.write_files(Path(files_dir))
             report, note = _import(session, state, dataset, Path(files_dir), actor)
             logins = ensure_users(session, DEMO_USERS, saved, logins_file=logins_file, actor=actor)
+            _review_marks(session, dataset.confirmed_marks)
     except (AccountError, DatasetError, LoginsFileError) as exc:
         raise DemoRefused(str(exc)) from exc
     return DemoResult(logins=logins, logins_file=logins_file, report=report, note=note)
@@ -109,6 +114,22 @@ def _import(
             return None, note
         raise DemoRefused(f"the demo bundle was rejected:\n{exc.report()}") from exc
     return report, report.summary()
+
+
+def _review_marks(session: Session, confirmed: list[tuple[str, str]]) -> None:
+    """The demo's second legal officer confirms the marks the world says are confirmed
+    (imports leave every mark pending) — those still as imported, so a run after officers
+    changed a mark leaves it to them."""
+    reviewer = session.scalar(select(User).where(User.email == REVIEWING_OFFICER))
+    if reviewer is None:  # made by ensure_users just before
+        raise DemoRefused(f"the demo user {REVIEWING_OFFICER} is missing")
+    for item_code, mark_code in confirmed:
+        item = session.scalar(select(Item).where(Item.code == item_code))
+        mark = mark_of_item(session, item, mark_code) if item is not None else None
+        if item is None or mark is None or mark.review != "pending":
+            continue
+        if [event.action for event in history_of(session, item, mark_code)] == ["imported"]:
+            confirm_mark(session, mark, item, version=mark.version, by=reviewer)
 
 
 def _loaded_before(session: Session, dataset: Dataset) -> bool:

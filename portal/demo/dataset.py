@@ -50,6 +50,9 @@ class Dataset:
 
     records: list[Record] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)
+    # Marks arrive pending (imports cannot confirm); these (item, mark) the demo's second
+    # legal officer confirms after the import, as a reviewer would.
+    confirmed_marks: list[tuple[str, str]] = field(default_factory=list)
 
     def bundle_lines(self) -> list[str]:
         return [json.dumps(record, sort_keys=True, ensure_ascii=False) for record in self.records]
@@ -144,9 +147,10 @@ class _World:
             box=[box.x0, box.y0, box.x1, box.y1] if box else None,
             reason=reason,
             applies=applies,
-            review=review,
             person=person,
         )
+        if review == "confirmed":
+            self.data.confirmed_marks.append((item, code))
 
     def span_of(self, item: str, fragment: str) -> tuple[int, int]:
         """Character offsets of ``fragment`` in the item's text (it must occur exactly once)."""

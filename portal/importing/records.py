@@ -272,7 +272,6 @@ def _wanted(record: Record) -> dict[str, Any]:
             "box": values.get("box"),
             "reason": values["reason"],
             "applies": values["applies"],
-            "review": values["review"],
             "person": values.get("person"),
         }
     raise ValueError(f"unknown record type {record.type}")
@@ -319,7 +318,6 @@ def _current(
             "box": (row.x0, row.y0, row.x1, row.y1) if row.x0 is not None else None,
             "reason": row.reason,
             "applies": row.applies,
-            "review": row.review,
             "person": _code(session, registry.Person, row.person_id),
         }
     if type_name == "consent":
@@ -401,6 +399,17 @@ def build(
     if level == level_of(kind):
         record.created = _build_main(record, now, sealer)
         session.add(record.created)
+        if kind == "redaction_mark":  # its history starts here: arrived, pending
+            session.add(
+                registry.RedactionMarkEvent(
+                    item_id=record.created.item_id,
+                    mark_code=record.created.code,
+                    action="imported",
+                    version=1,
+                    at=now,
+                    detail={"kind": values["kind"], "reason": values["reason"]},
+                )
+            )
     elif kind == "item" and level == 2:
         for person in _targets(record, "persons"):
             session.add(registry.ItemPerson(item_id=record.created.id, person_id=id_of(person)))

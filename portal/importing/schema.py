@@ -44,7 +44,6 @@ from portal.registry.models import (
     ITEM_KINDS,
     MARK_APPLIES,
     MARK_KINDS,
-    MARK_REVIEW,
     PERSON_ROLES,
     PROVIDER_KINDS,
     SENSITIVITIES,
@@ -122,6 +121,19 @@ ITEM = {
     "cleared_as_is": optional(boolean, False),
 }
 
+
+def _arrives_pending(value: Any) -> str:
+    """Marks arrive pending: one operator must not insert confirmed redactions (a second
+    legal officer confirms them in the portal, portal.redaction.mark_review)."""
+    if value != "pending":
+        raise Invalid(
+            f"must be pending or left out (got {value!r}): imported marks arrive pending and "
+            "a second legal officer confirms them in the portal",
+            without_value="must be pending or left out: imported marks arrive pending",
+        )
+    return "pending"
+
+
 REDACTION_MARK = {
     "item": Field(code(32), ref="item"),
     "code": Field(code(40)),
@@ -132,7 +144,7 @@ REDACTION_MARK = {
     "box": optional(box),
     "reason": Field(text(500)),
     "applies": Field(enum(MARK_APPLIES)),
-    "review": Field(enum(MARK_REVIEW)),
+    "review": optional(_arrives_pending, "pending"),
     "person": optional(code(32), ref="person"),
 }
 

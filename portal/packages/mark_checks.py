@@ -12,6 +12,9 @@ Likewise OCR: where it cannot be trusted (Burmese read with low confidence), the
 cannot say the item is clean, so the package is blocked until a legal officer has read the
 item and recorded that no protected identifier shows in it beyond what its marks cover. The
 record stays on the item and in the audit log.
+
+Both are second pairs of eyes: never the officer who proposed the mark, never the officer
+who assembled the package.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from portal.authz.roles import require_active_officer
 from portal.db import aware_utc
 from portal.packages.lifecycle import PackageRefused
 from portal.packages.models import Package, PackageItem
-from portal.registry.models import Item, RedactionMark
+from portal.registry.models import Item, RedactionMark, RedactionMarkEvent
 
 __all__ = [
     "item_of_package",
@@ -79,9 +82,25 @@ def record_checked_by_eye(
         raise PackageRefused(f"{what} is not a confirmed term mark; there is nothing to check.")
     if mark.checked_by_eye_at is not None:
         raise PackageRefused(f"{what} has already been checked by eye.")
+    if mark.proposed_by_id == by.id:
+        raise PackageRefused(
+            f"{what}: you proposed it; another legal officer must read the item and record "
+            "the check."
+        )
     moment = aware_utc(now)
     mark.checked_by_eye_by_id = by.id
     mark.checked_by_eye_at = moment
+    db.add(
+        RedactionMarkEvent(
+            item_id=item.id,
+            mark_code=mark.code,
+            action="checked_by_eye",
+            actor_id=by.id,
+            version=mark.version,
+            at=moment,
+            detail={},
+        )
+    )
     db.flush()
     audit.record(
         db,
@@ -94,11 +113,17 @@ def record_checked_by_eye(
 
 
 def record_pixels_checked_by_eye(
-    db: Session, item: Item, *, by: User, now: datetime | None = None
+    db: Session, item: Item, package: Package, *, by: User, now: datetime | None = None
 ) -> None:
     """Record that ``by`` read every page of ``item`` and no protected identifier shows in it
-    beyond what its marks cover (flushed and audited; the caller commits)."""
+    beyond what its marks cover (flushed and audited; the caller commits). Never by the
+    officer who assembled ``package``: the second pair of eyes is the releasing officer's."""
     require_active_officer(by, PackageRefused)
+    if package.assembled_by_id == by.id:
+        raise PackageRefused(
+            f"You assembled {package.code}; another legal officer must read the pages of "
+            f"{item.code} and record the check."
+        )
     if item.pixels_checked_at is not None:
         raise PackageRefused(f"The pixels of {item.code} have already been checked by eye.")
     moment = aware_utc(now)

@@ -466,7 +466,7 @@ def check_pixels_by_eye(package_code: str, item_code: str) -> BaseResponse:
 
     def record(package: Package) -> str:
         item = item_of_package(db(), package, item_code)
-        record_pixels_checked_by_eye(db(), item, by=signed_in_user())
+        record_pixels_checked_by_eye(db(), item, package, by=signed_in_user())
         return f"Recorded: you read {item.code} by eye. Retry the assembly."
 
     return _check_by_eye(

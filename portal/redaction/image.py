@@ -29,8 +29,11 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "JPEG_QUALITY",
     "burn_boxes",
+    "clean_mode",
     "pixel_box",
     "redact_image",
+    "strict_loading",
+    "to_srgb",
 ]
 
 DEFAULT_MAX_PIXELS = 50_000_000  # ~ 8700 x 5800; peak memory is about twice the pixels
@@ -81,7 +84,7 @@ def burn_boxes(image: Image.Image, boxes: Iterable[PixelBox], label: str) -> Non
             size = int(size * 0.8)
 
 
-def _to_srgb(image: Image.Image) -> Image.Image:
+def to_srgb(image: Image.Image) -> Image.Image:
     """Convert colours to sRGB when the image carries an ICC profile (the profile itself is
     not copied); a profile Pillow cannot use is ignored (colours shift a little)."""
     icc = image.info.get("icc_profile")
@@ -96,7 +99,7 @@ def _to_srgb(image: Image.Image) -> Image.Image:
     return converted if converted is not None else image
 
 
-def _clean_mode(image: Image.Image, fmt: str) -> Image.Image:
+def clean_mode(image: Image.Image, fmt: str) -> Image.Image:
     """The pixels in a plain mode the target format stores (L, RGB or, for PNG, RGBA)."""
     mode = image.mode
     if mode.startswith("I;16") or mode == "I":
@@ -120,7 +123,7 @@ _STRICT_LOADING = threading.Lock()
 
 
 @contextmanager
-def _strict_loading() -> Iterator[None]:
+def strict_loading() -> Iterator[None]:
     """Refuse truncated images while loading, whatever the process-wide setting says.
 
     WeasyPrint sets ``ImageFile.LOAD_TRUNCATED_IMAGES = True`` when it is imported (the
@@ -154,7 +157,7 @@ def _load_upright(
                 raise renditions.CannotRedact(
                     "animated PNGs cannot be redacted (only the first frame would)"
                 )
-            with _strict_loading():
+            with strict_loading():
                 opened.load()
             upright = ImageOps.exif_transpose(opened)
     except Image.DecompressionBombError:
@@ -187,7 +190,7 @@ def redact_image(
     )
     terms = renditions.term_matcher(marks, matcher)
     boxes = [renditions.check_box(mark) for mark in marks if mark.kind == "image_box"]
-    upright = _clean_mode(_to_srgb(_load_upright(source, media_type, accepted, max_pixels)), fmt)
+    upright = clean_mode(to_srgb(_load_upright(source, media_type, accepted, max_pixels)), fmt)
     fresh = Image.new(upright.mode, upright.size)
     fresh.paste(upright)
     del upright

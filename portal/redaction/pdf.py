@@ -61,6 +61,7 @@ __all__ = [
     "MAX_PAGES",
     "MAX_PAGE_PIXELS",
     "ImagePdfWriter",
+    "open_pdf",
     "redact_pdf",
 ]
 
@@ -155,7 +156,7 @@ class ImagePdfWriter:
         )
 
 
-def _open(source: Path) -> pypdfium2.PdfDocument:
+def open_pdf(source: Path) -> pypdfium2.PdfDocument:
     import pypdfium2
 
     try:
@@ -263,7 +264,7 @@ def redact_pdf(
     per_page: dict[str, dict[int, int]] = {mark.code: {} for mark in marks}
     scale = dpi / 72
     with _PDFIUM:
-        document = _open(source)
+        document = open_pdf(source)
         try:
             pages = len(document)
             if not 1 <= pages <= MAX_PAGES:

@@ -51,6 +51,18 @@ MARK_KINDS = ("term", "text_span", "pdf_box", "image_box")
 # authority lacks witness-protection capacity.
 MARK_APPLIES = ("always", "without_protection")
 MARK_REVIEW = ("pending", "confirmed")
+#: What happens to a mark, in its history (portal.redaction.mark_review).
+MARK_EVENTS = (
+    "imported",
+    "proposed",
+    "edited",
+    "confirmed",
+    "removal_requested",
+    "removal_cancelled",
+    "removed",
+    "withdrawn",
+    "checked_by_eye",
+)
 #: What a protected identifier is (code -> label shown to legal officers).
 IDENTIFIER_KINDS = {
     "name": "Name",
@@ -265,6 +277,11 @@ class RedactionMark(Base):
             "checked_by_eye_by_id IS NULL OR checked_by_eye_at IS NOT NULL",
             name="checked_by_eye_has_time",
         ),
+        CheckConstraint(
+            "confirmed_by_id IS NULL OR (confirmed_at IS NOT NULL AND review = 'confirmed')",
+            name="confirmed_has_time",
+        ),
+        CheckConstraint("version >= 1", name="version_positive"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -288,8 +305,43 @@ class RedactionMark(Base):
     # officer reads the item and records it here (portal.packages.mark_checks).
     checked_by_eye_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     checked_by_eye_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Four eyes (portal.redaction.mark_review): proposed by one legal officer (None: arrived
+    # by import), confirmed by another. ``version`` grows with every change (see below), so a
+    # confirmation of what an officer saw is refused once the mark has changed since.
+    proposed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    proposed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    confirmed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+    # A confirmed mark is removed only when a second officer agrees; until then it applies.
+    removal_requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    removal_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     item: Mapped[Item] = relationship(back_populates="marks")
+
+    # Every UPDATE checks and bumps ``version``: of two officers changing a mark at once,
+    # the second is refused (StaleDataError), whatever the database's isolation.
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class RedactionMarkEvent(Base):
+    """One step in a mark's history: who did what, when, to which version. ``detail`` holds
+    what the step changed (kind, page, box, reason, applies), never a term."""
+
+    __tablename__ = "redaction_mark_event"
+    __table_args__ = (
+        one_of("action", MARK_EVENTS),
+        Index("ix_redaction_mark_event_item_mark", "item_id", "mark_code"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id"))
+    mark_code: Mapped[str] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    version: Mapped[int] = mapped_column()
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    detail: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
 
 
 class ProtectedIdentifier(Base):

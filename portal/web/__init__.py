@@ -24,6 +24,7 @@ def init_web(app: Flask) -> None:
     from portal.notifications import views as notification_views
     from portal.packages import officer_views, recipient_views
     from portal.pages.templating import template_helpers
+    from portal.redaction import review_views
     from portal.registry import key_views, register_views
     from portal.reports import views as report_views
     from portal.rfa import officer_views as triage_views
@@ -54,6 +55,7 @@ def init_web(app: Flask) -> None:
         key_views.bp,
         register_views.bp,
         officer_views.bp,
+        review_views.bp,
     ):
         app.register_blueprint(blueprint)
     init_limiter(app, portal_state(app).settings)

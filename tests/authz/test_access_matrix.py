@@ -182,6 +182,17 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("packages.check_mark_by_eye", "POST"): only("legal_officer"),
     ("packages.check_pixels_by_eye", "POST"): only("legal_officer"),
     ("packages.item_original", "GET"): only("legal_officer"),
+    # Redaction review: pages and marks of a request's items, four eyes (legal officers).
+    ("review.item_page", "GET"): only("legal_officer"),
+    ("review.page_image", "GET"): only("legal_officer"),
+    ("review.propose_term", "POST"): only("legal_officer"),
+    ("review.propose_box", "POST"): only("legal_officer"),
+    ("review.edit", "POST"): only("legal_officer"),
+    ("review.confirm", "POST"): only("legal_officer"),
+    ("review.confirm_all", "POST"): only("legal_officer"),
+    ("review.remove", "POST"): only("legal_officer"),
+    ("review.cancel_removal", "POST"): only("legal_officer"),
+    ("review.confirm_removal", "POST"): only("legal_officer"),
     # The API's OAuth clients (admins only).
     ("api_clients.index", "GET"): only("admin"),
     ("api_clients.register", "POST"): only("admin"),
@@ -430,12 +441,13 @@ def _recipient_values(
     )  # fmt: skip
     session.add(recall)
     provider = session.scalars(select(Provider).where(Provider.code == "PRV-A")).one()
-    data = b"Matrix statement naming nobody.\n"
+    data = _tiny_png()  # a photo: the review pages show it as page 1
     item = factories.item(
         session, provider, "ITM-MATRIX-2", sha256=blobs.put_bytes(data).sha256,
-        size_bytes=len(data), media_type="text/plain", original_filename="matrix.txt",
+        size_bytes=len(data), media_type="image/png", original_filename="matrix.png",
     )  # fmt: skip
     mark = factories.redaction_mark(session, item, code="M-1")
+    factories.candidate(session, rfa, item)
     shared = PackageItem(
         package_id=packages[0].id, item_id=item.id, rendition="redacted",
         path="data/items/ITM-MATRIX-2/matrix.pdf", source_sha256=item.sha256,
@@ -447,7 +459,18 @@ def _recipient_values(
         "recall_id": recall.id,
         "item_code": item.code,
         "mark_code": mark.code,
+        "page": 1,
     }
+
+
+def _tiny_png() -> bytes:
+    from io import BytesIO
+
+    from PIL import Image
+
+    out = BytesIO()
+    Image.new("RGB", (40, 30), "white").save(out, format="PNG")
+    return out.getvalue()
 
 
 def _consent_values(session: Session, rfa: Rfa) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from portal.registry.models import (
     Provider,
     RecipientKey,
     RedactionMark,
+    RedactionMarkEvent,
 )
 from portal.rfa.models import Assurance, Message, Rfa, RfaItem, RfaStatusChange
 from portal.sealing import Sealer
@@ -153,7 +154,6 @@ def good_records() -> list[dict[str, Any]]:
             "term": "Amar Fictus",
             "reason": "names the witness",
             "applies": "without_protection",
-            "review": "confirmed",
             "person": "PER-0001",
         },
         {  # 9
@@ -349,8 +349,13 @@ def test_good_bundle_imports_every_type(
         "term",
         "Amar Fictus",
         "without_protection",
-        "confirmed",
+        "pending",  # marks arrive pending: a second officer confirms them in the portal
     )
+    assert term.proposed_by_id is None and term.version == 1
+    history = session.scalars(
+        select(RedactionMarkEvent.action).where(RedactionMarkEvent.item_id == term.item_id)
+    ).all()
+    assert history == ["imported"]
     assert term.person_id == session.scalars(select(Person.id)).one()
     box = marks[("ITM-000002", "M-1")]
     assert (box.x0, box.y0, box.x1, box.y1) == (0.1, 0.2, 0.35, 0.5)
@@ -387,6 +392,31 @@ def test_good_bundle_imports_every_type(
     details = json.loads(event.details)
     assert details["bundle_sha256"] == report.bundle_sha256
     assert details["created"]["item"] == 2
+
+
+def test_marks_cannot_be_imported_confirmed(
+    session: Session, blobs: FileBlobStore, files: Path, tmp_path: Path
+) -> None:
+    """One operator must not insert confirmed redactions: a bundle saying so is refused,
+    naming the rule; a mark a second officer confirmed since stays as reviewed when the
+    same bundle is imported again."""
+    records: list[Any] = good_records()
+    records[7]["review"] = "confirmed"
+    errors = rejected(session, blobs, write_bundle(tmp_path / "b.jsonl", records), files)
+    assert "imported marks arrive pending" in str(errors[0])
+    assert "Amar" not in str(errors[0])
+
+    del records[7]["review"]
+    bundle = write_bundle(tmp_path / "b.jsonl", records)
+    run_import(session, blobs, bundle, files)
+    mark = session.scalars(select(RedactionMark).where(RedactionMark.code == "M-1")).first()
+    assert mark is not None
+    mark.review = "confirmed"
+    session.commit()
+    report = run_import(session, blobs, bundle, files)
+    assert not report.changed
+    session.refresh(mark)
+    assert mark.review == "confirmed"
 
 
 def test_reimport_of_identical_bundle_changes_nothing(
@@ -457,7 +487,6 @@ def test_bundle_adding_to_existing_records_creates_only_the_new_ones(
             "span": [10, 25],
             "reason": "place of residence",
             "applies": "always",
-            "review": "confirmed",
         },
         {
             "type": "item",
@@ -479,7 +508,6 @@ def test_bundle_adding_to_existing_records_creates_only_the_new_ones(
             "box": [0, 0, 1, 0.25],
             "reason": "letterhead",
             "applies": "always",
-            "review": "confirmed",
         },
         {
             "type": "consent",

@@ -198,11 +198,17 @@ def test_pixels_ocr_cannot_be_trusted_on_wait_for_a_check_by_eye(
     refused = officer.post(action, data={"csrf_token": csrf_token(page)})
     assert refused.status_code == 303
     assert "Nothing was recorded" in officer.get(f"/packages/{package_code}").get_data(as_text=True)
+    officer.post(action, data={"csrf_token": csrf_token(page), "read": "yes"})
+    assert "another legal officer must read" in officer.get(f"/packages/{package_code}").get_data(
+        as_text=True
+    )  # the assembler's own eyes are not the second pair
+    officer = _signed_in(app, world.second)
+    page = officer.get(f"/packages/{package_code}")
     checked = officer.post(action, data={"csrf_token": csrf_token(page), "read": "yes"})
     assert checked.status_code == 303
     with state.sessions() as session:
         item = session.scalars(select(Item).where(Item.code == "ITM-P0005")).one()
-        assert item.pixels_checked_by_id == world.officer_id and item.pixels_checked_at
+        assert item.pixels_checked_by_id == world.second_id and item.pixels_checked_at
         audited = session.scalars(
             select(AuditEvent).where(AuditEvent.action == "item.pixels_checked_by_eye")
         ).one()
@@ -253,6 +259,8 @@ def test_a_scan_only_the_register_protects_waits_for_a_check_by_eye(
     assert "only the register protects" in row and "Record the check by eye" in row
 
     action = f"/packages/{package_code}/items/ITM-P0006/pixels/checked-by-eye"
+    officer = _signed_in(app, world.second)  # not the assembler
+    page = officer.get(f"/packages/{package_code}")
     officer.post(action, data={"csrf_token": csrf_token(page), "read": "yes"})
     officer.post(f"/packages/{package_code}/retry", data={"csrf_token": csrf_token(page)})
     assemble_package(state, package_id)

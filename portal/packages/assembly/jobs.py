@@ -1,18 +1,23 @@
-"""The package assembly job, on Huey.
+"""The package assembly job, and the page images of the redaction viewer, on Huey.
 
-:func:`make_jobs` builds a Huey instance for a deployment and registers the ``assemble`` task
-on it: ``SqliteHuey`` (a WAL database file in the instance directory) by default,
-``RedisHuey`` when ``PORTAL_REDIS_URL`` is set, or Huey's in-process ``immediate`` mode for
-tests of views (the real task runs, synchronously, inside the request). Nothing is built at
-import time and there is no module-level instance: the web app holds its :class:`Jobs` in
-``app.extensions`` (:func:`jobs_for`), ``portal worker`` builds its own.
+:func:`make_jobs` builds a Huey instance for a deployment and registers the ``assemble`` and
+``render_pages`` tasks on it: ``SqliteHuey`` (a WAL database file in the instance directory)
+by default, ``RedisHuey`` when ``PORTAL_REDIS_URL`` is set, or Huey's in-process ``immediate``
+mode for tests of views (the real task runs, synchronously, inside the request). Nothing is
+built at import time and there is no module-level instance: the web app holds its
+:class:`Jobs` in ``app.extensions`` (:func:`jobs_for`), ``portal worker`` builds its own.
 
-The task reads the package id, gets the portal state (the app's own in the consumer thread
+The assembly task reads the package id, gets the portal state (the app's own in the consumer thread
 of ``portal run``; in a worker process, built once from the settings on first use) and calls
 :func:`portal.packages.assembly.assemble.assemble_package`, which is idempotent: it does nothing to
 an assembled or released package and starts a failed or stuck one again from scratch. Unexpected
 errors are retried (``RETRIES`` times, ``RETRY_DELAY`` seconds apart); when the last attempt
 fails too, the package is marked failed with a reason instead of staying "assembling".
+
+``render_pages`` renders pages of one item for the redaction viewer into the page cache
+(:class:`portal.redaction.page_images.PageImages`), skipping those already there. A page that
+cannot be shown is logged (item code, page, reason) and not retried; anything unexpected is
+retried once.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ __all__ = [
     "jobs_for",
     "make_jobs",
     "run_assembly",
+    "run_page_rendering",
     "start_consumer",
 ]
 
@@ -51,6 +57,8 @@ logger = logging.getLogger(__name__)
 QUEUE_FILE = "huey.db"
 RETRIES = 2
 RETRY_DELAY = 30  # seconds
+PAGE_RETRIES = 1  # render_pages: an unexpected error is retried once
+PAGE_RETRY_DELAY = 10  # seconds
 EXTENSION = "portal.jobs"
 #: app.config key: run jobs in-process, synchronously (tests of views).
 IMMEDIATE_CONFIG = "PORTAL_JOBS_IMMEDIATE"
@@ -66,6 +74,7 @@ class Jobs:
 
     huey: Huey
     assemble: Any  # huey.api.TaskWrapper: calling it enqueues (or, immediate, runs) the task
+    render_pages: Any  # the same, for render_pages(item_id, pages)
 
     def enqueue_assembly(self, package_id: int) -> None:
         """Queue the assembly of a package (in immediate mode: run it now)."""
@@ -128,7 +137,15 @@ def make_jobs(
     wrapper = huey.task(retries=RETRIES, retry_delay=RETRY_DELAY, context=True, name="assemble")(
         assemble
     )
-    return Jobs(huey=huey, assemble=wrapper)
+
+    def render_pages(item_id: int, pages: list[int]) -> None:
+        """Render pages of one item for the redaction viewer (cached ones are skipped)."""
+        run_page_rendering(provider(), item_id, pages)
+
+    pages_wrapper = huey.task(
+        retries=PAGE_RETRIES, retry_delay=PAGE_RETRY_DELAY, name="render_pages"
+    )(render_pages)
+    return Jobs(huey=huey, assemble=wrapper, render_pages=pages_wrapper)
 
 
 def run_assembly(state: PortalState, package_id: int, *, last_attempt: bool = True) -> None:
@@ -146,6 +163,33 @@ def run_assembly(state: PortalState, package_id: int, *, last_attempt: bool = Tr
         if last_attempt:
             _give_up(state, package_id, type(exc).__name__)
         raise
+
+
+def run_page_rendering(state: PortalState, item_id: int, pages: list[int]) -> None:
+    """Render ``pages`` (1-based) of item ``item_id`` into the page cache, skipping cached
+    ones. A page that cannot be shown is logged and skipped; a missing item or blob is logged
+    and ends the job (nothing a retry would change)."""
+    from portal.redaction.page_images import PageImageFailed, PageImages
+    from portal.registry.models import Item
+
+    with state.sessions() as session:
+        item = session.get(Item, item_id)
+        if item is None:
+            logger.warning("item %s: no such item; no page images rendered", item_id)
+            return
+        code, key, media_type = item.code, item.blob_key, item.media_type
+    source = state.blobs.path(key)
+    if not source.is_file():
+        logger.error("item %s: its blob %s is missing; no page images rendered", code, key[:12])
+        return
+    images = PageImages(state.settings.page_cache_dir)
+    for page in dict.fromkeys(pages):  # each page once, in the order asked
+        if images.cached(key, page) is not None:
+            continue
+        try:
+            images.render(source, media_type, key, page)
+        except PageImageFailed as failed:
+            logger.warning("item %s page %s: no page image: %s", code, page, failed.reason)
 
 
 def _give_up(state: PortalState, package_id: int, error: str) -> None:
