@@ -357,7 +357,7 @@ def edit_mark(
         on_page = _page(item, page if mark.kind == "pdf_box" else None, page_count)
         box = box.checked()
         mark.page, mark.x0, mark.y0, mark.x1, mark.y1 = on_page, box.x0, box.y0, box.x1, box.y1
-    if reason is not None:
+    if reason is not None and reason != mark.reason:  # an imported mark keeps its own words
         mark.reason = _reason(reason)
     if applies is not None:
         mark.applies = _applies(applies)

@@ -165,6 +165,8 @@ def item_page(rfa_code: str, item_code: str) -> tuple[str, int]:
         | {e.actor_id for e in history}
     )
     pages = _page_count(item)
+    cache = PageImages(portal_state().settings.page_cache_dir)
+    ready = {page for page in range(1, pages + 1) if cache.cached(item.sha256, page)}
     text = None
     if item.media_type == "text/plain":
         text = _source(item).read_bytes()[:200_000].decode("utf-8", errors="replace")
@@ -187,6 +189,7 @@ def item_page(rfa_code: str, item_code: str) -> tuple[str, int]:
         names=names,
         user=user,
         pages=pages,
+        ready=ready,
         text=text,
         persons=persons,
         reasons=REASONS,
