@@ -18,6 +18,7 @@ from flask.cli import FlaskGroup
 
 from portal.config import ConfigError, Settings, ensure_secret_key
 from portal.db import make_engine, transaction
+from portal.redaction.mark_commands import marks_group
 from portal.state import portal_state
 
 if TYPE_CHECKING:
@@ -366,6 +367,9 @@ def _install_run_command() -> None:
 
 
 _install_run_command()
+
+
+main.add_command(marks_group)  # `portal marks …`: portal/redaction/mark_commands.py
 
 
 @main.group("package")
