@@ -16,7 +16,10 @@ character it applies:
   hamza -> waw and ya; ta marbuta -> ha; alef maqsura (and Farsi yeh) -> ya; keheh -> kaf;
   tatweel and every combining mark of the Arabic blocks (harakat U+064B to U+065F,
   superscript alef U+0670, Quranic marks) dropped;
-* decimal digits of every script (Arabic-Indic, Myanmar, ...) -> ASCII digits.
+* decimal digits of every script (Arabic-Indic, Myanmar, ...) -> ASCII digits; and the two
+  Myanmar letters that look like Myanmar digits — wa (U+101D) and digit zero (U+1040), ra
+  (U+101B) and digit seven (U+1047), Unicode confusables that writers and OCR swap all the
+  time — fold like those digits, to "0" and "7" (a name read "နီသီ၀င်း" is "နီသီဝင်း").
 
 Burmese comes first: every run of Myanmar characters that Google's ``myanmartools`` detector
 judges to be Zawgyi (probability above :data:`ZAWGYI_THRESHOLD`) is converted to Unicode with
@@ -82,6 +85,8 @@ _DROPPED = frozenset(
 )
 _DROPPED_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 _ARABIC_BLOCKS = ((0x0600, 0x06FF), (0x0750, 0x077F), (0x08A0, 0x08FF))
+# Myanmar letters written (and read by OCR) for the digit they look like, and back.
+_MYANMAR_LOOKALIKES = {"\u101d": "0", "\u101b": "7"}
 _ARABIC_LETTERS = {
     "\u0671": "\u0627",  # alef wasla -> alef (the hamza forms decompose to alef + a mark)
     "\u0672": "\u0627",
@@ -140,6 +145,7 @@ def _fold_char(char: str) -> str:
         if _dropped(part):
             continue
         part = _ARABIC_LETTERS.get(part, part)
+        part = _MYANMAR_LOOKALIKES.get(part, part)
         digit = unicodedata.decimal(part, None)
         folded.append(part if digit is None else str(digit))
     return "".join(folded)

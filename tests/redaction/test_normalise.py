@@ -165,3 +165,12 @@ def test_property_a_span_maps_back_to_text_that_folds_to_it(
     assert start >= 0
     first, last = result.source_span(start, start + len(target))
     assert fold(text[first:last]) == target
+
+
+def test_myanmar_letters_that_look_like_digits_fold_like_the_digits() -> None:
+    """OCR and writers swap wa/zero and ra/seven: a name read with the digit still matches;
+    numbers keep matching across scripts."""
+    assert fold("နီသီ၀င်း") == fold("နီသီဝင်း")  # digit zero for the letter wa
+    assert fold("၇န်ကုန်") == fold("ရန်ကုန်")  # digit seven for the letter ra
+    assert fold("၀၉၄၅") == fold("0945")
+    assert fold("ဝင်း") != fold("မင်း")
