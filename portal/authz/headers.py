@@ -56,9 +56,10 @@ SECURITY_HEADERS: dict[str, str] = {
 
 
 #: Endpoints whose successful responses may be kept by the signed-in user's own browser
-#: (``Cache-Control: private``, set by the view): page images of the redaction review, which
-#: an officer pages through back and forth. Everything else with evidence is never stored.
-PRIVATELY_CACHED = frozenset({"review.page_image"})
+#: (``Cache-Control: private``, set by the view): page images of the redaction review and its
+#: preview, which an officer pages through back and forth. Everything else with evidence is
+#: never stored.
+PRIVATELY_CACHED = frozenset({"review.page_image", "preview.page_image"})
 
 
 def _privately_cached(response: Response) -> bool:

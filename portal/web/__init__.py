@@ -22,7 +22,7 @@ def init_web(app: Flask) -> None:
     from portal.consent import views as consent_views
     from portal.eligibility import views as eligibility_views
     from portal.notifications import views as notification_views
-    from portal.packages import officer_views, recipient_views
+    from portal.packages import officer_views, preview_views, recipient_views
     from portal.pages.templating import template_helpers
     from portal.redaction import review_views
     from portal.registry import key_views, register_views
@@ -56,6 +56,7 @@ def init_web(app: Flask) -> None:
         register_views.bp,
         officer_views.bp,
         review_views.bp,
+        preview_views.bp,
     ):
         app.register_blueprint(blueprint)
     init_limiter(app, portal_state(app).settings)

@@ -193,6 +193,9 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("review.remove", "POST"): only("legal_officer"),
     ("review.cancel_removal", "POST"): only("legal_officer"),
     ("review.confirm_removal", "POST"): only("legal_officer"),
+    ("preview.item_page", "GET"): only("legal_officer"),
+    ("preview.make", "POST"): only("legal_officer"),
+    ("preview.page_image", "GET"): only("legal_officer"),
     # The API's OAuth clients (admins only).
     ("api_clients.index", "GET"): only("admin"),
     ("api_clients.register", "POST"): only("admin"),

@@ -57,7 +57,7 @@ import secrets
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -144,7 +144,21 @@ from portal.storage import file_sha256
 if TYPE_CHECKING:
     from portal.state import PortalState
 
-__all__ = ["LETTER_PATH", "LOG_PATH", "AssemblyFailed", "assemble_package"]
+__all__ = [
+    "IMAGE_MEDIA_TYPES",
+    "LETTER_PATH",
+    "LOG_PATH",
+    "REDACTED_WHEN_NAMED",
+    "AssemblyFailed",
+    "CannotPrepare",
+    "assemble_package",
+    "item_marks",
+    "marks_of",
+    "ocr_cache",
+    "redaction_marks",
+    "searchable",
+    "withheld_marks",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +176,11 @@ _TEXT_MEDIA_TYPES = ("text/plain", "application/pdf")
 #: bytes name a withheld identifier (or, when any is withheld, they carry a GPS position).
 _IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png")
 _WITNESS_PROTECTION_RULE = "witness-protection"
+#: Media types planned as-is that are redacted instead when they name a withheld identifier.
+REDACTED_WHEN_NAMED = frozenset((*_TEXT_MEDIA_TYPES, *_IMAGE_MEDIA_TYPES))
+#: Media types planned as-is that are made again from their pixels when they carry a position
+#: (only when the package withholds identifiers).
+IMAGE_MEDIA_TYPES = frozenset(_IMAGE_MEDIA_TYPES)
 
 
 class AssemblyFailed(Exception):
@@ -180,6 +199,15 @@ class _Failure(Exception):
         super().__init__(reason)
         self.reason = reason
         self.reports = reports
+
+
+class CannotPrepare(_Failure):
+    """The marks of an item or the protected identifiers cannot be used as assembly uses them
+    (a term that cannot be opened, a mark gone since the decision); ``reason`` says why, by
+    codes only. Assembly marks the package failed with it; a preview records it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
 
 
 class _Stopped(Exception):
@@ -252,7 +280,7 @@ def _mark_spec(sealer: SecretSealer, mark: RedactionMark, item_code: str) -> Mar
     try:
         term = term_of(sealer, mark, item_code)
     except SealingError as exc:  # names the mark's purpose and the key file, never the term
-        raise _Failure(
+        raise CannotPrepare(
             f"The term of mark {mark.code} of {item_code} cannot be read: {exc}."
         ) from None
     box = None
@@ -270,6 +298,40 @@ def _mark_spec(sealer: SecretSealer, mark: RedactionMark, item_code: str) -> Mar
         page=mark.page,
         box=box,
     )
+
+
+def marks_of(
+    sealer: SecretSealer,
+    item_code: str,
+    codes: Sequence[str],
+    marks: Mapping[str, RedactionMark],
+) -> tuple[MarkSpec, ...]:
+    """The marks ``codes`` (a decision's marks for the item, in its order) of the item's
+    ``marks`` (by code) as the redactor takes them; CannotPrepare when one no longer exists or
+    its term cannot be read."""
+    missing = [code for code in codes if code not in marks]
+    if missing:
+        raise CannotPrepare(
+            f"Redaction mark {missing[0]} of {item_code} no longer exists; run the "
+            "eligibility check again."
+        )
+    return tuple(_mark_spec(sealer, marks[code], item_code) for code in codes)
+
+
+def item_marks(
+    db: Session, sealer: SecretSealer, decision: Decision, item: Item
+) -> tuple[MarkSpec, ...]:
+    """The item's own marks that assembly applies under ``decision`` (without the withheld
+    identifiers: see :func:`redaction_marks`); CannotPrepare when the decision does not share
+    the item, or as :func:`marks_of`."""
+    result = next((r for r in load_result(decision).items if r.item_id == item.id), None)
+    if result is None or result.outcome not in SHARED_OUTCOMES:
+        raise CannotPrepare(f"The decision does not share {item.code}.")
+    marks = {
+        mark.code: mark
+        for mark in db.scalars(select(RedactionMark).where(RedactionMark.item_id == item.id))
+    }
+    return marks_of(sealer, item.code, result.marks, marks)
 
 
 def _load_signer(state: PortalState) -> Signer:
@@ -365,12 +427,7 @@ def _item_jobs(
         result = results.get(item.id)
         if result is None or result.outcome not in SHARED_OUTCOMES:
             raise _Failure(f"The decision no longer shares {item.code}; make a new package.")
-        missing = [code for code in result.marks if code not in marks[item.id]]
-        if missing:
-            raise _Failure(
-                f"Redaction mark {missing[0]} of {item.code} no longer exists; run the "
-                "eligibility check again."
-            )
+        specs = marks_of(sealer, item.code, result.marks, marks[item.id])
         jobs.append(
             _ItemJob(
                 package_item_id=package_item.id,
@@ -382,9 +439,7 @@ def _item_jobs(
                 source_sha256=item.sha256,
                 rendition=package_item.rendition,
                 path=package_item.path,
-                marks=tuple(
-                    _mark_spec(sealer, marks[item.id][code], item.code) for code in result.marks
-                ),
+                marks=specs,
                 checked_by_eye=frozenset(
                     code for code in result.marks if marks[item.id][code].checked_by_eye_at
                 ),
@@ -401,7 +456,7 @@ def _item_jobs(
     return tuple(jobs)
 
 
-def _withheld(
+def withheld_marks(
     state: PortalState, db: Session, authority: Authority, moment: datetime
 ) -> tuple[MarkSpec, ...]:
     """The identifiers withheld from ``authority``, as term marks (see the module notes);
@@ -419,7 +474,7 @@ def _withheld(
             max_age=max_age if isinstance(max_age, timedelta) else None,
         )
     except SealingError as exc:  # names the key file or a code, never a value
-        raise _Failure(f"The protected identifiers could not be read: {exc}.") from None
+        raise CannotPrepare(f"The protected identifiers could not be read: {exc}.") from None
     return tuple(
         MarkSpec(code=code, kind="term", reason=PROTECTED_IDENTIFIER_REASON, term=value)
         for code, value in withheld
@@ -439,7 +494,7 @@ def _load(state: PortalState, package_id: int, version: int, moment: datetime) -
         if rfa is None or authority is None or decision is None or officer is None:
             raise _Failure("The package's request, authority, decision or officer is missing.")
         recipients = _recipients(state, db, authority, moment)
-        withheld = _withheld(state, db, authority, moment)
+        withheld = withheld_marks(state, db, authority, moment)
         items = _item_jobs(db, state.sealer, package, decision)
         facts = PackageFacts(
             code=package.code,
@@ -459,7 +514,7 @@ def _load(state: PortalState, package_id: int, version: int, moment: datetime) -
             assembled_by=officer.display_name,
             mechanism_name=MECHANISM_NAME,
         )
-        identifiers = _searchable(withheld)
+        identifiers = searchable(withheld)
         items = _unnamed(items, identifiers)
         return _Job(
             package_id,
@@ -475,7 +530,7 @@ def _load(state: PortalState, package_id: int, version: int, moment: datetime) -
         )
 
 
-def _searchable(marks: Sequence[MarkSpec]) -> Matcher | None:
+def searchable(marks: Sequence[MarkSpec]) -> Matcher | None:
     """One matcher of the term marks long enough to search for (None when there are none):
     a term too short is refused later, by the redactor or the leak check, naming its code."""
     terms = [
@@ -489,7 +544,7 @@ def _searchable(marks: Sequence[MarkSpec]) -> Matcher | None:
 def _unnamed(items: tuple[_ItemJob, ...], identifiers: Matcher | None) -> tuple[_ItemJob, ...]:
     """The items, those whose file name names a withheld identifier or a term of a mark in
     the package renamed after their item code (see :mod:`.payload_names`)."""
-    matchers = [identifiers, _searchable([mark for item in items for mark in item.marks])]
+    matchers = [identifiers, searchable([mark for item in items for mark in item.marks])]
     found = [matcher for matcher in matchers if matcher is not None]
     if not found:
         return items
@@ -695,7 +750,7 @@ def _found_before(state: PortalState, job: _Job) -> dict[str, tuple[tuple[str, s
             files,
             [(mark.code, mark.term or "") for mark in job.withheld],
             pixels=PixelReading(
-                _ocr_cache(state),
+                ocr_cache(state),
                 frozenset(path for path, item in candidates.items() if item.pixels_checked),
             ),
         )
@@ -842,14 +897,20 @@ def _refuse_doubtful_pixels(built: _Built, leak: LeakReport) -> None:
 
 
 def _item_marks(job: _Job, item: _ItemJob) -> tuple[MarkSpec, ...]:
-    """The item's own marks, and for text, PDFs and images (their pixels read with OCR) the
-    withheld identifiers."""
-    if base_media_type(item.media_type) in (*_TEXT_MEDIA_TYPES, *_IMAGE_MEDIA_TYPES):
-        return item.marks + job.withheld
-    return item.marks
+    return redaction_marks(item.media_type, item.marks, job.withheld)
 
 
-def _ocr_cache(state: PortalState) -> OcrCache:
+def redaction_marks(
+    media_type: str, marks: tuple[MarkSpec, ...], withheld: tuple[MarkSpec, ...]
+) -> tuple[MarkSpec, ...]:
+    """What the redactor is given for an item: its own marks, and for text, PDFs and images
+    (their pixels read with OCR) the withheld identifiers."""
+    if base_media_type(media_type) in (*_TEXT_MEDIA_TYPES, *_IMAGE_MEDIA_TYPES):
+        return marks + withheld
+    return marks
+
+
+def ocr_cache(state: PortalState) -> OcrCache:
     """Where pages read with OCR are kept, sealed with the portal's key."""
     return OcrCache(state.settings.ocr_cache_dir, state.sealer)
 
@@ -880,7 +941,7 @@ def _render_items(
                     _item_marks(job, item),
                     dest,
                     matcher=job.identifiers,
-                    ocr_cache=_ocr_cache(state),
+                    ocr_cache=ocr_cache(state),
                 )
             except CannotRedact as exc:
                 raise _Failure(f"{item.code} cannot be redacted: {exc.reason}") from None
@@ -1000,7 +1061,7 @@ def _streaming_check(state: PortalState, job: _Job, built: _Built) -> StreamingC
     read = {item.package_item_id for item in job.items if item.pixels_checked}
     checked = frozenset(path for path, pi_id in built.paths.items() if pi_id in read)
     try:
-        check = StreamingCheck(built.terms, pixels=PixelReading(_ocr_cache(state), checked))
+        check = StreamingCheck(built.terms, pixels=PixelReading(ocr_cache(state), checked))
     except ValueError as exc:
         raise _Failure(f"The leak check could not run: {exc}") from None
     for entry in built.entries:

@@ -18,6 +18,11 @@ fails too, the package is marked failed with a reason instead of staying "assemb
 (:class:`portal.redaction.page_images.PageImages`), skipping those already there. A page that
 cannot be shown is logged (item code, page, reason) and not retried; anything unexpected is
 retried once.
+
+``make_preview`` makes the preview of one item of a request before assembly (the redacted
+rendition as assembly would bag it, its page images and its leak check:
+:func:`portal.packages.previews.make_preview`), reusing a finished one that nothing has
+changed since. What goes wrong is recorded in the preview's status, so it is not retried.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ __all__ = [
     "make_jobs",
     "run_assembly",
     "run_page_rendering",
+    "run_preview",
     "start_consumer",
 ]
 
@@ -75,6 +81,7 @@ class Jobs:
     huey: Huey
     assemble: Any  # huey.api.TaskWrapper: calling it enqueues (or, immediate, runs) the task
     render_pages: Any  # the same, for render_pages(item_id, pages)
+    make_preview: Any  # the same, for make_preview(rfa_id, item_id)
 
     def enqueue_assembly(self, package_id: int) -> None:
         """Queue the assembly of a package (in immediate mode: run it now)."""
@@ -145,7 +152,15 @@ def make_jobs(
     pages_wrapper = huey.task(
         retries=PAGE_RETRIES, retry_delay=PAGE_RETRY_DELAY, name="render_pages"
     )(render_pages)
-    return Jobs(huey=huey, assemble=wrapper, render_pages=pages_wrapper)
+
+    def make_preview(rfa_id: int, item_id: int) -> None:
+        """Make the preview of one item of a request (a finished one is reused)."""
+        run_preview(provider(), rfa_id, item_id)
+
+    preview_wrapper = huey.task(name="make_preview")(make_preview)
+    return Jobs(
+        huey=huey, assemble=wrapper, render_pages=pages_wrapper, make_preview=preview_wrapper
+    )
 
 
 def run_assembly(state: PortalState, package_id: int, *, last_attempt: bool = True) -> None:
@@ -190,6 +205,15 @@ def run_page_rendering(state: PortalState, item_id: int, pages: list[int]) -> No
             images.render(source, media_type, key, page)
         except PageImageFailed as failed:
             logger.warning("item %s page %s: no page image: %s", code, page, failed.reason)
+
+
+def run_preview(state: PortalState, rfa_id: int, item_id: int) -> None:
+    """Make the preview of item ``item_id`` of request ``rfa_id`` (its status file says how
+    it went; a refusal is shown by the page, which checks again)."""
+    from portal.packages.previews import make_preview
+
+    preview = make_preview(state, rfa_id, item_id)
+    logger.info("preview of item %s for request %s: %s", item_id, rfa_id, preview.state)
 
 
 def _give_up(state: PortalState, package_id: int, error: str) -> None:
