@@ -935,6 +935,45 @@ def _photos(world: _World) -> None:
     )
 
 
+# --- scans -----------------------------------------------------------------------------------
+
+#: The fictional trader named only in the pixels of the scanned statement ITM-0034 (no mark:
+#: a legal officer finds the name on the review page and marks it).
+SCANNED_NAME = "Talen Brask"
+
+
+def _scans(world: _World) -> None:
+    taken = date(2023, 6, 20)
+    world.item(
+        "ITM-0034",
+        "PRV-HDC",
+        "witness_statement",
+        "Scanned statement of a market trader, Marrovel",
+        filename="itm-0034-scan.pdf",
+        media_type="application/pdf",
+        data=gen.scanned_pdf(
+            [
+                [
+                    "Statement taken at the Highland Documentation Centre, 20 June 2023.",
+                    f"I, {SCANNED_NAME}, sold vegetables at the covered market of Marrovel.",
+                    "On 12 June 2023 at about 09:40 the first shell struck the north entrance.",
+                    "I saw the roof fall on the stalls of the spice sellers.",
+                ],
+                [
+                    "The trader can be reached through his cousin:",
+                    "telephone +999 555 0177, Lantern Row, Marrovel.",
+                    "He asked that his contact details are not passed on.",
+                ],
+            ],
+            created=datetime(taken.year, taken.month, taken.day, 15, 0, tzinfo=UTC),
+        ),
+        collected=taken,
+        place="Marrovel",
+        sensitivity="high",
+        tags=["statement", "scan", "marrovel"],
+    )
+
+
 # --- analytical reports (WeasyPrint) ---------------------------------------------------------
 
 
@@ -1505,6 +1544,7 @@ def build_dataset(keys_dir: Path) -> Dataset:
     _statements(world)
     _documents(world)
     _photos(world)
+    _scans(world)
     _reports(world)
     _unredactable(world)
     _consents(world)

@@ -305,6 +305,36 @@ def jpeg_photo(spec: PhotoSpec) -> RenderedPhoto:
     return RenderedPhoto(data=buffer.getvalue(), sign_box=sign_box)
 
 
+# --- scans ---------------------------------------------------------------------------------
+
+
+def scanned_pdf(pages: Sequence[Sequence[str]], *, created: datetime, dpi: int = 150) -> bytes:
+    """An image-only PDF, as a scanner makes it: each page an A4 greyscale JPEG of its lines
+    (Noto Sans from fonts-noto-core), no text layer — names in it exist only as pixels."""
+    from portal.documents.fonts import SANS, locate
+
+    font_path = next(iter(locate(SANS.faces[:1]).values()))
+    font = ImageFont.truetype(str(font_path), round(dpi * 0.17))
+    width, height = round(8.27 * dpi), round(11.69 * dpi)
+    images = []
+    for lines in pages:
+        image = Image.new("L", (width, height), 250)
+        draw = ImageDraw.Draw(image)
+        y = dpi
+        for line in lines:
+            for part in textwrap.wrap(line, 60) or [""]:
+                draw.text((dpi, y), part, font=font, fill=20)
+                y += round(dpi * 0.32)
+            y += round(dpi * 0.16)
+        images.append(image)
+    buffer = io.BytesIO()
+    images[0].save(
+        buffer, format="PDF", resolution=dpi, save_all=True, append_images=images[1:],
+        creationDate=created.utctimetuple(), modDate=created.utctimetuple(),  # same bytes each run
+    )  # fmt: skip
+    return buffer.getvalue()
+
+
 # --- kinds the portal cannot redact ---------------------------------------------------------
 
 

@@ -176,7 +176,10 @@ def test_pdfs_have_a_text_layer_and_fixed_dates(dataset: Dataset) -> None:
     for item in pdfs:
         data = file_of(dataset, item)
         text = " ".join(extract_text(io.BytesIO(data)).split())
-        assert str(item["title"]).split(":")[0] in text
+        if "scan" in item["tags"]:
+            assert text == ""  # a scan: its words exist only as pixels
+        else:
+            assert str(item["title"]).split(":")[0] in text
         info = PDFDocument(PDFParser(io.BytesIO(data))).info[0]
         assert info["CreationDate"].startswith(b"D:202")
     hospital = next(i for i in pdfs if i["code"] == "ITM-0013")
