@@ -71,6 +71,7 @@ PAGES = (
     Target(OFFICER, "/triage/RFA-2025-0041/search?title=Statement"),
     Target(OFFICER, "/review/RFA-2025-0041/items/ITM-0013"),  # a PDF: pages, marks, forms
     Target(OFFICER, "/review/RFA-2025-0041/items/ITM-0003"),  # a text with a pending mark
+    Target(OFFICER, "/preview/RFA-2025-0041/items/ITM-0013"),
     Target(OFFICER, "/eligibility/requests"),
     Target(OFFICER, "/triage/RFA-2025-0038", follow="^eligibility page$"),
     Target(OFFICER, "/packages/requests/RFA-2025-0038"),
