@@ -144,6 +144,12 @@ class Settings:
         return self.data_dir / "page-cache"
 
     @property
+    def found_names_dir(self) -> Path:
+        """Where the review page's searches for names are kept (see
+        portal.redaction.found_names): codes, pages and boxes, never a term."""
+        return self.data_dir / "found-names"
+
+    @property
     def demo_or_test(self) -> bool:
         return self.demo or self.testing
 

@@ -1,21 +1,30 @@
-"""Where the terms of marks occur in an item's text, page by page, for the review page.
+"""Where terms occur in an item, page by page, for the review page.
 
-Text items are one page; PDFs are read through their text layer (pypdfium2, under the shared
-lock). Pages that are images are searched with OCR by assembly and its preview, in a worker,
-never here: this module reads text only, so it is quick enough for a page view. The same
-matcher as redaction finds the terms (Arabic forms, Zawgyi, partial names).
+:func:`hits_per_page` counts the hits of a few terms (an item's term marks) in the text:
+text items are one page, PDFs are read through their text layer (pypdfium2, under the shared
+lock). It reads text only, so it is quick enough for a page view.
+
+:func:`locate_hits` is the worker's (the ``find_hits`` job): every hit of many terms (the
+item's term marks and the whole register) with its page and its box as fractions of the page,
+from the text layer and, on pages that show an image and in photos, from OCR (cached, like
+redaction's). The same matcher as redaction finds the terms (Arabic forms, Zawgyi, partial
+names). Results hold codes and boxes, never a term.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from portal.redaction.matcher import Matcher, TermTooShort
-from portal.redaction.pixels import PDFIUM
+from PIL import Image, ImageOps
 
-__all__ = ["MAX_TEXT_BYTES", "PageHits", "hits_per_page"]
+from portal.redaction.matcher import Matcher, TermTooShort
+from portal.redaction.ocr import OcrCache, Reading, boxes_of_hits, scripts_of
+from portal.redaction.pixels import OCR_DPI, PDFIUM, read_image_file, read_pdf_pages
+
+__all__ = ["MAX_TEXT_BYTES", "FoundHit", "PageHits", "hits_per_page", "locate_hits"]
 
 #: Text beyond this is not searched on the review page (assembly searches all of it).
 MAX_TEXT_BYTES = 20 * 1024 * 1024
@@ -69,3 +78,126 @@ def _page_texts(path: Path, media_type: str) -> list[tuple[int, str]]:
         finally:
             document.close()
     return texts
+
+
+@dataclass(frozen=True)
+class FoundHit:
+    """One hit of ``code`` on ``page``; ``box``: where, as fractions of the page (x0, y0, x1,
+    y1 from the top left), None for text items; ``how``: "text" or "ocr"."""
+
+    code: str
+    page: int
+    box: tuple[float, float, float, float] | None
+    how: str
+
+
+def locate_hits(
+    path: Path,
+    media_type: str,
+    terms: Sequence[tuple[str, str]],
+    *,
+    ocr_cache: OcrCache | None = None,
+) -> list[FoundHit]:
+    """Every hit of ``terms`` in the file (see the module notes); OcrFailed when the pixels of
+    a page cannot be read."""
+    usable = [(code, term) for code, term in terms if _searchable(code, term)]
+    if not usable:
+        return []
+    matcher = Matcher(usable)
+    scripts = scripts_of(term for _, term in usable)
+    if media_type == "text/plain":
+        return [FoundHit(hit.code, 1, None, "text") for _, text in _page_texts(path, media_type)
+                for hit in matcher.locate(text)]  # fmt: skip
+    if media_type == "application/pdf":
+        found = _text_layer_hits(path, matcher)
+        for number, reading in read_pdf_pages(path, scripts, ocr_cache):
+            size = _ocr_size(path, number)
+            found.extend(_ocr_hits(reading, matcher, number, size))
+        return found
+    if media_type.startswith("image/"):
+        found = []
+        for number, reading in read_image_file(path, scripts, ocr_cache):
+            with Image.open(path) as opened:
+                upright = ImageOps.exif_transpose(opened) or opened
+                size = upright.size
+            found.extend(_ocr_hits(reading, matcher, number, size))
+        return found
+    return []
+
+
+def _searchable(code: str, term: str) -> bool:
+    try:
+        Matcher([(code, term)])
+    except TermTooShort:
+        return False
+    return True
+
+
+def _fractions(
+    box: tuple[float, float, float, float], width: float, height: float
+) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = box
+    return _unit(x0 / width), _unit(y0 / height), _unit(x1 / width), _unit(y1 / height)
+
+
+def _unit(value: float) -> float:
+    return round(min(1.0, max(0.0, value)), 4)
+
+
+def _text_layer_hits(path: Path, matcher: Matcher) -> list[FoundHit]:
+    import pypdfium2
+
+    found: list[FoundHit] = []
+    with PDFIUM:
+        try:
+            document = pypdfium2.PdfDocument(str(path))
+        except pypdfium2.PdfiumError:
+            return []
+        try:
+            for index in range(min(len(document), MAX_PAGES)):
+                page = document[index]
+                width, height = page.get_size()
+                textpage = page.get_textpage()
+                try:
+                    text = textpage.get_text_range()
+                    for hit in matcher.locate(text):
+                        boxes = [textpage.get_charbox(i) for i in range(hit.start, hit.end)]
+                        boxes = [b for b in boxes if b[2] > b[0]]
+                        if not boxes:
+                            continue
+                        left = min(b[0] for b in boxes)
+                        right = max(b[2] for b in boxes)
+                        bottom = min(b[1] for b in boxes)
+                        top = max(b[3] for b in boxes)
+                        box = (left, height - top, right, height - bottom)
+                        found.append(
+                            FoundHit(hit.code, index + 1, _fractions(box, width, height), "text")
+                        )
+                finally:
+                    textpage.close()
+                    page.close()
+        finally:
+            document.close()
+    return found
+
+
+def _ocr_size(path: Path, number: int) -> tuple[float, float]:
+    """The size in pixels of page ``number`` as OCR read it (rendered at OCR_DPI)."""
+    import pypdfium2
+
+    with PDFIUM:
+        document = pypdfium2.PdfDocument(str(path))
+        try:
+            width, height = document[number - 1].get_size()
+        finally:
+            document.close()
+    return width * OCR_DPI / 72, height * OCR_DPI / 72
+
+
+def _ocr_hits(
+    reading: Reading, matcher: Matcher, number: int, size: tuple[float, float]
+) -> list[FoundHit]:
+    return [
+        FoundHit(code, number, _fractions(box, *size), "ocr")
+        for code, box in boxes_of_hits(reading, matcher.locate)
+    ]

@@ -40,7 +40,8 @@ from portal.db import db
 from portal.packages.assembly.jobs import jobs_for
 from portal.pages.forms import TokenForm
 from portal.redaction import mark_review
-from portal.redaction.hits import PageHits, hits_per_page
+from portal.redaction.found_names import FoundNames, current_search
+from portal.redaction.hits import FoundHit, PageHits, hits_per_page
 from portal.redaction.mark_review import REASONS, Box, MarkRefused
 from portal.redaction.page_images import VIEWABLE, PageImageFailed, PageImages, page_count
 from portal.registry.mark_terms import term_of
@@ -164,6 +165,7 @@ def item_page(rfa_code: str, item_code: str) -> tuple[str, int]:
         | {m.removal_requested_by_id for m in marks}
         | {e.actor_id for e in history}
     )
+    searched = _found_names(item)
     pages = _page_count(item)
     cache = PageImages(portal_state().settings.page_cache_dir)
     ready = {page for page in range(1, pages + 1) if cache.cached(item.sha256, page)}
@@ -190,6 +192,7 @@ def item_page(rfa_code: str, item_code: str) -> tuple[str, int]:
         user=user,
         pages=pages,
         ready=ready,
+        searched=searched,
         text=text,
         persons=persons,
         reasons=REASONS,
@@ -223,6 +226,56 @@ def page_image(rfa_code: str, item_code: str, page: int) -> BaseResponse:
     response.headers["Cache-Control"] = "no-store"
     response.headers["Retry-After"] = "2"
     return response
+
+
+@dataclass(frozen=True)
+class Searched:
+    """The search of the item's pages for its terms and the register, as it stands."""
+
+    state: str  # "none", "queued", "failed" or "done"
+    hits: tuple[FoundHit, ...] = ()
+    reason: str = ""
+
+    def on_page(self, page: int) -> list[FoundHit]:
+        return [hit for hit in self.hits if hit.page == page and hit.box is not None]
+
+    def by_code(self) -> dict[str, list[int]]:
+        """code -> the pages it was found on (sorted, once each)."""
+        pages: dict[str, set[int]] = {}
+        for hit in self.hits:
+            pages.setdefault(hit.code, set()).add(hit.page)
+        return {code: sorted(found) for code, found in sorted(pages.items())}
+
+
+def _found_names(item: Item) -> Searched:
+    store = FoundNames(portal_state().settings.found_names_dir)
+    key = current_search(db(), item)
+    found = store.load(item.sha256, key)
+    if isinstance(found, dict):
+        return Searched("failed", reason=found["failed"])
+    if found is not None:
+        return Searched("done", tuple(found))
+    return Searched("queued" if store.queued(item.sha256, key) else "none")
+
+
+@bp.post("/<rfa_code>/items/<item_code>/find")
+@requires("mark.review")
+def find_names(rfa_code: str, item_code: str) -> BaseResponse:
+    """Queue the search of the item's pages (text and OCR) for its terms and the register."""
+    rfa, item = _rfa_item_or_404(rfa_code, item_code)
+    if not TokenForm().validate_on_submit():
+        flash("The form has expired; nothing was changed. Try again.", "error")
+        return _back(rfa, item, "names")
+    store = FoundNames(portal_state().settings.found_names_dir)
+    store.mark_queued(item.sha256, current_search(db(), item))
+    try:
+        jobs_for(current_app).find_hits(item.id)
+    except Exception:  # the queue is down: say so, nothing is lost
+        logger.exception("item %s: could not queue the search for names", item.code)
+        flash("The search could not be queued (the worker queue is unavailable).", "error")
+        return _back(rfa, item, "names")
+    flash(f"Searching {item.code} for names: reload the page in a moment.", "success")
+    return _back(rfa, item, "names")
 
 
 def _back(rfa: Rfa, item: Item, anchor: str = "marks") -> BaseResponse:

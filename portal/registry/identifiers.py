@@ -11,7 +11,7 @@ value: the value may be the very name the portal must not disclose.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -46,6 +46,8 @@ __all__ = [
     "add_identifier",
     "add_identifiers",
     "checked_value",
+    "current_identifier_rows",
+    "current_identifiers",
     "has_protection_capacity",
     "identifiers_listed",
     "identifiers_of",
@@ -442,15 +444,37 @@ def identifiers_withheld_from(
         .where(ProtectedIdentifier.retired_at.is_(None), protected)
         .order_by(ProtectedIdentifier.code)
     )
-    withheld: list[tuple[str, str]] = []
+    return _opened(sealer, rows)
+
+
+def current_identifiers(db: Session, sealer: Sealer) -> list[tuple[str, str]]:
+    """(code, value) of every current identifier in the register (the review page's search
+    for names on an item's pages); unsealed like :func:`identifiers_withheld_from`."""
+    return _opened(sealer, current_identifier_rows(db))
+
+
+def current_identifier_rows(db: Session) -> list[ProtectedIdentifier]:
+    """Every current (not retired) identifier row, by code — sealed."""
+    return list(
+        db.scalars(
+            select(ProtectedIdentifier)
+            .where(ProtectedIdentifier.retired_at.is_(None))
+            .order_by(ProtectedIdentifier.code)
+        )
+    )
+
+
+def _opened(sealer: Sealer, rows: Iterable[ProtectedIdentifier]) -> list[tuple[str, str]]:
+    """(code, value) of each row; fails closed naming every row that does not open."""
+    opened: list[tuple[str, str]] = []
     unreadable: list[str] = []
     first_error: CannotUnseal | None = None
     for row in rows:
         try:
-            withheld.append((row.code, _unsealed(sealer, row)))
+            opened.append((row.code, _unsealed(sealer, row)))
         except CannotUnseal as exc:
             first_error = first_error or exc
             unreadable.append(row.code)
     if first_error is not None:
         raise UnreadableIdentifiers(unreadable, first_error)
-    return withheld
+    return opened

@@ -185,6 +185,7 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     # Redaction review: pages and marks of a request's items, four eyes (legal officers).
     ("review.item_page", "GET"): only("legal_officer"),
     ("review.page_image", "GET"): only("legal_officer"),
+    ("review.find_names", "POST"): only("legal_officer"),
     ("review.propose_term", "POST"): only("legal_officer"),
     ("review.propose_box", "POST"): only("legal_officer"),
     ("review.edit", "POST"): only("legal_officer"),

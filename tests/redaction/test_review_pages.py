@@ -20,6 +20,7 @@ from portal.registry.models import Item, RedactionMark
 from portal.state import portal_state
 from tests.support import factories as make
 from tests.support.auth import csrf_token, login, make_user
+from tests.support.identifiers import LATIN_NAME, register
 from tests.support.package_world import _add_item, build_world
 
 pytest_plugins = ["tests.support.auth"]
@@ -36,6 +37,8 @@ def _pdf() -> bytes:
         if page == 2:
             canvas.drawString(72, 700, f"The witness {NAME} saw the convoy twice.")
             canvas.drawString(72, 680, f"{NAME} left the next day.")
+        if page == 3:
+            canvas.drawString(72, 400, f"Her neighbour {LATIN_NAME} was there too.")
         canvas.showPage()
     canvas.save()
     return out.getvalue()
@@ -175,3 +178,35 @@ def test_pages_come_from_the_cache_with_a_placeholder_first(portal: tuple[Flask,
     assert second.headers["Cache-Control"].startswith("private")
     assert second.data.startswith(b"\x89PNG")
     assert one.get(f"/review/{world.rfa_code}/items/ITM-R0001/pages/3.png").mimetype == "image/png"  # type: ignore[attr-defined]
+
+
+def test_the_pages_are_searched_for_the_register_and_the_terms(
+    portal: tuple[Flask, object],
+) -> None:
+    """A worker searches every page (text layer here; OCR on scans) for the item's terms and
+    every register identifier: the page lists the codes with their pages and outlines each
+    hit on its page — codes only, never the register's value."""
+    app, world = portal
+    base = f"/review/{world.rfa_code}/items/ITM-R0001"  # type: ignore[attr-defined]
+    with portal_state(app).sessions() as session:
+        identifier = register(session, portal_state(app).sealer, make.person(session), LATIN_NAME)
+        code = identifier.code
+        session.commit()
+    one = _client(app, world.officer)  # type: ignore[attr-defined]
+    page = one.get(base)
+    assert "Search the pages for the register and the terms" in page.get_data(as_text=True)
+    token = csrf_token(page)
+    one.post(f"{base}/marks/term", data={"csrf_token": token, "term": NAME, "reason": REASON})
+    assert one.post(f"{base}/find", data={"csrf_token": token}).status_code == 303
+    html = one.get(base).get_data(as_text=True)
+    found = html[html.index('id="names"') : html.index('id="add-term"')]
+    assert f"<code>{code}</code>: " in found and 'data-page="3">p. 3</a>' in found
+    assert "<code>M1</code>: " in found and 'data-page="2">p. 2</a>' in found
+    assert LATIN_NAME not in html  # the register's value is never shown here
+    page_three = html[html.index('id="page-3"') :]
+    assert 'class="overlay-hit"' in page_three and f'data-code="{code}"' in page_three
+    # A new mark changes what is searched for: the old result is not shown as current.
+    one.post(
+        f"{base}/marks/term", data={"csrf_token": token, "term": "the convoy", "reason": REASON}
+    )
+    assert "Search the pages for the register and the terms" in one.get(base).get_data(as_text=True)

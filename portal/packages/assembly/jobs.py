@@ -82,6 +82,7 @@ class Jobs:
     assemble: Any  # huey.api.TaskWrapper: calling it enqueues (or, immediate, runs) the task
     render_pages: Any  # the same, for render_pages(item_id, pages)
     make_preview: Any  # the same, for make_preview(rfa_id, item_id)
+    find_hits: Any  # the same, for find_hits(item_id)
 
     def enqueue_assembly(self, package_id: int) -> None:
         """Queue the assembly of a package (in immediate mode: run it now)."""
@@ -158,8 +159,20 @@ def make_jobs(
         run_preview(provider(), rfa_id, item_id)
 
     preview_wrapper = huey.task(name="make_preview")(make_preview)
+
+    def find_hits(item_id: int) -> None:
+        """Search an item for its term marks and the register (text and pixels)."""
+        from portal.redaction.found_names import search_item
+
+        search_item(provider(), item_id)
+
+    hits_wrapper = huey.task(name="find_hits")(find_hits)
     return Jobs(
-        huey=huey, assemble=wrapper, render_pages=pages_wrapper, make_preview=preview_wrapper
+        huey=huey,
+        assemble=wrapper,
+        render_pages=pages_wrapper,
+        make_preview=preview_wrapper,
+        find_hits=hits_wrapper,
     )
 
 
