@@ -347,12 +347,46 @@ def propose_term(rfa_code: str, item_code: str) -> BaseResponse:
         hits = (
             f"{sum(found.values())} hit(s) in the text ({where})" if found else "no hit in the text"
         )
+        elsewhere = _elsewhere(rfa_code, item, mark.code, request.form.get("term", ""))
         return (
-            f"Mark {mark.code} proposed: {hits}; pages that are images are searched with OCR "
-            "when the package is made. Another legal officer must confirm it."
+            f"Mark {mark.code} proposed: {hits}; {elsewhere}. Pages that are images are "
+            "searched with OCR by the search of names and when the package is made. Another "
+            "legal officer must confirm it."
         )
 
     return _act(rfa_code, item_code, step)
+
+
+#: The other candidates searched at once for a new term (text and PDF text layers only).
+ELSEWHERE_ITEMS = 100
+
+
+def _elsewhere(rfa_code: str, item: Item, code: str, term: str) -> str:
+    """How often ``term`` occurs in the text of the request's other candidate items."""
+    others = (
+        db()
+        .scalars(
+            select(Item)
+            .join(RfaItem, RfaItem.item_id == Item.id)
+            .join(Rfa, Rfa.id == RfaItem.rfa_id)
+            .where(
+                Rfa.code == rfa_code[:32],
+                Item.id != item.id,
+                Item.media_type.in_(("text/plain", "application/pdf")),
+            )
+            .order_by(Item.code)
+            .limit(ELSEWHERE_ITEMS)
+        )
+        .all()
+    )
+    counts = []
+    for other in others:
+        found = hits_per_page(_source(other), other.media_type, [(code, term)]).get(code, {})
+        if found:
+            counts.append(f"{other.code} ({sum(found.values())})")
+    if not counts:
+        return f"no hit in the text of the request's {len(others)} other candidate item(s)"
+    return "also in " + ", ".join(counts)
 
 
 @bp.post("/<rfa_code>/items/<item_code>/marks/box")

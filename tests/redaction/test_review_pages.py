@@ -52,6 +52,8 @@ def portal(make_app: Callable[..., Flask]) -> tuple[Flask, object]:
     with state.sessions() as session:
         world = build_world(session, state.blobs, state.sealer)
         _add_item(session, state.blobs, world, "ITM-R0001", "application/pdf", "s.pdf", _pdf(), [])
+        note = f"{NAME} called; {NAME.upper()} left.".encode()
+        _add_item(session, state.blobs, world, "ITM-R0003", "text/plain", "n.txt", note, [])
         session.commit()
     return app, world
 
@@ -94,6 +96,7 @@ def test_two_officers_propose_and_confirm_a_term_and_a_box(portal: tuple[Flask, 
     assert proposed.status_code == 303
     html = one.get(base).get_data(as_text=True)
     assert "Mark M1 proposed: 2 hit(s) in the text (p. 2: 2)" in html  # counted per page
+    assert "also in ITM-R0003 (2)" in html  # and in the request's other candidates
     box = {"csrf_token": token, "page": "2", "x0": "0.1", "y0": "0.2", "x1": "0.5", "y1": "0.25",
            "reason": REASON}  # fmt: skip
     assert one.post(f"{base}/marks/box", data=box).status_code == 303
