@@ -14,9 +14,10 @@ names). Results hold codes and boxes, never a term.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from PIL import Image, ImageOps
 
@@ -30,6 +31,8 @@ __all__ = ["MAX_TEXT_BYTES", "FoundHit", "PageHits", "hits_per_page", "locate_hi
 MAX_TEXT_BYTES = 20 * 1024 * 1024
 #: PDF pages beyond this are not searched on the review page (likewise).
 MAX_PAGES = 2000
+
+T = TypeVar("T")
 
 #: code -> page -> hits on that page.
 PageHits = dict[str, dict[int, int]]
@@ -58,9 +61,17 @@ def _page_texts(path: Path, media_type: str) -> list[tuple[int, str]]:
         return [(1, path.read_bytes().decode("utf-8", errors="replace"))]
     if media_type != "application/pdf":
         return []
+    return _each_text_page(
+        path, lambda number, _page, textpage: (number, textpage.get_text_range())
+    )
+
+
+def _each_text_page(path: Path, visit: Callable[[int, Any, Any], T]) -> list[T]:
+    """``visit(page number, page, text page)`` for each page of the PDF (up to MAX_PAGES),
+    under the shared pdfium lock; nothing for a file pdfium cannot open."""
     import pypdfium2
 
-    texts: list[tuple[int, str]] = []
+    results: list[T] = []
     with PDFIUM:
         try:
             document = pypdfium2.PdfDocument(str(path))
@@ -71,13 +82,13 @@ def _page_texts(path: Path, media_type: str) -> list[tuple[int, str]]:
                 page = document[index]
                 textpage = page.get_textpage()
                 try:
-                    texts.append((index + 1, textpage.get_text_range()))
+                    results.append(visit(index + 1, page, textpage))
                 finally:
                     textpage.close()
                     page.close()
         finally:
             document.close()
-    return texts
+    return results
 
 
 @dataclass(frozen=True)
@@ -145,40 +156,21 @@ def _unit(value: float) -> float:
 
 
 def _text_layer_hits(path: Path, matcher: Matcher) -> list[FoundHit]:
-    import pypdfium2
+    def hits_on(number: int, page: Any, textpage: Any) -> list[FoundHit]:
+        width, height = page.get_size()
+        found = []
+        for hit in matcher.locate(textpage.get_text_range()):
+            boxes = [textpage.get_charbox(i) for i in range(hit.start, hit.end)]
+            boxes = [b for b in boxes if b[2] > b[0]]
+            if not boxes:
+                continue
+            left, right = min(b[0] for b in boxes), max(b[2] for b in boxes)
+            bottom, top = min(b[1] for b in boxes), max(b[3] for b in boxes)
+            box = (left, height - top, right, height - bottom)
+            found.append(FoundHit(hit.code, number, _fractions(box, width, height), "text"))
+        return found
 
-    found: list[FoundHit] = []
-    with PDFIUM:
-        try:
-            document = pypdfium2.PdfDocument(str(path))
-        except pypdfium2.PdfiumError:
-            return []
-        try:
-            for index in range(min(len(document), MAX_PAGES)):
-                page = document[index]
-                width, height = page.get_size()
-                textpage = page.get_textpage()
-                try:
-                    text = textpage.get_text_range()
-                    for hit in matcher.locate(text):
-                        boxes = [textpage.get_charbox(i) for i in range(hit.start, hit.end)]
-                        boxes = [b for b in boxes if b[2] > b[0]]
-                        if not boxes:
-                            continue
-                        left = min(b[0] for b in boxes)
-                        right = max(b[2] for b in boxes)
-                        bottom = min(b[1] for b in boxes)
-                        top = max(b[3] for b in boxes)
-                        box = (left, height - top, right, height - bottom)
-                        found.append(
-                            FoundHit(hit.code, index + 1, _fractions(box, width, height), "text")
-                        )
-                finally:
-                    textpage.close()
-                    page.close()
-        finally:
-            document.close()
-    return found
+    return [hit for hits in _each_text_page(path, hits_on) for hit in hits]
 
 
 def _ocr_size(path: Path, number: int) -> tuple[float, float]:

@@ -246,13 +246,28 @@ def propose_term(
             "The term is too short: it needs at least 3 letters or digits (a shorter one would "
             "match almost everywhere)."
         ) from None
+    sealed = mark_terms.seal_term(sealer, item.code, code, term)
+    return _proposed(
+        db, item, by, reason, applies, person_code, now, code=code, kind="term", term_sealed=sealed
+    )
+
+
+def _proposed(
+    db: Session,
+    item: Item,
+    by: User,
+    reason: str,
+    applies: str,
+    person_code: str | None,
+    now: datetime | None,
+    **what: object,
+) -> RedactionMark:
+    """A new pending mark of ``item`` (``what``: its code, kind and kind's fields), proposed
+    by ``by``, flushed and in its history."""
     moment = aware_utc(now)
     person = _person(db, person_code)
     mark = RedactionMark(
         item_id=item.id,
-        code=code,
-        kind="term",
-        term_sealed=mark_terms.seal_term(sealer, item.code, code, term),
         reason=_reason(reason),
         applies=_applies(applies),
         review="pending",
@@ -260,6 +275,7 @@ def propose_term(
         proposed_by_id=by.id,
         proposed_at=moment,
         created_at=moment,
+        **what,
     )
     db.add(mark)
     db.flush()
@@ -299,29 +315,11 @@ def propose_box(
     _officer(by)
     on_page = _page(item, page, page_count)
     box = box.checked()
-    moment = aware_utc(now)
-    person = _person(db, person_code)
-    mark = RedactionMark(
-        item_id=item.id,
-        code=next_mark_code(db, item),
-        kind=BOX_MEDIA_TYPES[item.media_type],
-        page=on_page,
-        x0=box.x0,
-        y0=box.y0,
-        x1=box.x1,
-        y1=box.y1,
-        reason=_reason(reason),
-        applies=_applies(applies),
-        review="pending",
-        person_id=person.id if person is not None else None,
-        proposed_by_id=by.id,
-        proposed_at=moment,
-        created_at=moment,
-    )
-    db.add(mark)
-    db.flush()
-    _event(db, mark, item, "proposed", by, moment, _geometry(mark))
-    return mark
+    return _proposed(
+        db, item, by, reason, applies, person_code, now,
+        code=next_mark_code(db, item), kind=BOX_MEDIA_TYPES[item.media_type], page=on_page,
+        x0=box.x0, y0=box.y0, x1=box.x1, y1=box.y1,
+    )  # fmt: skip
 
 
 def _current(mark: RedactionMark, item: Item, version: int) -> None:
