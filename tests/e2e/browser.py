@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyotp
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, FloatRect, Locator, Page, expect
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -125,6 +125,21 @@ def expect_flash(page: Page, text: str | re.Pattern[str]) -> str:
     messages = page.locator(".flashes")
     expect(messages).to_contain_text(text)
     return messages.inner_text()
+
+
+def page_image_on_screen(page: Page, image: Locator) -> FloatRect:
+    """Wait until a review page image is rendered by the worker and loaded by the browser
+    (it is ``loading="lazy"``: until it has loaded its box has no height), scroll it to the
+    top of the window and return its box, ready for the mouse to draw on."""
+    image.scroll_into_view_if_needed()
+    expect(image).not_to_have_attribute("data-pending", re.compile(".*"), timeout=60_000)
+    page.wait_for_function(
+        "el => el.complete && el.naturalHeight > 0", arg=image.element_handle(), timeout=60_000
+    )
+    image.evaluate("el => el.scrollIntoView({block: 'start'})")
+    box = image.bounding_box()
+    assert box is not None and box["height"] > 0
+    return box
 
 
 class Actors:

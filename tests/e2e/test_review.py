@@ -11,7 +11,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.e2e.browser import Actors, Screenshots, Server, expect_flash
+from tests.e2e.browser import Actors, Screenshots, Server, expect_flash, page_image_on_screen
 
 FIRST = "officer.one@mechanism.example"
 SECOND = "officer.two@mechanism.example"
@@ -33,12 +33,7 @@ def test_two_officers_mark_a_page_and_confirm_in_the_browser(
     one.get_by_role("button", name="Propose the term").click()
     expect_flash(one, re.compile(r"Mark M3 proposed: \d+ hit"))
 
-    image = one.locator("#page-1 img.page-image")
-    image.scroll_into_view_if_needed()
-    expect(image).not_to_have_attribute("data-pending", re.compile(".*"), timeout=60_000)
-    image.evaluate("el => el.scrollIntoView({block: 'start'})")  # the box's area on screen
-    box = image.bounding_box()
-    assert box is not None
+    box = page_image_on_screen(one, one.locator("#page-1 img.page-image"))
     one.mouse.move(box["x"] + 0.1 * box["width"], box["y"] + 0.2 * box["height"])
     one.mouse.down()
     one.mouse.move(box["x"] + 0.3 * box["width"], box["y"] + 0.25 * box["height"], steps=5)

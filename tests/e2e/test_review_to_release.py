@@ -19,7 +19,7 @@ from playwright.sync_api import expect
 
 from portal.demo.dataset import SCANNED_NAME
 from portal.redaction.ocr import read_image, scripts_of
-from tests.e2e.browser import Actors, Screenshots, Server, expect_flash
+from tests.e2e.browser import Actors, Screenshots, Server, expect_flash, page_image_on_screen
 from tests.e2e.flows import run_eligibility_check, submit_request, take_and_add_candidate
 from tests.e2e.test_journey import _download, _verify_offline, _wait_for_status
 
@@ -49,12 +49,7 @@ def test_scan_marked_confirmed_previewed_released_and_black(
     one.get_by_label("Term", exact=True).fill(SCANNED_NAME)
     one.get_by_role("button", name="Propose the term").click()
     expect_flash(one, "Mark M1 proposed")
-    image = one.locator("#page-2 img.page-image")
-    image.scroll_into_view_if_needed()
-    expect(image).not_to_have_attribute("data-pending", re.compile(".*"), timeout=60_000)
-    image.evaluate("el => el.scrollIntoView({block: 'start'})")
-    box = image.bounding_box()
-    assert box is not None
+    box = page_image_on_screen(one, one.locator("#page-2 img.page-image"))
     x0, y0, x1, y1 = BOX
     one.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])
     one.mouse.down()

@@ -251,7 +251,7 @@
       if (drag || !event.isPrimary || event.button !== 0) {
         return;
       }
-      if (image.hasAttribute('data-pending')) {
+      if (image.hasAttribute('data-pending') || !image.complete || !image.naturalWidth) {
         announce('Page ' + pageOf(canvas) + ' is still being prepared. Draw on it once it appears.');
         return;
       }
