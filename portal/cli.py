@@ -445,6 +445,7 @@ def package_release_command(
     package_code: str, as_email: str, expires_days: int, download_limit: int | None
 ) -> None:
     """Release an assembled package (four-eyes: never by the officer who assembled it)."""
+    from portal.packages import release_previews
     from portal.packages.lifecycle import PackageRefused, release_package
     from portal.packages.models import Package
 
@@ -462,6 +463,7 @@ def package_release_command(
         except PackageRefused as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(_package_line(package))
+    release_previews.prune(state)  # its renditions were kept for this release only
 
 
 @package_group.command("status")

@@ -59,7 +59,9 @@ SECURITY_HEADERS: dict[str, str] = {
 #: (``Cache-Control: private``, set by the view): page images of the redaction review and its
 #: preview, which an officer pages through back and forth. Everything else with evidence is
 #: never stored.
-PRIVATELY_CACHED = frozenset({"review.page_image", "preview.page_image"})
+PRIVATELY_CACHED = frozenset(
+    {"review.page_image", "preview.page_image", "preview.package_page_image"}
+)
 
 
 def _privately_cached(response: Response) -> bool:

@@ -33,6 +33,7 @@ from portal.consent.ledger import (
 )
 from portal.consent.models import Consent, ConsentRequest
 from portal.db import db, utcnow
+from portal.packages import release_previews
 from portal.packages.models import Package, PackageItem, Recall
 from portal.packages.recalls import issue_recall_notices
 from portal.registry.models import Authority, Item, Provider
@@ -248,6 +249,7 @@ def revoke(consent_id: int) -> BaseResponse:
     issue_recall_notices(
         portal_state(), done
     )  # signed notices for the recalled packages, after the commit
+    release_previews.prune(portal_state())  # the blocked packages' kept renditions
     parts = [f"Consent revoked ({done.events[0].code})."]
     if done.blocked or done.withdrawn or done.recalled:
         parts.append(

@@ -40,6 +40,7 @@ from portal.authz.roles import is_legal_officer
 from portal.authz.scopes import get_scoped_or_404, scoped
 from portal.db import db, transaction
 from portal.eligibility.decisions import load_result
+from portal.packages import release_previews
 from portal.packages.assembly.item_report import ItemReport
 from portal.packages.assembly.jobs import jobs_for
 from portal.packages.lifecycle import (
@@ -392,6 +393,7 @@ def release(package_code: str) -> BaseResponse | tuple[str, int]:
             _package_or_404(package_code), error=f"Not released: {exc}", typed=typed, status=409
         )
     db().commit()
+    release_previews.prune(portal_state())  # its renditions were kept for this release only
     flash(f"{package.code} is released to the authority's recipients.", "success")
     return redirect(url_for("packages.detail", package_code=package.code), 303)
 

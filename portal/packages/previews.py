@@ -22,8 +22,8 @@ result: pages, the codes found on each page, done or failed and why — codes, n
 ``key`` is the SHA-256 of what the rendition depends on: the item's content, the decision's
 marks of every shared item (code, version, kind, page, box, span, reason), the codes of the
 withheld identifiers and the policy revisions. A preview is reused while none of these
-changes and made again when one does. Directories are 0700, files 0600 (they show evidence).
-Nothing here knows Flask.
+changes and made again when one does; the one it replaces is then deleted. Directories are
+0700, files 0600 (they show evidence). Nothing here knows Flask.
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ FORMAT = 1  # of the key and status file: a change makes every preview again
 #: A "queued" status older than this is taken as lost (the job never ran): make it again.
 QUEUED_SECONDS = 15 * 60
 STATUS = "status.json"
+CURRENT = "current"  # current/<rfa id>-<item id>: the key of the item's latest preview
 RENDITION = "rendition"
 PAGES = "pages"
 _MODE = 0o700
@@ -386,8 +387,27 @@ def make_preview(state: PortalState, rfa_id: int, item_id: int) -> Preview:
                 "and tell the administrators if it fails again.",
             }
         _write_status(directory, status)
+    _supersede(state, rfa_id, item_id, plan.key)
     with state.sessions() as db:
         return preview_state(state, db, rfa_id, item_id)
+
+
+def _supersede(state: PortalState, rfa_id: int, item_id: int, key: str) -> None:
+    """Make ``key`` the item's current preview for the request and delete the one it replaces
+    (``current/<rfa id>-<item id>`` holds the key): previews show evidence, so none is kept
+    longer than it can be shown."""
+    pointer = _root(state) / CURRENT / f"{int(rfa_id)}-{int(item_id)}"
+    try:
+        before = pointer.read_text(encoding="ascii").strip()
+    except (OSError, ValueError):
+        before = ""
+    if before == key:
+        return
+    pointer.parent.mkdir(mode=_MODE, exist_ok=True)
+    with atomic_output(pointer) as out:
+        out.write(key.encode("ascii"))
+    if re.fullmatch(r"[0-9a-f]{64}", before):
+        shutil.rmtree(_directory(state, before), ignore_errors=True)
 
 
 def _found_named(state: PortalState, plan: _Plan, source: Path) -> bool:

@@ -26,7 +26,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,
     url_for,
 )
 from sqlalchemy import select
@@ -44,6 +43,7 @@ from portal.redaction.found_names import FoundNames, current_search
 from portal.redaction.hits import FoundHit, PageHits, hits_per_page
 from portal.redaction.mark_review import REASONS, Box, MarkRefused
 from portal.redaction.page_images import VIEWABLE, PageImageFailed, PageImages, page_count
+from portal.redaction.page_responses import PREPARING, page_png, placeholder
 from portal.registry.mark_terms import term_of
 from portal.registry.models import Item, ItemPerson, Person, RedactionMark
 from portal.rfa.models import Rfa, RfaItem
@@ -56,12 +56,6 @@ bp = Blueprint("review", __name__, url_prefix="/review")
 
 #: Pages whose images are asked for at once when one is missing (the next few too).
 PREFETCH = 4
-PLACEHOLDER = (
-    '<svg xmlns="http://www.w3.org/2000/svg" width="850" height="1100" viewBox="0 0 850 1100">'
-    '<rect width="850" height="1100" fill="#f3f3f3"/>'
-    '<text x="425" y="550" font-family="sans-serif" font-size="28" text-anchor="middle" '
-    'fill="#555">Preparing this page…</text></svg>'
-)
 APPLIES_LABELS = {
     "always": "Always",
     "without_protection": "Only for authorities without witness protection",
@@ -215,17 +209,12 @@ def page_image(rfa_code: str, item_code: str, page: int) -> BaseResponse:
     cache = PageImages(portal_state().settings.page_cache_dir)
     cached = cache.cached(item.sha256, page)
     if cached is not None:
-        response = send_file(cached, mimetype="image/png", max_age=3600, conditional=True)
-        response.headers["Cache-Control"] = "private, max-age=3600"
-        return response
+        return page_png(cached)
     try:
         jobs_for(current_app).render_pages(item.id, list(range(page, page + PREFETCH + 1)))
     except Exception:  # the queue is down: say "preparing" and let the page try again
         logger.exception("item %s page %s: could not queue its rendering", item.code, page)
-    response = current_app.response_class(PLACEHOLDER, mimetype="image/svg+xml")
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Retry-After"] = "2"
-    return response
+    return placeholder(PREPARING, retry_after=2)
 
 
 @dataclass(frozen=True)

@@ -197,6 +197,10 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("preview.item_page", "GET"): only("legal_officer"),
     ("preview.make", "POST"): only("legal_officer"),
     ("preview.page_image", "GET"): only("legal_officer"),
+    # the world's package is released: its kept renditions are gone (a 404), and for anyone
+    # but a legal officer the route is refused before the package is looked at
+    ("preview.package_item", "GET"): {**only("legal_officer"), "legal_officer": 404},
+    ("preview.package_page_image", "GET"): {**only("legal_officer"), "legal_officer": 404},
     # The API's OAuth clients (admins only).
     ("api_clients.index", "GET"): only("admin"),
     ("api_clients.register", "POST"): only("admin"),

@@ -93,11 +93,19 @@ def test_scan_marked_confirmed_previewed_released_and_black(
     package = match.group(1)
     _wait_for_status(one, "Assembled, awaiting release", ASSEMBLY_SECONDS)
 
-    # Officer two releases; the recipient downloads and verifies offline.
+    # Officer two looks at the scan as bagged (pages rendered by the worker), then releases;
+    # the recipient downloads and verifies offline.
+    two.goto(server.url(f"/packages/{package}"))
+    two.get_by_role("link", name=f"Pages as bagged of {ITEM}").click()
+    expect(two.get_by_role("heading", level=1)).to_contain_text(f"{ITEM} as bagged")
+    page_image_on_screen(two, two.locator("#page-2 img.page-image"))
+    shots.take(two, "officer two looked at the assembled scan")
     two.goto(server.url(f"/packages/{package}"))
     two.get_by_label("I reviewed the manifest summary and the leak check.").check()
     two.get_by_role("button", name="Release to Northland War Crimes Unit").click()
     expect_flash(two, f"{package} is released")
+    gone = two.goto(server.url(f"/preview/packages/{package}/items/{ITEM}"))
+    assert gone is not None and gone.status == 404  # deleted with the release
     recipient = actors.page(RECIPIENT)
     recipient.goto(server.url("/received"))
     recipient.get_by_role("link", name=package).click()

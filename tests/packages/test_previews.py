@@ -150,11 +150,12 @@ def test_a_preview_is_reused_until_a_mark_changes(make_app: Callable[..., Flask]
         session.commit()
     with state.sessions() as session:
         assert previews.preview_state(state, session, world.rfa_id, item_id).state == "none"
+    before = previews.page_image(state, first.key, 2)
+    assert before is not None and _grey(before, 0.7, 0.12) > 200  # outside the first box
     changed = _done(state, world, item_id)
     assert changed.key != first.key
-    # inside the wider box only
-    assert _grey(previews.page_image(state, changed.key, 2), 0.7, 0.12) < 16
-    assert _grey(previews.page_image(state, first.key, 2), 0.7, 0.12) > 200
+    assert _grey(previews.page_image(state, changed.key, 2), 0.7, 0.12) < 16  # the wider one
+    assert not status.parent.exists()  # the superseded preview is deleted
 
 
 def test_a_preview_is_refused_while_a_mark_is_pending_or_without_a_decision(
@@ -225,8 +226,8 @@ def test_the_preview_page_for_a_legal_officer(make_app: Callable[..., Flask]) ->
     image = client.get(f"{base}/pages/2.png")
     assert image.status_code == 200 and image.mimetype == "image/png"
     assert image.data.startswith(b"\x89PNG")
-    if "preview.page_image" in PRIVATELY_CACHED:
-        assert image.headers["Cache-Control"].startswith("private")
+    assert "preview.page_image" in PRIVATELY_CACHED
+    assert image.headers["Cache-Control"].startswith("private")
     assert client.get(f"{base}/pages/3.png").status_code == 404
 
     leaky = f"/preview/{world.rfa_code}/items/ITM-L0001"

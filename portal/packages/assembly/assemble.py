@@ -75,6 +75,7 @@ from portal.consent.models import Consent
 from portal.db import aware_utc, transaction, utcnow
 from portal.eligibility.decisions import load_result
 from portal.eligibility.models import Decision
+from portal.packages import release_previews
 from portal.packages.assembly.bag import BagEntry, BagError, FileObserver, write_bag_tar
 from portal.packages.assembly.document_worker import document_pool, render_and_check
 from portal.packages.assembly.facts import (
@@ -1375,12 +1376,15 @@ def assemble_package(state: PortalState, package_id: int, *, now: datetime | Non
     version = _claim(state, package_id)
     if version is None:
         return
+    release_previews.prune(state)  # this package's earlier ones, and any released since
     built = _Built()
     stage: Path | None = None
     try:
         job = _load(state, package_id, version, moment)
         stage = _make_stage(state, job.code)
         blocked = _run(state, job, stage, built)
+        if blocked is None:  # assembled: the renditions stay for the releasing officer
+            release_previews.keep(state, job.code, built.items, built.entries)
     except _Failure as exc:
         _discard(state, built.blobs)
         _end(state, package_id, version, "failed", exc.reason, reports=exc.reports)

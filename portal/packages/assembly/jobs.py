@@ -23,6 +23,9 @@ retried once.
 rendition as assembly would bag it, its page images and its leak check:
 :func:`portal.packages.previews.make_preview`), reusing a finished one that nothing has
 changed since. What goes wrong is recorded in the preview's status, so it is not retried.
+
+``render_package_pages`` renders pages of an assembled package's kept renditions for its
+releasing officer (:mod:`portal.packages.release_previews`), like ``render_pages``.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ class Jobs:
     huey: Huey
     assemble: Any  # huey.api.TaskWrapper: calling it enqueues (or, immediate, runs) the task
     render_pages: Any  # the same, for render_pages(item_id, pages)
+    render_package_pages: Any  # render_package_pages(package_code, item_code, pages)
     make_preview: Any  # the same, for make_preview(rfa_id, item_id)
     find_hits: Any  # the same, for find_hits(item_id)
 
@@ -160,6 +164,16 @@ def make_jobs(
 
     preview_wrapper = huey.task(name="make_preview")(make_preview)
 
+    def render_package_pages(package_code: str, item_code: str, pages: list[int]) -> None:
+        """Render pages of an assembled package's rendition for its releasing officer."""
+        from portal.packages.release_previews import render_pages
+
+        render_pages(provider(), package_code, item_code, pages)
+
+    package_pages_wrapper = huey.task(
+        retries=PAGE_RETRIES, retry_delay=PAGE_RETRY_DELAY, name="render_package_pages"
+    )(render_package_pages)
+
     def find_hits(item_id: int) -> None:
         """Search an item for its term marks and the register (text and pixels)."""
         from portal.redaction.found_names import search_item
@@ -171,6 +185,7 @@ def make_jobs(
         huey=huey,
         assemble=wrapper,
         render_pages=pages_wrapper,
+        render_package_pages=package_pages_wrapper,
         make_preview=preview_wrapper,
         find_hits=hits_wrapper,
     )
