@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, text
+from sqlalchemy import Connection, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from portal import audit
@@ -42,7 +42,7 @@ from portal.eligibility.policy import (
     parse_policy,
 )
 from portal.eligibility.policy.gcpause import paused_gc
-from portal.rfa.models import Rfa
+from portal.rfa.models import Rfa, RfaItem
 
 __all__ = [
     "AUDIT_ACTION",
@@ -150,6 +150,7 @@ def _record(
     db.flush()
     if result.items:
         _insert_items(db.connection(), decision.id, result.items)
+    rechecked = _clear_recheck_flags(db, rfa, decision)
     audit.record(
         db,
         actor,
@@ -164,9 +165,32 @@ def _record(
             "policy_revision": policy.revision,
             "engine_version": ENGINE_VERSION,
             "snapshot_sha256": decision.snapshot_sha256,
+            "rechecked": rechecked,
         },
     )
     return decision
+
+
+def _clear_recheck_flags(db: Session, rfa: Rfa, decision: Decision) -> int:
+    """Clear the re-check flags (set by a consent revocation) of the candidates this decision
+    decided: it has seen their consent as it stands now. Returns how many were cleared.
+
+    A revocation committed after the snapshot was read may have its flag cleared here too;
+    its consent event is newer than the decision, so packages still wait for another check
+    (:func:`portal.packages.lifecycle.plan_package` compares the consent events' times).
+    """
+    decided = select(DecisionItem.item_id).where(DecisionItem.decision_id == decision.id)
+    result = db.execute(
+        update(RfaItem)
+        .where(
+            RfaItem.rfa_id == rfa.id,
+            RfaItem.needs_recheck.is_(True),
+            RfaItem.item_id.in_(decided),
+        )
+        .values(needs_recheck=False)
+        .execution_options(synchronize_session="fetch")
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 _INSERT_UNNEST = text(

@@ -31,15 +31,18 @@ from portal.rfa.models import URGENCY_LABELS, Rfa
 from portal.rfa.search import ItemQuery, SearchError, search
 from portal.rfa.status import LABELS, next_states, status_label
 from portal.rfa.triage import (
+    OPEN_STATUSES,
     QUEUE_STATUSES,
     QueueFilter,
     TriageError,
     add_candidates,
     ask_for_consent,
     assign,
+    can_remove_candidates,
     candidate_ids,
     candidates,
     decide,
+    flagged_for_recheck,
     missing_consent,
     officers,
     queue,
@@ -188,6 +191,8 @@ def _render_detail(
         decision=latest_decision(db(), rfa.id),
         items=items,
         states=states,
+        flagged=flagged_for_recheck(db(), rfa.id),
+        removable=can_remove_candidates(rfa),
         providers=providers,
         missing=missing_consent(db(), rfa),
         consent_requests=requests_made,
@@ -253,7 +258,14 @@ def remove(rfa_code: str) -> BaseResponse | tuple[str, int]:
         db().rollback()
         return _render_detail(rfa, error=str(exc), status=400)
     db().commit()
-    flash("The item is no longer a candidate.", "success")
+    if rfa.status in OPEN_STATUSES:
+        flash("The item is no longer a candidate.", "success")
+    else:
+        flash(
+            "The item is no longer a candidate. Run the eligibility check again before the "
+            "next package.",
+            "success",
+        )
     return redirect(url_for("triage.detail", rfa_code=rfa.code) + "#candidates", 303)
 
 

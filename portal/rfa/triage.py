@@ -30,8 +30,18 @@ from portal.rfa.search import PAGE_SIZE, ItemQuery, ResultPage, conditions
 from portal.rfa.status import DECIDED, IllegalTransition, transition
 
 QUEUE_STATUSES = ("submitted", "in_review", "clarification_requested")
-#: Statuses in which candidate items may still change.
+#: Statuses in which candidate items may still be added (and removed).
 OPEN_STATUSES = QUEUE_STATUSES
+#: Statuses in which a candidate may still be taken out: before a decision, and after it while
+#: packages can still be made (a provider revoked consent for one item: the rest is shared
+#: without it, under a new check). Taking an item out only narrows what may be shared.
+REMOVABLE_STATUSES = (
+    *OPEN_STATUSES,
+    "approved",
+    "partially_approved",
+    "transmitted",
+    "acknowledged",
+)
 QUEUE_PAGE_SIZE = 50
 NOTE_MAX = 20_000
 _URGENCY_RANK = {"very_urgent": 0, "urgent": 1, "normal": 2}
@@ -157,11 +167,25 @@ def _editable(rfa: Rfa, by: User) -> None:
         raise TriageError("Candidate items can only change before the request is decided.")
 
 
+def can_remove_candidates(rfa: Rfa) -> bool:
+    """Whether a candidate of ``rfa`` may be taken out (see :data:`REMOVABLE_STATUSES`)."""
+    return rfa.status in REMOVABLE_STATUSES
+
+
 def candidate_ids(db: Session, rfa_id: int, among: Iterable[int] | None = None) -> set[int]:
     stmt = select(RfaItem.item_id).where(RfaItem.rfa_id == rfa_id)
     if among is not None:
         stmt = stmt.where(RfaItem.item_id.in_(list(among)))
     return set(db.scalars(stmt))
+
+
+def flagged_for_recheck(db: Session, rfa_id: int) -> set[int]:
+    """The candidates a consent revocation flagged since the request's last check."""
+    return set(
+        db.scalars(
+            select(RfaItem.item_id).where(RfaItem.rfa_id == rfa_id, RfaItem.needs_recheck.is_(True))
+        )
+    )
 
 
 def candidates(db: Session, rfa: Rfa) -> list[Item]:
@@ -196,7 +220,14 @@ def add_candidates(db: Session, rfa: Rfa, item_ids: Sequence[int], *, by: User) 
 
 
 def remove_candidate(db: Session, rfa: Rfa, item_id: int, *, by: User) -> None:
-    _editable(rfa, by)
+    """Take an item out of the request's candidates. After a decision this makes the decision
+    stale (its items are no longer the candidates): packages wait for a new check."""
+    require_active_officer(by, TriageError)
+    if not can_remove_candidates(rfa):
+        raise TriageError(
+            f"The request is {rfa.status.replace('_', ' ')}; its candidate items can no longer "
+            "change."
+        )
     row = db.scalar(select(RfaItem).where(RfaItem.rfa_id == rfa.id, RfaItem.item_id == item_id))
     if row is None:
         raise TriageError("That item is not a candidate of this request.")

@@ -372,6 +372,38 @@ def test_search_filters_pagination_and_candidates(app: Flask, db: Session, desk:
     assert sorted(actions) == ["rfa.candidates.add", "rfa.candidates.remove"]
 
 
+def test_a_decided_request_shows_its_flagged_items_and_lets_an_officer_take_one_out(
+    app: Flask, db: Session, desk: Desk
+) -> None:
+    """After a revocation the request is transmitted, not open: the page still offers to take
+    the withdrawn item out, says it was flagged, and says a new check is needed."""
+    rfa = _rfa(db, "RFA-2026-0031", desk.authority_a, status="transmitted")
+    kept, withdrawn = _item(db, "ITM-K1", desk.provider_a), _item(db, "ITM-K2", desk.provider_a)
+    make.candidate(db, rfa, kept)
+    make.candidate(db, rfa, withdrawn, needs_recheck=True)
+    db.commit()
+    client = _signed_in(app, desk.officer)
+    detail = "/triage/RFA-2026-0031"
+    page = client.get(detail).get_data(as_text=True)
+    assert page.count("Consent changed since the last check") == 1
+    assert 'Remove<span class="visually-hidden"> ITM-K2</span>' in page
+    assert "Search the repository" not in page  # nothing can be added after the decision
+
+    removed = _post(client, detail, detail + "/candidates/remove", {"item_id": withdrawn.id})
+    assert removed.status_code == 303
+    assert "Run the eligibility check again" in client.get(detail).get_data(as_text=True)
+    assert db.scalars(select(RfaItem.item_id).where(RfaItem.rfa_id == rfa.id)).all() == [kept.id]
+
+    closed = _rfa(db, "RFA-2026-0032", desk.authority_a, status="closed")
+    make.candidate(db, closed, kept)
+    db.commit()
+    finished = "/triage/RFA-2026-0032"
+    assert "Remove<span" not in client.get(finished).get_data(as_text=True)
+    refused = _post(client, finished, finished + "/candidates/remove", {"item_id": kept.id})
+    assert refused.status_code == 400
+    assert "can no longer change" in refused.get_data(as_text=True)
+
+
 # --- consent requests ----------------------------------------------------------------------------
 
 
