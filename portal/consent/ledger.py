@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal import audit
@@ -45,9 +45,7 @@ from portal.eligibility.policy.inputs import (
 from portal.eligibility.policy.mandate import Mandate
 from portal.eligibility.policy.rules import RuleContext, provider_consent
 from portal.notifications import service as notifications
-from portal.packages.models import Download, Package, PackageItem, Recall
 from portal.registry.models import Authority, Item, Provider
-from portal.rfa.models import Rfa, RfaItem
 
 __all__ = [
     "CONSENT_CODES",
@@ -55,7 +53,6 @@ __all__ = [
     "ConsentError",
     "ConsentImmutable",
     "ConsentState",
-    "Revocation",
     "Scope",
     "answer_request",
     "answered_items",
@@ -65,16 +62,13 @@ __all__ = [
     "guard_consents",
     "request_items",
     "revoke",
-    "revoke_consent",
+    "scope_of",
     "standing_state",
 ]
 
 DEFAULT_PURPOSE = PURPOSES[0]
 #: ``CNS-2026-000001``: at most 999,999 consent events a year.
 CONSENT_CODES = CodeSeries("CNS", Consent.code, digits=6, last=999_999)
-UNRELEASED = ("queued", "assembling", "assembled")
-#: What the recipient reads on a recall notice: never the provider's own words.
-RECALL_REASON = "The information provider withdrew its consent to share material in this package."
 
 
 class ConsentError(ValueError):
@@ -112,18 +106,6 @@ class Scope:
     item_id: int | None = None
 
 
-@dataclass(frozen=True)
-class Revocation:
-    """What :func:`revoke_consent` did."""
-
-    events: tuple[Consent, ...]
-    affected_item_ids: tuple[int, ...]
-    rechecks: int
-    blocked: tuple[str, ...]
-    withdrawn: tuple[str, ...]
-    recalled: tuple[str, ...]
-
-
 # --- append-only guard -------------------------------------------------------------------------
 
 
@@ -149,6 +131,12 @@ _NO_MANDATE = Mandate(situation="", period_start=date(1, 1, 1), period_end=None,
 _STANDING_PROBE = 0  # an item id no row has: its state is the standing consent's
 
 
+def _assumed_revocation(purpose: str, moment: datetime) -> ConsentEvent:
+    """A revoke event recorded at ``moment`` after every real one (ids order events that
+    share a time; no row has this one)."""
+    return ConsentEvent(2**62, "", "revoke", purpose, "", None, "", moment)
+
+
 def current_state(
     db: Session,
     provider_id: int,
@@ -157,9 +145,12 @@ def current_state(
     *,
     purpose: str = DEFAULT_PURPOSE,
     now: datetime | None = None,
+    assuming_revoked: Scope | None = None,
 ) -> dict[int, ConsentState]:
     """The consent state of each item for ``authority_id``, as an eligibility check at
-    ``now`` would find it (the same rule function decides)."""
+    ``now`` would find it (the same rule function decides). With ``assuming_revoked``, the
+    state as it would be were that scope revoked at ``now`` (nothing is recorded): what a
+    provider is shown before confirming a revocation."""
     guard_consents(db)
     moment = aware_utc(now)
     wanted = sorted(set(item_ids))
@@ -191,6 +182,12 @@ def current_state(
         for row in rows:
             if row[0] is not None:
                 per_item[row[0]].append(ConsentEvent(*row[1:]))
+    if assuming_revoked is not None:
+        revocation = _assumed_revocation(purpose, moment)
+        if assuming_revoked.item_id is None:
+            standing.append(revocation)
+        elif assuming_revoked.item_id in wanted:
+            per_item[assuming_revoked.item_id].append(revocation)
     items = tuple(
         ItemFacts(i, "", "", "", "", provider_id, False, (), (), tuple(per_item.get(i, ())))
         for i in wanted
@@ -282,6 +279,15 @@ def decline(
     return events
 
 
+def scope_of(target: Consent | Scope) -> Scope:
+    """What revoking ``target`` covers: a grant's item, or its standing consent."""
+    if isinstance(target, Scope):
+        return target
+    if target.event != "grant":
+        raise ConsentError(f"{target.code} is a {target.event}, not a grant")
+    return Scope(target.provider_id, target.authority_id, target.item_id)
+
+
 def revoke(
     db: Session,
     target: Consent | Scope,
@@ -292,16 +298,11 @@ def revoke(
 ) -> Consent:
     """Append a revoke event for a grant (or a :class:`Scope`); only the ledger changes.
 
-    Use :func:`revoke_consent` to apply the consequences too.
+    Use :func:`portal.consent.revocation.revoke_consent` to apply the consequences too.
     """
     moment = aware_utc(now)
     text = _reason(reason)
-    if isinstance(target, Consent):
-        if target.event != "grant":
-            raise ConsentError(f"{target.code} is a {target.event}, not a grant")
-        scope = Scope(target.provider_id, target.authority_id, target.item_id)
-    else:
-        scope = target
+    scope = scope_of(target)
     provider = db.get(Provider, scope.provider_id)
     authority = db.get(Authority, scope.authority_id)
     if provider is None or authority is None:
@@ -319,103 +320,6 @@ def revoke(
     )  # fmt: skip
     _audit(db, "consent.revoke", by, provider, authority, events)
     return events[0]
-
-
-def revoke_consent(
-    db: Session,
-    target: Consent | Scope,
-    *,
-    reason: str,
-    by: User,
-    now: datetime | None = None,
-) -> Revocation:
-    """Revoke and apply the consequences, in the caller's transaction.
-
-    The items whose consent is no longer active afterwards are flagged for a re-check in
-    the authority's requests; the authority's packages holding any of them are blocked
-    (not yet released), withdrawn (released, never downloaded) or recalled (downloaded:
-    a :class:`~portal.models.Recall` row the recipient must acknowledge).
-    """
-    moment = aware_utc(now)
-    revocation = revoke(db, target, reason=reason, by=by, now=moment)
-    provider_id, authority_id = revocation.provider_id, revocation.authority_id
-    if revocation.item_id is not None:
-        candidates: set[int] = {revocation.item_id}
-    else:
-        candidates = set(db.scalars(select(Item.id).where(Item.provider_id == provider_id)))
-    states = current_state(db, provider_id, authority_id, candidates, now=moment)
-    affected = sorted(i for i, s in states.items() if not s.active)
-
-    rechecks = 0
-    blocked: list[str] = []
-    withdrawn: list[str] = []
-    recalled: list[str] = []
-    if affected:
-        result = db.execute(
-            update(RfaItem)
-            .where(
-                RfaItem.item_id.in_(affected),
-                RfaItem.rfa_id.in_(select(Rfa.id).where(Rfa.authority_id == authority_id)),
-            )
-            .values(needs_recheck=True)
-            .execution_options(synchronize_session="fetch")
-        )
-        rechecks = int(getattr(result, "rowcount", 0) or 0)
-        packages = db.scalars(
-            select(Package)
-            .where(
-                Package.authority_id == authority_id,
-                Package.id.in_(
-                    select(PackageItem.package_id).where(PackageItem.item_id.in_(affected))
-                ),
-            )
-            .order_by(Package.id)
-        ).all()
-        for package in packages:
-            if package.status in UNRELEASED:
-                package.status = "blocked"
-                package.stage = "blocked: consent revoked"
-                blocked.append(package.code)
-            elif package.status == "released":
-                downloaded = db.scalar(select(exists().where(Download.package_id == package.id)))
-                if downloaded:
-                    package.status = "recalled"
-                    db.add(
-                        Recall(
-                            package_id=package.id,
-                            consent_id=revocation.id,
-                            reason=RECALL_REASON,
-                            created_at=moment,
-                            created_by_id=by.id,
-                            details={"consent": revocation.code},
-                        )
-                    )
-                    recalled.append(package.code)
-                else:
-                    package.status = "withdrawn"
-                    withdrawn.append(package.code)
-        db.flush()
-    audit.record(
-        db,
-        audit.actor_label(by),
-        "consent.revocation_applied",
-        f"consent:{revocation.code}",
-        {
-            "items": len(affected),
-            "rechecks": rechecks,
-            "blocked": blocked,
-            "withdrawn": withdrawn,
-            "recalled": recalled,
-        },
-    )
-    return Revocation(
-        events=(revocation,),
-        affected_item_ids=tuple(affected),
-        rechecks=rechecks,
-        blocked=tuple(blocked),
-        withdrawn=tuple(withdrawn),
-        recalled=tuple(recalled),
-    )
 
 
 # --- consent requests --------------------------------------------------------------------------

@@ -28,10 +28,10 @@ from portal.consent.ledger import (
     current_state,
     grant,
     request_items,
-    revoke_consent,
     standing_state,
 )
 from portal.consent.models import Consent, ConsentRequest
+from portal.consent.revocation import EFFECTS, consequences, revoke_consent
 from portal.db import db, utcnow
 from portal.packages import release_previews
 from portal.packages.models import Package, PackageItem, Recall
@@ -231,15 +231,72 @@ def given() -> str:
     return render_template("consent/given.html", groups=groups, today=utcnow().date())
 
 
+def _revocable(consent_id: int) -> tuple[Consent, Item | None, Authority]:
+    """The signed-in provider's grant ``consent_id`` (404 for anyone else's), its item (None
+    for the standing consent) and its authority."""
+    consent = get_scoped_or_404(db(), Consent, signed_in_user(), id=consent_id)
+    authority = db().get(Authority, consent.authority_id)
+    if authority is None:
+        abort(404)
+    item = None if consent.item_id is None else db().get(Item, consent.item_id)
+    return consent, item, authority
+
+
+def _confirmation(
+    consent_id: int, *, error: str | None = None, reason: str = "", status: int = 200
+) -> BaseResponse | tuple[str, int]:
+    consent, item, authority = _revocable(consent_id)
+    try:
+        ahead = consequences(db(), consent)
+    except ConsentError as exc:
+        return _back("consent.given", f"Nothing was changed: {exc}.")
+    page = render_template(
+        "consent/revoke.html",
+        consent=consent,
+        item=item,
+        authority=authority,
+        ahead=ahead,
+        effects=EFFECTS,
+        error=error,
+        reason=reason,
+    )
+    return page, status
+
+
+@bp.get("/given/<int:consent_id>/revoke")
+@requires("consent.manage")
+def confirm_revoke(consent_id: int) -> BaseResponse | tuple[str, int]:
+    """What revoking this grant would do, and the form that does it."""
+    return _confirmation(consent_id)
+
+
 @bp.post("/given/<int:consent_id>/revoke")
 @requires("consent.manage")
-def revoke(consent_id: int) -> BaseResponse:
+def revoke(consent_id: int) -> BaseResponse | tuple[str, int]:
     me = signed_in_user()
-    consent = get_scoped_or_404(db(), Consent, me, id=consent_id)
+    consent, _item, _authority = _revocable(consent_id)
     reason = request.form.get("reason", "")
     if not reason.strip():
-        return _back("consent.given", "Give a reason for revoking. Nothing was changed.")
+        return _confirmation(
+            consent_id, error="Give a reason for revoking. Nothing was changed.", status=400
+        )
+    if request.form.get("confirm") != "yes":
+        return _confirmation(
+            consent_id,
+            error="Tick the box to confirm that you revoke this consent. Nothing was changed.",
+            reason=reason,
+            status=400,
+        )
     try:
+        if request.form.get("seen") != consequences(db(), consent).digest:
+            return _confirmation(
+                consent_id,
+                error="What this revocation would do has changed since you opened this page "
+                "(a package was made, released or downloaded). Read it again and confirm. "
+                "Nothing was changed.",
+                reason=reason,
+                status=409,
+            )
         # Revokes the scope the grant covers: its item, or the standing consent.
         done = revoke_consent(db(), consent, reason=reason, by=me)
         db().commit()

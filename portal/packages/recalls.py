@@ -1,7 +1,7 @@
 """Recall notices: the signed request to return or destroy a downloaded package, and the
 recipient's acknowledgement of it.
 
-:func:`portal.consent.ledger.revoke_consent` creates the :class:`~portal.models.Recall` rows;
+:func:`portal.consent.revocation.revoke_consent` creates the :class:`~portal.models.Recall` rows;
 this module turns each into a notice clearsigned by the mechanism's signing key, kept in
 the blob store (``Recall.notice_sha256``). Notices are issued right after a revocation
 (:func:`issue_pending_notices`, called by the consent view after its commit) and, should
@@ -36,7 +36,7 @@ from portal.state import PortalState
 from portal.storage import StorageError
 
 if TYPE_CHECKING:
-    from portal.consent.ledger import Revocation
+    from portal.consent.revocation import Revocation
 
 logger = logging.getLogger(__name__)
 

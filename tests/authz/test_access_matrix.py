@@ -138,6 +138,7 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("consent.given", "GET"): only("provider", "provider_other"),
     ("consent.where", "GET"): only("provider", "provider_other"),
     ("consent.answer", "POST"): {**only("provider"), "provider_other": 404},
+    ("consent.confirm_revoke", "GET"): {**only("provider"), "provider_other": 404},
     ("consent.revoke", "POST"): {**only("provider"), "provider_other": 404},
     ("consent.standing", "POST"): only("provider", "provider_other"),
     # The legal officer's triage (admins administer; they do not triage).

@@ -24,10 +24,10 @@ from portal.consent.ledger import (
     decline,
     grant,
     revoke,
-    revoke_consent,
     standing_state,
 )
 from portal.consent.models import Consent, ConsentRequest, ConsentRequestItem
+from portal.consent.revocation import consequences, revoke_consent
 from portal.eligibility.decisions import run_check
 from portal.eligibility.models import DecisionItem
 from portal.eligibility.policy import Policy, load_policy
@@ -215,6 +215,44 @@ def test_property_the_ledger_only_grows(
         session.rollback()
 
 
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(["grant", "decline"]), st.one_of(st.none(), st.integers(0, 2))),
+        max_size=6,
+    ),
+    target=st.one_of(st.none(), st.integers(0, 2)),
+)
+def test_property_what_a_provider_is_shown_is_what_revoking_does(
+    session: Session, steps: list[tuple[str, int | None]], target: int | None
+) -> None:
+    """Whatever grants and declines came before, :func:`consequences` names as many items as
+    :func:`revoke_consent` then ends consent for, and refuses exactly when it refuses."""
+    authority, provider, items, rep = consent_world(session)
+    try:
+        for kind, index in steps:
+            chosen = None if index is None else [items[index]]
+            if kind == "grant":
+                grant(session, provider, authority, items=chosen, by=rep)
+            else:
+                decline(session, provider, authority, items=chosen, reason="r", by=rep)
+        scope = Scope(provider.id, authority.id, None if target is None else items[target].id)
+        try:
+            ahead = consequences(session, scope)
+        except ConsentError:
+            with pytest.raises(ConsentError):
+                revoke_consent(session, scope, reason="r", by=rep)
+            return
+        done = revoke_consent(session, scope, reason="r", by=rep)
+        assert ahead.items == len(done.affected_item_ids)
+    finally:
+        session.rollback()
+
+
 # --- revocation and its consequences -----------------------------------------------------------
 
 
@@ -277,15 +315,21 @@ def test_revoke_consent_flags_rechecks_and_blocks_withdraws_recalls(
         session, other_rfa.id, other_decision.id, other_authority, "queued", subject
     )
     session.flush()
+    scope = Scope(provider.id, authority.id, subject.id)
+    ahead = consequences(session, scope, now=NOW + timedelta(minutes=1))
 
     done = revoke_consent(
-        session,
-        Scope(provider.id, authority.id, subject.id),
-        reason="The witness asked.",
-        by=rep,
-        now=NOW + timedelta(minutes=1),
+        session, scope, reason="The witness asked.", by=rep, now=NOW + timedelta(minutes=1)
     )
     session.flush()
+    # What the provider was shown is what happened.
+    assert ahead.items == len(done.affected_item_ids) == 1
+    assert sorted(p.effect for p in ahead.packages) == sorted(
+        ["blocked"] * len(done.blocked)
+        + ["withdrawn"] * len(done.withdrawn)
+        + ["recalled"] * len(done.recalled)
+    )
+    assert {p.authority for p in ahead.packages} == {authority.name}
     assert done.affected_item_ids == (subject.id,)
     assert done.rechecks == 1
     flags = [
@@ -307,18 +351,23 @@ def test_revoke_consent_flags_rechecks_and_blocks_withdraws_recalls(
     assert done.withdrawn == (packages["released"].code,) and done.recalled == (downloaded.code,)
 
 
-def test_standing_revocation_affects_every_item_without_its_own_active_grant(
+def test_standing_revocation_affects_the_items_whose_consent_stood_on_it(
     session: Session,
 ) -> None:
+    """Items shared under the standing consent lose it; a declined item had none to lose, so
+    it is neither flagged nor are its packages touched."""
     authority, provider, items, rep = consent_world(session)
     grant(session, provider, authority, items=None, by=rep, now=EARLY)
     decline(session, provider, authority, items=[items[2]], reason="No.", by=rep, now=EARLY)
     rfa_in_review(session, authority, items)
+    assert consequences(session, Scope(provider.id, authority.id), now=NOW).items == 2
     done = revoke_consent(
         session, Scope(provider.id, authority.id), reason="All off.", by=rep, now=NOW
     )
-    assert set(done.affected_item_ids) == {i.id for i in items}
-    assert done.rechecks == 3
+    assert set(done.affected_item_ids) == {items[0].id, items[1].id}
+    assert done.rechecks == 2
+    flagged = session.scalars(select(RfaItem.item_id).where(RfaItem.needs_recheck.is_(True)))
+    assert set(flagged) == {items[0].id, items[1].id}
 
 
 def test_a_revocation_changes_the_next_eligibility_check(session: Session, policy: Policy) -> None:

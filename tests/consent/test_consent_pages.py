@@ -12,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from werkzeug.test import TestResponse
 
 from portal.accounts.models import User
 from portal.consent.models import Consent, ConsentRequest, ConsentRequestItem
@@ -23,6 +24,7 @@ from portal.rfa.models import Rfa
 from portal.state import portal_state
 from tests.support import factories as make
 from tests.support.auth import Credentials, csrf_token, login, make_user
+from tests.support.revoking import revoke_on_page, seen_digest
 
 pytest_plugins = ["tests.support.auth"]
 
@@ -136,24 +138,98 @@ def test_bad_input_is_refused_and_loses_nothing(app: Flask, db: Session, setup: 
     assert _events(db) == []
 
 
-def test_revoking_needs_a_reason_and_then_revokes(app: Flask, db: Session, setup: Setup) -> None:
+def _package(
+    app: Flask, db: Session, setup: Setup, code: str, status: str, item_id: int, *, downloaded: bool
+) -> Package:
+    """A package of the request for ``item_id`` as assembly and release leave it."""
+    officer = db.get(User, setup.officer.user_id)
+    rfa = db.get(Rfa, setup.rfa_id)
+    assert officer is not None and rfa is not None
+    decision = run_check(db, rfa, portal_state(app).policy, requested_by=officer, actor="t")
+    other_officer = make_user(db, "legal_officer").user_id
+    now = utcnow()
+    package = Package(
+        code=code,
+        rfa_id=rfa.id,
+        decision_id=decision.id,
+        authority_id=setup.authority_id,
+        status=status,
+        assembled_by_id=officer.id,
+        released_by_id=other_officer if status != "assembled" else None,
+        released_at=now if status != "assembled" else None,
+        expires_at=now + timedelta(days=30),
+    )
+    db.add(package)
+    db.flush()
+    db.add(
+        PackageItem(
+            package_id=package.id,
+            item_id=item_id,
+            rendition="as_is",
+            path="data/items/x",
+            source_sha256="0" * 64,
+        )
+    )
+    if downloaded:
+        db.add(Download(package_id=package.id, bytes_sent=1))
+    db.commit()
+    return package
+
+
+def test_revoking_shows_what_it_does_then_needs_a_reason_and_a_confirmation(
+    app: Flask, db: Session, setup: Setup
+) -> None:
     client = _signed_in(app, setup.provider)
     url = f"/consent/requests/{setup.request_id}"
     _post(client, url, {"action": "grant", "item": setup.item_ids})
     grant_id = db.scalars(select(Consent.id).order_by(Consent.id)).first()
+    released = _package(app, db, setup, "PKG-2026-0081", "released", setup.item_ids[0],
+                        downloaded=True)  # fmt: skip
     given = client.get("/consent/given").get_data(as_text=True)
     assert f"/consent/given/{grant_id}/revoke" in given and "Granted" in given
-    page = _post(client, f"/consent/given/{grant_id}/revoke", {"reason": " "})
-    assert "Give a reason for revoking. Nothing was changed." in page
+
+    confirm = f"/consent/given/{grant_id}/revoke"
+    page = client.get(confirm)
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "ITM-PG-1" in text and "Test authority AUTH-A" in text
+    assert "Recalled: the authority is asked to destroy every copy" in text
+    assert released.released_at is not None
+    assert released.released_at.strftime("%Y-%m-%d") in text
+    # By authority name and date, nothing more: no package or request code, no case detail.
+    for secret in ("PKG-2026-0081", "RFA-2026-0777", "THEIR-REF-SECRET", CONFIDENTIAL):
+        assert secret not in text
+    seen = seen_digest(page)
+
+    def post(**data: str) -> TestResponse:
+        return client.post(confirm, data={"csrf_token": csrf_token(page), "seen": seen, **data})
+
+    blank = post(reason=" ", confirm="yes")
+    assert blank.status_code == 400
+    assert "Give a reason for revoking. Nothing was changed." in blank.get_data(as_text=True)
+    unticked = post(reason="Withdrawn.")
+    assert unticked.status_code == 400
+    assert "Tick the box" in unticked.get_data(as_text=True)
+    assert ">Withdrawn.</textarea>" in unticked.get_data(as_text=True)  # kept for the retry
     assert [e for e, _ in _events(db)] == ["grant"] * 3
-    page = _post(client, f"/consent/given/{grant_id}/revoke", {"reason": "Withdrawn."})
-    assert "Consent revoked" in page
+
+    # A package made since the page was opened changes what revoking does: look again.
+    _package(app, db, setup, "PKG-2026-0082", "assembled", setup.item_ids[0], downloaded=False)
+    stale = post(reason="Withdrawn.", confirm="yes")
+    assert stale.status_code == 409
+    assert "has changed since you opened this page" in stale.get_data(as_text=True)
+    assert "Stopped before it is sent" in stale.get_data(as_text=True)
+    assert [e for e, _ in _events(db)] == ["grant"] * 3
+
+    done = revoke_on_page(client, grant_id, "Withdrawn.", follow_redirects=True)
+    assert "Consent revoked" in done.get_data(as_text=True)
+    assert "blocked: 1, withdrawn: 0, recalled: 1" in done.get_data(as_text=True)
     assert _events(db)[-1] == ("revoke", setup.item_ids[0])
-    again = _post(client, f"/consent/given/{grant_id}/revoke", {"reason": "Again."})
+    again = client.get(confirm, follow_redirects=True).get_data(as_text=True)
     assert "no active grant to revoke" in again
     revoke_id = db.scalars(select(Consent.id).where(Consent.event == "revoke")).one()
-    not_a_grant = _post(client, f"/consent/given/{revoke_id}/revoke", {"reason": "x"})
-    assert "is a revoke, not a grant" in not_a_grant
+    not_a_grant = client.get(f"/consent/given/{revoke_id}/revoke", follow_redirects=True)
+    assert "is a revoke, not a grant" in not_a_grant.get_data(as_text=True)
     assert len(_events(db)) == 4
 
 
@@ -210,37 +286,9 @@ def test_posts_without_a_csrf_token_are_refused(app: Flask, db: Session, setup: 
 def test_where_my_material_went(app: Flask, db: Session, setup: Setup) -> None:
     client = _signed_in(app, setup.provider)
     assert "None of your items" in client.get("/consent/where").get_data(as_text=True)
-    officer = db.get(User, setup.officer.user_id)
-    other_officer = db.get(User, make_user(db, "legal_officer").user_id)
-    rfa = db.get(Rfa, setup.rfa_id)
-    assert officer is not None and other_officer is not None and rfa is not None
-    decision = run_check(db, rfa, portal_state(app).policy, requested_by=officer, actor="t")
-    now = utcnow()
     for n, status in enumerate(("assembled", "recalled"), start=1):
-        package = Package(
-            code=f"PKG-2026-009{n}",
-            rfa_id=rfa.id,
-            decision_id=decision.id,
-            authority_id=setup.authority_id,
-            status=status,
-            assembled_by_id=officer.id,
-            released_by_id=other_officer.id,
-            released_at=now,
-            expires_at=now + timedelta(days=30),
-        )
-        db.add(package)
-        db.flush()
-        db.add(
-            PackageItem(
-                package_id=package.id,
-                item_id=setup.item_ids[n - 1],
-                rendition="as_is",
-                path="data/items/x",
-                source_sha256="0" * 64,
-            )
-        )
-        db.add(Download(package_id=package.id, bytes_sent=1))
-    db.commit()
+        _package(app, db, setup, f"PKG-2026-009{n}", status, setup.item_ids[n - 1],
+                 downloaded=True)  # fmt: skip
     page = client.get("/consent/where").get_data(as_text=True)
     assert "PKG-2026-0091" in page and "PKG-2026-0092" in page
     assert "Recalled</td>" in page and "Awaiting release" in page

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from portal.audit import AuditEvent
 from portal.config import Settings
-from portal.consent.ledger import Scope, grant, revoke_consent
+from portal.consent.ledger import Scope, grant
+from portal.consent.revocation import revoke_consent
 from portal.eligibility.decisions import AUDIT_ACTION
 from portal.packages.lifecycle import PackageRefused, create_package, release_package
 from portal.packages.models import Package, PackageItem

@@ -83,6 +83,7 @@ PAGES = (
     Target(PROVIDER, "/"),
     Target(PROVIDER, "/consent"),
     Target(PROVIDER, "/consent/given"),
+    Target(PROVIDER, "/consent/given", follow="^Revoke "),  # what revoking does, confirm
     Target(PROVIDER, "/consent/where"),
     Target(RECIPIENT, "/"),
     Target(RECIPIENT, "/received"),

@@ -186,11 +186,19 @@ def test_request_to_recall_in_the_browser(actors: Actors, server: Server, tmp_pa
     shots.take(recipient, "recipient downloaded verified and acknowledged")
 
     # 7. The provider revokes its consent for the item.
+    # Before confirming, the provider reads what revoking does (by authority and date only).
     provider.goto(server.url("/consent/given"))
-    provider.get_by_label(f"Reason for revoking {ITEM}").fill(
+    provider.get_by_role("link", name=f"Revoke {ITEM}").click()
+    expect(provider.get_by_role("table", name="Packages this changes")).to_contain_text(
+        "Recalled: the authority is asked to destroy every copy"
+    )
+    expect(provider.locator("main")).not_to_contain_text(package_code)
+    provider.get_by_label("Reason for revoking").fill(
         "The witness withdrew her consent after renewed threats (fictional)."
     )
-    provider.get_by_role("row").filter(has_text=ITEM).get_by_role("button", name="Revoke").click()
+    provider.get_by_label("I revoke this consent and accept what it does").check()
+    shots.take(provider, "provider reads what revoking does")
+    provider.get_by_role("button", name="Revoke consent").click()
     expect_flash(provider, re.compile(r"Consent revoked .*recalled: 1\."))
     shots.take(provider, "provider revoked consent")
 
@@ -216,7 +224,7 @@ def test_request_to_recall_in_the_browser(actors: Actors, server: Server, tmp_pa
     expect(recipient.locator(".recall-banner")).to_have_count(0)
     shots.take(recipient, "recipient acknowledged the recall")
 
-    assert len(shots.taken) == 15
+    assert len(shots.taken) == 16
     log = server.log_file.read_text(encoding="utf-8", errors="replace")
     # No error in the log of any process (portal run's, or gunicorn's and the worker's).
     assert "Traceback" not in log and '" 500 ' not in log, server.log_tail()

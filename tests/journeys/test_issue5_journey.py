@@ -27,6 +27,7 @@ from tests.rfa.test_requests_pages import complete, new_draft, post_form, signed
 from tests.rfa.test_uploads import pdf_bytes
 from tests.support import factories as make
 from tests.support.auth import Credentials, csrf_token, make_user
+from tests.support.revoking import revoke_on_page
 
 pytest_plugins = ["tests.support.auth"]
 
@@ -156,10 +157,8 @@ def test_request_to_consent_to_revocation(app: Flask, db: Session) -> None:
     grant_event = db.scalars(
         select(Consent).where(Consent.item_id == item.id, Consent.event == "grant")
     ).one()
-    _post(
-        provider, "/consent/given", f"/consent/given/{grant_event.id}/revoke",
-        {"reason": "The witness asked us to stop sharing."},
-    )  # fmt: skip
+    revoked = revoke_on_page(provider, grant_event.id, "The witness asked us to stop sharing.")
+    assert revoked.status_code == 303
     assert _check(officer, db, rfa, item) == "withhold"
 
     # 7. Every step is in the audit log, in order, and the chain verifies.

@@ -26,8 +26,8 @@ from sqlalchemy import Engine, func, select
 from portal.accounts.models import User
 from portal.audit import AuditEvent
 from portal.config import Settings
-from portal.consent.ledger import revoke_consent
 from portal.consent.models import Consent
+from portal.consent.revocation import revoke_consent
 from portal.db import utcnow
 from portal.packages.assembly.assemble import (
     LETTER_PATH,

@@ -30,6 +30,7 @@ from tests.support.recipient import (
     Shipment,
     signed_in,
 )
+from tests.support.revoking import revoke_on_page
 
 pytest_plugins = ["tests.support.auth", "tests.support.recipient"]
 
@@ -43,11 +44,8 @@ def app(make_app: Callable[..., Flask]) -> Flask:
 
 def _revoke(app: Flask, ship: Shipment) -> FlaskClient:
     provider = signed_in(app, ship.provider)
-    token = csrf_token(provider.get("/consent/given"))
-    done = provider.post(
-        f"/consent/given/{ship.consent_id}/revoke",
-        data={"csrf_token": token, "reason": "The witness asked us to withdraw."},
-        follow_redirects=True,
+    done = revoke_on_page(
+        provider, ship.consent_id, "The witness asked us to withdraw.", follow_redirects=True
     )
     assert "recalled: 1" in done.get_data(as_text=True)
     return provider

@@ -30,8 +30,8 @@ from portal import migrate
 from portal.accounts.models import User
 from portal.audit import AuditEvent, verify
 from portal.config import Settings
-from portal.consent.ledger import revoke_consent
 from portal.consent.models import Consent
+from portal.consent.revocation import revoke_consent
 from portal.db import make_engine, make_session_factory
 from portal.packages.assembly.assemble import AssemblyFailed, assemble_package
 from portal.packages.lifecycle import PackageRefused, release_package
