@@ -4,7 +4,9 @@
 applies what follows from it for the items whose consent it ends: their candidates are
 flagged for a re-check in the authority's requests, and the authority's packages holding any
 of them are blocked (not yet released), withdrawn (released, never downloaded) or recalled
-(downloaded: a :class:`~portal.packages.models.Recall` the recipient must acknowledge).
+(downloaded: a :class:`~portal.packages.models.Recall` the recipient must acknowledge, naming
+the items it withdraws). The legal officer of each request concerned, and the officers who
+released its changed packages, are notified in the same transaction.
 
 :func:`consequences` works the same out without changing anything, with the same functions
 (:func:`_covered_items`, :func:`~portal.consent.ledger.current_state` assuming the
@@ -33,6 +35,7 @@ from portal.consent.ledger import (
 )
 from portal.consent.models import Consent
 from portal.db import aware_utc
+from portal.notifications import service as notifications
 from portal.packages.models import Download, Package, PackageItem, Recall
 from portal.registry.models import Authority, Item
 from portal.rfa.models import Rfa, RfaItem
@@ -96,6 +99,7 @@ def revoke_consent(
     blocked: list[str] = []
     withdrawn: list[str] = []
     recalled: list[str] = []
+    told: dict[int, set[int]] = {}  # request id -> officers who released its changed packages
     if affected:
         result = db.execute(
             update(RfaItem)
@@ -107,8 +111,19 @@ def revoke_consent(
             .execution_options(synchronize_session="fetch")
         )
         rechecks = int(getattr(result, "rowcount", 0) or 0)
+        for rfa_id in db.scalars(
+            select(RfaItem.rfa_id)
+            .join(Rfa, Rfa.id == RfaItem.rfa_id)
+            .where(RfaItem.item_id.in_(affected), Rfa.authority_id == authority_id)
+            .distinct()
+        ):
+            told.setdefault(rfa_id, set())
         for package in _packages_holding(db, authority_id, affected):
             effect = package_effect(db, package)
+            if effect is not None:
+                releasers = told.setdefault(package.rfa_id, set())
+                if package.released_by_id is not None:
+                    releasers.add(package.released_by_id)
             if effect == "blocked":
                 package.status = "blocked"
                 package.stage = "blocked: consent revoked"
@@ -118,6 +133,7 @@ def revoke_consent(
                 withdrawn.append(package.code)
             elif effect == "recalled":
                 package.status = "recalled"
+                withdrawn_here = _items_of(db, package, affected)
                 db.add(
                     Recall(
                         package_id=package.id,
@@ -125,11 +141,14 @@ def revoke_consent(
                         reason=RECALL_REASON,
                         created_at=moment,
                         created_by_id=by.id,
-                        details={"consent": revocation.code},
+                        # the items the notice withdraws; the package's others stay shareable
+                        details={"consent": revocation.code, "items": withdrawn_here},
                     )
                 )
                 recalled.append(package.code)
         db.flush()
+        for rfa in db.scalars(select(Rfa).where(Rfa.id.in_(told)).order_by(Rfa.id)):
+            notifications.consent_withdrawn(db, rfa, sorted(told[rfa.id]))
     audit.record(
         db,
         audit.actor_label(by),
@@ -240,6 +259,17 @@ def _packages_holding(db: Session, authority_id: int, item_ids: list[int]) -> li
                 ),
             )
             .order_by(Package.id)
+        )
+    )
+
+
+def _items_of(db: Session, package: Package, item_ids: list[int]) -> list[int]:
+    """Which of ``item_ids`` the package holds, in order."""
+    return sorted(
+        db.scalars(
+            select(PackageItem.item_id).where(
+                PackageItem.package_id == package.id, PackageItem.item_id.in_(item_ids)
+            )
         )
     )
 

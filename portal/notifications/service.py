@@ -194,3 +194,16 @@ def consent_requested(db: Session, consent_request: ConsentRequest) -> list[Noti
         "New consent request",
         "/consent",
     )
+
+
+def consent_withdrawn(db: Session, rfa: Rfa, releasers: Iterable[int]) -> list[Notification]:
+    """A provider revoked consent for material of the request: tell its legal officer(s)
+    and the officers who released its packages the revocation changed, at once (never the
+    provider, the item or the reason: those are behind the link)."""
+    extra = _active(db, User.id.in_(list(releasers)), where_legal_officer()) if releasers else []
+    return notify(
+        db,
+        [*officers_for(db, rfa), *extra],
+        f"Consent withdrawn for material of request {rfa.code}: check it again",
+        f"/triage/{rfa.code}",
+    )

@@ -27,9 +27,10 @@ from portal.authz.scopes import UserLike, visible
 from portal.consent.models import Consent
 from portal.db import utcnow
 from portal.notifications import service as notifications
+from portal.packages.assembly.documents import NoticeItem
 from portal.packages.assembly.facts import MECHANISM_NAME
-from portal.packages.models import Package, Recall
-from portal.registry.models import Authority
+from portal.packages.models import Package, PackageItem, Recall
+from portal.registry.models import Authority, Item
 from portal.registry.openpgp import KeyRejected, refuse_example_key
 from portal.rfa.models import Rfa
 from portal.state import PortalState
@@ -50,11 +51,38 @@ class RecallError(Exception):
 
 @dataclass(frozen=True)
 class RecallEntry:
-    """A recall as the recipient's page shows it."""
+    """A recall as the recipient's page shows it. ``items`` are the items it withdraws (empty:
+    the whole package, as recalls made before item-level notices); ``kept`` how many others
+    of the package stay shareable."""
 
     recall: Recall
     package: Package
     acknowledged_by: User | None
+    items: tuple[NoticeItem, ...] = ()
+    kept: int = 0
+
+
+def withdrawn_items(db: Session, recall: Recall) -> tuple[tuple[NoticeItem, ...], int]:
+    """The items ``recall`` withdraws as its package holds them (code, title, path in the
+    bag, sha256 of the file shared), and how many other items the package holds."""
+    details = recall.details or {}
+    wanted = details.get("items")
+    if not isinstance(wanted, list) or not wanted:
+        return (), 0
+    rows = db.execute(
+        select(Item.code, Item.title, PackageItem.path, PackageItem.rendition_sha256,
+               PackageItem.source_sha256, PackageItem.item_id)
+        .join(Item, Item.id == PackageItem.item_id)
+        .where(PackageItem.package_id == recall.package_id)
+        .order_by(Item.code)
+    ).all()  # fmt: skip
+    chosen = {int(i) for i in wanted}
+    items = tuple(
+        NoticeItem(code, title, path, rendition_sha or source_sha)
+        for code, title, path, rendition_sha, source_sha, item_id in rows
+        if item_id in chosen
+    )
+    return items, len(rows) - len(items)
 
 
 def _addressed_to(user: UserLike) -> ColumnElement[bool] | None:
@@ -89,14 +117,43 @@ def recall_entries(db: Session, user: UserLike) -> list[RecallEntry]:
     }
     ack_ids = {r.acknowledged_by_id for r in found if r.acknowledged_by_id is not None}
     users = {u.id: u for u in db.scalars(select(User).where(User.id.in_(ack_ids)))}
-    return [
-        RecallEntry(
-            recall=r,
-            package=packages[r.package_id],
-            acknowledged_by=users.get(r.acknowledged_by_id) if r.acknowledged_by_id else None,
+    entries = []
+    for r in found:
+        items, kept = withdrawn_items(db, r)
+        entries.append(
+            RecallEntry(
+                recall=r,
+                package=packages[r.package_id],
+                acknowledged_by=users.get(r.acknowledged_by_id) if r.acknowledged_by_id else None,
+                items=items,
+                kept=kept,
+            )
         )
-        for r in found
-    ]
+    return entries
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """A recall of one of a request's packages, for the request's timeline."""
+
+    at: datetime
+    package_code: str
+    items: int  # how many items it withdraws (0: the whole package)
+
+
+def withdrawals_of_request(db: Session, rfa_id: int) -> list[Withdrawal]:
+    """The recalls of the request's packages, oldest first."""
+    rows = db.execute(
+        select(Recall.created_at, Package.code, Recall.details)
+        .join(Package, Package.id == Recall.package_id)
+        .where(Package.rfa_id == rfa_id)
+        .order_by(Recall.created_at, Recall.id)
+    )
+    found = []
+    for at, code, details in rows:
+        items = (details or {}).get("items")
+        found.append(Withdrawal(at, code, len(items) if isinstance(items, list) else 0))
+    return found
 
 
 def pending_count(db: Session, user: UserLike) -> int:
@@ -138,6 +195,7 @@ def issue_notice(
     if package is None or authority is None:  # pragma: no cover - foreign keys
         raise RecallError("the recalled package no longer exists")
     moment = now or utcnow()
+    items, kept = withdrawn_items(db, recall)
     try:
         signer = load_signer(settings.signing_key_file, settings.signing_passphrase_file)
         refuse_example_key(signer.fingerprint, demo_or_test=settings.demo_or_test)
@@ -147,6 +205,9 @@ def issue_notice(
             reason=recall.reason,
             issued_at=moment,
             mechanism_name=MECHANISM_NAME,
+            package_sha256=package.file_sha256,
+            items=items,
+            kept=kept,
         )
         signed = clearsign(text, signer)
     except (GpgError, KeyRejected, DocumentError) as exc:

@@ -9,7 +9,8 @@ authority's request is a 404; staff see submitted requests, never drafts.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from flask import (
@@ -42,8 +43,9 @@ from portal.accounts.models import User
 from portal.authz.permissions import allowed, requires
 from portal.authz.roles import is_requester
 from portal.authz.scopes import get_scoped_or_404, scoped
-from portal.db import db
+from portal.db import db, stored_utc
 from portal.documents.html_pdf import html_to_pdf
+from portal.packages.recalls import withdrawals_of_request
 from portal.pages.responses import pdf_download
 from portal.paging import page_number, paginate
 from portal.registry.models import Authority
@@ -240,6 +242,39 @@ def _render_form(form: RfaForm, rfa: Rfa | None, status: int = 200) -> tuple[str
     return render_template("rfa/requester/form.html", form=form, rfa=rfa), status
 
 
+@dataclass(frozen=True)
+class TimelineStep:
+    """One line of a request's history: a status change, or material withdrawn."""
+
+    at: datetime
+    label: str
+    who: User | None
+    note: str
+
+
+def _timeline(
+    rfa: Rfa, changes: list[RfaStatusChange], people: dict[int, User], *, staff: bool
+) -> list[TimelineStep]:
+    """Status changes and recalls in time order. The requester reads a recall in neutral
+    words; legal officers see which package and how many items."""
+    steps = [
+        TimelineStep(c.changed_at, status_label(c.to_status), people.get(c.changed_by_id or 0),
+                     c.note)
+        for c in changes
+    ]  # fmt: skip
+    for w in withdrawals_of_request(db(), rfa.id):
+        if staff:
+            what = f"{w.items} item(s)" if w.items else "the whole package"
+            note = f"Package {w.package_code} recalled: the provider withdrew consent for {what}."
+        else:
+            note = (
+                "Your authority's recipients have a signed recall notice saying what to "
+                "return or destroy."
+            )
+        steps.append(TimelineStep(w.at, "Material withdrawn by its provider", None, note))
+    return sorted(steps, key=lambda step: stored_utc(step.at))
+
+
 def _render_detail(
     rfa: Rfa,
     *,
@@ -281,7 +316,7 @@ def _render_detail(
     page = render_template(
         "rfa/requester/detail.html",
         rfa=rfa,
-        timeline=[(c, people.get(c.changed_by_id or 0)) for c in changes],
+        timeline=_timeline(rfa, changes, people, staff=not is_requester(me)),
         messages=thread(db(), rfa),
         can_withdraw=(
             is_requester(me)

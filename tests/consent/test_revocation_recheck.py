@@ -18,6 +18,7 @@ from portal.config import Settings
 from portal.consent.ledger import Scope, grant
 from portal.consent.revocation import revoke_consent
 from portal.eligibility.decisions import AUDIT_ACTION
+from portal.notifications.models import Notification
 from portal.packages.lifecycle import PackageRefused, create_package, release_package
 from portal.packages.models import Package, PackageItem
 from portal.registry.models import Authority, Item, Provider
@@ -170,3 +171,38 @@ def test_candidates_of_a_finished_request_cannot_be_removed(
             remove_candidate(session, rfa, world.items["plain"], by=user(session, world.officer_id))
         session.rollback()
         assert world.items["plain"] in _flags(session, world)
+
+
+def test_the_assigned_officer_and_the_releasing_officer_are_told_at_once(
+    state: PortalState,
+) -> None:
+    with state.sessions() as session:
+        built = build_world(session, state.blobs, state.sealer)
+        assigned = make_user(session, "legal_officer")
+        rfa = make.stored(session, Rfa, built.rfa_id)
+        rfa.assigned_to_id = assigned.user_id
+        package = _make_package(session, built)
+        assembled(session, package)
+        release_package(session, package, by=user(session, built.second_id))
+        session.commit()
+        provider_user = make_user(session, "provider", provider_code="PRV-T")
+        revoke_consent(
+            session,
+            Scope(built.provider_id, built.authority_id, built.items["plain"]),
+            reason="Threats against the witness (fictional).",
+            by=user(session, provider_user.user_id),
+        )
+        session.commit()
+        told = session.execute(
+            select(Notification.user_id, Notification.subject, Notification.link).where(
+                Notification.subject.startswith("Consent withdrawn")
+            )
+        ).all()
+        assert {who for who, _, _ in told} == {assigned.user_id, built.second_id}
+        for _, subject, link in told:
+            assert (
+                subject
+                == f"Consent withdrawn for material of request {built.rfa_code}: check it again"
+            )
+            assert link == f"/triage/{built.rfa_code}"
+            assert "Threats" not in subject and "ITM-" not in subject

@@ -23,6 +23,7 @@ from pdfminer.pdfparser import PDFParser
 from portal.config import REPO_ROOT
 from portal.packages.assembly.documents import (
     DocumentError,
+    NoticeItem,
     custody_log_pdf,
     recall_notice_text,
     render_custody_log,
@@ -259,6 +260,35 @@ def test_recall_notice_asks_for_return_or_destruction_and_acknowledgement() -> N
     assert "Acknowledge this notice in the Sharing Portal" in text
     assert text.endswith("\n") and not text.endswith("\n\n")
     assert all(line == line.rstrip() for line in text.split("\n"))
+
+
+def test_an_item_level_recall_notice_names_each_withdrawn_item_and_what_stays() -> None:
+    item = NoticeItem(
+        code="ITM-000007",
+        title="Statement of a fictional trader",
+        path="data/items/ITM-000007.pdf",
+        sha256="ab" * 32,
+    )
+    text = recall_notice_text(
+        package_code="PKG-2026-0001",
+        authority_name="Northland War Crimes Unit",
+        reason="The provider withdrew its consent.",
+        issued_at=datetime(2026, 5, 6, 7, 8, tzinfo=UTC),
+        package_sha256="cd" * 32,
+        items=[item],
+        kept=6,
+    )
+    assert f"Package SHA-256: {'cd' * 32}\n" in text
+    assert "withdraws 1 item of package PKG-2026-0001," in text
+    assert (
+        "Withdrawn item: ITM-000007\n"
+        "  Title:   Statement of a fictional trader\n"
+        "  Path:    data/items/ITM-000007.pdf\n"
+        f"  SHA-256: {'ab' * 32}\n"
+    ) in text
+    assert "The other 6 items of the package remain shareable under\nthe conditions" in text
+    assert "Return or destroy every copy of the withdrawn items" in text
+    assert "Return the package" not in text
 
 
 @pytest.mark.parametrize(

@@ -19,9 +19,11 @@ from sqlalchemy.orm import Session
 
 from portal.audit import AuditEvent
 from portal.notifications.models import Notification
-from portal.packages.models import Package, Recall
+from portal.packages.models import Package, PackageItem, Recall
+from portal.registry.models import Item
 from portal.registry.openpgp import temporary_keyring
-from tests.support.auth import Credentials, csrf_token, login
+from portal.rfa.models import Rfa
+from tests.support.auth import Credentials, csrf_token, login, make_user
 from tests.support.recipient import (
     SIGNING_FINGERPRINT,
     SIGNING_KEY,
@@ -105,7 +107,18 @@ def test_recall_notice_signed_shown_at_sign_in_and_acknowledged(
     assert "attachment" in notice.headers["Content-Disposition"]
     assert b"RECALL NOTICE" in notice.data and ship.code.encode() in notice.data
     assert _gpg_signer(notice.data) == SIGNING_FINGERPRINT
-    assert _gpg_signer(notice.data.replace(b"recalls package", b"releases package")) is None
+    # Item by item: the withdrawn item as the package holds it, and the package's own digest.
+    (held,) = db.scalars(select(PackageItem).where(PackageItem.package_id == ship.package_id))
+    item = db.get(Item, ship.item_id)
+    assert item is not None and package.file_sha256
+    shared_sha = held.rendition_sha256 or held.source_sha256
+    body = notice.data.decode()
+    assert f"Package SHA-256: {package.file_sha256}" in body
+    assert f"Withdrawn item: {item.code}\n" in body
+    assert f"  Path:    {held.path}\n  SHA-256: {shared_sha}\n" in body
+    assert "No other item of the package remains shareable." in body
+    assert _gpg_signer(notice.data.replace(held.path.encode(), b"data/other.pdf")) is None
+    assert f"<code>{held.path}</code>" in page and shared_sha in page
 
     url = f"/received/recalls/{recall.id}/acknowledge"
     token = csrf_token(client.get("/received/recalls"))
@@ -138,6 +151,24 @@ def test_recall_notice_signed_shown_at_sign_in_and_acknowledged(
     assert not landing.endswith("/received/recalls")
     where = provider.get("/consent/where").get_data(as_text=True)
     assert "Yes: acknowledged by the authority" in where
+
+
+def test_the_request_timeline_shows_the_recall_in_words_for_each_side(
+    app: Flask, db: Session, ship: Shipment
+) -> None:
+    assert signed_in(app, ship.recipient).get(f"/received/{ship.code}/download").status_code == 200
+    _revoke(app, ship)
+    rfa = db.get(Rfa, ship.rfa_id)
+    assert rfa is not None
+    officer_page = signed_in(app, ship.officer).get(f"/requests/{rfa.code}").get_data(as_text=True)
+    assert "Material withdrawn by its provider" in officer_page
+    assert f"Package {ship.code} recalled: the provider withdrew consent for 1 item(s)." in (
+        officer_page
+    )
+    requester = make_user(db, "requester", authority_code="AUTH-A")
+    page = signed_in(app, requester).get(f"/requests/{rfa.code}").get_data(as_text=True)
+    assert "Material withdrawn by its provider" in page
+    assert "signed recall notice" in page and ship.code not in page.split("Status history")[1]
 
 
 def test_other_authority_sees_no_recall(app: Flask, db: Session, ship: Shipment) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import unicodedata
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache, partial
 from pathlib import Path
@@ -55,6 +56,7 @@ __all__ = [
     "LETTER_TEMPLATE",
     "LETTER_TITLE",
     "DocumentError",
+    "NoticeItem",
     "custody_log_pdf",
     "recall_notice_text",
     "render_custody_log",
@@ -441,6 +443,16 @@ def render_custody_log(package: PackageFacts, items: Sequence[ItemEntry], dest: 
 # -- recall notice ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class NoticeItem:
+    """An item a recall notice withdraws, as the package holds it."""
+
+    code: str
+    title: str
+    path: str  # in the bag
+    sha256: str  # of the file shared (the redacted rendition, or the original as it is)
+
+
 def recall_notice_text(
     *,
     package_code: str,
@@ -448,36 +460,84 @@ def recall_notice_text(
     reason: str,
     issued_at: datetime,
     mechanism_name: str = MECHANISM_NAME,
+    package_sha256: str | None = None,
+    items: Sequence[NoticeItem] = (),
+    kept: int = 0,
 ) -> str:
     """The text of a recall notice, for the caller to clearsign.
 
-    Lines are stripped of trailing spaces and control characters (a clearsigned text
-    ignores trailing whitespace, so what is signed is exactly what is shown).
+    With ``items``, the notice withdraws those items only (``kept`` others of the package
+    stay shareable under their conditions); without, the whole package. ``package_sha256``
+    (of the encrypted file) lets a recipient check the notice against the package it holds
+    (``portal-verify --recall``). Lines are stripped of trailing spaces and control characters
+    (a clearsigned text ignores trailing whitespace, so what is signed is exactly what is
+    shown).
     """
     if not reason.strip():
         raise DocumentError("a recall notice needs a reason")
     when = _when(_aware(issued_at, "issued_at"))
     issuer = _issuer(mechanism_name)
+    code = _printable(package_code)
     reason_lines = [_printable(line).rstrip() for line in reason.strip().splitlines()]
     lines = [
         "RECALL NOTICE",
         "",
-        f"Package:   {_printable(package_code)}",
+        f"Package:   {code}",
+        *([f"Package SHA-256: {_printable(package_sha256)}"] if package_sha256 else []),
         f"To:        {_printable(authority_name)}",
         f"From:      {_printable(issuer)}",
         f"Issued:    {when}",
         "",
-        f"{issuer} recalls package {_printable(package_code)}, which it transmitted to",
-        f"{_printable(authority_name)}.",
-        "",
+    ]
+    if items:
+        count = f"{len(items)} item{'' if len(items) == 1 else 's'}"
+        lines += [
+            f"{issuer} withdraws {count} of package {code},",
+            f"which it transmitted to {_printable(authority_name)}:",
+            "",
+        ]
+        for item in items:
+            lines += [
+                f"Withdrawn item: {_printable(item.code)}",
+                f"  Title:   {_printable(item.title)}",
+                f"  Path:    {_printable(item.path)}",
+                f"  SHA-256: {_printable(item.sha256)}",
+                "",
+            ]
+        lines += (
+            [
+                f"The other {kept} item{'' if kept == 1 else 's'} of the package "
+                f"remain{'s' if kept == 1 else ''} shareable under",
+                "the conditions they were shared with.",
+                "",
+            ]
+            if kept
+            else ["No other item of the package remains shareable.", ""]
+        )
+    else:
+        lines += [
+            f"{issuer} recalls package {code}, which it transmitted to",
+            f"{_printable(authority_name)}.",
+            "",
+        ]
+    what = "the withdrawn items" if items else "this package"
+    lines += [
         "Reason:",
         *(f"  {line}" if line else "" for line in reason_lines),
         "",
         "You are asked to:",
         "",
-        "1. Stop using the material of this package at once, and share none of it.",
-        "2. Return the package, or destroy every copy of it and of the material in it",
-        "   (the encrypted file, decrypted copies, extracts, prints and backups).",
+        f"1. Stop using the material of {what} at once, and share none of it.",
+        (
+            "2. Return or destroy every copy of the withdrawn items (decrypted copies,"
+            if items
+            else "2. Return the package, or destroy every copy of it and of the material in it"
+        ),
+        (
+            "   extracts, prints and backups)."
+            if items
+            else "   (the encrypted file, decrypted copies, extracts, prints and backups)."
+        ),
         "3. Acknowledge this notice in the Sharing Portal, stating whether the copies",
         "   were returned or destroyed, and when.",
         "",
