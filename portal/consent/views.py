@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -34,8 +34,8 @@ from portal.consent.models import Consent, ConsentRequest
 from portal.consent.revocation import EFFECTS, consequences, revoke_consent
 from portal.db import db, utcnow
 from portal.packages import release_previews
+from portal.packages.assembly.jobs import queue_recall_notices
 from portal.packages.models import Package, PackageItem, Recall
-from portal.packages.recalls import issue_recall_notices
 from portal.registry.models import Authority, Item, Provider
 from portal.rfa.models import Rfa
 from portal.state import portal_state
@@ -303,9 +303,8 @@ def revoke(consent_id: int) -> BaseResponse | tuple[str, int]:
     except ConsentError as exc:
         db().rollback()
         return _back("consent.given", f"Nothing was changed: {exc}.")
-    issue_recall_notices(
-        portal_state(), done
-    )  # signed notices for the recalled packages, after the commit
+    if done.recalled:  # the worker signs their notices, after the commit
+        queue_recall_notices(current_app)
     release_previews.prune(portal_state())  # the blocked packages' kept renditions
     parts = [f"Consent revoked ({done.events[0].code})."]
     if done.blocked or done.withdrawn or done.recalled:

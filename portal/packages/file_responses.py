@@ -9,15 +9,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from flask import Response, abort, request, send_file
+from flask import Response, abort, current_app, request, send_file
 
 from portal.accounts.models import User
 from portal.authz.scopes import get_scoped_or_404
 from portal.db import db
 from portal.packages import recalls
+from portal.packages.assembly.jobs import queue_recall_notices
 from portal.packages.downloads import RECIPIENT_STATUSES, DownloadPlan
 from portal.packages.models import Package
-from portal.state import portal_state
 
 logger = logging.getLogger(__name__)
 
@@ -32,18 +32,15 @@ def recipient_package(user: User, code: str) -> Package:
 
 
 def issue_missing_notices(user: User) -> None:
-    """Recall notices that could not be signed at revocation time are signed when the
-    authority looks; one that still cannot be stays missing (its page says it is not ready)."""
-    state = portal_state()
-    for recall in recalls.recalls_for(db(), user, pending_only=True):
-        if recall.notice_sha256:
-            continue
-        try:
-            recalls.issue_notice(state, db(), recall)
-            db().commit()
-        except recalls.RecallError as exc:
-            db().rollback()
-            logger.warning("recall %s: the notice could not be signed yet: %s", recall.id, exc)
+    """Recall notices that could not be signed when the revocation queued them (no key, gpg
+    or the queue down) are queued again when the authority looks: the worker signs them, never
+    the web process. Until then the page says the notice is not ready."""
+    missing = [r for r in recalls.recalls_for(db(), user, pending_only=True) if not r.notice_sha256]
+    if not missing:
+        return
+    queue_recall_notices(current_app)
+    for recall in missing:  # an immediate queue signed them in its own session
+        db().expire(recall)
 
 
 def package_file(path: Path, package: Package) -> Response:

@@ -3,10 +3,10 @@ recipient's acknowledgement of it.
 
 :func:`portal.consent.revocation.revoke_consent` creates the :class:`~portal.models.Recall` rows;
 this module turns each into a notice clearsigned by the mechanism's signing key, kept in
-the blob store (``Recall.notice_sha256``). Notices are issued right after a revocation
-(:func:`issue_pending_notices`, called by the consent view after its commit) and, should
-that fail (no signing key configured, gpg down), again when the recipient opens the
-recall page. A notice is never replaced once issued.
+the blob store (``Recall.notice_sha256``). The worker signs them (:func:`issue_pending_notices`,
+the ``issue_recall_notices`` job), never the web process: the consent view queues the job after
+its commit and, should that fail (no signing key configured, gpg or the queue down), the
+recipient's recall page queues it again. A notice is never replaced once issued.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from portal.state import PortalState
 from portal.storage import StorageError
 
 if TYPE_CHECKING:
-    from portal.consent.revocation import Revocation
+    pass
 
 logger = logging.getLogger(__name__)
 
@@ -335,11 +335,3 @@ def acknowledge(
             subject,
             "/consent/where",
         )
-
-
-def issue_recall_notices(state: PortalState, revocation: Revocation) -> int:
-    """After a revocation is committed: sign the notices of the packages it recalled
-    (those that cannot be signed now are signed when the recipient opens the page)."""
-    if not revocation.recalled:
-        return 0
-    return issue_pending_notices(state)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from portal.audit import AuditEvent
 from portal.notifications.models import Notification
+from portal.packages.assembly.jobs import IMMEDIATE_CONFIG, jobs_for
 from portal.packages.models import Package, PackageItem, Recall
 from portal.registry.models import Item
 from portal.registry.openpgp import temporary_keyring
@@ -41,7 +42,16 @@ BANNER = "recall notice to acknowledge"
 
 @pytest.fixture
 def app(make_app: Callable[..., Flask]) -> Flask:
-    return make_app(signing_key_file=SIGNING_KEY, signing_passphrase_file=SIGNING_PASSPHRASE)
+    return _immediate(
+        make_app(signing_key_file=SIGNING_KEY, signing_passphrase_file=SIGNING_PASSPHRASE)
+    )
+
+
+def _immediate(app: Flask) -> Flask:
+    """Jobs run as they are queued, in this process (the worker's code, without a worker):
+    the notice is signed by the ``issue_recall_notices`` job, never by the view itself."""
+    app.config[IMMEDIATE_CONFIG] = True
+    return app
 
 
 def _revoke(app: Flask, ship: Shipment) -> FlaskClient:
@@ -171,6 +181,24 @@ def test_the_request_timeline_shows_the_recall_in_words_for_each_side(
     assert "signed recall notice" in page and ship.code not in page.split("Status history")[1]
 
 
+def test_the_web_process_queues_the_notice_and_the_worker_signs_it(
+    make_app: Callable[..., Flask], db: Session, ship: Shipment
+) -> None:
+    queued = make_app(signing_key_file=SIGNING_KEY, signing_passphrase_file=SIGNING_PASSPHRASE)
+    recipient = signed_in(queued, ship.recipient)
+    assert recipient.get(f"/received/{ship.code}/download").status_code == 200
+    _revoke(queued, ship)
+    assert _recall(db, ship).notice_sha256 is None  # the view did not sign it
+    huey = jobs_for(queued).huey
+    pending = huey.pending()
+    assert [task.name for task in pending] == ["issue_recall_notices"]
+    huey.execute(pending[0])  # what a worker does with it
+    recall = _recall(db, ship)
+    assert recall.notice_sha256 is not None
+    notice = recipient.get(f"/received/recalls/{recall.id}/notice")
+    assert _gpg_signer(notice.data) == SIGNING_FINGERPRINT
+
+
 def test_other_authority_sees_no_recall(app: Flask, db: Session, ship: Shipment) -> None:
     assert signed_in(app, ship.recipient).get(f"/received/{ship.code}/download").status_code == 200
     _revoke(app, ship)
@@ -191,7 +219,7 @@ def test_other_authority_sees_no_recall(app: Flask, db: Session, ship: Shipment)
 def test_notice_issued_lazily_when_no_key_was_configured(
     make_app: Callable[..., Flask], db: Session, ship: Shipment, app: Flask
 ) -> None:
-    keyless = make_app()  # same database and blob store, no signing key
+    keyless = _immediate(make_app())  # same database and blob store, no signing key
     client = signed_in(keyless, ship.recipient)
     assert client.get(f"/received/{ship.code}/download").status_code == 200
     provider = _revoke(keyless, ship)

@@ -87,6 +87,7 @@ class Jobs:
     render_package_pages: Any  # render_package_pages(package_code, item_code, pages)
     make_preview: Any  # the same, for make_preview(rfa_id, item_id)
     find_hits: Any  # the same, for find_hits(item_id)
+    issue_notices: Any  # issue_recall_notices(): sign every recall notice not yet signed
 
     def enqueue_assembly(self, package_id: int) -> None:
         """Queue the assembly of a package (in immediate mode: run it now)."""
@@ -181,6 +182,14 @@ def make_jobs(
         search_item(provider(), item_id)
 
     hits_wrapper = huey.task(name="find_hits")(find_hits)
+
+    def issue_recall_notices() -> None:
+        """Sign and store every recall notice not issued yet (the web process never signs)."""
+        from portal.packages.recalls import issue_pending_notices
+
+        issue_pending_notices(provider())
+
+    notices_wrapper = huey.task(name="issue_recall_notices")(issue_recall_notices)
     return Jobs(
         huey=huey,
         assemble=wrapper,
@@ -188,6 +197,7 @@ def make_jobs(
         render_package_pages=package_pages_wrapper,
         make_preview=preview_wrapper,
         find_hits=hits_wrapper,
+        issue_notices=notices_wrapper,
     )
 
 
@@ -266,6 +276,15 @@ def jobs_for(app: Flask) -> Jobs:
         )
         app.extensions[EXTENSION] = jobs
     return jobs
+
+
+def queue_recall_notices(app: Flask) -> None:
+    """Ask the worker to sign the recall notices not issued yet. Never raises: a queue that
+    is down is logged, and the recipient's recall page asks again."""
+    try:
+        jobs_for(app).issue_notices()
+    except Exception as exc:  # Redis down, a locked queue file: the recall page asks again
+        logger.warning("recall notices not queued yet: %s", type(exc).__name__)
 
 
 class _EmbeddedConsumer(Consumer):  # type: ignore[misc]
