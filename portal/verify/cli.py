@@ -28,6 +28,8 @@ exit codes:
   13  the BagIt bag is invalid (incomplete, or a checksum does not match)
   14  the manifest is invalid (schema, its signature, or it disagrees with the bag)
   15  unsafe archive (absolute path, "..", link, device, duplicate name, oversize member)
+  16  the recall notice (--recall) is not for this package or its items (its signature
+      failing gives 10 or 11)
 """
 
 
@@ -69,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
         help="keep the verified bag in this directory (missing or empty; default: a temporary "
         "directory removed at exit)",
     )
+    parser.add_argument(
+        "--recall",
+        type=Path,
+        help="a recall notice (.asc) to check too: signed by the pinned sender key, for this "
+        "package file, and naming items of it with their paths and SHA-256",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -82,6 +90,8 @@ def _check_arguments(args: argparse.Namespace) -> tuple[str, Path | None]:
     if not args.package.is_file():
         raise _UsageError(f"{args.package}: no such file")
     signature: Path | None = args.signature
+    if args.recall is not None and not args.recall.is_file():
+        raise _UsageError(f"{args.recall}: no such recall notice")
     if signature is not None and not signature.is_file():
         raise _UsageError(f"{signature}: no such signature file")
     if signature is None:
@@ -110,7 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         outcome = verify_package(
-            args.package, pinned, signature=signature, gnupghome=args.gnupghome, out=args.out
+            args.package,
+            pinned,
+            signature=signature,
+            gnupghome=args.gnupghome,
+            out=args.out,
+            recall=args.recall,
         )
     except OSError as exc:  # gpg missing, unreadable files, full disk
         print(f"portal-verify: error: {exc}", file=sys.stderr)

@@ -26,7 +26,7 @@ from portal.verify.results import (
 
 _FINGERPRINT = re.compile(r"[0-9A-F]{40}(?:[0-9A-F]{24})?")
 _MAX_DETACHED_SIGNATURE = 1 << 20  # an OpenPGP signature is a few hundred bytes
-_GPG_OFFLINE = ["--no-auto-key-retrieve"]  # never fetch keys from the network
+GPG_OFFLINE = ["--no-auto-key-retrieve"]  # never fetch keys from the network
 _SIGNATURE_PROBLEMS = {
     "signature bad",
     "signature error",
@@ -155,14 +155,14 @@ def check_detached(
     if signature.stat().st_size > _MAX_DETACHED_SIGNATURE:
         raise VerifyFailed(codes.bad, f"{label} is too large to be a signature")
     with signature.open("rb") as stream:
-        result = gpg.verify_file(stream, data_filename=str(data), extra_args=_GPG_OFFLINE)
+        result = gpg.verify_file(stream, data_filename=str(data), extra_args=GPG_OFFLINE)
     return judge_signature(result, sender, f"the {role} {label}", codes)
 
 
 def decrypt(gpg: gnupg.GPG, package: Path, plaintext: Path) -> Any:
     """Decrypt ``package`` into the file ``plaintext`` (streamed by gpg, never in memory);
     return gpg's result, whose signature fields :func:`judge_signature` reads."""
-    result = gpg.decrypt_file(str(package), output=str(plaintext), extra_args=_GPG_OFFLINE)
+    result = gpg.decrypt_file(str(package), output=str(plaintext), extra_args=GPG_OFFLINE)
     if not result.ok:
         plaintext.unlink(missing_ok=True)
         if result.status == "no secret key":

@@ -15,7 +15,9 @@ signature over the ciphertext). The steps, each named as the report names it:
 6. ``manifest_schema`` and ``manifest_signature``: ``data/manifest.json`` matches its JSON
    Schema and ``data/manifest.json.asc`` is a good signature over it by the pinned sender key;
 7. ``cross_check``: the manifest and the bag agree: every file the manifest names is in the bag
-   with the same SHA-256 and size, and every payload file is named by the manifest.
+   with the same SHA-256 and size, and every payload file is named by the manifest;
+8. ``recall_notice`` (with ``recall``): the notice is signed by the pinned sender key and
+   applies to this package (see :mod:`portal.verify.recall`).
 
 Each step returns :class:`~portal.verify.results.Passed` (what later steps need, and the detail
 the report shows) or raises :class:`~portal.verify.results.VerifyFailed`.
@@ -34,6 +36,7 @@ from portal.packages.assembly.manifest import MANIFEST_PATH, SIGNATURE_PATH
 from portal.verify.archive import extract
 from portal.verify.bag import validate_bag
 from portal.verify.manifest import cross_check, read_manifest
+from portal.verify.recall import check_recall, read_notice
 from portal.verify.results import (
     EXIT_BAD_SIGNATURE,
     EXIT_MANIFEST_INVALID,
@@ -55,10 +58,16 @@ from portal.verify.signatures import (
 )
 from portal.verify.workspace import Workspace, workspace
 
-__all__ = ["VERIFIED", "verify_package"]
+__all__ = ["RECALLED", "VERIFIED", "verify_package"]
 
 VERIFIED = (
     "VERIFIED: the package is complete and unaltered, and was signed by the pinned sender key"
+)
+
+RECALLED = (
+    "VERIFIED, AND RECALLED: the package is complete and unaltered and was signed by the "
+    "pinned sender key; the recall notice, signed by the same key, applies to it (see above "
+    "what to return or destroy)"
 )
 
 _PACKAGE_SIGNATURE = FailureCodes(wrong_signer=EXIT_WRONG_SIGNER, bad=EXIT_BAD_SIGNATURE)
@@ -75,6 +84,7 @@ def verify_package(
     signature: Path | None = None,
     gnupghome: Path | None = None,
     out: Path | None = None,
+    recall: Path | None = None,
 ) -> Outcome:
     """Run every step on ``package``; the :class:`Outcome` says which passed and why not.
 
@@ -100,11 +110,13 @@ def verify_package(
             manifest = check("manifest_schema", manifest_schema, bag_dir)
             check("manifest_signature", manifest_signature, gpg, bag_dir, sender)
             check("cross_check", manifest_matches_bag, bag, bag_dir, manifest, pinned)
+            if recall is not None:
+                check("recall_notice", recall_notice, gpg, recall, sender, manifest, package)
         except VerifyFailed:
             return outcome  # recorded by check(); leaving the workspace empties --out
         outcome.extracted_to = space.keep(bag_dir)
     outcome.manifest = manifest
-    outcome.message = VERIFIED
+    outcome.message = VERIFIED if recall is None else RECALLED
     return outcome
 
 
@@ -201,3 +213,9 @@ def manifest_matches_bag(
     bag: bagit.Bag, bag_dir: Path, manifest: dict[str, Any], pinned: str
 ) -> Passed[None]:
     return Passed(None, cross_check(bag, bag_dir, manifest, pinned))
+
+
+def recall_notice(
+    gpg: gnupg.GPG, notice: Path, sender: SenderKey, manifest: dict[str, Any], package: Path
+) -> Passed[None]:
+    return Passed(None, check_recall(read_notice(gpg, notice, sender), manifest, package))

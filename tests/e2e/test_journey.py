@@ -71,12 +71,13 @@ def _download(page: Page, link: str, target_dir: Path) -> Path:
     return target
 
 
-def _verify_offline(package: Path, bag_dir: Path) -> dict[str, object]:
+def _verify_offline(package: Path, bag_dir: Path, *extra: str) -> dict[str, object]:
     """``portal-verify`` as the recipient runs it, with the authority's secret key."""
     with keyring(secret=(AUTHORITY,), public=("mechanism-signing",)) as home:
         done = subprocess.run(
             [sys.executable, "-m", "portal.verify", str(package), "--sender-fingerprint",
-             _signing_fingerprint(), "--gnupghome", str(home), "--out", str(bag_dir), "--json"],
+             _signing_fingerprint(), "--gnupghome", str(home), "--out", str(bag_dir), "--json",
+             *extra],
             capture_output=True, text=True, check=False, timeout=120,
         )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
@@ -218,6 +219,12 @@ def test_request_to_recall_in_the_browser(actors: Actors, server: Server, tmp_pa
     status = _gpg_verify(notice)
     assert re.search(rf"VALIDSIG \S*{_signing_fingerprint()}", status), status
     assert package_code in notice.read_text(encoding="utf-8")
+    # The notice names the withdrawn item; portal-verify checks it against the package held.
+    expect(recall.get_by_role("table", name=f"Withdrawn items of {package_code}")).to_contain_text(
+        ITEM
+    )
+    checked = _verify_offline(package_file, tmp_path / "recalled-bag", "--recall", str(notice))
+    assert str(checked["message"]).startswith("VERIFIED, AND RECALLED"), checked
     recall.get_by_label("We destroyed them").check()
     recall.get_by_role("button", name="Acknowledge the recall").click()
     expect(recall).to_contain_text("material destroyed")
