@@ -43,11 +43,15 @@ __all__ = [
     "PackageRefused",
     "Plan",
     "PlannedItem",
+    "Replacing",
     "clear_as_is",
     "create_package",
     "fail_package",
     "plan_package",
     "release_package",
+    "replaceable",
+    "replaced_by",
+    "replacing",
     "retry_package",
 ]
 
@@ -283,6 +287,7 @@ def create_package(
     if not plan.ok or plan.decision is None:
         raise PackageRefused(" ".join(plan.problems))
     decision_id = plan.decision.id
+    replaced = replaceable(db, rfa.id)
 
     def queued(codes: list[str]) -> list[Package]:
         return [
@@ -296,6 +301,7 @@ def create_package(
                 progress=0,
                 assembled_by_id=by.id,
                 created_at=moment,
+                replaces_id=replaced,
             )
         ]
 
@@ -328,10 +334,38 @@ def create_package(
             "decision": plan.decision.id,
             "items": len(plan.items),
             "redacted": sum(1 for p in plan.items if p.rendition == "redacted"),
+            "replaces": replaced,
         },
         now=moment,
     )
     return package
+
+
+#: Packages a recipient held (or was sent) that consent no longer covers: a later package of
+#: the request replaces the newest of them.
+REPLACEABLE = ("recalled", "withdrawn")
+#: A replacement that failed or was blocked before release replaced nothing.
+_NOT_A_REPLACEMENT = ("failed", "blocked")
+
+
+def replaceable(db: Session, rfa_id: int) -> int | None:
+    """The id of the request's newest recalled or withdrawn package that no live package
+    replaces yet (None: there is none; the next package is not a replacement)."""
+    replacing = select(Package.replaces_id).where(
+        Package.rfa_id == rfa_id,
+        Package.replaces_id.is_not(None),
+        Package.status.not_in(_NOT_A_REPLACEMENT),
+    )
+    return db.scalar(
+        select(Package.id)
+        .where(
+            Package.rfa_id == rfa_id,
+            Package.status.in_(REPLACEABLE),
+            Package.id.not_in(replacing),
+        )
+        .order_by(Package.id.desc())
+        .limit(1)
+    )
 
 
 # --- clearing unredactable items ---------------------------------------------------------------
@@ -536,3 +570,49 @@ def _not_releasable(package: Package) -> str:
         return f"{package.code} has already been released; nothing was changed."
     label = STATUS_LABELS.get(package.status, package.status).lower()
     return f"{package.code} cannot be released: it is {label}. Only an assembled package can be."
+
+
+@dataclass(frozen=True)
+class Replacing:
+    """A package that replaces another, as pages say it: "replaces PKG-…, without ITM-…"."""
+
+    replaced: Package
+    items_left_out: tuple[str, ...]
+
+
+def _item_codes(db: Session, package_id: int) -> set[str]:
+    return set(
+        db.scalars(
+            select(Item.code)
+            .join(PackageItem, PackageItem.item_id == Item.id)
+            .where(PackageItem.package_id == package_id)
+        )
+    )
+
+
+def replacing(db: Session, package: Package) -> Replacing | None:
+    """The package ``package`` replaces and the items of it left out (None: none)."""
+    if package.replaces_id is None:
+        return None
+    replaced = db.get(Package, package.replaces_id)
+    if replaced is None:  # pragma: no cover - foreign key
+        return None
+    left_out = _item_codes(db, replaced.id) - _item_codes(db, package.id)
+    return Replacing(replaced, tuple(sorted(left_out)))
+
+
+def replaced_by(db: Session, package: Package, *, released_only: bool = False) -> Package | None:
+    """The live package that replaces ``package`` (a failed or blocked one replaced nothing);
+    with ``released_only``, only once it is released (what a recipient may be told)."""
+    statuses = ("released", "recalled", "withdrawn", "expired")
+    return db.scalar(
+        select(Package)
+        .where(
+            Package.replaces_id == package.id,
+            Package.status.in_(statuses)
+            if released_only
+            else Package.status.not_in(_NOT_A_REPLACEMENT),
+        )
+        .order_by(Package.id.desc())
+        .limit(1)
+    )

@@ -76,6 +76,8 @@ class Package(Base):
     download_limit: Mapped[int | None] = mapped_column()
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    # The recalled or withdrawn package of the same request this one replaces (issue 17).
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("package.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     version: Mapped[int] = mapped_column(default=1)

@@ -40,7 +40,7 @@ from portal.authz.roles import is_legal_officer
 from portal.authz.scopes import get_scoped_or_404, scoped
 from portal.db import db, transaction
 from portal.eligibility.decisions import load_result
-from portal.packages import release_previews
+from portal.packages import lifecycle, release_previews
 from portal.packages.assembly.item_report import ItemReport
 from portal.packages.assembly.jobs import jobs_for
 from portal.packages.lifecycle import (
@@ -336,6 +336,8 @@ def _render_detail(
         is_assembler=me.id == package.assembled_by_id,
         may_act=officer,
         total_redactions=sum(pi.redaction_count for pi, _item in rows),
+        replacing=lifecycle.replacing(db(), package),
+        replaced_by=lifecycle.replaced_by(db(), package),
         error=error,
         typed=typed or {},
         default_days=DEFAULT_EXPIRY_DAYS,

@@ -38,7 +38,7 @@ from portal.authz.permissions import PUBLIC, declared_permission, requires
 from portal.authz.roles import is_recipient
 from portal.authz.scopes import get_scoped_or_404
 from portal.db import db, utcnow
-from portal.packages import downloads, recalls
+from portal.packages import downloads, lifecycle, recalls
 from portal.packages.file_responses import (
     issue_missing_notices,
     package_file,
@@ -151,6 +151,8 @@ def detail(package_code: str) -> str:
         downloaded=downloads.downloads_of(db(), package.id) > 0,
         acknowledged_by=acknowledged_by,
         recalls=package_recalls,
+        replacing=lifecycle.replacing(db(), package),
+        replaced_by=lifecycle.replaced_by(db(), package, released_only=True),
     )
 
 
@@ -231,7 +233,12 @@ def recalls_page() -> str:
     me = signed_in_user()
     issue_missing_notices(me)
     entries = recalls.recall_entries(db(), me)
-    return render_template("packages/recipient/recalls.html", entries=entries)
+    replacements = {
+        e.package.id: lifecycle.replaced_by(db(), e.package, released_only=True) for e in entries
+    }
+    return render_template(
+        "packages/recipient/recalls.html", entries=entries, replacements=replacements
+    )
 
 
 @bp.get("/recalls/<int:recall_id>/notice")

@@ -39,6 +39,7 @@ def _summary(manifest: Mapping[str, Any]) -> dict[str, Any]:
         "decision": manifest["decision"],
         "signer_fingerprint": manifest["signing_key_fingerprint"],
         "recipient_fingerprints": manifest["recipient_fingerprints"],
+        "replaces": manifest.get("replaces"),
         "items": [
             {
                 "code": item["code"],
@@ -88,6 +89,10 @@ def render_text(outcome: Outcome) -> str:
             f"{decision['policy_id']} revision {decision['policy_revision'][:12]}",
             f"Signed by      {format_fingerprint(manifest['signing_key_fingerprint'])}",
         ]
+        if "replaces" in manifest:
+            left_out = manifest["replaces"]["items_left_out"]
+            without = f", without {', '.join(left_out)}" if left_out else ""
+            lines.append(f"Replaces       {manifest['replaces']['code']}{without}")
     lines += ["", "Checks"]
     for check in outcome.checks:
         mark = "skipped" if check.skipped else ("ok" if check.ok else "FAILED")

@@ -44,6 +44,12 @@ def take_and_add_candidate(page: Page, server: Server, rfa_code: str, title: str
     page.get_by_role("button", name="Assign", exact=True).click()
     page.get_by_role("button", name="Start the review").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("In review")
+    add_candidate(page, server, rfa_code, title)
+
+
+def add_candidate(page: Page, server: Server, rfa_code: str, title: str) -> None:
+    """Add one repository item found by its title as a candidate of a request in review."""
+    page.goto(server.url(f"/triage/{rfa_code}"))
     page.get_by_role("link", name="Search the repository").click()
     page.get_by_label("Title contains").fill(title)
     page.get_by_role("button", name="Search", exact=True).click()

@@ -5,12 +5,15 @@ a requester submits a request; a legal officer takes it, adds an item, checks it
 provider for consent; the provider grants; the officer checks again, approves and assembles a
 package; a second officer releases it; the recipient downloads it (the file verifies offline
 with the authority's key) and acknowledges receipt; the provider revokes its consent; the
-recipient sees the recall, downloads the signed notice and acknowledges it.
+recipient sees the recall of that item, checks the signed notice against the package and
+acknowledges it; the officer checks again and makes the replacement package of the item that
+remains, a second officer releases it, and the recipient downloads and verifies it.
 
-The item is ITM-0019, a PDF medical certificate of the demo provider PRV-REP with two
+The revoked item is ITM-0019, a PDF medical certificate of the demo provider PRV-REP with two
 redaction marks (the patient's name as a term, her line as a page box); PRV-REP has given the
 Northland War Crimes Unit no consent for it, so the consent step is real and the shared
-rendition is redacted.
+rendition is redacted. Beside it, ITM-0020 (of PRV-UNM, which gave the unit standing consent)
+is shared throughout and is what the replacement holds.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.browser import KEYS, Actors, Screenshots, Server, expect_flash
 from tests.e2e.flows import (
+    add_candidate,
     ask_for_consent,
     run_eligibility_check,
     submit_request,
@@ -41,6 +45,8 @@ RECIPIENT = "recipient@nwu.example"
 AUTHORITY = "NWU-NL"
 ITEM = "ITM-0019"
 ITEM_TITLE = "Medical certificate concerning Witness V-07"
+KEPT_ITEM = "ITM-0020"
+KEPT_TITLE = "Transcription of the checkpoint 7 vehicle log"
 PROTECTED_NAME = "Mirela Quenzi"  # the demo's fictional name behind mark M1 of ITM-0019
 ASSEMBLY_SECONDS = 120
 
@@ -110,9 +116,10 @@ def test_request_to_recall_in_the_browser(actors: Actors, server: Server, tmp_pa
     # 2. A legal officer takes it, adds the certificate, checks, and asks for consent.
     officer = actors.page(OFFICER)
     take_and_add_candidate(officer, server, rfa_code, ITEM_TITLE)
-    shots.take(officer, "officer added the candidate item")
+    add_candidate(officer, server, rfa_code, KEPT_TITLE)
+    shots.take(officer, "officer added the candidate items")
     first = run_eligibility_check(officer, server, rfa_code)
-    assert "Ineligible" in first and "1 withheld" in first, first
+    assert "1 withheld" in first, first
     expect(officer.get_by_text("No consent of Quill & Marsh").first).to_be_visible()
     shots.take(officer, "first check withholds the item for want of consent")
     ask_for_consent(officer, server, rfa_code)
@@ -231,7 +238,36 @@ def test_request_to_recall_in_the_browser(actors: Actors, server: Server, tmp_pa
     expect(recipient.locator(".recall-banner")).to_have_count(0)
     shots.take(recipient, "recipient acknowledged the recall")
 
-    assert len(shots.taken) == 16
+    # 9. The officer checks again (the revoked item is withheld now) and makes the replacement
+    # of what remains; a second officer releases it; the recipient verifies it.
+    third = run_eligibility_check(officer, server, rfa_code)
+    assert "1 withheld" in third, third
+    officer.goto(server.url(f"/packages/requests/{rfa_code}"))
+    officer.get_by_label("I reviewed these items and their renditions.").check()
+    officer.get_by_role("button", name="Make the package and assemble it").click()
+    said = expect_flash(officer, re.compile(r"PKG-\d{4}-\d{4} is queued for assembly"))
+    replaced = re.search(r"(PKG-\d{4}-\d{4}) is queued for assembly", said)
+    assert replaced, said
+    replacement = replaced.group(1)
+    _wait_for_status(officer, "Assembled, awaiting release", ASSEMBLY_SECONDS)
+    expect(officer.locator("main")).to_contain_text(f"{package_code}, without {ITEM}")
+    releaser.goto(server.url(f"/packages/{replacement}"))
+    releaser.get_by_label("I reviewed the manifest summary and the leak check.").check()
+    releaser.get_by_role("button", name="Release to Northland War Crimes Unit").click()
+    expect_flash(releaser, f"{replacement} is released")
+    recipient.goto(server.url(f"/received/{replacement}"))
+    replaces = recipient.locator(".summary-list__row").filter(has_text="Replaces")
+    expect(replaces).to_contain_text(f"{package_code}, without {ITEM}")
+    shots.take(recipient, "recipient sees the replacement package")
+    new_file = _download(recipient, f"Download {replacement}.tar.gpg", downloads)
+    renewed = _verify_offline(new_file, tmp_path / "replacement-bag")
+    assert renewed["ok"] is True, renewed
+    summary = renewed["package"]
+    assert isinstance(summary, dict)
+    assert summary["replaces"] == {"code": package_code, "items_left_out": [ITEM]}
+    assert [item["code"] for item in summary["items"]] == [KEPT_ITEM]
+
+    assert len(shots.taken) == 17
     log = server.log_file.read_text(encoding="utf-8", errors="replace")
     # No error in the log of any process (portal run's, or gunicorn's and the worker's).
     assert "Traceback" not in log and '" 500 ' not in log, server.log_tail()

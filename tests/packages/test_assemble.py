@@ -37,7 +37,8 @@ from portal.packages.assembly.assemble import (
 )
 from portal.packages.assembly.gpgstream import verify_detached
 from portal.packages.assembly.manifest import MANIFEST_PATH, SIGNATURE_PATH, parse_manifest
-from portal.packages.models import Package, PackageItem
+from portal.packages.lifecycle import release_package, replaceable, replaced_by
+from portal.packages.models import Download, Package, PackageItem
 from portal.redaction.leakcheck import check_files
 from portal.registry.models import Item, RecipientKey
 from portal.sealing import ensure_sealing_key
@@ -52,7 +53,9 @@ from tests.support.package_world import (
     World,
     make_world,
     new_package,
+    recheck,
     signing_settings,
+    user,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -431,3 +434,49 @@ def test_a_revocation_during_assembly_leaves_it_blocked(state: PortalState) -> N
             select(AuditEvent.action).where(AuditEvent.target == f"package:{package.code}")
         ).all()
     assert "package.assembled" not in actions
+
+
+def test_a_replacement_names_the_recalled_package_and_the_items_left_out(
+    state: PortalState, tmp_path: Path
+) -> None:
+    """Released, downloaded, then consent for one item revoked: after a new check the next
+    package is the replacement — its signed manifest names the recalled package and the item
+    it leaves out, and the original stays as it was."""
+    world = make_world(state)
+    first_id = new_package(state, world)
+    assemble_package(state, first_id)
+    with state.sessions() as session:
+        first = session.get(Package, first_id)
+        assert first is not None
+        release_package(session, first, by=user(session, world.second_id))
+        session.add(Download(package_id=first_id, bytes_sent=1))
+        session.commit()
+        first_sha = first.file_sha256
+        representative = make_user(session, "provider", provider_code="PRV-T")
+        grant = session.scalars(
+            select(Consent).where(Consent.item_id == world.items["plain"], Consent.event == "grant")
+        ).one()
+        revoke_consent(
+            session, grant, reason="The witness withdrew.",
+            by=user(session, representative.user_id),
+        )  # fmt: skip
+        session.commit()
+        recheck(session, world)
+        session.commit()
+        plain = session.get(Item, world.items["plain"])
+        assert plain is not None
+        left_out = plain.code
+
+    second_id = new_package(state, world)
+    assemble_package(state, second_id)
+    second = package_row(state, second_id)
+    assert second.replaces_id == first_id and second.status == "assembled"
+    manifest = parse_manifest((open_package(state, second, tmp_path) / MANIFEST_PATH).read_bytes())
+    original = package_row(state, first_id)
+    assert manifest["replaces"] == {"code": original.code, "items_left_out": [left_out]}
+    assert left_out not in {item["code"] for item in manifest["items"]}
+    assert (original.status, original.file_sha256) == ("recalled", first_sha)  # unchanged
+    with state.sessions() as session:
+        assert replaced_by(session, original) is not None
+        assert replaced_by(session, original, released_only=True) is None  # not sent yet
+        assert replaceable(session, world.rfa_id) is None  # a third package replaces nothing

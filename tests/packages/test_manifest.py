@@ -16,7 +16,9 @@ from jsonschema import Draft202012Validator
 
 from portal.canonical import canonical_json_bytes
 from portal.packages.assembly import facts
+from portal.packages.assembly.facts import Replacement
 from portal.packages.assembly.manifest import (
+    KNOWN_VERSIONS,
     MANIFEST_PATH,
     SCHEMA_VERSION,
     SIGNATURE_PATH,
@@ -57,7 +59,9 @@ def test_schema_is_a_valid_draft_2020_12_schema_shipped_with_the_package() -> No
     schema = load_schema()
     Draft202012Validator.check_schema(schema)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema["properties"]["schema_version"] == {"const": SCHEMA_VERSION}
+    assert schema["properties"]["schema_version"] == {"enum": list(KNOWN_VERSIONS)}
+    assert KNOWN_VERSIONS[-1] == SCHEMA_VERSION  # the portal writes the newest
+    assert schema["$id"].endswith(f":{SCHEMA_VERSION}")
     assert "schema_version" in schema["description"]  # the bump rules are written down
     assert load_schema() is not load_schema()  # callers may not corrupt a shared copy
 
@@ -120,13 +124,31 @@ def test_no_field_of_the_manifest_can_hold_redacted_text() -> None:
     }
 
 
+def test_a_replacement_names_the_package_it_replaces_and_the_items_left_out() -> None:
+    replacing = example_package(
+        code="PKG-2026-0002", replaces=Replacement("PKG-2026-0001", ("ITM-000002",))
+    )
+    manifest = build_manifest(replacing, [example_item(1)], example_documents())
+    assert manifest["replaces"] == {"code": "PKG-2026-0001", "items_left_out": ["ITM-000002"]}
+    validate_manifest(manifest)
+
+
+def test_a_version_1_manifest_still_validates_and_cannot_say_replaces() -> None:
+    old = _manifest()
+    old["schema_version"] = "1"
+    validate_manifest(old)  # packages made before version 2 keep verifying
+    old["replaces"] = {"code": "PKG-2026-0001", "items_left_out": []}
+    assert _errors(old)
+
+
 # -- building and bytes ------------------------------------------------------------------------
 
 
 def test_built_manifest_validates_and_holds_the_facts() -> None:
     manifest = _manifest()
     validate_manifest(manifest)
-    assert manifest["schema_version"] == "1"
+    assert manifest["schema_version"] == "2"
+    assert "replaces" not in manifest  # a first package replaces nothing
     assert manifest["package"] == {
         "code": "PKG-2026-0001",
         "created_at": "2026-03-04T09:30:15.123456+00:00",
@@ -332,7 +354,7 @@ REFUSALS: list[tuple[str, Change, str]] = [
     ("negative size", _set("items.1.size", -1), "items[1].size: -1 is less than the minimum"),
     ("size as text", _set("items.1.size", "12"), "items[1].size: '12' is not of type 'integer'"),
     ("zero count", _set("items.0.redactions.1.count", 0), "items[0].redactions[1].count: 0"),
-    ("other version", _set("schema_version", "2"), "schema_version: '1' was expected"),
+    ("unknown version", _set("schema_version", "3"), "schema_version: '3' is not one of"),
     ("empty title", _set("items.0.title", ""), "items[0].title: '' should be non-empty"),
     (
         "consent of another kind",

@@ -87,6 +87,7 @@ from portal.packages.assembly.facts import (
     ItemEntry,
     PackageFacts,
     RedactionSummary,
+    Replacement,
 )
 from portal.packages.assembly.gpgstream import (
     GpgError,
@@ -103,7 +104,7 @@ from portal.packages.assembly.item_report import (
     stripped_for,
 )
 from portal.packages.assembly.payload_names import names_a_term, neutral_path
-from portal.packages.lifecycle import SHARED_OUTCOMES
+from portal.packages.lifecycle import SHARED_OUTCOMES, replacing
 from portal.packages.models import Package, PackageItem
 from portal.redaction.leakcheck import (
     OCR_DOUBT,
@@ -514,6 +515,7 @@ def _load(state: PortalState, package_id: int, version: int, moment: datetime) -
             recipient_fingerprints=tuple(r.fingerprint for r in recipients),
             assembled_by=officer.display_name,
             mechanism_name=MECHANISM_NAME,
+            replaces=_replacement(db, package),
         )
         identifiers = searchable(withheld)
         items = _unnamed(items, identifiers)
@@ -529,6 +531,14 @@ def _load(state: PortalState, package_id: int, version: int, moment: datetime) -
             withheld,
             identifiers,
         )
+
+
+def _replacement(db: Session, package: Package) -> Replacement | None:
+    """What the manifest says of the package this one replaces (None: it replaces none)."""
+    found = replacing(db, package)
+    if found is None:
+        return None
+    return Replacement(found.replaced.code, found.items_left_out)
 
 
 def searchable(marks: Sequence[MarkSpec]) -> Matcher | None:

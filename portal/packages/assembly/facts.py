@@ -32,6 +32,15 @@ __all__ = [
 
 
 @dataclass(frozen=True)
+class Replacement:
+    """The package a replacement replaces, and the items of it the replacement leaves out
+    (their consent was withdrawn)."""
+
+    code: str
+    items_left_out: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class PackageFacts:
     """The package as a whole. Every datetime is timezone-aware (UTC)."""
 
@@ -51,6 +60,7 @@ class PackageFacts:
     recipient_fingerprints: tuple[str, ...]
     assembled_by: str  # display name of the legal officer
     mechanism_name: str = MECHANISM_NAME
+    replaces: Replacement | None = None
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from portal.canonical import NotCanonical, canonical_json_bytes, format_datetime
 from portal.packages.assembly import facts
 
 __all__ = [
+    "KNOWN_VERSIONS",
     "MANIFEST_PATH",
     "MAX_MANIFEST_BYTES",
     "SCHEMA_VERSION",
@@ -40,7 +41,8 @@ __all__ = [
     "validate_manifest",
 ]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # what this portal writes
+KNOWN_VERSIONS = ("1", "2")  # what the schema (and so portal-verify) reads
 MANIFEST_PATH = "data/manifest.json"
 SIGNATURE_PATH = "data/manifest.json.asc"
 SCHEMA_RESOURCE = "manifest.schema.json"
@@ -204,6 +206,11 @@ def build_manifest(
         "items": [_item(item, f"items[{index}]") for index, item in enumerate(items)],
         "documents": [_document(document) for document in documents],
     }
+    if package.replaces is not None:
+        manifest["replaces"] = {
+            "code": package.replaces.code,
+            "items_left_out": list(package.replaces.items_left_out),
+        }
     validate_manifest(manifest)
     return manifest
 
