@@ -63,6 +63,7 @@ __all__ = [
     "request_items",
     "revoke",
     "scope_of",
+    "set_naming",
     "standing_state",
 ]
 
@@ -496,3 +497,24 @@ def _audit(
     if expires_at is not None:
         details["expires_at"] = expires_at.isoformat()
     audit.record(db, audit.actor_label(by), action, f"provider:{provider.code}", details)
+
+
+# --- how authorities see the provider ----------------------------------------------------------
+
+
+def set_naming(db: Session, provider: Provider, *, named: bool, by: User) -> None:
+    """Name the provider to authorities by its public name, or not at all (packages made
+    from now on; those already sent keep what they said). Audited when it changes."""
+    if not speaks_for(by, provider.id):
+        raise ConsentError("only the provider's own users may change how it is named")
+    if provider.named_to_authorities == named:
+        return
+    provider.named_to_authorities = named
+    db.flush()
+    audit.record(
+        db,
+        audit.actor_label(by),
+        "provider.naming",
+        f"provider:{provider.code}",
+        {"named_to_authorities": named},
+    )

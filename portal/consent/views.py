@@ -28,6 +28,7 @@ from portal.consent.ledger import (
     current_state,
     grant,
     request_items,
+    set_naming,
     standing_state,
 )
 from portal.consent.models import Consent, ConsentRequest
@@ -228,7 +229,9 @@ def given() -> str:
                 state = states[item_id]
                 group.items.append((items[item_id], state, by_code.get(state.consent_code or "")))
         groups.append(group)
-    return render_template("consent/given.html", groups=groups, today=utcnow().date())
+    return render_template(
+        "consent/given.html", groups=groups, today=utcnow().date(), provider=provider
+    )
 
 
 def _revocable(consent_id: int) -> tuple[Consent, Item | None, Authority]:
@@ -342,6 +345,25 @@ def standing(authority_id: int) -> BaseResponse:
     return _back(
         "consent.given", f"Standing consent {event.code} granted to {authority.name}.", "success"
     )
+
+
+@bp.post("/naming")
+@requires("consent.manage")
+def naming() -> BaseResponse:
+    """Whether authorities see the provider's public name, or no name at all."""
+    me = signed_in_user()
+    provider = _provider()
+    choice = request.form.get("named", "")
+    if choice not in ("yes", "no"):
+        return _back("consent.given", "Choose how authorities see you. Nothing was changed.")
+    set_naming(db(), provider, named=choice == "yes", by=me)
+    db().commit()
+    said = (
+        f"Authorities now see you as {provider.public_name}."
+        if provider.named_to_authorities
+        else "Authorities now see no name for you in the packages made from now on."
+    )
+    return _back("consent.given", said, "success")
 
 
 # --- where my material went ------------------------------------------------------------------

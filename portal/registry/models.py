@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -160,6 +161,10 @@ class RecipientKey(Base):
     authority: Mapped[Authority] = relationship(back_populates="keys")
 
 
+#: What an authority reads for a provider that asked not to be named.
+UNNAMED_PROVIDER = "An information provider (not named at its request)"
+
+
 class Provider(Base):
     """An information provider: NGO, individual's representative, State or UN entity."""
 
@@ -172,7 +177,14 @@ class Provider(Base):
     kind: Mapped[str] = mapped_column(String(32))
     # How the provider agreed to be named to recipients (may be a pseudonym).
     public_name: Mapped[str] = mapped_column(String(200))
+    # False: the provider asked not to be named to authorities at all (issue 17).
+    named_to_authorities: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def name_for_authorities(self) -> str:
+        """How pages, notices and manifests an authority sees name this provider."""
+        return self.public_name if self.named_to_authorities else UNNAMED_PROVIDER
 
 
 class Item(Base):

@@ -141,6 +141,7 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("consent.confirm_revoke", "GET"): {**only("provider"), "provider_other": 404},
     ("consent.revoke", "POST"): {**only("provider"), "provider_other": 404},
     ("consent.standing", "POST"): only("provider", "provider_other"),
+    ("consent.naming", "POST"): only("provider", "provider_other"),
     # The legal officer's triage (admins administer; they do not triage).
     ("triage.index", "GET"): only("legal_officer"),
     ("triage.detail", "GET"): only("legal_officer"),

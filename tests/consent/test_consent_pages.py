@@ -4,6 +4,7 @@ went, scoping (another provider gets 404, other roles 403) and CSRF refusal."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -15,11 +16,12 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from portal.accounts.models import User
+from portal.audit import AuditEvent
 from portal.consent.models import Consent, ConsentRequest, ConsentRequestItem
 from portal.db import utcnow
 from portal.eligibility.decisions import run_check
 from portal.packages.models import Download, Package, PackageItem
-from portal.registry.models import Authority, Provider
+from portal.registry.models import UNNAMED_PROVIDER, Authority, Provider
 from portal.rfa.models import Rfa
 from portal.state import portal_state
 from tests.support import factories as make
@@ -296,3 +298,26 @@ def test_where_my_material_went(app: Flask, db: Session, setup: Setup) -> None:
     other = _signed_in(app, setup.other_provider)
     assert "PKG-2026-009" not in other.get("/consent/where").get_data(as_text=True)
     assert db.scalar(select(func.count(Package.id))) == 2
+
+
+def test_a_provider_chooses_not_to_be_named_to_authorities(
+    app: Flask, db: Session, setup: Setup
+) -> None:
+    client = _signed_in(app, setup.provider)
+    given = client.get("/consent/given").get_data(as_text=True)
+    assert 'id="named-yes" checked' in given
+    page = _post(client, "/consent/naming", {"named": "maybe"})
+    assert "Choose how authorities see you. Nothing was changed." in page
+    page = _post(client, "/consent/naming", {"named": "no"})
+    assert "Authorities now see no name for you" in page
+    assert 'id="named-no" checked' in page
+    provider = db.scalars(select(Provider).where(Provider.code == "PRV-A")).one()
+    db.refresh(provider)
+    assert provider.named_to_authorities is False
+    assert provider.name_for_authorities == UNNAMED_PROVIDER
+    _post(client, "/consent/naming", {"named": "no"})  # no change: no second audit event
+    page = _post(client, "/consent/naming", {"named": "yes"})
+    assert f"Authorities now see you as {provider.public_name}." in page
+    changes = db.scalars(select(AuditEvent).where(AuditEvent.action == "provider.naming")).all()
+    assert [json.loads(e.details)["named_to_authorities"] for e in changes] == [False, True]
+    assert all(e.target == "provider:PRV-A" for e in changes)

@@ -40,7 +40,7 @@ from portal.packages.assembly.manifest import MANIFEST_PATH, SIGNATURE_PATH, par
 from portal.packages.lifecycle import release_package, replaceable, replaced_by
 from portal.packages.models import Download, Package, PackageItem
 from portal.redaction.leakcheck import check_files
-from portal.registry.models import Item, RecipientKey
+from portal.registry.models import UNNAMED_PROVIDER, Item, Provider, RecipientKey
 from portal.sealing import ensure_sealing_key
 from portal.state import PortalState, build_state
 from portal.storage import FileBlobStore
@@ -480,3 +480,25 @@ def test_a_replacement_names_the_recalled_package_and_the_items_left_out(
         assert replaced_by(session, original) is not None
         assert replaced_by(session, original, released_only=True) is None  # not sent yet
         assert replaceable(session, world.rfa_id) is None  # a third package replaces nothing
+
+
+def test_a_provider_that_asked_not_to_be_named_is_named_nowhere_in_the_package(
+    state: PortalState, tmp_path: Path
+) -> None:
+    world = make_world(state)
+    with state.sessions() as session:
+        provider = session.get(Provider, world.provider_id)
+        assert provider is not None and provider.public_name == "Teal NGO"
+        provider.named_to_authorities = False
+        session.commit()
+    package_id = new_package(state, world)
+    assemble_package(state, package_id)
+    bag_dir = open_package(state, package_row(state, package_id), tmp_path)
+    manifest = parse_manifest((bag_dir / MANIFEST_PATH).read_bytes())
+    assert {item["provider"] for item in manifest["items"]} == {UNNAMED_PROVIDER}
+    for document in (LETTER_PATH, LOG_PATH):
+        text = extract_text(str(bag_dir / document))
+        assert "Teal NGO" not in text and "Provider Teal" not in text, document
+    for path in bag_dir.rglob("*"):
+        if path.is_file() and path.suffix != ".pdf":
+            assert b"Teal NGO" not in path.read_bytes(), path

@@ -436,7 +436,7 @@ def _item_jobs(
                 code=item.code,
                 title=item.title,
                 kind=item.kind,
-                provider=provider.public_name,
+                provider=provider.name_for_authorities,
                 media_type=item.media_type,
                 source_sha256=item.sha256,
                 rendition=package_item.rendition,
