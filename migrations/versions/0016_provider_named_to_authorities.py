@@ -35,9 +35,7 @@ def upgrade() -> None:
         return
     op.add_column(
         "provider",
-        sa.Column(
-            "named_to_authorities", sa.Boolean(), nullable=False, server_default=sa.true()
-        ),
+        sa.Column("named_to_authorities", sa.Boolean(), nullable=False, server_default=sa.true()),
     )
 
 
