@@ -9,7 +9,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import g
-from sqlalchemy import CheckConstraint, Connection, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import (
+    CheckConstraint,
+    Connection,
+    DateTime,
+    Engine,
+    MetaData,
+    create_engine,
+    event,
+    select,
+)
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, UOWTransaction, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -108,6 +117,24 @@ def _sqlite_begin_before_savepoint(conn: Connection, _name: str | None) -> None:
     dbapi_connection = conn.connection.dbapi_connection
     if dbapi_connection is not None and not getattr(dbapi_connection, "in_transaction", True):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def serialize_on(db: Session, table: type[Any], row_id: int) -> None:
+    """Make the writers that depend on one row take turns until this transaction ends: check,
+    then write, without another writer doing the same in between (two revocations of one
+    consent, two packages for one request).
+
+    PostgreSQL locks the row (``SELECT … FOR UPDATE``); what is read after the lock is what
+    the previous writer committed. SQLite has no row locks: it takes the database's write lock
+    (``BEGIN IMMEDIATE``, waiting up to the busy timeout) unless this transaction holds it.
+    """
+    connection = db.connection()
+    if connection.dialect.name == "sqlite":
+        dbapi_connection = connection.connection.dbapi_connection
+        if dbapi_connection is not None and not getattr(dbapi_connection, "in_transaction", True):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        return
+    db.execute(select(table.id).where(table.id == row_id).with_for_update())
 
 
 def normalize_url(url: str) -> str:

@@ -33,7 +33,7 @@ from portal.consent.models import (
     ConsentRequest,
     ConsentRequestItem,
 )
-from portal.db import GuardTarget, append_only_guard, aware_utc
+from portal.db import GuardTarget, append_only_guard, aware_utc, serialize_on
 from portal.eligibility.policy.inputs import (
     AuthorityFacts,
     ConsentEvent,
@@ -304,6 +304,7 @@ def revoke(
     moment = aware_utc(now)
     text = _reason(reason)
     scope = scope_of(target)
+    serialize_on(db, Provider, scope.provider_id)  # see revoke_consent: one at a time
     provider = db.get(Provider, scope.provider_id)
     authority = db.get(Authority, scope.authority_id)
     if provider is None or authority is None:

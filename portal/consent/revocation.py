@@ -34,10 +34,10 @@ from portal.consent.ledger import (
     standing_state,
 )
 from portal.consent.models import Consent
-from portal.db import aware_utc
+from portal.db import aware_utc, serialize_on
 from portal.notifications import service as notifications
 from portal.packages.models import Download, Package, PackageItem, Recall
-from portal.registry.models import Authority, Item
+from portal.registry.models import Authority, Item, Provider
 from portal.rfa.models import Rfa, RfaItem
 
 __all__ = [
@@ -89,6 +89,9 @@ def revoke_consent(
     moment = aware_utc(now)
     scope = scope_of(target)
     provider_id, authority_id = scope.provider_id, scope.authority_id
+    # One revocation of this provider's consent at a time: a second one of the same grant
+    # then finds nothing left to revoke, instead of recording and applying it twice.
+    serialize_on(db, Provider, provider_id)
     candidates = _covered_items(db, scope)
     before = current_state(db, provider_id, authority_id, candidates, now=moment)
     revocation = revoke(db, scope, reason=reason, by=by, now=moment)

@@ -23,7 +23,7 @@ from portal.authz.roles import require_active_officer
 from portal.codes import CodesBusy, CodeSeries, CodesExhausted, add_numbered
 from portal.consent.ledger import current_state
 from portal.consent.models import Consent
-from portal.db import aware_utc, stored_utc, utcnow
+from portal.db import aware_utc, serialize_on, stored_utc, utcnow
 from portal.eligibility.decisions import latest_decision, load_result
 from portal.eligibility.models import Decision
 from portal.notifications import service as notifications
@@ -283,6 +283,9 @@ def create_package(
     the caller commits, then enqueues the assembly job)."""
     require_active_officer(by, PackageRefused)
     moment = aware_utc(now)
+    # One package made for a request at a time: a second officer pressing at the same moment
+    # then sees the first package as unfinished and is refused.
+    serialize_on(db, Rfa, rfa.id)
     plan = plan_package(db, rfa, redactable_media_types, now=moment)
     if not plan.ok or plan.decision is None:
         raise PackageRefused(" ".join(plan.problems))

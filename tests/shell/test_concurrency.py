@@ -30,16 +30,24 @@ from portal import migrate
 from portal.accounts.models import User
 from portal.audit import AuditEvent, verify
 from portal.config import Settings
+from portal.consent.ledger import ConsentError
 from portal.consent.models import Consent
 from portal.consent.revocation import revoke_consent
 from portal.db import make_engine, make_session_factory
 from portal.packages.assembly.assemble import AssemblyFailed, assemble_package
-from portal.packages.lifecycle import PackageRefused, release_package
+from portal.packages.lifecycle import PackageRefused, create_package, release_package
 from portal.packages.models import Package
+from portal.rfa.models import Rfa
 from portal.state import PortalState, build_state
 from tests.conftest import DatabaseUnderTest
 from tests.support.auth import make_user
-from tests.support.package_world import World, make_world, new_package, signing_settings
+from tests.support.package_world import (
+    REDACTABLE,
+    World,
+    make_world,
+    new_package,
+    signing_settings,
+)
 
 # --------------------------------------------------------------------------- audit appends
 
@@ -229,3 +237,79 @@ def test_a_revocation_racing_a_release_never_leaves_it_released(
         assert status == "withdrawn"  # released, then withdrawn before any download
     else:
         assert status == "blocked" and code in revocation
+
+
+def test_two_revocations_of_one_consent_at_once_revoke_it_once(state: PortalState) -> None:
+    """The provider's two users (or a double click) revoke the same grant at once: one
+    revocation is recorded and applied; the other is refused, saying there is nothing left to
+    revoke; the released package is withdrawn once."""
+    world = make_world(state)
+    package_id = new_package(state, world)
+    assemble_package(state, package_id)
+    with state.sessions() as session:
+        code = session.get_one(Package, package_id).code
+        first = make_user(session, "provider", provider_code="PRV-T")
+        second = make_user(session, "provider", provider_code="PRV-T")
+    assert _release(state, code, world.second_id) == "released"
+
+    def revoke(by_id: int) -> Callable[[], list[str] | str]:
+        def run() -> list[str] | str:
+            with state.sessions() as session:
+                grant = session.scalars(
+                    select(Consent).where(
+                        Consent.item_id == world.items["redact"], Consent.event == "grant"
+                    )
+                ).one()
+                try:
+                    done = revoke_consent(
+                        session, grant, reason="Withdrawn.", by=session.get_one(User, by_id)
+                    )
+                    session.commit()
+                except ConsentError as exc:
+                    return f"refused: {exc}"
+                return list(done.withdrawn)
+
+        return run
+
+    results = _race(revoke(first.user_id), revoke(second.user_id))
+    assert not any(isinstance(r, BaseException) for r in results), results
+    assert sorted(results, key=str) == [[code], "refused: there is no active grant to revoke here"]
+    with state.sessions() as session:
+        revokes = session.scalars(
+            select(Consent).where(
+                Consent.item_id == world.items["redact"], Consent.event == "revoke"
+            )
+        ).all()
+        assert len(revokes) == 1
+        assert session.get_one(Package, package_id).status == "withdrawn"
+        assert verify(session).ok
+
+
+def test_two_officers_making_the_next_package_at_once_make_one(state: PortalState) -> None:
+    """After a recall two officers press "Make the package" at once: one package (the
+    replacement) is made, the other officer is told one is on its way."""
+    world = make_world(state)
+
+    def make(by_id: int) -> Callable[[], str]:
+        def run() -> str:
+            with state.sessions() as session:
+                rfa = session.get_one(Rfa, world.rfa_id)
+                try:
+                    package = create_package(
+                        session, rfa, REDACTABLE, by=session.get_one(User, by_id)
+                    )
+                    session.commit()
+                except PackageRefused as exc:
+                    return f"refused: {exc}"
+                return package.code
+
+        return run
+
+    results = _race(make(world.officer_id), make(world.second_id))
+    assert not any(isinstance(r, BaseException) for r in results), results
+    made = [r for r in results if not r.startswith("refused")]
+    assert len(made) == 1, results
+    with state.sessions() as session:
+        assert (
+            len(session.scalars(select(Package).where(Package.rfa_id == world.rfa_id)).all()) == 1
+        )
