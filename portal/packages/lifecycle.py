@@ -283,6 +283,10 @@ def create_package(
     the caller commits, then enqueues the assembly job)."""
     require_active_officer(by, PackageRefused)
     moment = aware_utc(now)
+    # Lock order: the audit chain first, as a consent revocation and a release take it. A
+    # revocation then either comes before (this plan sees its re-check flags and is refused)
+    # or after (it finds this package and blocks it), never in between.
+    audit.lock_chain(db)
     # One package made for a request at a time: a second officer pressing at the same moment
     # then sees the first package as unfinished and is refused.
     serialize_on(db, Rfa, rfa.id)

@@ -286,8 +286,8 @@ def test_two_revocations_of_one_consent_at_once_revoke_it_once(state: PortalStat
 
 
 def test_two_officers_making_the_next_package_at_once_make_one(state: PortalState) -> None:
-    """After a recall two officers press "Make the package" at once: one package (the
-    replacement) is made, the other officer is told one is on its way."""
+    """Two officers press "Make the package" at once (as after a recall, for the replacement):
+    one package is made, the other officer is told one is on its way."""
     world = make_world(state)
 
     def make(by_id: int) -> Callable[[], str]:
@@ -313,3 +313,43 @@ def test_two_officers_making_the_next_package_at_once_make_one(state: PortalStat
         assert (
             len(session.scalars(select(Package).where(Package.rfa_id == world.rfa_id)).all()) == 1
         )
+
+
+@pytest.mark.parametrize("attempt", range(8))
+def test_a_revocation_racing_the_making_of_a_package_never_leaves_it_going_out(
+    state: PortalState, attempt: int
+) -> None:
+    """An officer makes the (next, or replacement) package while the provider revokes: either
+    the package is refused (the revocation came first) or it is made and blocked at once —
+    never a queued package resting on the revoked consent."""
+    world = make_world(state)
+    with state.sessions() as session:
+        provider = make_user(session, "provider", provider_code="PRV-T")
+
+    def make() -> str:
+        with state.sessions() as session:
+            rfa = session.get_one(Rfa, world.rfa_id)
+            try:
+                package = create_package(
+                    session, rfa, REDACTABLE, by=session.get_one(User, world.officer_id)
+                )
+                session.commit()
+            except PackageRefused as exc:
+                return f"refused: {exc}"
+            return package.code
+
+    def revoke() -> list[str]:
+        time.sleep(0.001 * attempt)
+        return _revoke(state, world, provider.user_id)
+
+    made, revocation = _race(make, revoke)
+    assert not isinstance(made, BaseException), repr(made)
+    assert not isinstance(revocation, BaseException), repr(revocation)
+    with state.sessions() as session:
+        packages = session.scalars(select(Package).where(Package.rfa_id == world.rfa_id)).all()
+        assert verify(session).ok
+    if made.startswith("refused"):
+        assert packages == [] and revocation == [], made
+    else:
+        assert [(p.code, p.status) for p in packages] == [(made, "blocked")]
+        assert revocation == [made]
