@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from portal.accounts.models import User
 from portal.authz.roles import (
     is_requester,
+    where_admin,
     where_legal_officer,
     where_provider_user_of,
     where_recipient_of,
@@ -206,4 +207,14 @@ def consent_withdrawn(db: Session, rfa: Rfa, releasers: Iterable[int]) -> list[N
         [*officers_for(db, rfa), *extra],
         f"Consent withdrawn for material of request {rfa.code}: check it again",
         f"/triage/{rfa.code}",
+    )
+
+
+def blob_damaged(db: Session, item_code: str) -> list[Notification]:
+    """A stored file failed its sha256 check (bit rot, tampering): every admin, at once. The
+    item's code only; which blob and which package are in the audit log (``portal audit``)."""
+    return notify(
+        db,
+        _active(db, where_admin()),
+        f"Stored file of {item_code} is damaged: restore it from a backup",
     )

@@ -76,7 +76,7 @@ from portal.redaction.renditions import (
 )
 from portal.registry.models import Authority, Item, RedactionMark
 from portal.rfa.models import Rfa, RfaItem
-from portal.storage import file_sha256
+from portal.storage import BlobNotFound, DigestMismatch, file_sha256
 
 if TYPE_CHECKING:
     from portal.state import PortalState
@@ -431,8 +431,15 @@ def _found_named(state: PortalState, plan: _Plan, source: Path) -> bool:
 
 def _make(state: PortalState, plan: _Plan, directory: Path) -> dict[str, Any]:
     source = state.blobs.path(plan.source_sha256)
-    if not source.is_file():
-        raise CannotPrepare("the stored file is missing from the blob store")
+    try:
+        state.blobs.verify(plan.source_sha256)  # a preview of damaged bytes would mislead
+    except BlobNotFound:
+        raise CannotPrepare("the stored file is missing from the blob store") from None
+    except DigestMismatch:
+        raise CannotPrepare(
+            "the stored file is damaged: it no longer matches its registered sha256; "
+            "it must be restored from a backup"
+        ) from None
     dest = directory / RENDITION
     terms: list[tuple[str, str]] = [(m.code, m.term or "") for m in plan.withheld]
     terms.extend(plan.other_terms)

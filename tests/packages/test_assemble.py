@@ -29,6 +29,7 @@ from portal.config import Settings
 from portal.consent.models import Consent
 from portal.consent.revocation import revoke_consent
 from portal.db import utcnow
+from portal.notifications import service as notifications
 from portal.packages.assembly.assemble import (
     LETTER_PATH,
     LOG_PATH,
@@ -51,6 +52,7 @@ from tests.support.package_world import (
     PDF_TERM,
     SECRET_TERM,
     World,
+    flip_a_bit,
     make_world,
     new_package,
     recheck,
@@ -369,6 +371,40 @@ def test_a_missing_blob_fails_then_a_retry_completes(state: PortalState) -> None
     assemble_package(state, package_id)
     package = package_row(state, package_id)
     assert (package.status, package.failure_reason) == ("assembled", None)
+
+
+@pytest.mark.parametrize("which", ["redact", "plain"])  # made into a rendition / bagged as-is
+def test_a_damaged_source_is_never_shipped_and_the_admins_are_told(
+    state: PortalState, which: str
+) -> None:
+    """A flipped bit in a stored source fails the package naming the item (its rendition
+    would otherwise go out under the original's sha256, as verified evidence), leaves no
+    package file, records the damage in the audit log and tells every admin."""
+    world = make_world(state)
+    package_id = new_package(state, world)
+    with state.sessions() as session:
+        item = session.get_one(Item, world.items[which])
+        code, sha256 = item.code, item.sha256
+        admin = make_user(session, "admin")
+    flip_a_bit(state.blobs.path(sha256))
+    before = blob_keys(state)
+
+    with pytest.raises(AssemblyFailed, match=f"stored file of {code} is damaged"):
+        assemble_package(state, package_id)
+
+    package = package_row(state, package_id)
+    assert package.status == "failed" and package.file_sha256 is None
+    assert blob_keys(state) == before
+    assert staging_leftovers(state) == []
+    with state.sessions() as session:
+        event = session.scalars(select(AuditEvent).where(AuditEvent.action == "blob.damaged")).one()
+        details = json.loads(event.details)
+        assert (event.target, details["sha256"]) == (f"item:{code}", sha256)
+        assert details["package"] == package.code
+        inbox = notifications.inbox(session, session.get_one(User, admin.user_id))
+        assert [n.subject for n in inbox] == [
+            f"Stored file of {code} is damaged: restore it from a backup"
+        ]
 
 
 def test_a_stuck_assembling_package_starts_again(state: PortalState) -> None:

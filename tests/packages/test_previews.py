@@ -36,6 +36,7 @@ from tests.support.package_world import (
     SECRET_TERM,
     World,
     _add_item,
+    flip_a_bit,
     make_world,
     new_package,
     recheck,
@@ -241,3 +242,16 @@ def test_the_preview_page_for_a_legal_officer(make_app: Callable[..., Flask]) ->
     assert client.get(f"/preview/{world.rfa_code}/items/ITM-X0001").status_code == 404
     assert client.get(f"/preview/{world.rfa_code}/items/ITM-X0001/pages/1.png").status_code == 404
     assert client.get(f"/preview/RFA-NONE/items/{PDF_ITEM}").status_code == 404
+
+
+def test_a_preview_of_a_damaged_file_is_refused(make_app: Callable[..., Flask]) -> None:
+    """A flipped bit in the stored PDF: the preview says the file is damaged instead of
+    showing pages that are not the evidence."""
+    state = portal_state(make_app(**SIGNING))
+    world = make_world(state)
+    item_id = _item_id(state, PDF_ITEM)
+    flip_a_bit(state.blobs.path(_sha(state, item_id)))
+
+    preview = previews.make_preview(state, world.rfa_id, item_id)
+    assert preview.state != "done"
+    assert "damaged" in preview.reason and "registered sha256" in preview.reason

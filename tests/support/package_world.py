@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -306,3 +307,11 @@ def new_package(state: PortalState, world: World) -> int:
         package = create_package(session, rfa, REDACTABLE, by=user(session, world.officer_id))
         session.commit()
         return package.id
+
+
+def flip_a_bit(path: Path) -> None:
+    """Damage a stored file the way bit rot does: one bit, in the middle."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.chmod(0o600)
+    path.write_bytes(bytes(data))

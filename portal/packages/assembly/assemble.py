@@ -75,8 +75,15 @@ from portal.consent.models import Consent
 from portal.db import aware_utc, transaction, utcnow
 from portal.eligibility.decisions import load_result
 from portal.eligibility.models import Decision
+from portal.notifications import service as notifications
 from portal.packages import release_previews
-from portal.packages.assembly.bag import BagEntry, BagError, FileObserver, write_bag_tar
+from portal.packages.assembly.bag import (
+    BagDigestMismatch,
+    BagEntry,
+    BagError,
+    FileObserver,
+    write_bag_tar,
+)
 from portal.packages.assembly.document_worker import document_pool, render_and_check
 from portal.packages.assembly.facts import (
     MECHANISM_NAME,
@@ -141,7 +148,7 @@ from portal.registry.openpgp import KeyRejected, inspect_public_key, refuse_exam
 from portal.rfa.models import Rfa
 from portal.sealing import Sealer as SecretSealer  # (gpgstream has a Sealer of its own)
 from portal.sealing import SealingError
-from portal.storage import file_sha256
+from portal.storage import BlobNotFound, DigestMismatch, file_sha256
 
 if TYPE_CHECKING:
     from portal.state import PortalState
@@ -210,6 +217,20 @@ class CannotPrepare(_Failure):
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
+
+
+class _Damaged(_Failure):
+    """A stored source file no longer hashes to the sha256 registered for it (bit rot,
+    tampering): nothing made from it may be signed or sent, and the admins must know."""
+
+    def __init__(self, item_code: str, sha256: str) -> None:
+        super().__init__(
+            f"The stored file of {item_code} is damaged: its bytes no longer match the sha256 "
+            "registered for it, so nothing made from it was signed or sent. The administrators "
+            "have been alerted; the file must be restored from a backup before it is shared."
+        )
+        self.item_code = item_code
+        self.sha256 = sha256
 
 
 class _Stopped(Exception):
@@ -926,6 +947,17 @@ def ocr_cache(state: PortalState) -> OcrCache:
     return OcrCache(state.settings.ocr_cache_dir, state.sealer)
 
 
+def _verify_source(state: PortalState, item: _ItemJob) -> None:
+    """Re-hash the stored source of ``item`` before a rendition is made from it: a flipped bit
+    would otherwise ship as verified evidence under the original's sha256."""
+    try:
+        state.blobs.verify(item.source_sha256)
+    except DigestMismatch:
+        raise _Damaged(item.code, item.source_sha256) from None
+    except BlobNotFound:
+        raise _Failure(f"The stored file of {item.code} is missing from the blob store.") from None
+
+
 def _render_items(
     state: PortalState, job: _Job, stage: Path, built: _Built, report: Callable[[str, int], None]
 ) -> None:
@@ -943,6 +975,7 @@ def _render_items(
         rendition = "redacted" if found or gps else item.rendition
         outcome: RedactionOutcome | None = None
         if rendition == "redacted":
+            _verify_source(state, item)  # as-is files are checked as they stream into the bag
             dest = stage / "items" / item.code / "rendition"
             dest.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -1161,6 +1194,9 @@ def _encrypt(
 
     try:
         _, digest, size, signature = seal.sign_encrypt_and_detach(write_tar, out_path)
+    except BagDigestMismatch as exc:
+        code = next((item.code for item in built.items if item.path == exc.path), exc.path)
+        raise _Damaged(code, exc.expected) from None
     except BagError as exc:
         raise _Failure(f"The bag could not be written: {exc}") from None
     except GpgError as exc:
@@ -1375,6 +1411,20 @@ def _run(state: PortalState, job: _Job, stage: Path, built: _Built) -> str | Non
     return None
 
 
+def _alert_damaged(state: PortalState, package_id: int, damaged: _Damaged) -> None:
+    """Record the damaged blob in the audit log and tell every admin (content-free)."""
+    with transaction(state.sessions) as db:
+        package = db.get(Package, package_id)
+        audit.record(
+            db,
+            audit.SYSTEM_ACTOR,
+            "blob.damaged",
+            f"item:{damaged.item_code}",
+            {"sha256": damaged.sha256, "package": package.code if package else None},
+        )
+        notifications.blob_damaged(db, damaged.item_code)
+
+
 def assemble_package(state: PortalState, package_id: int, *, now: datetime | None = None) -> None:
     """Assemble package ``package_id`` (idempotent; see the module notes).
 
@@ -1398,6 +1448,8 @@ def assemble_package(state: PortalState, package_id: int, *, now: datetime | Non
     except _Failure as exc:
         _discard(state, built.blobs)
         _end(state, package_id, version, "failed", exc.reason, reports=exc.reports)
+        if isinstance(exc, _Damaged):
+            _alert_damaged(state, package_id, exc)
         raise AssemblyFailed(exc.reason) from None
     except _Stopped:
         _discard(state, built.blobs)

@@ -28,6 +28,7 @@ from typing import BinaryIO, Protocol
 
 __all__ = [
     "BAGIT_TXT",
+    "BagDigestMismatch",
     "BagEntry",
     "BagError",
     "BagSummary",
@@ -60,6 +61,18 @@ _MAX_SUFFIX = 10
 
 class BagError(Exception):
     """The bag cannot be written as asked; the message says which entry and why."""
+
+
+class BagDigestMismatch(BagError):
+    """A file's bytes differ from the sha256 it was registered with (bit rot, tampering)."""
+
+    def __init__(self, path: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"the file for {path!r} does not match its registered sha256 "
+            f"(expected {expected}, read {actual})"
+        )
+        self.path = path
+        self.expected = expected
 
 
 @dataclass(frozen=True)
@@ -264,10 +277,7 @@ class _TarOut:
         self._pad(size)
         actual = digest.hexdigest()
         if entry.expected_sha256 is not None and actual != entry.expected_sha256:
-            raise BagError(
-                f"the file for {entry.path!r} does not match its registered sha256 "
-                f"(expected {entry.expected_sha256}, read {actual})"
-            )
+            raise BagDigestMismatch(entry.path, entry.expected_sha256, actual)
         return actual, size
 
     def close(self) -> None:
