@@ -210,11 +210,12 @@ def consent_withdrawn(db: Session, rfa: Rfa, releasers: Iterable[int]) -> list[N
     )
 
 
-def blob_damaged(db: Session, item_code: str) -> list[Notification]:
-    """A stored file failed its sha256 check (bit rot, tampering): every admin, at once. The
-    item's code only; which blob and which package are in the audit log (``portal audit``)."""
+def blob_damaged(db: Session, what: str) -> list[Notification]:
+    """A stored file failed its sha256 check (bit rot, tampering): every admin, at once.
+    ``what`` names the first use by its code (e.g. "item ITM-2026-0001"); the blob and all
+    its uses are in the audit log (``portal audit``, action ``blob.damaged``)."""
     return notify(
         db,
         _active(db, where_admin()),
-        f"Stored file of {item_code} is damaged: restore it from a backup",
+        f"Stored file of {what} is damaged: restore it from a backup",
     )

@@ -398,12 +398,14 @@ def test_a_damaged_source_is_never_shipped_and_the_admins_are_told(
     assert staging_leftovers(state) == []
     with state.sessions() as session:
         event = session.scalars(select(AuditEvent).where(AuditEvent.action == "blob.damaged")).one()
-        details = json.loads(event.details)
-        assert (event.target, details["sha256"]) == (f"item:{code}", sha256)
-        assert details["package"] == package.code
+        assert event.target == f"blob:{sha256}"
+        assert json.loads(event.details) == {
+            "uses": [f"item {code}"],
+            "found_by": f"assembly of {package.code}",
+        }
         inbox = notifications.inbox(session, session.get_one(User, admin.user_id))
         assert [n.subject for n in inbox] == [
-            f"Stored file of {code} is damaged: restore it from a backup"
+            f"Stored file of item {code} is damaged: restore it from a backup"
         ]
 
 

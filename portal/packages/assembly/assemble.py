@@ -75,7 +75,8 @@ from portal.consent.models import Consent
 from portal.db import aware_utc, transaction, utcnow
 from portal.eligibility.decisions import load_result
 from portal.eligibility.models import Decision
-from portal.notifications import service as notifications
+from portal.integrity.damage import record_damage
+from portal.integrity.uses import blob_uses
 from portal.packages import release_previews
 from portal.packages.assembly.bag import (
     BagDigestMismatch,
@@ -1415,14 +1416,8 @@ def _alert_damaged(state: PortalState, package_id: int, damaged: _Damaged) -> No
     """Record the damaged blob in the audit log and tell every admin (content-free)."""
     with transaction(state.sessions) as db:
         package = db.get(Package, package_id)
-        audit.record(
-            db,
-            audit.SYSTEM_ACTOR,
-            "blob.damaged",
-            f"item:{damaged.item_code}",
-            {"sha256": damaged.sha256, "package": package.code if package else None},
-        )
-        notifications.blob_damaged(db, damaged.item_code)
+        found_by = f"assembly of {package.code}" if package else "assembly"
+        record_damage(db, damaged.sha256, blob_uses(db, damaged.sha256), found_by=found_by)
 
 
 def assemble_package(state: PortalState, package_id: int, *, now: datetime | None = None) -> None:
