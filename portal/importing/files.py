@@ -69,6 +69,9 @@ def store_file(
     with _open(real, name) as handle:
         if blobs is None:
             return _hash_only(handle, name, sha256=sha256, size=size)
+        on_disk = os.fstat(handle.fileno()).st_size
+        if size is not None and on_disk != size:  # refused before a byte is stored
+            raise FileProblem(f"file {name!r} is {on_disk} bytes, not the size given ({size})")
         existed = blobs.exists(sha256)
         try:
             info = blobs.put_stream(handle, expected_sha256=sha256, max_bytes=size)
@@ -76,7 +79,9 @@ def store_file(
             raise FileProblem(_mismatch(name, exc.actual, sha256)) from None
         except TooLarge:
             raise FileProblem(f"file {name!r} is larger than the size given ({size})") from None
-    if size is not None and info.size != size:
+    if size is not None and info.size != size:  # it changed while it was read
+        if not existed:
+            blobs.delete(info.sha256)
         raise FileProblem(f"file {name!r} is {info.size} bytes, not the size given ({size})")
     return StoredFile(sha256=info.sha256, size=info.size, new_blob=not existed)
 

@@ -993,3 +993,17 @@ def test_documented_example_bundle_imports(
 
     assert {name for name, count in report.created.items() if count == 1} == set(report.created)
     assert report.summary().startswith("repository.jsonl (sha256 ")
+
+
+@pytest.mark.parametrize("declared", [len(STATEMENT) + 1, len(STATEMENT) - 1])
+def test_a_wrong_declared_size_is_refused_and_leaves_no_blob(
+    session: Session, blobs: FileBlobStore, files: Path, tmp_path: Path, declared: int
+) -> None:
+    """The file is what its sha256 says, but not the size declared: refused, and nothing of
+    it stays in the store (a declared size larger than the file used to leave the blob)."""
+    records = good_records()
+    statement = next(r for r in records if r.get("file") == "items/statement.txt")
+    statement["size"] = declared
+    errors = rejected(session, blobs, write_bundle(tmp_path / "b.jsonl", records), files)
+    assert any(f"not the size given ({declared})" in error.reason for error in errors), errors
+    assert hashlib.sha256(STATEMENT).hexdigest() not in set(blobs.keys())
