@@ -677,7 +677,11 @@ BAD_LINES = {
         6,
         f"has sha256 {sha(STATEMENT)}, not the sha256 given",
     ),
-    "wrong size": (_replace(5, size=len(STATEMENT) - 1), 6, "larger than the size given"),
+    "wrong size": (
+        _replace(5, size=len(STATEMENT) - 1),
+        6,
+        f"is {len(STATEMENT)} bytes, not the size given ({len(STATEMENT) - 1})",
+    ),
     "unknown reference": (_replace(5, provider="PRV-NOBODY"), 6, "unknown provider PRV-NOBODY"),
     "unknown person in list": (
         _replace(5, persons=["PER-0001", "PER-9999"]),
