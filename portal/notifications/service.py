@@ -219,3 +219,14 @@ def blob_damaged(db: Session, what: str) -> list[Notification]:
         _active(db, where_admin()),
         f"Stored file of {what} is damaged: restore it from a backup",
     )
+
+
+STORAGE_FULL = "The portal's storage is full: free space or add storage"
+
+
+def storage_full(db: Session) -> list[Notification]:
+    """A write failed for want of space: every admin who has not yet read the same notice."""
+    told = select(Notification.user_id).where(
+        Notification.subject == STORAGE_FULL, Notification.read_at.is_(None)
+    )
+    return notify(db, _active(db, where_admin(), User.id.not_in(told)), STORAGE_FULL)

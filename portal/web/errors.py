@@ -5,6 +5,7 @@ Unexpected exceptions are logged here with a short reference the user can quote.
 
 from __future__ import annotations
 
+import errno
 import logging
 import secrets
 
@@ -12,7 +13,10 @@ from flask import Flask, Response, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from portal.db import transaction
+from portal.notifications import service as notifications
 from portal.pages.errors import CSRF_MESSAGE, CSRF_TITLE, error_response
+from portal.state import portal_state
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +43,31 @@ def handle_csrf_error(exc: CSRFError) -> Response:
     )
 
 
+STORAGE_FULL_TITLE = "Storage full"
+STORAGE_FULL_MESSAGE = (
+    "The portal's storage is full; nothing was saved. The administrators have been told. "
+    "Please try again later."
+)
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+
+
+def handle_storage_full(exc: OSError) -> Response:
+    """A disk (or quota) full while writing: say so (507), and tell the admins once."""
+    logger.error("Storage full on %s %s: %s", request.method, request.path, exc.strerror)
+    try:
+        with transaction(portal_state().sessions) as db:
+            notifications.storage_full(db)
+    except Exception:  # the database may be on the full disk too: the answer still stands
+        logger.exception("Could not notify the admins that the storage is full")
+    return error_response(507, title=STORAGE_FULL_TITLE, message=STORAGE_FULL_MESSAGE)
+
+
 def handle_unexpected(exc: Exception) -> Response:
     """Log the exception (never the request body) and answer with a plain 500."""
     if isinstance(exc, HTTPException):
         return handle_http_exception(exc)
+    if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+        return handle_storage_full(exc)
     reference = secrets.token_hex(4).upper()
     logger.exception(
         "Unhandled %s on %s %s (reference %s)",

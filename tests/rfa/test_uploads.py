@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -19,7 +20,9 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from portal import audit
+from portal.accounts.models import User
 from portal.audit import AuditEvent
+from portal.notifications import service as notifications
 from portal.rfa.models import Assurance, Attachment
 from portal.rfa.uploads import (
     NAME_MAX,
@@ -353,3 +356,42 @@ def test_assurance_is_recorded_downloadable_and_audited(
     )  # fmt: skip
     assert refused.status_code == 400 and "not accepted" in refused.get_data(as_text=True)
     assert len(db.scalars(select(Assurance)).all()) == 1
+
+
+@pytest.fixture
+def full_blob_store(app: Flask) -> Iterator[Path]:
+    """The app's blob store on a 1 MiB tmpfs (needs the right to mount, as root in CI)."""
+    root = portal_state(app).settings.blob_dir
+    root.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(root)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here: " + mounted.stderr.decode(errors="replace"))
+    try:
+        yield root
+    finally:
+        subprocess.run(["umount", str(root)], check=True)
+
+
+def test_a_full_disk_says_so_saves_nothing_and_tells_the_admins(
+    app: Flask, db: Session, requester: Credentials, full_blob_store: Path
+) -> None:
+    admin = make_user(db, "admin")
+    client = signed_in(app, requester)
+    code = new_draft(client, complete(app))
+
+    response = upload(client, code, b"A long note about the request.\n" * 70_000, "note.txt")
+
+    assert response.status_code == 507, response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    assert "storage is full; nothing was saved" in page
+    assert db.scalars(select(Attachment)).all() == []
+    assert "rfa.attachment.add" not in actions(db, code)
+    assert [p for p in full_blob_store.rglob("*") if p.is_file()] == []  # no partial left
+    told = notifications.inbox(db, db.get_one(User, admin.user_id))
+    assert [n.subject for n in told] == [notifications.STORAGE_FULL]
+    # a second failure does not pile up notices the admin has not read yet
+    assert upload(client, code, b"x" * 2_000_000, "again.txt").status_code == 507
+    db.expire_all()
+    assert len(notifications.inbox(db, db.get_one(User, admin.user_id))) == 1
