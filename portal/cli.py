@@ -237,6 +237,22 @@ def scrub_command(restart: bool, limit: int | None) -> None:
         sys.exit(1)
 
 
+@main.command("sweep")
+def sweep_command() -> None:
+    """Remove what crashed processes left behind: staging directories of dead assemblies,
+    blob-store temporaries, unreferenced blobs past their grace period (never anything in use
+    or referenced; see portal/integrity/janitor.py). Workers run it when they start."""
+    from portal.integrity.janitor import sweep
+
+    swept = sweep(portal_state())
+    click.echo(
+        f"Removed {len(swept.staging)} staging directories, {swept.temporaries} blob-store "
+        f"temporaries and {len(swept.unreferenced)} unreferenced blobs."
+    )
+    if swept.blobs_kept_because:
+        click.echo(f"Warning: {swept.blobs_kept_because}.", err=True)
+
+
 @main.group("policy")
 def policy_group() -> None:
     """The sharing policy files."""
