@@ -9,12 +9,14 @@ work, in a ``workspace``), ``report`` renders the outcome, ``cli`` is the comman
 """
 
 from portal.verify.cli import main
+from portal.verify.decryption import OutputLimit
 from portal.verify.results import (
     EXIT_BAD_SIGNATURE,
     EXIT_BAG_INVALID,
     EXIT_CANNOT_DECRYPT,
     EXIT_MANIFEST_INVALID,
     EXIT_OK,
+    EXIT_OUTPUT_LIMIT,
     EXIT_RECALL_MISMATCH,
     EXIT_UNSAFE_ARCHIVE,
     EXIT_USAGE,
@@ -30,12 +32,14 @@ __all__ = [
     "EXIT_CANNOT_DECRYPT",
     "EXIT_MANIFEST_INVALID",
     "EXIT_OK",
+    "EXIT_OUTPUT_LIMIT",
     "EXIT_RECALL_MISMATCH",
     "EXIT_UNSAFE_ARCHIVE",
     "EXIT_USAGE",
     "EXIT_WRONG_SIGNER",
     "Check",
     "Outcome",
+    "OutputLimit",
     "main",
     "verify_package",
 ]

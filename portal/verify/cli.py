@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from portal.verify.decryption import OutputLimit, default_limit
 from portal.verify.report import render_json, render_text
 from portal.verify.results import EXIT_USAGE
 from portal.verify.signatures import normalise_fingerprint
@@ -30,11 +32,26 @@ exit codes:
   15  unsafe archive (absolute path, "..", link, device, duplicate name, oversize member)
   16  the recall notice (--recall) is not for this package or its items (its signature
       failing gives 10 or 11)
+  17  decryption stopped: the package holds compressed data (refused unless
+      --allow-compressed) or decrypts to more than the bound (--max-output); what was
+      written is deleted
 """
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 class _UsageError(Exception):
     pass
+
+
+def _byte_count(text: str) -> int:
+    """``--max-output``: a whole number of bytes, optionally with K, M, G or T (powers of 1024)."""
+    found = re.fullmatch(r"\s*(\d{1,16})\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    if found is None or int(found[1]) == 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a positive number of bytes (e.g. 800000000, 500M or 20G)"
+        )
+    return int(found[1]) * _UNITS[found[2].upper()]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,7 +74,28 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--signature",
         type=Path,
-        help="detached signature over the package (default: PACKAGE.sig when it exists)",
+        help="detached signature over the package, checked before anything is decrypted "
+        "(default: PACKAGE.sig beside the package; required unless --no-detached-signature)",
+    )
+    parser.add_argument(
+        "--no-detached-signature",
+        action="store_true",
+        help="you have only the package file: decrypt without checking its origin first (the "
+        "signature inside the package is still required; the report says origin was checked "
+        "only after decryption)",
+    )
+    parser.add_argument(
+        "--allow-compressed",
+        action="store_true",
+        help="accept compressed data inside the package (the portal never writes it); "
+        "requires --max-output",
+    )
+    parser.add_argument(
+        "--max-output",
+        type=_byte_count,
+        metavar="BYTES",
+        help="the most decryption may write to disk (K, M, G, T allowed; default: the "
+        "package's size plus 1M, as uncompressed data is never larger than its package)",
     )
     parser.add_argument(
         "--gnupghome",
@@ -81,8 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_arguments(args: argparse.Namespace) -> tuple[str, Path | None]:
-    """Validate the arguments; return the pinned fingerprint and the detached signature."""
+def _check_arguments(args: argparse.Namespace) -> tuple[str, Path | None, OutputLimit]:
+    """Validate the arguments; return the pinned fingerprint, the detached signature and the
+    bound on decryption."""
     try:
         pinned = normalise_fingerprint(args.sender_fingerprint)
     except ValueError as exc:
@@ -94,16 +133,23 @@ def _check_arguments(args: argparse.Namespace) -> tuple[str, Path | None]:
         raise _UsageError(f"{args.recall}: no such recall notice")
     if signature is not None and not signature.is_file():
         raise _UsageError(f"{signature}: no such signature file")
-    if signature is None:
+    if signature is not None and args.no_detached_signature:
+        raise _UsageError("--signature and --no-detached-signature contradict each other")
+    if signature is None and not args.no_detached_signature:
         beside = args.package.with_name(args.package.name + ".sig")
         signature = beside if beside.is_file() else None
+    if args.allow_compressed and args.max_output is None:
+        raise _UsageError("--allow-compressed needs --max-output BYTES: a bound you choose")
+    limit = default_limit(args.package)
+    if args.max_output is not None:
+        limit = OutputLimit(args.max_output, allow_compressed=args.allow_compressed)
     home = (args.gnupghome or Path("~/.gnupg")).expanduser()
     if not home.is_dir():
         raise _UsageError(f"{home}: no such keyring directory")
     out: Path | None = args.out
     if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise _UsageError(f"{out}: --out must be a missing or empty directory")
-    return pinned, signature
+    return pinned, signature, limit
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        pinned, signature = _check_arguments(args)
+        pinned, signature, limit = _check_arguments(args)
     except _UsageError as exc:
         parser.print_usage(sys.stderr)
         print(f"portal-verify: error: {exc}", file=sys.stderr)
@@ -123,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.package,
             pinned,
             signature=signature,
+            without_detached_signature=args.no_detached_signature,
+            limit=limit,
             gnupghome=args.gnupghome,
             out=args.out,
             recall=args.recall,

@@ -17,6 +17,7 @@ EXIT_BAG_INVALID = 13
 EXIT_MANIFEST_INVALID = 14
 EXIT_UNSAFE_ARCHIVE = 15
 EXIT_RECALL_MISMATCH = 16
+EXIT_OUTPUT_LIMIT = 17  # decryption stopped: compressed data, or more than the bound
 
 T = TypeVar("T")
 

@@ -1,5 +1,5 @@
 """OpenPGP for the verifier: the pinned fingerprint, the sender's key in the recipient's
-keyring, decryption, and judging every signature against the pinned key.
+keyring, and judging every signature against the pinned key.
 
 "Pinned" means the fingerprint given with ``--sender-fingerprint``, obtained out of band. A
 signature is accepted only when the primary fingerprint of the key that made it equals that
@@ -19,7 +19,6 @@ import gnupg
 from portal.registry.openpgp import grouped_fingerprint
 from portal.verify.results import (
     EXIT_BAD_SIGNATURE,
-    EXIT_CANNOT_DECRYPT,
     EXIT_USAGE,
     VerifyFailed,
 )
@@ -157,20 +156,3 @@ def check_detached(
     with signature.open("rb") as stream:
         result = gpg.verify_file(stream, data_filename=str(data), extra_args=GPG_OFFLINE)
     return judge_signature(result, sender, f"the {role} {label}", codes)
-
-
-def decrypt(gpg: gnupg.GPG, package: Path, plaintext: Path) -> Any:
-    """Decrypt ``package`` into the file ``plaintext`` (streamed by gpg, never in memory);
-    return gpg's result, whose signature fields :func:`judge_signature` reads."""
-    result = gpg.decrypt_file(str(package), output=str(plaintext), extra_args=GPG_OFFLINE)
-    if not result.ok:
-        plaintext.unlink(missing_ok=True)
-        if result.status == "no secret key":
-            reason = (
-                "none of the keys it is encrypted to has its secret key in your keyring "
-                "(is it addressed to another authority?)"
-            )
-        else:
-            reason = f"gpg reports: {result.status or 'unknown error'}"
-        raise VerifyFailed(EXIT_CANNOT_DECRYPT, f"the package cannot be decrypted: {reason}")
-    return result

@@ -2,14 +2,18 @@
 first failure.
 
 A package is ``PKG-YYYY-NNNN.tar.gpg`` (a tar holding one BagIt bag, signed by the mechanism and
-encrypted to the authority) with, optionally, ``PKG-YYYY-NNNN.tar.gpg.sig`` beside it (a detached
-signature over the ciphertext). The steps, each named as the report names it:
+encrypted to the authority) with ``PKG-YYYY-NNNN.tar.gpg.sig`` beside it (a detached signature
+over the ciphertext). The steps, each named as the report names it:
 
 1. ``sender_key``: the pinned sender key is in the recipient's keyring, as a primary key;
-2. ``detached_signature``: the detached signature, when there is one, is good and made by the
-   pinned sender key;
-3. ``decryption`` and ``inline_signature``: the package decrypts with the recipient's keyring and
-   its inline signature (mandatory) is good and made by the pinned sender key;
+2. ``detached_signature``: the detached signature is good and made by the pinned sender key. It
+   is checked before anything is decrypted, so data of unknown origin never reaches gpg's
+   decompressor or the disk; only with ``without_detached_signature`` (a recipient who has the
+   package file alone) is it skipped, and the report says origin was checked after decryption;
+3. ``decryption`` and ``inline_signature``: the package decrypts with the recipient's keyring,
+   within a bound on what is written and without compressed data unless allowed (see
+   :mod:`portal.verify.decryption`), and its inline signature (mandatory) is good and made by
+   the pinned sender key;
 4. ``archive_safety``: the tar is safe to extract (see :mod:`portal.verify.archive`);
 5. ``bag``: the bag is valid (Library of Congress ``bagit``: complete, every checksum right);
 6. ``manifest_schema`` and ``manifest_signature``: ``data/manifest.json`` matches its JSON
@@ -35,6 +39,7 @@ import gnupg
 from portal.packages.assembly.manifest import MANIFEST_PATH, SIGNATURE_PATH
 from portal.verify.archive import extract
 from portal.verify.bag import validate_bag
+from portal.verify.decryption import OutputLimit, decrypt_bounded, default_limit
 from portal.verify.manifest import cross_check, read_manifest
 from portal.verify.recall import check_recall, read_notice
 from portal.verify.results import (
@@ -47,10 +52,10 @@ from portal.verify.results import (
     VerifyFailed,
 )
 from portal.verify.signatures import (
+    GPG_OFFLINE,
     FailureCodes,
     SenderKey,
     check_detached,
-    decrypt,
     format_fingerprint,
     judge_signature,
     normalise_fingerprint,
@@ -58,7 +63,7 @@ from portal.verify.signatures import (
 )
 from portal.verify.workspace import Workspace, workspace
 
-__all__ = ["RECALLED", "VERIFIED", "verify_package"]
+__all__ = ["ORIGIN_AFTER_DECRYPTION", "RECALLED", "VERIFIED", "verify_package"]
 
 VERIFIED = (
     "VERIFIED: the package is complete and unaltered, and was signed by the pinned sender key"
@@ -68,6 +73,10 @@ RECALLED = (
     "VERIFIED, AND RECALLED: the package is complete and unaltered and was signed by the "
     "pinned sender key; the recall notice, signed by the same key, applies to it (see above "
     "what to return or destroy)"
+)
+
+ORIGIN_AFTER_DECRYPTION = (
+    "the origin of the package was checked only after decryption (--no-detached-signature)"
 )
 
 _PACKAGE_SIGNATURE = FailureCodes(wrong_signer=EXIT_WRONG_SIGNER, bad=EXIT_BAD_SIGNATURE)
@@ -82,13 +91,17 @@ def verify_package(
     sender_fingerprint: str,
     *,
     signature: Path | None = None,
+    without_detached_signature: bool = False,
+    limit: OutputLimit | None = None,
     gnupghome: Path | None = None,
     out: Path | None = None,
     recall: Path | None = None,
 ) -> Outcome:
     """Run every step on ``package``; the :class:`Outcome` says which passed and why not.
 
-    ``signature`` is the detached signature (None: not checked). ``gnupghome`` is the
+    ``signature`` is the detached signature; it is required unless
+    ``without_detached_signature``. ``limit`` bounds what decryption writes (default: the
+    package's size plus a margin, no compressed data). ``gnupghome`` is the
     recipient's keyring (default ``~/.gnupg``): it must hold the authority's secret key and the
     sender's public key; it is only read. ``out``, when given, must be an empty or missing
     directory; the bag is kept there when, and only when, the package verifies.
@@ -96,14 +109,23 @@ def verify_package(
     pinned = normalise_fingerprint(sender_fingerprint)
     home = (gnupghome or Path("~/.gnupg")).expanduser()
     outcome = Outcome(package=package, sender_fingerprint=pinned)
+    bound = limit or default_limit(package)
     check = _Recorder(outcome)
     with workspace(out) as space:
         gpg = gnupg.GPG(gnupghome=str(home))
         try:
             sender = check("sender_key", sender_key, gpg, pinned, home)
-            check("detached_signature", detached_signature, gpg, package, signature, sender)
+            check(
+                "detached_signature",
+                detached_signature,
+                gpg,
+                package,
+                signature,
+                sender,
+                without=without_detached_signature,
+            )
             outcome.signature_checked = signature is not None
-            decrypted = check("decryption", decryption, gpg, package, space.plaintext)
+            decrypted = check("decryption", decryption, gpg, package, space.plaintext, bound)
             check("inline_signature", inline_signature, decrypted, sender)
             bag_dir = check("archive_safety", archive_safety, space)
             bag = check("bag", validate_bag, bag_dir)
@@ -117,6 +139,8 @@ def verify_package(
         outcome.extracted_to = space.keep(bag_dir)
     outcome.manifest = manifest
     outcome.message = VERIFIED if recall is None else RECALLED
+    if signature is None:
+        outcome.message += f"; {ORIGIN_AFTER_DECRYPTION}"
     return outcome
 
 
@@ -149,14 +173,23 @@ def sender_key(gpg: gnupg.GPG, pinned: str, home: Path) -> Passed[SenderKey]:
 
 
 def detached_signature(
-    gpg: gnupg.GPG, package: Path, signature: Path | None, sender: SenderKey
+    gpg: gnupg.GPG, package: Path, signature: Path | None, sender: SenderKey, *, without: bool
 ) -> Passed[None]:
-    if signature is None:
+    if signature is None and without:
         return Passed(
             None,
-            "not checked: there is no detached signature file (it is optional; the "
-            "signature inside the package is mandatory and is checked below)",
+            "not checked (--no-detached-signature): the origin of the package is checked only "
+            "after decryption, by the signature inside it; until then gpg decrypts data of "
+            "unknown origin (within the output bound)",
             skipped=True,
+        )
+    if signature is None:
+        raise VerifyFailed(
+            EXIT_BAD_SIGNATURE,
+            f"the detached signature {package.name}.sig is missing; it is checked before "
+            "anything is decrypted. Put it beside the package or name it with --signature; "
+            "if you have only the package file, pass --no-detached-signature (its origin is "
+            "then checked only after decryption)",
         )
     detail = check_detached(
         gpg,
@@ -170,9 +203,15 @@ def detached_signature(
     return Passed(None, detail)
 
 
-def decryption(gpg: gnupg.GPG, package: Path, plaintext: Path) -> Passed[Any]:
+def decryption(gpg: gnupg.GPG, package: Path, plaintext: Path, limit: OutputLimit) -> Passed[Any]:
     """The package decrypted into ``plaintext``; gpg's result carries the inline signature."""
-    return Passed(decrypt(gpg, package, plaintext), "decrypted with a secret key of your keyring")
+    result = decrypt_bounded(gpg, package, plaintext, limit, GPG_OFFLINE)
+    compressed = ", compressed data allowed" if limit.allow_compressed else ", not compressed"
+    return Passed(
+        result,
+        f"decrypted with a secret key of your keyring; {plaintext.stat().st_size} bytes, "
+        f"within the bound of {limit.max_bytes} bytes{compressed}",
+    )
 
 
 def inline_signature(decrypted: Any, sender: SenderKey) -> Passed[None]:
