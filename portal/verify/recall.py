@@ -71,7 +71,10 @@ def read_notice(gpg: gnupg.GPG, notice: Path, sender: SenderKey) -> RecallNotice
             f"{notice.name} is not a clearsigned recall notice (it must start with "
             f"{_CLEARSIGNED.decode()})",
         )
-    result: Any = gpg.decrypt(data, extra_args=GPG_OFFLINE)
+    # gpg refuses a second plaintext after the clearsigned text; --max-output bounds the one
+    # it gives back (held in memory) whatever the notice holds.
+    bounded = [*GPG_OFFLINE, "--max-output", str(MAX_NOTICE)]
+    result: Any = gpg.decrypt(data, extra_args=bounded)
     detail = judge_signature(result, sender, f"the recall notice {notice.name}", _CODES)
     return parse_notice(result.data.decode("utf-8", errors="replace"), detail)
 

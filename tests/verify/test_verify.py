@@ -204,20 +204,50 @@ def test_spaced_lowercase_fingerprint_is_accepted(run: Run, genuine: BuiltPackag
     assert run(genuine.path, fpr=spaced)[0] == 0
 
 
-def test_without_detached_signature_the_inline_one_is_enough(
+def test_without_detached_signature_the_package_is_not_decrypted(
+    run: Run, genuine: BuiltPackage, workdir: Callable[[], Path]
+) -> None:
+    """The detached signature is checked before anything is decrypted: without it (and
+    without --no-detached-signature) the verification stops there."""
+    alone = workdir()
+    alone.mkdir()
+    package = Path(shutil.copy(genuine.path, alone))
+    code, report = run_json(run, package)
+    assert code == verify.EXIT_BAD_SIGNATURE
+    check = failed_check(report)
+    assert check["name"] == "detached_signature"
+    assert f"{package.name}.sig is missing" in check["detail"]
+    assert "--no-detached-signature" in check["detail"]
+    assert [c["name"] for c in report["checks"]] == ["sender_key", "detached_signature"]
+
+
+def test_no_detached_signature_flag_reports_origin_after_decryption(
     run: Run, genuine: BuiltPackage, workdir: Callable[[], Path]
 ) -> None:
     alone = workdir()
     alone.mkdir()
     package = Path(shutil.copy(genuine.path, alone))
-    code, report = run_json(run, package)
-    assert code == 0
+    code, report = run_json(run, package, "--no-detached-signature")
+    assert code == 0, report
     assert report["detached_signature_checked"] is False
     detached = report["checks"][1]
     assert detached["name"] == "detached_signature" and detached["skipped"] is True
-    assert "not checked" in detached["detail"]
-    text = run(package)[1]
-    assert "[skipped] detached signature: not checked" in text
+    assert "checked only after decryption" in detached["detail"]
+    assert "origin of the package was checked only after decryption" in report["message"]
+    text = run(package, "--no-detached-signature")[1]
+    assert "[skipped] detached signature: not checked (--no-detached-signature)" in text
+    assert "VERIFIED: " in text
+    assert "origin of the package was checked only after decryption" in text.splitlines()[-1]
+
+
+def test_signature_and_no_detached_signature_contradict(
+    run: Run, genuine: BuiltPackage
+) -> None:
+    code, _, err = run(
+        genuine.path, "--signature", str(genuine.signature), "--no-detached-signature"
+    )
+    assert code == verify.EXIT_USAGE
+    assert "contradict" in err
 
 
 def test_out_keeps_the_verified_bag(
@@ -272,7 +302,7 @@ def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> No
         verify.main(["--help"])
     assert exited.value.code == 0
     text = capsys.readouterr().out
-    for code in ("0 ", "2 ", "10 ", "11 ", "12 ", "13 ", "14 ", "15 "):
+    for code in ("0 ", "2 ", "10 ", "11 ", "12 ", "13 ", "14 ", "15 ", "16 ", "17 "):
         assert f"\n  {code}" in text
 
 
@@ -302,7 +332,7 @@ def test_flipped_byte_without_detached_signature_is_caught_inside(
     dest.mkdir()
     package = Path(shutil.copy(genuine.path, dest))
     flip_byte(package)
-    code, report = run_json(run, package)
+    code, report = run_json(run, package, "--no-detached-signature")
     # The cipher's integrity check (MDC) fails before any signature can be checked.
     assert code == verify.EXIT_CANNOT_DECRYPT
     assert failed_check(report)["name"] == "decryption"
@@ -328,6 +358,8 @@ def test_package_without_inline_signature(
         sealer.home,
         "--trust-model",
         "always",
+        "--compress-algo",
+        "none",
         "--encrypt",
         "-r",
         FINGERPRINTS[AUTHORITY],
@@ -589,6 +621,7 @@ def test_not_a_tar_at_all(run: Run, sealer: FastSealer, workdir: Callable[[], Pa
     plain.write_bytes(b"this is not a tar archive\n" * 100)
     package = dest / f"{CODE}.tar.gpg"
     sealer.seal(lambda out: out.write(plain.read_bytes()), SENDER, (AUTHORITY,), package)
+    (dest / f"{package.name}.sig").write_bytes(sealer.detached(package, SENDER))
     code, report = run_json(run, package)
     assert code == verify.EXIT_UNSAFE_ARCHIVE
     assert "not a readable tar archive" in failed_check(report)["detail"]
