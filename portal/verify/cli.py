@@ -37,6 +37,7 @@ exit codes:
       written is deleted
 """
 
+_MAX_BYTES = 1 << 60  # gpg's --max-output is an unsigned long
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -47,7 +48,7 @@ class _UsageError(Exception):
 def _byte_count(text: str) -> int:
     """``--max-output``: a whole number of bytes, optionally with K, M, G or T (powers of 1024)."""
     found = re.fullmatch(r"\s*(\d{1,16})\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
-    if found is None or int(found[1]) == 0:
+    if found is None or not 0 < int(found[1]) * _UNITS[found[2].upper()] <= _MAX_BYTES:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a positive number of bytes (e.g. 800000000, 500M or 20G)"
         )

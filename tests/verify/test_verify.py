@@ -240,9 +240,7 @@ def test_no_detached_signature_flag_reports_origin_after_decryption(
     assert "origin of the package was checked only after decryption" in text.splitlines()[-1]
 
 
-def test_signature_and_no_detached_signature_contradict(
-    run: Run, genuine: BuiltPackage
-) -> None:
+def test_signature_and_no_detached_signature_contradict(run: Run, genuine: BuiltPackage) -> None:
     code, _, err = run(
         genuine.path, "--signature", str(genuine.signature), "--no-detached-signature"
     )
