@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
 import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -195,3 +196,27 @@ def test_the_readme_recipe_checks_a_notice_with_stock_tools(
     notice.write_text(tampered, encoding="utf-8")
     refused = gpg_run(home, "--status-fd", "1", "--verify", str(notice), check=False)
     assert "VALIDSIG" not in refused.stdout.decode()
+
+
+def test_a_compressed_message_hidden_in_the_signature_block_is_refused(
+    run: Run, package: BuiltPackage, home: Path, tmp_path: Path
+) -> None:
+    """The armor after the signed text holds 16 MiB of zeros, zlib-compressed, instead of a
+    signature: gpg refuses a second plaintext, and ``--max-output`` bounds what it gives back
+    whatever the notice holds."""
+    stored = subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--no-tty", "--store", "--armor",
+         "--compress-algo", "zlib", "-z", "9"],
+        input=b"\0" * (16 << 20), capture_output=True, check=True, timeout=60,
+    ).stdout.decode()  # fmt: skip
+    body = stored.split("-----BEGIN PGP MESSAGE-----")[1].split("-----END PGP MESSAGE-----")[0]
+    signed = _notice(tmp_path, package).read_text(encoding="utf-8")
+    head = signed.split("-----BEGIN PGP SIGNATURE-----")[0]
+    hostile = tmp_path / "hostile.asc"
+    hostile.write_text(
+        f"{head}-----BEGIN PGP SIGNATURE-----{body}-----END PGP SIGNATURE-----\n", "utf-8"
+    )
+    assert hostile.stat().st_size < 64 * 1024
+    code, report = run(package.path, hostile)
+    assert code == verify.EXIT_BAD_SIGNATURE, report
+    assert not _recall_check(report)["ok"]

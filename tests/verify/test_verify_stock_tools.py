@@ -9,7 +9,6 @@ mechanism's public key.
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import pytest
 
 from tests.support.packages import (
     AUTHORITY,
+    FINGERPRINTS,
     KEYS,
     SENDER,
     SENDER_FPR,
@@ -34,7 +34,10 @@ CODE = "PKG-2026-0001"
 # last one inside the extracted bag directory).
 IMPORT_SENDER_KEY = "gpg --import mechanism-signing.pub.asc"
 VERIFY_DETACHED = "gpg --status-fd 1 --verify PKG-2026-0001.tar.gpg.sig PKG-2026-0001.tar.gpg"
-DECRYPT = "gpg --status-fd 1 --decrypt --output PKG-2026-0001.tar PKG-2026-0001.tar.gpg"
+DECRYPT = (
+    "gpg --status-fd 1 --max-output $(( $(wc -c < PKG-2026-0001.tar.gpg) + 1048576 )) "
+    "--decrypt --output PKG-2026-0001.tar PKG-2026-0001.tar.gpg"
+)
 UNTAR = "tar -xf PKG-2026-0001.tar"
 VALIDATE_BAG = "bagit.py --validate PKG-2026-0001"
 VERIFY_MANIFEST = "gpg --status-fd 1 --verify data/manifest.json.asc data/manifest.json"
@@ -53,12 +56,13 @@ def genuine(tmp_path_factory: pytest.TempPathFactory) -> BuiltPackage:
 
 
 def sh(command: str, cwd: Path, home: Path) -> subprocess.CompletedProcess[str]:
-    """Run one README line as a user would: GNUPGHOME set, the venv's bin on PATH."""
+    """Run one README line as a user would, in a POSIX shell (``$(( ))`` is used): GNUPGHOME
+    set, the venv's bin on PATH."""
     env = dict(os.environ)
     env["GNUPGHOME"] = str(home)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.run(
-        shlex.split(command), cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        ["sh", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
 
 
@@ -142,3 +146,22 @@ def test_the_same_commands_notice_tampering(
     detached = sh(VERIFY_DETACHED, work, home)
     assert detached.returncode != 0
     assert "[GNUPG:] BADSIG" in detached.stdout
+
+
+def test_the_decrypt_line_stops_a_compression_bomb(home: Path, tmp_path: Path) -> None:
+    """``--max-output`` in the README's decrypt line: 16 MiB of bzip2-compressed zeros (a few
+    hundred bytes) stop at the package's size plus 1 MiB, and gpg says so (the README says to
+    delete the partial file)."""
+    work = tmp_path / "inbox"
+    work.mkdir()
+    bomb = work / f"{CODE}.tar.gpg"
+    subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--no-tty", "--trust-model", "always",
+         "--compress-algo", "bzip2", "-z", "9", "-r", FINGERPRINTS[AUTHORITY], "--encrypt",
+         "--output", str(bomb)],
+        input=b"\0" * (16 << 20), capture_output=True, check=True, timeout=60,
+    )  # fmt: skip
+    decrypted = sh(DECRYPT, work, home)
+    assert decrypted.returncode != 0
+    assert "exceeded --max-output limit" in decrypted.stderr
+    assert (work / f"{CODE}.tar").stat().st_size <= bomb.stat().st_size + (1 << 20)
