@@ -4,8 +4,9 @@ It runs on the recipient's machine, possibly years later: nothing here imports F
 SQLAlchemy or WeasyPrint (only python-gnupg, bagit, jsonschema and the manifest module), and
 the decrypted tar is streamed to a private temporary file, never held in memory.
 
-``steps`` runs the named steps (``signatures``, ``archive``, ``bag``, ``manifest`` do the
-work, in a ``workspace``), ``report`` renders the outcome, ``cli`` is the command.
+``steps`` runs the named steps (``signatures``, ``decryption``, ``archive``, ``bag``,
+``manifest`` do the work, in a ``workspace``), ``report`` renders the outcome, ``cli`` is the
+command.
 """
 
 from portal.verify.cli import main

@@ -97,7 +97,7 @@ def _too_large(limit: OutputLimit) -> str:
 
 def _command(gpg: gnupg.GPG, package: Path, limit: OutputLimit, extra: list[str]) -> list[str]:
     args = ["-vv", "--max-output", str(limit.max_bytes + 1), *extra]
-    return [*gpg.make_args([*args, "--decrypt", "--output", "-", str(package)], False)]
+    return list(gpg.make_args([*args, "--decrypt", "--output", "-", str(package)], False))
 
 
 def _pump(stdout: IO[bytes], plaintext: Path, watch: _Watch) -> None:
@@ -140,9 +140,11 @@ def decrypt_bounded(
         reader.start()
         try:
             _pump(process.stdout, plaintext, watch)
+        except BaseException:  # a full disk, an interrupt: gpg goes, and what was written
+            watch.stop("interrupted")
+            plaintext.unlink(missing_ok=True)
+            raise
         finally:
-            if watch.refusal is not None:
-                process.kill()
             process.stdout.close()
             process.wait()
             reader.join()
