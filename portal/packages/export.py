@@ -176,14 +176,22 @@ def cover_sheet(
         f"  2. Check the signature: gpg --verify {package.code}.tar.gpg.sig {package.code}.tar.gpg",
         "     It must be a good signature by the key whose fingerprint is given above;",
         "     compare the fingerprint with the one given to you out of band.",
-        f"  3. Decrypt with your authority's key: gpg --output {package.code}.tar "
-        f"--decrypt {package.code}.tar.gpg",
+        "  3. Decrypt with your authority's key, writing at most the package's size plus 1 MiB",
+        "     (the portal's packages are not compressed; a file that decrypts to more is not one):",
+        f"     gpg --max-output {_decryption_bound(package.code, listed)} "
+        f"--output {package.code}.tar --decrypt {package.code}.tar.gpg",
         "     then extract the tar and validate the BagIt bag (bagit.py --validate).",
         "  4. Acknowledge receipt in the Sharing Portal.",
         "",
         "Do not share the material onward without the Mechanism's consent.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _decryption_bound(code: str, files: list[ExportedFile]) -> int:
+    """The most a genuine package decrypts to: its size plus 1 MiB (as portal-verify)."""
+    size = next((f.size for f in files if f.path.name == f"{code}.tar.gpg"), 0)
+    return size + 1024 * 1024
 
 
 def _copy_blob(

@@ -61,6 +61,8 @@ def test_export_writes_package_signature_and_cover_sheet(
     assert hashlib.sha256(ship.cipher.signature).hexdigest() in cover
     assert "4DA6 6F21 B774 DD00 4FC8 AD4E 71CB 3574 A170 734D" in cover
     assert f"gpg --verify {ship.code}.tar.gpg.sig {ship.code}.tar.gpg" in cover
+    bound = cipher_file.stat().st_size + 1024 * 1024  # decryption never writes more
+    assert f"gpg --max-output {bound} --output {ship.code}.tar --decrypt" in cover
     assert ship.cipher.sha256 in result.output
     (event,) = db.scalars(select(AuditEvent).where(AuditEvent.action == "package.exported"))
     details = json.loads(event.details)
