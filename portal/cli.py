@@ -366,8 +366,11 @@ def decision_show_command(decision_id: str, as_email: str, as_json: bool) -> Non
 def worker_command(workers: int) -> None:
     """Run a job consumer (package assembly) until interrupted; run as many as needed, on
     machines sharing the database, the data directory and PORTAL_REDIS_URL."""
+    from portal.integrity.janitor import sweep
     from portal.packages.assembly import document_worker
     from portal.packages.assembly.jobs import make_jobs
+    from portal.packages.assembly.watch import start_watching
+    from portal.state import build_state
 
     try:
         settings = Settings.from_env()
@@ -379,7 +382,16 @@ def worker_command(workers: int) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     jobs = make_jobs(settings)
+    state = build_state(settings)
+    swept = sweep(state)  # what a killed worker left behind
+    logging.getLogger("portal.worker").info(
+        "Swept %d staging directories, %d temporaries, %d unreferenced blobs",
+        len(swept.staging),
+        swept.temporaries,
+        len(swept.unreferenced),
+    )
     document_worker.warm_up()
+    start_watching(lambda: state, jobs.enqueue_assembly, settings.worker_heartbeat)
     consumer = jobs.huey.create_consumer(workers=workers, worker_type="thread", periodic=False)
     consumer.run()
 

@@ -96,6 +96,9 @@ class Settings:
     smtp_starttls: bool = False
     # The portal's address as users reach it (the link in notification e-mail).
     base_url: str | None = None
+    # Seconds between the signs of life of a running assembly; three missed ones mean its
+    # worker died and the package is queued again (portal.packages.assembly.watch).
+    worker_heartbeat: int = 20
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -200,7 +203,15 @@ class Settings:
             smtp_from=env.get("PORTAL_SMTP_FROM") or None,
             smtp_starttls=_flag(env.get("PORTAL_SMTP_STARTTLS")),
             base_url=env.get("PORTAL_BASE_URL") or None,
+            worker_heartbeat=_heartbeat(env),
         )
+
+
+def _heartbeat(env: Mapping[str, str]) -> int:
+    seconds = _number(env, "PORTAL_WORKER_HEARTBEAT", 20)
+    if not 1 <= seconds <= 3600:
+        raise ConfigError("PORTAL_WORKER_HEARTBEAT must be 1 to 3600 seconds")
+    return seconds
 
 
 def _queue_name(raw: str | None) -> str:

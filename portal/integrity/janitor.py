@@ -1,9 +1,10 @@
 """The janitor: what crashed processes leave behind, removed (and logged) — never anything in
 use or referenced.
 
-- **Staging directories** (``data/staging/PKG-…-xxxx``) of packages no longer being assembled,
-  or whose assembly has shown no sign of life for :data:`~portal.packages.lifecycle.STALLED_AFTER`
-  (a worker killed mid-run leaves its partial ciphertext there).
+- **Staging directories** (``data/staging/PKG-…-vN-xxxx``) of every run but the live ones: a
+  run is live while its package is "assembling" at that version with a heartbeat (see
+  :mod:`portal.packages.assembly.watch`); a worker killed mid-run leaves its partial
+  ciphertext there.
 - **Blob-store temporaries** (``blobs/tmp/put-*``) older than ``temp_grace`` (a web server or
   worker killed while writing; a live write touches its file continuously).
 - **Unreferenced blobs** older than ``blob_grace`` (a worker killed between storing a package
@@ -15,6 +16,7 @@ use or referenced.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,9 +26,9 @@ from pathlib import Path
 from sqlalchemy import select, union
 from sqlalchemy.orm import Session
 
-from portal.db import aware_utc, stored_utc
+from portal.db import aware_utc
 from portal.integrity.uses import blob_uses
-from portal.packages.lifecycle import STALLED_AFTER
+from portal.packages.assembly.watch import MISSED_BEATS
 from portal.packages.models import Package, Recall
 from portal.registry.models import Item
 from portal.rfa.models import Assurance, Attachment
@@ -72,7 +74,7 @@ def sweep(
     moment = aware_utc(now)
     swept = Swept()
     with state.sessions() as db:
-        swept.staging = _sweep_staging(db, state.settings.data_dir / "staging", moment)
+        swept.staging = _sweep_staging(db, state, moment)
         referenced = referenced_blobs(db)
     swept.temporaries = _sweep_temporaries(state.settings.blob_dir / "tmp", moment, temp_grace)
     stored = set(state.blobs.keys())
@@ -96,27 +98,49 @@ def _older_than(path: Path, moment: datetime, grace: timedelta) -> bool:
     return moment.timestamp() - modified >= grace.total_seconds()
 
 
-def _sweep_staging(db: Session, root: Path, moment: datetime) -> list[str]:
+_STAGE = re.compile(r"(?P<code>.+)-v(?P<version>[0-9]+)-[0-9a-f]{12}")
+
+
+def _live_runs(db: Session, moment: datetime, heartbeat: timedelta) -> set[tuple[str, int]]:
+    """(code, version) of every run that shows signs of life."""
+    rows = db.execute(
+        select(Package.code, Package.version).where(
+            Package.status == "assembling", Package.updated_at >= moment - heartbeat
+        )
+    )
+    return {(code, int(version)) for code, version in rows}
+
+
+def _sweep_staging(db: Session, state: PortalState, moment: datetime) -> list[str]:
+    root = state.settings.data_dir / "staging"
     if not root.is_dir():
         return []
+    silence = timedelta(seconds=MISSED_BEATS * state.settings.worker_heartbeat)
+    live = _live_runs(db, moment, silence)
     removed = []
     for stage in sorted(root.iterdir()):
-        code = stage.name.rsplit("-", 1)[0]
-        package = db.scalars(select(Package).where(Package.code == code)).one_or_none()
-        live = (
-            package is not None
-            and package.status == "assembling"
-            and moment - stored_utc(package.updated_at) < STALLED_AFTER
-        )
-        if live:
+        named = _STAGE.fullmatch(stage.name)
+        if named and (named["code"], int(named["version"])) in live:
             continue
-        if stage.is_dir() and not stage.is_symlink():
-            shutil.rmtree(stage, ignore_errors=True)
-        else:
-            stage.unlink(missing_ok=True)
-        logger.info("Janitor: removed the staging directory %s", stage.name)
+        _remove(stage)
         removed.append(stage.name)
     return removed
+
+
+def remove_stages_of(state: PortalState, code: str, version: int) -> None:
+    """Remove the staging directories of run ``version`` of package ``code`` (found dead)."""
+    root = state.settings.data_dir / "staging"
+    for stage in root.glob(f"{code}-v{version}-*") if root.is_dir() else ():
+        if _STAGE.fullmatch(stage.name):
+            _remove(stage)
+
+
+def _remove(stage: Path) -> None:
+    if stage.is_dir() and not stage.is_symlink():
+        shutil.rmtree(stage, ignore_errors=True)
+    else:
+        stage.unlink(missing_ok=True)
+    logger.info("Janitor: removed the staging directory %s", stage.name)
 
 
 def _sweep_temporaries(root: Path, moment: datetime, grace: timedelta) -> int:

@@ -453,6 +453,7 @@ def retry_package(db: Session, package: Package, *, by: User, now: datetime | No
             progress=0,
             failure_reason=None,
             version=Package.version + 1,
+            attempts=0,  # an officer's retry starts the count of runs again
             updated_at=moment,
         )
         .execution_options(synchronize_session=False)

@@ -81,6 +81,9 @@ class Package(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     version: Mapped[int] = mapped_column(default=1)
+    # Runs of the assembly started since the package was made or retried (see
+    # portal.packages.assembly.watch: a run whose worker died is queued again, up to a bound).
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 

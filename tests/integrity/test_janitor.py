@@ -13,10 +13,13 @@ from sqlalchemy import Engine
 from portal.config import Settings
 from portal.db import utcnow
 from portal.integrity.janitor import BLOB_GRACE, TEMP_GRACE, sweep
-from portal.packages.lifecycle import STALLED_AFTER
+from portal.packages.assembly.assemble import stage_name
+from portal.packages.assembly.watch import MISSED_BEATS
 from portal.packages.models import Package
 from portal.state import PortalState, build_state
 from tests.support.package_world import make_world, new_package, signing_settings
+
+SILENCE = timedelta(seconds=MISSED_BEATS * Settings.worker_heartbeat)
 
 
 @pytest.fixture
@@ -29,7 +32,7 @@ def _age(path: Path, by: timedelta) -> None:
     os.utime(path, (then, then))
 
 
-def _package(state: PortalState, status: str, idle: timedelta) -> str:
+def _package(state: PortalState, status: str, idle: timedelta) -> tuple[str, int]:
     package_id = new_package(state, make_world(state))
     with state.sessions() as session:
         package = session.get_one(Package, package_id)
@@ -37,11 +40,11 @@ def _package(state: PortalState, status: str, idle: timedelta) -> str:
         session.flush()
         package.updated_at = utcnow() - idle
         session.commit()
-        return package.code
+        return package.code, package.version
 
 
-def _stage(state: PortalState, code: str) -> Path:
-    stage = state.settings.data_dir / "staging" / f"{code}-0123456789ab"
+def _stage(state: PortalState, code: str, version: int) -> Path:
+    stage = state.settings.data_dir / "staging" / stage_name(code, version, "0123456789ab")
     stage.mkdir(parents=True)
     (stage / f"{code}.tar.gpg").write_bytes(b"partial ciphertext")
     return stage
@@ -50,23 +53,26 @@ def _stage(state: PortalState, code: str) -> Path:
 @pytest.mark.parametrize(
     ("status", "idle", "kept"),
     [
-        ("assembling", timedelta(minutes=1), True),  # a live assembly
-        ("assembling", STALLED_AFTER + timedelta(minutes=1), False),  # its worker died
-        ("failed", timedelta(minutes=1), False),
-        ("assembled", timedelta(minutes=1), False),
+        ("assembling", timedelta(seconds=5), True),  # a live run, with a heartbeat
+        ("assembling", SILENCE + timedelta(seconds=1), False),  # its worker died
+        ("failed", timedelta(seconds=5), False),
+        ("assembled", timedelta(seconds=5), False),
     ],
 )
 def test_staging_of_dead_assemblies_goes_and_a_live_one_stays(
     state: PortalState, status: str, idle: timedelta, kept: bool
 ) -> None:
-    stage = _stage(state, _package(state, status, idle))
-    stray = _stage(state, "PKG-2026-9999")  # no such package
+    code, version = _package(state, status, idle)
+    stage = _stage(state, code, version)
+    earlier = _stage(state, code, version - 1)  # an earlier run of the same package
+    stray = _stage(state, "PKG-2026-9999", 1)  # no such package
 
     swept = sweep(state)
 
     assert stage.is_dir() is kept
-    assert not stray.exists()
-    assert sorted(swept.staging) == sorted([stray.name] + ([] if kept else [stage.name]))
+    assert not stray.exists() and not earlier.exists()
+    gone = [stray.name, earlier.name] + ([] if kept else [stage.name])
+    assert sorted(swept.staging) == sorted(gone)
 
 
 def test_old_temporaries_and_old_unreferenced_blobs_go(state: PortalState) -> None:

@@ -55,11 +55,13 @@ import logging
 import os
 import secrets
 import shutil
+import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
@@ -620,6 +622,7 @@ def _claim(state: PortalState, package_id: int) -> int | None:
                 signer_fingerprint=None,
                 signature_sha256=None,
                 version=version + 1,
+                attempts=Package.attempts + 1,
                 updated_at=utcnow(),
             )
             .execution_options(synchronize_session=False)
@@ -1292,13 +1295,19 @@ def _finish(
         )
 
 
-def _make_stage(state: PortalState, code: str) -> Path:
+def _make_stage(state: PortalState, code: str, version: int) -> Path:
+    """A private directory for this run, named after the package and the run's version so
+    that the janitor can tell a live run's from a dead one's (see portal.integrity.janitor)."""
     root = state.settings.data_dir / "staging"
     root.mkdir(parents=True, exist_ok=True)
-    stage = root / f"{code}-{secrets.token_hex(6)}"
+    stage = root / stage_name(code, version, secrets.token_hex(6))
     stage.mkdir(mode=0o700)
     os.chmod(stage, 0o700)
     return stage
+
+
+def stage_name(code: str, version: int, token: str) -> str:
+    return f"{code}-v{version}-{token}"
 
 
 def _write_reports(db: Session, reports: dict[int, ItemReport]) -> None:
@@ -1431,12 +1440,48 @@ def assemble_package(state: PortalState, package_id: int, *, now: datetime | Non
     version = _claim(state, package_id)
     if version is None:
         return
+    with _heartbeat(state, package_id, version):
+        _assemble_claimed(state, package_id, version, moment)
+
+
+@contextmanager
+def _heartbeat(state: PortalState, package_id: int, version: int) -> Iterator[None]:
+    """Record a sign of life every ``worker_heartbeat`` seconds while this run lives, also
+    within a long stage (the OCR of a 500-page scan): a package without one for a while lost
+    its worker (see :mod:`portal.packages.assembly.watch`)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(state.settings.worker_heartbeat):
+            try:
+                with transaction(state.sessions) as db:
+                    db.execute(
+                        update(Package)
+                        .where(_ours(package_id, version))
+                        .values(updated_at=utcnow())
+                        .execution_options(synchronize_session=False)
+                    )
+            except Exception:  # the next beat tries again; the run itself goes on
+                logger.warning("Could not record the heartbeat of package %s", package_id)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{package_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _assemble_claimed(state: PortalState, package_id: int, version: int, moment: datetime) -> None:
+    """The run of version ``version``, claimed: assembled, or failed/blocked with the reason
+    (raised as AssemblyFailed); what it made is discarded unless kept."""
     release_previews.prune(state)  # this package's earlier ones, and any released since
     built = _Built()
     stage: Path | None = None
     try:
         job = _load(state, package_id, version, moment)
-        stage = _make_stage(state, job.code)
+        stage = _make_stage(state, job.code, version)
         blocked = _run(state, job, stage, built)
         if blocked is None:  # assembled: the renditions stay for the releasing officer
             release_previews.keep(state, job.code, built.items, built.entries)

@@ -1,0 +1,121 @@
+"""Runs whose worker died: found by their missing heartbeat, queued again, then failed.
+
+A running assembly records a sign of life every ``PORTAL_WORKER_HEARTBEAT`` seconds (the
+package's ``updated_at``: its stages, and a heartbeat thread between them, see
+:func:`portal.packages.assembly.assemble.assemble_package`). A package still "assembling"
+after :data:`MISSED_BEATS` heartbeats without one lost its worker (killed, out of memory, the
+machine gone; Huey does not give a job back when its consumer dies). Every ``portal worker``
+watches for them (:func:`start_watching`): such a package is queued again — its version moves
+on, so the old run, should it wake up, finds it is no longer its own — until it has been tried
+:data:`MAX_ATTEMPTS` times; then it fails with the reason. Several watchers may find the same
+package: the update is conditional, so only one requeues it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from portal import audit
+from portal.db import aware_utc, transaction
+from portal.packages.models import Package
+from portal.state import PortalState
+
+logger = logging.getLogger(__name__)
+
+MISSED_BEATS = 3
+MAX_ATTEMPTS = 3
+GAVE_UP = (
+    "The worker assembling this package stopped {attempts} times without finishing (killed, "
+    "out of memory, or its machine went down); nothing was released. Retry, and tell the "
+    "administrators if it happens again."
+)
+
+
+def requeue_dead(
+    state: PortalState, enqueue: Callable[[int], None], *, now: datetime | None = None
+) -> list[str]:
+    """Queue again (or fail, after :data:`MAX_ATTEMPTS`) every package whose assembly shows
+    no sign of life; the codes of those queued again."""
+    from portal.integrity.janitor import remove_stages_of  # (the janitor reads MISSED_BEATS)
+
+    moment = aware_utc(now)
+    cutoff = moment - timedelta(seconds=MISSED_BEATS * state.settings.worker_heartbeat)
+    with state.sessions() as db:
+        dead = db.execute(
+            select(Package.id, Package.code, Package.version, Package.attempts).where(
+                Package.status == "assembling", Package.updated_at < cutoff
+            )
+        ).all()
+    requeued = []
+    for package_id, code, version, attempts in dead:
+        gave_up = attempts >= MAX_ATTEMPTS
+        with transaction(state.sessions) as db:
+            audit.lock_chain(db)  # chain, then package row (as everywhere)
+            values: dict[str, object] = (
+                {"status": "failed", "stage": "failed", "failure_reason": GAVE_UP.format(
+                    attempts=attempts)}
+                if gave_up
+                else {
+                    "status": "queued",
+                    "stage": f"queued again: its worker stopped (run {attempts} of "
+                    f"{MAX_ATTEMPTS})",
+                    "progress": 0,
+                }
+            )  # fmt: skip
+            result = db.execute(
+                update(Package)
+                .where(
+                    Package.id == package_id,
+                    Package.version == version,
+                    Package.status == "assembling",
+                    Package.updated_at < cutoff,
+                )
+                .values(**values, version=version + 1, updated_at=moment)
+                .execution_options(synchronize_session=False)
+            )
+            if not getattr(result, "rowcount", 0):
+                continue  # it came back to life, or another watcher took it
+            audit.record(
+                db,
+                audit.SYSTEM_ACTOR,
+                "package.failed" if gave_up else "package.requeued",
+                f"package:{code}",
+                {"reason": "its worker stopped (no heartbeat)", "attempts": attempts},
+            )
+        logger.warning(
+            "Package %s: its worker stopped (run %d of %d); %s",
+            code,
+            attempts,
+            MAX_ATTEMPTS,
+            "failed" if gave_up else "queued again",
+        )
+        remove_stages_of(state, code, version)  # the dead run's partial files
+        if not gave_up:
+            enqueue(package_id)
+            requeued.append(code)
+    return requeued
+
+
+def start_watching(
+    state: Callable[[], PortalState], enqueue: Callable[[int], None], interval: float
+) -> threading.Event:
+    """Look for dead runs every ``interval`` seconds in a daemon thread, from now until the
+    returned event is set."""
+    stop = threading.Event()
+
+    def watch() -> None:
+        while True:
+            try:
+                requeue_dead(state(), enqueue)
+            except Exception:  # a database hiccup must not end the watch
+                logger.exception("Could not look for assemblies whose worker stopped")
+            if stop.wait(interval):
+                return
+
+    threading.Thread(target=watch, name="portal-assembly-watch", daemon=True).start()
+    return stop
