@@ -40,6 +40,7 @@ from portal.authz.roles import is_legal_officer
 from portal.authz.scopes import get_scoped_or_404, scoped
 from portal.db import db, transaction
 from portal.eligibility.decisions import load_result
+from portal.http_methods import is_head
 from portal.packages import lifecycle, release_previews
 from portal.packages.assembly.item_report import ItemReport
 from portal.packages.assembly.jobs import jobs_for
@@ -494,14 +495,15 @@ def item_original(package_code: str, item_code: str) -> BaseResponse:
     path = portal_state().blobs.path(item.sha256)
     if path is None or not path.is_file():
         abort(404)
-    audit.record(
-        db(),
-        audit.actor_label(signed_in_user()),
-        "item.original_read",
-        f"item:{item.code}",
-        {"package": package.code},
-    )
-    db().commit()
+    if not is_head():  # a HEAD sends no content: nothing was read
+        audit.record(
+            db(),
+            audit.actor_label(signed_in_user()),
+            "item.original_read",
+            f"item:{item.code}",
+            {"package": package.code},
+        )
+        db().commit()
     response = send_file(
         path,
         mimetype="application/octet-stream",
