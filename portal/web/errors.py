@@ -54,7 +54,9 @@ _NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
 
 def handle_storage_full(exc: OSError) -> Response:
     """A disk (or quota) full while writing: say so (507), and tell the admins once."""
-    logger.error("Storage full on %s %s: %s", request.method, loggable_path(request.path), exc.strerror)
+    logger.error(
+        "Storage full on %s %s: %s", request.method, loggable_path(request.path), exc.strerror
+    )
     try:
         with transaction(portal_state().sessions) as db:
             notifications.storage_full(db)
