@@ -86,7 +86,6 @@ access_log_format = (
 )
 
 
-
 class PortalAccessLogger(glogging.Logger):  # type: ignore[misc]
     """Gunicorn's logger, with secrets taken out of what an access log line can show."""
 

@@ -291,7 +291,7 @@ def test_the_decision_note_is_labelled_as_seen_by_the_requester(
     app: Flask, db: Session, desk: Desk
 ) -> None:
     """The note is shown verbatim to the requester, so the officer's form says so."""
-    rfa = _rfa(db, "RFA-2026-0022", desk.authority_a, status="in_review")
+    _rfa(db, "RFA-2026-0022", desk.authority_a, status="in_review")
     db.commit()
     client = _signed_in(app, desk.officer)
     page = client.get("/triage/RFA-2026-0022").get_data(as_text=True)

@@ -17,7 +17,7 @@ from tests.support.auth import login, make_user
 pytest_plugins = ["tests.support.auth"]
 
 HUGE = "9" * 23
-ODD = ("¹", "٣", "²³", HUGE, "-1", "+1", "1e3", " ", "0x10", "1_000", "１")
+ODD = ("¹", "٣", "²³", HUGE, "-1", "+1", "1e3", " ", "0x10", "1_000", "\uff11")
 
 
 @pytest.mark.parametrize("text", ODD)
