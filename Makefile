@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test lint typecheck pytest system-packages clean e2e e2e-browser
+.PHONY: run test lint typecheck pytest system-packages clean e2e e2e-browser audit
 
 # System packages we need and only install when missing (Debian/Ubuntu, as root or via sudo).
 # The fonts are those portal/documents/fonts.py names (Noto for Arabic and Burmese, DejaVu);
@@ -87,6 +87,18 @@ $(E2E_STAMP): pyproject.toml $(STAMP)
 
 e2e: $(E2E_STAMP) e2e-browser system-packages
 	$(BIN)/python -m pytest tests/e2e
+
+# Known vulnerabilities in the installed packages (pip-audit, PyPI's advisory service).
+# Needs that service to be reachable, so it is not part of `make test` or CI; pip-audit is
+# installed into .venv by this target only. Exits non-zero when anything is found.
+AUDIT_STAMP := $(VENV)/.audit-installed
+
+$(AUDIT_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet 'pip-audit>=2.7,<3'
+	touch $(AUDIT_STAMP)
+
+audit: $(AUDIT_STAMP)
+	$(BIN)/pip-audit --skip-editable --progress-spinner off
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache .hypothesis node_modules e2e-artifacts

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import re
 from datetime import timedelta
 from typing import Any
 
 from gunicorn import glogging  # type: ignore[import-untyped]
+
+from portal.access_log import loggable_path
 
 wsgi_app = "wsgi:app"
 
@@ -84,9 +85,6 @@ access_log_format = (
     '%(h)s xff="%({x-forwarded-for}i)s" "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
 )
 
-# Path segments that are secrets: /enrol/<token>... -> /enrol/[token]...
-_SECRET_PATHS = re.compile(r"^(/enrol/)[^/]+")
-
 
 class PortalAccessLogger(glogging.Logger):  # type: ignore[misc]
     """Gunicorn's logger, with secrets taken out of what an access log line can show."""
@@ -95,7 +93,7 @@ class PortalAccessLogger(glogging.Logger):  # type: ignore[misc]
         self, resp: Any, req: Any, environ: dict[str, Any], request_time: timedelta
     ) -> dict[str, Any]:
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
-        atoms["U"] = _SECRET_PATHS.sub(r"\1[token]", str(atoms.get("U") or ""))
+        atoms["U"] = loggable_path(str(atoms.get("U") or ""))
         for key in ("r", "q", "f"):  # request line and query string, referrer
             atoms[key] = "-"
         for key in (

@@ -407,7 +407,10 @@ def _run_with_consumer(ctx: click.Context, /, **options: Any) -> None:
 
     from flask.cli import ScriptInfo, run_command
 
+    from portal.access_log import hide_secret_paths
     from portal.packages.assembly.jobs import jobs_for, start_consumer
+
+    hide_secret_paths()  # the development server's access log: no /enrol/<token>, no query
 
     if os.environ.get("WERKZEUG_RUN_MAIN") != "true":
         app = ctx.ensure_object(ScriptInfo).load_app()

@@ -13,6 +13,8 @@ from typing import Generic, TypeVar
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from portal.numerals import whole_number
+
 T = TypeVar("T")
 PAGE_SIZE = 50
 
@@ -26,10 +28,13 @@ class Page(Generic[T]):
     size: int
 
 
+#: No listing has this many pages; a larger number is not a page number.
+MAX_PAGE = 999_999
+
+
 def page_number(text: str | None) -> int:
     """A page number from a query string: 1 unless a positive whole number is given."""
-    value = (text or "").strip()
-    return int(value) if value.isdigit() and 0 < len(value) < 7 and int(value) > 0 else 1
+    return whole_number(text, maximum=MAX_PAGE) or 1
 
 
 def paginate(db: Session, stmt: Select[T], page: int, size: int = PAGE_SIZE) -> Page[T]:

@@ -1,8 +1,10 @@
 """Per-address rate limit on the sign-in steps (Flask-Limiter).
 
 Both steps (``auth.login`` and ``auth.login_totp``) share one budget per client
-address, by default 10 POSTs a minute and 100 an hour (``Settings.login_rate_limit``),
-counted in a moving window. Beyond it the portal answers 429 with the usual error page.
+address, by default 10 requests a minute and 100 an hour (``Settings.login_rate_limit``),
+counted in a moving window. Every method counts except a GET of the form itself (a HEAD
+reaches the app as that GET, see :mod:`portal.http_methods`): a method is never a way
+around the budget. Beyond it the portal answers 429 with the usual error page.
 This complements the per-account lockout (portal.accounts.throttle): the lockout stops
 guessing one account's password, the rate limit stops one address from trying many.
 
@@ -37,11 +39,12 @@ def client_address() -> str:
 
 
 def _not_a_sign_in_step() -> bool:
-    return request.endpoint not in LIMITED_ENDPOINTS
+    """Exempt: other endpoints, and showing a form (GET, or a HEAD presented as GET)."""
+    return request.endpoint not in LIMITED_ENDPOINTS or request.method == "GET"
 
 
 def init_limiter(app: Flask, settings: Settings) -> Limiter:
-    """Attach a limiter to ``app`` limiting sign-in POSTs per client address.
+    """Attach a limiter to ``app`` limiting sign-in attempts per client address.
 
     The Redis key prefix is ``portal`` unless ``RATELIMIT_KEY_PREFIX`` is set in the
     app config (tests use a unique one so runs do not share counters).
@@ -60,7 +63,7 @@ def init_limiter(app: Flask, settings: Settings) -> Limiter:
                 limit_provider=settings.login_rate_limit,
                 key_function=client_address,
                 scope=SCOPE,
-                methods=["POST"],
+                methods=None,  # every method; _not_a_sign_in_step exempts the GET form
                 exempt_when=_not_a_sign_in_step,
             )
         ],

@@ -34,6 +34,7 @@ from portal.consent.ledger import (
 from portal.consent.models import Consent, ConsentRequest
 from portal.consent.revocation import EFFECTS, consequences, revoke_consent
 from portal.db import db, utcnow
+from portal.numerals import whole_numbers
 from portal.packages import release_previews
 from portal.packages.assembly.jobs import queue_recall_notices
 from portal.packages.models import Package, PackageItem, Recall
@@ -149,9 +150,8 @@ def index() -> str:
 def answer(request_id: int) -> BaseResponse:
     me = signed_in_user()
     consent_request = get_scoped_or_404(db(), ConsentRequest, me, id=request_id)
-    try:
-        ids = [int(v) for v in request.form.getlist("item")]
-    except ValueError:
+    ids = whole_numbers(request.form.getlist("item"))
+    if ids is None:
         return _back("consent.index", "The items selected could not be read. Nothing was saved.")
     action = request.form.get("action", "")
     try:

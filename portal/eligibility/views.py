@@ -42,6 +42,7 @@ from portal.eligibility.models import Decision
 from portal.eligibility.policy import ITEM_OUTCOMES, Policy
 from portal.pages.forms import TokenForm
 from portal.pages.responses import pdf_download
+from portal.paging import page_number
 from portal.registry.models import ASSESSMENT_CRITERIA, Assessment, Authority
 from portal.rfa.models import Rfa, RfaItem
 from portal.rfa.status import status_label
@@ -73,8 +74,7 @@ def _template_labels() -> dict[str, Any]:
 
 def _page_number() -> int:
     """``?page=N`` (1 when missing or not a positive number)."""
-    value = request.args.get("page", type=int)
-    return value if value is not None and value >= 1 else 1
+    return page_number(request.args.get("page"))
 
 
 def _names(user_ids: Iterable[int | None]) -> dict[int, str]:

@@ -21,6 +21,7 @@ from portal.api.problem import bad_json, conflict, invalid, problem
 from portal.authz.permissions import requires
 from portal.authz.scopes import get_scoped_or_404
 from portal.db import db
+from portal.http_methods import is_head
 from portal.packages import downloads, recalls
 from portal.packages.file_responses import (
     issue_missing_notices,
@@ -112,7 +113,7 @@ def signature(code: str) -> Response:
             "The signature of this package is not available at the moment. Try again later.",
             kind="package-unavailable",
         )
-    if request.method != "HEAD":
+    if not is_head():
         downloads.record_signature_download(db(), package, me, address=request.remote_addr)
         db().commit()
     return signature_file(blobs.path(package.signature_sha256), package)

@@ -6,16 +6,18 @@ back). The HTTP details (Range, ETag) stay in the view, which lets werkzeug deci
 it will send and then asks :func:`record_download` to check and record exactly that.
 
 Download limit: a *full* download is a request that starts at byte 0 (no Range, or a
-range from 0). Resuming (a range starting later) does not count; with a limit it is
-allowed only once a counted download exists, so the limit cannot be sidestepped by
-never asking for byte 0.
+range from 0). With a limit, a range starting later is allowed only as a *resumption*: the
+same user's own counted download began less than :data:`RESUME_WINDOW` ago, and the range
+starts after where that user's previous request for the file started (a resumption moves
+forward). Anything else is refused, so ``Range: bytes=1-`` is not a way to fetch the whole
+file again and again, nor to fetch it without ever asking for byte 0.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -39,6 +41,12 @@ STATUS_LABELS = {
     "recalled": "Recalled",
     "expired": "Expired",
 }
+
+
+#: How long after a user's counted download that user may resume it (with a limit), and
+#: how many times: a flaky line needs a few, never dozens.
+RESUME_WINDOW = timedelta(hours=24)
+MAX_RESUMPTIONS = 20
 
 
 class DownloadRefused(Exception):
@@ -168,7 +176,7 @@ def record_download(
     moment = now or utcnow()
     audit.lock_chain(db)
     db.refresh(package)
-    reason = refusal(package, user, moment) or _over_limit(db, package, plan)
+    reason = refusal(package, user, moment) or _over_limit(db, package, user, plan, moment)
     if reason is not None:
         audit.record(
             db,
@@ -206,24 +214,53 @@ def record_download(
     return download
 
 
-def _over_limit(db: Session, package: Package, plan: DownloadPlan) -> str | None:
+def _over_limit(
+    db: Session, package: Package, user: User, plan: DownloadPlan, moment: datetime
+) -> str | None:
     limit = package.download_limit
     if limit is None:
         return None
-    counted = full_downloads(db, package.id)
     if not plan.from_start:
-        if counted == 0:
-            return (
-                "This package has a download limit: start the download from the beginning. "
-                "Resuming is possible once a download has started."
-            )
-        return None
+        return _not_a_resumption(db, package, user, plan, moment)
+    counted = full_downloads(db, package.id)
     if counted >= limit:
         times = "once" if limit == 1 else f"{limit} times"
         return (
             f"The download limit of this package is used up: it may be downloaded {times}, "
             "and that has happened. An interrupted download can still be resumed; for a new "
             "copy ask the Mechanism."
+        )
+    return None
+
+
+def _not_a_resumption(
+    db: Session, package: Package, user: User, plan: DownloadPlan, moment: datetime
+) -> str | None:
+    """Why a range from past byte 0 is not a resumption of ``user``'s own download (or None)."""
+    mine = Download.package_id == package.id, Download.user_id == user.id
+    began = db.scalar(select(func.max(Download.started_at)).where(*mine, _counted()))
+    if began is None or stored_utc(began) <= moment - RESUME_WINDOW:
+        return (
+            "This package has a download limit: start the download from the beginning. "
+            "Only your own download of the last 24 hours can be resumed."
+        )
+    since = list(
+        db.scalars(
+            select(Download.range_start)
+            .where(*mine, Download.started_at >= began)
+            .order_by(Download.id.desc())
+        )
+    )
+    if len(since) > MAX_RESUMPTIONS:
+        return (
+            f"This download was resumed {MAX_RESUMPTIONS} times, the most allowed. "
+            "Ask the Mechanism for a new copy."
+        )
+    previous = since[0] or 0  # never empty: the counted download itself is in it
+    if (plan.range_start or 0) <= previous:
+        return (
+            "This package has a download limit: a resumed download continues after the part "
+            "already fetched. Ask the Mechanism for a new copy."
         )
     return None
 

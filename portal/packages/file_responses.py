@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from flask import Response, abort, current_app, request, send_file
+from flask import Response, abort, current_app, send_file
 
 from portal.accounts.models import User
 from portal.authz.scopes import get_scoped_or_404
 from portal.db import db
+from portal.http_methods import is_head
 from portal.packages import recalls
 from portal.packages.assembly.jobs import queue_recall_notices
 from portal.packages.downloads import RECIPIENT_STATUSES, DownloadPlan
@@ -72,7 +73,7 @@ def signature_file(path: Path, package: Package) -> Response:
 
 def planned_download(response: Response) -> DownloadPlan | None:
     """What ``response`` will send, or None when it sends no content (HEAD, 304, 416)."""
-    if request.method == "HEAD" or response.status_code not in (200, 206):
+    if is_head() or response.status_code not in (200, 206):
         return None
     start = response.content_range.start if response.status_code == 206 else None
     return DownloadPlan(range_start=start, bytes_sent=response.content_length or 0)

@@ -40,6 +40,8 @@ from portal.authz.roles import is_legal_officer
 from portal.authz.scopes import get_scoped_or_404, scoped
 from portal.db import db, transaction
 from portal.eligibility.decisions import load_result
+from portal.http_methods import is_head
+from portal.numerals import whole_number
 from portal.packages import lifecycle, release_previews
 from portal.packages.assembly.item_report import ItemReport
 from portal.packages.assembly.jobs import jobs_for
@@ -355,12 +357,10 @@ def detail(package_code: str) -> tuple[str, int]:
 
 
 def _whole_number(text: str, what: str) -> int:
-    text = text.strip()
-    # ASCII digits only, and few of them: isdigit() alone also takes "¹" and 5,000 digits,
-    # which int() refuses or makes into a number no column holds.
-    if not (text.isascii() and text.isdigit() and len(text) <= 6):
+    number = whole_number(text, maximum=999_999)
+    if number is None:
         raise PackageRefused(f"Enter {what} as a whole number.")
-    return int(text)
+    return number
 
 
 @bp.post("/<package_code>/release")
@@ -494,14 +494,15 @@ def item_original(package_code: str, item_code: str) -> BaseResponse:
     path = portal_state().blobs.path(item.sha256)
     if path is None or not path.is_file():
         abort(404)
-    audit.record(
-        db(),
-        audit.actor_label(signed_in_user()),
-        "item.original_read",
-        f"item:{item.code}",
-        {"package": package.code},
-    )
-    db().commit()
+    if not is_head():  # a HEAD sends no content: nothing was read
+        audit.record(
+            db(),
+            audit.actor_label(signed_in_user()),
+            "item.original_read",
+            f"item:{item.code}",
+            {"package": package.code},
+        )
+        db().commit()
     response = send_file(
         path,
         mimetype="application/octet-stream",

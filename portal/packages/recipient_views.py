@@ -38,6 +38,7 @@ from portal.authz.permissions import PUBLIC, declared_permission, requires
 from portal.authz.roles import is_recipient
 from portal.authz.scopes import get_scoped_or_404
 from portal.db import db, utcnow
+from portal.http_methods import is_head
 from portal.packages import downloads, lifecycle, recalls
 from portal.packages.file_responses import (
     issue_missing_notices,
@@ -111,7 +112,8 @@ def _recalls_first() -> BaseResponse | None:
         or session.get(RECALLS_CHECKED)
     ):
         return None
-    session[RECALLS_CHECKED] = True
+    if not is_head():  # a HEAD changes nothing, not even this flag
+        session[RECALLS_CHECKED] = True
     if endpoint not in RECALL_ENDPOINTS and _pending_recalls():
         return redirect(url_for("recipient.recalls_page"))
     return None
@@ -199,7 +201,7 @@ def signature(package_code: str) -> BaseResponse:
             "The signature of this package is not available. Contact the Mechanism.",
             title="Signature unavailable",
         )
-    if request.method != "HEAD":  # a HEAD sends no content: nothing to record (as the API)
+    if not is_head():  # a HEAD sends no content: nothing to record (as the API)
         downloads.record_signature_download(db(), package, me, address=request.remote_addr)
         db().commit()
     return signature_file(blobs.path(package.signature_sha256), package)

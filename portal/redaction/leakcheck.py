@@ -54,12 +54,13 @@ import unicodedata
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, TypeGuard
 
 import ahocorasick
 
+from portal.redaction import parser_limits
 from portal.redaction.matcher import MIN_TERM_LENGTH, Matcher, TermTooShort, expand
 from portal.redaction.normalise import fold, fold_readings, strip_invisible
 from portal.redaction.ocr import ITEM_SECONDS, OcrBudget, OcrCache, OcrFailed, Scripts, scripts_of
@@ -553,6 +554,30 @@ def _scan_pdf(
     return bodies
 
 
+def _scan_pdf_apart(path: Path, needles: _Needles) -> tuple[set[tuple[str, Where]], list[Any]]:
+    """:func:`_scan_pdf` as a child process runs it: what it found and the stream bodies."""
+    found: set[tuple[str, Where]] = set()
+    return found, _scan_pdf(path, needles, found)
+
+
+def _bounded_pdf(
+    path: Path, needles: _Needles, found: set[tuple[str, Where]]
+) -> list[tuple[int, int]]:
+    """:func:`_scan_pdf` within the parser limits (time, memory: a small Flate bomb can keep
+    pdfminer busy for minutes); beyond them the PDF is unchecked, with the reason."""
+    try:
+        hits, bodies = parser_limits.run_bounded(
+            _scan_pdf_apart,
+            path,
+            replace(needles, pixels=None),  # OCR is not part of this layer
+            seconds=parser_limits.PARSE_SECONDS,
+        )
+    except parser_limits.ParseLimitExceeded as exc:
+        raise _Unreadable(f"the PDF was not read to the end: {exc}") from None
+    found.update(hits)
+    return [(start, end) for start, end in bodies]
+
+
 def _measure(stream: Any, budget: _Budget) -> None:
     """Decode ``stream`` as pdfminer would, within the limits (raises _Unreadable beyond
     them), so that pdfminer's own decoding, which has none, can then run: a filter is
@@ -820,7 +845,7 @@ def _structure(
         _scan_zip(path, needles, found, depth, budget)
         return RawPlan()
     if kind == "pdf":
-        plan = RawPlan(tuple(_scan_pdf(path, needles, found)), pdf=True)
+        plan = RawPlan(tuple(_bounded_pdf(path, needles, found)), pdf=True)
         _scan_pixels(path, "page", needles, found, plan)
         return plan
     if kind == "image":

@@ -36,6 +36,7 @@ from portal.accounts.models import User
 from portal.authz.permissions import requires
 from portal.authz.scopes import get_scoped_or_404
 from portal.db import db
+from portal.numerals import whole_number
 from portal.packages.assembly.jobs import jobs_for
 from portal.pages.forms import TokenForm
 from portal.redaction import mark_review
@@ -283,10 +284,10 @@ def _number(name: str) -> float:
 
 
 def _whole(name: str, what: str) -> int:
-    try:
-        return int(request.form.get(name, ""))
-    except ValueError:
-        raise MarkRefused(f"Give {what} as a whole number.") from None
+    number = whole_number(request.form.get(name))
+    if number is None:
+        raise MarkRefused(f"Give {what} as a whole number.")
+    return number
 
 
 def _box_from_form() -> Box:
@@ -442,10 +443,10 @@ def confirm_all(rfa_code: str, item_code: str) -> BaseResponse:
         versions: dict[str, int] = {}
         for key, value in request.form.items():
             if key.startswith("seen-"):
-                try:
-                    versions[key.removeprefix("seen-")[:40]] = int(value)
-                except ValueError:
-                    raise MarkRefused("The list of marks you saw is damaged: reload.") from None
+                version = whole_number(value)
+                if version is None:
+                    raise MarkRefused("The list of marks you saw is damaged: reload.")
+                versions[key.removeprefix("seen-")[:40]] = version
         confirmed, own = mark_review.confirm_all(db(), item, versions, by=signed_in_user())
         message = f"Confirmed: {', '.join(confirmed) or 'none'}."
         if own:

@@ -17,6 +17,7 @@ from portal.api.problem import bad_json, conflict, invalid
 from portal.authz.permissions import requires
 from portal.authz.scopes import get_scoped_or_404, scoped
 from portal.db import db
+from portal.numerals import whole_number
 from portal.paging import PAGE_SIZE, paginate
 from portal.rfa.drafting import (
     RequestError,
@@ -43,10 +44,8 @@ def _rfa(code: str) -> Rfa:
 
 
 def _page() -> int | None:
-    text = request.args.get("page", "1")
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
-        return None
-    return int(text)
+    number = whole_number(request.args.get("page", "1"), maximum=MAX_PAGE)
+    return number if number else None
 
 
 @bp.post("/requests")

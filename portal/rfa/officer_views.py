@@ -24,6 +24,7 @@ from portal.consent.ledger import current_state
 from portal.consent.models import ConsentRequest
 from portal.db import db
 from portal.eligibility.decisions import latest_decision
+from portal.numerals import whole_number, whole_numbers
 from portal.pages.forms import TokenForm, query_date
 from portal.paging import Page, page_number
 from portal.registry.models import ITEM_KINDS, Authority, Provider
@@ -70,8 +71,7 @@ def _template_labels() -> dict[str, Any]:
 
 
 def _int_arg(name: str) -> int | None:
-    text = request.args.get(name, "").strip()
-    return int(text) if text.isdigit() else None
+    return whole_number(request.args.get(name))
 
 
 # --- queue -----------------------------------------------------------------------------------
@@ -86,12 +86,14 @@ def index() -> tuple[str, int]:
     authority_text = request.args.get("authority", "").strip()
     wanted = QueueFilter(
         status=status,
-        authority_id=int(authority_text) if authority_text.isdigit() else None,
+        authority_id=whole_number(authority_text),
         assignee=assignee,
     )
     error = None
     found: Page[Rfa] | None = None
     try:
+        if authority_text and wanted.authority_id is None:
+            raise TriageError("Choose an authority from the list.")
         found = queue(db(), me, wanted, page=page_number(request.args.get("page")))
     except TriageError as exc:
         error = str(exc)
@@ -136,8 +138,8 @@ def assign_request(rfa_code: str) -> BaseResponse:
         assignee = me
     elif choice == "nobody":
         assignee = None
-    elif choice.isdigit():
-        assignee = db().get(User, int(choice))
+    elif (chosen := whole_number(choice)) is not None:
+        assignee = db().get(User, chosen)
         if assignee is None:
             flash("Choose an officer from the list; nothing was changed.", "error")
             return redirect(target, 303)
@@ -251,9 +253,10 @@ def remove(rfa_code: str) -> BaseResponse | tuple[str, int]:
         return _render_detail(rfa, error="The form has expired; nothing was changed.", status=400)
     text = request.form.get("item_id", "").strip()
     try:
-        if not text.isdigit():
+        item_id = whole_number(text)
+        if item_id is None:
             raise TriageError("Choose the item to remove.")
-        remove_candidate(db(), rfa, int(text), by=signed_in_user())
+        remove_candidate(db(), rfa, item_id, by=signed_in_user())
     except TriageError as exc:
         db().rollback()
         return _render_detail(rfa, error=str(exc), status=400)
@@ -355,9 +358,10 @@ def add(rfa_code: str) -> BaseResponse | tuple[str, int]:
         return redirect(back, 303)
     texts = request.form.getlist("item_id")
     try:
-        if not all(t.isdigit() for t in texts):
+        item_ids = whole_numbers(texts)
+        if item_ids is None:
             raise TriageError("Choose items from the results.")
-        added = add_candidates(db(), rfa, [int(t) for t in texts], by=signed_in_user())
+        added = add_candidates(db(), rfa, item_ids, by=signed_in_user())
     except TriageError as exc:
         db().rollback()
         flash(f"Nothing was added: {exc}", "error")

@@ -45,6 +45,8 @@ from portal.authz.roles import is_requester
 from portal.authz.scopes import get_scoped_or_404, scoped
 from portal.db import db, stored_utc
 from portal.documents.html_pdf import html_to_pdf
+from portal.http_methods import is_head
+from portal.numerals import whole_number
 from portal.packages.recalls import withdrawals_of_request
 from portal.pages.responses import pdf_download
 from portal.paging import page_number, paginate
@@ -402,9 +404,8 @@ def edit(rfa_code: str) -> BaseResponse | tuple[str, int]:
     entries = form.entries()
     if form.date_errors():
         return _render_form(form, rfa, 400)
-    try:
-        expected = int(form.version.data or "")
-    except ValueError:
+    expected = whole_number(form.version.data)
+    if expected is None:
         form.form_errors.append("The form is incomplete; reload the page and try again.")
         return _render_form(form, rfa, 400)
     mandate = portal_state().policy.mandate
@@ -589,6 +590,8 @@ def add_assurance(rfa_code: str) -> BaseResponse | tuple[str, int]:
 
 
 def _record_download(rfa: Rfa, upload: Attachment | Assurance) -> None:
+    if is_head():
+        return  # a HEAD sends no content: nothing was read (as package downloads)
     record_file_download(db(), signed_in_user(), rfa, upload, address=request.remote_addr)
     db().commit()
 

@@ -22,6 +22,7 @@ from portal.consent.models import ConsentRequest, ConsentRequestItem
 from portal.db import utcnow
 from portal.eligibility.decisions import latest_decision
 from portal.notifications import service as notifications
+from portal.numerals import whole_number
 from portal.paging import Page, paginate
 from portal.registry.models import Item, Provider
 from portal.rfa.drafting import RequestError, post_message
@@ -75,9 +76,10 @@ def queue(db: Session, viewer: User, wanted: QueueFilter, *, page: int = 1) -> P
     elif wanted.assignee == "unassigned":
         stmt = stmt.where(Rfa.assigned_to_id.is_(None))
     elif wanted.assignee:
-        if not wanted.assignee.isdigit():
+        assignee_id = whole_number(wanted.assignee)
+        if assignee_id is None:
             raise TriageError("Choose an assignee from the list.")
-        stmt = stmt.where(Rfa.assigned_to_id == int(wanted.assignee))
+        stmt = stmt.where(Rfa.assigned_to_id == assignee_id)
     rank = case(_URGENCY_RANK, value=Rfa.urgency, else_=len(_URGENCY_RANK))
     return paginate(db, stmt.order_by(rank, Rfa.submitted_at, Rfa.id), page, QUEUE_PAGE_SIZE)
 

@@ -10,6 +10,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 from portal.db import close_request_session
+from portal.http_methods import drop_automatic_options, init_methods
 
 
 def init_web(app: Flask) -> None:
@@ -32,6 +33,7 @@ def init_web(app: Flask) -> None:
     from portal.state import portal_state
     from portal.web import dashboard, errors, public
 
+    init_methods(app)  # first: every later hook sees a HEAD as the GET it is
     CSRFProtect(app)
     app.teardown_appcontext(close_request_session)
     init_headers(app)
@@ -63,3 +65,4 @@ def init_web(app: Flask) -> None:
     app.register_blueprint(client_views.bp)
     init_api(app)
     errors.register(app)
+    drop_automatic_options(app)

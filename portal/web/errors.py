@@ -13,6 +13,7 @@ from flask import Flask, Response, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from portal.access_log import loggable_path
 from portal.db import transaction
 from portal.notifications import service as notifications
 from portal.pages.errors import CSRF_MESSAGE, CSRF_TITLE, error_response
@@ -32,12 +33,12 @@ def handle_http_exception(exc: HTTPException) -> Response:
         return exc.response  # type: ignore[return-value]
     status = exc.code or 500
     if status >= 500:
-        logger.error("HTTP %s on %s %s", status, request.method, request.path)
+        logger.error("HTTP %s on %s %s", status, request.method, loggable_path(request.path))
     return error_response(status, headers=_passthrough_headers(exc))
 
 
 def handle_csrf_error(exc: CSRFError) -> Response:
-    logger.info("CSRF check failed on %s %s", request.method, request.path)
+    logger.info("CSRF check failed on %s %s", request.method, loggable_path(request.path))
     return error_response(
         400, title=CSRF_TITLE, message=CSRF_MESSAGE, headers=_passthrough_headers(exc)
     )
@@ -53,7 +54,9 @@ _NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
 
 def handle_storage_full(exc: OSError) -> Response:
     """A disk (or quota) full while writing: say so (507), and tell the admins once."""
-    logger.error("Storage full on %s %s: %s", request.method, request.path, exc.strerror)
+    logger.error(
+        "Storage full on %s %s: %s", request.method, loggable_path(request.path), exc.strerror
+    )
     try:
         with transaction(portal_state().sessions) as db:
             notifications.storage_full(db)
@@ -73,7 +76,7 @@ def handle_unexpected(exc: Exception) -> Response:
         "Unhandled %s on %s %s (reference %s)",
         type(exc).__name__,
         request.method,
-        request.path,
+        loggable_path(request.path),
         reference,
         exc_info=exc,
     )

@@ -214,6 +214,39 @@ def test_download_limit_counts_full_downloads_not_resumptions(
     assert "2 times" in str(refusals[-1]["reason"])
 
 
+def test_a_range_request_is_no_way_round_a_limit_of_one(
+    app: Flask, db: Session, cipher: Cipher
+) -> None:
+    """Only the same user's recent download may be resumed, forward, a bounded number of
+    times: ``Range: bytes=1-`` does not fetch the file again and again."""
+    ship = make_shipment(app, db, cipher, download_limit=1)
+    client = signed_in(app, ship.recipient)
+    colleague = signed_in(app, ship.colleague)
+    assert client.get(_url(ship)).status_code == 200  # the one download
+    resumed = client.get(_url(ship), headers={"Range": "bytes=1-"})
+    assert resumed.status_code == 206 and resumed.get_data() == cipher.data[1:]
+    again = client.get(_url(ship), headers={"Range": "bytes=1-"})
+    assert again.status_code == 403
+    assert "continues after the part already fetched" in again.get_data(as_text=True)
+    # another recipient cannot "resume" someone else's download
+    theirs = colleague.get(_url(ship), headers={"Range": "bytes=1-"})
+    assert theirs.status_code == 403 and "your own download" in theirs.get_data(as_text=True)
+    # a bounded number of resumptions
+    from portal.packages.downloads import MAX_RESUMPTIONS
+
+    for start in range(2, MAX_RESUMPTIONS + 1):
+        assert client.get(_url(ship), headers={"Range": f"bytes={start}-"}).status_code == 206
+    many = client.get(_url(ship), headers={"Range": f"bytes={MAX_RESUMPTIONS + 5}-"})
+    assert many.status_code == 403 and "resumed" in many.get_data(as_text=True)
+    # and not a day later
+    for download in db.scalars(select(Download).where(Download.package_id == ship.package_id)):
+        download.started_at = utcnow() - timedelta(hours=25)
+    db.commit()
+    late = client.get(_url(ship), headers={"Range": "bytes=900-"})
+    assert late.status_code == 403 and "last 24 hours" in late.get_data(as_text=True)
+    assert len(_downloads(db, ship)) == MAX_RESUMPTIONS + 1
+
+
 def test_two_downloads_at_once_cannot_both_take_the_last_allowed(
     app: Flask, db: Session, cipher: Cipher
 ) -> None:

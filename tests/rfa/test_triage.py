@@ -287,6 +287,27 @@ def test_decline_needs_a_note(app: Flask, db: Session, desk: Desk) -> None:
     assert _status(db, rfa.id) == "declined"
 
 
+def test_the_decision_note_is_labelled_as_seen_by_the_requester(
+    app: Flask, db: Session, desk: Desk
+) -> None:
+    """The note is shown verbatim to the requester, so the officer's form says so."""
+    _rfa(db, "RFA-2026-0022", desk.authority_a, status="in_review")
+    db.commit()
+    client = _signed_in(app, desk.officer)
+    page = client.get("/triage/RFA-2026-0022").get_data(as_text=True)
+    label = re.search(r'<label class="form-label" for="note">([^<]*)</label>', page)
+    assert label is not None and "the requester sees it" in label.group(1)
+    assert 'aria-describedby="note-hint"' in page and "word for word" in page
+    note = "Outside the mandate: fictional reason."
+    done = _post(
+        client, "/triage/RFA-2026-0022", "/triage/RFA-2026-0022/status",
+        {"action": "decide", "outcome": "declined", "note": note},
+    )  # fmt: skip
+    assert done.status_code == 303
+    requester = _signed_in(app, desk.requester)
+    assert note in requester.get("/requests/RFA-2026-0022").get_data(as_text=True)
+
+
 # --- search and candidates ---------------------------------------------------------------------
 
 

@@ -29,14 +29,14 @@ from typing import Literal
 
 from portal.packages.assembly.facts import ItemEntry, PackageFacts
 from portal.redaction.leakcheck import LeakReport, check_files
+from portal.redaction.parser_limits import forkserver_context
 
 __all__ = ["document_pool", "render_and_check", "warm_up"]
 
 
 def _forkserver() -> multiprocessing.context.ForkServerContext:
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["portal.packages.assembly.documents", __name__])
-    return context
+    # shared with the parser limits (portal.redaction.parser_limits): one server, both preloads
+    return forkserver_context("portal.packages.assembly.documents", __name__)
 
 
 def document_pool() -> ProcessPoolExecutor:
