@@ -11,7 +11,9 @@ guessing one account's password, the rate limit stops one address from trying ma
 Counters live in memory by default (one process), or in Redis when
 ``Settings.redis_url`` is set, so that every worker shares them. Each app gets its own
 :class:`~flask_limiter.Limiter` (no module-level instance). When Redis is configured
-but unreachable the sign-in fails closed (an error page) rather than going unlimited.
+but unreachable, each process counts in its own memory (logged as a warning) until Redis
+answers again: sign-in keeps working and stays limited, per process instead of shared (the
+per-account lockout, kept in the database, is unaffected).
 
 The client address is ``request.remote_addr``; behind reverse proxies set
 ``PORTAL_TRUSTED_PROXIES`` so that it is the visitor's address, not the proxy's.
@@ -68,6 +70,7 @@ def init_limiter(app: Flask, settings: Settings) -> Limiter:
             )
         ],
         storage_uri=settings.redis_url or "memory://",
+        in_memory_fallback_enabled=settings.redis_url is not None,
         strategy="moving-window",
         key_prefix=str(app.config.get("RATELIMIT_KEY_PREFIX") or DEFAULT_KEY_PREFIX),
         headers_enabled=True,

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 from datetime import timedelta
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
@@ -276,3 +278,28 @@ def test_plain_http_beyond_localhost_is_refused_not_a_server_error(
         base_url="https://portal.example.org",
     )
     assert secure.status_code == 200
+
+
+def test_sign_in_and_the_api_keep_working_when_redis_stops(
+    make_app: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis (our own, on a free port) stops while the portal runs: sign-in and the JSON API
+    answer as before, limited in memory, never a 500."""
+    from collections.abc import Callable
+
+    from tests.accounts.test_login import FAILURE_STATUS, _hammer
+    from tests.support.own_redis import own_redis
+
+    build: Callable[..., Flask] = make_app  # type: ignore[assignment]
+    with own_redis() as redis:
+        app = build(redis_url=redis.url, login_rate_limit="5 per minute")
+        client = app.test_client()
+        token = token_for(client, api_client(app))
+        assert client.get("/api/v1/packages", headers=bearer(token)).status_code == 200
+        assert _hammer(client, 2) == [FAILURE_STATUS] * 2  # counted in Redis
+        redis.stop()
+
+        caplog.set_level(logging.WARNING)
+        assert client.get("/api/v1/packages", headers=bearer(token)).status_code == 200
+        assert _hammer(client, 6, address="198.51.100.21") == [FAILURE_STATUS] * 5 + [429]
+        assert "falling back to in-memory storage" in caplog.text
