@@ -3,7 +3,7 @@ and the sealer of secrets at rest."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 from sqlalchemy import Engine
@@ -14,6 +14,7 @@ from portal.consent.ledger import guard_consents
 from portal.db import make_engine, make_session_factory
 from portal.eligibility.decisions import guard_decisions
 from portal.eligibility.policy import Policy, PolicyError, load_policy
+from portal.integrity.verified import RecentlyVerified
 from portal.sealing import Sealer, sealer_for
 from portal.storage import FileBlobStore
 
@@ -26,6 +27,8 @@ class PortalState:
     blobs: FileBlobStore
     policy: Policy
     sealer: Sealer
+    # Blobs checked against their sha256 lately, before serving (portal.integrity.verified).
+    verified: RecentlyVerified = field(default_factory=RecentlyVerified)
 
 
 def build_state(settings: Settings, *, engine: Engine | None = None) -> PortalState:

@@ -22,6 +22,7 @@ from portal.authz.permissions import requires
 from portal.authz.scopes import get_scoped_or_404
 from portal.db import db
 from portal.http_methods import is_head
+from portal.integrity.serving import require_intact
 from portal.packages import downloads, recalls
 from portal.packages.file_responses import (
     issue_missing_notices,
@@ -81,6 +82,7 @@ def download(code: str) -> Response:
             "The package file is not available on the portal at the moment. Try again later.",
             kind="package-unavailable",
         )
+    require_intact(package.file_sha256)
     response = package_file(path, package)
     plan = planned_download(response)
     if plan is None:
@@ -113,6 +115,7 @@ def signature(code: str) -> Response:
             "The signature of this package is not available at the moment. Try again later.",
             kind="package-unavailable",
         )
+    require_intact(package.signature_sha256)
     if not is_head():
         downloads.record_signature_download(db(), package, me, address=request.remote_addr)
         db().commit()

@@ -41,6 +41,7 @@ from portal.authz.scopes import get_scoped_or_404, scoped
 from portal.db import db, transaction
 from portal.eligibility.decisions import load_result
 from portal.http_methods import is_head
+from portal.integrity.serving import require_intact
 from portal.numerals import whole_number
 from portal.packages import lifecycle, release_previews
 from portal.packages.assembly.item_report import ItemReport
@@ -494,6 +495,7 @@ def item_original(package_code: str, item_code: str) -> BaseResponse:
     path = portal_state().blobs.path(item.sha256)
     if path is None or not path.is_file():
         abort(404)
+    require_intact(item.sha256)
     if not is_head():  # a HEAD sends no content: nothing was read
         audit.record(
             db(),

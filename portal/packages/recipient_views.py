@@ -39,6 +39,7 @@ from portal.authz.roles import is_recipient
 from portal.authz.scopes import get_scoped_or_404
 from portal.db import db, utcnow
 from portal.http_methods import is_head
+from portal.integrity.serving import require_intact
 from portal.packages import downloads, lifecycle, recalls
 from portal.packages.file_responses import (
     issue_missing_notices,
@@ -172,6 +173,7 @@ def download(package_code: str) -> BaseResponse:
             "The package file is not available on the portal at the moment. Contact the Mechanism.",
             title="Package unavailable",
         )
+    require_intact(package.file_sha256)
     # 416 (range out of bounds) propagates as an error page with Content-Range.
     response = package_file(path, package)
     plan = planned_download(response)
@@ -201,6 +203,7 @@ def signature(package_code: str) -> BaseResponse:
             "The signature of this package is not available. Contact the Mechanism.",
             title="Signature unavailable",
         )
+    require_intact(package.signature_sha256)
     if not is_head():  # a HEAD sends no content: nothing to record (as the API)
         downloads.record_signature_download(db(), package, me, address=request.remote_addr)
         db().commit()
@@ -256,6 +259,7 @@ def notice(recall_id: int) -> BaseResponse:
         )
     package = db().get(Package, recall.package_id)
     name = f"{package.code if package else 'package'}-recall-{recall.id}.txt.asc"
+    require_intact(recall.notice_sha256)
     return send_file(
         portal_state().blobs.path(recall.notice_sha256),
         mimetype="text/plain",

@@ -46,6 +46,7 @@ from portal.authz.scopes import get_scoped_or_404, scoped
 from portal.db import db, stored_utc
 from portal.documents.html_pdf import html_to_pdf
 from portal.http_methods import is_head
+from portal.integrity.serving import require_intact
 from portal.numerals import whole_number
 from portal.packages.recalls import withdrawals_of_request
 from portal.pages.responses import pdf_download
@@ -599,6 +600,7 @@ def _record_download(rfa: Rfa, upload: Attachment | Assurance) -> None:
 def _file_response(sha256: str, media_type: str, name: str) -> Response:
     """Stream a stored upload as a download the browser will not render or sniff."""
     blobs = portal_state().blobs
+    require_intact(sha256)  # before the first byte, not after the last
     response = Response(blobs.iter_chunks(sha256, verify=True), mimetype=media_type)
     response.headers["Content-Length"] = str(blobs.size(sha256))
     response.headers["Content-Disposition"] = content_disposition(name)

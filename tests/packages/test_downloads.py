@@ -17,10 +17,13 @@ from sqlalchemy.orm import Session
 from portal.accounts.models import User
 from portal.audit import AuditEvent
 from portal.db import utcnow
+from portal.notifications import service as notifications
 from portal.packages.assembly.gpgstream import verify_detached
 from portal.packages.downloads import DownloadPlan, DownloadRefused, record_download
 from portal.packages.models import Download, Package
 from portal.state import portal_state
+from tests.support.auth import make_user
+from tests.support.package_world import flip_a_bit
 from tests.support.recipient import (
     SIGNING_FINGERPRINT,
     SIGNING_PUBLIC,
@@ -281,3 +284,29 @@ def test_two_downloads_at_once_cannot_both_take_the_last_allowed(
         thread.join(timeout=60)
     assert sorted(outcomes) == ["recorded", "refused"]
     assert len(_downloads(db, ship)) == 1
+
+
+def test_a_damaged_package_file_is_refused_before_its_first_byte(
+    app: Flask, db: Session, ship: Shipment
+) -> None:
+    """A flipped bit in the stored ciphertext: 503 naming the damage, no byte of it sent,
+    no download recorded, the damage audited and the admins told — not a 200 whose ETag
+    claims the registered sha256."""
+    admin = make_user(db, "admin")
+    client = signed_in(app, ship.recipient)
+    assert client.get(_url(ship), headers={"Range": "bytes=0-9"}).status_code == 206
+    flip_a_bit(portal_state(app).blobs.path(ship.cipher.sha256))
+    portal_state(app).verified.trust_for = 0  # as after the trust period of the last check
+
+    response = client.get(_url(ship))
+
+    assert response.status_code == 503
+    assert "stored copy no longer matches" in response.get_data(as_text=True)
+    assert ship.cipher.data[:64] not in response.data and "ETag" not in response.headers
+    assert _downloads(db, ship) == [(0, 10, ship.recipient.user_id)]
+    (event,) = _audit(db, "blob.damaged")
+    assert event == {"uses": [f"package {ship.code}"], "found_by": "download"}
+    inbox = notifications.inbox(db, db.get_one(User, admin.user_id))
+    assert [n.subject for n in inbox] == [
+        f"Stored file of package {ship.code} is damaged: restore it from a backup"
+    ]

@@ -36,6 +36,7 @@ from portal.state import portal_state
 from portal.storage import FileBlobStore
 from tests.rfa.test_requests_pages import actions, complete, new_draft, post_form, signed_in
 from tests.support.auth import Credentials, csrf_token, make_user
+from tests.support.package_world import flip_a_bit
 
 pytest_plugins = ["tests.support.auth"]
 
@@ -395,3 +396,30 @@ def test_a_full_disk_says_so_saves_nothing_and_tells_the_admins(
     assert upload(client, code, b"x" * 2_000_000, "again.txt").status_code == 507
     db.expire_all()
     assert len(notifications.inbox(db, db.get_one(User, admin.user_id))) == 1
+
+
+def test_a_damaged_attachment_is_refused_before_its_first_byte(
+    app: Flask, db: Session, requester: Credentials
+) -> None:
+    """The finding: a flipped bit was served 200 with its full length, the mismatch only
+    in the server log afterwards. Now: 503, nothing of it sent, audited, admins told."""
+    admin = make_user(db, "admin")
+    client = signed_in(app, requester)
+    code = new_draft(client, complete(app))
+    data = b"AMOUNT: 1000\n" * 100
+    assert upload(client, code, data, "ledger.txt").status_code == 303
+    attachment = db.scalars(select(Attachment)).one()
+    flip_a_bit(portal_state(app).blobs.path(attachment.sha256))
+
+    response = client.get(f"/requests/{code}/attachments/{attachment.id}")
+
+    assert response.status_code == 503
+    assert b"AMOUNT" not in response.data
+    assert "stored copy no longer matches" in response.get_data(as_text=True)
+    db.expire_all()
+    damaged = db.scalars(select(AuditEvent).where(AuditEvent.action == "blob.damaged")).one()
+    assert json.loads(damaged.details)["uses"] == [f"attachment of {code}"]
+    told = notifications.inbox(db, db.get_one(User, admin.user_id))
+    assert [n.subject for n in told] == [
+        f"Stored file of attachment of {code} is damaged: restore it from a backup"
+    ]
