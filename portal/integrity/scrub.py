@@ -16,6 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal import audit
+from portal.audit import AuditEvent
 from portal.db import transaction
 from portal.integrity.damage import record_damage
 from portal.integrity.uses import blob_uses
@@ -23,6 +28,7 @@ from portal.state import PortalState
 from portal.storage import BlobNotFound, DigestMismatch
 
 CHECKPOINT = "scrub.checkpoint.json"
+PASSED = "blobs.scrubbed"  # audit action of a pass that reached the end of the store
 _SAVE_EVERY = 2.0  # seconds between checkpoint writes
 
 
@@ -101,9 +107,38 @@ def scrub(
         report.finished = True
     if report.finished:
         checkpoint.unlink(missing_ok=True)
+        _record_pass(state, report)
     elif last is not None:
         _save_checkpoint(checkpoint, last)
     return report
+
+
+def _record_pass(state: PortalState, report: ScrubReport) -> None:
+    """A pass reached the end of the store: audited, so that a clean one clears the readiness
+    check's "damaged files" (see :func:`last_clean_scrub`)."""
+    with transaction(state.sessions) as db:
+        audit.record(
+            db,
+            audit.SYSTEM_ACTOR,
+            PASSED,
+            "blobs",
+            {"checked": report.checked, "damaged": len(report.damaged), "resumed": bool(
+                report.resumed_after)},
+        )  # fmt: skip
+
+
+def last_clean_scrub(db: Session) -> int:
+    """The audit sequence number of the newest scrub pass that found no damage (0: none).
+    A pass resumed from a checkpoint counts only if no damage was found since it began."""
+    for seq, details in db.execute(
+        select(AuditEvent.seq, AuditEvent.details)
+        .where(AuditEvent.action == PASSED)
+        .order_by(AuditEvent.seq.desc())
+        .limit(50)
+    ):
+        if json.loads(details).get("damaged") == 0 and not json.loads(details).get("resumed"):
+            return int(seq)
+    return 0
 
 
 def _record(state: PortalState, report: ScrubReport, key: str) -> None:

@@ -1,5 +1,6 @@
-"""Pages anyone may see: the health check. (What the portal is and who uses it is on the
-sign-in page, portal.accounts.signin_views; ``/`` is the signed-in dashboard.)"""
+"""Pages anyone may see: the health (liveness) and readiness checks. (What the portal is and
+who uses it is on the sign-in page, portal.accounts.signin_views; ``/`` is the signed-in
+dashboard.)"""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from portal.authz.permissions import public
 from portal.db import db
+from portal.web.readiness import readiness
 
 logger = logging.getLogger(__name__)
 
@@ -31,3 +33,16 @@ def healthz() -> tuple[Response, int]:
         logger.warning("Health check failed: database unavailable: %s", exc)
         return jsonify(status="error", reason="database unavailable"), 503
     return jsonify(status="ok"), 200
+
+
+@bp.get("/readyz")
+@public("monitors poll it; it gives statuses and numbers only, no paths, hosts or names")
+def readyz() -> tuple[Response, int]:
+    """Whether the portal can do its work (200) or not (503), check by check."""
+    checks = readiness()
+    ready = all(check.ok for check in checks)
+    body = {
+        "status": "ready" if ready else "not ready",
+        "checks": {check.name: {"ok": check.ok, "detail": check.detail} for check in checks},
+    }
+    return jsonify(body), 200 if ready else 503

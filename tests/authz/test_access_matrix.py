@@ -40,6 +40,7 @@ PUBLIC_ENDPOINTS = {
     "auth.login": "the sign-in form",
     "auth.login_totp": "second sign-in step; refuses anyone without a fresh first step",
     "public.healthz": "load balancers and monitors",
+    "public.readyz": "monitors",
     "enrol.start": "the invitation token in the URL is the credential",
     "enrol.authenticator": "the invitation token in the URL is the credential",
     "enrol.qr": "the invitation token in the URL is the credential",
@@ -84,6 +85,7 @@ STAFF = ("admin", "legal_officer")
 #: (endpoint, method) -> who -> outcome.
 EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("public.healthz", "GET"): anyone(),
+    ("public.readyz", "GET"): dict.fromkeys(WHO, 503),  # no worker in these tests: not ready
     ("auth.login", "GET"): anyone(),
     ("enrol.start", "GET"): anyone(),
     ("enrol.authenticator", "GET"): anyone(),  # redirects back to the password step

@@ -23,7 +23,13 @@ from portal.config import Settings
 from portal.db import make_engine, make_session_factory, utcnow
 from portal.packages.assembly.assemble import assemble_package, stage_name
 from portal.packages.assembly.jobs import make_jobs
-from portal.packages.assembly.watch import GAVE_UP, MAX_ATTEMPTS, MISSED_BEATS, requeue_dead
+from portal.packages.assembly.watch import (
+    GAVE_UP,
+    MAX_ATTEMPTS,
+    MISSED_BEATS,
+    last_seen,
+    requeue_dead,
+)
 from portal.packages.models import Package
 from portal.state import PortalState, build_state
 from tests.conftest import DatabaseUnderTest
@@ -181,6 +187,7 @@ def test_a_worker_killed_mid_assembly_is_replaced_by_the_next(
                 )
             ).all()
         assert [json.loads(d)["attempts"] for d in requeued] == [1]
+        assert last_seen(settings.data_dir) is not None  # the readiness check sees workers
         staging = settings.data_dir / "staging"
         assert not staging.exists() or list(staging.iterdir()) == []
     finally:

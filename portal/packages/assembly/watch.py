@@ -14,9 +14,12 @@ package: the update is conditional, so only one requeues it.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select, update
 
@@ -101,17 +104,36 @@ def requeue_dead(
     return requeued
 
 
+WORKERS_DIR = "workers"  # under the data directory: one file per worker, touched while alive
+
+
+def mark_alive(data_dir: Path) -> None:
+    """Touch this worker's file (``workers/<host>-<pid>``), which the readiness check reads."""
+    directory = data_dir / WORKERS_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{socket.gethostname()}-{os.getpid()}").touch()
+
+
+def last_seen(data_dir: Path) -> float | None:
+    """When a worker last showed it was alive (Unix time), or None if none ever did."""
+    directory = data_dir / WORKERS_DIR
+    times = [p.stat().st_mtime for p in directory.iterdir()] if directory.is_dir() else []
+    return max(times, default=None)
+
+
 def start_watching(
     state: Callable[[], PortalState], enqueue: Callable[[int], None], interval: float
 ) -> threading.Event:
-    """Look for dead runs every ``interval`` seconds in a daemon thread, from now until the
-    returned event is set."""
+    """Every ``interval`` seconds in a daemon thread, from now until the returned event is set:
+    show this worker is alive, and look for dead runs."""
     stop = threading.Event()
 
     def watch() -> None:
         while True:
             try:
-                requeue_dead(state(), enqueue)
+                current = state()
+                mark_alive(current.settings.data_dir)
+                requeue_dead(current, enqueue)
             except Exception:  # a database hiccup must not end the watch
                 logger.exception("Could not look for assemblies whose worker stopped")
             if stop.wait(interval):
