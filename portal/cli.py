@@ -368,7 +368,7 @@ def worker_command(workers: int) -> None:
     machines sharing the database, the data directory and PORTAL_REDIS_URL."""
     from portal.integrity.janitor import sweep
     from portal.packages.assembly import document_worker
-    from portal.packages.assembly.jobs import make_jobs
+    from portal.packages.assembly.jobs import make_jobs, warn_unless_redis_persists
     from portal.packages.assembly.watch import start_watching
     from portal.state import build_state
 
@@ -381,8 +381,13 @@ def worker_command(workers: int) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    jobs = make_jobs(settings)
-    state = build_state(settings)
+    try:
+        state = build_state(settings)  # a broken policy file stops the worker here, not each job
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    jobs = make_jobs(settings, state=state)
+    if settings.redis_url:
+        warn_unless_redis_persists(settings.redis_url)
     swept = sweep(state)  # what a killed worker left behind
     logging.getLogger("portal.worker").info(
         "Swept %d staging directories, %d temporaries, %d unreferenced blobs",

@@ -20,7 +20,7 @@ from sqlalchemy import func, select, text
 from portal.audit import AuditEvent
 from portal.integrity.damage import ACTION as DAMAGED
 from portal.integrity.scrub import last_clean_scrub
-from portal.packages.assembly.jobs import jobs_for
+from portal.packages.assembly.jobs import jobs_for, redis_persists
 from portal.packages.assembly.watch import MISSED_BEATS, last_seen
 from portal.state import PortalState, portal_state
 
@@ -66,24 +66,13 @@ def _database(state: PortalState) -> Check:
 
 def _redis(url: str) -> Check:
     def run() -> Check:
-        import redis
-
-        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-        try:
-            client.ping()
-            try:
-                aof = client.config_get("appendonly").get("appendonly") == "yes"
-                rdb = bool(client.config_get("save").get("save"))
-                persists = (
-                    "keeps the queue on disk"
-                    if aof or rdb
-                    else ("keeps nothing on disk: queued jobs are lost if it restarts")
-                )
-            except redis.exceptions.ResponseError:  # CONFIG disabled by the operator
-                persists = "persistence unknown"
-        finally:
-            client.close()
-        return Check("redis", True, f"reachable; {persists}")
+        persists = redis_persists(url)
+        detail = {
+            True: "keeps the queue on disk",
+            False: "keeps nothing on disk: queued jobs are lost if it restarts",
+            None: "persistence unknown",
+        }[persists]
+        return Check("redis", True, f"reachable; {detail}")
 
     return _guarded("redis", run)
 

@@ -264,6 +264,39 @@ def _give_up(state: PortalState, package_id: int, error: str) -> None:
         logger.exception("package %s: could not record the failure", package_id)
 
 
+def redis_persists(url: str) -> bool | None:
+    """Whether the Redis at ``url`` keeps its data on disk (AOF or snapshots); None when it
+    will not say (CONFIG disabled). Raises redis' errors when it cannot be reached."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.ping()
+        try:
+            aof = client.config_get("appendonly").get("appendonly") == "yes"
+            rdb = bool(client.config_get("save").get("save"))
+        except redis.exceptions.ResponseError:
+            return None
+    finally:
+        client.close()
+    return aof or rdb
+
+
+def warn_unless_redis_persists(url: str) -> None:
+    """At a worker's start: a warning in the log when Redis keeps nothing on disk (a restart
+    would lose queued jobs). The worker still starts: some deployments accept that."""
+    try:
+        persists = redis_persists(url)
+    except Exception as exc:  # the consumer reports an unreachable Redis itself
+        logger.warning("Could not ask Redis whether it keeps the queue on disk (%s)", exc)
+        return
+    if persists is False:
+        logger.warning(
+            "Redis keeps nothing on disk: queued jobs are lost if it restarts "
+            "(set appendonly yes; see the README)"
+        )
+
+
 def jobs_for(app: Flask) -> Jobs:
     """The app's jobs, made on first use (in immediate mode when ``PORTAL_JOBS_IMMEDIATE``)."""
     from portal.state import portal_state
