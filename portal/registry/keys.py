@@ -7,7 +7,8 @@ with the authority outside the portal (who confirmed it, how, when): four-eyes, 
 can add a key that evidence is encrypted to. :func:`organisation_warnings` flags a key whose user
 IDs point at another organisation to that verifier. The authority's recipients are notified when
 a key is imported and when it takes effect. Functions take the session explicitly, flush but
-never commit, and refuse bad input with :class:`KeyActionRefused` (safe to show) before changing anything.
+never commit, and refuse bad input with :class:`KeyActionRefused` (safe to show) before changing
+anything.
 Audit events carry fingerprints and codes, never key material.
 """
 

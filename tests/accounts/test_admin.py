@@ -196,6 +196,7 @@ def test_change_role_validates_ends_sessions_and_audits(db: Session) -> None:
         "from": {"role": "requester", "authority": "WCU-A", "provider": None},
         "to": {"role": "provider", "authority": None, "provider": "NGO-B"},
         "sessions_ended": 1,
+        "awaiting_approval": False,
     }
 
 

@@ -57,6 +57,16 @@ def officer(app: Flask) -> tuple[FlaskClient, Credentials]:
     return client, creds
 
 
+@pytest.fixture
+def second_officer(app: Flask) -> tuple[FlaskClient, Credentials]:
+    """Another legal officer: the one who may verify what the first imported."""
+    with portal_state(app).sessions() as session:
+        creds = make_user(session, "legal_officer")
+    client = app.test_client()
+    login(client, creds)
+    return client, creds
+
+
 def _import(client: FlaskClient, *, armored: str = "", upload: bytes | None = None) -> object:
     token = csrf_token(client.get("/keys"))
     data: dict[str, object] = {"csrf_token": token, "authority": AUTHORITY, "armored": armored}
@@ -146,14 +156,17 @@ def _verify(client: FlaskClient, key_id: int, **fields: str) -> object:
 
 
 def test_a_key_is_used_only_after_its_verification_is_recorded(
-    app: Flask, officer: tuple[FlaskClient, Credentials]
+    app: Flask,
+    officer: tuple[FlaskClient, Credentials],
+    second_officer: tuple[FlaskClient, Credentials],
 ) -> None:
-    client, creds = officer
-    response = _import(client, upload=(KEYS / f"{AUTHORITY}.pub.asc").read_bytes())
+    importer, _ = officer
+    client, creds = second_officer
+    response = _import(importer, upload=(KEYS / f"{AUTHORITY}.pub.asc").read_bytes())
     assert response.status_code == 303  # type: ignore[attr-defined]
     (key,) = _keys(app)
     assert key.fingerprint == FINGERPRINTS[AUTHORITY]
-    assert key.imported_by_id == creds.user_id
+    assert key.imported_by_id == officer[1].user_id
     page = _text(_detail(client, key.id))
     grouped = " ".join(key.fingerprint[i : i + 4] for i in range(0, 20, 4))
     assert grouped in page  # the full fingerprint, in groups of four
@@ -221,8 +234,10 @@ def test_expiry_is_judged_when_the_key_is_used(db: Session) -> None:
         db, authority, (BAD / "expired.pub.asc").read_text("ascii"), by=officer,
         demo_or_test=True, now=then,
     )  # fmt: skip
+    other = db.get(User, make_user(db, "legal_officer").user_id)
+    assert other is not None
     verify_key(
-        db, key, Verification("A. Person", "in_person", then), by=officer, now=then,
+        db, key, Verification("A. Person", "in_person", then), by=other, now=then,
     )  # fmt: skip
     db.commit()
     assert [k.id for k in usable_keys(db, authority.id, then + timedelta(days=1))] == [key.id]
