@@ -126,7 +126,7 @@ def organisation_warnings(db: Session, key: RecipientKey, authority: Authority) 
         if authority_id is not None:
             domains.setdefault(email.rsplit("@", 1)[-1].lower(), set()).add(authority_id)
     own = {d for d, ids in domains.items() if authority.id in ids}
-    names = dict(db.execute(select(Authority.id, Authority.name)).tuples().all())
+    names = {row.id: row.name for row in db.execute(select(Authority.id, Authority.name))}
     warnings = []
     if not uids:
         warnings.append("The key has no user ID: nothing on it names the authority.")
