@@ -11,8 +11,9 @@ The rule (README "Roles and four-eyes"):
 - an account is approved once; of two approvals at the same moment one wins, the other is
   refused.
 
-Accounts made at the command line (``portal create-admin``, the demo) are approved at creation:
-whoever runs commands on the server is trusted with it already. Functions flush, never commit.
+Accounts seeded on the server (:func:`portal.accounts.creation.create_user`: the demo, tests) are
+approved at creation: whoever runs code on the server is trusted with it already. Migration 0017
+marked the accounts that existed before the rule approved. Functions flush, never commit.
 """
 
 from __future__ import annotations
