@@ -23,7 +23,13 @@ from wtforms.validators import DataRequired, Length, Regexp
 
 from portal import audit
 from portal.accounts import throttle
-from portal.accounts.approval import ApprovalRefused, approve_account, is_approved, needs_approval
+from portal.accounts.approval import (
+    ApprovalRefused,
+    approve_account,
+    awaiting_approval,
+    is_approved,
+    needs_approval,
+)
 from portal.accounts.creation import NewUser
 from portal.accounts.invitations import (
     EMAIL_PATTERN,
@@ -301,6 +307,7 @@ def users() -> str:
         filters=filters,
         organisation_options=organisation_options,
         cancel_form=TokenForm(),
+        awaiting=len(awaiting_approval(db())),
     )
 
 

@@ -651,6 +651,10 @@ def test_an_invited_recipient_takes_effect_only_when_a_second_admin_approves(
     assert_login_fails(app, newcomer)
 
     second = signed_in(app, approver)
+    listing = text(second.get("/admin/users"))
+    assert "1 account awaits a second administrator's approval" in listing
+    waiting = text(second.get("/admin/users?status=awaiting_approval"))
+    assert "mira.tovey@wcu.example.nl" in waiting
     done = approve(second, newcomer)
     assert done.status_code == 303
     approved = user(db, newcomer)
