@@ -340,14 +340,23 @@ def invite_user() -> str | tuple[str, int]:
 
 
 _NO_MAIL = (
-    "The portal cannot send e-mail (PORTAL_SMTP_HOST is not set), so the enrolment link "
-    "could not reach the person; nothing was created."
+    "The portal cannot mail enrolment links (PORTAL_SMTP_HOST and PORTAL_BASE_URL must both be "
+    "set), so the link could not reach the person; nothing was created."
 )
 
 
 def _can_deliver_links() -> bool:
     settings = portal_state().settings
-    return settings.demo_or_test or bool(settings.smtp_host)
+    return settings.demo_or_test or bool(settings.smtp_host and settings.base_url)
+
+
+def _enrolment_link(token: str) -> str:
+    """The link as mailed: on the configured PORTAL_BASE_URL, never on the request's Host
+    header (which the inviting admin controls, and could point at a server of theirs)."""
+    base_url = portal_state().settings.base_url
+    if base_url:
+        return base_url.rstrip("/") + url_for("enrol.start", token=token)
+    return url_for("enrol.start", token=token, _external=True)  # demo or test mode only
 
 
 def _deliver_link(
@@ -356,7 +365,7 @@ def _deliver_link(
     """Mail the enrolment link to the invitee (never to the admin). Only in demo or test mode
     is it also shown on the page, so the demo and the browser tests can follow it."""
     settings = portal_state().settings
-    link = url_for("enrol.start", token=token, _external=True)
+    link = _enrolment_link(token)
     mailed = send_enrolment_link(settings, invitation.email, link)
     audit.record(
         db(),
