@@ -607,11 +607,17 @@ def _cli_user(session: Session, email: str, action: str) -> User:
     pages; refuses with one message whether the account is unknown or not allowed."""
     from sqlalchemy import select
 
+    from portal.accounts.approval import is_approved
     from portal.accounts.models import User
     from portal.authz.permissions import allowed
 
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
-    if user is None or not user.is_active or not allowed(user.role, action):
+    if (
+        user is None
+        or not user.is_active
+        or not is_approved(user)  # a second admin has not approved the account yet
+        or not allowed(user.role, action)
+    ):
         raise click.ClickException(f"{email} is not an active user allowed to {action}")
     return user
 

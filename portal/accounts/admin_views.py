@@ -23,6 +23,13 @@ from wtforms.validators import DataRequired, Length, Regexp
 
 from portal import audit
 from portal.accounts import throttle
+from portal.accounts.approval import (
+    ApprovalRefused,
+    approve_account,
+    awaiting_approval,
+    is_approved,
+    needs_approval,
+)
 from portal.accounts.creation import NewUser
 from portal.accounts.invitations import (
     EMAIL_PATTERN,
@@ -46,6 +53,8 @@ from portal.audit import AuditEvent
 from portal.authz.permissions import requires
 from portal.authz.scopes import get_scoped_or_404, scoped
 from portal.db import db, utcnow
+from portal.notifications.mailer import send_enrolment_link
+from portal.notifications.service import account_added
 from portal.pages.forms import TokenForm
 from portal.registry.models import (
     PROVIDER_KINDS,
@@ -55,11 +64,13 @@ from portal.registry.models import (
     Provider,
     RecipientKey,
 )
+from portal.state import portal_state
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 STATUS_LABELS = {
     "active": "Active",
+    "awaiting_approval": "Awaiting a second admin's approval",
     "enrolling": "Setting up 2FA",
     "locked": "Locked",
     "deactivated": "Deactivated",
@@ -296,6 +307,7 @@ def users() -> str:
         filters=filters,
         organisation_options=organisation_options,
         cancel_form=TokenForm(),
+        awaiting=len(awaiting_approval(db())),
     )
 
 
@@ -314,6 +326,9 @@ def invite_user() -> str | tuple[str, int]:
         authority_code=form.authority.data or None,
         provider_code=form.provider.data or None,
     )
+    if not _can_deliver_links():
+        _field_error(form, None, _NO_MAIL)
+        return render_template("accounts/admin/invite.html", form=form), 400
     try:
         invitation, token = invite(db(), spec, invited_by=signed_in_user())
         db().commit()
@@ -321,13 +336,54 @@ def invite_user() -> str | tuple[str, int]:
         db().rollback()
         _field_error(form, exc.field, exc.message)
         return render_template("accounts/admin/invite.html", form=form), 400
-    # Shown in this response only: the token exists nowhere else in plain text.
+    return _deliver_link(invitation, token, heading="Invitation created")
+
+
+_NO_MAIL = (
+    "The portal cannot mail enrolment links (PORTAL_SMTP_HOST and PORTAL_BASE_URL must both be "
+    "set), so the link could not reach the person; nothing was created."
+)
+
+
+def _can_deliver_links() -> bool:
+    settings = portal_state().settings
+    return settings.demo_or_test or bool(settings.smtp_host and settings.base_url)
+
+
+def _enrolment_link(token: str) -> str:
+    """The link as mailed: on the configured PORTAL_BASE_URL, never on the request's Host
+    header (which the inviting admin controls, and could point at a server of theirs)."""
+    base_url = portal_state().settings.base_url
+    if base_url:
+        return base_url.rstrip("/") + url_for("enrol.start", token=token)
+    return url_for("enrol.start", token=token, _external=True)  # demo or test mode only
+
+
+def _deliver_link(
+    invitation: Invitation, token: str, *, heading: str, user: User | None = None
+) -> str:
+    """Mail the enrolment link to the invitee (never to the admin). Only in demo or test mode
+    is it also shown on the page, so the demo and the browser tests can follow it."""
+    settings = portal_state().settings
+    link = _enrolment_link(token)
+    mailed = send_enrolment_link(settings, invitation.email, link)
+    audit.record(
+        db(),
+        audit.actor_label(signed_in_user()),
+        "user.enrolment_link_sent" if mailed else "user.enrolment_link_not_sent",
+        f"invitation:{invitation.id}",
+        {"email": invitation.email},
+    )
+    db().commit()
     return render_template(
         "accounts/admin/link_created.html",
-        heading="Invitation created",
+        heading=heading,
         invitation=invitation,
-        link=url_for("enrol.start", token=token, _external=True),
-        reenrolment=False,
+        user=user,
+        link=link if settings.demo_or_test else None,
+        mailed=mailed,
+        reenrolment=user is not None,
+        needs_approval=needs_approval(invitation.role),
     )
 
 
@@ -371,6 +427,7 @@ def _user_page(user: User, role_form: RoleForm | None = None, status: int = 200)
             role_form=role_form,
             action_form=TokenForm(),
             is_self=user.id == signed_in_user().id,
+            awaiting_approval=user.is_active and not is_approved(user),
             events=list(events),
         ),
         status,
@@ -461,6 +518,9 @@ def reset_user_2fa(user_id: int) -> Any:
     user = get_scoped_or_404(db(), User, signed_in_user(), id=user_id)
     if not TokenForm().validate_on_submit():
         return redirect(url_for("admin.user_detail", user_id=user_id))
+    if not _can_deliver_links():
+        flash(_NO_MAIL, "error")
+        return redirect(url_for("admin.user_detail", user_id=user_id))
     try:
         token = reset_2fa(db(), user, by=signed_in_user())
         invitation = find_invitation(db(), token)
@@ -469,15 +529,30 @@ def reset_user_2fa(user_id: int) -> Any:
         db().rollback()
         flash(exc.message, "error")
         return redirect(url_for("admin.user_detail", user_id=user_id))
-    # Shown in this response only, like a new invitation's link.
-    return render_template(
-        "accounts/admin/link_created.html",
-        heading="Two-factor authentication reset",
-        invitation=invitation,
-        user=user,
-        link=url_for("enrol.start", token=token, _external=True),
-        reenrolment=True,
-    )
+    assert invitation is not None  # noqa: S101 - reset_2fa just issued it
+    return _deliver_link(invitation, token, heading="Two-factor authentication reset", user=user)
+
+
+@bp.post("/users/<int:user_id>/approve")
+@requires("admin.users.approve")
+def approve_user(user_id: int) -> Any:
+    """The second admin's approval: 403 for a forbidden approver (the inviter, the person
+    themselves, an admin the inviter created), 409 when there is nothing (left) to approve."""
+    user = get_scoped_or_404(db(), User, signed_in_user(), id=user_id)
+    if not TokenForm().validate_on_submit():
+        flash("The form has expired; nothing was approved.", "error")
+        return _user_page(user, status=400)
+    try:
+        approve_account(db(), user, by=signed_in_user())
+        if user.authority_id is not None and user.role == "recipient":
+            account_added(db(), user)
+        db().commit()
+    except ApprovalRefused as exc:
+        db().rollback()
+        flash(exc.message, "error")
+        return _user_page(db().get(User, user_id) or user, status=exc.status)
+    flash(f"{user.display_name}'s account is approved and takes effect now.", "success")
+    return redirect(url_for("admin.user_detail", user_id=user_id), 303)
 
 
 # --- authorities and providers ------------------------------------------------------------

@@ -74,6 +74,7 @@ def create_user(
         failed_logins=0,
         session_epoch=0,
         is_active=True,
+        approved_at=utcnow(),  # made at the command line: see portal.accounts.approval
     )
     session.add(user)
     session.flush()

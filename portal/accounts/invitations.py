@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.accounts import totp
+from portal.accounts.approval import needs_approval
 from portal.accounts.creation import NewUser
 from portal.accounts.models import ROLES, Invitation, User
 from portal.accounts.password_policy import check_new_password
@@ -362,6 +363,9 @@ def complete_enrolment(
             session_epoch=0,
             is_active=True,
             created_at=now,
+            invited_by_id=invitation.invited_by_id,
+            # Recipients, legal officers and admins wait for a second admin (approval.py).
+            approved_at=None if needs_approval(invitation.role) else now,
         )
     user.totp_secret = totp_secret
     user.totp_last_step = None

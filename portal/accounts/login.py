@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.accounts import recovery, throttle, totp
+from portal.accounts.approval import is_approved
 from portal.accounts.models import User
 from portal.accounts.passwords import hash_password, needs_rehash, verify_password
 from portal.accounts.sessions import start_session
@@ -135,6 +136,8 @@ def _refusal(user: User, *, correct: bool, now: datetime) -> str | None:
         return "wrong_password"
     if not user.is_active:
         return "inactive"
+    if not is_approved(user):
+        return "awaiting_approval"
     if not _enrolled(user):
         return "not_enrolled"
     return None

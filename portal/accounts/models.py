@@ -26,6 +26,9 @@ ROLE_LABELS = {
 ROLE_SHORT_LABELS = {**ROLE_LABELS, "provider": "Provider"}
 AUTHORITY_ROLES = ("requester", "recipient")
 STAFF_ROLES = ("legal_officer", "admin")
+#: Roles whose accounts take effect only once a second admin approves them (four-eyes): they
+#: receive evidence (recipient), decide on it (legal officer) or manage accounts and keys (admin).
+APPROVAL_ROLES = ("recipient", "legal_officer", "admin")
 
 # A user belongs to exactly the kind of organisation its role implies.
 _ROLE_SCOPE = (
@@ -60,9 +63,14 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Four-eyes on accounts (portal.accounts.approval): who invited (or promoted) the person,
+    # and the different admin who approved the account; None until approved.
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    authority: Mapped[Authority | None] = relationship()
-    provider: Mapped[Provider | None] = relationship()
+    authority: Mapped[Authority | None] = relationship(foreign_keys=[authority_id])
+    provider: Mapped[Provider | None] = relationship(foreign_keys=[provider_id])
 
 
 class LoginSession(Base):

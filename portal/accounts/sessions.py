@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from portal.accounts.approval import is_approved
 from portal.accounts.models import LoginSession, User
 from portal.db import utcnow
 
@@ -94,6 +95,8 @@ def _lapse_reason(row: LoginSession, user: User | None, now: datetime) -> str | 
         return "user_missing"
     if not user.is_active:
         return "user_deactivated"
+    if not is_approved(user):
+        return "awaiting_approval"
     if row.epoch != user.session_epoch:
         return "revoked"
     if now >= row.expires_at:

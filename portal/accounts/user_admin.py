@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, delete, false, or_, select
+from sqlalchemy import ColumnElement, and_, delete, false, not_, or_, select
 from sqlalchemy.orm import Session
 
 from portal import audit
+from portal.accounts.approval import is_approved, needs_approval, where_approved
 from portal.accounts.invitations import (
     InvitationError,
     issue_invitation,
@@ -47,10 +48,13 @@ class UserAdminError(ValueError):
 
 
 def user_status(user: User, now: datetime | None = None) -> str:
-    """``deactivated``, ``locked``, ``enrolling`` (2FA not set up) or ``active``."""
+    """``deactivated``, ``awaiting_approval`` (a second admin has not approved it yet),
+    ``locked``, ``enrolling`` (2FA not set up) or ``active``."""
     now = now or utcnow()
     if not user.is_active:
         return "deactivated"
+    if not is_approved(user):
+        return "awaiting_approval"
     if user.locked_until is not None and user.locked_until > now:
         return "locked"
     if user.totp_confirmed_at is None:
@@ -62,11 +66,13 @@ def user_status_condition(status: str, now: datetime) -> ColumnElement[bool]:
     """:func:`user_status` as SQL: the users whose status at ``now`` is ``status`` (none for
     ``invited``: invitations are not users yet). Keep the two rules together."""
     unlocked = or_(User.locked_until.is_(None), User.locked_until <= now)
+    effective = and_(User.is_active.is_(True), where_approved())
     conditions: dict[str, ColumnElement[bool]] = {
         "deactivated": User.is_active.is_(False),
-        "locked": and_(User.is_active.is_(True), User.locked_until > now),
-        "enrolling": and_(User.is_active.is_(True), unlocked, User.totp_confirmed_at.is_(None)),
-        "active": and_(User.is_active.is_(True), unlocked, User.totp_confirmed_at.is_not(None)),
+        "awaiting_approval": and_(User.is_active.is_(True), not_(where_approved())),
+        "locked": and_(effective, User.locked_until > now),
+        "enrolling": and_(effective, unlocked, User.totp_confirmed_at.is_(None)),
+        "active": and_(effective, unlocked, User.totp_confirmed_at.is_not(None)),
         "invited": false(),
     }
     return conditions[status]
@@ -98,7 +104,9 @@ def _refuse_last_admin(db: Session, user: User, what: str) -> None:
     if not is_active_admin(user):
         return
     admins = db.scalars(
-        select(User.id).where(where_admin(), User.is_active.is_(True)).with_for_update()
+        select(User.id)
+        .where(where_admin(), User.is_active.is_(True), where_approved())
+        .with_for_update()
     ).all()
     if set(admins) <= {user.id}:
         raise UserAdminError(
@@ -166,6 +174,12 @@ def change_role(
     user.role = role
     user.authority_id = authority_id
     user.provider_id = provider_id
+    if needs_approval(role):
+        # A new recipient authority, officer or admin is a new account for four-eyes
+        # purposes: it waits for an admin other than ``by`` (portal.accounts.approval).
+        user.invited_by_id = by.id
+        user.approved_at = None
+        user.approved_by_id = None
     ended = end_all_sessions(db, user, "role_change", now=now)
     new_authority, new_provider = organisation_codes(db, user)
     audit.record(
@@ -177,6 +191,7 @@ def change_role(
             "from": {"role": old_role, "authority": old_authority, "provider": old_provider},
             "to": {"role": role, "authority": new_authority, "provider": new_provider},
             "sessions_ended": ended,
+            "awaiting_approval": not is_approved(user),
         },
         now=now,
     )

@@ -34,6 +34,8 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "admin.users.view": frozenset({"admin"}),
     "admin.users.invite": frozenset({"admin"}),
     "admin.users.manage": frozenset({"admin"}),
+    # Four-eyes on accounts: a second admin approves (portal.accounts.approval says who may).
+    "admin.users.approve": frozenset({"admin"}),
     "admin.authorities.view": STAFF,
     "admin.providers.view": STAFF,
     "audit.view": frozenset({"admin"}),
@@ -41,7 +43,9 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     # The legal officer's triage: queue, status moves, repository search, candidates.
     "triage.view": frozenset({"legal_officer"}),
     "triage.act": frozenset({"legal_officer"}),
-    "rfa.view": frozenset({"requester", "legal_officer", "admin"}),
+    # Case content (requests, attachments, messages, items) is for the parties and legal
+    # officers only: admins run the portal (IT) and do not read it.
+    "rfa.view": frozenset({"requester", "legal_officer"}),
     "rfa.edit": frozenset({"requester"}),
     "rfa.withdraw": frozenset({"requester"}),
     "rfa.message": frozenset({"requester", "legal_officer"}),
@@ -49,8 +53,8 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "rfa.attach": frozenset({"requester", "legal_officer"}),
     # The published figures: the Figures page and its PDF and CSV exports.
     "reports.view": STAFF,
-    "decision.view": STAFF,
-    "eligibility.view": STAFF,
+    "decision.view": frozenset({"legal_officer"}),  # case content: not for admins
+    "eligibility.view": frozenset({"legal_officer"}),  # case content: not for admins
     "assessment.view": STAFF,
     # Providers' own consent pages (staff read consent through the eligibility pages).
     "consent.view": frozenset({"provider"}),
@@ -65,11 +69,13 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "recipient.acknowledge": frozenset({"recipient"}),
     "recipient.recalls": frozenset({"recipient"}),
     "recipient.recalls_acknowledge": frozenset({"recipient"}),
-    # Recipient keys: import, out-of-band verification, revocation (staff).
+    # Recipient keys: import and revocation (staff); recording the out-of-band verification is
+    # a legal officer's, never the importer's (portal.registry.keys enforces the second).
     "keys.view": STAFF,
     "keys.manage": STAFF,
+    "keys.verify": frozenset({"legal_officer"}),
     # The officers' package pages; making, retrying and releasing (four-eyes) is legal work.
-    "package.view": STAFF,
+    "package.view": frozenset({"legal_officer"}),  # case content: not for admins
     "package.create": frozenset({"legal_officer"}),
     "package.retry": frozenset({"legal_officer"}),
     "package.release": frozenset({"legal_officer"}),

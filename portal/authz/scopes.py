@@ -80,6 +80,8 @@ def _self_or_admin(user: UserLike) -> ColumnElement[bool]:
 def _requests(user: UserLike) -> ColumnElement[bool]:
     """Requests of the user's authority (staff: of every authority); drafts only for the
     requesters of the draft's authority, who write it together (portal.rfa.drafting)."""
+    if is_admin(user):
+        return false()  # admins (IT) do not read case content
     of_authority = _by_authority(Rfa.authority_id, user)
     if is_requester(user):
         return of_authority

@@ -52,9 +52,11 @@ class DemoUser:
         )
 
 
-# Every role; two legal officers because releasing a package needs a second one.
+# Every role; two legal officers because releasing a package (and verifying a key another
+# imported) needs a second one, two admins because a new account needs a second admin's approval.
 DEMO_USERS: tuple[DemoUser, ...] = (
     DemoUser("admin@mechanism.example", "Ada Demo (IT administrator)", "admin"),
+    DemoUser("admin.two@mechanism.example", "Bo Demo (second IT administrator)", "admin"),
     DemoUser("officer.one@mechanism.example", "Lior Demo (legal officer)", "legal_officer"),
     DemoUser("officer.two@mechanism.example", "Noor Demo (legal officer)", "legal_officer"),
     DemoUser(

@@ -65,6 +65,43 @@ def send(settings: Settings, addresses: Iterable[str]) -> int:
     return sent
 
 
+ENROLMENT_SUBJECT = "Your Sharing Portal enrolment link"
+
+
+def compose_enrolment(settings: Settings, to: str, link: str) -> EmailMessage:
+    """The enrolment link for the invitee: the only mail that carries a secret, and only to
+    the person it is for (the inviting admin never sees the link outside demo mode)."""
+    message = EmailMessage()
+    message["Subject"] = ENROLMENT_SUBJECT
+    message["From"] = settings.smtp_from or "sharing-portal@localhost"
+    message["To"] = to
+    message.set_content(
+        "You have been invited to the Sharing Portal.\n\n"
+        f"Follow this link within 48 hours to choose a password and set up an authenticator "
+        f"app:\n\n{link}\n\nThe link works once. If you did not expect it, ignore this "
+        "message.\n"
+    )
+    return message
+
+
+def send_enrolment_link(settings: Settings, to: str, link: str) -> bool:
+    """Mail ``link`` to ``to``; True when the server accepted it. Failures are logged
+    (kind only, never the link or address) and reported by returning False."""
+    if not settings.smtp_host:
+        return False
+    try:
+        with smtplib.SMTP(
+            settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT_SECONDS
+        ) as smtp:
+            if settings.smtp_starttls:
+                smtp.starttls()
+            smtp.send_message(compose_enrolment(settings, to, link))
+    except (OSError, smtplib.SMTPException) as exc:
+        logger.warning("enrolment e-mail not sent (%s)", type(exc).__name__)
+        return False
+    return True
+
+
 def install(sessions: sessionmaker[Session], settings: Settings) -> None:
     """Mail queued notifications after commit on sessions of ``sessions``."""
 

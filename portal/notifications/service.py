@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
+from portal.accounts.approval import where_approved
 from portal.accounts.models import User
 from portal.authz.roles import (
     is_requester,
@@ -115,7 +116,11 @@ def mark_all_read(db: Session, user: User, *, now: datetime | None = None) -> in
 
 def _active(db: Session, *conditions: ColumnElement[bool]) -> list[User]:
     return list(
-        db.scalars(select(User).where(User.is_active.is_(True), *conditions).order_by(User.id))
+        db.scalars(
+            select(User)
+            .where(User.is_active.is_(True), where_approved(), *conditions)
+            .order_by(User.id)
+        )
     )
 
 
@@ -230,3 +235,31 @@ def storage_full(db: Session) -> list[Notification]:
         Notification.subject == STORAGE_FULL, Notification.read_at.is_(None)
     )
     return notify(db, _active(db, where_admin(), User.id.not_in(told)), STORAGE_FULL)
+
+
+def key_added(db: Session, authority_id: int, fingerprint: str, *, verified: bool) -> None:
+    """A key was imported for (or verified and now used by) the authority: tell its recipients,
+    who can object if they do not know the key (the fingerprint is public, not a secret)."""
+    what = "verified and is now used" if verified else "imported (not used until verified)"
+    notify(
+        db,
+        recipients_of_authority(db, authority_id),
+        f"A key for your authority was {what}: fingerprint {fingerprint}. "
+        "Tell the Mechanism at once if you do not know it",
+    )
+
+
+def account_added(db: Session, user: User) -> None:
+    """A recipient account of an authority took effect: tell its other recipients."""
+    if user.authority_id is None:
+        return
+    notify(
+        db,
+        _except(recipients_of_authority(db, user.authority_id), user),
+        f"New recipient of your authority's packages: {_short(user.display_name)}. "
+        "Tell the Mechanism at once if you do not know them",
+    )
+
+
+def _short(name: str, limit: int = 60) -> str:
+    return name if len(name) <= limit else name[: limit - 1] + "…"

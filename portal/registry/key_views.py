@@ -29,6 +29,8 @@ from portal.registry.keys import (
     Verification,
     import_key,
     key_status,
+    key_uids,
+    organisation_warnings,
     revoke_key,
     verify_key,
 )
@@ -115,8 +117,9 @@ def import_new() -> BaseResponse | tuple[str, int]:
         return _render_index(error=str(exc), typed=typed, status=400)
     db().commit()
     flash(
-        f"The key was imported for {authority.name}. Confirm its fingerprint with the authority "
-        "outside the portal and record how; until then it is not used.",
+        f"The key was imported for {authority.name}. A legal officer other than you must confirm "
+        "its fingerprint with the authority outside the portal and record how; until then it is "
+        "not used.",
         "success",
     )
     return redirect(url_for("keys.detail", key_id=key.id), 303)
@@ -148,10 +151,16 @@ def _render_detail(
             )
         )
     }
+    authority = db().get(Authority, key.authority_id)
+    assert authority is not None  # noqa: S101 - a foreign key
+    me = signed_in_user()
     page = render_template(
         "registry/keys/detail.html",
         key=key,
-        authority=db().get(Authority, key.authority_id),
+        authority=authority,
+        uids=key_uids(key),
+        warnings=organisation_warnings(db(), key, authority) if key.verified_at is None else [],
+        own_import=key.imported_by_id == me.id,
         status_code=key_status(key),
         names=names,
         error=error,
@@ -179,7 +188,7 @@ def _confirmed_at(text: str) -> datetime:
 
 
 @bp.post("/<int:key_id>/verify")
-@requires("keys.manage")
+@requires("keys.verify")
 def verify(key_id: int) -> BaseResponse | tuple[str, int]:
     key = _key_or_404(key_id)
     typed = {k: request.form.get(k, "") for k in ("confirmed_by", "method", "details", "when")}

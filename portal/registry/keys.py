@@ -1,26 +1,32 @@
 """Recipient keys: import an authority's public key, record its out-of-band verification,
 revoke it, and say which keys a package may be encrypted to.
 
-A key is pinned by its full fingerprint when imported, but used only once a legal officer or
-admin has recorded how the fingerprint was confirmed with the authority outside the portal
-(who confirmed it, how, when). Functions take the session explicitly, flush but never commit,
-and refuse bad input with :class:`KeyActionRefused` (safe to show) before changing anything.
+A key is pinned by its full fingerprint when imported (legal officers or admins), but used only
+once a legal officer *other than the importer* has recorded how the fingerprint was confirmed
+with the authority outside the portal (who confirmed it, how, when): four-eyes, so no one person
+can add a key that evidence is encrypted to. :func:`organisation_warnings` flags a key whose user
+IDs point at another organisation to that verifier. The authority's recipients are notified when
+a key is imported and when it takes effect. Functions take the session explicitly, flush but
+never commit, and refuse bad input with :class:`KeyActionRefused` (safe to show) before changing
+anything.
 Audit events carry fingerprints and codes, never key material.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.accounts.models import User
-from portal.authz.roles import is_staff
+from portal.authz.roles import is_legal_officer, is_staff
 from portal.db import aware_utc
+from portal.notifications.service import key_added
 from portal.registry.models import Authority, RecipientKey
 from portal.registry.openpgp import KeyRejected, inspect_public_key, refuse_example_key
 
@@ -32,6 +38,8 @@ __all__ = [
     "Verification",
     "import_key",
     "key_status",
+    "key_uids",
+    "organisation_warnings",
     "revoke_key",
     "usable_keys",
     "verify_key",
@@ -57,6 +65,7 @@ KEY_STATUS_LABELS: Mapping[str, str] = {
     "revoked": "Revoked",
 }
 _CLOCK_SKEW = timedelta(minutes=5)
+_UID_EMAIL = re.compile(r"<[^<>@\s]+@([^<>@\s]+)>\s*$|^[^<>@\s]+@([^<>@\s]+)$")
 
 
 class KeyActionRefused(Exception):
@@ -76,6 +85,74 @@ class Verification:
 def _manager(user: User) -> None:
     if not is_staff(user) or not user.is_active:
         raise KeyActionRefused("Only legal officers and administrators manage recipient keys.")
+
+
+def _verifier(key: RecipientKey, user: User) -> None:
+    """The second pair of eyes: an active legal officer who did not import the key."""
+    if not is_legal_officer(user) or not user.is_active:
+        raise KeyActionRefused("Only a legal officer can record a key's verification.")
+    if key.imported_by_id == user.id:
+        raise KeyActionRefused(
+            "You imported this key: another legal officer must confirm its fingerprint with "
+            "the authority and record it."
+        )
+
+
+def _domain(uid: str) -> str | None:
+    found = _UID_EMAIL.search(uid)
+    return (found.group(1) or found.group(2)).lower().rstrip(".") if found else None
+
+
+def key_uids(key: RecipientKey) -> list[str]:
+    """Every user ID of the key (the stored first one if gpg no longer accepts the key)."""
+    try:
+        return list(inspect_public_key(key.armored).uids)
+    except KeyRejected:
+        return [key.uid] if key.uid else []
+
+
+def organisation_warnings(db: Session, key: RecipientKey, authority: Authority) -> list[str]:
+    """Why the key's user IDs may name another organisation than ``authority`` (empty: none).
+
+    The rule (README "Recipient keys"): the authority's domains are the e-mail domains of its
+    own accounts (requesters and recipients). Each user ID must carry an e-mail address in
+    one of them; a user ID in a domain of another authority's accounts, in an unknown domain,
+    or without an address is flagged, as is every user ID while the authority has no accounts.
+    """
+    uids = key_uids(key)
+    rows = db.execute(select(User.email, User.authority_id).where(User.authority_id.is_not(None)))
+    domains: dict[str, set[int]] = {}
+    for email, authority_id in rows:
+        if authority_id is not None:
+            domains.setdefault(email.rsplit("@", 1)[-1].lower(), set()).add(authority_id)
+    own = {d for d, ids in domains.items() if authority.id in ids}
+    names = {row.id: row.name for row in db.execute(select(Authority.id, Authority.name))}
+    warnings = []
+    if not uids:
+        warnings.append("The key has no user ID: nothing on it names the authority.")
+    for uid in uids:
+        domain = _domain(uid)
+        if domain is None:
+            warnings.append(f"The user ID “{uid}” has no e-mail address.")
+        elif domain in own:
+            continue
+        elif domain in domains:
+            others = ", ".join(sorted(names.get(i, "?") for i in domains[domain]))
+            warnings.append(
+                f"The user ID “{uid}” is in the domain {domain}, which belongs to {others}, "
+                f"not {authority.name}."
+            )
+        elif not own:
+            warnings.append(
+                f"{authority.name} has no accounts yet, so the domain {domain} of “{uid}” "
+                "cannot be checked against it."
+            )
+        else:
+            warnings.append(
+                f"The user ID “{uid}” is in the domain {domain}, which is not one of "
+                f"{authority.name}'s ({', '.join(sorted(own))})."
+            )
+    return warnings
 
 
 def import_key(
@@ -130,6 +207,7 @@ def import_key(
         {"key": key.id, "fingerprint": key.fingerprint, "algorithm": key.algorithm},
         now=moment,
     )
+    key_added(db, authority.id, key.fingerprint, verified=False)
     return key
 
 
@@ -142,8 +220,9 @@ def verify_key(
     now: datetime | None = None,
 ) -> RecipientKey:
     """Record how the key's fingerprint was confirmed with the authority; from now on it is used
-    (while unexpired and unrevoked)."""
-    _manager(by)
+    (while unexpired and unrevoked). Only a legal officer other than the importer may; of two
+    verifications at the same moment one wins, the other is refused."""
+    _verifier(key, by)
     moment = aware_utc(now)
     if key.revoked_at is not None:
         raise KeyActionRefused("This key has been revoked; import a new key instead.")
@@ -167,11 +246,21 @@ def verify_key(
         inspect_public_key(key.armored, now=moment)  # still fit (e.g. not expired meanwhile)
     except KeyRejected as exc:
         raise KeyActionRefused(f"The key can no longer be used: {exc.reason}.") from None
-    key.verified_by = name
-    key.verification_method = f"{label}: {details}" if details else label
-    key.verified_at = confirmed_at
-    key.verified_by_id = by.id
-    db.flush()
+    done = db.execute(
+        update(RecipientKey)
+        .where(RecipientKey.id == key.id, RecipientKey.verified_at.is_(None))
+        .values(
+            verified_by=name,
+            verification_method=f"{label}: {details}" if details else label,
+            verified_at=confirmed_at,
+            verified_by_id=by.id,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if int(getattr(done, "rowcount", 0) or 0) != 1:
+        raise KeyActionRefused("This key has already been verified.")
+    db.refresh(key)
+    key_added(db, key.authority_id, key.fingerprint, verified=True)
     audit.record(
         db,
         audit.actor_label(by),

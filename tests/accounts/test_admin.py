@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from html import unescape
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -33,6 +35,8 @@ from portal.accounts.user_admin import (
 from portal.audit import AuditEvent
 from portal.db import utcnow
 from portal.registry.models import Provider, RecipientKey
+from portal.state import portal_state
+from tests.notifications.test_notifications import Sink, smtp_sink  # noqa: F401 - a fixture
 from tests.support import factories as make
 from tests.support.auth import (
     Credentials,
@@ -196,6 +200,7 @@ def test_change_role_validates_ends_sessions_and_audits(db: Session) -> None:
         "from": {"role": "requester", "authority": "WCU-A", "provider": None},
         "to": {"role": "provider", "authority": None, "provider": "NGO-B"},
         "sessions_ended": 1,
+        "awaiting_approval": False,
     }
 
 
@@ -574,3 +579,271 @@ def test_locked_account_can_be_unlocked(app: Flask, db: Session) -> None:
     again = post_action(browser, page, f"{page}/unlock")
     assert again.status_code == 302
     assert "not locked" in text(browser.get(page))
+
+
+# --- four-eyes on accounts (issue 18) ---------------------------------------------------------
+
+
+def invite_via_form(browser: FlaskClient, email: str, role: str, authority: str = "") -> str:
+    """Invite through the form as the signed-in admin; returns the link (test mode shows it)."""
+    created = post_action(
+        browser,
+        "/admin/users/invite",
+        "/admin/users/invite",
+        email=email,
+        display_name="Mira Tovey",
+        role=role,
+        authority=authority,
+        provider="",
+    )
+    assert created.status_code == 200, text(created)
+    found = LINK.search(text(created))
+    assert found is not None
+    return found.group(1)
+
+
+def enrol(db: Session, link: str) -> Credentials:
+    """Follow the link as the invitee (the domain steps of the enrolment pages)."""
+    enrolment = open_enrolment(db, link.rsplit("/", 1)[1])
+    assert enrolment is not None
+    password = "lantern quarry violet 58"
+    secret = totp.new_secret()
+    from portal.accounts.invitations import choose_password
+
+    new, _ = complete_enrolment(
+        db,
+        enrolment,
+        password_hash=choose_password(enrolment, password, profile="fast"),
+        totp_secret=secret,
+        code=totp.code_at(secret, utcnow() - timedelta(seconds=30)),
+    )
+    db.commit()
+    return Credentials(new.email, password, secret, new.id)
+
+
+def approve(browser: FlaskClient, who: Credentials) -> TestResponse:
+    page = f"/admin/users/{who.user_id}"
+    return post_action(browser, page, f"{page}/approve")
+
+
+def test_an_invited_recipient_takes_effect_only_when_a_second_admin_approves(
+    app: Flask, db: Session
+) -> None:
+    from portal.notifications.models import Notification
+
+    inviter, approver = make_user(db, "admin"), make_user(db, "admin")
+    existing = make_user(db, "recipient", authority_code="WCU-NL")
+    inviting = signed_in(app, inviter)
+    newcomer = enrol(
+        db, invite_via_form(inviting, "mira.tovey@wcu.example.nl", "recipient", "WCU-NL")
+    )
+
+    assert user_status(user(db, newcomer)) == "awaiting_approval"
+    assert_login_fails(app, newcomer)
+    assert "Awaiting a second administrator" in text(
+        inviting.get(f"/admin/users/{newcomer.user_id}")
+    )
+
+    refused = approve(inviting, newcomer)  # the inviter is not a second pair of eyes
+    assert refused.status_code == 403
+    assert "You invited (or promoted) this person" in text(refused)
+    assert user(db, newcomer).approved_at is None
+    assert_login_fails(app, newcomer)
+
+    second = signed_in(app, approver)
+    listing = text(second.get("/admin/users"))
+    assert "1 account awaits a second administrator's approval" in listing
+    waiting = text(second.get("/admin/users?status=awaiting_approval"))
+    assert "mira.tovey@wcu.example.nl" in waiting
+    done = approve(second, newcomer)
+    assert done.status_code == 303
+    approved = user(db, newcomer)
+    assert approved.approved_by_id == approver.user_id and approved.approved_at is not None
+    assert signed_in(app, newcomer)
+    assert "user.approve" in actions(db)
+    told = db.scalars(
+        select(Notification.subject).where(Notification.user_id == existing.user_id)
+    ).all()
+    assert any("New recipient of your authority's packages: Mira Tovey" in s for s in told)
+
+    again = approve(second, newcomer)
+    assert again.status_code == 409
+    assert "already been approved" in text(again)
+
+
+def test_one_admin_cannot_make_a_second_admin_and_approve_with_it(app: Flask, db: Session) -> None:
+    alone, other = make_user(db, "admin"), make_user(db, "admin")
+    make.authority(db, "WCU-NL", name="War Crimes Unit NL", country="NL")
+    db.commit()
+    browser = signed_in(app, alone)
+    accomplice = enrol(db, invite_via_form(browser, "second.admin@mechanism.example", "admin"))
+    assert user_status(user(db, accomplice)) == "awaiting_approval"
+    assert_login_fails(app, accomplice)  # an unapproved admin cannot act at all
+    assert approve(browser, accomplice).status_code == 403
+
+    # Even once a different admin approved it, the accomplice cannot approve what its creator
+    # invites.
+    assert approve(signed_in(app, other), accomplice).status_code == 303
+    recipient = enrol(
+        db, invite_via_form(browser, "mira.tovey@wcu.example.nl", "recipient", "WCU-NL")
+    )
+    refused = approve(signed_in(app, accomplice), recipient)
+    assert refused.status_code == 403
+    assert "created by the administrator who invited this person" in text(refused)
+    assert user(db, recipient).approved_at is None
+    assert approve(signed_in(app, other), recipient).status_code == 303
+
+
+def test_self_approval_and_approval_of_what_needs_none_are_refused(db: Session) -> None:
+    from portal.accounts.approval import ApprovalRefused, approve_account
+
+    admin = db.get(User, make_user(db, "admin").user_id)
+    requester = db.get(User, make_user(db, "requester").user_id)
+    assert admin is not None and requester is not None
+    admin.approved_at = None
+    db.flush()
+    with pytest.raises(ApprovalRefused, match="Only an active, approved administrator"):
+        approve_account(db, admin, by=admin)
+    other = db.get(User, make_user(db, "admin").user_id)
+    assert other is not None
+    with pytest.raises(ApprovalRefused, match="needs no approval") as refused:
+        approve_account(db, requester, by=other)
+    assert refused.value.status == 409
+
+
+def test_promotion_to_admin_waits_for_a_second_admin(app: Flask, db: Session) -> None:
+    promoter, approver = make_user(db, "admin"), make_user(db, "admin")
+    target = make_user(db, "requester")
+    browser = signed_in(app, promoter)
+    changed = post_action(
+        browser,
+        f"/admin/users/{target.user_id}",
+        f"/admin/users/{target.user_id}/role",
+        role="admin",
+        authority="",
+        provider="",
+    )
+    assert changed.status_code == 302
+    assert user_status(user(db, target)) == "awaiting_approval"
+    assert_login_fails(app, target)
+    assert approve(browser, target).status_code == 403
+    assert approve(signed_in(app, approver), target).status_code == 303
+    assert signed_in(app, target)
+
+
+def test_of_two_concurrent_approvals_one_wins(sessions: object, db: Session, app: Flask) -> None:
+    from portal.accounts.approval import ApprovalRefused, approve_account
+    from portal.state import portal_state
+
+    inviter = make_user(db, "admin")
+    first, second = make_user(db, "admin"), make_user(db, "admin")
+    newcomer = make_user(db, "legal_officer")
+    pending = user(db, newcomer)
+    pending.approved_at, pending.invited_by_id = None, inviter.user_id
+    db.commit()
+    factory = portal_state(app).sessions
+    with factory() as one, factory() as two:
+        target_one, target_two = one.get(User, newcomer.user_id), two.get(User, newcomer.user_id)
+        by_one, by_two = one.get(User, first.user_id), two.get(User, second.user_id)
+        assert target_one and target_two and by_one and by_two
+        assert target_two.approved_at is None  # loaded before the first approval
+        approve_account(one, target_one, by=by_one)
+        one.commit()
+        with pytest.raises(ApprovalRefused, match="already been approved") as refused:
+            approve_account(two, target_two, by=by_two)
+        assert refused.value.status == 409
+        two.rollback()
+    assert user(db, newcomer).approved_by_id == first.user_id
+
+
+def _real_portal(make_app: Callable[..., Flask], **settings: Any) -> Flask:
+    """A test portal whose requests see the settings of a real one (neither demo nor test)."""
+    app = make_app(**settings)
+    state = portal_state(app)
+    state.settings = state.settings.with_overrides(testing=False, demo=False)
+    return app
+
+
+def test_outside_demo_mode_the_link_goes_to_the_invitee_by_mail_only(
+    make_app: Callable[..., Flask],
+    smtp_sink: Sink,  # noqa: F811 - the fixture imported above
+) -> None:
+    """A real portal (not demo, not test) never shows the link to the inviting admin: it is
+    mailed to the invitee, and works from there."""
+    app = _real_portal(
+        make_app,
+        smtp_host=smtp_sink.host,
+        smtp_port=smtp_sink.port,
+        smtp_from="p@m.example",
+        base_url="https://portal.mechanism.example/",
+    )
+    with portal_state(app).sessions() as db:
+        admin = make_user(db, "admin")
+    browser = signed_in(app, admin)
+    created = post_action(
+        browser,
+        "/admin/users/invite",
+        "/admin/users/invite",
+        email="mira.tovey@nwu.example",
+        display_name="Mira Tovey",
+        role="requester",
+        authority="",
+        provider="",
+    )
+    body = text(created)
+    assert created.status_code == 400  # a requester needs an authority: nothing was sent
+    assert not smtp_sink.messages
+    with portal_state(app).sessions() as db:
+        make.authority(db, "WCU-NL", name="War Crimes Unit NL", country="NL")
+        db.commit()
+    form = browser.get("/admin/users/invite")
+    created = browser.post(
+        "/admin/users/invite",
+        data={
+            "csrf_token": csrf_token(form),
+            "email": "mira.tovey@nwu.example",
+            "display_name": "Mira Tovey",
+            "role": "requester",
+            "authority": "WCU-NL",
+            "provider": "",
+        },
+    )
+    body = text(created)
+    assert created.status_code == 200, body
+    assert "/enrol/" not in body and LINK.search(body) is None
+    assert "sent by e-mail to mira.tovey@nwu.example" in body
+    assert smtp_sink.done.wait(5)
+    (mail,) = smtp_sink.messages
+    assert smtp_sink.envelopes[0][1] == ["mira.tovey@nwu.example"]
+    # on the configured address, not on the Host the admin's browser sent (localhost here)
+    found = re.search(
+        r"https://portal\.mechanism\.example(/enrol/[A-Za-z0-9_-]+)", mail.get_content()
+    )
+    assert found is not None
+    with portal_state(app).sessions() as db:
+        assert open_enrolment(db, found.group(1).rsplit("/", 1)[1]) is not None
+        assert found.group(1) not in json.dumps(
+            [list(r) for r in db.execute(select(AuditEvent.details))]
+        )
+
+
+def test_outside_demo_mode_no_invitation_without_mail(make_app: Callable[..., Flask]) -> None:
+    app = _real_portal(make_app, smtp_host=None)
+    with portal_state(app).sessions() as db:
+        admin = make_user(db, "admin")
+        make.authority(db, "WCU-NL", name="War Crimes Unit NL", country="NL")
+        db.commit()
+    created = post_action(
+        signed_in(app, admin),
+        "/admin/users/invite",
+        "/admin/users/invite",
+        email="mira.tovey@nwu.example",
+        display_name="Mira Tovey",
+        role="requester",
+        authority="WCU-NL",
+        provider="",
+    )
+    assert created.status_code == 400
+    assert "cannot mail enrolment links" in text(created)
+    with portal_state(app).sessions() as db:
+        assert db.scalar(select(func.count()).select_from(Invitation)) == 0

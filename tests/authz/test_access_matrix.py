@@ -81,6 +81,9 @@ def anyone() -> dict[str, object]:
 
 
 STAFF = ("admin", "legal_officer")
+#: Case content (requests, attachments, messages, items, decisions, packages) is for the
+#: parties and legal officers: admins run the portal (IT) and get 403 (issue 18).
+OFFICER = ("legal_officer",)
 
 #: (endpoint, method) -> who -> outcome.
 EXPECTED: dict[tuple[str, str], dict[str, object]] = {
@@ -104,26 +107,28 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("admin.reset_user_2fa", "POST"): only("admin"),
     ("admin.unlock_user", "POST"): only("admin"),
     ("admin.cancel", "POST"): only("admin"),
+    # The matrix's target user is a requester, whose account needs no approval: 409.
+    ("admin.approve_user", "POST"): {**only("admin"), "admin": 409},
     ("admin.authorities", "GET"): only(*STAFF),
     ("admin.authority_detail", "GET"): only(*STAFF),
     ("admin.providers", "GET"): only(*STAFF),
     ("admin.provider_detail", "GET"): only(*STAFF),
-    ("eligibility.requests", "GET"): only(*STAFF),
-    ("eligibility.request_detail", "GET"): only(*STAFF),
+    ("eligibility.requests", "GET"): only(*OFFICER),
+    ("eligibility.request_detail", "GET"): only(*OFFICER),
     ("eligibility.check", "POST"): only("legal_officer"),
-    ("eligibility.decision", "GET"): only(*STAFF),
-    ("eligibility.decision_pdf_export", "GET"): only(*STAFF),
+    ("eligibility.decision", "GET"): only(*OFFICER),
+    ("eligibility.decision_pdf_export", "GET"): only(*OFFICER),
     ("eligibility.assessments", "GET"): only(*STAFF),
-    ("requests.index", "GET"): only("requester", "requester_other", *STAFF),
+    ("requests.index", "GET"): only("requester", "requester_other", *OFFICER),
     ("requests.new", "GET"): only("requester", "requester_other"),
     ("requests.new", "POST"): only("requester", "requester_other"),
-    ("requests.detail", "GET"): {**only("requester", *STAFF), "requester_other": 404},
+    ("requests.detail", "GET"): {**only("requester", *OFFICER), "requester_other": 404},
     # The matrix's request is submitted: its edit page sends the requester back to it.
     ("requests.edit", "GET"): {**only("requester"), "requester_other": 404},
     ("requests.edit", "POST"): {**only("requester"), "requester_other": 404},
     ("requests.withdraw_request", "POST"): {**only("requester"), "requester_other": 404},
     ("requests.message", "POST"): {**only("requester", "legal_officer"), "requester_other": 404},
-    ("requests.acknowledgement", "GET"): {**only("requester", *STAFF), "requester_other": 404},
+    ("requests.acknowledgement", "GET"): {**only("requester", *OFFICER), "requester_other": 404},
     ("reports.index", "GET"): only(*STAFF),
     ("reports.report_pdf", "GET"): only(*STAFF),
     ("reports.report_csv", "GET"): only(*STAFF),
@@ -132,8 +137,8 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
         **only("requester", "legal_officer"),
         "requester_other": 404,
     },
-    ("requests.attachment_file", "GET"): {**only("requester", *STAFF), "requester_other": 404},
-    ("requests.assurance_file", "GET"): {**only("requester", *STAFF), "requester_other": 404},
+    ("requests.attachment_file", "GET"): {**only("requester", *OFFICER), "requester_other": 404},
+    ("requests.assurance_file", "GET"): {**only("requester", *OFFICER), "requester_other": 404},
     # Providers only (staff read consent on the eligibility pages); the matrix's consent
     # request and grant are PRV-A's, so the other provider gets 404 for them.
     ("consent.index", "GET"): only("provider", "provider_other"),
@@ -167,7 +172,8 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("keys.index", "GET"): only(*STAFF),
     ("keys.import_new", "POST"): only(*STAFF),
     ("keys.detail", "GET"): only(*STAFF),
-    ("keys.verify", "POST"): only(*STAFF),
+    # Verifying is a legal officer's (never the importer's: see the four-eyes tests below).
+    ("keys.verify", "POST"): only(*OFFICER),
     ("keys.revoke", "POST"): only(*STAFF),
     # The register of protected identifiers: legal officers only (admins too get 403: the
     # values identify persons at risk). Empty forms are refused with a message (OK).
@@ -175,12 +181,12 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("register.person", "GET"): only("legal_officer"),
     ("register.add", "POST"): only("legal_officer"),
     ("register.retire", "POST"): only("legal_officer"),
-    # The officers' package pages: staff read; legal officers make, retry and release.
-    ("packages.index", "GET"): only(*STAFF),
-    ("packages.for_rfa", "GET"): only(*STAFF),
+    # The officers' package pages: legal officers only (admins do not read case content).
+    ("packages.index", "GET"): only(*OFFICER),
+    ("packages.for_rfa", "GET"): only(*OFFICER),
     ("packages.create", "POST"): only("legal_officer"),
     ("packages.clear_item", "POST"): only("legal_officer"),
-    ("packages.detail", "GET"): only(*STAFF),
+    ("packages.detail", "GET"): only(*OFFICER),
     ("packages.release", "POST"): only("legal_officer"),
     ("packages.retry", "POST"): only("legal_officer"),
     ("packages.check_mark_by_eye", "POST"): only("legal_officer"),
@@ -556,3 +562,112 @@ def test_matrix_helpers_are_strict() -> None:
         assert set(make()) == set(WHO)
     assert only("admin")["legal_officer"] == 403
     assert only("admin")["anonymous"] == LOGIN
+
+
+# --- the four-eyes paths (issue 18): no one person redirects evidence ---------------------
+
+
+def _post(client: FlaskClient, page: str, action: str, **data: Any) -> TestResponse:
+    token = csrf_token(client.get(page))
+    return client.post(
+        action, data={"csrf_token": token, **data}, content_type="multipart/form-data"
+    )
+
+
+def _verification() -> dict[str, str]:
+    return {
+        "confirmed_by": "Duty officer A. Vell",
+        "method": "phone",
+        "when": utcnow().strftime("%Y-%m-%dT%H:%M"),
+        "fingerprint_matches": "yes",
+    }
+
+
+def test_four_eyes_on_keys_import_by_one_verify_by_another(app: Flask) -> None:
+    from portal.registry.models import RecipientKey
+
+    with portal_state(app).sessions() as session:
+        creds = {
+            "admin": make_user(session, "admin"),
+            "officer": make_user(session, "legal_officer"),
+            "other_officer": make_user(session, "legal_officer"),
+        }
+        make_user(session, "recipient", authority_code="AUTH-A")
+    clients = {}
+    for who, cred in creds.items():
+        clients[who] = app.test_client()
+        login(clients[who], cred)
+    keys = REPO_ROOT / "keys_example"
+    for who, name in (("admin", "NWU-NL"), ("officer", "ECT-EV")):
+        imported = _post(
+            clients[who], "/keys", "/keys",
+            authority="AUTH-A", armored=(keys / f"{name}.pub.asc").read_text("ascii"),
+        )  # fmt: skip
+        assert imported.status_code == 303, (who, imported.get_data(as_text=True)[:2000])
+    with portal_state(app).sessions() as session:
+        by_importer = {k.imported_by_id: k.id for k in session.scalars(select(RecipientKey)).all()}
+    admins_key = by_importer[creds["admin"].user_id]
+    officers_key = by_importer[creds["officer"].user_id]
+
+    # the admin imports but never verifies; the importing officer cannot verify their own
+    page = f"/keys/{admins_key}"
+    assert _post(clients["admin"], page, f"{page}/verify", **_verification()).status_code == 403
+    page = f"/keys/{officers_key}"
+    own = _post(clients["officer"], page, f"{page}/verify", **_verification())
+    assert own.status_code == 400 and "You imported this key" in own.get_data(as_text=True)
+    # another legal officer verifies both
+    for key_id in (admins_key, officers_key):
+        page = f"/keys/{key_id}"
+        done = _post(clients["other_officer"], page, f"{page}/verify", **_verification())
+        assert done.status_code == 303
+    with portal_state(app).sessions() as session:
+        for key in session.scalars(select(RecipientKey)):
+            assert key.verified_by_id == creds["other_officer"].user_id != key.imported_by_id
+
+
+def test_four_eyes_on_accounts_invite_by_one_approve_by_another(app: Flask) -> None:
+    import re
+
+    from portal.accounts import totp
+    from portal.accounts.invitations import choose_password, complete_enrolment, open_enrolment
+
+    with portal_state(app).sessions() as session:
+        inviter, approver = make_user(session, "admin"), make_user(session, "admin")
+        make_user(session, "recipient", authority_code="AUTH-A")
+    first, second = app.test_client(), app.test_client()
+    login(first, inviter)
+    login(second, approver)
+    created = _post(
+        first, "/admin/users/invite", "/admin/users/invite",
+        email="mira.tovey@auth-a.example", display_name="Mira Tovey", role="recipient",
+        authority="AUTH-A", provider="",
+    )  # fmt: skip
+    assert created.status_code == 200
+    found = re.search(r'value="http://localhost/enrol/([^"]+)"', created.get_data(as_text=True))
+    assert found is not None  # test mode shows the link; a real portal only mails it
+    with portal_state(app).sessions() as session:
+        enrolment = open_enrolment(session, found.group(1))
+        assert enrolment is not None
+        secret = totp.new_secret()
+        user, _ = complete_enrolment(
+            session, enrolment,
+            password_hash=choose_password(enrolment, "lantern quarry violet 58", profile="fast"),
+            totp_secret=secret, code=totp.code_at(secret, utcnow()),
+        )  # fmt: skip
+        session.commit()
+        newcomer = Credentials(user.email, "lantern quarry violet 58", secret, user.id)
+    page = f"/admin/users/{newcomer.user_id}"
+    # the new account cannot sign in, so cannot approve itself or anything else
+    stranger = app.test_client()
+    assert login_fails(stranger, newcomer)
+    assert _post(first, page, f"{page}/approve").status_code == 403  # the inviter
+    assert _post(second, page, f"{page}/approve").status_code == 303  # a second admin
+    assert _post(second, page, f"{page}/approve").status_code == 409  # approving twice
+    mine = f"/admin/users/{approver.user_id}"
+    assert _post(second, mine, f"{mine}/approve").status_code == 409  # nothing to self-approve
+
+
+def login_fails(client: FlaskClient, creds: Credentials) -> bool:
+    from tests.support.auth import post_password
+
+    return post_password(client, creds.email, creds.password).status_code == 401

@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from portal.accounts.models import User
 from portal.audit import AuditEvent
@@ -52,6 +52,16 @@ def officer(app: Flask) -> tuple[FlaskClient, Credentials]:
         creds = make_user(session, "legal_officer")
         make.authority(session, AUTHORITY, name="Northland War Crimes Unit", country="NL")
         session.commit()
+    client = app.test_client()
+    login(client, creds)
+    return client, creds
+
+
+@pytest.fixture
+def second_officer(app: Flask) -> tuple[FlaskClient, Credentials]:
+    """Another legal officer: the one who may verify what the first imported."""
+    with portal_state(app).sessions() as session:
+        creds = make_user(session, "legal_officer")
     client = app.test_client()
     login(client, creds)
     return client, creds
@@ -146,14 +156,17 @@ def _verify(client: FlaskClient, key_id: int, **fields: str) -> object:
 
 
 def test_a_key_is_used_only_after_its_verification_is_recorded(
-    app: Flask, officer: tuple[FlaskClient, Credentials]
+    app: Flask,
+    officer: tuple[FlaskClient, Credentials],
+    second_officer: tuple[FlaskClient, Credentials],
 ) -> None:
-    client, creds = officer
-    response = _import(client, upload=(KEYS / f"{AUTHORITY}.pub.asc").read_bytes())
+    importer, _ = officer
+    client, creds = second_officer
+    response = _import(importer, upload=(KEYS / f"{AUTHORITY}.pub.asc").read_bytes())
     assert response.status_code == 303  # type: ignore[attr-defined]
     (key,) = _keys(app)
     assert key.fingerprint == FINGERPRINTS[AUTHORITY]
-    assert key.imported_by_id == creds.user_id
+    assert key.imported_by_id == officer[1].user_id
     page = _text(_detail(client, key.id))
     grouped = " ".join(key.fingerprint[i : i + 4] for i in range(0, 20, 4))
     assert grouped in page  # the full fingerprint, in groups of four
@@ -221,8 +234,10 @@ def test_expiry_is_judged_when_the_key_is_used(db: Session) -> None:
         db, authority, (BAD / "expired.pub.asc").read_text("ascii"), by=officer,
         demo_or_test=True, now=then,
     )  # fmt: skip
+    other = db.get(User, make_user(db, "legal_officer").user_id)
+    assert other is not None
     verify_key(
-        db, key, Verification("A. Person", "in_person", then), by=officer, now=then,
+        db, key, Verification("A. Person", "in_person", then), by=other, now=then,
     )  # fmt: skip
     db.commit()
     assert [k.id for k in usable_keys(db, authority.id, then + timedelta(days=1))] == [key.id]
@@ -236,3 +251,160 @@ def test_other_roles_cannot_reach_the_key_pages(app: Flask) -> None:
     client = app.test_client()
     login(client, recipient)
     assert client.get("/keys").status_code == 403
+
+
+# --- four-eyes (issue 18): no one person adds a key evidence is encrypted to ----------------
+
+
+def test_the_importer_cannot_verify_their_own_key(
+    app: Flask, officer: tuple[FlaskClient, Credentials]
+) -> None:
+    client, _ = officer
+    assert _import(client, upload=(KEYS / f"{AUTHORITY}.pub.asc").read_bytes()).status_code == 303  # type: ignore[attr-defined]
+    (key,) = _keys(app)
+    page = _text(_detail(client, key.id))
+    assert "You imported this key, so another legal officer must confirm" in page
+    refused = _verify(client, key.id)
+    assert refused.status_code == 400  # type: ignore[attr-defined]
+    assert "another legal officer must confirm" in _text(refused.get_data(as_text=True))  # type: ignore[attr-defined]
+    assert _keys(app)[0].verified_at is None
+    assert "key.verify" not in _actions(app)
+    with portal_state(app).sessions() as session:
+        assert usable_keys(session, key.authority_id) == []
+
+
+def test_an_admin_imports_but_only_a_legal_officer_verifies(
+    app: Flask, second_officer: tuple[FlaskClient, Credentials]
+) -> None:
+    with portal_state(app).sessions() as session:
+        make.authority(session, AUTHORITY, name="Northland War Crimes Unit", country="NL")
+        admin_creds = make_user(session, "admin")
+        session.commit()
+    admin = app.test_client()
+    login(admin, admin_creds)
+    assert _import(admin, upload=(KEYS / f"{AUTHORITY}.pub.asc").read_bytes()).status_code == 303  # type: ignore[attr-defined]
+    (key,) = _keys(app)
+    assert _verify(admin, key.id).status_code == 403  # type: ignore[attr-defined]
+    assert _keys(app)[0].verified_at is None
+
+    officer_client, officer_creds = second_officer
+    assert _verify(officer_client, key.id).status_code == 303  # type: ignore[attr-defined]
+    (key,) = _keys(app)
+    assert (key.imported_by_id, key.verified_by_id) == (admin_creds.user_id, officer_creds.user_id)
+    with portal_state(app).sessions() as session:
+        assert [k.id for k in usable_keys(session, key.authority_id)] == [key.id]
+
+
+def test_a_legal_officer_alone_cannot_import_and_verify(db: Session) -> None:
+    officer = db.get(User, make_user(db, "legal_officer").user_id)
+    assert officer is not None
+    authority = make.authority(db, AUTHORITY, name="Northland War Crimes Unit")
+    key = import_key(
+        db, authority, (KEYS / f"{AUTHORITY}.pub.asc").read_text("ascii"), by=officer,
+        demo_or_test=True,
+    )  # fmt: skip
+    with pytest.raises(KeyActionRefused, match="You imported this key"):
+        verify_key(db, key, Verification("A. Person", "phone", utcnow()), by=officer)
+    assert key.verified_at is None
+
+
+def test_of_two_concurrent_verifications_one_wins(sessions: sessionmaker[Session]) -> None:
+    """Two officers load the unverified key; the second to write is refused (not a 500) and
+    the first one's record stands."""
+    with sessions() as db:
+        importer = db.get(User, make_user(db, "admin").user_id)
+        assert importer is not None
+        first_id = make_user(db, "legal_officer").user_id
+        second_id = make_user(db, "legal_officer").user_id
+        authority = make.authority(db, AUTHORITY, name="Northland War Crimes Unit")
+        key_id = import_key(
+            db, authority, (KEYS / f"{AUTHORITY}.pub.asc").read_text("ascii"), by=importer,
+            demo_or_test=True,
+        ).id  # fmt: skip
+        db.commit()
+    with sessions() as one, sessions() as two:
+        key_one, key_two = one.get(RecipientKey, key_id), two.get(RecipientKey, key_id)
+        first, second = one.get(User, first_id), two.get(User, second_id)
+        assert key_one is not None and key_two is not None
+        assert first is not None and second is not None
+        assert key_two.verified_at is None  # loaded before the first verification
+        verify_key(one, key_one, Verification("A. Person", "phone", utcnow()), by=first)
+        one.commit()
+        with pytest.raises(KeyActionRefused, match="already been verified"):
+            verify_key(two, key_two, Verification("B. Person", "in_person", utcnow()), by=second)
+        two.rollback()
+    with sessions() as db:
+        stored = db.get(RecipientKey, key_id)
+        assert stored is not None
+        assert (stored.verified_by, stored.verified_by_id) == ("A. Person", first_id)
+
+
+def test_a_key_naming_another_organisation_is_flagged_to_the_verifier(
+    app: Flask,
+    officer: tuple[FlaskClient, Credentials],
+    second_officer: tuple[FlaskClient, Credentials],
+) -> None:
+    """The authority's domains are its accounts' e-mail domains: a key whose user ID is in
+    another authority's domain, or an unknown one, is flagged on the verifier's page."""
+    with portal_state(app).sessions() as session:
+        make_user(session, "requester", authority_code=AUTHORITY, email="jo@nwu.example")
+        make_user(session, "recipient", authority_code="ECT", email="kai@authority.example")
+        session.commit()
+    importer, _ = officer
+    assert _import(importer, upload=(KEYS / f"{AUTHORITY}.pub.asc").read_bytes()).status_code == 303  # type: ignore[attr-defined]
+    (key,) = _keys(app)
+    client, _ = second_officer
+    page = _text(_detail(client, key.id))
+    assert "This key may belong to another organisation" in page
+    assert "is in the domain authority.example, which belongs to" in page
+    assert "not Northland War Crimes Unit" in page
+
+
+def test_a_key_in_the_authoritys_own_domain_is_not_flagged(
+    app: Flask,
+    officer: tuple[FlaskClient, Credentials],
+    second_officer: tuple[FlaskClient, Credentials],
+) -> None:
+    with portal_state(app).sessions() as session:
+        make_user(
+            session, "requester", authority_code=AUTHORITY, email="nwu.desk@authority.example"
+        )
+        session.commit()
+    importer, _ = officer
+    assert _import(importer, upload=(KEYS / f"{AUTHORITY}.pub.asc").read_bytes()).status_code == 303  # type: ignore[attr-defined]
+    (key,) = _keys(app)
+    page = _text(_detail(second_officer[0], key.id))
+    assert "another organisation" not in page
+    assert "nwu@authority.example" in page  # every user ID is shown
+
+
+def test_the_authoritys_recipients_are_told_when_a_key_is_imported_and_verified(
+    app: Flask,
+    officer: tuple[FlaskClient, Credentials],
+    second_officer: tuple[FlaskClient, Credentials],
+) -> None:
+    from portal.notifications.models import Notification
+
+    with portal_state(app).sessions() as session:
+        recipient = make_user(session, "recipient", authority_code=AUTHORITY)
+        elsewhere = make_user(session, "recipient", authority_code="OTHER")
+        session.commit()
+    assert (
+        _import(officer[0], upload=(KEYS / f"{AUTHORITY}.pub.asc").read_bytes()).status_code == 303
+    )  # type: ignore[attr-defined]
+    (key,) = _keys(app)
+    assert _verify(second_officer[0], key.id).status_code == 303  # type: ignore[attr-defined]
+    with portal_state(app).sessions() as session:
+        told = list(
+            session.scalars(
+                select(Notification.subject)
+                .where(Notification.user_id == recipient.user_id)
+                .order_by(Notification.id)
+            )
+        )
+        assert not session.scalars(
+            select(Notification).where(Notification.user_id == elsewhere.user_id)
+        ).all()
+    assert len(told) == 2
+    assert "imported (not used until verified)" in told[0] and key.fingerprint in told[0]
+    assert "verified and is now used" in told[1]

@@ -126,3 +126,14 @@ def test_a_deactivated_officer_and_an_empty_note_are_refused(demo: Portal, engin
     retired = demo("rfa", "decide", IN_REVIEW, "declined", "--note", "A note.", "--as", OFFICER)
     assert retired.exit_code == 1 and "not an active user allowed" in retired.output
     assert _state(engine) == before
+
+
+def test_an_officer_awaiting_approval_is_refused(demo: Portal, engine: Engine) -> None:
+    """Four-eyes on accounts (issue 18): an account a second admin has not approved acts
+    nowhere, the command line included."""
+    before = _state(engine)
+    with engine.begin() as conn:
+        conn.execute(update(User).where(User.email == OFFICER).values(approved_at=None))
+    waiting = demo("rfa", "decide", IN_REVIEW, "declined", "--note", "A note.", "--as", OFFICER)
+    assert waiting.exit_code == 1 and "not an active user allowed" in waiting.output
+    assert _state(engine) == before

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
@@ -250,9 +250,10 @@ def user(
     provider: registry.Provider | None = None,
     **fields: Any,
 ) -> User:
-    """An active account without credentials, for domain tests (no sign-in)."""
+    """An active, approved account without credentials, for domain tests (no sign-in)."""
     n = number(db)
     columns = {
+        "approved_at": datetime(2026, 1, 1, tzinfo=UTC),  # four-eyes done (accounts.approval)
         "email": f"user{n}@mechanism.example",
         "display_name": f"User {n}",
         "role": role,
