@@ -350,11 +350,14 @@ def decision_show_command(decision_id: str, as_email: str, as_json: bool) -> Non
 def worker_command(workers: int) -> None:
     """Run a job consumer (package assembly) until interrupted; run as many as needed, on
     machines sharing the database, the data directory and PORTAL_REDIS_URL."""
+    from portal.config import check_signing_files
     from portal.packages.assembly import document_worker
     from portal.packages.assembly.jobs import make_jobs
+    from portal.registry.openpgp import remove_stale_keyrings
 
     try:
         settings = Settings.from_env()
+        check_signing_files(settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     # Operators see the consumer start, each job and its outcome on stderr (journald): task
@@ -362,6 +365,7 @@ def worker_command(workers: int) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    remove_stale_keyrings()
     jobs = make_jobs(settings)
     document_worker.warm_up()
     consumer = jobs.huey.create_consumer(workers=workers, worker_type="thread", periodic=False)
@@ -369,24 +373,37 @@ def worker_command(workers: int) -> None:
 
 
 def _run_with_consumer(ctx: click.Context, /, **options: Any) -> None:
-    """Flask's ``run``, plus one job consumer thread for the embedded (SQLite) queue.
+    """Flask's ``run``, plus a ``portal worker`` child process for the embedded (SQLite) queue.
 
-    With the reloader, Flask runs this twice: in a watcher process and in the child that
-    serves (``WERKZEUG_RUN_MAIN`` set), restarted on every code change. The consumer starts
-    in the first only, so there is always exactly one.
+    The worker is a separate process so that the web process never holds the signing key
+    (it signs packages and recall notices); the web app itself is built without the signing
+    key settings (:func:`portal.create_web_app`). With the reloader, Flask runs this twice: in
+    a watcher process and in the child that serves (``WERKZEUG_RUN_MAIN`` set), restarted on
+    every code change. The worker starts in the first only, so there is always exactly one.
     """
     import os
 
     from flask.cli import ScriptInfo, run_command
 
-    from portal.packages.assembly.jobs import jobs_for, start_consumer
+    from portal.packages.assembly.worker_process import start_worker_process
 
+    info = ctx.ensure_object(ScriptInfo)
+    info.create_app = _create_web_app
     if os.environ.get("WERKZEUG_RUN_MAIN") != "true":
-        app = ctx.ensure_object(ScriptInfo).load_app()
+        app = info.load_app()
         if portal_state(app).settings.redis_url is None:
-            start_consumer(jobs_for(app).huey)
-            click.echo("Started the package assembly consumer (1 thread).")
+            start_worker_process()
+            click.echo("Started the job worker and signer (`portal worker`, a child process).")
     ctx.invoke(run_command, **options)
+
+
+def _create_web_app() -> Flask:
+    from portal import create_web_app
+
+    try:
+        return create_web_app()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _install_run_command() -> None:
@@ -397,8 +414,8 @@ def _install_run_command() -> None:
         callback=click.pass_context(_run_with_consumer),
         params=list(run_command.params),
         help=(run_command.help or "")
-        + "\n\nAlso starts a package assembly consumer thread unless PORTAL_REDIS_URL is set"
-        " (then run `portal worker`).",
+        + "\n\nAlso starts `portal worker` (jobs and signing) as a child process unless"
+        " PORTAL_REDIS_URL is set (then run `portal worker` yourself).",
         short_help=run_command.short_help,
     )
     main.add_command(command)

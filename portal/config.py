@@ -7,6 +7,7 @@ unless it runs in test mode. The sealing key (:mod:`portal.sealing`) is another 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+logger = logging.getLogger(__name__)
 
 
 class ConfigError(RuntimeError):
@@ -229,6 +232,32 @@ def refuse_shared_file(path: Path) -> None:
     """A key file must be readable by its owner alone."""
     if path.stat().st_mode & 0o077:
         raise ConfigError(f"{path} is readable by other users; run `chmod 600 {path}`.")
+
+
+def check_signing_files(settings: Settings) -> None:
+    """Refuse a signing key or passphrase file that other users can read (:class:`ConfigError`
+    saying how to fix it). In demo and test mode only warn: the example keys come from git as
+    0644 and are refused outside those modes anyway. A missing file is left to the loader."""
+    for path, what in (
+        (settings.signing_key_file, "signing key"),
+        (settings.signing_passphrase_file, "signing passphrase"),
+    ):
+        if path is None:
+            continue
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            continue
+        if not mode & 0o077:
+            continue
+        if settings.demo_or_test:
+            logger.warning(
+                "the %s file %s is readable by other users (allowed in demo/test mode)", what, path
+            )
+            continue
+        raise ConfigError(
+            f"The {what} file {path} is readable by other users; run `chmod 600 {path}`."
+        )
 
 
 def ensure_secret_key(settings: Settings) -> bool:
