@@ -38,10 +38,12 @@ def create_app(config: Settings | None = None) -> Flask:
     from flask import Flask
     from werkzeug.middleware.proxy_fix import ProxyFix
 
-    from portal.config import REPO_ROOT, Settings, read_secret_key
+    from portal.config import REPO_ROOT, Settings, read_secret_key, refuse_shared_instance
     from portal.state import PortalState, build_state
 
     settings = config if config is not None else Settings.from_env()
+    if not settings.testing:
+        refuse_shared_instance(settings)
     app = Flask(
         __name__,
         template_folder=str(settings.templates_dir),

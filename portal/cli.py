@@ -16,7 +16,7 @@ import click
 from flask import Flask
 from flask.cli import FlaskGroup
 
-from portal.config import ConfigError, Settings, ensure_secret_key
+from portal.config import ConfigError, Settings, ensure_secret_key, secure_instance
 from portal.db import make_engine, transaction
 from portal.redaction.mark_commands import marks_group
 from portal.state import portal_state
@@ -56,6 +56,8 @@ def init_command() -> None:
         settings = Settings.from_env()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    for change in secure_instance(settings):
+        click.echo(f"Made private: {change}.")
     if ensure_secret_key(settings):
         click.echo(f"Created secret key {settings.secret_key_file} (mode 0600).")
     if ensure_sealing_key(settings):
@@ -350,13 +352,14 @@ def decision_show_command(decision_id: str, as_email: str, as_json: bool) -> Non
 def worker_command(workers: int) -> None:
     """Run a job consumer (package assembly) until interrupted; run as many as needed, on
     machines sharing the database, the data directory and PORTAL_REDIS_URL."""
-    from portal.config import check_signing_files
+    from portal.config import check_signing_files, refuse_shared_instance
     from portal.packages.assembly import document_worker
     from portal.packages.assembly.jobs import make_jobs
     from portal.registry.openpgp import remove_stale_keyrings
 
     try:
         settings = Settings.from_env()
+        refuse_shared_instance(settings)
         check_signing_files(settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None

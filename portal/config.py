@@ -234,6 +234,57 @@ def refuse_shared_file(path: Path) -> None:
         raise ConfigError(f"{path} is readable by other users; run `chmod 600 {path}`.")
 
 
+def sqlite_file(settings: Settings) -> Path | None:
+    """The SQLite database file of ``settings`` (None for another database or in memory)."""
+    url = settings.database_url
+    if not url.startswith("sqlite:///"):
+        return None
+    name = url[len("sqlite:///") :].split("?", 1)[0]
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return None
+    return Path(name)
+
+
+def refuse_shared_instance(settings: Settings) -> None:
+    """Refuse an instance directory other users can enter or a SQLite database file they can
+    read (:class:`ConfigError` saying how to fix it; `portal init` fixes both)."""
+    instance = settings.instance_dir
+    if instance.is_dir() and instance.stat().st_mode & 0o077:
+        raise ConfigError(
+            f"The instance directory {instance} is open to other users; run `chmod 700 "
+            f"{instance}` (or `portal init`, which does)."
+        )
+    database = sqlite_file(settings)
+    if database is not None and database.exists() and database.stat().st_mode & 0o077:
+        raise ConfigError(
+            f"The database {database} is readable by other users; run `chmod 600 {database}` "
+            "(or `portal init`, which does)."
+        )
+
+
+def secure_instance(settings: Settings) -> list[str]:
+    """Create the instance directory (0700) and an empty SQLite database file (0600, so the
+    database and its WAL files are private from the first byte), and narrow them when wider.
+    Returns what was changed, for the operator."""
+    changed: list[str] = []
+    instance = settings.instance_dir
+    instance.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if instance.stat().st_mode & 0o077:
+        instance.chmod(0o700)
+        changed.append(f"{instance} is now mode 0700")
+    database = sqlite_file(settings)
+    if database is None:
+        return changed
+    if not database.exists():
+        database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for path in (database, *(Path(f"{database}{end}") for end in ("-wal", "-shm"))):
+        if path.exists() and path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+            changed.append(f"{path} is now mode 0600")
+    return changed
+
+
 def check_signing_files(settings: Settings) -> None:
     """Refuse a signing key or passphrase file that other users can read (:class:`ConfigError`
     saying how to fix it). In demo and test mode only warn: the example keys come from git as
