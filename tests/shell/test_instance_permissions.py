@@ -71,3 +71,18 @@ def test_the_app_and_the_worker_refuse_a_wider_instance_or_database(
     served = CliRunner().invoke(main, ["routes"], env=env)
     assert served.exit_code != 0 and message in served.output
     assert "Traceback" not in served.output
+
+
+def test_a_sqlite_database_the_portal_creates_is_private(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from portal.db import make_engine
+
+    path = tmp_path / "new.db"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    finally:
+        engine.dispose()
+    assert _mode(path) == 0o600
