@@ -15,7 +15,19 @@ if TYPE_CHECKING:
 
     from portal.config import Settings
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_web_app"]
+
+
+def create_web_app() -> Flask:
+    """The app that serves requests (``wsgi.py``, ``portal run``): settings from ``PORTAL_*``
+    variables without the signing key and its passphrase. Signatures are made by the worker
+    process (``portal worker``, or the child ``portal run`` starts), never by the web process."""
+    from portal.config import Settings
+
+    settings = Settings.from_env().with_overrides(
+        signing_key_file=None, signing_passphrase_file=None
+    )
+    return create_app(settings)
 
 
 def create_app(config: Settings | None = None) -> Flask:
@@ -26,10 +38,12 @@ def create_app(config: Settings | None = None) -> Flask:
     from flask import Flask
     from werkzeug.middleware.proxy_fix import ProxyFix
 
-    from portal.config import REPO_ROOT, Settings, read_secret_key
+    from portal.config import REPO_ROOT, Settings, read_secret_key, refuse_shared_instance
     from portal.state import PortalState, build_state
 
     settings = config if config is not None else Settings.from_env()
+    if not settings.testing:
+        refuse_shared_instance(settings)
     app = Flask(
         __name__,
         template_folder=str(settings.templates_dir),

@@ -16,7 +16,7 @@ import click
 from flask import Flask
 from flask.cli import FlaskGroup
 
-from portal.config import ConfigError, Settings, ensure_secret_key
+from portal.config import ConfigError, Settings, ensure_secret_key, secure_instance
 from portal.db import make_engine, transaction
 from portal.redaction.mark_commands import marks_group
 from portal.state import portal_state
@@ -56,6 +56,8 @@ def init_command() -> None:
         settings = Settings.from_env()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    for change in secure_instance(settings):
+        click.echo(f"Made private: {change}.")
     if ensure_secret_key(settings):
         click.echo(f"Created secret key {settings.secret_key_file} (mode 0600).")
     if ensure_sealing_key(settings):
@@ -366,14 +368,18 @@ def decision_show_command(decision_id: str, as_email: str, as_json: bool) -> Non
 def worker_command(workers: int) -> None:
     """Run a job consumer (package assembly) until interrupted; run as many as needed, on
     machines sharing the database, the data directory and PORTAL_REDIS_URL."""
+    from portal.config import check_signing_files, refuse_shared_instance
     from portal.integrity.janitor import sweep
     from portal.packages.assembly import document_worker
     from portal.packages.assembly.jobs import make_jobs, warn_unless_redis_persists
     from portal.packages.assembly.watch import start_watching
+    from portal.registry.openpgp import remove_stale_keyrings
     from portal.state import build_state
 
     try:
         settings = Settings.from_env()
+        refuse_shared_instance(settings)
+        check_signing_files(settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     # Operators see the consumer start, each job and its outcome on stderr (journald): task
@@ -388,7 +394,8 @@ def worker_command(workers: int) -> None:
     jobs = make_jobs(settings, state=state)
     if settings.redis_url:
         warn_unless_redis_persists(settings.redis_url)
-    swept = sweep(state)  # what a killed worker left behind
+    remove_stale_keyrings()  # a killed worker's, with the signing key in them
+    swept = sweep(state)  # and the rest of what it left behind
     logging.getLogger("portal.worker").info(
         "Swept %d staging directories, %d temporaries, %d unreferenced blobs",
         len(swept.staging),
@@ -402,27 +409,39 @@ def worker_command(workers: int) -> None:
 
 
 def _run_with_consumer(ctx: click.Context, /, **options: Any) -> None:
-    """Flask's ``run``, plus one job consumer thread for the embedded (SQLite) queue.
+    """Flask's ``run``, plus a ``portal worker`` child process for the embedded (SQLite) queue.
 
-    With the reloader, Flask runs this twice: in a watcher process and in the child that
-    serves (``WERKZEUG_RUN_MAIN`` set), restarted on every code change. The consumer starts
-    in the first only, so there is always exactly one.
+    The worker is a separate process so that the web process never holds the signing key
+    (it signs packages and recall notices); the web app itself is built without the signing
+    key settings (:func:`portal.create_web_app`). With the reloader, Flask runs this twice: in
+    a watcher process and in the child that serves (``WERKZEUG_RUN_MAIN`` set), restarted on
+    every code change. The worker starts in the first only, so there is always exactly one.
     """
     import os
 
     from flask.cli import ScriptInfo, run_command
 
     from portal.access_log import hide_secret_paths
-    from portal.packages.assembly.jobs import jobs_for, start_consumer
+    from portal.packages.assembly.worker_process import start_worker_process
 
     hide_secret_paths()  # the development server's access log: no /enrol/<token>, no query
-
+    info = ctx.ensure_object(ScriptInfo)
+    info.create_app = _create_web_app
     if os.environ.get("WERKZEUG_RUN_MAIN") != "true":
-        app = ctx.ensure_object(ScriptInfo).load_app()
+        app = info.load_app()
         if portal_state(app).settings.redis_url is None:
-            start_consumer(jobs_for(app).huey)
-            click.echo("Started the package assembly consumer (1 thread).")
+            start_worker_process()
+            click.echo("Started the job worker and signer (`portal worker`, a child process).")
     ctx.invoke(run_command, **options)
+
+
+def _create_web_app() -> Flask:
+    from portal import create_web_app
+
+    try:
+        return create_web_app()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _install_run_command() -> None:
@@ -433,8 +452,8 @@ def _install_run_command() -> None:
         callback=click.pass_context(_run_with_consumer),
         params=list(run_command.params),
         help=(run_command.help or "")
-        + "\n\nAlso starts a package assembly consumer thread unless PORTAL_REDIS_URL is set"
-        " (then run `portal worker`).",
+        + "\n\nAlso starts `portal worker` (jobs and signing) as a child process unless"
+        " PORTAL_REDIS_URL is set (then run `portal worker` yourself).",
         short_help=run_command.short_help,
     )
     main.add_command(command)

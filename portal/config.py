@@ -7,6 +7,7 @@ unless it runs in test mode. The sealing key (:mod:`portal.sealing`) is another 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+logger = logging.getLogger(__name__)
 
 
 class ConfigError(RuntimeError):
@@ -229,7 +232,7 @@ def create_private_file(path: Path, content: str) -> bool:
     when created."""
     if path.exists():
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(content)
@@ -240,6 +243,83 @@ def refuse_shared_file(path: Path) -> None:
     """A key file must be readable by its owner alone."""
     if path.stat().st_mode & 0o077:
         raise ConfigError(f"{path} is readable by other users; run `chmod 600 {path}`.")
+
+
+def sqlite_file(settings: Settings) -> Path | None:
+    """The SQLite database file of ``settings`` (None for another database or in memory)."""
+    url = settings.database_url
+    if not url.startswith("sqlite:///"):
+        return None
+    name = url[len("sqlite:///") :].split("?", 1)[0]
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return None
+    return Path(name)
+
+
+def refuse_shared_instance(settings: Settings) -> None:
+    """Refuse an instance directory other users can enter or a SQLite database file they can
+    read (:class:`ConfigError` saying how to fix it; `portal init` fixes both)."""
+    instance = settings.instance_dir
+    if instance.is_dir() and instance.stat().st_mode & 0o077:
+        raise ConfigError(
+            f"The instance directory {instance} is open to other users; run `chmod 700 "
+            f"{instance}` (or `portal init`, which does)."
+        )
+    database = sqlite_file(settings)
+    if database is not None and database.exists() and database.stat().st_mode & 0o077:
+        raise ConfigError(
+            f"The database {database} is readable by other users; run `chmod 600 {database}` "
+            "(or `portal init`, which does)."
+        )
+
+
+def secure_instance(settings: Settings) -> list[str]:
+    """Create the instance directory (0700) and an empty SQLite database file (0600, so the
+    database and its WAL files are private from the first byte), and narrow them when wider.
+    Returns what was changed, for the operator."""
+    changed: list[str] = []
+    instance = settings.instance_dir
+    instance.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if instance.stat().st_mode & 0o077:
+        instance.chmod(0o700)
+        changed.append(f"{instance} is now mode 0700")
+    database = sqlite_file(settings)
+    if database is None:
+        return changed
+    if not database.exists():
+        database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for path in (database, *(Path(f"{database}{end}") for end in ("-wal", "-shm"))):
+        if path.exists() and path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+            changed.append(f"{path} is now mode 0600")
+    return changed
+
+
+def check_signing_files(settings: Settings) -> None:
+    """Refuse a signing key or passphrase file that other users can read (:class:`ConfigError`
+    saying how to fix it). In demo and test mode only warn: the example keys come from git as
+    0644 and are refused outside those modes anyway. A missing file is left to the loader."""
+    for path, what in (
+        (settings.signing_key_file, "signing key"),
+        (settings.signing_passphrase_file, "signing passphrase"),
+    ):
+        if path is None:
+            continue
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            continue
+        if not mode & 0o077:
+            continue
+        if settings.demo_or_test:
+            logger.warning(
+                "the %s file %s is readable by other users (allowed in demo/test mode)", what, path
+            )
+            continue
+        raise ConfigError(
+            f"The {what} file {path} is readable by other users; run `chmod 600 {path}`."
+        )
 
 
 def ensure_secret_key(settings: Settings) -> bool:

@@ -39,6 +39,8 @@ def build_state(settings: Settings, *, engine: Engine | None = None) -> PortalSt
         policy = load_policy(settings.policies_dir)
     except PolicyError as exc:
         raise ConfigError(f"the sharing policy does not validate:\n{exc}") from None
+    # A new instance directory is private from the start (the blob store is made inside it).
+    settings.instance_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = engine if engine is not None else make_engine(settings.database_url)
     sessions = make_session_factory(engine)
     guard_decisions(sessions)

@@ -1,11 +1,11 @@
 """Enrolment through an invitation link: password, authenticator, recovery codes.
 
 The token in the link is the credential, so every step checks it again. What the
-person has chosen so far lives in the signed session cookie, bound to the link's
-token hash: the password's argon2 hash (new accounts) and the pending authenticator
-secret (shown on the page anyway). Nothing is written to the database until the
-authenticator code is confirmed; then the account is created (or re-enrolled), the
-invitation consumed and the recovery codes shown in that one response. Reloading it
+person has chosen so far is kept on the invitation row, not in the cookie
+(:mod:`portal.accounts.enrolment_state`): the password's argon2 hash (new accounts) and the
+pending authenticator secret, sealed. No account exists until the authenticator code is
+confirmed; then the account is created (or re-enrolled), the invitation consumed, the pending
+choices cleared and the recovery codes shown in that one response. Reloading it
 re-posts a used link and is refused, so the codes are never shown twice.
 """
 
@@ -20,6 +20,13 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from portal.accounts import totp
+from portal.accounts.enrolment_state import clear as clear_pending
+from portal.accounts.enrolment_state import (
+    existing_secret,
+    pending_password_hash,
+    pending_secret,
+    remember_password,
+)
 from portal.accounts.invitations import (
     Enrolment,
     EnrolmentError,
@@ -27,7 +34,6 @@ from portal.accounts.invitations import (
     choose_password,
     complete_enrolment,
     open_enrolment,
-    token_hash,
 )
 from portal.accounts.password_policy import MAX_PASSWORD_LENGTH, WeakPassword
 from portal.accounts.qr import SVG_MEDIA_TYPE, qr_svg
@@ -74,26 +80,12 @@ class CodeForm(FlaskForm):  # type: ignore[misc]
 
 
 def _invalid() -> Response:
-    session.pop(STATE_KEY, None)
+    session.pop(STATE_KEY, None)  # what older versions kept in the cookie
     return error_response(404, title=INVALID_TITLE, message=INVALID_MESSAGE)
 
 
-def _state(token: str) -> dict[str, str]:
-    """This link's pending choices from the session (empty for another link)."""
-    state = session.get(STATE_KEY)
-    if not isinstance(state, dict) or state.get("link") != token_hash(token):
-        return {}
-    return {key: value for key, value in state.items() if isinstance(value, str)}
-
-
-def _save_state(token: str, **values: str) -> dict[str, str]:
-    state = {**_state(token), **values, "link": token_hash(token)}
-    session[STATE_KEY] = state
-    return state
-
-
-def _ready_for_authenticator(enrolment: Enrolment, state: dict[str, str]) -> bool:
-    return enrolment.is_reenrolment or bool(state.get("password_hash"))
+def _ready_for_authenticator(enrolment: Enrolment) -> bool:
+    return enrolment.is_reenrolment or bool(pending_password_hash(enrolment.invitation))
 
 
 @bp.route("/<token>", methods=["GET", "POST"])
@@ -113,21 +105,13 @@ def start(token: str) -> Any:
         except WeakPassword as exc:
             form.password.errors = [*form.password.errors, exc.reason]
         else:
-            _save_state(token, password_hash=password_hash)
+            remember_password(db(), enrolment.invitation, password_hash)
+            db().commit()
             return redirect(url_for("enrol.authenticator", token=token))
-    elif _state(token).get("password_hash") and not form.is_submitted():
+    elif _ready_for_authenticator(enrolment) and not form.is_submitted():
         return redirect(url_for("enrol.authenticator", token=token))
     status = 400 if form.is_submitted() else 200
     return render_template("accounts/enrol/password.html", form=form, enrolment=enrolment), status
-
-
-def _pending_secret(token: str) -> str:
-    state = _state(token)
-    secret = state.get("totp_secret")
-    if not secret:
-        secret = totp.new_secret()
-        _save_state(token, totp_secret=secret)
-    return secret
 
 
 def _grouped(secret: str) -> str:
@@ -140,20 +124,23 @@ def authenticator(token: str) -> Any:
     enrolment = open_enrolment(db(), token)
     if enrolment is None:
         return _invalid()
-    state = _state(token)
-    if not _ready_for_authenticator(enrolment, state):
+    if not _ready_for_authenticator(enrolment):
         return redirect(url_for("enrol.start", token=token))
-    secret = _pending_secret(token)
+    invitation = enrolment.invitation
+    secret = pending_secret(db(), portal_state().sealer, invitation)
+    password_hash = pending_password_hash(invitation)
+    db().commit()
     form = CodeForm()
     if form.validate_on_submit():
         try:
             user, codes = complete_enrolment(
                 db(),
                 enrolment,
-                password_hash=state.get("password_hash"),
+                password_hash=password_hash,
                 totp_secret=secret,
                 code=form.code.data or "",
             )
+            clear_pending(invitation)
             db().commit()
         except WrongCode as exc:
             db().rollback()
@@ -183,7 +170,7 @@ def qr(token: str) -> Response:
     enrolment = open_enrolment(db(), token)
     if enrolment is None:
         return _invalid()
-    secret = _state(token).get("totp_secret")
+    secret = existing_secret(portal_state().sealer, enrolment.invitation)
     if not secret:
         return error_response(404)
     svg = qr_svg(

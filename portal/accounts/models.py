@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.db import Base, UTCDateTime, one_of, utcnow
@@ -128,3 +128,7 @@ class Invitation(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The enrolment in progress (portal.accounts.enrolment_state), never in the cookie: the
+    # chosen password's argon2 hash and the offered authenticator secret, sealed.
+    pending_password_hash: Mapped[str | None] = mapped_column(String(255))
+    pending_totp_secret: Mapped[str | None] = mapped_column(Text)

@@ -129,6 +129,8 @@ def backup(settings: Settings, dest: Path) -> BackupManifest:
         finally:
             engine.dispose()
         manifest = _write_listing(settings, staging, facts)
+        for written in staging.iterdir():  # the database copy and what describes it: owner only
+            written.chmod(0o600)
         if dest.exists():
             dest.rmdir()
         os.replace(staging, dest)

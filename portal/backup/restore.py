@@ -156,9 +156,10 @@ def _restore_sqlite(engine: Engine, src: Path, manifest: BackupManifest) -> str:
     if target.exists() and _has_tables(engine):
         raise BackupError(f"{target} is not empty; restore only into a new, empty database")
     engine.dispose()
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     candidate = target.parent / f".{target.name}.restore-{secrets.token_hex(4)}"
     try:
+        os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # owner only
         shutil.copyfile(src / SQLITE_COPY, candidate)
         fsync_file(candidate)
         reader = create_engine(f"sqlite:///{candidate}")

@@ -24,6 +24,7 @@ from portal import audit
 from portal.accounts.models import User
 from portal.authz.roles import is_recipient, receives_for
 from portal.authz.scopes import UserLike, visible
+from portal.config import ConfigError, check_signing_files
 from portal.consent.models import Consent
 from portal.db import utcnow
 from portal.notifications import service as notifications
@@ -197,6 +198,7 @@ def issue_notice(
     moment = now or utcnow()
     items, kept = withdrawn_items(db, recall)
     try:
+        check_signing_files(settings)
         signer = load_signer(settings.signing_key_file, settings.signing_passphrase_file)
         refuse_example_key(signer.fingerprint, demo_or_test=settings.demo_or_test)
         text = recall_notice_text(
@@ -210,7 +212,7 @@ def issue_notice(
             kept=kept,
         )
         signed = clearsign(text, signer)
-    except (GpgError, KeyRejected, DocumentError) as exc:
+    except (GpgError, KeyRejected, DocumentError, ConfigError) as exc:
         raise RecallError(f"the recall notice could not be signed: {exc}") from None
     try:
         key = state.blobs.put_bytes(signed.encode("utf-8")).sha256

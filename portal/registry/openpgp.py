@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import fcntl
 import functools
 import json
 import logging
@@ -34,6 +35,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -104,20 +106,76 @@ class KeyInfo:
 # --------------------------------------------------------------------------- keyrings
 
 
+#: Temporary keyrings are /tmp/<prefix><random>: short (gpg-agent's socket name must fit) and
+#: recognisable, so a worker can remove those a killed predecessor left behind.
+KEYRING_PREFIX = "portal-gpg-"
+KEYRING_DIR = "/tmp"  # noqa: S108 - a short path on purpose; each keyring is mkdtemp 0700
+_IN_USE = ".in-use"  # flock-ed for as long as the keyring is in use
+_STALE_AFTER = 60.0  # seconds: a keyring without its lock file younger than this is being made
+
+
 @contextmanager
-def temporary_keyring() -> Iterator[gnupg.GPG]:
+def temporary_keyring(directory: str = KEYRING_DIR) -> Iterator[gnupg.GPG]:
     """Yield a ``gnupg.GPG`` over a fresh, private ``GNUPGHOME``; end its agent and delete it after.
 
-    The directory is made with ``tempfile.mkdtemp(prefix="pg-", dir="/tmp")`` (short path, so
-    gpg-agent's socket name fits) and mode 0700.
+    The directory is made with ``tempfile.mkdtemp(prefix=KEYRING_PREFIX, dir="/tmp")`` (short
+    path, so gpg-agent's socket name fits), mode 0700, and holds an exclusive ``flock`` on its
+    ``.in-use`` file while in use: :func:`remove_stale_keyrings` leaves it alone until then.
     """
-    home = tempfile.mkdtemp(prefix="pg-", dir="/tmp")
+    home = tempfile.mkdtemp(prefix=KEYRING_PREFIX, dir=directory)
+    lock = os.open(os.path.join(home, _IN_USE), os.O_WRONLY | os.O_CREAT, 0o600)
     try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         os.chmod(home, 0o700)
         yield gnupg.GPG(gnupghome=home)
     finally:
         _kill_agents(home)
         shutil.rmtree(home, ignore_errors=True)
+        os.close(lock)
+
+
+def remove_stale_keyrings(directory: str = KEYRING_DIR) -> int:
+    """Remove the temporary keyrings a killed process left in ``directory``: ours by prefix and
+    owner, and not in use (no process holds their lock). Returns how many were removed."""
+    removed = 0
+    uid = os.getuid()
+    with os.scandir(directory) as entries:
+        candidates = [
+            entry.path
+            for entry in entries
+            if entry.name.startswith(KEYRING_PREFIX)
+            and entry.is_dir(follow_symlinks=False)
+            and entry.stat(follow_symlinks=False).st_uid == uid
+        ]
+    for home in candidates:
+        if _in_use(home):
+            continue
+        _kill_agents(home)
+        shutil.rmtree(home, ignore_errors=True)
+        removed += 1
+    if removed:
+        logger.info("removed %d temporary keyring(s) left by an earlier process", removed)
+    return removed
+
+
+def _in_use(home: str) -> bool:
+    try:
+        lock = os.open(os.path.join(home, _IN_USE), os.O_RDONLY)
+    except FileNotFoundError:  # being made right now, or made before locks existed
+        try:
+            age = time.time() - os.stat(home).st_mtime
+        except OSError:
+            return True
+        return age < _STALE_AFTER
+    except OSError:
+        return True
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(lock)
+    return False
 
 
 def _kill_agents(home: str) -> None:

@@ -25,6 +25,7 @@ from portal.accounts.enrol_views import INVALID_MESSAGE, INVALID_TITLE
 from portal.accounts.invitations import INVITATION_LIFETIME, invite
 from portal.accounts.login import GENERIC_FAILURE
 from portal.accounts.models import Invitation, RecoveryCode, User
+from portal.accounts.passwords import verify_password
 from portal.accounts.qr import qr_svg
 from portal.audit import AuditEvent
 from portal.config import Settings
@@ -227,10 +228,14 @@ def test_enrolment_can_resume_with_the_same_link(
     assert resumed.status_code == 302 and resumed.headers["Location"].endswith("/authenticator")
     assert open_authenticator(first, link)[1] == secret
 
-    # In another browser the link still works from the start; nothing was consumed.
+    # The choices are kept with the invitation, not in the browser: another browser with the
+    # link resumes at the same step with the same key; nothing was consumed.
     second = app.test_client()
-    assert second.get(link).status_code == 200
-    assert post_password_step(second, link, "another good passphrase").status_code == 302
+    resumed_elsewhere = second.get(link)
+    assert resumed_elsewhere.status_code == 302
+    assert open_authenticator(second, link)[1] == secret
+    # Choosing a password again starts the authenticator step afresh.
+    assert repost_password(second, link, "another good passphrase").status_code == 302
     page, other_secret = open_authenticator(second, link)
     assert other_secret != secret
     done = second.post(
@@ -238,8 +243,68 @@ def test_enrolment_can_resume_with_the_same_link(
         data={"csrf_token": csrf_token(page), "code": totp.code_at(other_secret, utcnow())},
     )
     assert done.status_code == 200
-    # The first browser's half-finished enrolment is now void.
+    # The link is used now, in every browser.
     assert_invalid_link(first.get(f"{link}/authenticator"))
+
+
+def repost_password(browser: FlaskClient, link: str, password: str) -> TestResponse:
+    """Post the password step again (its page now forwards to the authenticator step)."""
+    page = browser.get(f"{link}/authenticator")
+    data = {"csrf_token": csrf_token(page), "password": password, "confirm": password}
+    return browser.post(link, data=data)
+
+
+def _session_contents(app: Flask, browser: FlaskClient) -> str:
+    cookie = browser.get_cookie("portal_session")
+    if cookie is None:
+        return ""
+    serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    return json.dumps(serializer.loads(cookie.value))
+
+
+def test_the_cookie_carries_no_password_hash_or_secret_and_an_old_one_replays_nothing(
+    app: Flask, db: Session, admin: Credentials
+) -> None:
+    link = invite_through_form(app, admin)
+    browser = app.test_client()
+    first_password = "first lantern choice 11"
+    assert post_password_step(browser, link, first_password).status_code == 302
+    page, secret = open_authenticator(browser, link)
+    contents = _session_contents(app, browser)
+    assert "argon2" not in contents and secret not in contents
+    old_cookie = browser.get_cookie("portal_session")
+    assert old_cookie is not None
+
+    # A new password, then a wrong code.
+    assert repost_password(browser, link, GOOD_PASSWORD).status_code == 302
+    page, new_secret = open_authenticator(browser, link)
+    wrong = str((int(totp.code_at(new_secret, utcnow())) + 1) % 1_000_000).zfill(6)
+    failed = browser.post(
+        f"{link}/authenticator", data={"csrf_token": csrf_token(page), "code": wrong}
+    )
+    assert failed.status_code == 400
+    stored = db.scalar(select(Invitation).where(Invitation.email == INVITEE))
+    assert stored is not None and stored.pending_totp_secret
+    assert new_secret not in stored.pending_totp_secret  # sealed at rest
+    assert stored.pending_password_hash and stored.pending_password_hash.startswith("$argon2")
+
+    # The old cookie brings back neither the first password nor the first secret.
+    browser.set_cookie("portal_session", old_cookie.value)
+    page, current = open_authenticator(browser, link)
+    assert current == new_secret
+    done = browser.post(
+        f"{link}/authenticator",
+        data={"csrf_token": csrf_token(page), "code": totp.code_at(current, utcnow())},
+    )
+    assert done.status_code == 200, text(done)
+    db.expire_all()
+    used = db.scalar(select(Invitation).where(Invitation.email == INVITEE))
+    assert used is not None and used.used_at is not None
+    assert used.pending_password_hash is None and used.pending_totp_secret is None
+    user = db.scalar(select(User).where(User.email == INVITEE))
+    assert user is not None
+    assert verify_password(user.password_hash or "", GOOD_PASSWORD)
+    assert not verify_password(user.password_hash or "", first_password)
 
 
 def test_expired_used_and_unknown_links_get_one_clear_message(

@@ -2,8 +2,8 @@
 ``portal init``, ``portal demo``, one package released through the ``portal`` command line
 (so the recipient's pages have something to show), then
 
-- **sqlite**: ``portal run`` on a free loopback port with its package assembly consumer
-  thread, as ``make run`` does;
+- **sqlite**: ``portal run`` on a free loopback port with its `portal worker` child process
+  (which signs), as ``make run`` does;
 - **postgresql**: the production path — a database of its own on the PostgreSQL server of
   ``PORTAL_TEST_DATABASE_URL``, Redis from ``PORTAL_TEST_REDIS_URL`` (the job queue under a
   name of its own, and the rate limits), gunicorn with ``gunicorn.conf.py`` and a separate

@@ -335,16 +335,27 @@ def test_no_usable_key_fails_with_a_reason_and_leaves_nothing(state: PortalState
     [
         ({"signing_key_file": None}, "No signing key is configured"),
         ({"signing_passphrase_file": None}, "needs a passphrase"),
-        ({"testing": False}, "fictional example key"),
+        ({"testing": False}, "fictional example key"),  # copied 0600 (below)
+        ({"testing": False}, "readable by other users"),  # keys_example/ is 0644 from git
         ({"archive_key_file": REPO / "tests" / "data" / "keys" / "expired.pub.asc"}, "expired"),
         # the letter is made in a worker process: its failure comes back as a reason
         ({"templates_dir": REPO / "tests" / "data"}, "documents could not be made"),
     ],
 )
 def test_configuration_problems_fail_with_a_reason(
-    settings: Settings, engine: Engine, overrides: dict[str, Any], reason: str
+    settings: Settings, engine: Engine, overrides: dict[str, Any], reason: str, tmp_path: Path
 ) -> None:
-    state = build_state(signing_settings(settings).with_overrides(**overrides), engine=engine)
+    configured = signing_settings(settings).with_overrides(**overrides)
+    if reason == "fictional example key":  # private copies, so the fingerprint is what fails
+        private = {}
+        for name in ("signing_key_file", "signing_passphrase_file"):
+            source = getattr(configured, name)
+            copy = tmp_path / source.name
+            copy.write_bytes(source.read_bytes())
+            copy.chmod(0o600)
+            private[name] = copy
+        configured = configured.with_overrides(**private)
+    state = build_state(configured, engine=engine)
     ensure_sealing_key(state.settings)  # outside test mode the key is a file (portal init)
     world = make_world(state)
     package_id = new_package(state, world)

@@ -213,7 +213,7 @@ def test_temporary_keyring_is_private_and_cleaned_up() -> None:
     with temporary_keyring() as gpg:
         home = gpg.gnupghome
         assert Path(home).parent == Path("/", "tmp")
-        assert Path(home).name.startswith("pg-")
+        assert Path(home).name.startswith("portal-gpg-")
         assert len(home) < 40
         assert os.stat(home).st_mode & 0o777 == 0o700
         assert gpg.import_keys(_read(EXAMPLES / "NWU-NL.pub.asc")).count == 1

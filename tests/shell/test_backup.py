@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 import threading
 import time
 import uuid
@@ -120,6 +121,8 @@ def test_round_trip(
 
     dump = PG_DUMP if database.backend == "postgresql" else SQLITE_COPY
     assert sorted(p.name for p in dest.iterdir()) == sorted([dump, BLOB_LIST, MANIFEST])
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o700  # owner only: it holds all case data
+    assert {stat.S_IMODE(p.stat().st_mode) for p in dest.iterdir()} == {0o600}
     manifest = json.loads((dest / MANIFEST).read_text())
     assert manifest["database"] == database.backend
     assert manifest["alembic_revision"] == migrate.head_revision()
@@ -146,6 +149,9 @@ def test_round_trip(
     assert done.exit_code == 0, done.output
     assert f"audit chain intact: {before['audit_event']} events" in done.output
     assert "portal init" not in done.output  # same schema revision: no upgrade needed
+    if database.backend == "sqlite":  # the restored database is private from the start
+        restored_file = Path(url.removeprefix("sqlite:///"))
+        assert stat.S_IMODE(restored_file.stat().st_mode) == 0o600
     # The secret key (session signing only) is configuration, not data: init makes a new
     # one when it was not restored with the instance's configuration.
     assert restored("init").exit_code == 0

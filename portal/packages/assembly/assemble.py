@@ -73,6 +73,7 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.accounts.models import User
+from portal.config import ConfigError, check_signing_files
 from portal.consent.models import Consent
 from portal.db import aware_utc, transaction, utcnow
 from portal.eligibility.decisions import load_result
@@ -368,9 +369,10 @@ def _load_signer(state: PortalState) -> Signer:
             "PORTAL_SIGNING_PASSPHRASE_FILE); packages cannot be signed."
         )
     try:
+        check_signing_files(settings)
         signer = load_signer(settings.signing_key_file, settings.signing_passphrase_file)
         refuse_example_key(signer.fingerprint, demo_or_test=settings.demo_or_test)
-    except GpgError as exc:
+    except (GpgError, ConfigError) as exc:
         raise _Failure(f"The signing key cannot be used: {exc}") from None
     except KeyRejected as exc:
         raise _Failure(f"The signing key cannot be used: {exc.reason}") from None
