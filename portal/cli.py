@@ -50,6 +50,10 @@ def init_command() -> None:
     """Create the secret and sealing keys (if missing) and bring the database schema up to
     date."""
     from portal import migrate
+    from portal.accounts.totp_key import ensure_totp_key
+    from portal.accounts.totp_seeds import seal_plain_seeds, totp_key_path
+    from portal.accounts.totp_seeds import sealer_for_settings as seed_sealer_for
+    from portal.db import make_session_factory
     from portal.sealing import ensure_sealing_key, sealer_for
 
     try:
@@ -67,14 +71,48 @@ def init_command() -> None:
         )
     for directory in (settings.blob_dir, settings.package_dir):
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if ensure_totp_key(settings):
+        click.echo(
+            f"Created TOTP key {totp_key_path(settings)} (mode 0600). Back it up apart from "
+            "the database: without it nobody can sign in with their authenticator."
+        )
     engine = make_engine(settings.database_url)
     try:
         migrate.upgrade(engine, sealer=sealer_for(settings))
         click.echo(f"Database schema at revision {migrate.current_revision(engine)}.")
+        with transaction(make_session_factory(engine)) as session:
+            sealed = seal_plain_seeds(session, seed_sealer_for(settings))
+        if sealed:
+            click.echo(f"Sealed {sealed} TOTP seed(s) stored in the clear.")
     except ConfigError as exc:  # the sealing key, for migrations that seal stored values
         raise click.ClickException(str(exc)) from None
     finally:
         engine.dispose()
+
+
+@main.command("rotate-totp-key", with_appcontext=False)
+def rotate_totp_key_command() -> None:
+    """Replace the TOTP key and re-seal every TOTP seed with the new one."""
+    from portal.accounts.totp_key import rotate_totp_key
+    from portal.accounts.totp_seeds import totp_key_path
+    from portal.db import make_session_factory
+    from portal.sealing import SealingError
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    engine = make_engine(settings.database_url)
+    try:
+        report = rotate_totp_key(settings, make_session_factory(engine))
+    except (ConfigError, SealingError) as exc:  # a missing or shared key, a seed that does not open
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
+    click.echo(
+        f"Re-sealed {report.resealed} TOTP seed(s); {totp_key_path(settings)} now holds key "
+        f"{report.new_key_id}. Back it up apart from the database (the old key is gone)."
+    )
 
 
 @main.command("import")

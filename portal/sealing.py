@@ -19,9 +19,10 @@ own. The key is not in database backups: back it up apart, or the sealed values 
 
 Errors are typed (:class:`SealingKeyUnavailable`, :class:`CannotUnseal`); their messages
 name the purpose and the key file, never the plaintext. The protected identifiers
-(:mod:`portal.registry.identifiers`) use this module; the TOTP seeds are meant to as well
-(purpose ``totp_seed:<user id>``). A key rotation would seal with a new key and open older
-values by their key id.
+(:mod:`portal.registry.identifiers`) use this module. The TOTP seeds use a key file of their
+own through :class:`RotatingSealer` (:mod:`portal.accounts.totp_seeds`), which
+``portal rotate-totp-key`` replaces: during a rotation values are sealed with the new key and
+open under either, by the key id they carry.
 """
 
 from __future__ import annotations
@@ -46,10 +47,16 @@ __all__ = [
     "MAX_PLAINTEXT_BYTES",
     "VERSION",
     "CannotUnseal",
+    "RotatingSealer",
     "Sealer",
     "SealingError",
     "SealingKeyUnavailable",
     "ensure_sealing_key",
+    "is_sealed",
+    "key_id",
+    "pending_key_path",
+    "read_sealing_key",
+    "sealed_by",
     "sealer_for",
 ]
 
@@ -141,12 +148,7 @@ class Sealer:
         version, sealed_by, nonce_text, body_text = parts
         if version != VERSION:
             raise CannotUnseal(f"the sealed value for {where} has unknown version {version[:8]!r}")
-        current_id, aead = self._current()
-        if not hmac.compare_digest(sealed_by, current_id):
-            raise CannotUnseal(
-                f"the value for {where} was sealed under another key (id {sealed_by[:8]!r}; "
-                f"this portal's key is {current_id}): check PORTAL_SEALING_KEY_FILE"
-            )
+        aead = self._opener(sealed_by, where)
         try:
             nonce = base64.b64decode(nonce_text, validate=True)
             body = base64.b64decode(body_text, validate=True)
@@ -162,6 +164,78 @@ class Sealer:
                 "another row"
             ) from None
         return data.decode("utf-8")
+
+    def _opener(self, sealed_by: str, where: str) -> AESGCM:
+        """The cipher of the key ``sealed_by`` names, or :class:`CannotUnseal`."""
+        current_id, aead = self._current()
+        if not hmac.compare_digest(sealed_by, current_id):
+            raise CannotUnseal(
+                f"the value for {where} was sealed under another key (id {sealed_by[:8]!r}; "
+                f"this portal's key is {current_id}): check {self._key_setting}"
+            )
+        return aead
+
+    #: What to check when a value was sealed under another key (named in errors).
+    _key_setting = "PORTAL_SEALING_KEY_FILE"
+
+
+class RotatingSealer(Sealer):
+    """A sealer over a key file that can be rotated while the portal runs.
+
+    During a rotation a new key waits at ``<key file>.new``: values are then sealed with it,
+    and open under either key (by the key id they carry). Both files are read on every use
+    (they are 64 bytes), so a long-running process never holds a key that a rotation retired.
+    """
+
+    def __init__(self, path: Path, *, key_setting: str) -> None:
+        super().__init__(lambda: read_sealing_key(path))
+        self.path = path
+        self._key_setting = key_setting
+
+    @property
+    def pending_path(self) -> Path:
+        return pending_key_path(self.path)
+
+    def _keys(self) -> list[tuple[str, AESGCM]]:
+        """The pending key first (when a rotation is under way), then the current one."""
+        keys = []
+        if self.pending_path.exists():
+            key = read_sealing_key(self.pending_path)
+            keys.append((key_id(key), AESGCM(key)))
+        key = read_sealing_key(self.path)
+        keys.append((key_id(key), AESGCM(key)))
+        return keys
+
+    def _current(self) -> tuple[str, AESGCM]:
+        return self._keys()[0]
+
+    def _opener(self, sealed_by: str, where: str) -> AESGCM:
+        keys = self._keys()
+        for known_id, aead in keys:
+            if hmac.compare_digest(sealed_by, known_id):
+                return aead
+        raise CannotUnseal(
+            f"the value for {where} was sealed under another key (id {sealed_by[:8]!r}; "
+            f"this portal's key is {keys[0][0]}): check {self._key_setting}"
+        )
+
+
+def pending_key_path(path: Path) -> Path:
+    """Where a rotation writes the key that replaces the one at ``path``."""
+    return path.with_name(path.name + ".new")
+
+
+def sealed_by(sealed: str) -> str | None:
+    """The id of the key that sealed ``sealed`` (None when it is not a sealed value)."""
+    parts = sealed.split(":")
+    if len(parts) != 4 or parts[0] != VERSION:
+        return None
+    return parts[1]
+
+
+def is_sealed(value: str) -> bool:
+    """Whether ``value`` is in the sealed format (a secret stored before sealing is not)."""
+    return sealed_by(value) is not None
 
 
 def _associated(purpose: str) -> bytes:

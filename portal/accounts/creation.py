@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal import audit
+from portal.accounts import totp_seeds
 from portal.accounts.models import ROLES, User
 from portal.accounts.passwords import MIN_PASSWORD_LENGTH, hash_password
 from portal.authz.roles import is_known_role, is_provider_user, works_for_an_authority
@@ -69,7 +70,6 @@ def create_user(
         authority_id=authority_id,
         provider_id=provider_id,
         password_hash=hash_password(password, profile=hash_profile),
-        totp_secret=totp_secret,
         totp_confirmed_at=utcnow(),
         failed_logins=0,
         session_epoch=0,
@@ -78,6 +78,7 @@ def create_user(
     )
     session.add(user)
     session.flush()
+    totp_seeds.seal_seed(user, totp_secret)  # sealed for the user's id, known from here
     audit.record(
         session,
         actor,

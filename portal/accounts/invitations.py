@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.accounts import totp
+from portal.accounts import totp, totp_seeds
 from portal.accounts.approval import needs_approval
 from portal.accounts.creation import NewUser
 from portal.accounts.models import ROLES, Invitation, User
@@ -367,16 +367,18 @@ def complete_enrolment(
             # Recipients, legal officers and admins wait for a second admin (approval.py).
             approved_at=None if needs_approval(invitation.role) else now,
         )
-    user.totp_secret = totp_secret
-    user.totp_last_step = None
-    if not totp.accept_code(user, code, now=now):
+    step = totp.matching_step(totp_secret, code, now=now)
+    if step is None:
         raise WrongCode(
             "That code did not match. Check that your device's clock is right and enter the "
             "6-digit code your authenticator app shows now."
         )
+    user.totp_last_step = step
     user.totp_confirmed_at = now
     if enrolment.user is None:
         db.add(user)
+    db.flush()
+    totp_seeds.seal_seed(user, totp_secret)  # sealed for the user's id, known from here
     db.flush()
     consumed = db.execute(
         update(Invitation)

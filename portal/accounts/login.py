@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.accounts import recovery, throttle, totp
+from portal.accounts import recovery, throttle, totp, totp_seeds
 from portal.accounts.approval import is_approved
 from portal.accounts.models import User
 from portal.accounts.passwords import hash_password, needs_rehash, verify_password
@@ -181,9 +181,10 @@ def check_second_factor(
 
 def _is_spent_totp(user: User, code: str, now: datetime) -> bool:
     """A right code for a time step already used (worth telling administrators)."""
-    if not user.totp_secret:
+    secret = totp_seeds.open_seed(user)
+    if not secret:
         return False
-    return totp.matching_step(user.totp_secret, code, now=now) is not None
+    return totp.matching_step(secret, code, now=now) is not None
 
 
 def complete_login(

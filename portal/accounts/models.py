@@ -54,7 +54,9 @@ class User(Base):
     authority_id: Mapped[int | None] = mapped_column(ForeignKey("authority.id"), index=True)
     provider_id: Mapped[int | None] = mapped_column(ForeignKey("provider.id"), index=True)
     password_hash: Mapped[str | None] = mapped_column(String(255))
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # Sealed (portal.accounts.totp_seeds): read and write it only there. Text since migration
+    # 0020; SQLite keeps its declared VARCHAR(64), which it does not enforce.
+    totp_secret: Mapped[str | None] = mapped_column(Text().with_variant(String(64), "sqlite"))
     totp_last_step: Mapped[int | None] = mapped_column(Integer)
     totp_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)

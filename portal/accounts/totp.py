@@ -17,6 +17,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from portal.accounts import totp_seeds
 from portal.accounts.models import User
 from portal.db import utcnow
 
@@ -79,9 +80,10 @@ def matching_step(
 def accept_code(user: User, code: str, *, now: datetime | None = None) -> bool:
     """Check ``code`` against ``user``'s secret; on success remember its step so it can
     never be accepted again (sets ``user.totp_last_step``; does not commit)."""
-    if not user.totp_secret:
+    secret = totp_seeds.open_seed(user)
+    if not secret:
         return False
-    step = matching_step(user.totp_secret, code, after=user.totp_last_step, now=now)
+    step = matching_step(secret, code, after=user.totp_last_step, now=now)
     if step is None:
         return False
     user.totp_last_step = step
@@ -96,9 +98,10 @@ def claim_code(db: Session, user: User, code: str, *, now: datetime | None = Non
     other's UPDATE matches no row (PostgreSQL re-checks the condition after the row
     lock; SQLite serialises writers). Does not commit.
     """
-    if not user.totp_secret:
+    secret = totp_seeds.open_seed(user)
+    if not secret:
         return False
-    step = matching_step(user.totp_secret, code, after=user.totp_last_step, now=now)
+    step = matching_step(secret, code, after=user.totp_last_step, now=now)
     if step is None:
         return False
     result = db.execute(
