@@ -9,6 +9,8 @@ from flask import Flask, current_app
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from portal.accounts.totp_seeds import attach_sealer
+from portal.accounts.totp_seeds import sealer_for_settings as seed_sealer_for
 from portal.config import ConfigError, Settings
 from portal.consent.ledger import guard_consents
 from portal.db import make_engine, make_session_factory
@@ -43,6 +45,7 @@ def build_state(settings: Settings, *, engine: Engine | None = None) -> PortalSt
     settings.instance_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = engine if engine is not None else make_engine(settings.database_url)
     sessions = make_session_factory(engine)
+    attach_sealer(sessions, seed_sealer_for(settings))  # TOTP seeds (portal.accounts.totp_seeds)
     guard_decisions(sessions)
     guard_consents(sessions)
     return PortalState(

@@ -9,33 +9,35 @@ sealing key also seals the protected identifiers, the marks' terms and the OCR c
 
 Seeds stored in the clear before sealing (no ``v1:`` prefix; base32 has no colon) are still
 read, and ``portal init`` seals every one left (:func:`seal_plain_seeds`, idempotent). In test
-mode each app has a random TOTP key of its own.
+mode the whole process has one random TOTP key (:func:`test_sealer`). Domain code finds the
+sealer in the user's database session (:func:`attach_sealer`), so callers pass none.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, current_app
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from portal.accounts.models import User
 from portal.config import Settings
-from portal.sealing import RotatingSealer, Sealer, is_sealed
+from portal.sealing import RotatingSealer, Sealer, SealingKeyUnavailable, is_sealed
 
 __all__ = [
     "KEY_SETTING",
+    "attach_sealer",
     "open_seed",
     "seal_plain_seeds",
     "seal_seed",
     "sealer_for_settings",
-    "seed_sealer",
+    "sealer_of",
+    "test_sealer",
     "totp_key_path",
 ]
 
 KEY_SETTING = "the TOTP key file (totp_key next to PORTAL_SEALING_KEY_FILE)"
-_EXTENSION = "portal_totp_sealer"
+_SESSION_KEY = "portal.totp_seed_sealer"
 
 
 def totp_key_path(settings: Settings) -> Path:
@@ -44,22 +46,49 @@ def totp_key_path(settings: Settings) -> Path:
 
 
 def sealer_for_settings(settings: Settings) -> Sealer:
-    """A sealer for the TOTP seeds: a random key in test mode, else the TOTP key file."""
+    """A sealer for the TOTP seeds: the test sealer in test mode, else the TOTP key file."""
     if settings.testing:
-        return Sealer.random()
+        return test_sealer()
     return RotatingSealer(totp_key_path(settings), key_setting=KEY_SETTING)
 
 
-def seed_sealer(app: Flask | None = None) -> Sealer:
-    """The TOTP sealer of ``app`` (the current app by default), made on first use."""
-    from portal.state import portal_state
+_test_sealer: Sealer | None = None
 
-    target = app if app is not None else current_app
-    sealer: Sealer | None = target.extensions.get(_EXTENSION)
-    if sealer is None:
-        sealer = sealer_for_settings(portal_state(target).settings)
-        target.extensions[_EXTENSION] = sealer
+
+def test_sealer() -> Sealer:
+    """Test mode's TOTP sealer: one random key for the whole process, so that users a test
+    makes through a bare session sign in through any test app. Once a process has asked for
+    it, sessions without a sealer of their own use it; a portal never asks (it runs with
+    ``testing`` off), so its bare sessions are refused instead."""
+    global _test_sealer
+    if _test_sealer is None:
+        _test_sealer = Sealer.random()
+    return _test_sealer
+
+
+def attach_sealer(sessions: sessionmaker[Session], sealer: Sealer) -> None:
+    """Make ``sealer`` the TOTP sealer of every session ``sessions`` opens (``build_state``
+    does this for the portal's sessions), so domain code finds it from a user's session."""
+    sessions.configure(info={_SESSION_KEY: sealer})
+
+
+def sealer_of(db: Session) -> Sealer:
+    """The TOTP sealer attached to ``db`` (:func:`attach_sealer`)."""
+    sealer = db.info.get(_SESSION_KEY, _test_sealer)
+    if not isinstance(sealer, Sealer):
+        raise SealingKeyUnavailable(
+            "this database session has no TOTP sealer (sessions of the portal state have one)"
+        )
     return sealer
+
+
+def _sealer_for(user: User, sealer: Sealer | None) -> Sealer:
+    if sealer is not None:
+        return sealer
+    db = object_session(user)
+    if db is None:
+        raise SealingKeyUnavailable("a TOTP seed is sealed for a user in a database session")
+    return sealer_of(db)
 
 
 def _purpose(user: User) -> str:
@@ -70,8 +99,7 @@ def _purpose(user: User) -> str:
 
 def seal_seed(user: User, secret: str, sealer: Sealer | None = None) -> None:
     """Store ``secret`` as ``user``'s seed, sealed. The user must have an id (flushed)."""
-    sealer = sealer if sealer is not None else seed_sealer()
-    user.totp_secret = sealer.seal(secret, _purpose(user))
+    user.totp_secret = _sealer_for(user, sealer).seal(secret, _purpose(user))
 
 
 def open_seed(user: User, sealer: Sealer | None = None) -> str | None:
@@ -83,8 +111,7 @@ def open_seed(user: User, sealer: Sealer | None = None) -> str | None:
         return None
     if not is_sealed(stored):
         return stored
-    sealer = sealer if sealer is not None else seed_sealer()
-    return sealer.unseal(stored, _purpose(user))
+    return _sealer_for(user, sealer).unseal(stored, _purpose(user))
 
 
 def seal_plain_seeds(db: Session, sealer: Sealer) -> int:

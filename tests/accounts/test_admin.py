@@ -24,6 +24,7 @@ from portal.accounts.login import GENERIC_FAILURE
 from portal.accounts.models import Invitation, RecoveryCode, User
 from portal.accounts.recovery import issue_recovery_codes
 from portal.accounts.sessions import load_session, start_session
+from portal.accounts.totp_seeds import open_seed
 from portal.accounts.user_admin import (
     UserAdminError,
     change_role,
@@ -238,7 +239,8 @@ def test_reset_2fa_clears_the_authenticator_and_issues_a_reenrolment_link(db: Se
         now=now,
     )
     db.commit()
-    assert target.totp_secret == secret and target.totp_confirmed_at == now
+    assert open_seed(target) == secret and target.totp_confirmed_at == now
+    assert secret not in (target.totp_secret or "")  # stored sealed
     assert target.role == "legal_officer" and user_status(target, now) == "active"
     assert open_enrolment(db, link, now) is None
 
@@ -508,7 +510,7 @@ def test_own_account_and_last_admin_are_protected_in_the_pages(app: Flask, db: S
     reset = post_action(browser, "/admin/users", f"{page}/reset-2fa")
     assert reset.status_code == 302
     me = user(db, admin)
-    assert me.is_active and me.role == "admin" and me.totp_secret == admin.totp_secret
+    assert me.is_active and me.role == "admin" and open_seed(me) == admin.totp_secret
     assert browser.get("/account").status_code == 200
 
 

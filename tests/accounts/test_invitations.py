@@ -29,6 +29,7 @@ from portal.accounts.models import Invitation, RecoveryCode, User
 from portal.accounts.password_policy import WeakPassword
 from portal.accounts.passwords import hash_password, verify_password
 from portal.accounts.recovery import use_recovery_code
+from portal.accounts.totp_seeds import open_seed
 from portal.audit import AuditEvent
 from portal.db import utcnow
 from portal.registry.models import Authority, Provider
@@ -230,7 +231,8 @@ def test_new_enrolment_creates_the_account_only_when_the_code_is_confirmed(
         "requester",
     )
     assert user.authority_id == world.authority.id and user.is_active
-    assert user.totp_secret == secret and user.totp_confirmed_at == NOW
+    assert open_seed(user) == secret and user.totp_confirmed_at == NOW
+    assert secret not in (user.totp_secret or "")  # stored sealed
     assert user.password_hash == password_hash
     assert len(codes) == 10 and len(set(codes)) == 10
     assert count(session, RecoveryCode) == 10

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from portal import audit
 from portal.accounts.models import ROLES, User
 from portal.accounts.passwords import verify_password
+from portal.accounts.totp_seeds import open_seed
 from portal.audit import AuditEvent
 from portal.config import Settings
 from portal.consent.models import Consent
@@ -386,9 +387,11 @@ def test_demo_runs_twice_without_duplicates_and_prints_the_same_logins(
     code = pyotp.parse_uri(str(officer.otpauth_uri)).now()
     with state.sessions() as session:
         user = session.scalars(select(User).where(User.email == officer.email)).one()
-        assert user.totp_secret is not None and user.totp_confirmed_at is not None
-        assert pyotp.TOTP(user.totp_secret).verify(code)
-        assert not pyotp.TOTP(user.totp_secret).verify(f"{(int(code) + 1) % 10**6:06d}")
+        seed = open_seed(user)
+        assert seed is not None and user.totp_confirmed_at is not None
+        assert seed not in (user.totp_secret or "")  # stored sealed
+        assert pyotp.TOTP(seed).verify(code)
+        assert not pyotp.TOTP(seed).verify(f"{(int(code) + 1) % 10**6:06d}")
         assert verify_password(user.password_hash, str(officer.password))
         assert not verify_password(user.password_hash, f"{officer.password}x")
 
