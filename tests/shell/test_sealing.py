@@ -16,11 +16,16 @@ from portal.config import Settings
 from portal.sealing import (
     MAX_PLAINTEXT_BYTES,
     CannotUnseal,
+    RotatingSealer,
     Sealer,
     SealingError,
     SealingKeyUnavailable,
     ensure_sealing_key,
+    is_sealed,
+    key_id,
+    pending_key_path,
     read_sealing_key,
+    sealed_by,
     sealer_for,
 )
 from tests.conftest import DatabaseUnderTest
@@ -171,3 +176,27 @@ def test_portal_init_creates_the_sealing_key(tmp_path: Path, database: DatabaseU
     assert again.exit_code == 0, again.output
     assert "Created sealing key" not in again.output
     assert path.read_bytes() == key
+
+
+def _key_file(path: Path) -> Path:
+    path.write_text(os.urandom(32).hex())
+    path.chmod(0o600)
+    return path
+
+
+def test_a_rotating_sealer_seals_with_the_pending_key_and_opens_under_either(
+    tmp_path: Path,
+) -> None:
+    current = _key_file(tmp_path / "totp_key")
+    sealer = RotatingSealer(current, key_setting="the TOTP key")
+    before = sealer.seal(SECRET, PURPOSE)
+    assert sealed_by(before) == key_id(read_sealing_key(current))
+    pending = _key_file(pending_key_path(current))
+    during = sealer.seal(SECRET, PURPOSE)  # the same instance sees the rotation begin
+    assert sealed_by(during) == key_id(read_sealing_key(pending))
+    assert sealer.unseal(before, PURPOSE) == sealer.unseal(during, PURPOSE) == SECRET
+    os.replace(pending, current)
+    assert sealer.unseal(during, PURPOSE) == SECRET
+    message = _refused(sealer, before)  # the retired key is gone
+    assert "another key" in message and "the TOTP key" in message
+    assert not is_sealed("JBSWY3DPEHPK3PXP") and is_sealed(during)

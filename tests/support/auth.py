@@ -28,7 +28,6 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from portal import create_app
-from portal.accounts import totp_seeds
 from portal.accounts.creation import NewUser, create_user
 from portal.accounts.models import AUTHORITY_ROLES, User
 from portal.audit import CLI_ACTOR
@@ -36,10 +35,6 @@ from portal.config import Settings
 from portal.registry.models import Authority, Provider
 from portal.state import portal_state
 from tests.support import factories as make
-
-# Test mode seals TOTP seeds under one random key per process: users made here through a bare
-# session then sign in through any test app (portal.accounts.totp_seeds.test_sealer).
-totp_seeds.test_sealer()
 
 DEFAULT_AUTHORITY = "TST-AUTH"
 DEFAULT_PROVIDER = "TST-PRV"

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
+from portal.accounts import totp_seeds
 from portal.accounts.models import User
 from portal.canonical import sha256_hex
 from portal.consent.models import Consent
@@ -36,6 +37,11 @@ from portal.sealing import Sealer
 Row = TypeVar("Row", bound=Base)
 
 _numbers: dict[str, itertools.count[int]] = {}
+
+# Test mode seals TOTP seeds under one random key per process, which sessions without a sealer
+# of their own (the `sessions` fixture's) use too: users made through a bare session then sign
+# in through any test app (portal.accounts.totp_seeds.test_sealer).
+totp_seeds.test_sealer()
 
 
 def number(db: Session) -> int:
