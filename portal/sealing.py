@@ -92,6 +92,9 @@ class Sealer:
     Never prints the key (``repr`` shows its id only once it is loaded).
     """
 
+    #: What to check when a value was sealed under another key (named in errors).
+    _key_setting = "PORTAL_SEALING_KEY_FILE"
+
     def __init__(self, load_key: Callable[[], bytes]) -> None:
         self._load_key = load_key
         self._loaded: tuple[str, AESGCM] | None = None  # (key id, cipher)
@@ -175,9 +178,6 @@ class Sealer:
             )
         return aead
 
-    #: What to check when a value was sealed under another key (named in errors).
-    _key_setting = "PORTAL_SEALING_KEY_FILE"
-
 
 class RotatingSealer(Sealer):
     """A sealer over a key file that can be rotated while the portal runs.
@@ -199,9 +199,13 @@ class RotatingSealer(Sealer):
     def _keys(self) -> list[tuple[str, AESGCM]]:
         """The pending key first (when a rotation is under way), then the current one."""
         keys = []
-        if self.pending_path.exists():
+        try:
             key = read_sealing_key(self.pending_path)
             keys.append((key_id(key), AESGCM(key)))
+        except SealingKeyUnavailable:
+            if self.pending_path.exists():  # there, but shared or malformed
+                raise
+            # None, or renamed over the current key just now: read below.
         key = read_sealing_key(self.path)
         keys.append((key_id(key), AESGCM(key)))
         return keys

@@ -12,12 +12,14 @@ from sqlalchemy import select
 from portal.accounts import credentials, recovery
 from portal.accounts.login_manager import CurrentUser
 from portal.accounts.models import ROLE_LABELS, LoginSession, User
+from portal.accounts.seed_errors import handle_seed_errors
 from portal.accounts.sessions import IDLE_TIMEOUT, load_session, start_session
 from portal.authz.permissions import requires
 from portal.db import db, utcnow
 from portal.state import portal_state
 
 bp = Blueprint("account", __name__, url_prefix="/account")
+handle_seed_errors(bp)  # a TOTP seed that does not open: 503, not 500
 
 MAX_FIELD_LENGTH = 4096
 

@@ -37,12 +37,14 @@ from portal.accounts.invitations import (
 )
 from portal.accounts.password_policy import MAX_PASSWORD_LENGTH, WeakPassword
 from portal.accounts.qr import SVG_MEDIA_TYPE, qr_svg
+from portal.accounts.seed_errors import handle_seed_errors
 from portal.authz.permissions import public
 from portal.db import db
 from portal.pages.errors import error_response
 from portal.state import portal_state
 
 bp = Blueprint("enrol", __name__, url_prefix="/enrol")
+handle_seed_errors(bp)  # a TOTP seed that does not open: 503, not 500
 
 STATE_KEY = "enrolment"
 WHY_PUBLIC = "invitation token is the credential"

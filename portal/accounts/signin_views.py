@@ -16,12 +16,14 @@ from werkzeug.wrappers import Response
 from portal import audit
 from portal.accounts import login as signin
 from portal.accounts.login_manager import CurrentUser
+from portal.accounts.seed_errors import handle_seed_errors
 from portal.accounts.sessions import end_all_sessions, end_session, load_session
 from portal.authz.permissions import public, requires
 from portal.db import db, utcnow
 from portal.state import portal_state
 
 bp = Blueprint("auth", __name__)
+handle_seed_errors(bp)  # a TOTP seed that does not open: 503, not 500
 
 PENDING_KEY = "pending_login"
 NEXT_KEY = "login_next"

@@ -9,6 +9,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyotp
 import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
@@ -23,7 +24,14 @@ from portal.config import Settings
 from portal.sealing import RotatingSealer, key_id, pending_key_path, read_sealing_key, sealed_by
 from portal.state import portal_state
 from tests.conftest import DatabaseUnderTest
-from tests.support.auth import TEST_RATE_LIMIT, Credentials, login, make_user
+from tests.support.auth import (
+    TEST_RATE_LIMIT,
+    Credentials,
+    login,
+    make_user,
+    post_code,
+    post_password,
+)
 
 pytest_plugins = ["tests.support.auth"]  # fixtures app, db
 
@@ -203,3 +211,17 @@ def test_a_seed_under_an_unknown_key_is_a_clear_error(instance: Instance, portal
     assert "another key" in result.output and "totp_key" in result.output
     assert creds.totp_secret not in result.output
     assert all(sealed_by(value) != instance.key_id() for value in _raw_seeds(portal))
+
+
+def test_sign_in_without_the_right_totp_key_is_a_503_not_a_500(
+    instance: Instance, portal: Flask
+) -> None:
+    creds = _user(portal)
+    instance.key_path.write_text(secrets.token_hex(32))  # the key file replaced by another
+    client = portal.test_client()
+    first = post_password(client, creds.email, creds.password)
+    assert first.status_code == 303
+    answer = post_code(client, pyotp.TOTP(creds.totp_secret).now())
+    assert answer.status_code == 503
+    page = answer.get_data(as_text=True)
+    assert "TOTP key" in page and creds.totp_secret not in page
