@@ -51,9 +51,12 @@ def rotate_totp_key(settings: Settings, sessions: sessionmaker[Session]) -> Rota
     resealed = 0
     for _ in range(MAX_PASSES):
         with transaction(sessions) as db:
+            # FOR UPDATE: a re-enrolment writing a new seed meanwhile waits for this
+            # transaction instead of being overwritten with the old seed re-sealed.
+            rows = select(User).where(User.totp_secret.is_not(None)).with_for_update()
             stale = [
                 user
-                for user in db.scalars(select(User).where(User.totp_secret.is_not(None)))
+                for user in db.scalars(rows)
                 if user.totp_secret and sealed_by(user.totp_secret) != new_id
             ]
             for user in stale:

@@ -117,7 +117,8 @@ def open_seed(user: User, sealer: Sealer | None = None) -> str | None:
 def seal_plain_seeds(db: Session, sealer: Sealer) -> int:
     """Seal every seed still stored in the clear; returns how many. Idempotent. Flushes."""
     count = 0
-    for user in db.scalars(select(User).where(User.totp_secret.is_not(None))):
+    rows = select(User).where(User.totp_secret.is_not(None)).with_for_update()
+    for user in db.scalars(rows):
         if user.totp_secret and not is_sealed(user.totp_secret):
             seal_seed(user, user.totp_secret, sealer)
             count += 1
