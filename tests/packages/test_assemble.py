@@ -24,6 +24,7 @@ from pdfminer.high_level import extract_text
 from sqlalchemy import Engine, func, select
 
 from portal.accounts.models import User
+from portal.accounts.totp_key import ensure_totp_key
 from portal.audit import AuditEvent
 from portal.config import Settings
 from portal.consent.models import Consent
@@ -356,7 +357,8 @@ def test_configuration_problems_fail_with_a_reason(
             private[name] = copy
         configured = configured.with_overrides(**private)
     state = build_state(configured, engine=engine)
-    ensure_sealing_key(state.settings)  # outside test mode the key is a file (portal init)
+    ensure_sealing_key(state.settings)  # outside test mode the keys are files (portal init)
+    ensure_totp_key(state.settings)
     world = make_world(state)
     package_id = new_package(state, world)
     with pytest.raises(AssemblyFailed, match=reason):
