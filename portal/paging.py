@@ -13,7 +13,7 @@ from typing import Generic, TypeVar
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from portal.numerals import whole_number
+from portal.pages.numerals import whole_number
 
 T = TypeVar("T")
 PAGE_SIZE = 50

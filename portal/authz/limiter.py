@@ -3,7 +3,7 @@
 Both steps (``auth.login`` and ``auth.login_totp``) share one budget per client
 address, by default 10 requests a minute and 100 an hour (``Settings.login_rate_limit``),
 counted in a moving window. Every method counts except a GET of the form itself (a HEAD
-reaches the app as that GET, see :mod:`portal.http_methods`): a method is never a way
+reaches the app as that GET, see :mod:`portal.pages.http_methods`): a method is never a way
 around the budget. Beyond it the portal answers 429 with the usual error page.
 This complements the per-account lockout (portal.accounts.throttle): the lockout stops
 guessing one account's password, the rate limit stops one address from trying many.

@@ -34,10 +34,10 @@ from portal.consent.ledger import (
 from portal.consent.models import Consent, ConsentRequest
 from portal.consent.revocation import EFFECTS, consequences, revoke_consent
 from portal.db import db, utcnow
-from portal.numerals import whole_numbers
 from portal.packages import release_previews
 from portal.packages.assembly.jobs import queue_recall_notices
 from portal.packages.models import Package, PackageItem, Recall
+from portal.pages.numerals import whole_numbers
 from portal.registry.models import Authority, Item, Provider
 from portal.rfa.models import Rfa
 from portal.state import portal_state

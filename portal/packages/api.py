@@ -21,7 +21,6 @@ from portal.api.problem import bad_json, conflict, invalid, problem
 from portal.authz.permissions import requires
 from portal.authz.scopes import get_scoped_or_404
 from portal.db import db
-from portal.http_methods import is_head
 from portal.integrity.serving import require_intact
 from portal.packages import downloads, recalls
 from portal.packages.file_responses import (
@@ -32,6 +31,7 @@ from portal.packages.file_responses import (
     signature_file,
 )
 from portal.packages.models import Package, Recall
+from portal.pages.http_methods import is_head
 from portal.rfa.models import Rfa
 from portal.state import portal_state
 

@@ -14,11 +14,11 @@ from flask import Response, abort, current_app, send_file
 from portal.accounts.models import User
 from portal.authz.scopes import get_scoped_or_404
 from portal.db import db
-from portal.http_methods import is_head
 from portal.packages import recalls
 from portal.packages.assembly.jobs import queue_recall_notices
 from portal.packages.downloads import RECIPIENT_STATUSES, DownloadPlan
 from portal.packages.models import Package
+from portal.pages.http_methods import is_head
 
 logger = logging.getLogger(__name__)
 

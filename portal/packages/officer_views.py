@@ -40,9 +40,7 @@ from portal.authz.roles import is_legal_officer
 from portal.authz.scopes import get_scoped_or_404, scoped
 from portal.db import db, transaction
 from portal.eligibility.decisions import load_result
-from portal.http_methods import is_head
 from portal.integrity.serving import require_intact
-from portal.numerals import whole_number
 from portal.packages import lifecycle, release_previews
 from portal.packages.assembly.item_report import ItemReport
 from portal.packages.assembly.jobs import jobs_for
@@ -68,6 +66,8 @@ from portal.packages.mark_checks import (
 )
 from portal.packages.models import Package, PackageItem
 from portal.pages.forms import TokenForm
+from portal.pages.http_methods import is_head
+from portal.pages.numerals import whole_number
 from portal.paging import page_number, paginate
 from portal.registry.mark_terms import term_of
 from portal.registry.models import Authority, Item, RedactionMark

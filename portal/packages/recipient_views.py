@@ -38,7 +38,6 @@ from portal.authz.permissions import PUBLIC, declared_permission, requires
 from portal.authz.roles import is_recipient
 from portal.authz.scopes import get_scoped_or_404
 from portal.db import db, utcnow
-from portal.http_methods import is_head
 from portal.integrity.serving import require_intact
 from portal.packages import downloads, lifecycle, recalls
 from portal.packages.file_responses import (
@@ -50,6 +49,7 @@ from portal.packages.file_responses import (
 )
 from portal.packages.models import Package, Recall
 from portal.pages.errors import error_response
+from portal.pages.http_methods import is_head
 from portal.registry.models import Authority
 from portal.state import portal_state
 

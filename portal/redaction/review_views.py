@@ -36,9 +36,9 @@ from portal.accounts.models import User
 from portal.authz.permissions import requires
 from portal.authz.scopes import get_scoped_or_404
 from portal.db import db
-from portal.numerals import whole_number
 from portal.packages.assembly.jobs import jobs_for
 from portal.pages.forms import TokenForm
+from portal.pages.numerals import whole_number
 from portal.redaction import mark_review
 from portal.redaction.found_names import FoundNames, current_search
 from portal.redaction.hits import FoundHit, PageHits, hits_per_page

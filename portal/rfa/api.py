@@ -17,7 +17,7 @@ from portal.api.problem import bad_json, conflict, invalid
 from portal.authz.permissions import requires
 from portal.authz.scopes import get_scoped_or_404, scoped
 from portal.db import db
-from portal.numerals import whole_number
+from portal.pages.numerals import whole_number
 from portal.paging import PAGE_SIZE, paginate
 from portal.rfa.drafting import (
     RequestError,

@@ -24,8 +24,8 @@ from portal.consent.ledger import current_state
 from portal.consent.models import ConsentRequest
 from portal.db import db
 from portal.eligibility.decisions import latest_decision
-from portal.numerals import whole_number, whole_numbers
 from portal.pages.forms import TokenForm, query_date
+from portal.pages.numerals import whole_number, whole_numbers
 from portal.paging import Page, page_number
 from portal.registry.models import ITEM_KINDS, Authority, Provider
 from portal.rfa.models import URGENCY_LABELS, Rfa

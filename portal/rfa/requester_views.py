@@ -45,10 +45,10 @@ from portal.authz.roles import is_requester
 from portal.authz.scopes import get_scoped_or_404, scoped
 from portal.db import db, stored_utc
 from portal.documents.html_pdf import html_to_pdf
-from portal.http_methods import is_head
 from portal.integrity.serving import require_intact
-from portal.numerals import whole_number
 from portal.packages.recalls import withdrawals_of_request
+from portal.pages.http_methods import is_head
+from portal.pages.numerals import whole_number
 from portal.pages.responses import pdf_download
 from portal.paging import page_number, paginate
 from portal.registry.models import Authority

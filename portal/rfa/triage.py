@@ -22,7 +22,7 @@ from portal.consent.models import ConsentRequest, ConsentRequestItem
 from portal.db import utcnow
 from portal.eligibility.decisions import latest_decision
 from portal.notifications import service as notifications
-from portal.numerals import whole_number
+from portal.pages.numerals import whole_number
 from portal.paging import Page, paginate
 from portal.registry.models import Item, Provider
 from portal.rfa.drafting import RequestError, post_message

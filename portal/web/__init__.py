@@ -10,7 +10,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 from portal.db import close_request_session
-from portal.http_methods import drop_automatic_options, init_methods
+from portal.pages.http_methods import drop_automatic_options, init_methods
 
 
 def init_web(app: Flask) -> None:

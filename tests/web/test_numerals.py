@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from portal.numerals import MAX_ID, whole_number, whole_numbers
+from portal.pages.numerals import MAX_ID, whole_number, whole_numbers
 from portal.paging import page_number
 from portal.state import portal_state
 from tests.support.api import api_client, bearer, token_for
