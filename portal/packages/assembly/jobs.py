@@ -288,7 +288,10 @@ def warn_unless_redis_persists(url: str) -> None:
     try:
         persists = redis_persists(url)
     except Exception as exc:  # the consumer reports an unreachable Redis itself
-        logger.warning("Could not ask Redis whether it keeps the queue on disk (%s)", exc)
+        # the type only: a connection error's text may carry the URL
+        logger.warning(
+            "Could not ask Redis whether it keeps the queue on disk (%s)", type(exc).__name__
+        )
         return
     if persists is False:
         logger.warning(
