@@ -380,3 +380,43 @@ class ProtectedIdentifier(Base):
     retired_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
 
     person: Mapped[Person] = relationship()
+
+
+class SigningKey(Base):
+    """One of the mechanism's signing keys, in the order they signed: the public half only
+    (the secret half never reaches the database or the web process).
+
+    The current key is the one with ``active_until`` NULL. Every key after the first came in
+    with a transition statement (canonical JSON naming the old and new fingerprints, the time
+    and the reason) signed by both keys (``transition_signature``: one armoured block holding
+    the two signatures); see :mod:`portal.registry.signing_keys`.
+    """
+
+    __tablename__ = "signing_key"
+    __table_args__ = (
+        UniqueConstraint("fingerprint"),
+        CheckConstraint(
+            "length(fingerprint) IN (40, 64) AND upper(fingerprint) = fingerprint",
+            name="fingerprint_format",
+        ),
+        CheckConstraint(
+            "(transition_statement IS NULL) = (transition_signature IS NULL)",
+            name="transition_complete",
+        ),
+        CheckConstraint(
+            "(revoked_at IS NULL) = (revocation_reason IS NULL)", name="revocation_complete"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[str] = mapped_column(Text)  # armoured; with its revocation once revoked
+    algorithm: Mapped[str] = mapped_column(String(32))
+    uid: Mapped[str] = mapped_column(String(500))
+    active_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    active_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    transition_statement: Mapped[str | None] = mapped_column(Text)
+    transition_signature: Mapped[str | None] = mapped_column(Text)
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revocation_reason: Mapped[str | None] = mapped_column(Text)

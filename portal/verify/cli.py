@@ -35,6 +35,10 @@ exit codes:
   17  decryption stopped: the package holds compressed data (refused unless
       --allow-compressed) or decrypts to more than the bound (--max-output); what was
       written is deleted
+  30  a signing-key transition statement (--transition) is signed by only one of its keys
+  31  a transition statement is malformed, badly signed, its signatures file is missing, a
+      key it names is not in the keyring, or a key hands over twice
+  32  a signing key is revoked in the keyring (the pinned key, a successor, or the signer)
 """
 
 _MAX_BYTES = 1 << 60  # gpg's --max-output is an unsigned long
@@ -116,6 +120,16 @@ def _parser() -> argparse.ArgumentParser:
         help="a recall notice (.asc) to check too: signed by the pinned sender key, for this "
         "package file, and naming items of it with their paths and SHA-256",
     )
+    parser.add_argument(
+        "--transition",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="STATEMENT.json",
+        help="a signing-key transition statement (signatures in STATEMENT.json.asc beside it) "
+        "from the portal's /signing-key page; repeatable: the keys the pinned key handed "
+        "over to are accepted too",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -132,6 +146,9 @@ def _check_arguments(args: argparse.Namespace) -> tuple[str, Path | None, Output
     signature: Path | None = args.signature
     if args.recall is not None and not args.recall.is_file():
         raise _UsageError(f"{args.recall}: no such recall notice")
+    for statement in args.transition:
+        if not statement.is_file():
+            raise _UsageError(f"{statement}: no such transition statement")
     if signature is not None and not signature.is_file():
         raise _UsageError(f"{signature}: no such signature file")
     if signature is not None and args.no_detached_signature:
@@ -175,6 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             gnupghome=args.gnupghome,
             out=args.out,
             recall=args.recall,
+            transitions=args.transition,
         )
     except OSError as exc:  # gpg missing, unreadable files, full disk
         print(f"portal-verify: error: {exc}", file=sys.stderr)

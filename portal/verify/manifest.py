@@ -47,7 +47,7 @@ def cross_check(bag: bagit.Bag, bag_dir: Path, manifest: Mapping[str, Any], pinn
     if manifest["signing_key_fingerprint"] != pinned:
         problems.append(
             "the manifest names signing key "
-            f"{manifest['signing_key_fingerprint']}, not the pinned sender key"
+            f"{manifest['signing_key_fingerprint']}, not the key that signed the package"
         )
     named: set[str] = set()
     entries = [("item " + e["code"], e) for e in manifest["items"]]

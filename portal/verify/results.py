@@ -18,6 +18,10 @@ EXIT_MANIFEST_INVALID = 14
 EXIT_UNSAFE_ARCHIVE = 15
 EXIT_RECALL_MISMATCH = 16
 EXIT_OUTPUT_LIMIT = 17  # decryption stopped: compressed data, or more than the bound
+# Signing-key rotation (portal.verify.transition) and revocation.
+EXIT_TRANSITION_ONE_SIGNATURE = 30  # a transition statement signed by only one of its keys
+EXIT_TRANSITION_INVALID = 31  # a transition statement malformed, badly signed, or forked
+EXIT_KEY_REVOKED = 32  # a signing key (pinned, successor or signer) is revoked in the keyring
 
 T = TypeVar("T")
 

@@ -5,7 +5,10 @@ A package is ``PKG-YYYY-NNNN.tar.gpg`` (a tar holding one BagIt bag, signed by t
 encrypted to the authority) with ``PKG-YYYY-NNNN.tar.gpg.sig`` beside it (a detached signature
 over the ciphertext). The steps, each named as the report names it:
 
-1. ``sender_key``: the pinned sender key is in the recipient's keyring, as a primary key;
+1. ``sender_key``: the pinned sender key is in the recipient's keyring, as a primary key, not
+   revoked; with transition statements, ``signing_key_chain``: each is signed by both of its
+   keys, and the keys the pinned one handed over to are accepted too (see
+   :mod:`portal.verify.transition`);
 2. ``detached_signature``: the detached signature is good and made by the pinned sender key. It
    is checked before anything is decrypted, so data of unknown origin never reaches gpg's
    decompressor or the disk; only with ``without_detached_signature`` (a recipient who has the
@@ -29,7 +32,7 @@ the report shows) or raises :class:`~portal.verify.results.VerifyFailed`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -57,10 +60,11 @@ from portal.verify.signatures import (
     SenderKey,
     check_detached,
     format_fingerprint,
-    judge_signature,
+    judge_signer,
     normalise_fingerprint,
     require_sender_key,
 )
+from portal.verify.transition import follow_chain
 from portal.verify.workspace import Workspace, workspace
 
 __all__ = ["ORIGIN_AFTER_DECRYPTION", "RECALLED", "VERIFIED", "verify_package"]
@@ -96,6 +100,7 @@ def verify_package(
     gnupghome: Path | None = None,
     out: Path | None = None,
     recall: Path | None = None,
+    transitions: Sequence[Path] = (),
 ) -> Outcome:
     """Run every step on ``package``; the :class:`Outcome` says which passed and why not.
 
@@ -105,6 +110,8 @@ def verify_package(
     recipient's keyring (default ``~/.gnupg``): it must hold the authority's secret key and the
     sender's public key; it is only read. ``out``, when given, must be an empty or missing
     directory; the bag is kept there when, and only when, the package verifies.
+    ``transitions`` are signing-key transition statements (``NAME.json``, signatures in
+    ``NAME.json.asc``) to follow from the pinned key.
     """
     pinned = normalise_fingerprint(sender_fingerprint)
     home = (gnupghome or Path("~/.gnupg")).expanduser()
@@ -115,6 +122,8 @@ def verify_package(
         gpg = gnupg.GPG(gnupghome=str(home))
         try:
             sender = check("sender_key", sender_key, gpg, pinned, home)
+            if transitions:
+                sender = check("signing_key_chain", follow_chain, gpg, sender, transitions)
             check(
                 "detached_signature",
                 detached_signature,
@@ -126,12 +135,12 @@ def verify_package(
             )
             outcome.signature_checked = signature is not None
             decrypted = check("decryption", decryption, gpg, package, space.plaintext, bound)
-            check("inline_signature", inline_signature, decrypted, sender)
+            signer = check("inline_signature", inline_signature, decrypted, sender)
             bag_dir = check("archive_safety", archive_safety, space)
             bag = check("bag", validate_bag, bag_dir)
             manifest = check("manifest_schema", manifest_schema, bag_dir)
             check("manifest_signature", manifest_signature, gpg, bag_dir, sender)
-            check("cross_check", manifest_matches_bag, bag, bag_dir, manifest, pinned)
+            check("cross_check", manifest_matches_bag, bag, bag_dir, manifest, signer)
             if recall is not None:
                 check("recall_notice", recall_notice, gpg, recall, sender, manifest, package)
         except VerifyFailed:
@@ -214,9 +223,12 @@ def decryption(gpg: gnupg.GPG, package: Path, plaintext: Path, limit: OutputLimi
     )
 
 
-def inline_signature(decrypted: Any, sender: SenderKey) -> Passed[None]:
+def inline_signature(decrypted: Any, sender: SenderKey) -> Passed[str]:
+    """Good and by an accepted key; the value is that key's fingerprint (the manifest must
+    name it)."""
     what = "the signature inside the package"
-    return Passed(None, judge_signature(decrypted, sender, what, _PACKAGE_SIGNATURE))
+    detail, signer = judge_signer(decrypted, sender, what, _PACKAGE_SIGNATURE)
+    return Passed(signer, detail)
 
 
 def archive_safety(space: Workspace) -> Passed[Path]:
