@@ -84,10 +84,126 @@ def init_command() -> None:
             sealed = seal_plain_seeds(session, seed_sealer_for(settings))
         if sealed:
             click.echo(f"Sealed {sealed} TOTP seed(s) stored in the clear.")
+        _record_signing_key(settings, make_session_factory(engine))
     except ConfigError as exc:  # the sealing key, for migrations that seal stored values
         raise click.ClickException(str(exc)) from None
     finally:
         engine.dispose()
+
+
+def _record_signing_key(settings: Settings, sessions: Any) -> None:
+    """`portal init`: record the configured signing key as the first of the history (its public
+    half is what the /signing-key page shows); a key that cannot be loaded is only a warning."""
+    if settings.signing_key_file is None:
+        return
+    from portal.audit import CLI_ACTOR
+    from portal.registry.signing_keys import (
+        SigningKeyError,
+        load_mechanism_signer,
+        record_first_key,
+    )
+
+    try:
+        with transaction(sessions) as session:
+            row = record_first_key(
+                session, load_mechanism_signer(settings, session), actor=CLI_ACTOR
+            )
+    except SigningKeyError as exc:
+        click.echo(f"Warning: the signing key was not recorded: {exc}", err=True)
+        return
+    if row is not None:
+        click.echo(f"Recorded signing key {row.fingerprint} (published on /signing-key).")
+
+
+@main.group("keys")
+def keys_group() -> None:
+    """The mechanism's signing key: rotation and revocation (see README, Key rotation)."""
+
+
+@keys_group.command("rotate-signing", with_appcontext=False)
+@click.option("--reason", required=True, help="Why (published in the transition statement).")
+@click.option(
+    "--import",
+    "import_key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Use this armoured secret key (made offline) instead of generating one.",
+)
+@click.option(
+    "--import-passphrase-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The passphrase of the --import key.",
+)
+def rotate_signing_command(
+    reason: str, import_key: Path | None, import_passphrase_file: Path | None
+) -> None:
+    """Hand signing over to a new key: a transition statement signed by the old and the new
+    key, the new key's files in <instance>/signing-keys/, and a notice to every recipient."""
+    from portal.audit import CLI_ACTOR
+    from portal.db import make_session_factory
+    from portal.registry.signing_keys import SigningKeyError, rotate_signing_key
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    engine = make_engine(settings.database_url)
+    try:
+        done = rotate_signing_key(
+            settings,
+            make_session_factory(engine),
+            reason=reason,
+            actor=CLI_ACTOR,
+            import_key=import_key,
+            import_passphrase=import_passphrase_file,
+        )
+    except SigningKeyError as exc:
+        raise click.ClickException(f"nothing was changed: {exc}") from None
+    finally:
+        engine.dispose()
+    click.echo(
+        f"The mechanism now signs with {done.new} (was {done.old}), from "
+        f"{done.effective_at:%Y-%m-%d %H:%M:%S} UTC; {done.notified} recipient(s) notified.\n"
+        f"Its key and passphrase: {done.key_file} and {done.passphrase_file} (0600). Copy them "
+        "to every worker machine's instance directory and back them up; workers without them "
+        "refuse to sign. The transition statement is on /signing-key."
+    )
+
+
+@keys_group.command("revoke-signing", with_appcontext=False)
+@click.argument("fingerprint")
+@click.option(
+    "--certificate",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The key's revocation certificate (gpg --gen-revoke).",
+)
+@click.option("--reason", required=True, help="Why (shown on /signing-key).")
+def revoke_signing_command(fingerprint: str, certificate: Path, reason: str) -> None:
+    """Publish the revocation of a retired signing key (the current one: rotate first)."""
+    from portal.audit import CLI_ACTOR
+    from portal.db import make_session_factory
+    from portal.registry.signing_keys import SigningKeyError, revoke_signing_key
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    engine = make_engine(settings.database_url)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            row = revoke_signing_key(
+                session,
+                fingerprint,
+                certificate.read_text(encoding="ascii", errors="replace"),
+                reason=reason,
+                actor=CLI_ACTOR,
+            )
+            done = row.fingerprint
+    except SigningKeyError as exc:
+        raise click.ClickException(f"nothing was changed: {exc}") from None
+    finally:
+        engine.dispose()
+    click.echo(f"{done} is revoked; /signing-key publishes its revocation.")
 
 
 @main.command("rotate-totp-key", with_appcontext=False)

@@ -24,7 +24,7 @@ from portal import audit
 from portal.accounts.models import User
 from portal.authz.roles import is_recipient, receives_for
 from portal.authz.scopes import UserLike, visible
-from portal.config import ConfigError, check_signing_files
+from portal.config import ConfigError
 from portal.consent.models import Consent
 from portal.db import utcnow
 from portal.notifications import service as notifications
@@ -32,7 +32,7 @@ from portal.packages.assembly.documents import NoticeItem
 from portal.packages.assembly.facts import MECHANISM_NAME
 from portal.packages.models import Package, PackageItem, Recall
 from portal.registry.models import Authority, Item
-from portal.registry.openpgp import KeyRejected, refuse_example_key
+from portal.registry.openpgp import KeyRejected
 from portal.rfa.models import Rfa
 from portal.state import PortalState
 from portal.storage import StorageError
@@ -186,7 +186,8 @@ def issue_notice(
     if recall.notice_sha256:
         return recall.notice_sha256
     from portal.packages.assembly.documents import DocumentError, recall_notice_text
-    from portal.packages.assembly.gpgstream import GpgError, clearsign, load_signer
+    from portal.packages.assembly.gpgstream import GpgError, clearsign
+    from portal.registry.signing_keys import SigningKeyError, load_mechanism_signer
 
     settings = state.settings
     if settings.signing_key_file is None:
@@ -198,9 +199,7 @@ def issue_notice(
     moment = now or utcnow()
     items, kept = withdrawn_items(db, recall)
     try:
-        check_signing_files(settings)
-        signer = load_signer(settings.signing_key_file, settings.signing_passphrase_file)
-        refuse_example_key(signer.fingerprint, demo_or_test=settings.demo_or_test)
+        signer = load_mechanism_signer(settings, db)  # the history decides, after rotations
         text = recall_notice_text(
             package_code=package.code,
             authority_name=authority.name,
@@ -212,7 +211,7 @@ def issue_notice(
             kept=kept,
         )
         signed = clearsign(text, signer)
-    except (GpgError, KeyRejected, DocumentError, ConfigError) as exc:
+    except (GpgError, KeyRejected, DocumentError, ConfigError, SigningKeyError) as exc:
         raise RecallError(f"the recall notice could not be signed: {exc}") from None
     try:
         key = state.blobs.put_bytes(signed.encode("utf-8")).sha256

@@ -50,6 +50,7 @@ __all__ = [
     "MIN_RSA_BITS",
     "KeyInfo",
     "KeyRejected",
+    "dearmor",
     "example_fingerprints",
     "inspect_public_key",
     "refuse_example_key",
@@ -249,11 +250,11 @@ def _precheck_armor(armored: str) -> None:
     if not public:
         raise KeyRejected(_REASON_NOT_A_KEY)
     for body in public:
-        if _SECRET_PACKET_TAGS & _packet_tags(_dearmor(body)):
+        if _SECRET_PACKET_TAGS & _packet_tags(dearmor(body)):
             raise KeyRejected(_REASON_PRIVATE_KEY)
 
 
-def _dearmor(body: str) -> bytes:
+def dearmor(body: str) -> bytes:
     """Decode the base64 payload of an armor block (headers and CRC line skipped)."""
     lines = [line.strip() for line in body.strip().splitlines()]
     if "" in lines:  # armor headers ("Comment: ...") end at the first blank line

@@ -26,7 +26,7 @@ def init_web(app: Flask) -> None:
     from portal.packages import officer_views, preview_views, recipient_views
     from portal.pages.templating import template_helpers
     from portal.redaction import review_views
-    from portal.registry import key_views, register_views
+    from portal.registry import key_views, register_views, signing_key_views
     from portal.reports import views as report_views
     from portal.rfa import officer_views as triage_views
     from portal.rfa import requester_views
@@ -56,6 +56,7 @@ def init_web(app: Flask) -> None:
         recipient_views.bp,
         key_views.bp,
         register_views.bp,
+        signing_key_views.bp,
         officer_views.bp,
         review_views.bp,
         preview_views.bp,

@@ -73,7 +73,6 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.accounts.models import User
-from portal.config import ConfigError, check_signing_files
 from portal.consent.models import Consent
 from portal.db import aware_utc, transaction, utcnow
 from portal.eligibility.decisions import load_result
@@ -105,7 +104,6 @@ from portal.packages.assembly.gpgstream import (
     Recipient,
     Sealer,
     Signer,
-    load_signer,
     sealer,
 )
 from portal.packages.assembly.item_report import (
@@ -149,6 +147,7 @@ from portal.registry.models import (
     RedactionMark,
 )
 from portal.registry.openpgp import KeyRejected, inspect_public_key, refuse_example_key
+from portal.registry.signing_keys import SigningKeyError, load_mechanism_signer
 from portal.rfa.models import Rfa
 from portal.sealing import Sealer as SecretSealer  # (gpgstream has a Sealer of its own)
 from portal.sealing import SealingError
@@ -369,14 +368,10 @@ def _load_signer(state: PortalState) -> Signer:
             "PORTAL_SIGNING_PASSPHRASE_FILE); packages cannot be signed."
         )
     try:
-        check_signing_files(settings)
-        signer = load_signer(settings.signing_key_file, settings.signing_passphrase_file)
-        refuse_example_key(signer.fingerprint, demo_or_test=settings.demo_or_test)
-    except (GpgError, ConfigError) as exc:
+        with state.sessions() as db:  # the history decides which key signs (after rotations)
+            return load_mechanism_signer(settings, db)
+    except SigningKeyError as exc:
         raise _Failure(f"The signing key cannot be used: {exc}") from None
-    except KeyRejected as exc:
-        raise _Failure(f"The signing key cannot be used: {exc.reason}") from None
-    return signer
 
 
 def _recipients(
