@@ -56,7 +56,7 @@ def test_rotation_end_to_end(
     settings = Settings.from_env(portal.env)
     with sessions() as db:
         rows = list(db.scalars(select(SigningKey).order_by(SigningKey.id)))
-        assert [row.fingerprint for row in rows][0] == SENDER_FPR
+        assert rows[0].fingerprint == SENDER_FPR
         old, new = rows
         assert old.active_until == new.active_from and new.active_until is None
         assert new.transition_statement and new.transition_signature
