@@ -41,6 +41,10 @@ DECRYPT = (
 UNTAR = "tar -xf PKG-2026-0001.tar"
 VALIDATE_BAG = "bagit.py --validate PKG-2026-0001"
 VERIFY_MANIFEST = "gpg --status-fd 1 --verify data/manifest.json.asc data/manifest.json"
+# After each --verify: fail (and print it) on a revocation or expiry status line.
+REVOKED_OR_EXPIRED = "grep -E '^\\[GNUPG:\\] (REVKEYSIG|KEYREVOKED|EXPKEYSIG|KEYEXPIRED)( |$)'"
+REJECT_REVOKED_DETACHED = f"! {VERIFY_DETACHED} 2>/dev/null | {REVOKED_OR_EXPIRED}"
+REJECT_REVOKED_MANIFEST = f"! {VERIFY_MANIFEST} 2>/dev/null | {REVOKED_OR_EXPIRED}"
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +98,7 @@ def test_readme_commands_verify_a_genuine_package(
     detached = sh(VERIFY_DETACHED, work, home)
     assert detached.returncode == 0, detached.stderr
     assert validsig_primaries(detached.stdout) == [SENDER_FPR]
+    assert sh(REJECT_REVOKED_DETACHED, work, home).returncode == 0
 
     decrypted = sh(DECRYPT, work, home)
     assert decrypted.returncode == 0, decrypted.stderr
@@ -112,6 +117,7 @@ def test_readme_commands_verify_a_genuine_package(
     manifest = sh(VERIFY_MANIFEST, bag, home)
     assert manifest.returncode == 0, manifest.stderr
     assert validsig_primaries(manifest.stdout) == [SENDER_FPR]
+    assert sh(REJECT_REVOKED_MANIFEST, bag, home).returncode == 0
 
 
 def test_the_same_commands_notice_tampering(
@@ -165,3 +171,32 @@ def test_the_decrypt_line_stops_a_compression_bomb(home: Path, tmp_path: Path) -
     assert decrypted.returncode != 0
     assert "exceeded --max-output limit" in decrypted.stderr
     assert (work / f"{CODE}.tar").stat().st_size <= bomb.stat().st_size + (1 << 20)
+
+
+REVOKED = Path(__file__).resolve().parents[1] / "data" / "signing"
+REVOKED_FPR = (REVOKED / "revoked-signer.fingerprint").read_text("ascii").strip()
+
+
+def test_readme_commands_reject_a_revoked_key(tmp_path: Path) -> None:
+    """gpg exits 0 and prints VALIDSIG for a key revoked as compromised (REVKEYSIG and
+    KEYREVOKED beside it): the README's revocation lines reject it."""
+    from tests.support.packages import FastSealer
+
+    with FastSealer() as sealer:
+        sealer.add_key("revoked-signer", REVOKED / "revoked-signer.sec.asc", REVOKED_FPR)
+        built = build_package(tmp_path / "made", sealer=sealer, signed_by="revoked-signer")
+    work = tmp_path / "inbox"
+    work.mkdir()
+    shutil.copy(built.path, work)
+    shutil.copy(built.signature, work)
+    shutil.copy(REVOKED / "revoked-signer.pub.asc", work / f"{SENDER}.pub.asc")
+    with keyring(secret=(AUTHORITY,), public=()) as own:
+        assert sh(IMPORT_SENDER_KEY, work, own).returncode == 0
+        sh(f"gpg --import {REVOKED / 'revoked-signer.rev'}", work, own)  # what the owner published
+        detached = sh(VERIFY_DETACHED, work, own)
+        assert detached.returncode == 0  # the trap: gpg alone accepts it
+        assert validsig_primaries(detached.stdout) == [REVOKED_FPR]
+        assert "[GNUPG:] REVKEYSIG" in detached.stdout
+        rejected = sh(REJECT_REVOKED_DETACHED, work, own)
+        assert rejected.returncode != 0
+        assert "REVKEYSIG" in rejected.stdout and "KEYREVOKED" in rejected.stdout
