@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test lint typecheck pytest system-packages clean e2e e2e-browser audit
+.PHONY: run test lint typecheck pytest system-packages clean e2e e2e-browser audit verifier
 
 # System packages we need and only install when missing (Debian/Ubuntu, as root or via sudo).
 # The fonts are those portal/documents/fonts.py names (Noto for Arabic and Burmese, DejaVu);
@@ -44,7 +44,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP) system-packages
-	PORTAL_DEMO=1 $(BIN)/portal init
+	PORTAL_DEMO=1 PORTAL_SIGNING_KEY=keys_example/mechanism-signing.sec.asc \
+	  PORTAL_SIGNING_PASSPHRASE_FILE=keys_example/mechanism-signing.passphrase $(BIN)/portal init
 	PORTAL_DEMO=1 $(BIN)/portal demo
 	@echo "Serving the Sharing Portal on http://$(HOST):$(PORT) (demo mode; Ctrl-C to stop)"
 	PORTAL_DEMO=1 PORTAL_SIGNING_KEY=keys_example/mechanism-signing.sec.asc \
@@ -62,6 +63,11 @@ pytest: $(STAMP) system-packages
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
+
+# portal-verify on its own (dist/portal_verify-*.whl): portal/verify and exactly the modules it
+# imports, depending only on python-gnupg, bagit and jsonschema (verifier/pyproject.toml).
+verifier: $(STAMP)
+	$(BIN)/python verifier/build.py dist
 
 # Browser tests (tests/e2e): Playwright driving Debian's chromium, never a downloaded browser
 # (no `playwright install`), and axe-core from npm (package-lock.json). Installs each only
