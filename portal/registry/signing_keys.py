@@ -284,7 +284,7 @@ def _signed_by_both(statement: bytes, signers: Sequence[Signer], publics: Sequen
     with tempfile.TemporaryDirectory(prefix="portal-rotate-") as work:
         path = Path(work) / "transition.json"
         path.write_bytes(statement)
-        packets = b"".join(_packets(detached_signature(path, s).decode()) for s in signers)
+        packets = b"".join(signature_packets(detached_signature(path, s).decode()) for s in signers)
         armored = armor_signature(packets)
         Path(f"{path}.asc").write_text(armored, encoding="ascii")
         with temporary_keyring() as gpg:
@@ -297,7 +297,7 @@ def _signed_by_both(statement: bytes, signers: Sequence[Signer], publics: Sequen
     return armored
 
 
-def _packets(armored: str) -> bytes:
+def signature_packets(armored: str) -> bytes:
     """The binary packets of one armoured PGP SIGNATURE block."""
     begin, end = "-----BEGIN PGP SIGNATURE-----", "-----END PGP SIGNATURE-----"
     return dearmor(armored[armored.index(begin) + len(begin) : armored.index(end)])
