@@ -47,6 +47,13 @@ PUBLIC_ENDPOINTS = {
     "api.openapi_json": "the API's description, like any API documentation",
     "api.token": "OAuth token endpoint: the client credentials are the credential",
     "api.revoke": "OAuth revocation endpoint: the client credentials are the credential",
+    # The mechanism's public signing key, its history and transition statements (issue 20).
+    "signing_key.page": "the public signing-key page",
+    "signing_key.well_known_key": "the current public signing key",
+    "signing_key.well_known_history": "the signing keys' history",
+    "signing_key.public_key": "a public signing key of the history",
+    "signing_key.statement": "a transition statement (public)",
+    "signing_key.statement_signature": "a transition statement's signatures (public)",
 }
 
 WHO = (
@@ -89,6 +96,13 @@ OFFICER = ("legal_officer",)
 EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("public.healthz", "GET"): anyone(),
     ("public.readyz", "GET"): dict.fromkeys(WHO, 503),  # no worker in these tests: not ready
+    # The public signing-key page and files: anyone; no key is recorded in this world.
+    ("signing_key.page", "GET"): anyone(),
+    ("signing_key.well_known_key", "GET"): dict.fromkeys(WHO, 404),
+    ("signing_key.well_known_history", "GET"): anyone(),
+    ("signing_key.public_key", "GET"): dict.fromkeys(WHO, 404),
+    ("signing_key.statement", "GET"): dict.fromkeys(WHO, 404),
+    ("signing_key.statement_signature", "GET"): dict.fromkeys(WHO, 404),
     ("auth.login", "GET"): anyone(),
     ("enrol.start", "GET"): anyone(),
     ("enrol.authenticator", "GET"): anyone(),  # redirects back to the password step
@@ -369,6 +383,7 @@ def world(app: Flask) -> World:
         url_values["item_id"] = session.scalar(select(Item.id).where(Item.code == "ITM-MATRIX-1"))
         url_values["client_pk"] = _api_client_for(session, url_values["authority_id"], admin)
         url_values["code"] = rfa.code  # API paths name requests and packages "code"
+        url_values["fingerprint"] = "0" * 40  # no signing key is recorded in this world
         session.commit()
     clients = {"anonymous": app.test_client()}
     for who, cred in creds.items():
