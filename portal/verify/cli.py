@@ -16,6 +16,7 @@ from portal.verify.report import render_json, render_text
 from portal.verify.results import EXIT_USAGE
 from portal.verify.signatures import normalise_fingerprint
 from portal.verify.steps import verify_package
+from portal.verify.timestamp import read_certificates
 
 __all__ = ["main"]
 
@@ -35,6 +36,11 @@ exit codes:
   17  decryption stopped: the package holds compressed data (refused unless
       --allow-compressed) or decrypts to more than the bound (--max-output); what was
       written is deleted
+  30  you gave --tsa-ca, but the package carries no time-stamp
+  31  the time-stamp is damaged (unreadable, not granted, or its signature fails)
+  32  the time-stamp is over other bytes than data/manifest.json.asc
+  33  the time-stamp's TSA does not chain to --tsa-ca (or to the chain in the bag), or
+      its certificate is not for time-stamping
 """
 
 _MAX_BYTES = 1 << 60  # gpg's --max-output is an unsigned long
@@ -116,6 +122,15 @@ def _parser() -> argparse.ArgumentParser:
         help="a recall notice (.asc) to check too: signed by the pinned sender key, for this "
         "package file, and naming items of it with their paths and SHA-256",
     )
+    parser.add_argument(
+        "--tsa-ca",
+        type=Path,
+        metavar="FILE",
+        help="the time-stamping authority's CA certificate(s), PEM, obtained independently of "
+        "the package: the manifest signature's RFC 3161 time-stamp must chain to it, and must "
+        "be there (default: check the time-stamp, when there is one, against the chain the bag "
+        "carries, which only names the TSA the mechanism used)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -132,6 +147,8 @@ def _check_arguments(args: argparse.Namespace) -> tuple[str, Path | None, Output
     signature: Path | None = args.signature
     if args.recall is not None and not args.recall.is_file():
         raise _UsageError(f"{args.recall}: no such recall notice")
+    if args.tsa_ca is not None:
+        _check_tsa_ca(args.tsa_ca)
     if signature is not None and not signature.is_file():
         raise _UsageError(f"{signature}: no such signature file")
     if signature is not None and args.no_detached_signature:
@@ -151,6 +168,15 @@ def _check_arguments(args: argparse.Namespace) -> tuple[str, Path | None, Output
     if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise _UsageError(f"{out}: --out must be a missing or empty directory")
     return pinned, signature, limit
+
+
+def _check_tsa_ca(path: Path) -> None:
+    try:
+        read_certificates(path.read_bytes())
+    except OSError as exc:
+        raise _UsageError(f"{path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise _UsageError(f"{path} (--tsa-ca) holds {exc}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -175,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             gnupghome=args.gnupghome,
             out=args.out,
             recall=args.recall,
+            tsa_ca=args.tsa_ca,
         )
     except OSError as exc:  # gpg missing, unreadable files, full disk
         print(f"portal-verify: error: {exc}", file=sys.stderr)

@@ -18,6 +18,11 @@ EXIT_MANIFEST_INVALID = 14
 EXIT_UNSAFE_ARCHIVE = 15
 EXIT_RECALL_MISMATCH = 16
 EXIT_OUTPUT_LIMIT = 17  # decryption stopped: compressed data, or more than the bound
+# The RFC 3161 time-stamp of the manifest signature (portal.verify.timestamp)
+EXIT_TIMESTAMP_MISSING = 30  # --tsa-ca given, but the package carries no time-stamp
+EXIT_TIMESTAMP_CORRUPT = 31  # unreadable, not granted, or its signature does not verify
+EXIT_TIMESTAMP_OTHER_BYTES = 32  # a time-stamp over other bytes than the manifest signature
+EXIT_TIMESTAMP_UNTRUSTED = 33  # its TSA does not chain to --tsa-ca (or the bag's chain)
 
 T = TypeVar("T")
 
@@ -68,6 +73,7 @@ class Outcome:
     manifest: dict[str, Any] | None = None
     signature_checked: bool = False
     extracted_to: Path | None = None
+    timestamp: dict[str, Any] | None = None  # the TSA's word on the manifest signature
 
     @property
     def ok(self) -> bool:
