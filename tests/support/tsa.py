@@ -133,8 +133,8 @@ class LocalTsa:
             config = _CONFIG.format(dir=self.dir, digests=digests)
             (self.dir / f"{label}.cnf").write_text(config)
         self.subject = tsa.subject.rfc4514_string()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
+        self.authorizations: list[str | None] = []  # the Authorization header of each POST
+        self._server = _QuietServer(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
@@ -174,6 +174,13 @@ class LocalTsa:
         self._thread.join(timeout=10)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that gave up (the "slow" answer) is expected: no traceback."""
+
+
 def _handler(tsa: LocalTsa) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -182,6 +189,7 @@ def _handler(tsa: LocalTsa) -> type[BaseHTTPRequestHandler]:
                 self.send_error(400, "a time-stamp request is expected")
                 return
             query = self.rfile.read(length)
+            tsa.authorizations.append(self.headers.get("Authorization"))
             if tsa.answer == "http-error":
                 self.send_error(503, "Service Unavailable")
                 return

@@ -15,12 +15,13 @@ package without a time-stamp. Without ``PORTAL_TSA_URL`` packages are not time-s
 
 from __future__ import annotations
 
+import base64
 import logging
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -110,11 +111,17 @@ def request_token(tsa: Tsa, data: bytes) -> tuple[bytes, TimeStamp]:
 
 
 def _post(tsa: Tsa, query: bytes) -> bytes:
+    """POST ``query``; credentials in the URL (``https://user:password@host/``) are sent as
+    HTTP Basic authentication, never in the URL, and never named in a reason."""
+    parts = urlsplit(tsa.url)
+    headers = {"Content-Type": _QUERY_TYPE, "Accept": _REPLY_TYPE}
+    if parts.username is not None:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+    netloc = parts.netloc.rpartition("@")[2]
+    url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
     request = urllib.request.Request(  # noqa: S310 - http(s) only (checked in portal.config)
-        tsa.url,
-        data=query,
-        method="POST",
-        headers={"Content-Type": _QUERY_TYPE, "Accept": _REPLY_TYPE},
+        url, data=query, method="POST", headers=headers
     )
     try:
         with urllib.request.urlopen(request, timeout=tsa.timeout) as response:  # noqa: S310
