@@ -131,6 +131,10 @@ def check_token(
     verifier = VerifierBuilder(roots=list(roots)).build()
     try:
         verifier.verify(reply, imprint)  # the CMS signature and the chain, at the TSA's time
+        signer = _signer_subject(reply)
+    except ValueError as exc:  # a part read only now (the signed data) is malformed
+        first = str(exc).split(":", 1)[0] or "unreadable"
+        raise TokenProblem("corrupt", f"it is not a readable time-stamp reply ({first})") from None
     except VerificationError as exc:
         text = str(exc)
         if any(words in text.lower() for words in _DAMAGED):
@@ -142,7 +146,7 @@ def check_token(
         )
     return TimeStamp(
         time=reply.tst_info.gen_time.astimezone(UTC),
-        tsa=_signer_subject(reply),
+        tsa=signer,
         serial=reply.tst_info.serial_number,
         hash_name=name,
     )

@@ -23,7 +23,13 @@ from portal.verify.results import (
     EXIT_TIMESTAMP_UNTRUSTED,
     EXIT_USAGE,
 )
-from portal.verify.timestamp import CHAIN_PATH, TOKEN_PATH
+from portal.verify.timestamp import (
+    CHAIN_PATH,
+    TOKEN_PATH,
+    TokenProblem,
+    check_token,
+    read_certificates,
+)
 from tests.support.packages import (
     AUTHORITY,
     SENDER,
@@ -267,3 +273,22 @@ def test_help_documents_the_time_stamp_exit_codes(capsys: pytest.CaptureFixture[
     assert "--tsa-ca FILE" in text
     for code in ("30 ", "31 ", "32 ", "33 "):
         assert f"\n  {code}" in text
+
+
+def test_no_single_bit_flip_changes_what_a_token_says(tsa: LocalTsa) -> None:
+    """Every bit-0 flip of a real token is refused (damaged, or no longer chaining), never a
+    crash; the few that pass touch only unsigned wrapping (a version number, an algorithm
+    identifier the signature does not depend on) and leave the time, TSA and serial as
+    they were."""
+    roots = read_certificates(tsa.ca_file.read_bytes())
+    token = tsa.stamp(b"manifest signature")
+    genuine = check_token(token, b"manifest signature", roots)
+    refused = 0
+    for offset in range(len(token)):
+        try:
+            said = check_token(flipped(token, offset), b"manifest signature", roots)
+        except TokenProblem:
+            refused += 1
+            continue
+        assert said == genuine, offset
+    assert refused > 0.98 * len(token)
