@@ -11,6 +11,8 @@ PORT ?= 5000
 # System packages we need and only install when missing (Debian/Ubuntu, as root or via sudo).
 # The fonts are those portal/documents/fonts.py names (Noto for Arabic and Burmese, DejaVu);
 # Tesseract with its English, Arabic and Burmese models reads names in scans and photos.
+# OpenSSL runs the tests' time-stamping authority; Sequoia's sq (tests only) checks packages
+# as a recipient's own tools would (tests/verify/test_independent_tools.py).
 TESSDATA := $(firstword $(wildcard /usr/share/tesseract-ocr/*/tessdata))
 # `run` and `pytest` check too, so an existing .venv still gets fonts added later.
 NOTO_DIR := /usr/share/fonts/truetype/noto
@@ -30,6 +32,8 @@ system-packages:
 	command -v tesseract >/dev/null 2>&1 || missing="$$missing tesseract-ocr"; \
 	[ -n "$(TESSDATA)" ] && [ -f "$(TESSDATA)/ara.traineddata" ] || missing="$$missing tesseract-ocr-ara"; \
 	[ -n "$(TESSDATA)" ] && [ -f "$(TESSDATA)/mya.traineddata" ] || missing="$$missing tesseract-ocr-mya"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
+	command -v sq >/dev/null 2>&1 || missing="$$missing sq"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing missing system packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO="sudo"; \

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,6 +103,12 @@ class Settings:
     # Seconds between the signs of life of a running assembly; three missed ones mean its
     # worker died and the package is queued again (portal.packages.assembly.watch).
     worker_heartbeat: int = 20
+    # An RFC 3161 time-stamping authority (portal.packages.assembly.timestamp): when set, every
+    # manifest signature is time-stamped, or the package fails; its CA certificates (PEM) are
+    # required with it.
+    tsa_url: str | None = None
+    tsa_ca_file: Path | None = None
+    tsa_timeout: int = 10
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -207,6 +214,9 @@ class Settings:
             smtp_starttls=_flag(env.get("PORTAL_SMTP_STARTTLS")),
             base_url=env.get("PORTAL_BASE_URL") or None,
             worker_heartbeat=_heartbeat(env),
+            tsa_url=_tsa_url(env),
+            tsa_ca_file=path("PORTAL_TSA_CA_FILE", None),
+            tsa_timeout=_tsa_timeout(env),
         )
 
 
@@ -214,6 +224,30 @@ def _heartbeat(env: Mapping[str, str]) -> int:
     seconds = _number(env, "PORTAL_WORKER_HEARTBEAT", 20)
     if not 1 <= seconds <= 3600:
         raise ConfigError("PORTAL_WORKER_HEARTBEAT must be 1 to 3600 seconds")
+    return seconds
+
+
+def _tsa_url(env: Mapping[str, str]) -> str | None:
+    """PORTAL_TSA_URL: an http(s) address, and only together with PORTAL_TSA_CA_FILE."""
+    raw = (env.get("PORTAL_TSA_URL") or "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("PORTAL_TSA_URL must be an http:// or https:// address")
+    if not env.get("PORTAL_TSA_CA_FILE"):
+        raise ConfigError(
+            "PORTAL_TSA_URL needs PORTAL_TSA_CA_FILE: the time-stamping authority's CA "
+            "certificate(s), PEM, which every reply is checked against and which recipients "
+            "get in the bag"
+        )
+    return raw
+
+
+def _tsa_timeout(env: Mapping[str, str]) -> int:
+    seconds = _number(env, "PORTAL_TSA_TIMEOUT", 10)
+    if not 1 <= seconds <= 300:
+        raise ConfigError("PORTAL_TSA_TIMEOUT must be 1 to 300 seconds")
     return seconds
 
 

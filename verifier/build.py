@@ -21,7 +21,13 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 ROOT_PACKAGE = "portal.verify"
 #: Import name -> distribution name of what the verifier may use.
-DISTRIBUTIONS = {"gnupg": "python-gnupg", "bagit": "bagit", "jsonschema": "jsonschema"}
+DISTRIBUTIONS = {
+    "gnupg": "python-gnupg",
+    "bagit": "bagit",
+    "jsonschema": "jsonschema",
+    "rfc3161_client": "rfc3161-client",  # the manifest signature's time-stamp
+    "cryptography": "cryptography",  # the time-stamp's certificate chain
+}
 SERVER_ONLY = {"flask", "werkzeug", "sqlalchemy", "weasyprint", "reportlab", "huey", "jinja2"}
 
 

@@ -1,8 +1,9 @@
 """``portal-verify``: the recipient's offline check of a package from the mechanism.
 
 It runs on the recipient's machine, possibly years later: nothing here imports Flask,
-SQLAlchemy or WeasyPrint (only python-gnupg, bagit, jsonschema and the manifest module), and
-the decrypted tar is streamed to a private temporary file, never held in memory.
+SQLAlchemy or WeasyPrint (only python-gnupg, bagit, jsonschema, rfc3161-client and the
+manifest module), and the decrypted tar is streamed to a private temporary file, never held in
+memory.
 
 ``steps`` runs the named steps (``signatures``, ``decryption``, ``archive``, ``bag``,
 ``manifest`` do the work, in a ``workspace``), ``report`` renders the outcome, ``cli`` is the

@@ -16,6 +16,7 @@ from portal.verify.report import render_json, render_text
 from portal.verify.results import EXIT_USAGE
 from portal.verify.signatures import normalise_fingerprint
 from portal.verify.steps import verify_package
+from portal.verify.timestamp import read_certificates
 
 __all__ = ["main"]
 
@@ -39,6 +40,11 @@ exit codes:
   31  a transition statement is malformed, badly signed, its signatures file is missing, a
       key it names is not in the keyring, or a key hands over twice
   32  a signing key is revoked in the keyring (the pinned key, a successor, or the signer)
+  33  you gave --tsa-ca, but the package carries no time-stamp
+  34  the time-stamp is damaged (unreadable, not granted, or its signature fails)
+  35  the time-stamp is over other bytes than data/manifest.json.asc
+  36  the time-stamp's TSA does not chain to --tsa-ca (or to the chain in the bag), or
+      its certificate is not for time-stamping
 """
 
 _MAX_BYTES = 1 << 60  # gpg's --max-output is an unsigned long
@@ -130,6 +136,15 @@ def _parser() -> argparse.ArgumentParser:
         "from the portal's /signing-key page; repeatable: the keys the pinned key handed "
         "over to are accepted too",
     )
+    parser.add_argument(
+        "--tsa-ca",
+        type=Path,
+        metavar="FILE",
+        help="the time-stamping authority's CA certificate(s), PEM, obtained independently of "
+        "the package: the manifest signature's RFC 3161 time-stamp must chain to it, and must "
+        "be there (default: check the time-stamp, when there is one, against the chain the bag "
+        "carries, which only names the TSA the mechanism used)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -149,6 +164,8 @@ def _check_arguments(args: argparse.Namespace) -> tuple[str, Path | None, Output
     for statement in args.transition:
         if not statement.is_file():
             raise _UsageError(f"{statement}: no such transition statement")
+    if args.tsa_ca is not None:
+        _check_tsa_ca(args.tsa_ca)
     if signature is not None and not signature.is_file():
         raise _UsageError(f"{signature}: no such signature file")
     if signature is not None and args.no_detached_signature:
@@ -168,6 +185,15 @@ def _check_arguments(args: argparse.Namespace) -> tuple[str, Path | None, Output
     if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise _UsageError(f"{out}: --out must be a missing or empty directory")
     return pinned, signature, limit
+
+
+def _check_tsa_ca(path: Path) -> None:
+    try:
+        read_certificates(path.read_bytes())
+    except OSError as exc:
+        raise _UsageError(f"{path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise _UsageError(f"{path} (--tsa-ca) holds {exc}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -193,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             out=args.out,
             recall=args.recall,
             transitions=args.transition,
+            tsa_ca=args.tsa_ca,
         )
     except OSError as exc:  # gpg missing, unreadable files, full disk
         print(f"portal-verify: error: {exc}", file=sys.stderr)

@@ -18,6 +18,7 @@ from portal.packages.assembly.manifest import (
     parse_manifest,
 )
 from portal.verify.results import EXIT_MANIFEST_INVALID, VerifyFailed, first_few
+from portal.verify.timestamp import CHAIN_PATH, TOKEN_PATH
 
 __all__ = ["cross_check", "read_manifest"]
 
@@ -61,7 +62,8 @@ def cross_check(bag: bagit.Bag, bag_dir: Path, manifest: Mapping[str, Any], pinn
             problems.append(f"{label}: {path} has a different SHA-256 in the bag")
         elif (bag_dir / path).stat().st_size != entry["size"]:
             problems.append(f"{label}: {path} has a different size in the bag")
-    for path in sorted(set(digests) - named - {MANIFEST_PATH, SIGNATURE_PATH}):
+    unnamed = {MANIFEST_PATH, SIGNATURE_PATH, TOKEN_PATH, CHAIN_PATH}  # made after the manifest
+    for path in sorted(set(digests) - named - unnamed):
         problems.append(f"{path} is in the bag but not in the manifest")
     if problems:
         raise VerifyFailed(

@@ -25,6 +25,7 @@ def render_json(outcome: Outcome) -> dict[str, Any]:
             for c in outcome.checks
         ],
         "package": _summary(outcome.manifest) if outcome.manifest is not None else None,
+        "timestamp": outcome.timestamp,
         "extracted_to": str(outcome.extracted_to) if outcome.extracted_to else None,
     }
 
@@ -89,6 +90,9 @@ def render_text(outcome: Outcome) -> str:
             f"{decision['policy_id']} revision {decision['policy_revision'][:12]}",
             f"Signed by      {format_fingerprint(manifest['signing_key_fingerprint'])}",
         ]
+        if outcome.timestamp is not None:
+            stamp = outcome.timestamp
+            lines.append(f"Time-stamped   {stamp['time']} by {stamp['tsa']} (RFC 3161)")
         if "replaces" in manifest:
             left_out = manifest["replaces"]["items_left_out"]
             without = f", without {', '.join(left_out)}" if left_out else ""

@@ -22,6 +22,11 @@ EXIT_OUTPUT_LIMIT = 17  # decryption stopped: compressed data, or more than the 
 EXIT_TRANSITION_ONE_SIGNATURE = 30  # a transition statement signed by only one of its keys
 EXIT_TRANSITION_INVALID = 31  # a transition statement malformed, badly signed, or forked
 EXIT_KEY_REVOKED = 32  # a signing key (pinned, successor or signer) is revoked in the keyring
+# The RFC 3161 time-stamp of the manifest signature (portal.verify.timestamp)
+EXIT_TIMESTAMP_MISSING = 33  # --tsa-ca given, but the package carries no time-stamp
+EXIT_TIMESTAMP_CORRUPT = 34  # unreadable, not granted, or its signature does not verify
+EXIT_TIMESTAMP_OTHER_BYTES = 35  # a time-stamp over other bytes than the manifest signature
+EXIT_TIMESTAMP_UNTRUSTED = 36  # its TSA does not chain to --tsa-ca (or the bag's chain)
 
 T = TypeVar("T")
 
@@ -72,6 +77,7 @@ class Outcome:
     manifest: dict[str, Any] | None = None
     signature_checked: bool = False
     extracted_to: Path | None = None
+    timestamp: dict[str, Any] | None = None  # the TSA's word on the manifest signature
 
     @property
     def ok(self) -> bool:

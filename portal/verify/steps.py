@@ -21,9 +21,12 @@ over the ciphertext). The steps, each named as the report names it:
 5. ``bag``: the bag is valid (Library of Congress ``bagit``: complete, every checksum right);
 6. ``manifest_schema`` and ``manifest_signature``: ``data/manifest.json`` matches its JSON
    Schema and ``data/manifest.json.asc`` is a good signature over it by the pinned sender key;
-7. ``cross_check``: the manifest and the bag agree: every file the manifest names is in the bag
+7. ``timestamp``: when the bag carries an RFC 3161 time-stamp over the manifest signature, it
+   is over those bytes and its TSA chains to the recipient's ``tsa_ca`` (else to the chain in
+   the bag); see :mod:`portal.verify.timestamp`;
+8. ``cross_check``: the manifest and the bag agree: every file the manifest names is in the bag
    with the same SHA-256 and size, and every payload file is named by the manifest;
-8. ``recall_notice`` (with ``recall``): the notice is signed by the pinned sender key and
+9. ``recall_notice`` (with ``recall``): the notice is signed by the pinned sender key and
    applies to this package (see :mod:`portal.verify.recall`).
 
 Each step returns :class:`~portal.verify.results.Passed` (what later steps need, and the detail
@@ -64,6 +67,7 @@ from portal.verify.signatures import (
     normalise_fingerprint,
     require_sender_key,
 )
+from portal.verify.timestamp import check_bag_timestamp
 from portal.verify.transition import follow_chain
 from portal.verify.workspace import Workspace, workspace
 
@@ -101,6 +105,7 @@ def verify_package(
     out: Path | None = None,
     recall: Path | None = None,
     transitions: Sequence[Path] = (),
+    tsa_ca: Path | None = None,
 ) -> Outcome:
     """Run every step on ``package``; the :class:`Outcome` says which passed and why not.
 
@@ -112,6 +117,9 @@ def verify_package(
     directory; the bag is kept there when, and only when, the package verifies.
     ``transitions`` are signing-key transition statements (``NAME.json``, signatures in
     ``NAME.json.asc``) to follow from the pinned key.
+    sender's public key; it is only read. ``tsa_ca`` holds the time-stamping authority's CA
+    certificates (PEM) as the recipient obtained them. ``out``, when given, must be an empty
+    or missing directory; the bag is kept there when, and only when, the package verifies.
     """
     pinned = normalise_fingerprint(sender_fingerprint)
     home = (gnupghome or Path("~/.gnupg")).expanduser()
@@ -140,6 +148,8 @@ def verify_package(
             bag = check("bag", validate_bag, bag_dir)
             manifest = check("manifest_schema", manifest_schema, bag_dir)
             check("manifest_signature", manifest_signature, gpg, bag_dir, sender)
+            stamp = check("timestamp", check_bag_timestamp, bag_dir, tsa_ca)
+            outcome.timestamp = stamp.to_json() if stamp is not None else None
             check("cross_check", manifest_matches_bag, bag, bag_dir, manifest, signer)
             if recall is not None:
                 check("recall_notice", recall_notice, gpg, recall, sender, manifest, package)

@@ -353,12 +353,15 @@ def build_package(
     edit_manifest: Callable[[dict[str, Any]], None] | None = None,
     after_manifest_signed: Callable[[bytes], bytes] | None = None,
     extra_payload: dict[str, bytes] | None = None,
+    time_stamp: Callable[[bytes], dict[str, bytes]] | None = None,
 ) -> BuiltPackage:
     """Make ``dest/<code>.tar.gpg`` and its ``.sig``: a genuine package unless a knob says not.
 
     ``sealer`` signs and encrypts (default: the portal's gpgstream). ``edit_manifest`` changes
     the manifest dict before it is written and signed; ``after_manifest_signed`` changes its
-    bytes after signing; ``extra_payload`` adds payload files the manifest does not name.
+    bytes after signing; ``extra_payload`` adds payload files the manifest does not name;
+    ``time_stamp`` is given the manifest signature's bytes and returns the time-stamp files to
+    add (bag path -> bytes; see tests/support/tsa.py).
     """
     sealer = sealer or Sealer()
     stage = dest / f"{code}-stage"
@@ -384,6 +387,8 @@ def build_package(
         manifest_file.write_bytes(after_manifest_signed(manifest_file.read_bytes()))
     entries.append(BagEntry(MANIFEST_PATH, manifest_file))
     entries.append(BagEntry(SIGNATURE_PATH, _write(stage / SIGNATURE_PATH, asc)))
+    for path, data in (time_stamp(asc) if time_stamp is not None else {}).items():
+        entries.append(BagEntry(path, _write(stage / path, data)))
     for path, data in (extra_payload or {}).items():
         entries.append(BagEntry(path, _write(stage / path, data)))
 

@@ -1,4 +1,4 @@
-"""A recipient can verify a package with nothing but gpg, tar and bagit.py.
+"""A recipient can verify a package with nothing but gpg, tar, bagit.py and openssl.
 
 These are, word for word, the commands of the README section "Verifying a package without the
 portal's tools"; the test runs them with ``subprocess`` on a genuine package, in a fresh
@@ -27,6 +27,7 @@ from tests.support.packages import (
     build_package,
     keyring,
 )
+from tests.support.tsa import LocalTsa, running_tsa
 
 CODE = "PKG-2026-0001"
 
@@ -45,6 +46,17 @@ VERIFY_MANIFEST = "gpg --status-fd 1 --verify data/manifest.json.asc data/manife
 REVOKED_OR_EXPIRED = "grep -E '^\\[GNUPG:\\] (REVKEYSIG|KEYREVOKED|EXPKEYSIG|KEYEXPIRED)( |$)'"
 REJECT_REVOKED_DETACHED = f"! {VERIFY_DETACHED} 2>/dev/null | {REVOKED_OR_EXPIRED}"
 REJECT_REVOKED_MANIFEST = f"! {VERIFY_MANIFEST} 2>/dev/null | {REVOKED_OR_EXPIRED}"
+VERIFY_TIMESTAMP = (
+    "openssl ts -verify -data data/manifest.json.asc -in data/manifest.json.asc.tsr "
+    "-CAfile data/tsa-chain.pem"
+)
+
+
+@pytest.fixture(scope="module")
+def tsa() -> Iterator[LocalTsa]:
+    """The mechanism's time-stamping authority: OpenSSL's own (tests/support/tsa.py)."""
+    with running_tsa() as local:
+        yield local
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +67,9 @@ def home() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def genuine(tmp_path_factory: pytest.TempPathFactory) -> BuiltPackage:
-    return build_package(tmp_path_factory.mktemp("genuine"))
+def genuine(tmp_path_factory: pytest.TempPathFactory, tsa: LocalTsa) -> BuiltPackage:
+    """A package whose manifest signature is time-stamped, as with PORTAL_TSA_URL set."""
+    return build_package(tmp_path_factory.mktemp("genuine"), time_stamp=tsa.bag_files)
 
 
 def sh(command: str, cwd: Path, home: Path) -> subprocess.CompletedProcess[str]:
@@ -119,6 +132,10 @@ def test_readme_commands_verify_a_genuine_package(
     assert validsig_primaries(manifest.stdout) == [SENDER_FPR]
     assert sh(REJECT_REVOKED_MANIFEST, bag, home).returncode == 0
 
+    stamped = sh(VERIFY_TIMESTAMP, bag, home)
+    assert stamped.returncode == 0, stamped.stdout + stamped.stderr
+    assert "Verification: OK" in stamped.stdout
+
 
 def test_the_same_commands_notice_tampering(
     genuine: BuiltPackage, home: Path, tmp_path: Path
@@ -139,6 +156,19 @@ def test_the_same_commands_notice_tampering(
     validated = sh(VALIDATE_BAG, work, home)
     assert validated.returncode != 0
     assert "analysis.txt" in validated.stderr
+
+    token = bag / "data" / "manifest.json.asc.tsr"
+    intact = token.read_bytes()
+    token.write_bytes(intact[:-5] + bytes([intact[-5] ^ 1]) + intact[-4:])  # the TSA's signature
+    stamped = sh(VERIFY_TIMESTAMP, bag, home)
+    assert stamped.returncode != 0
+    assert "Verification: FAILED" in stamped.stdout
+    token.write_bytes(intact)
+    signature = bag / "data" / "manifest.json.asc"  # a time-stamp over other bytes
+    signature.write_bytes(signature.read_bytes().replace(b"-----END", b"\n-----END"))
+    stamped = sh(VERIFY_TIMESTAMP, bag, home)
+    assert stamped.returncode != 0
+    assert "message imprint mismatch" in stamped.stderr
 
     manifest = bag / "data" / "manifest.json"
     manifest.write_bytes(manifest.read_bytes().replace(b"Satellite", b"SATELLITE"))

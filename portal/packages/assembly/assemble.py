@@ -113,6 +113,7 @@ from portal.packages.assembly.item_report import (
     stripped_for,
 )
 from portal.packages.assembly.payload_names import names_a_term, neutral_path
+from portal.packages.assembly.timestamp import TimestampFailed, Tsa, load_tsa, time_stamp_files
 from portal.packages.lifecycle import SHARED_OUTCOMES, replacing
 from portal.packages.models import Package, PackageItem
 from portal.redaction.leakcheck import (
@@ -282,6 +283,7 @@ class _Job:
     # when there are none).
     withheld: tuple[MarkSpec, ...] = ()
     identifiers: Matcher | None = None
+    tsa: Tsa | None = None  # time-stamps the manifest signature when configured
 
 
 @dataclass
@@ -506,6 +508,10 @@ def withheld_marks(
 
 def _load(state: PortalState, package_id: int, version: int, moment: datetime) -> _Job:
     signer = _load_signer(state)
+    try:
+        tsa = load_tsa(state.settings)
+    except TimestampFailed as exc:
+        raise _Failure(exc.reason) from None
     with transaction(state.sessions) as db:
         package = db.get(Package, package_id)
         if package is None:
@@ -551,6 +557,7 @@ def _load(state: PortalState, package_id: int, version: int, moment: datetime) -
             moment,
             withheld,
             identifiers,
+            tsa,
         )
 
 
@@ -1083,6 +1090,10 @@ def _documents(
     except GpgError as exc:
         raise _Failure(f"The manifest could not be signed: {exc}") from None
     signed = [(MANIFEST_PATH, manifest_file), (SIGNATURE_PATH, signature_file)]
+    try:  # the TSA's reply over the signature, and its CA certificates (when configured)
+        signed += time_stamp_files(job.tsa, signature_file, stage) if job.tsa else []
+    except TimestampFailed as exc:
+        raise _Failure(f"The manifest signature could not be time-stamped: {exc.reason}") from None
     entries.extend(BagEntry(path, source, file_sha256(source)[0]) for path, source in signed)
     if terms:
         leak = _combined(check_files(signed, terms), leak)
