@@ -35,6 +35,15 @@ exit codes:
   17  decryption stopped: the package holds compressed data (refused unless
       --allow-compressed) or decrypts to more than the bound (--max-output); what was
       written is deleted
+  30  a transparency checkpoint (in the package, or one you kept) is not signed by the
+      pinned sender key
+  31  a transparency proof is for another tree size than its checkpoint's
+  32  a transparency proof is truncated (too few hashes) or padded
+  33  a leaf record of the package does not match its hash, is not included under the
+      checkpoint, or is not this package's
+  34  a checkpoint you kept and the package's are inconsistent: the log was rewritten
+  35  the transparency evidence is missing or malformed, or a kept checkpoint is of
+      another log
 """
 
 _MAX_BYTES = 1 << 60  # gpg's --max-output is an unsigned long
@@ -116,6 +125,25 @@ def _parser() -> argparse.ArgumentParser:
         help="a recall notice (.asc) to check too: signed by the pinned sender key, for this "
         "package file, and naming items of it with their paths and SHA-256",
     )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a transparency log checkpoint you kept (the JSON of the portal's "
+        "/transparency/checkpoint, or a checkpoint.txt with its signature in FILE.asc, such as "
+        "an earlier package's); the package's log must be consistent with it (repeatable)",
+    )
+    parser.add_argument(
+        "--consistency-proof",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a consistency proof between a kept checkpoint and the package's (the JSON of the "
+        "portal's /transparency/proofs/consistency?first=M&second=N; repeatable)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -132,6 +160,9 @@ def _check_arguments(args: argparse.Namespace) -> tuple[str, Path | None, Output
     signature: Path | None = args.signature
     if args.recall is not None and not args.recall.is_file():
         raise _UsageError(f"{args.recall}: no such recall notice")
+    for given in (*args.checkpoint, *args.consistency_proof):
+        if not given.is_file():
+            raise _UsageError(f"{given}: no such file")
     if signature is not None and not signature.is_file():
         raise _UsageError(f"{signature}: no such signature file")
     if signature is not None and args.no_detached_signature:
@@ -175,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             gnupghome=args.gnupghome,
             out=args.out,
             recall=args.recall,
+            checkpoints=args.checkpoint,
+            consistency_proofs=args.consistency_proof,
         )
     except OSError as exc:  # gpg missing, unreadable files, full disk
         print(f"portal-verify: error: {exc}", file=sys.stderr)

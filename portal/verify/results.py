@@ -19,6 +19,14 @@ EXIT_UNSAFE_ARCHIVE = 15
 EXIT_RECALL_MISMATCH = 16
 EXIT_OUTPUT_LIMIT = 17  # decryption stopped: compressed data, or more than the bound
 
+# The transparency log (portal.verify.transparency; issue 20, part 2).
+EXIT_CHECKPOINT_SIGNATURE = 30  # a checkpoint not signed (validly) by the pinned sender key
+EXIT_PROOF_SIZE = 31  # a proof for another tree size than the checkpoint's
+EXIT_PROOF_TRUNCATED = 32  # a proof with too few (or too many) hashes
+EXIT_LEAF_MISMATCH = 33  # a leaf record not matching its hash, not included, or not this package's
+EXIT_LOG_INCONSISTENT = 34  # two checkpoints of one log that no consistency proof joins
+EXIT_TRANSPARENCY_INVALID = 35  # evidence missing or malformed, or a checkpoint of another log
+
 T = TypeVar("T")
 
 

@@ -20,7 +20,10 @@ over the ciphertext). The steps, each named as the report names it:
    Schema and ``data/manifest.json.asc`` is a good signature over it by the pinned sender key;
 7. ``cross_check``: the manifest and the bag agree: every file the manifest names is in the bag
    with the same SHA-256 and size, and every payload file is named by the manifest;
-8. ``recall_notice`` (with ``recall``): the notice is signed by the pinned sender key and
+8. ``transparency``: the package's events are in the mechanism's transparency log under a
+   checkpoint signed by the pinned key, and that log is consistent with the checkpoints the
+   recipient kept (see :mod:`portal.verify.transparency`);
+9. ``recall_notice`` (with ``recall``): the notice is signed by the pinned sender key and
    applies to this package (see :mod:`portal.verify.recall`).
 
 Each step returns :class:`~portal.verify.results.Passed` (what later steps need, and the detail
@@ -29,7 +32,7 @@ the report shows) or raises :class:`~portal.verify.results.VerifyFailed`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -61,6 +64,7 @@ from portal.verify.signatures import (
     normalise_fingerprint,
     require_sender_key,
 )
+from portal.verify.transparency import check_transparency
 from portal.verify.workspace import Workspace, workspace
 
 __all__ = ["ORIGIN_AFTER_DECRYPTION", "RECALLED", "VERIFIED", "verify_package"]
@@ -96,6 +100,8 @@ def verify_package(
     gnupghome: Path | None = None,
     out: Path | None = None,
     recall: Path | None = None,
+    checkpoints: Sequence[Path] = (),
+    consistency_proofs: Sequence[Path] = (),
 ) -> Outcome:
     """Run every step on ``package``; the :class:`Outcome` says which passed and why not.
 
@@ -132,6 +138,10 @@ def verify_package(
             manifest = check("manifest_schema", manifest_schema, bag_dir)
             check("manifest_signature", manifest_signature, gpg, bag_dir, sender)
             check("cross_check", manifest_matches_bag, bag, bag_dir, manifest, pinned)
+            check(
+                "transparency", transparency, gpg, bag_dir, sender, manifest,
+                checkpoints, consistency_proofs,
+            )  # fmt: skip
             if recall is not None:
                 check("recall_notice", recall_notice, gpg, recall, sender, manifest, package)
         except VerifyFailed:
@@ -252,6 +262,18 @@ def manifest_matches_bag(
     bag: bagit.Bag, bag_dir: Path, manifest: dict[str, Any], pinned: str
 ) -> Passed[None]:
     return Passed(None, cross_check(bag, bag_dir, manifest, pinned))
+
+
+def transparency(
+    gpg: gnupg.GPG,
+    bag_dir: Path,
+    sender: SenderKey,
+    manifest: dict[str, Any],
+    checkpoints: Sequence[Path],
+    proofs: Sequence[Path],
+) -> Passed[None]:
+    detail, skipped = check_transparency(gpg, bag_dir, sender, manifest, checkpoints, proofs)
+    return Passed(None, detail, skipped=skipped)
 
 
 def recall_notice(
