@@ -47,6 +47,21 @@ PUBLIC_ENDPOINTS = {
     "api.openapi_json": "the API's description, like any API documentation",
     "api.token": "OAuth token endpoint: the client credentials are the credential",
     "api.revoke": "OAuth revocation endpoint: the client credentials are the credential",
+    **{  # the transparency log: signed checkpoints, proofs, public digests (issue 20)
+        f"transparency.{name}": "the public transparency log"
+        for name in (
+            "latest_checkpoint",
+            "latest_checkpoint_text",
+            "latest_checkpoint_signature",
+            "checkpoint_by_size",
+            "checkpoint_text",
+            "checkpoint_signature",
+            "inclusion",
+            "consistency",
+            "leaf_records",
+            "leaf_record",
+        )
+    },
 }
 
 WHO = (
@@ -89,6 +104,12 @@ OFFICER = ("legal_officer",)
 EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("public.healthz", "GET"): anyone(),
     ("public.readyz", "GET"): dict.fromkeys(WHO, 503),  # no worker in these tests: not ready
+    **{  # no checkpoint signed in these tests: 404 for everyone, never a sign-in page
+        (endpoint, "GET"): dict.fromkeys(WHO, 404)
+        for endpoint in PUBLIC_ENDPOINTS
+        if endpoint.startswith("transparency.")
+    },
+    ("transparency.consistency", "GET"): anyone(),  # 400: it asks for ?first=M
     ("auth.login", "GET"): anyone(),
     ("enrol.start", "GET"): anyone(),
     ("enrol.authenticator", "GET"): anyone(),  # redirects back to the password step
@@ -357,6 +378,8 @@ def world(app: Flask) -> World:
             "provider_id": session.scalar(select(Provider.id).where(Provider.code == "PRV-A")),
             "invitation_id": to_cancel.id,
             "token": token,
+            "size": 1,  # the transparency log's
+            "index": 0,
         }
         url_values.update(_consent_values(session, rfa))
         url_values.update(_upload_values(app, session, rfa))
