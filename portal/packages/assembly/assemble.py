@@ -1096,7 +1096,8 @@ def _documents(
     signed = [(MANIFEST_PATH, manifest_file), (SIGNATURE_PATH, signature_file)]
     entries.extend(BagEntry(path, source, file_sha256(source)[0]) for path, source in signed)
     if terms:
-        leak = _combined(check_files(signed, terms), leak)
+        checked = [*signed, *((extra.path, extra.source) for extra in evidence)]
+        leak = _combined(check_files(checked, terms), leak)
     return _Documents(tuple(entries), leak)
 
 
