@@ -529,6 +529,7 @@ def worker_command(workers: int) -> None:
     from portal.packages.assembly.watch import start_watching
     from portal.registry.openpgp import remove_stale_keyrings
     from portal.state import build_state
+    from portal.transparency.checkpoints import start_checkpointing
 
     try:
         settings = Settings.from_env()
@@ -558,6 +559,7 @@ def worker_command(workers: int) -> None:
     )
     document_worker.warm_up()
     start_watching(lambda: state, jobs.enqueue_assembly, settings.worker_heartbeat)
+    start_checkpointing(lambda: state)  # the transparency log's signed checkpoints
     consumer = jobs.huey.create_consumer(workers=workers, worker_type="thread", periodic=False)
     consumer.run()
 

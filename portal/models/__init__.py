@@ -15,8 +15,20 @@ from portal.notifications import models as notifications
 from portal.packages import models as packages
 from portal.registry import models as registry
 from portal.rfa import models as rfa
+from portal.transparency import models as transparency
 
 __all__ = ["Base"]
 
 #: The modules whose models are in ``Base.metadata``.
-MODEL_MODULES = (accounts, api, audit, consent, eligibility, notifications, packages, registry, rfa)
+MODEL_MODULES = (
+    accounts,
+    api,
+    audit,
+    consent,
+    eligibility,
+    notifications,
+    packages,
+    registry,
+    rfa,
+    transparency,
+)

@@ -45,6 +45,15 @@ exit codes:
   35  the time-stamp is over other bytes than data/manifest.json.asc
   36  the time-stamp's TSA does not chain to --tsa-ca (or to the chain in the bag), or
       its certificate is not for time-stamping
+  37  a transparency checkpoint (in the package, or one you kept) is not signed by the
+      pinned sender key
+  38  a transparency proof is for another tree size than its checkpoint's
+  39  a transparency proof is truncated (too few hashes) or padded
+  40  a leaf record of the package does not match its hash, is not included under the
+      checkpoint, or is not this package's
+  41  a checkpoint you kept and the package's are inconsistent: the log was rewritten
+  42  the transparency evidence is missing or malformed, or a kept checkpoint is of
+      another log
 """
 
 _MAX_BYTES = 1 << 60  # gpg's --max-output is an unsigned long
@@ -145,6 +154,25 @@ def _parser() -> argparse.ArgumentParser:
         "be there (default: check the time-stamp, when there is one, against the chain the bag "
         "carries, which only names the TSA the mechanism used)",
     )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a transparency log checkpoint you kept (the JSON of the portal's "
+        "/transparency/checkpoint, or a checkpoint.txt with its signature in FILE.asc, such as "
+        "an earlier package's); the package's log must be consistent with it (repeatable)",
+    )
+    parser.add_argument(
+        "--consistency-proof",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a consistency proof between a kept checkpoint and the package's (the JSON of the "
+        "portal's /transparency/proofs/consistency?first=M&second=N; repeatable)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -166,6 +194,9 @@ def _check_arguments(args: argparse.Namespace) -> tuple[str, Path | None, Output
             raise _UsageError(f"{statement}: no such transition statement")
     if args.tsa_ca is not None:
         _check_tsa_ca(args.tsa_ca)
+    for given in (*args.checkpoint, *args.consistency_proof):
+        if not given.is_file():
+            raise _UsageError(f"{given}: no such file")
     if signature is not None and not signature.is_file():
         raise _UsageError(f"{signature}: no such signature file")
     if signature is not None and args.no_detached_signature:
@@ -220,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             recall=args.recall,
             transitions=args.transition,
             tsa_ca=args.tsa_ca,
+            checkpoints=args.checkpoint,
+            consistency_proofs=args.consistency_proof,
         )
     except OSError as exc:  # gpg missing, unreadable files, full disk
         print(f"portal-verify: error: {exc}", file=sys.stderr)

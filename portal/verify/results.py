@@ -28,6 +28,14 @@ EXIT_TIMESTAMP_CORRUPT = 34  # unreadable, not granted, or its signature does no
 EXIT_TIMESTAMP_OTHER_BYTES = 35  # a time-stamp over other bytes than the manifest signature
 EXIT_TIMESTAMP_UNTRUSTED = 36  # its TSA does not chain to --tsa-ca (or the bag's chain)
 
+# The transparency log (portal.verify.transparency; issue 20, part 2).
+EXIT_CHECKPOINT_SIGNATURE = 37  # a checkpoint not signed (validly) by the pinned sender key
+EXIT_PROOF_SIZE = 38  # a proof for another tree size than the checkpoint's
+EXIT_PROOF_TRUNCATED = 39  # a proof with too few (or too many) hashes
+EXIT_LEAF_MISMATCH = 40  # a leaf record not matching its hash, not included, or not this package's
+EXIT_LOG_INCONSISTENT = 41  # two checkpoints of one log that no consistency proof joins
+EXIT_TRANSPARENCY_INVALID = 42  # evidence missing or malformed, or a checkpoint of another log
+
 T = TypeVar("T")
 
 

@@ -26,7 +26,10 @@ over the ciphertext). The steps, each named as the report names it:
    the bag); see :mod:`portal.verify.timestamp`;
 8. ``cross_check``: the manifest and the bag agree: every file the manifest names is in the bag
    with the same SHA-256 and size, and every payload file is named by the manifest;
-9. ``recall_notice`` (with ``recall``): the notice is signed by the pinned sender key and
+9. ``transparency``: the package's events are in the mechanism's transparency log under a
+   checkpoint signed by the pinned key, and that log is consistent with the checkpoints the
+   recipient kept (see :mod:`portal.verify.transparency`);
+10. ``recall_notice`` (with ``recall``): the notice is signed by the pinned sender key and
    applies to this package (see :mod:`portal.verify.recall`).
 
 Each step returns :class:`~portal.verify.results.Passed` (what later steps need, and the detail
@@ -69,6 +72,7 @@ from portal.verify.signatures import (
 )
 from portal.verify.timestamp import check_bag_timestamp
 from portal.verify.transition import follow_chain
+from portal.verify.transparency import check_transparency
 from portal.verify.workspace import Workspace, workspace
 
 __all__ = ["ORIGIN_AFTER_DECRYPTION", "RECALLED", "VERIFIED", "verify_package"]
@@ -106,6 +110,8 @@ def verify_package(
     recall: Path | None = None,
     transitions: Sequence[Path] = (),
     tsa_ca: Path | None = None,
+    checkpoints: Sequence[Path] = (),
+    consistency_proofs: Sequence[Path] = (),
 ) -> Outcome:
     """Run every step on ``package``; the :class:`Outcome` says which passed and why not.
 
@@ -116,10 +122,10 @@ def verify_package(
     sender's public key; it is only read. ``out``, when given, must be an empty or missing
     directory; the bag is kept there when, and only when, the package verifies.
     ``transitions`` are signing-key transition statements (``NAME.json``, signatures in
-    ``NAME.json.asc``) to follow from the pinned key.
-    sender's public key; it is only read. ``tsa_ca`` holds the time-stamping authority's CA
-    certificates (PEM) as the recipient obtained them. ``out``, when given, must be an empty
-    or missing directory; the bag is kept there when, and only when, the package verifies.
+    ``NAME.json.asc``) to follow from the pinned key. ``tsa_ca`` holds the time-stamping
+    authority's CA certificates (PEM) as the recipient obtained them. ``checkpoints`` are
+    transparency-log checkpoints the recipient kept, ``consistency_proofs`` the proofs joining
+    them to the package's checkpoint.
     """
     pinned = normalise_fingerprint(sender_fingerprint)
     home = (gnupghome or Path("~/.gnupg")).expanduser()
@@ -151,6 +157,10 @@ def verify_package(
             stamp = check("timestamp", check_bag_timestamp, bag_dir, tsa_ca)
             outcome.timestamp = stamp.to_json() if stamp is not None else None
             check("cross_check", manifest_matches_bag, bag, bag_dir, manifest, signer)
+            check(
+                "transparency", transparency, gpg, bag_dir, sender, manifest,
+                checkpoints, consistency_proofs,
+            )  # fmt: skip
             if recall is not None:
                 check("recall_notice", recall_notice, gpg, recall, sender, manifest, package)
         except VerifyFailed:
@@ -274,6 +284,18 @@ def manifest_matches_bag(
     bag: bagit.Bag, bag_dir: Path, manifest: dict[str, Any], pinned: str
 ) -> Passed[None]:
     return Passed(None, cross_check(bag, bag_dir, manifest, pinned))
+
+
+def transparency(
+    gpg: gnupg.GPG,
+    bag_dir: Path,
+    sender: SenderKey,
+    manifest: dict[str, Any],
+    checkpoints: Sequence[Path],
+    proofs: Sequence[Path],
+) -> Passed[None]:
+    detail, skipped = check_transparency(gpg, bag_dir, sender, manifest, checkpoints, proofs)
+    return Passed(None, detail, skipped=skipped)
 
 
 def recall_notice(

@@ -31,6 +31,7 @@ def init_web(app: Flask) -> None:
     from portal.rfa import officer_views as triage_views
     from portal.rfa import requester_views
     from portal.state import portal_state
+    from portal.transparency import views as transparency_views
     from portal.web import dashboard, errors, public
 
     init_methods(app)  # first: every later hook sees a HEAD as the GET it is
@@ -63,6 +64,7 @@ def init_web(app: Flask) -> None:
     ):
         app.register_blueprint(blueprint)
     init_limiter(app, portal_state(app).settings)
+    transparency_views.register(app)  # public, rate-limited per address
     app.register_blueprint(client_views.bp)
     init_api(app)
     errors.register(app)

@@ -54,6 +54,21 @@ PUBLIC_ENDPOINTS = {
     "signing_key.public_key": "a public signing key of the history",
     "signing_key.statement": "a transition statement (public)",
     "signing_key.statement_signature": "a transition statement's signatures (public)",
+    **{  # the transparency log: signed checkpoints, proofs, public digests (issue 20)
+        f"transparency.{name}": "the public transparency log"
+        for name in (
+            "latest_checkpoint",
+            "latest_checkpoint_text",
+            "latest_checkpoint_signature",
+            "checkpoint_by_size",
+            "checkpoint_text",
+            "checkpoint_signature",
+            "inclusion",
+            "consistency",
+            "leaf_records",
+            "leaf_record",
+        )
+    },
 }
 
 WHO = (
@@ -103,6 +118,12 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("signing_key.public_key", "GET"): dict.fromkeys(WHO, 404),
     ("signing_key.statement", "GET"): dict.fromkeys(WHO, 404),
     ("signing_key.statement_signature", "GET"): dict.fromkeys(WHO, 404),
+    **{  # no checkpoint signed in these tests: 404 for everyone, never a sign-in page
+        (endpoint, "GET"): dict.fromkeys(WHO, 404)
+        for endpoint in PUBLIC_ENDPOINTS
+        if endpoint.startswith("transparency.")
+    },
+    ("transparency.consistency", "GET"): anyone(),  # 400: it asks for ?first=M
     ("auth.login", "GET"): anyone(),
     ("enrol.start", "GET"): anyone(),
     ("enrol.authenticator", "GET"): anyone(),  # redirects back to the password step
@@ -371,6 +392,8 @@ def world(app: Flask) -> World:
             "provider_id": session.scalar(select(Provider.id).where(Provider.code == "PRV-A")),
             "invitation_id": to_cancel.id,
             "token": token,
+            "size": 1,  # the transparency log's
+            "index": 0,
         }
         url_values.update(_consent_values(session, rfa))
         url_values.update(_upload_values(app, session, rfa))

@@ -136,8 +136,12 @@ def test_genuine_package(state: PortalState, tmp_path: Path) -> None:
     with tarfile.open(tmp_path / "package.tar") as tar:
         data_files = [m.name.split("/", 1)[1] for m in tar.getmembers() if m.isfile()]
         data_files = [name for name in data_files if name.startswith("data/")]
-    assert data_files[-4:] == [LETTER_PATH, LOG_PATH, MANIFEST_PATH, SIGNATURE_PATH]
-    assert all(name.startswith("data/items/") for name in data_files[:-4])
+    evidence = ["leaves.json", "checkpoint.txt", "checkpoint.txt.asc"]  # the transparency log's
+    assert data_files[-7:] == [
+        LETTER_PATH, LOG_PATH, *(f"data/transparency/{name}" for name in evidence),
+        MANIFEST_PATH, SIGNATURE_PATH,
+    ]  # fmt: skip
+    assert all(name.startswith("data/items/") for name in data_files[:-7])
     assert package.leak_check["files_checked"] == len(data_files)
     assert package.leak_check["terms_checked"] == 2  # M-1 and M-P1
     assert bag.info["External-Identifier"] == package.code
@@ -149,7 +153,9 @@ def test_genuine_package(state: PortalState, tmp_path: Path) -> None:
     assert manifest["package"]["code"] == package.code
     assert manifest["signing_key_fingerprint"] == SIGNING
     assert manifest["recipient_fingerprints"] == [FPR["NWU-NL"]]
-    assert {d["path"] for d in manifest["documents"]} == {LETTER_PATH, LOG_PATH}
+    assert {d["path"] for d in manifest["documents"]} == {
+        LETTER_PATH, LOG_PATH, *(f"data/transparency/{name}" for name in evidence)
+    }  # fmt: skip
 
     with state.sessions() as session:
         rows = {

@@ -187,10 +187,12 @@ def test_genuine_package_json_report(run: Run, genuine: BuiltPackage) -> None:
         "manifest_signature",
         "timestamp",
         "cross_check",
+        "transparency",  # skipped: build_package makes no log evidence (tests/transparency)
     ]
     assert all(check["ok"] for check in report["checks"])
-    # no TSA made this package: the only step skipped (tests/verify/test_verify_timestamp.py)
-    assert [check["name"] for check in report["checks"] if check["skipped"]] == ["timestamp"]
+    # no TSA made this package, and no log evidence: the only steps skipped
+    # (tests/verify/test_verify_timestamp.py, tests/transparency)
+    assert [c["name"] for c in report["checks"] if c["skipped"]] == ["timestamp", "transparency"]
     package = report["package"]
     assert package["code"] == CODE
     assert package["signer_fingerprint"] == SENDER_FPR

@@ -156,6 +156,7 @@ from portal.storage import BlobNotFound, DigestMismatch, file_sha256
 
 if TYPE_CHECKING:
     from portal.state import PortalState
+    from portal.transparency import EvidenceFile
 
 __all__ = [
     "IMAGE_MEDIA_TYPES",
@@ -1056,6 +1057,7 @@ def _documents(
     terms: Sequence[tuple[str, str]],
     seal: Sealer,
     rendered: Sequence[Future[tuple[str, LeakReport | None]]],
+    evidence: Sequence[EvidenceFile] = (),
 ) -> _Documents:
     """Wait for the letter and log (made by worker processes, see document_worker), build
     and sign the manifest, leak-check it; the four entries and the documents' leak report."""
@@ -1079,6 +1081,10 @@ def _documents(
         digest, size = file_sha256(source)
         documents.append(DocumentEntry(path, title, digest, size, "application/pdf"))
         entries.append(BagEntry(path, source, digest))
+    for extra in evidence:  # the transparency log's (portal.transparency)
+        digest, size = file_sha256(extra.source)
+        documents.append(DocumentEntry(extra.path, extra.title, digest, size, extra.media_type))
+        entries.append(BagEntry(extra.path, extra.source, digest))
     try:
         manifest = build_manifest(job.facts, items, documents)
     except ManifestInvalid as exc:
@@ -1096,8 +1102,20 @@ def _documents(
         raise _Failure(f"The manifest signature could not be time-stamped: {exc.reason}") from None
     entries.extend(BagEntry(path, source, file_sha256(source)[0]) for path, source in signed)
     if terms:
-        leak = _combined(check_files(signed, terms), leak)
+        checked = [*signed, *((extra.path, extra.source) for extra in evidence)]
+        leak = _combined(check_files(checked, terms), leak)
     return _Documents(tuple(entries), leak)
+
+
+def _transparency(state: PortalState, job: _Job, seal: Sealer, stage: Path) -> list[EvidenceFile]:
+    """The package's events in the transparency log, under a checkpoint signed here."""
+    from portal.transparency import CheckpointSigner, TransparencyError, package_evidence
+
+    signer = CheckpointSigner(job.signer.fingerprint, seal.detached_signature)
+    try:
+        return package_evidence(state, job.code, job.facts.decision_id, signer, stage)
+    except TransparencyError as exc:
+        raise _Failure(f"The transparency log evidence could not be made: {exc}") from None
 
 
 def _document_files(stage: Path) -> list[tuple[str, Path]]:
@@ -1401,7 +1419,10 @@ def _run(state: PortalState, job: _Job, stage: Path, built: _Built) -> str | Non
 
             def documents() -> Sequence[BagEntry]:
                 report(_DOCUMENTS_STAGE, 90)
-                made.append(_documents(job, stage, built.items, check.terms, seal, rendered))
+                evidence = _transparency(state, job, seal, stage)
+                made.append(
+                    _documents(job, stage, built.items, check.terms, seal, rendered, evidence)
+                )
                 if made[0].leak is not None and not made[0].leak.clean:
                     raise _DocumentsLeak
                 return made[0].entries
