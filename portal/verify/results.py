@@ -18,6 +18,12 @@ EXIT_MANIFEST_INVALID = 14
 EXIT_UNSAFE_ARCHIVE = 15
 EXIT_RECALL_MISMATCH = 16
 EXIT_OUTPUT_LIMIT = 17  # decryption stopped: compressed data, or more than the bound
+# Issue 20, the package's own evidence (30-34):
+EXIT_DECISION_RECORD = 30  # the decision record is missing, altered or disagrees
+EXIT_DECISION_SIGNATURE = 31  # its detached signature is missing, bad or by another key
+EXIT_ITEM_INDEX = 32  # the item index is missing, altered or disagrees with the manifest
+EXIT_RELEASE_MISMATCH = 33  # the release statement is for another package (code or SHA-256)
+EXIT_RELEASE_SIGNATURE = 34  # the release statement is unsigned, altered or by another key
 
 T = TypeVar("T")
 
