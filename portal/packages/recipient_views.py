@@ -223,9 +223,9 @@ def release_statement(package_code: str) -> BaseResponse:
     reason = downloads.refusal(package, me)
     if reason is not None:
         return _refused(reason)
+    issue_missing_statement(package)  # queued again when missing (immediate: signed now)
     key = package.release_statement_sha256
     if key is None or not portal_state().blobs.exists(key):
-        issue_missing_statement(package)
         return error_response(
             404,
             title="Release statement being prepared",
