@@ -37,7 +37,12 @@ from portal.packages.assembly.assemble import (
     AssemblyFailed,
     assemble_package,
 )
+from portal.packages.assembly.decision_record import (
+    DECISION_RECORD_PATH,
+    DECISION_SIGNATURE_PATH,
+)
 from portal.packages.assembly.gpgstream import verify_detached
+from portal.packages.assembly.item_index import INDEX_CSV_PATH, INDEX_JSON_PATH
 from portal.packages.assembly.manifest import MANIFEST_PATH, SIGNATURE_PATH, parse_manifest
 from portal.packages.lifecycle import release_package, replaceable, replaced_by
 from portal.packages.models import Download, Package, PackageItem
@@ -136,8 +141,11 @@ def test_genuine_package(state: PortalState, tmp_path: Path) -> None:
     with tarfile.open(tmp_path / "package.tar") as tar:
         data_files = [m.name.split("/", 1)[1] for m in tar.getmembers() if m.isfile()]
         data_files = [name for name in data_files if name.startswith("data/")]
-    assert data_files[-4:] == [LETTER_PATH, LOG_PATH, MANIFEST_PATH, SIGNATURE_PATH]
-    assert all(name.startswith("data/items/") for name in data_files[:-4])
+    assert data_files[-8:] == [
+        LETTER_PATH, LOG_PATH, DECISION_RECORD_PATH, DECISION_SIGNATURE_PATH,
+        INDEX_CSV_PATH, INDEX_JSON_PATH, MANIFEST_PATH, SIGNATURE_PATH,
+    ]  # fmt: skip
+    assert all(name.startswith("data/items/") for name in data_files[:-8])
     assert package.leak_check["files_checked"] == len(data_files)
     assert package.leak_check["terms_checked"] == 2  # M-1 and M-P1
     assert bag.info["External-Identifier"] == package.code
