@@ -694,7 +694,10 @@ def package_release_command(
     package_code: str, as_email: str, expires_days: int, download_limit: int | None
 ) -> None:
     """Release an assembled package (four-eyes: never by the officer who assembled it)."""
+    from flask import current_app
+
     from portal.packages import release_previews
+    from portal.packages.assembly.jobs import queue_release_statements
     from portal.packages.lifecycle import PackageRefused, release_package
     from portal.packages.models import Package
 
@@ -712,6 +715,7 @@ def package_release_command(
         except PackageRefused as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(_package_line(package))
+    queue_release_statements(current_app)  # the worker signs the release statement
     release_previews.prune(state)  # its renditions were kept for this release only
 
 

@@ -15,9 +15,10 @@ from portal.accounts.models import User
 from portal.authz.scopes import get_scoped_or_404
 from portal.db import db
 from portal.packages import recalls
-from portal.packages.assembly.jobs import queue_recall_notices
+from portal.packages.assembly.jobs import queue_recall_notices, queue_release_statements
 from portal.packages.downloads import RECIPIENT_STATUSES, DownloadPlan
 from portal.packages.models import Package
+from portal.packages.release_statement import download_name
 from portal.pages.http_methods import is_head
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,16 @@ def issue_missing_notices(user: User) -> None:
         db().expire(recall)
 
 
+def issue_missing_statement(package: Package) -> None:
+    """A released package whose release statement the worker has not signed yet (no key,
+    gpg or the queue down when it was released) has it queued again when the authority looks;
+    until then the page says it is being prepared."""
+    if package.released_at is None or package.release_statement_sha256:
+        return
+    queue_release_statements(current_app)
+    db().expire(package)  # an immediate queue signed it in its own session
+
+
 def package_file(path: Path, package: Package) -> Response:
     """The encrypted package, resumable; its strong ETag is the file's sha256."""
     return send_file(
@@ -67,6 +78,20 @@ def signature_file(path: Path, package: Package) -> Response:
         download_name=f"{package.code}.tar.gpg.sig",
         conditional=True,
         etag=package.signature_sha256 or False,
+        max_age=0,
+    )
+
+
+def statement_file(path: Path, package: Package) -> Response:
+    """The clearsigned release statement, named so ``portal-verify`` finds it beside the
+    package file."""
+    return send_file(
+        path,
+        mimetype="text/plain",
+        as_attachment=True,
+        download_name=download_name(package),
+        conditional=True,
+        etag=package.release_statement_sha256 or False,
         max_age=0,
     )
 

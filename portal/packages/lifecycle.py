@@ -502,7 +502,12 @@ def release_package(
     now: datetime | None = None,
 ) -> Package:
     """Release an assembled package to its authority: a second legal officer (never the one
-    who assembled it), once. Moves the request to transmitted and tells the recipients."""
+    who assembled it), once. Moves the request to transmitted and tells the recipients.
+
+    The release statement naming both officers is signed afterwards by the worker, never
+    here: the caller queues it once the release is committed
+    (:func:`portal.packages.assembly.jobs.queue_release_statements`; see
+    :mod:`portal.packages.release_statement`), so a slow worker never holds a release up."""
     require_active_officer(by, PackageRefused)
     moment = aware_utc(now)
     if by.id == package.assembled_by_id:

@@ -40,6 +40,7 @@ class Package(Base):
         one_of("status", PACKAGE_STATUSES),
         hex_digest("file_sha256"),
         hex_digest("signature_sha256"),
+        hex_digest("release_statement_sha256"),
         CheckConstraint("progress BETWEEN 0 AND 100", name="progress_percent"),
         CheckConstraint(
             "released_by_id IS NULL OR released_by_id <> assembled_by_id",
@@ -69,6 +70,9 @@ class Package(Base):
     signer_fingerprint: Mapped[str | None] = mapped_column(String(64))
     # sha256 (blob key) of the detached signature over the ciphertext.
     signature_sha256: Mapped[str | None] = mapped_column(String(64))
+    # sha256 (blob key) of the release statement the worker clearsigns once the package is
+    # released (portal.packages.release_statement); None until then.
+    release_statement_sha256: Mapped[str | None] = mapped_column(String(64))
     assembled_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
     released_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -43,7 +43,7 @@ from portal.eligibility.decisions import load_result
 from portal.integrity.serving import require_intact
 from portal.packages import lifecycle, release_previews
 from portal.packages.assembly.item_report import ItemReport
-from portal.packages.assembly.jobs import jobs_for
+from portal.packages.assembly.jobs import jobs_for, queue_release_statements
 from portal.packages.lifecycle import (
     DEFAULT_EXPIRY_DAYS,
     MAX_DOWNLOAD_LIMIT,
@@ -396,6 +396,7 @@ def release(package_code: str) -> BaseResponse | tuple[str, int]:
             _package_or_404(package_code), error=f"Not released: {exc}", typed=typed, status=409
         )
     db().commit()
+    queue_release_statements(current_app)  # the worker signs the release statement
     release_previews.prune(portal_state())  # its renditions were kept for this release only
     flash(f"{package.code} is released to the authority's recipients.", "success")
     return redirect(url_for("packages.detail", package_code=package.code), 303)

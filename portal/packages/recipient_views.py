@@ -42,10 +42,12 @@ from portal.integrity.serving import require_intact
 from portal.packages import downloads, lifecycle, recalls
 from portal.packages.file_responses import (
     issue_missing_notices,
+    issue_missing_statement,
     package_file,
     planned_download,
     recipient_package,
     signature_file,
+    statement_file,
 )
 from portal.packages.models import Package, Recall
 from portal.pages.errors import error_response
@@ -139,6 +141,7 @@ def index() -> str:
 def detail(package_code: str) -> str:
     me = signed_in_user()
     package = _package(package_code)
+    issue_missing_statement(package)
     authority = db().get(Authority, package.authority_id)
     acknowledged_by = (
         db().get(User, package.acknowledged_by_id) if package.acknowledged_by_id else None
@@ -208,6 +211,29 @@ def signature(package_code: str) -> BaseResponse:
         downloads.record_signature_download(db(), package, me, address=request.remote_addr)
         db().commit()
     return signature_file(blobs.path(package.signature_sha256), package)
+
+
+@bp.get("/<package_code>/release-statement")
+@requires("recipient.download")
+def release_statement(package_code: str) -> BaseResponse:
+    """The release statement, signed by the worker after the release: the same rules as the
+    detached signature (a package the recipient may not download, it may not take either)."""
+    me = signed_in_user()
+    package = _package(package_code)
+    reason = downloads.refusal(package, me)
+    if reason is not None:
+        return _refused(reason)
+    issue_missing_statement(package)  # queued again when missing (immediate: signed now)
+    key = package.release_statement_sha256
+    if key is None or not portal_state().blobs.exists(key):
+        return error_response(
+            404,
+            title="Release statement being prepared",
+            message="The signed release statement of this package is being prepared. Open "
+            "the package page again shortly.",
+        )
+    require_intact(key)
+    return statement_file(portal_state().blobs.path(key), package)
 
 
 @bp.post("/<package_code>/acknowledge")

@@ -215,6 +215,9 @@ class Item(Base):
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     collected_at: Mapped[date | None] = mapped_column(Date, index=True)
     place: Mapped[str] = mapped_column(String(200), default="")
+    # BCP 47 language tag of the item's content (e.g. "ar", "my", "en"); "" when not recorded
+    # (the package's item index says "und").
+    language: Mapped[str] = mapped_column(String(35), default="", server_default="")
     sensitivity: Mapped[str] = mapped_column(String(16))
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Set by a legal officer for kinds the portal cannot redact (video, audio, archives).

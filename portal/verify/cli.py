@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from portal.verify.decryption import OutputLimit, default_limit
+from portal.verify.release import release_beside
 from portal.verify.report import render_json, render_text
 from portal.verify.results import EXIT_USAGE
 from portal.verify.signatures import normalise_fingerprint
@@ -54,6 +55,13 @@ exit codes:
   41  a checkpoint you kept and the package's are inconsistent: the log was rewritten
   42  the transparency evidence is missing or malformed, or a kept checkpoint is of
       another log
+  43  the decision record (data/decision-record.json) is missing, altered, or disagrees
+      with the manifest (another package, decision or policy; an item it does not share)
+  44  the decision record's signature is missing, bad, or not by the pinned sender key
+  45  the item index (data/item-index.csv, .json) is missing, altered, or disagrees with
+      the manifest
+  46  the release statement is for another package (its code or file SHA-256)
+  47  the release statement is not clearsigned, altered, or not by the pinned sender key
 """
 
 _MAX_BYTES = 1 << 60  # gpg's --max-output is an unsigned long
@@ -173,6 +181,13 @@ def _parser() -> argparse.ArgumentParser:
         help="a consistency proof between a kept checkpoint and the package's (the JSON of the "
         "portal's /transparency/proofs/consistency?first=M&second=N; repeatable)",
     )
+    parser.add_argument(
+        "--release-statement",
+        type=Path,
+        metavar="FILE",
+        help="the signed release statement to check too (default: PACKAGE.release.asc "
+        "beside the package, when there)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -199,6 +214,8 @@ def _check_arguments(args: argparse.Namespace) -> tuple[str, Path | None, Output
             raise _UsageError(f"{given}: no such file")
     if signature is not None and not signature.is_file():
         raise _UsageError(f"{signature}: no such signature file")
+    if args.release_statement is not None and not args.release_statement.is_file():
+        raise _UsageError(f"{args.release_statement}: no such release statement")
     if signature is not None and args.no_detached_signature:
         raise _UsageError("--signature and --no-detached-signature contradict each other")
     if signature is None and not args.no_detached_signature:
@@ -253,6 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tsa_ca=args.tsa_ca,
             checkpoints=args.checkpoint,
             consistency_proofs=args.consistency_proof,
+            release=args.release_statement or release_beside(args.package),
         )
     except OSError as exc:  # gpg missing, unreadable files, full disk
         print(f"portal-verify: error: {exc}", file=sys.stderr)

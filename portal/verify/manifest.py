@@ -16,6 +16,7 @@ from portal.packages.assembly.manifest import (
     SIGNATURE_PATH,
     ManifestInvalid,
     parse_manifest,
+    record_paths,
 )
 from portal.verify.results import EXIT_MANIFEST_INVALID, VerifyFailed, first_few
 from portal.verify.timestamp import CHAIN_PATH, TOKEN_PATH
@@ -62,6 +63,7 @@ def cross_check(bag: bagit.Bag, bag_dir: Path, manifest: Mapping[str, Any], pinn
             problems.append(f"{label}: {path} has a different SHA-256 in the bag")
         elif (bag_dir / path).stat().st_size != entry["size"]:
             problems.append(f"{label}: {path} has a different size in the bag")
+    named.update(path for _, path in record_paths(manifest))  # checked by portal.verify.records
     unnamed = {MANIFEST_PATH, SIGNATURE_PATH, TOKEN_PATH, CHAIN_PATH}  # made after the manifest
     for path in sorted(set(digests) - named - unnamed):
         problems.append(f"{path} is in the bag but not in the manifest")

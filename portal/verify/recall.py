@@ -1,10 +1,7 @@
 """A recall notice checked against the package it recalls (``portal-verify --recall``).
 
 A notice is the text :func:`portal.packages.assembly.documents.recall_notice_text` makes,
-clearsigned by the mechanism. Only the signed text is read (gpg gives it back with the
-signature's status; nothing outside the signature counts), and only a cleartext-signed
-message is accepted: a binary or compressed OpenPGP message could make gpg write far more than
-it reads before its signature is known.
+clearsigned by the mechanism (read by :mod:`portal.verify.clearsigned`).
 
 It applies to the verified package when it names the package's code and, when it gives one,
 the SHA-256 of the package file; and every item it withdraws is an item of the manifest with
@@ -21,6 +18,7 @@ from typing import Any
 
 import gnupg
 
+from portal.verify.clearsigned import read_clearsigned
 from portal.verify.results import (
     EXIT_BAD_SIGNATURE,
     EXIT_RECALL_MISMATCH,
@@ -28,12 +26,11 @@ from portal.verify.results import (
     VerifyFailed,
     first_few,
 )
-from portal.verify.signatures import GPG_OFFLINE, FailureCodes, SenderKey, judge_signature
+from portal.verify.signatures import FailureCodes, SenderKey
 
 __all__ = ["RecallNotice", "check_recall", "parse_notice", "read_notice"]
 
 MAX_NOTICE = 256 * 1024  # a notice is a page of text; one withdrawing 500 items is ~150 KB
-_CLEARSIGNED = b"-----BEGIN PGP SIGNED MESSAGE-----"
 _CODES = FailureCodes(wrong_signer=EXIT_WRONG_SIGNER, bad=EXIT_BAD_SIGNATURE)
 _PACKAGE = re.compile(r"^Package:\s+(\S+)$", re.MULTILINE)
 _PACKAGE_SHA = re.compile(r"^Package SHA-256:\s+([0-9a-f]{64})$", re.MULTILINE)
@@ -62,21 +59,10 @@ class RecallNotice:
 
 def read_notice(gpg: gnupg.GPG, notice: Path, sender: SenderKey) -> RecallNotice:
     """The signed text of ``notice``, its signature judged against the pinned key."""
-    if notice.stat().st_size > MAX_NOTICE:
-        raise VerifyFailed(EXIT_BAD_SIGNATURE, f"{notice.name} is too large to be a recall notice")
-    data = notice.read_bytes()
-    if not data.lstrip().startswith(_CLEARSIGNED):
-        raise VerifyFailed(
-            EXIT_BAD_SIGNATURE,
-            f"{notice.name} is not a clearsigned recall notice (it must start with "
-            f"{_CLEARSIGNED.decode()})",
-        )
-    # gpg refuses a second plaintext after the clearsigned text; --max-output bounds the one
-    # it gives back (held in memory) whatever the notice holds.
-    bounded = [*GPG_OFFLINE, "--max-output", str(MAX_NOTICE)]
-    result: Any = gpg.decrypt(data, extra_args=bounded)
-    detail = judge_signature(result, sender, f"the recall notice {notice.name}", _CODES)
-    return parse_notice(result.data.decode("utf-8", errors="replace"), detail)
+    text, detail = read_clearsigned(
+        gpg, notice, sender, what="recall notice", limit=MAX_NOTICE, codes=_CODES
+    )
+    return parse_notice(text, detail)
 
 
 def parse_notice(text: str, signature: str) -> RecallNotice:
@@ -95,7 +81,7 @@ def parse_notice(text: str, signature: str) -> RecallNotice:
     return RecallNotice(package.group(1), digest.group(1) if digest else None, items, signature)
 
 
-def _sha256_of(path: Path) -> str:
+def sha256_of_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
@@ -109,7 +95,7 @@ def check_recall(notice: RecallNotice, manifest: dict[str, Any], package: Path) 
     code = manifest["package"]["code"]
     if notice.package_code != code:
         problems.append(f"it recalls package {notice.package_code}, this package is {code}")
-    if notice.package_sha256 is not None and notice.package_sha256 != _sha256_of(package):
+    if notice.package_sha256 is not None and notice.package_sha256 != sha256_of_file(package):
         problems.append(f"the package file's SHA-256 is not the one it names for {code}")
     held = {item["code"]: item for item in manifest["items"]}
     for item in notice.items:

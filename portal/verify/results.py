@@ -36,6 +36,13 @@ EXIT_LEAF_MISMATCH = 40  # a leaf record not matching its hash, not included, or
 EXIT_LOG_INCONSISTENT = 41  # two checkpoints of one log that no consistency proof joins
 EXIT_TRANSPARENCY_INVALID = 42  # evidence missing or malformed, or a checkpoint of another log
 
+# Issue 20, the package's own evidence (43-47):
+EXIT_DECISION_RECORD = 43  # the decision record is missing, altered or disagrees
+EXIT_DECISION_SIGNATURE = 44  # its detached signature is missing, bad or by another key
+EXIT_ITEM_INDEX = 45  # the item index is missing, altered or disagrees with the manifest
+EXIT_RELEASE_MISMATCH = 46  # the release statement is for another package (code or SHA-256)
+EXIT_RELEASE_SIGNATURE = 47  # the release statement is unsigned, altered or by another key
+
 T = TypeVar("T")
 
 

@@ -26,11 +26,17 @@ over the ciphertext). The steps, each named as the report names it:
    the bag); see :mod:`portal.verify.timestamp`;
 8. ``cross_check``: the manifest and the bag agree: every file the manifest names is in the bag
    with the same SHA-256 and size, and every payload file is named by the manifest;
-9. ``transparency``: the package's events are in the mechanism's transparency log under a
-   checkpoint signed by the pinned key, and that log is consistent with the checkpoints the
-   recipient kept (see :mod:`portal.verify.transparency`);
-10. ``recall_notice`` (with ``recall``): the notice is signed by the pinned sender key and
-   applies to this package (see :mod:`portal.verify.recall`).
+9. ``decision_record``, ``decision_signature`` and ``item_index`` (manifest schema 3): the
+   signed decision record and the item index match the manifest (see
+   :mod:`portal.verify.records`);
+10. ``transparency``: the package's events are in the mechanism's transparency log under a
+    checkpoint signed by the pinned key, and that log is consistent with the checkpoints the
+    recipient kept (see :mod:`portal.verify.transparency`);
+11. ``recall_notice`` (with ``recall``): the notice is signed by the pinned sender key and
+    applies to this package (see :mod:`portal.verify.recall`);
+12. ``release_statement`` (with ``release``, found beside the package by the command): the
+    statement is signed by the pinned sender key and releases this very package file (see
+    :mod:`portal.verify.release`).
 
 Each step returns :class:`~portal.verify.results.Passed` (what later steps need, and the detail
 the report shows) or raises :class:`~portal.verify.results.VerifyFailed`.
@@ -51,6 +57,13 @@ from portal.verify.bag import validate_bag
 from portal.verify.decryption import OutputLimit, decrypt_bounded, default_limit
 from portal.verify.manifest import cross_check, read_manifest
 from portal.verify.recall import check_recall, read_notice
+from portal.verify.records import (
+    check_decision_record,
+    check_decision_signature,
+    check_item_index,
+    not_in,
+)
+from portal.verify.release import check_release, read_statement
 from portal.verify.results import (
     EXIT_BAD_SIGNATURE,
     EXIT_MANIFEST_INVALID,
@@ -112,6 +125,7 @@ def verify_package(
     tsa_ca: Path | None = None,
     checkpoints: Sequence[Path] = (),
     consistency_proofs: Sequence[Path] = (),
+    release: Path | None = None,
 ) -> Outcome:
     """Run every step on ``package``; the :class:`Outcome` says which passed and why not.
 
@@ -157,17 +171,25 @@ def verify_package(
             stamp = check("timestamp", check_bag_timestamp, bag_dir, tsa_ca)
             outcome.timestamp = stamp.to_json() if stamp is not None else None
             check("cross_check", manifest_matches_bag, bag, bag_dir, manifest, signer)
+            check("decision_record", decision_record, bag_dir, manifest)
+            check("decision_signature", decision_signature, gpg, bag_dir, manifest, sender)
+            check("item_index", item_index, bag_dir, manifest)
             check(
                 "transparency", transparency, gpg, bag_dir, sender, manifest,
                 checkpoints, consistency_proofs,
             )  # fmt: skip
             if recall is not None:
                 check("recall_notice", recall_notice, gpg, recall, sender, manifest, package)
+            if release is not None:
+                check("release_statement", release_statement, gpg, release, sender, manifest,
+                      package)  # fmt: skip
         except VerifyFailed:
             return outcome  # recorded by check(); leaving the workspace empties --out
         outcome.extracted_to = space.keep(bag_dir)
     outcome.manifest = manifest
     outcome.message = VERIFIED if recall is None else RECALLED
+    if release is not None:
+        outcome.message += "; the release statement, signed by the same key, releases this file"
     if signature is None:
         outcome.message += f"; {ORIGIN_AFTER_DECRYPTION}"
     return outcome
@@ -302,3 +324,32 @@ def recall_notice(
     gpg: gnupg.GPG, notice: Path, sender: SenderKey, manifest: dict[str, Any], package: Path
 ) -> Passed[None]:
     return Passed(None, check_recall(read_notice(gpg, notice, sender), manifest, package))
+
+
+def decision_record(bag_dir: Path, manifest: dict[str, Any]) -> Passed[None]:
+    absent = not_in(manifest)
+    if absent is not None:
+        return Passed(None, absent, skipped=True)
+    return Passed(None, check_decision_record(bag_dir, manifest))
+
+
+def decision_signature(
+    gpg: gnupg.GPG, bag_dir: Path, manifest: dict[str, Any], sender: SenderKey
+) -> Passed[None]:
+    absent = not_in(manifest)
+    if absent is not None:
+        return Passed(None, absent, skipped=True)
+    return Passed(None, check_decision_signature(gpg, bag_dir, manifest, sender))
+
+
+def item_index(bag_dir: Path, manifest: dict[str, Any]) -> Passed[None]:
+    absent = not_in(manifest)
+    if absent is not None:
+        return Passed(None, absent, skipped=True)
+    return Passed(None, check_item_index(bag_dir, manifest))
+
+
+def release_statement(
+    gpg: gnupg.GPG, statement: Path, sender: SenderKey, manifest: dict[str, Any], package: Path
+) -> Passed[None]:
+    return Passed(None, check_release(read_statement(gpg, statement, sender), manifest, package))

@@ -199,6 +199,7 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("recipient.detail", "GET"): {**only("recipient"), "recipient_other": 404},
     ("recipient.download", "GET"): {**only("recipient"), "recipient_other": 404},
     ("recipient.signature", "GET"): {**only("recipient"), "recipient_other": 404},
+    ("recipient.release_statement", "GET"): {**only("recipient"), "recipient_other": 404},
     ("recipient.acknowledge", "POST"): {**only("recipient"), "recipient_other": 404},
     ("recipient.recalls_page", "GET"): only("recipient", "recipient_other"),
     ("recipient.notice", "GET"): {**only("recipient"), "recipient_other": 404},
@@ -485,6 +486,7 @@ def _recipient_values(
             authority_id=rfa.authority_id, status=status,
             file_sha256=blobs.put_bytes(f"{code} ciphertext".encode()).sha256,
             signature_sha256=blobs.put_bytes(f"{code} signature".encode()).sha256,
+            release_statement_sha256=blobs.put_bytes(f"{code} statement".encode()).sha256,
             assembled_by_id=assembler, released_by_id=releaser, released_at=now,
             expires_at=now + timedelta(days=30),
         )  # fmt: skip

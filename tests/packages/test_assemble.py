@@ -37,7 +37,12 @@ from portal.packages.assembly.assemble import (
     AssemblyFailed,
     assemble_package,
 )
+from portal.packages.assembly.decision_record import (
+    DECISION_RECORD_PATH,
+    DECISION_SIGNATURE_PATH,
+)
 from portal.packages.assembly.gpgstream import verify_detached
+from portal.packages.assembly.item_index import INDEX_CSV_PATH, INDEX_JSON_PATH
 from portal.packages.assembly.manifest import MANIFEST_PATH, SIGNATURE_PATH, parse_manifest
 from portal.packages.lifecycle import release_package, replaceable, replaced_by
 from portal.packages.models import Download, Package, PackageItem
@@ -137,11 +142,12 @@ def test_genuine_package(state: PortalState, tmp_path: Path) -> None:
         data_files = [m.name.split("/", 1)[1] for m in tar.getmembers() if m.isfile()]
         data_files = [name for name in data_files if name.startswith("data/")]
     evidence = ["leaves.json", "checkpoint.txt", "checkpoint.txt.asc"]  # the transparency log's
-    assert data_files[-7:] == [
+    assert data_files[-11:] == [
         LETTER_PATH, LOG_PATH, *(f"data/transparency/{name}" for name in evidence),
+        DECISION_RECORD_PATH, DECISION_SIGNATURE_PATH, INDEX_CSV_PATH, INDEX_JSON_PATH,
         MANIFEST_PATH, SIGNATURE_PATH,
     ]  # fmt: skip
-    assert all(name.startswith("data/items/") for name in data_files[:-7])
+    assert all(name.startswith("data/items/") for name in data_files[:-11])
     assert package.leak_check["files_checked"] == len(data_files)
     assert package.leak_check["terms_checked"] == 2  # M-1 and M-P1
     assert bag.info["External-Identifier"] == package.code

@@ -36,12 +36,13 @@ from tests.support.package_facts import (
     example_documents,
     example_item,
     example_package,
+    example_records,
 )
 
 
 def _manifest() -> dict[str, Any]:
     items = [example_item(1), example_item(2, consent=None, redactions=(), rendition="as_is")]
-    return build_manifest(example_package(), items, example_documents())
+    return build_manifest(example_package(), items, example_documents(), example_records())
 
 
 def _errors(data: object) -> list[str]:
@@ -128,14 +129,43 @@ def test_a_replacement_names_the_package_it_replaces_and_the_items_left_out() ->
     replacing = example_package(
         code="PKG-2026-0002", replaces=Replacement("PKG-2026-0001", ("ITM-000002",))
     )
-    manifest = build_manifest(replacing, [example_item(1)], example_documents())
+    manifest = build_manifest(replacing, [example_item(1)], example_documents(), example_records())
     assert manifest["replaces"] == {"code": "PKG-2026-0001", "items_left_out": ["ITM-000002"]}
     validate_manifest(manifest)
 
 
+def _before_3(manifest: dict[str, Any], version: str) -> dict[str, Any]:
+    """``manifest`` as schema ``version`` (1 or 2) wrote it: none of version 3's fields."""
+    manifest["schema_version"] = version
+    del manifest["decision_record"], manifest["item_index"]
+    for item in manifest["items"]:
+        del item["marks"]
+        for event in item["custody"]:
+            del event["time_source"]
+    return manifest
+
+
+def test_a_version_2_manifest_still_validates_and_cannot_carry_version_3_fields() -> None:
+    old = _before_3(_manifest(), "2")
+    validate_manifest(old)  # packages made before version 3 keep verifying
+    old["items"][0]["marks"] = []
+    assert _errors(old)
+
+
+def test_version_3_requires_its_records_and_chronological_custody() -> None:
+    manifest = _manifest()
+    del manifest["decision_record"]
+    assert "decision_record: is required but missing" in _errors(manifest)
+    manifest = _manifest()
+    del manifest["items"][0]["custody"][0]["time_source"]
+    assert "items[0].custody[0].time_source: is required but missing" in _errors(manifest)
+    manifest = _manifest()
+    manifest["items"][0]["custody"].reverse()
+    assert any("earlier than the event before it" in error for error in _errors(manifest))
+
+
 def test_a_version_1_manifest_still_validates_and_cannot_say_replaces() -> None:
-    old = _manifest()
-    old["schema_version"] = "1"
+    old = _before_3(_manifest(), "1")
     validate_manifest(old)  # packages made before version 2 keep verifying
     old["replaces"] = {"code": "PKG-2026-0001", "items_left_out": []}
     assert _errors(old)
@@ -147,7 +177,7 @@ def test_a_version_1_manifest_still_validates_and_cannot_say_replaces() -> None:
 def test_built_manifest_validates_and_holds_the_facts() -> None:
     manifest = _manifest()
     validate_manifest(manifest)
-    assert manifest["schema_version"] == "2"
+    assert manifest["schema_version"] == "3"
     assert "replaces" not in manifest  # a first package replaces nothing
     assert manifest["package"] == {
         "code": "PKG-2026-0001",
@@ -168,6 +198,7 @@ def test_built_manifest_validates_and_holds_the_facts() -> None:
         "event": "registered",
         "by": "Registry",
         "details": "checksum verified",
+        "time_source": "portal-clock",
     }
     assert second["consent"] is None and second["redactions"] == []
     assert [d["path"] for d in manifest["documents"]] == [
@@ -180,14 +211,14 @@ def test_built_manifest_validates_and_holds_the_facts() -> None:
 def test_build_converts_other_time_zones_to_utc() -> None:
     cest = timezone(timedelta(hours=2))
     package = example_package(created_at=datetime(2026, 3, 4, 11, 30, tzinfo=cest))
-    manifest = build_manifest(package, [example_item()], [])
+    manifest = build_manifest(package, [example_item()], [], example_records())
     assert manifest["package"]["created_at"] == "2026-03-04T09:30:00.000000+00:00"
 
 
 def test_build_refuses_a_naive_datetime_naming_the_field() -> None:
     item = example_item(custody=(facts.CustodyEvent(datetime(2026, 1, 1), "collected", "x"),))
     with pytest.raises(ManifestInvalid) as caught:
-        build_manifest(example_package(), [item], [])
+        build_manifest(example_package(), [item], [], example_records())
     assert caught.value.errors == [
         "items[0].custody[0].at: naive datetime 2026-01-01T00:00:00; give it in UTC"
     ]
@@ -196,7 +227,7 @@ def test_build_refuses_a_naive_datetime_naming_the_field() -> None:
 def test_build_refuses_facts_that_do_not_fit_the_schema() -> None:
     items = [example_item(1), example_item(2, sha256="ABC", path="data/../../etc/passwd")]
     with pytest.raises(ManifestInvalid) as caught:
-        build_manifest(example_package(recipient_fingerprints=()), items, [])
+        build_manifest(example_package(recipient_fingerprints=()), items, [], example_records())
     assert caught.value.errors == [
         "items[1].path: 'data/../../etc/passwd' is not a relative path under data/"
         " (no '..', no segment starting with '.')",
@@ -354,7 +385,7 @@ REFUSALS: list[tuple[str, Change, str]] = [
     ("negative size", _set("items.1.size", -1), "items[1].size: -1 is less than the minimum"),
     ("size as text", _set("items.1.size", "12"), "items[1].size: '12' is not of type 'integer'"),
     ("zero count", _set("items.0.redactions.1.count", 0), "items[0].redactions[1].count: 0"),
-    ("unknown version", _set("schema_version", "3"), "schema_version: '3' is not one of"),
+    ("unknown version", _set("schema_version", "4"), "schema_version: '4' is not one of"),
     ("empty title", _set("items.0.title", ""), "items[0].title: '' should be non-empty"),
     (
         "consent of another kind",

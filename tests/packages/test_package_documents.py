@@ -31,6 +31,7 @@ from portal.packages.assembly.documents import (
     transmittal_letter_html,
     transmittal_letter_pdf,
 )
+from portal.packages.assembly.facts import PROTECTED_IDENTIFIER_REASON, AppliedMark
 from portal.packages.assembly.manifest import build_manifest, manifest_bytes, parse_manifest
 from portal.registry.openpgp import temporary_keyring
 from tests.support.package_facts import (
@@ -40,6 +41,7 @@ from tests.support.package_facts import (
     example_documents,
     example_item,
     example_package,
+    example_records,
 )
 
 TEMPLATES = REPO_ROOT / "templates"
@@ -156,7 +158,7 @@ def test_characters_the_fonts_lack_become_replacement_characters() -> None:
     assert "Provider Name" in letter
     log = _text(custody_log_pdf(example_package(), items))
     assert "Statement \N{REPLACEMENT CHARACTER}\N{REPLACEMENT CHARACTER} bell" in log
-    manifest = build_manifest(example_package(), items, [])
+    manifest = build_manifest(example_package(), items, [], example_records())
     assert parse_manifest(manifest_bytes(manifest))["items"][0]["title"] == items[0].title
 
 
@@ -208,7 +210,7 @@ def test_log_lists_custody_and_redactions_but_never_the_redacted_text(tmp_path: 
         ITEMS[0].sha256,
         ITEMS[0].source_sha256,
         "data/items/ITM-000001/statement.pdf",
-        "Page 1 of 1",
+        "Page 1 of 2",
     ):
         assert expected in text, expected
     counts = [cell for cell in extract_text(io.BytesIO(pdf)).split("\n") if cell.strip() == "3"]
@@ -353,7 +355,7 @@ def test_any_printable_titles_and_names_round_trip_and_render(
     summary = dataclasses.replace(first.redactions[0], reason=reason)
     item = dataclasses.replace(first, redactions=(summary,))
     package = example_package(authority_name=authority)
-    manifest = build_manifest(package, [item], example_documents())
+    manifest = build_manifest(package, [item], example_documents(), example_records())
     raw = manifest_bytes(manifest)
     parsed = parse_manifest(raw)
     assert parsed == manifest
@@ -365,3 +367,30 @@ def test_any_printable_titles_and_names_round_trip_and_render(
     assert letter.startswith(b"%PDF-") and _pages(letter) >= 1
     log = custody_log_pdf(package, [item])
     assert log.startswith(b"%PDF-") and _pages(log) >= 1
+
+
+def test_log_shows_each_mark_and_who_proposed_and_confirmed_it(tmp_path: Path) -> None:
+    """Issue 20: mark by mark (where, how often, the two officers), custody with the source
+    of each time; never the redacted text."""
+    marks = (
+        AppliedMark("MRK-0001", "pdf_box", "Face of a witness", 1, 2, (0.1, 0.2, 0.3, 0.4),
+                    (), "Ines Proposer", "Omar Confirmer"),
+        AppliedMark("PID-2026-00012", "term", PROTECTED_IDENTIFIER_REASON, 3, pages=((1, 3),)),
+    )  # fmt: skip
+    item = example_item(1, marks=marks)
+    dest = tmp_path / "log.pdf"
+    render_custody_log(example_package(), [item], dest)
+    text = _text(dest.read_bytes())
+    for expected in (
+        "Marks applied",
+        "MRK-0001",
+        "page 2; box 0.100, 0.200, 0.300, 0.400",
+        "Ines Proposer",
+        "Omar Confirmer",
+        "PID-2026-00012",
+        "pages 1 (3)",
+        "register",
+        "portal clock (NTP-synchronised host)",
+    ):
+        assert expected in text, expected
+    assert PROTECTED_TERM not in text

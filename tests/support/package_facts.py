@@ -18,6 +18,8 @@ from portal.packages.assembly.facts import (
     DocumentEntry,
     ItemEntry,
     PackageFacts,
+    RecordFile,
+    Records,
     RedactionSummary,
 )
 
@@ -108,4 +110,16 @@ def example_documents() -> tuple[DocumentEntry, ...]:
             12_345,
             "application/pdf",
         ),
+    )
+
+
+def example_records() -> Records:
+    """What a manifest says of the decision record and item index (digests made up)."""
+    return Records(
+        decision=RecordFile(
+            "data/decision-record.json", digest("record"), 2_345, "application/json"
+        ),
+        decision_signature_path="data/decision-record.json.asc",
+        index_csv=RecordFile("data/item-index.csv", digest("csv"), 456, "text/csv"),
+        index_json=RecordFile("data/item-index.json", digest("json"), 789, "application/json"),
     )

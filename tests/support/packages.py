@@ -35,8 +35,17 @@ from typing import Any, BinaryIO
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen import canvas
 
+from portal.canonical import canonical_json, sha256_hex
 from portal.packages.assembly.bag import BagEntry, write_bag_tar
+from portal.packages.assembly.decision_record import (
+    DecisionFacts,
+    ItemOutcome,
+    RuleOutcome,
+)
+from portal.packages.assembly.evidence import Evidence, write_records
 from portal.packages.assembly.facts import (
+    TIME_PROVIDER_DECLARED,
+    AppliedMark,
     ConsentFacts,
     CustodyEvent,
     DocumentEntry,
@@ -47,6 +56,7 @@ from portal.packages.assembly.facts import (
 from portal.packages.assembly.gpgstream import (
     Recipient,
     Signer,
+    clearsign,
     detached_signature,
     load_signer,
     sign_and_encrypt,
@@ -57,6 +67,7 @@ from portal.packages.assembly.manifest import (
     build_manifest,
     manifest_bytes,
 )
+from portal.packages.release_statement import SUFFIX, statement_text
 
 REPO = Path(__file__).resolve().parents[2]
 KEYS = REPO / "keys_example"
@@ -68,6 +79,9 @@ CODE = "PKG-2026-0001"
 WHEN = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 
 Members = list[tuple[tarfile.TarInfo, bytes]]
+#: The sample decision's policy files (name, SHA-256) and their revision.
+POLICY_FILES = (("policy.toml", "cd" * 32), ("rules.toml", "ef" * 32))
+POLICY_REVISION = sha256_hex(canonical_json(dict(POLICY_FILES)))
 
 
 # --------------------------------------------------------------------------- keys
@@ -180,7 +194,7 @@ def package_facts(code: str, recipients: Sequence[str], signer_fpr: str) -> Pack
         authority_country="NL",
         decision_id="DEC-2026-0031",
         policy_id="default",
-        policy_revision="ab" * 32,
+        policy_revision=POLICY_REVISION,
         engine_version="1",
         decided_at=WHEN,
         signer_fingerprint=signer_fpr,
@@ -204,7 +218,69 @@ def _item_entry(item: SampleItem) -> ItemEntry:
         media_type=item.media_type,
         redactions=item.redactions,
         consent=ConsentFacts("CNS-000045", "item", WHEN, None, "Not to be shared onward."),
-        custody=(CustodyEvent(WHEN, "registered", "Registry clerk"),),
+        custody=(
+            CustodyEvent(
+                WHEN.replace(hour=0, minute=0),
+                "collected",
+                "Field team",
+                "",
+                TIME_PROVIDER_DECLARED,
+            ),
+            CustodyEvent(WHEN, "registered", "Registry clerk"),
+        ),
+        marks=tuple(
+            AppliedMark(
+                f"MRK-{n}",
+                summary.kind,
+                summary.reason,
+                summary.count,
+                None,
+                None,
+                ((1, 3),),
+                "A. Legal Officer",
+                "B. Second Officer",
+            )
+            for n, summary in enumerate(item.redactions, start=1)
+        ),
+        date=WHEN.date(),
+        place="Northtown",
+        language="en",
+    )
+
+
+def sample_evidence(code: str, items: Sequence[SampleItem]) -> Evidence:
+    """The decision record's facts of the sample package (its items shared), as the
+    assembler reads them from a decision."""
+    rule = RuleOutcome("consent", "pass", "share", "ToR para. 12 (consent)", "consent_given")
+    return Evidence(
+        decision=DecisionFacts(
+            package_code=code,
+            decision_id="DEC-2026-0031",
+            decided_at=WHEN,
+            outcome="eligible",
+            engine_version="1",
+            deciding_officers=("A. Legal Officer",),
+            policy_id="default",
+            policy_revision=POLICY_REVISION,
+            policy_files=POLICY_FILES,
+            snapshot_sha256="12" * 32,
+            results_sha256="34" * 32,
+            rfa_reference="RFA-2026-0007",
+            authority_code="NWU",
+            request_rules=(RuleOutcome("fair-trial", "pass", "share", "ToR para. 3"),),
+            items=tuple(
+                ItemOutcome(
+                    item.code,
+                    "share_redacted" if item.rendition == "redacted" else "share",
+                    (rule,),
+                    tuple(f"MRK-{n}" for n in range(1, len(item.redactions) + 1)),
+                )
+                for item in items
+            ),
+            not_in_package=(("withhold", 1),),
+        ),
+        people={},
+        items={},
     )
 
 
@@ -229,6 +305,9 @@ class Sealer:
 
     def detached(self, path: Path, signed_by: str) -> bytes:
         return detached_signature(path, signer(signed_by))
+
+    def clearsign(self, text: str, signed_by: str) -> str:
+        return clearsign(text, signer(signed_by))
 
     def decrypt(self, package: Path, out: Path, key: str) -> None:
         with keyring(secret=(key,), public=()) as home:
@@ -321,6 +400,14 @@ class FastSealer(Sealer):
         )
         return proc.stdout
 
+    def clearsign(self, text: str, signed_by: str) -> str:
+        proc = subprocess.run(
+            ["gpg", "--homedir", str(self.home), "--batch", "--no-tty",
+             *self._signing(signed_by), "--clearsign", "--output", "-"],
+            input=text.encode("utf-8"), capture_output=True, check=True, timeout=120,
+        )  # fmt: skip
+        return proc.stdout.decode("utf-8")
+
     def decrypt(self, package: Path, out: Path, key: str) -> None:
         gpg_run(self.home, "--decrypt", "--output", str(out), str(package), check=False)
 
@@ -354,6 +441,7 @@ def build_package(
     after_manifest_signed: Callable[[bytes], bytes] | None = None,
     extra_payload: dict[str, bytes] | None = None,
     time_stamp: Callable[[bytes], dict[str, bytes]] | None = None,
+    evidence: Evidence | None = None,
 ) -> BuiltPackage:
     """Make ``dest/<code>.tar.gpg`` and its ``.sig``: a genuine package unless a knob says not.
 
@@ -374,10 +462,17 @@ def build_package(
     documents = [
         DocumentEntry(letter_path, "Transmittal letter", _sha256(letter), len(letter), pdf)
     ]
+    entries_ = [_item_entry(item) for item in items]
+    records, record_files = write_records(
+        stage, evidence or sample_evidence(code, items), entries_,
+        lambda path: sealer.detached(path, signed_by),
+    )  # fmt: skip
+    entries += [BagEntry(path, file) for path, file in record_files]
     manifest = build_manifest(
         package_facts(code, encrypted_to, sealer.fingerprint(signed_by)),
-        [_item_entry(item) for item in items],
+        entries_,
         documents,
+        records,
     )
     if edit_manifest is not None:
         edit_manifest(manifest)
@@ -463,3 +558,71 @@ def flip_byte(path: Path, offset: int | None = None) -> None:
     where = len(data) // 2 if offset is None else offset
     data[where] ^= 0x01
     path.write_bytes(bytes(data))
+
+
+def release_statement(
+    built: BuiltPackage,
+    *,
+    sealer: Sealer | None = None,
+    signed_by: str = SENDER,
+    code: str | None = None,
+    file_sha256: str | None = None,
+) -> Path:
+    """``<package>.release.asc`` beside ``built``: the portal's statement text for it (or,
+    with ``code`` / ``file_sha256``, for another package), clearsigned by ``signed_by``."""
+    sealer = sealer or Sealer()
+    text = statement_text(
+        package_code=code or built.code,
+        package_sha256=file_sha256 or _sha256(built.path.read_bytes()),
+        package_size=built.path.stat().st_size,
+        authority="Northland War Crimes Unit (NWU, NL)",
+        rfa_reference="RFA-2026-0007",
+        decision_id="DEC-2026-0031",
+        assembled_by="A. Legal Officer",
+        assembled_at=WHEN,
+        released_by="B. Second Officer",
+        released_at=WHEN.replace(hour=11),
+        expires_at=WHEN.replace(year=2027),
+        signer_fingerprint=sealer.fingerprint(signed_by),
+        issued_at=WHEN.replace(hour=11, minute=1),
+    )
+    path = built.path.with_name(built.path.name + SUFFIX)
+    path.write_text(sealer.clearsign(text, signed_by), encoding="utf-8")
+    return path
+
+
+def replace_in_bag(members: Members, changes: dict[str, bytes]) -> Members:
+    """The tar members with the bag files ``changes`` (paths relative to the bag, e.g.
+    ``data/item-index.csv``) given new bytes, and the bag's manifests and Payload-Oxum made
+    to agree, so that only a check beyond BagIt can notice."""
+    files = {
+        info.name.split("/", 1)[1]: (info, data)
+        for info, data in members
+        if "/" in info.name and info.isreg()
+    }
+    for path, data in changes.items():
+        info, _ = files[path]
+        info.size = len(data)
+        files[path] = (info, data)
+    payload = {path: data for path, (_, data) in files.items() if path.startswith("data/")}
+    manifest = "".join(f"{_sha256(data)}  {path}\n" for path, data in sorted(payload.items()))
+    info_text = files["bag-info.txt"][1].decode("utf-8")
+    oxum = f"{sum(len(d) for d in payload.values())}.{len(payload)}"
+    info_text = "\n".join(
+        f"Payload-Oxum: {oxum}" if line.startswith("Payload-Oxum:") else line
+        for line in info_text.split("\n")
+    )
+    tags = {"bag-info.txt": info_text.encode("utf-8"), "manifest-sha256.txt": manifest.encode()}
+    for path, data in tags.items():
+        info, _ = files[path]
+        info.size = len(data)
+        files[path] = (info, data)
+    tag_names = [p for p in files if not p.startswith("data/") and p != "tagmanifest-sha256.txt"]
+    tagmanifest = "".join(f"{_sha256(files[p][1])}  {p}\n" for p in sorted(tag_names))
+    info, _ = files["tagmanifest-sha256.txt"]
+    info.size = len(tagmanifest)
+    files["tagmanifest-sha256.txt"] = (info, tagmanifest.encode())
+    return [
+        files[info.name.split("/", 1)[1]] if info.isreg() and "/" in info.name else (info, data)
+        for info, data in members
+    ]

@@ -187,6 +187,9 @@ def test_genuine_package_json_report(run: Run, genuine: BuiltPackage) -> None:
         "manifest_signature",
         "timestamp",
         "cross_check",
+        "decision_record",
+        "decision_signature",
+        "item_index",
         "transparency",  # skipped: build_package makes no log evidence (tests/transparency)
     ]
     assert all(check["ok"] for check in report["checks"])
@@ -703,5 +706,5 @@ def test_signature_made_before_the_sender_key_expired_still_verifies(
         code, report = run_json(run, built.path, gnupghome=expired_home, fpr=EXPIRED_SIGNER)
     assert code == 0, report
     notes = [check["detail"] for check in report["checks"] if "signature" in check["name"]]
-    assert len(notes) == 3
+    assert len(notes) == 4  # package (detached, inline), manifest, decision record
     assert all("made on 2020-06-01, before the key expired on 2020-12-31" in n for n in notes)

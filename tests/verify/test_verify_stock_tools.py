@@ -26,6 +26,7 @@ from tests.support.packages import (
     BuiltPackage,
     build_package,
     keyring,
+    release_statement,
 )
 from tests.support.tsa import LocalTsa, running_tsa
 
@@ -57,6 +58,14 @@ def tsa() -> Iterator[LocalTsa]:
     """The mechanism's time-stamping authority: OpenSSL's own (tests/support/tsa.py)."""
     with running_tsa() as local:
         yield local
+
+
+VERIFY_DECISION = (
+    "gpg --status-fd 1 --verify data/decision-record.json.asc data/decision-record.json"
+)
+VERIFY_RELEASE = "gpg --status-fd 1 --verify PKG-2026-0001.tar.gpg.release.asc"
+REJECT_REVOKED_DECISION = f"! {VERIFY_DECISION} 2>/dev/null | {REVOKED_OR_EXPIRED}"
+REJECT_REVOKED_RELEASE = f"! {VERIFY_RELEASE} 2>/dev/null | {REVOKED_OR_EXPIRED}"
 
 
 @pytest.fixture(scope="module")
@@ -230,3 +239,39 @@ def test_readme_commands_reject_a_revoked_key(tmp_path: Path) -> None:
         rejected = sh(REJECT_REVOKED_DETACHED, work, own)
         assert rejected.returncode != 0
         assert "REVKEYSIG" in rejected.stdout and "KEYREVOKED" in rejected.stdout
+
+
+def test_readme_commands_verify_the_decision_record_and_release_statement(
+    genuine: BuiltPackage, home: Path, tmp_path: Path
+) -> None:
+    """The README's lines for the signed decision record (inside the bag) and the release
+    statement (beside the package): gpg says VALIDSIG by the pinned key, and BADSIG once
+    either is altered."""
+    work = tmp_path / "inbox"
+    work.mkdir()
+    shutil.copy(genuine.path, work)
+    shutil.copy(genuine.signature, work)
+    shutil.copy(KEYS / f"{SENDER}.pub.asc", work)
+    statement = release_statement(
+        BuiltPackage(work / genuine.path.name, work / genuine.signature.name, CODE, {})
+    )
+    for line in (IMPORT_SENDER_KEY, DECRYPT, UNTAR):
+        assert sh(line, work, home).returncode == 0, line
+    bag = work / CODE
+
+    decision = sh(VERIFY_DECISION, bag, home)
+    assert decision.returncode == 0, decision.stderr
+    assert validsig_primaries(decision.stdout) == [SENDER_FPR]
+    released = sh(VERIFY_RELEASE, work, home)
+    assert released.returncode == 0, released.stderr
+    assert validsig_primaries(released.stdout) == [SENDER_FPR]
+    assert sh(REJECT_REVOKED_DECISION, bag, home).returncode == 0
+    assert sh(REJECT_REVOKED_RELEASE, work, home).returncode == 0
+    assert "Released by:" in statement.read_text("utf-8")
+
+    record = bag / "data" / "decision-record.json"
+    record.write_bytes(record.read_bytes().replace(b"share_redacted", b"withhold"))
+    assert "[GNUPG:] BADSIG" in sh(VERIFY_DECISION, bag, home).stdout
+    statement.write_text(statement.read_text("utf-8").replace("B. Second", "Z. Other"), "utf-8")
+    altered = sh(VERIFY_RELEASE, work, home)
+    assert altered.returncode != 0 and "[GNUPG:] BADSIG" in altered.stdout

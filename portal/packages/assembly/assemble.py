@@ -88,9 +88,11 @@ from portal.packages.assembly.bag import (
     write_bag_tar,
 )
 from portal.packages.assembly.document_worker import document_pool, render_and_check
+from portal.packages.assembly.evidence import Evidence, enrich, load_evidence, write_records
 from portal.packages.assembly.facts import (
     MECHANISM_NAME,
     PROTECTED_IDENTIFIER_REASON,
+    TIME_PROVIDER_DECLARED,
     ConsentFacts,
     CustodyEvent,
     DocumentEntry,
@@ -279,6 +281,7 @@ class _Job:
     recipients: tuple[Recipient, ...]
     signer: Signer
     moment: datetime
+    evidence: Evidence  # the decision record's facts, mark officers, index facts
     # Registered identifiers that must not reach the authority, as term marks (the value is
     # the term: kept in memory only), and their matcher, compiled once for the package (None
     # when there are none).
@@ -547,6 +550,8 @@ def _load(state: PortalState, package_id: int, version: int, moment: datetime) -
         )
         identifiers = searchable(withheld)
         items = _unnamed(items, identifiers)
+        hidden = [identifiers, searchable([mark for item in items for mark in item.marks])]
+        evidence = load_evidence(db, package.code, decision, [i.code for i in items], hidden)
         return _Job(
             package_id,
             version,
@@ -556,6 +561,7 @@ def _load(state: PortalState, package_id: int, version: int, moment: datetime) -
             recipients,
             signer,
             moment,
+            evidence,
             withheld,
             identifiers,
             tsa,
@@ -734,7 +740,9 @@ def _custody(
     events = []
     if item.collected_on is not None:
         collected = datetime.combine(item.collected_on, clock_time(), tzinfo=UTC)
-        events.append(CustodyEvent(collected, "collected", item.provider))
+        events.append(
+            CustodyEvent(collected, "collected", item.provider, time_source=TIME_PROVIDER_DECLARED)
+        )
     events.append(
         CustodyEvent(
             item.registered_at,
@@ -1022,24 +1030,24 @@ def _render_items(
         if outcome is not None and outcome.read_with_ocr:
             built.read_with_ocr[item.package_item_id] = outcome.read_with_ocr
         built.paths[path] = item.package_item_id
-        built.items.append(
-            ItemEntry(
-                code=item.code,
-                title=item.title,
-                kind=item.kind,
-                provider=item.provider,
-                source_sha256=item.source_sha256,
-                source_media_type=base_media_type(item.media_type),
-                rendition=rendition,
-                path=path,
-                sha256=digest,
-                size=size,
-                media_type=media_type,
-                redactions=redactions,
-                consent=item.consent,
-                custody=_custody(job, item, total, rendition),
-            )
+        entry = ItemEntry(
+            code=item.code,
+            title=item.title,
+            kind=item.kind,
+            provider=item.provider,
+            source_sha256=item.source_sha256,
+            source_media_type=base_media_type(item.media_type),
+            rendition=rendition,
+            path=path,
+            sha256=digest,
+            size=size,
+            media_type=media_type,
+            redactions=redactions,
+            consent=item.consent,
+            custody=_custody(job, item, total, rendition),
         )
+        report_ = built.reports[item.package_item_id]
+        built.items.append(enrich(job.evidence, entry, report_, _item_marks(job, item)))
 
 
 @dataclass(frozen=True)
@@ -1086,7 +1094,11 @@ def _documents(
         documents.append(DocumentEntry(extra.path, extra.title, digest, size, extra.media_type))
         entries.append(BagEntry(extra.path, extra.source, digest))
     try:
-        manifest = build_manifest(job.facts, items, documents)
+        records, record_files = write_records(stage, job.evidence, items, seal.detached_signature)
+    except GpgError as exc:
+        raise _Failure(f"The decision record could not be signed: {exc}") from None
+    try:
+        manifest = build_manifest(job.facts, items, documents, records)
     except ManifestInvalid as exc:
         raise _Failure("The manifest does not validate: " + "; ".join(exc.errors[:5])) from None
     manifest_file, signature_file = stage / "manifest.json", stage / "manifest.json.asc"
@@ -1095,7 +1107,7 @@ def _documents(
         signature_file.write_bytes(seal.detached_signature(manifest_file))
     except GpgError as exc:
         raise _Failure(f"The manifest could not be signed: {exc}") from None
-    signed = [(MANIFEST_PATH, manifest_file), (SIGNATURE_PATH, signature_file)]
+    signed = [*record_files, (MANIFEST_PATH, manifest_file), (SIGNATURE_PATH, signature_file)]
     try:  # the TSA's reply over the signature, and its CA certificates (when configured)
         signed += time_stamp_files(job.tsa, signature_file, stage) if job.tsa else []
     except TimestampFailed as exc:

@@ -47,7 +47,16 @@ from portal.config import REPO_ROOT
 from portal.documents.fonts import SANS, coverage, reportlab_fonts
 from portal.documents.html_pdf import html_to_pdf
 from portal.eligibility.decision_pdf import _environment, _when
-from portal.packages.assembly.facts import MECHANISM_NAME, ItemEntry, PackageFacts
+from portal.packages.assembly.facts import (
+    MECHANISM_NAME,
+    PROTECTED_IDENTIFIER_REASON,
+    TIME_PORTAL_CLOCK,
+    TIME_PROVIDER_DECLARED,
+    TIME_TSA,
+    AppliedMark,
+    ItemEntry,
+    PackageFacts,
+)
 from portal.redaction.renditions import atomic_output
 from portal.registry.openpgp import grouped_fingerprint
 
@@ -341,9 +350,11 @@ def _package_section(log: _Log, package: PackageFacts) -> list[Flowable]:
         ),
         Spacer(1, 2 * mm),
         log.para(
-            "For every item: the events of its chain of custody and the redactions applied "
-            "before sharing. Redactions are given by kind, reason and number; the redacted "
-            "content itself is in no file of this package.",
+            "For every item: the events of its chain of custody, in date order with the "
+            "source of each time, and the redactions applied before sharing: by kind, reason "
+            "and number, and mark by mark with where it applied and the two legal officers "
+            "who proposed and confirmed it. The redacted content itself is in no file of this "
+            "package.",
             log.small,
         ),
     ]
@@ -372,11 +383,13 @@ def _item_section(log: _Log, item: ItemEntry) -> list[Flowable]:
                 log.para(event.event, log.small),
                 log.para(event.by, log.small),
                 log.para(event.details, log.small),
+                log.para(TIME_SOURCE_LABELS.get(event.time_source, event.time_source), log.small),
             ]
             for event in item.custody
         ]
-        widths = (34 * mm, 38 * mm, 36 * mm, 66 * mm)
-        parts.append(log.table(("When", "Event", "By", "Details"), rows, widths))
+        widths = (30 * mm, 32 * mm, 32 * mm, 50 * mm, 30 * mm)
+        columns = ("When", "Event", "By", "Details", "Time from")
+        parts.append(log.table(columns, rows, widths))
     else:
         parts.append(log.para("No custody events recorded.", log.small))
     parts.append(log.para("Redactions applied", log.h3))
@@ -392,7 +405,42 @@ def _item_section(log: _Log, item: ItemEntry) -> list[Flowable]:
         parts.append(log.table(("Kind", "Reason", "Count"), rows, (34 * mm, 122 * mm, 18 * mm)))
     else:
         parts.append(log.para("None: shared without redaction.", log.small))
+    if item.marks:
+        parts.append(log.para("Marks applied", log.h3))
+        rows = [[log.para(text, log.small) for text in _mark_cells(mark)] for mark in item.marks]
+        heads = ("Mark", "Kind", "Where", "Hits", "Reason", "Proposed by", "Confirmed by")
+        sizes = (26 * mm, 18 * mm, 34 * mm, 12 * mm, 40 * mm, 22 * mm, 22 * mm)
+        parts.append(log.table(heads, rows, sizes))
     return parts
+
+
+#: How the log names the source of a custody event's time.
+TIME_SOURCE_LABELS = {
+    TIME_PORTAL_CLOCK: "portal clock (NTP-synchronised host)",
+    TIME_PROVIDER_DECLARED: "declared by the provider",
+    TIME_TSA: "time-stamping authority (RFC 3161)",
+}
+
+
+def _mark_cells(mark: AppliedMark) -> tuple[str, ...]:
+    """A mark as the log shows it: never what it removed."""
+    where = []
+    if mark.page is not None:
+        where.append(f"page {mark.page}")
+    if mark.box is not None:
+        where.append("box " + ", ".join(f"{value:.3f}" for value in mark.box))
+    if mark.pages and mark.page is None:
+        where.append("pages " + ", ".join(f"{page} ({hits})" for page, hits in mark.pages[:20]))
+    none = "\N{EN DASH}"
+    return (
+        mark.code,
+        mark.kind,
+        "; ".join(where) or none,
+        str(mark.hits),
+        mark.reason,
+        mark.proposed_by or (none if mark.reason != PROTECTED_IDENTIFIER_REASON else "register"),
+        mark.confirmed_by or (none if mark.reason != PROTECTED_IDENTIFIER_REASON else "register"),
+    )
 
 
 def _consent_line(item: ItemEntry) -> str:

@@ -11,7 +11,7 @@ how often it was applied, nothing more.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 #: How documents name the sender (the letter, the custody log, recall notices).
 MECHANISM_NAME = "the Mechanism"
@@ -19,14 +19,27 @@ MECHANISM_NAME = "the Mechanism"
 #: identifier's code, e.g. "PID-2026-00012"; the value is never in the facts).
 PROTECTED_IDENTIFIER_REASON = "protected identifier"
 
+#: Where the time of a custody event comes from (the manifest's ``time_source``, schema 3).
+TIME_PORTAL_CLOCK = "portal-clock"  # the portal's host clock, NTP-synchronised
+TIME_PROVIDER_DECLARED = "provider-declared"  # a date the provider gave (collection)
+TIME_TSA = "tsa"  # an RFC 3161 time-stamp by a time-stamping authority
+TIME_SOURCES = (TIME_PORTAL_CLOCK, TIME_PROVIDER_DECLARED, TIME_TSA)
+
 __all__ = [
     "MECHANISM_NAME",
     "PROTECTED_IDENTIFIER_REASON",
+    "TIME_PORTAL_CLOCK",
+    "TIME_PROVIDER_DECLARED",
+    "TIME_SOURCES",
+    "TIME_TSA",
+    "AppliedMark",
     "ConsentFacts",
     "CustodyEvent",
     "DocumentEntry",
     "ItemEntry",
     "PackageFacts",
+    "RecordFile",
+    "Records",
     "RedactionSummary",
 ]
 
@@ -91,6 +104,24 @@ class CustodyEvent:
     event: str
     by: str
     details: str = ""
+    time_source: str = TIME_PORTAL_CLOCK  # one of TIME_SOURCES
+
+
+@dataclass(frozen=True)
+class AppliedMark:
+    """One redaction mark applied to an item as shared: where, why, how often and by whose
+    four eyes, never what it removed. A protected identifier of the register is a mark too
+    (code ``PID-…``, no proposer or confirmer: the register's own review applies)."""
+
+    code: str
+    kind: str  # "term" | "text_span" | "pdf_box" | "image_box"
+    reason: str
+    hits: int  # occurrences removed (a box: 1 per page or frame it was burnt into)
+    page: int | None = None  # the page a PDF box is on (1-based)
+    box: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1 as page fractions
+    pages: tuple[tuple[int, int], ...] = ()  # (page, hits) where the redactor knows pages
+    proposed_by: str | None = None  # display names of the two legal officers
+    confirmed_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,7 +142,13 @@ class ItemEntry:
     media_type: str
     redactions: tuple[RedactionSummary, ...]
     consent: ConsentFacts | None
-    custody: tuple[CustodyEvent, ...]
+    custody: tuple[CustodyEvent, ...]  # in chronological order
+    marks: tuple[AppliedMark, ...] = ()
+    # For the item index (data/item-index.*): the date the provider gives for the item, the
+    # place (blank when it would name a protected identifier) and its language (BCP 47).
+    date: date | None = None
+    place: str = ""
+    language: str = ""
 
 
 @dataclass(frozen=True)
@@ -123,3 +160,24 @@ class DocumentEntry:
     sha256: str
     size: int
     media_type: str
+
+
+@dataclass(frozen=True)
+class RecordFile:
+    """A file of the bag the manifest refers to by path, digest and size (schema 3)."""
+
+    path: str
+    sha256: str
+    size: int
+    media_type: str
+
+
+@dataclass(frozen=True)
+class Records:
+    """The signed decision record (and the path of its detached signature) and the item
+    index, as the manifest refers to them."""
+
+    decision: RecordFile
+    decision_signature_path: str
+    index_csv: RecordFile
+    index_json: RecordFile

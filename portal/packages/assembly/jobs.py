@@ -88,6 +88,7 @@ class Jobs:
     make_preview: Any  # the same, for make_preview(rfa_id, item_id)
     find_hits: Any  # the same, for find_hits(item_id)
     issue_notices: Any  # issue_recall_notices(): sign every recall notice not yet signed
+    issue_statements: Any  # issue_release_statements(): sign released packages' statements
 
     def enqueue_assembly(self, package_id: int) -> None:
         """Queue the assembly of a package (in immediate mode: run it now)."""
@@ -190,6 +191,14 @@ def make_jobs(
         issue_pending_notices(provider())
 
     notices_wrapper = huey.task(name="issue_recall_notices")(issue_recall_notices)
+
+    def issue_release_statements() -> None:
+        """Sign every missing release statement (the web process never signs)."""
+        from portal.packages.release_statement import issue_pending_statements
+
+        issue_pending_statements(provider())
+
+    statements_wrapper = huey.task(name="issue_release_statements")(issue_release_statements)
     return Jobs(
         huey=huey,
         assemble=wrapper,
@@ -198,6 +207,7 @@ def make_jobs(
         make_preview=preview_wrapper,
         find_hits=hits_wrapper,
         issue_notices=notices_wrapper,
+        issue_statements=statements_wrapper,
     )
 
 
@@ -321,6 +331,15 @@ def queue_recall_notices(app: Flask) -> None:
         jobs_for(app).issue_notices()
     except Exception as exc:  # Redis down, a locked queue file: the recall page asks again
         logger.warning("recall notices not queued yet: %s", type(exc).__name__)
+
+
+def queue_release_statements(app: Flask) -> None:
+    """Ask the worker to sign the release statements not issued yet. Never raises: the
+    recipient's package page asks again."""
+    try:
+        jobs_for(app).issue_statements()
+    except Exception as exc:  # Redis down, a locked queue file: the package page asks again
+        logger.warning("release statements not queued yet: %s", type(exc).__name__)
 
 
 class _EmbeddedConsumer(Consumer):  # type: ignore[misc]

@@ -6,7 +6,8 @@ Schema ships beside it (``manifest.schema.json``); its description says when the
 version changes.
 
 Checks the schema cannot express are made here too: no two files share a path, no file is
-the manifest or its signature, and item codes are unique.
+the manifest or its signature, item codes are unique, and (version 3) each item's custody
+events are in chronological order.
 """
 
 from __future__ import annotations
@@ -38,11 +39,12 @@ __all__ = [
     "load_schema",
     "manifest_bytes",
     "parse_manifest",
+    "record_paths",
     "validate_manifest",
 ]
 
-SCHEMA_VERSION = "2"  # what this portal writes
-KNOWN_VERSIONS = ("1", "2")  # what the schema (and so portal-verify) reads
+SCHEMA_VERSION = "3"  # what this portal writes
+KNOWN_VERSIONS = ("1", "2", "3")  # what the schema (and so portal-verify) reads
 MANIFEST_PATH = "data/manifest.json"
 SIGNATURE_PATH = "data/manifest.json.asc"
 SCHEMA_RESOURCE = "manifest.schema.json"
@@ -138,6 +140,30 @@ def _custody(event: facts.CustodyEvent, where: str) -> dict[str, Any]:
         "event": event.event,
         "by": event.by,
         "details": event.details,
+        "time_source": event.time_source,
+    }
+
+
+def _mark(mark: facts.AppliedMark) -> dict[str, Any]:
+    return {
+        "code": mark.code,
+        "kind": mark.kind,
+        "reason": mark.reason,
+        "hits": mark.hits,
+        "page": mark.page,
+        "box": None if mark.box is None else [round(value, 6) for value in mark.box],
+        "pages": [[page, hits] for page, hits in mark.pages],
+        "proposed_by": mark.proposed_by,
+        "confirmed_by": mark.confirmed_by,
+    }
+
+
+def _record_file(record: facts.RecordFile) -> dict[str, Any]:
+    return {
+        "path": record.path,
+        "sha256": record.sha256,
+        "size": record.size,
+        "media_type": record.media_type,
     }
 
 
@@ -159,6 +185,7 @@ def _item(item: facts.ItemEntry, where: str) -> dict[str, Any]:
         "custody": [
             _custody(event, f"{where}.custody[{index}]") for index, event in enumerate(item.custody)
         ],
+        "marks": [_mark(mark) for mark in item.marks],
     }
 
 
@@ -176,9 +203,11 @@ def build_manifest(
     package: facts.PackageFacts,
     items: Sequence[facts.ItemEntry],
     documents: Sequence[facts.DocumentEntry],
+    records: facts.Records,
 ) -> dict[str, Any]:
     """The manifest of ``package``, validated (raises :class:`ManifestInvalid` naming the
-    field when a fact does not fit the schema)."""
+    field when a fact does not fit the schema). ``records``: the decision record and the
+    item index, written before the manifest."""
     manifest: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "package": {
@@ -205,6 +234,14 @@ def build_manifest(
         "recipient_fingerprints": list(package.recipient_fingerprints),
         "items": [_item(item, f"items[{index}]") for index, item in enumerate(items)],
         "documents": [_document(document) for document in documents],
+        "decision_record": {
+            **_record_file(records.decision),
+            "signature_path": records.decision_signature_path,
+        },
+        "item_index": {
+            "csv": _record_file(records.index_csv),
+            "json": _record_file(records.index_json),
+        },
     }
     if package.replaces is not None:
         manifest["replaces"] = {
@@ -267,6 +304,36 @@ def _file_paths(manifest: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
     for section in ("items", "documents"):
         for index, entry in enumerate(manifest[section]):
             yield f"{section}[{index}].path", entry["path"]
+    yield from record_paths(manifest)
+
+
+def record_paths(manifest: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, path) of the decision record, its signature and the item index (version 3;
+    none before)."""
+    found = []
+    record = manifest.get("decision_record")
+    if record is not None:
+        found.append(("decision_record.path", record["path"]))
+        found.append(("decision_record.signature_path", record["signature_path"]))
+    for kind, entry in (manifest.get("item_index") or {}).items():
+        found.append((f"item_index.{kind}.path", entry["path"]))
+    return found
+
+
+def _out_of_order(manifest: Mapping[str, Any]) -> list[str]:
+    """Version 3: each item's custody events are in chronological order."""
+    if manifest["schema_version"] != "3":
+        return []
+    errors = []
+    for index, item in enumerate(manifest["items"]):
+        times = [datetime.fromisoformat(event["at"]) for event in item["custody"]]
+        for number in range(1, len(times)):
+            if times[number] < times[number - 1]:
+                errors.append(
+                    f"items[{index}].custody[{number}].at: earlier than the event before it "
+                    "(custody events are in chronological order)"
+                )
+    return errors
 
 
 def _consistency(manifest: Mapping[str, Any]) -> list[str]:
@@ -287,7 +354,7 @@ def _consistency(manifest: Mapping[str, Any]) -> list[str]:
                 f"items[{index}].code: {item['code']!r} is already items[{codes[item['code']]}]"
             )
         codes.setdefault(item["code"], index)
-    return errors
+    return errors + _out_of_order(manifest)
 
 
 def _path_order(error: ValidationError) -> list[tuple[int, int, str]]:

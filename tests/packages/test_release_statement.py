@@ -1,0 +1,120 @@
+"""The signed release statement (issue 20): the release view only queues it, the worker
+signs it (``issue_release_statements``), and the recipient downloads it beside the package,
+under the same rules as the detached signature. Real gpg, real HTTP via the Flask client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.accounts.models import User
+from portal.audit import AuditEvent
+from portal.packages.assembly.jobs import IMMEDIATE_CONFIG, jobs_for
+from portal.packages.models import Package
+from portal.registry.openpgp import temporary_keyring
+from portal.verify.release import parse_statement
+from tests.support.auth import csrf_token
+from tests.support.recipient import (
+    SIGNING_FINGERPRINT,
+    SIGNING_KEY,
+    SIGNING_PASSPHRASE,
+    SIGNING_PUBLIC,
+    Cipher,
+    Shipment,
+    make_shipment,
+    signed_in,
+)
+
+pytest_plugins = ["tests.support.auth", "tests.support.recipient"]
+
+PREPARING = "is being prepared"
+
+
+def _signed_text(data: bytes) -> str:
+    """The statement's signed text, once its signature is good and by the signing key."""
+    with temporary_keyring() as gpg:
+        gpg.import_keys(SIGNING_PUBLIC.read_text())
+        verified = gpg.decrypt(data)
+        assert verified.valid, verified.status
+        assert str(verified.pubkey_fingerprint).upper() == SIGNING_FINGERPRINT
+        return str(verified.data.decode("utf-8"))
+
+
+def _package(db: Session, ship: Shipment) -> Package:
+    db.expire_all()
+    package = db.get(Package, ship.package_id)
+    assert package is not None
+    return package
+
+
+def test_the_worker_signs_it_and_the_recipient_downloads_it(
+    make_app: Callable[..., Flask], db: Session, ship: Shipment
+) -> None:
+    app = make_app(signing_key_file=SIGNING_KEY, signing_passphrase_file=SIGNING_PASSPHRASE)
+    recipient = signed_in(app, ship.recipient)
+    page = recipient.get(f"/received/{ship.code}").get_data(as_text=True)
+    assert PREPARING in page and "release-statement" not in page
+    early = recipient.get(f"/received/{ship.code}/release-statement")
+    assert early.status_code == 404 and PREPARING in early.get_data(as_text=True)
+    assert _package(db, ship).release_statement_sha256 is None  # the web process never signs
+    huey = jobs_for(app).huey
+    pending = huey.pending()
+    assert pending and {task.name for task in pending} == {"issue_release_statements"}
+    huey.execute(pending[0])  # what a worker does with it
+
+    package = _package(db, ship)
+    assert package.release_statement_sha256 is not None
+    page = recipient.get(f"/received/{ship.code}").get_data(as_text=True)
+    assert PREPARING not in page and f"/received/{ship.code}/release-statement" in page
+    response = recipient.get(f"/received/{ship.code}/release-statement")
+    assert response.status_code == 200
+    assert f"{ship.code}.tar.gpg.release.asc" in response.headers["Content-Disposition"]
+    text = _signed_text(response.data)
+    said = parse_statement(text, "").fields
+    assembler, releaser = db.get(User, ship.officer.user_id), db.get(User, ship.releaser.user_id)
+    assert assembler is not None and releaser is not None
+    assert said["Package"] == ship.code
+    assert said["Package SHA-256"] == ship.cipher.sha256
+    assert said["Assembled by"] == assembler.display_name
+    assert said["Released by"] == releaser.display_name
+    assert said["Signing key"] == SIGNING_FINGERPRINT
+    actions = db.scalars(
+        select(AuditEvent.action).where(AuditEvent.target == f"package:{ship.code}")
+    ).all()
+    assert "package.release_statement_issued" in actions
+
+
+def test_only_the_authority_s_recipients_get_it(
+    make_app: Callable[..., Flask], db: Session, ship: Shipment
+) -> None:
+    app = make_app(signing_key_file=SIGNING_KEY, signing_passphrase_file=SIGNING_PASSPHRASE)
+    app.config[IMMEDIATE_CONFIG] = True  # the job runs as the page queues it
+    own = signed_in(app, ship.recipient).get(f"/received/{ship.code}/release-statement")
+    assert own.status_code == 200 and b"RELEASE STATEMENT" in own.data
+    url = f"/received/{ship.code}/release-statement"
+    for creds in (ship.other_recipient, ship.officer, ship.provider):
+        response = signed_in(app, creds).get(url)
+        assert response.status_code in (403, 404), creds
+        assert b"RELEASE STATEMENT" not in response.data
+
+
+def test_releasing_queues_the_statement_and_never_waits_for_it(
+    make_app: Callable[..., Flask], db: Session, cipher: Cipher
+) -> None:
+    app = make_app(signing_key_file=SIGNING_KEY, signing_passphrase_file=SIGNING_PASSPHRASE)
+    ship = make_shipment(app, db, cipher, status="assembled", code="PKG-2026-0502")
+    officer = signed_in(app, ship.releaser)
+    page = officer.get(f"/packages/{ship.code}")
+    response = officer.post(
+        f"/packages/{ship.code}/release",
+        data={"csrf_token": csrf_token(page), "reviewed": "yes", "expires_in_days": "30",
+              "download_limit": ""},
+    )  # fmt: skip
+    assert response.status_code == 303, response.get_data(as_text=True)
+    package = _package(db, ship)
+    assert package.status == "released" and package.release_statement_sha256 is None
+    assert "issue_release_statements" in {task.name for task in jobs_for(app).huey.pending()}
