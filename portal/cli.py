@@ -441,7 +441,9 @@ def worker_command(workers: int) -> None:
         len(swept.unreferenced),
     )
     document_worker.warm_up()
-    start_watching(lambda: state, jobs.enqueue_assembly, settings.worker_heartbeat)
+    start_watching(
+        lambda: state, jobs.enqueue_assembly, settings.worker_heartbeat, jobs.pending_assemblies
+    )
     consumer = jobs.huey.create_consumer(workers=workers, worker_type="thread", periodic=False)
     consumer.run()
 

@@ -96,7 +96,7 @@ def test_the_redactor_refuses_a_form_bomb_and_writes_nothing(tmp_path: Path) -> 
     out = tmp_path / "out"
     out.mkdir()
     marks = [MarkSpec("B1", "pdf_box", "face of a witness", page=1, box=(0.1, 0.1, 0.2, 0.2))]
-    with pytest.raises(CannotRedact, match="the PDF could not be rasterised: .*memory"):
+    with pytest.raises(CannotRedact, match=r"the PDF could not be rasterised: .*memory"):
         redact(bomb, "application/pdf", marks, out / "rendition.pdf")
     assert list(out.iterdir()) == []
     no_children_left()
@@ -105,7 +105,7 @@ def test_the_redactor_refuses_a_form_bomb_and_writes_nothing(tmp_path: Path) -> 
 @pytest.mark.usefixtures("small_limits")
 def test_ocr_refuses_a_form_bomb(tmp_path: Path) -> None:
     bomb = form_bomb(tmp_path / "bomb.pdf", depth=6)
-    with pytest.raises(OcrFailed, match="could not be rendered: .*memory"):
+    with pytest.raises(OcrFailed, match=r"could not be rendered: .*memory"):
         list(pixels.read_pdf_pages(bomb, Scripts()))
     no_children_left()
 
