@@ -558,7 +558,9 @@ def worker_command(workers: int) -> None:
         len(swept.unreferenced),
     )
     document_worker.warm_up()
-    start_watching(lambda: state, jobs.enqueue_assembly, settings.worker_heartbeat)
+    start_watching(
+        lambda: state, jobs.enqueue_assembly, settings.worker_heartbeat, jobs.pending_assemblies
+    )
     start_checkpointing(lambda: state)  # the transparency log's signed checkpoints
     consumer = jobs.huey.create_consumer(workers=workers, worker_type="thread", periodic=False)
     consumer.run()

@@ -82,8 +82,8 @@ bp = Blueprint("packages", __name__, url_prefix="/packages")
 #: Statuses in which the page refreshes itself (a <meta> refresh: no script under the CSP).
 IN_PROGRESS = ("queued", "assembling")
 _NOT_QUEUED = (
-    "The job queue could not be reached, so assembly did not start; retry the package once "
-    "the queue is back."
+    "The job queue is unavailable, so assembly did not start; nothing was lost. Retry the "
+    "package once the queue is back."
 )
 
 

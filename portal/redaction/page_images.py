@@ -10,6 +10,10 @@ pages, most scans) is stored as a greyscale PNG: the same pixels, half the bytes
 boxes are fractions of the page (0..1, origin top left), so they can be drawn over these
 images whatever their size.
 
+A PDF page is loaded and rendered in a child process within :data:`PAGE_SECONDS` and
+:data:`RENDER_MEMORY` (:func:`portal.redaction.parser_limits.run_bounded`): a page built to
+render forever or to need gigabytes is refused with the reason, and nothing is cached.
+
 Decoding is bounded as in the rest of the redaction code: a page or image larger than
 :data:`portal.redaction.ocr.MAX_PIXELS` is refused from its declared size before any pixels
 are decoded, Pillow's decompression-bomb error is a refusal, and truncated images are refused
@@ -31,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, ImageChops, ImageOps, UnidentifiedImageError
 
+from portal.redaction import parser_limits
 from portal.redaction.image import clean_mode, strict_loading, to_srgb
 from portal.redaction.ocr import MAX_PIXELS
 from portal.redaction.pdf import open_pdf
@@ -55,6 +60,8 @@ logger = logging.getLogger(__name__)
 VIEW_DPI = 110  # PDF pages rendered at this dpi for the viewer
 MAX_IMAGE_SIDE = 2000  # photos are scaled down so the long side is at most this (never up)
 PNG_LEVEL = 1  # zlib level of the cached PNGs: level 6 costs half as much time again
+PAGE_SECONDS = 60.0  # one PDF page loaded and rendered, at most
+RENDER_MEMORY = 768 << 20  # memory the rendering child may add
 
 PDF = "application/pdf"
 # media type -> the Pillow formats accepted as its content
@@ -110,7 +117,7 @@ class PageImages:
             if not _is_page(page):
                 raise PageImageFailed(f"there is no page {page}; pages are numbered from 1")
             if media_type == PDF:
-                image = _pdf_page(source, page)
+                image = _bounded_pdf_page(source, page)
             elif media_type in _IMAGE_FORMATS:
                 image = _photo(source, media_type, page)
             else:
@@ -181,6 +188,21 @@ def _open(source: Path) -> pypdfium2.PdfDocument:
         return open_pdf(source)
     except CannotRedact as refused:
         raise PageImageFailed(refused.reason) from None
+
+
+def _bounded_pdf_page(source: Path, page: int) -> Image.Image:
+    """:func:`_pdf_page` in a child process, within the limits."""
+    try:
+        return parser_limits.run_bounded(
+            _pdf_page,
+            source,
+            page,
+            seconds=PAGE_SECONDS,
+            memory=RENDER_MEMORY,
+            preload=(__name__,),
+        )
+    except parser_limits.ParseLimitExceeded as exc:
+        raise PageImageFailed(f"page {page} of the PDF cannot be shown: {exc}") from None
 
 
 def _pdf_page(source: Path, page: int) -> Image.Image:

@@ -8,6 +8,11 @@ limit and an address-space limit, and turns any overrun into :class:`ParseLimitE
 with a reason a person can read. The child comes from the process's forkserver (never a
 plain fork of a process that has threads), with the parsers imported already.
 
+:func:`stream_bounded` does the same for work that yields one result after another (the
+pages of a PDF rendered by pdfium): the time limit applies between two results, the memory
+limit to the whole child, so a long document is not cut short while one page that renders
+forever, or a content stream that inflates to gigabytes, is.
+
 Images: Pillow refuses images of more than :data:`MAX_IMAGE_PIXELS` pixels (its default
 only warns between 89 and 179 million); :func:`limit_images` sets this for the process.
 """
@@ -18,7 +23,7 @@ import multiprocessing
 import os
 import resource
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterable
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
@@ -61,12 +66,17 @@ def _address_space() -> int:
         return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _child(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...], memory: int) -> None:
+def _limit(memory: int, cpu_seconds: float | None) -> None:
     limit = _address_space() + memory
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    seconds = PARSE_SECONDS + 1
-    resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
+    if cpu_seconds is not None:
+        seconds = int(cpu_seconds) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
     limit_images()
+
+
+def _child(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...], memory: int) -> None:
+    _limit(memory, PARSE_SECONDS)
     try:
         outcome: tuple[str, Any] = ("ok", fn(*args))
     except MemoryError:
@@ -77,35 +87,100 @@ def _child(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...], memo
     conn.close()
 
 
+def _stream_child(
+    conn: Connection, fn: Callable[..., Iterable[Any]], args: tuple[Any, ...], memory: int
+) -> None:
+    _limit(memory, None)  # the caller bounds the time between two results
+    try:
+        for item in fn(*args):
+            conn.send(("item", item))
+        outcome: tuple[str, Any] = ("done", None)
+    except MemoryError:
+        outcome = ("memory", None)
+    except BrokenPipeError:  # the caller stopped listening
+        return
+    except Exception as exc:  # sent back as it is, re-raised in the caller
+        outcome = ("error", exc)
+    conn.send(outcome)
+    conn.close()
+
+
+def _receive(receiver: Connection, child: Any, seconds: float) -> tuple[str, Any]:
+    """The child's next message within ``seconds``; ParseLimitExceeded when none comes."""
+    if not receiver.poll(seconds):
+        raise ParseLimitExceeded(f"reading it took longer than {seconds:g} s")
+    try:
+        message: tuple[str, Any] = receiver.recv()
+    except EOFError:
+        child.join(1)
+        raise ParseLimitExceeded(
+            f"the reader stopped (exit code {child.exitcode}): it needed more memory or "
+            "time than allowed, or the file crashed it"
+        ) from None
+    return message
+
+
+def _end(receiver: Connection, child: Any) -> None:
+    receiver.close()
+    if child.is_alive():
+        child.kill()
+    child.join()
+
+
+def _outcome(status: str, value: Any, memory: int) -> Any:
+    if status == "memory":
+        raise ParseLimitExceeded(f"reading it needed more than {memory >> 20} MB of memory")
+    if status == "error":
+        raise value
+    return value
+
+
 def run_bounded(
-    fn: Callable[..., T], *args: Any, seconds: float = PARSE_SECONDS, memory: int = PARSE_MEMORY
+    fn: Callable[..., T],
+    *args: Any,
+    seconds: float = PARSE_SECONDS,
+    memory: int = PARSE_MEMORY,
+    preload: tuple[str, ...] = (),
 ) -> T:
     """``fn(*args)`` in a child process within ``seconds`` and ``memory`` bytes; its result,
-    or its exception re-raised. ``fn``, the arguments and the result must pickle."""
-    context = forkserver_context()
+    or its exception re-raised. ``fn``, the arguments and the result must pickle;
+    ``preload``: modules the forkserver imports (when it starts)."""
+    context = forkserver_context(*preload)
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=_child, args=(sender, fn, args, memory))
     child.start()
     sender.close()
     try:
-        if not receiver.poll(seconds):
-            raise ParseLimitExceeded(f"reading it took longer than {seconds:g} s")
-        try:
-            status, value = receiver.recv()
-        except EOFError:
-            child.join(1)
-            raise ParseLimitExceeded(
-                f"the reader stopped (exit code {child.exitcode}): it needed more memory or "
-                "time than allowed, or the file crashed it"
-            ) from None
+        status, value = _receive(receiver, child, seconds)
     finally:
-        receiver.close()
-        if child.is_alive():
-            child.kill()
-        child.join()
-    if status == "memory":
-        raise ParseLimitExceeded(f"reading it needed more than {memory >> 20} MB of memory")
-    if status == "error":
-        raise value
-    result: T = value
+        _end(receiver, child)
+    result: T = _outcome(status, value, memory)
     return result
+
+
+def stream_bounded(
+    fn: Callable[..., Iterable[T]],
+    *args: Any,
+    seconds: float = PARSE_SECONDS,
+    memory: int = PARSE_MEMORY,
+    preload: tuple[str, ...] = (),
+) -> Generator[T, None, None]:
+    """Each item of ``fn(*args)``, made in a child process within ``memory`` bytes, at most
+    ``seconds`` apart; its exception re-raised. The child is killed when the iterator is
+    closed or dropped (use ``contextlib.closing`` to close it at once). ``fn``, the
+    arguments and the items must pickle; ``preload``: modules the forkserver imports."""
+    context = forkserver_context(*preload)
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_stream_child, args=(sender, fn, args, memory))
+    child.start()
+    sender.close()
+    try:
+        while True:
+            status, value = _receive(receiver, child, seconds)
+            if status != "item":
+                _outcome(status, value, memory)
+                return
+            item: T = value
+            yield item
+    finally:
+        _end(receiver, child)

@@ -12,6 +12,13 @@ emits one JPEG image XObject and a one-line content stream per page, a catalog, 
 tree, one cross-reference table and a trailer with only /Size and /Root: no /Info, no
 /ID, no XMP, no annotations, no outlines, no JavaScript, no embedded files, one %%EOF.
 
+pdfium reads the uploaded PDF in a child process (:func:`portal.redaction.parser_limits.
+stream_bounded`): it renders each page, with the text layer's character boxes and, for pages
+that show an image, the page for OCR, and sends them here. A page that takes longer than
+:data:`PAGE_SECONDS` to load and render, or a document that needs more than
+:data:`RENDER_MEMORY` (a huge image XObject, forms nested into billions of drawings), stops
+the child and refuses the item; the rendition is only written here, so nothing is left.
+
 Page annotations and form fields are not rendered: their text is not in the text layer,
 so a protected term in them could not be found and blacked out.
 """
@@ -20,13 +27,15 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from PIL import Image, ImageChops
 
+from portal.redaction import parser_limits
 from portal.redaction.image import PixelBox, burn_boxes, pixel_box
 from portal.redaction.matcher import Matcher
 from portal.redaction.ocr import (
@@ -69,6 +78,11 @@ DEFAULT_DPI = 150
 JPEG_QUALITY = 85
 MAX_PAGES = 5000
 MAX_PAGE_PIXELS = 50_000_000
+#: Seconds one page may take to load and render (in the child process), at most.
+PAGE_SECONDS = 60.0
+#: Memory the child that renders a PDF may add (a page of MAX_PAGE_PIXELS is 150 MB as RGB,
+#: held a few times while it is copied and sent).
+RENDER_MEMORY = 1 << 30
 
 # pdfium is not thread-safe: one document at a time per process.
 _PDFIUM = PDFIUM
@@ -167,57 +181,202 @@ def open_pdf(source: Path) -> pypdfium2.PdfDocument:
         raise CannotRedact(reason) from None
 
 
-def _term_boxes(
-    page: pypdfium2.PdfPage,
-    page_number: int,
-    bitmap: pypdfium2.PdfBitmap,
-    matcher: TermMatcher,
-) -> tuple[dict[str, int], list[PixelBox]]:
-    """How often each term mark's code occurs in the text layer, and the pixel boxes."""
+CharBox = tuple[float, float, float, float] | None
+
+
+@dataclass(frozen=True)
+class Pixels:
+    """A bitmap as bytes (what crosses the pipe fastest): Pillow's ``frombuffer`` arguments."""
+
+    mode: str  # Pillow mode of the image
+    raw_mode: str  # layout of ``data``
+    size: tuple[int, int]
+    stride: int
+    data: bytes
+
+    @classmethod
+    def of_bitmap(cls, bitmap: pypdfium2.PdfBitmap) -> Pixels:
+        import pypdfium2.internal as pdfium_i  # type: ignore[import-untyped]
+
+        mode = pdfium_i.BitmapTypeToStrReverse[bitmap.format]
+        size = (bitmap.width, bitmap.height)
+        return cls(mode, bitmap.mode, size, bitmap.stride, bytes(bitmap.buffer))
+
+    @classmethod
+    def of_image(cls, image: Image.Image) -> Pixels:
+        return cls(image.mode, image.mode, image.size, 0, image.tobytes())
+
+    def image(self, mode: str) -> Image.Image:
+        """A copy in ``mode``."""
+        decoded = Image.frombuffer(
+            self.mode, self.size, self.data, "raw", self.raw_mode, self.stride, 1
+        )
+        if decoded.mode != mode:
+            return decoded.convert(mode)
+        # frombuffer shares the bytes (read-only) only when nothing had to be unpacked
+        return decoded.copy() if self.raw_mode == self.mode else decoded
+
+
+@dataclass(frozen=True)
+class RasterPage:
+    """One page as the rendering child sends it: its size in points, the pixels at the
+    output scale, the text layer (characters and their boxes in those pixels, None for
+    a character with no glyph) when asked for, and the page for OCR when it shows an image
+    (or why it cannot be read)."""
+
+    number: int
+    width_pt: float
+    height_pt: float
+    pixels: Pixels
+    chars: str = ""
+    char_boxes: tuple[CharBox, ...] = ()
+    shows_images: bool = False
+    ocr_pixels: Pixels | None = None
+    ocr_refusal: str | None = None
+
+
+def raster_pages(
+    source: Path,
+    scale: float,
+    text: bool,
+    ocr: bool,
+    mark_pages: tuple[tuple[str, int | None], ...],
+) -> Iterator[RasterPage]:
+    """Each page of ``source`` rendered (runs in the child: see the module notes);
+    CannotRedact for a PDF that cannot be opened, is too long or too large, or lacks a page
+    a mark names."""
+    with _PDFIUM:
+        document = open_pdf(source)
+        try:
+            pages = len(document)
+            if not 1 <= pages <= MAX_PAGES:
+                raise CannotRedact(
+                    f"the PDF has {pages} pages; the portal redacts 1 to {MAX_PAGES}"
+                )
+            for code, number in mark_pages:
+                if number is None or not 1 <= number <= pages:
+                    raise CannotRedact(
+                        f"mark {code}: page {number} does not exist (the PDF has {pages})"
+                    )
+            for index in range(pages):
+                yield _raster_page(document, index, scale, text, ocr)
+        finally:
+            document.close()
+
+
+def _raster_page(
+    document: pypdfium2.PdfDocument, index: int, scale: float, text: bool, ocr: bool
+) -> RasterPage:
+    import pypdfium2
+
+    try:
+        page = document[index]
+    except pypdfium2.PdfiumError:
+        raise CannotRedact(f"page {index + 1} of the PDF cannot be read") from None
+    try:
+        width_pt, height_pt = page.get_size()
+        if math.ceil(width_pt * scale) * math.ceil(height_pt * scale) > MAX_PAGE_PIXELS:
+            raise CannotRedact(
+                f"page {index + 1} is {width_pt:.0f} x {height_pt:.0f} points, too large to "
+                "rasterise"
+            )
+        bitmap = page.render(scale=scale, may_draw_forms=False, draw_annots=False)
+        try:
+            chars, boxes = _char_boxes(page, bitmap) if text else ("", ())
+            pixels = Pixels.of_bitmap(bitmap)  # a copy: the bitmap's memory can go
+        finally:
+            bitmap.close()
+        shows_images = ocr and page_has_images(page)
+        ocr_pixels: Pixels | None = None
+        refusal: str | None = None
+        if shows_images:
+            try:
+                ocr_pixels = Pixels.of_image(render_for_ocr(page))
+            except OcrFailed as failed:
+                refusal = failed.reason
+    finally:
+        page.close()
+    return RasterPage(
+        index + 1, width_pt, height_pt, pixels, chars, boxes, shows_images, ocr_pixels, refusal
+    )
+
+
+def _char_boxes(
+    page: pypdfium2.PdfPage, bitmap: pypdfium2.PdfBitmap
+) -> tuple[str, tuple[CharBox, ...]]:
+    """The text layer's characters and each one's loose box in the bitmap's pixels."""
     import pypdfium2
     import pypdfium2.raw as pdfium_c  # type: ignore[import-untyped]
 
+    textpage = page.get_textpage()
+    try:
+        count = textpage.count_chars()
+        chars = "".join(
+            chr(pdfium_c.FPDFText_GetUnicode(textpage, i) or 0xFFFD) for i in range(count)
+        )
+        to_bitmap = _page_to_bitmap(page, bitmap)
+        boxes: list[CharBox] = []
+        for index in range(count):
+            try:
+                left, bottom, right, top = textpage.get_charbox(index, loose=True)
+            except pypdfium2.PdfiumError:
+                boxes.append(None)  # a character pdfium generated (a space, a line break)
+                continue
+            if right <= left or top <= bottom:
+                boxes.append(None)
+                continue
+            (x0, y0), (x1, y1) = to_bitmap(left, bottom), to_bitmap(right, top)
+            boxes.append((min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
+    finally:
+        textpage.close()
+    return chars, tuple(boxes)
+
+
+def _page_to_bitmap(
+    page: pypdfium2.PdfPage, bitmap: pypdfium2.PdfBitmap
+) -> Callable[[float, float], tuple[float, float]]:
+    """Page points to the bitmap's pixels: the affine map pdfium uses, taken once from three
+    points a page apart (pdfium's converter rounds each point to a pixel and costs a call
+    per point: 20 ms a page of text)."""
+    convert = bitmap.get_posconv(page)
+    width, height = page.get_size()
+    width, height = max(width, 1.0), max(height, 1.0)
+    ox, oy = (float(v) for v in convert.to_bitmap(0, 0))
+    xx, xy = (float(v) for v in convert.to_bitmap(width, 0))
+    yx, yy = (float(v) for v in convert.to_bitmap(0, height))
+    a, b = (xx - ox) / width, (yx - ox) / height
+    c, d = (xy - oy) / width, (yy - oy) / height
+
+    def to_bitmap(x: float, y: float) -> tuple[float, float]:
+        return ox + a * x + b * y, oy + c * x + d * y
+
+    return to_bitmap
+
+
+def _term_boxes(raster: RasterPage, matcher: TermMatcher) -> tuple[dict[str, int], list[PixelBox]]:
+    """How often each term mark's code occurs in the text layer, and the pixel boxes."""
     counts = dict.fromkeys(matcher.codes, 0)
     boxes: list[PixelBox] = []
     if not matcher.codes:
         return counts, boxes
-    textpage = page.get_textpage()
-    try:
-        count = textpage.count_chars()
-        chars = [chr(pdfium_c.FPDFText_GetUnicode(textpage, i) or 0xFFFD) for i in range(count)]
-        convert = bitmap.get_posconv(page)
-        for hit in matcher.locate("".join(chars)):
-            found = _line_boxes(textpage, convert, range(hit.start, hit.end), pypdfium2.PdfiumError)
-            if not found:  # in the text, but nowhere on the page: cannot black it out
-                raise CannotRedact(
-                    f"mark {hit.code}: a match on page {page_number} has no position on the page"
-                )
-            boxes.extend(found)
-            counts[hit.code] += 1
-    finally:
-        textpage.close()
+    for hit in matcher.locate(raster.chars):
+        found = _line_boxes(raster.char_boxes[hit.start : hit.end])
+        if not found:  # in the text, but nowhere on the page: cannot black it out
+            raise CannotRedact(
+                f"mark {hit.code}: a match on page {raster.number} has no position on the page"
+            )
+        boxes.extend(found)
+        counts[hit.code] += 1
     return counts, boxes
 
 
-def _line_boxes(
-    textpage: pypdfium2.PdfTextPage,
-    convert: pypdfium2.PdfPosConv,
-    indices: Sequence[int],
-    error: type[Exception],
-) -> list[PixelBox]:
+def _line_boxes(char_boxes: Sequence[CharBox]) -> list[PixelBox]:
     """One pixel box per line the matched characters sit on (their loose boxes joined)."""
     rects: list[list[float]] = []
-    for index in indices:
-        try:
-            left, bottom, right, top = textpage.get_charbox(index, loose=True)
-        except error:
-            continue  # a character pdfium generated (a space or line break): no glyph
-        if right <= left or top <= bottom:
+    for char_box in char_boxes:
+        if char_box is None:
             continue
-        corners = [convert.to_bitmap(left, bottom), convert.to_bitmap(right, top)]
-        xs = [float(x) for x, _ in corners]
-        ys = [float(y) for _, y in corners]
-        box = [min(xs), min(ys), max(xs), max(ys)]
+        box = list(char_box)
         last = rects[-1] if rects else None
         if last is not None and box[1] < last[3] and box[3] > last[1]:  # same line
             last[:] = [
@@ -263,35 +422,25 @@ def redact_pdf(
     occurrences = {mark.code: 0 for mark in marks}
     per_page: dict[str, dict[int, int]] = {mark.code: {} for mark in marks}
     scale = dpi / 72
-    with _PDFIUM:
-        document = open_pdf(source)
-        try:
-            pages = len(document)
-            if not 1 <= pages <= MAX_PAGES:
-                raise CannotRedact(
-                    f"the PDF has {pages} pages; the portal redacts 1 to {MAX_PAGES}"
-                )
-            for mark, _box in page_boxes:
-                if mark.page is None or not 1 <= mark.page <= pages:
-                    raise CannotRedact(
-                        f"mark {mark.code}: page {mark.page} does not exist (the PDF has {pages})"
-                    )
-            with atomic_output(dest) as out:
-                writer = ImagePdfWriter(out)
-                for index in range(pages):
-                    _redact_page(
-                        document,
-                        index,
-                        scale,
-                        pixels,
-                        page_boxes,
-                        per_page,
-                        writer,
-                        label,
-                    )
-                writer.finish()
-        finally:
-            document.close()
+    rendering = parser_limits.stream_bounded(
+        raster_pages,
+        source,
+        scale,
+        bool(terms.codes),
+        bool(terms.codes),
+        tuple((mark.code, mark.page) for mark, _box in page_boxes),
+        seconds=PAGE_SECONDS,
+        memory=RENDER_MEMORY,
+        preload=(__name__,),
+    )
+    try:
+        with closing(rendering), atomic_output(dest) as out:
+            writer = ImagePdfWriter(out)
+            for raster in rendering:
+                _redact_page(raster, scale, pixels, page_boxes, per_page, writer, label)
+            writer.finish()
+    except parser_limits.ParseLimitExceeded as exc:
+        raise CannotRedact(f"the PDF could not be rasterised: {exc}") from None
     for code, found in per_page.items():
         occurrences[code] = sum(found.values())
     return RedactionOutcome(
@@ -325,17 +474,20 @@ class _Pixels:
 
 
 def _ocr_boxes(
-    page: pypdfium2.PdfPage, page_number: int, scale: float, pixels: _Pixels
+    raster: RasterPage, scale: float, pixels: _Pixels
 ) -> tuple[dict[str, int], list[PixelBox]]:
     """Hits of the term marks in the pixels of a page that shows an image (scanned, mixed),
     as boxes at the output's ``scale``."""
     counts: dict[str, int] = {}
-    if not pixels.matcher.codes or not page_has_images(page):
+    if not pixels.matcher.codes or not raster.shows_images:
         return counts, []
+    page_number = raster.number
     pixels.read.append(page_number)
     try:
         pixels.budget.check(page_number)
-        reading = read_image(render_for_ocr(page), pixels.scripts, cache=pixels.cache)
+        if raster.ocr_pixels is None:
+            raise OcrFailed(raster.ocr_refusal or "the page could not be rendered")
+        reading = read_image(raster.ocr_pixels.image("L"), pixels.scripts, cache=pixels.cache)
     except OcrFailed as failed:
         reason = f"page {page_number} could not be read with OCR: {failed.reason}"
         raise CannotRedact(reason) from None
@@ -355,8 +507,7 @@ def _ocr_boxes(
 
 
 def _redact_page(
-    document: pypdfium2.PdfDocument,
-    index: int,
+    raster: RasterPage,
     scale: float,
     pixels: _Pixels,
     page_boxes: Sequence[tuple[MarkSpec, tuple[float, float, float, float]]],
@@ -364,41 +515,19 @@ def _redact_page(
     writer: ImagePdfWriter,
     label: str,
 ) -> None:
-    import pypdfium2
-
-    try:
-        page = document[index]
-    except pypdfium2.PdfiumError:
-        raise CannotRedact(f"page {index + 1} of the PDF cannot be read") from None
-    try:
-        width_pt, height_pt = page.get_size()
-        if math.ceil(width_pt * scale) * math.ceil(height_pt * scale) > MAX_PAGE_PIXELS:
-            raise CannotRedact(
-                f"page {index + 1} is {width_pt:.0f} x {height_pt:.0f} points, too large to "
-                "rasterise"
-            )
-        bitmap = page.render(scale=scale, may_draw_forms=False, draw_annots=False)
-        try:
-            counts, boxes = _term_boxes(page, index + 1, bitmap, pixels.matcher)
-            seen, more = _ocr_boxes(page, index + 1, scale, pixels)
-            boxes.extend(more)
-            for code, count in seen.items():
-                counts[code] = counts.get(code, 0) + count
-            for code, count in counts.items():
-                if count:
-                    per_page[code][index + 1] = count
-            # A BGR bitmap (the default) comes out as a converted RGB copy, so the bitmap's
-            # memory can go; any other mode (which could share it) is converted, i.e. copied.
-            image = bitmap.to_pil()
-            if image.mode != "RGB":
-                image = image.convert("RGB")
-        finally:
-            bitmap.close()
-    finally:
-        page.close()
+    number = raster.number
+    counts, boxes = _term_boxes(raster, pixels.matcher)
+    seen, more = _ocr_boxes(raster, scale, pixels)
+    boxes.extend(more)
+    for code, count in seen.items():
+        counts[code] = counts.get(code, 0) + count
+    for code, count in counts.items():
+        if count:
+            per_page[code][number] = count
+    image = raster.pixels.image("RGB")
     for mark, box in page_boxes:
-        if mark.page == index + 1:
-            per_page[mark.code][index + 1] = per_page[mark.code].get(index + 1, 0) + 1
+        if mark.page == number:
+            per_page[mark.code][number] = per_page[mark.code].get(number, 0) + 1
             boxes.append(pixel_box(box, image.width, image.height))
     burn_boxes(image, boxes, label)
-    writer.add_page(image, width_pt, height_pt)
+    writer.add_page(image, raster.width_pt, raster.height_pt)

@@ -6,17 +6,23 @@ layer holds every character it shows and is searched exactly (pdfium for redacti
 pdfminer.six for the leak check). A page with any image object, at any depth (inside form
 XObjects too), is rendered at :data:`OCR_DPI` and read; that covers scanned pages, mixed
 pages and every page of a redacted PDF rendition (which are images).
+
+pdfium loads and renders the pages in a child process within time and memory limits
+(:func:`portal.redaction.parser_limits.stream_bounded`, as the redactor does): a page that
+renders forever or needs gigabytes stops the child and the PDF is refused as unreadable.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PIL import Image, ImageOps, ImageSequence
 
+from portal.redaction import parser_limits
 from portal.redaction.ocr import (
     MAX_PIXELS,
     OcrBudget,
@@ -30,7 +36,14 @@ from portal.redaction.ocr import (
 if TYPE_CHECKING:
     import pypdfium2
 
-__all__ = ["MAX_FRAMES", "OCR_DPI", "page_has_images", "read_image_file", "read_pdf_pages"]
+__all__ = [
+    "MAX_FRAMES",
+    "OCR_DPI",
+    "page_has_images",
+    "pages_for_ocr",
+    "read_image_file",
+    "read_pdf_pages",
+]
 
 OCR_DPI = 200  # Tesseract reads 10-point text reliably from about 200 dpi
 MAX_FRAMES = 50  # frames of one image file (GIF, TIFF, WebP) read, at most
@@ -63,12 +76,15 @@ def render_for_ocr(page: pypdfium2.PdfPage) -> Image.Image:
         bitmap.close()
 
 
-def read_pdf_pages(
-    path: Path, scripts: Scripts, cache: OcrCache | None = None, budget: OcrBudget | None = None
-) -> Iterator[tuple[int, Reading]]:
-    """(page number, reading) of every page of the PDF at ``path`` that shows an image, one
-    page in memory at a time; OcrFailed when the PDF or a page cannot be read. pdfium is
-    held only while a page renders, not while Tesseract reads it."""
+#: Seconds one page may take to load and render for OCR (in the child process), at most.
+PAGE_SECONDS = 60.0
+#: Memory the child that renders the pages may add (a page of MAX_PIXELS is 50 MB in grey).
+RENDER_MEMORY = 768 << 20
+
+
+def pages_for_ocr(path: Path) -> Iterator[tuple[int, Image.Image]]:
+    """(page number, page at OCR_DPI) of each page that shows an image; runs in the child
+    process :func:`read_pdf_pages` starts."""
     import pypdfium2
 
     with PDFIUM:
@@ -76,9 +92,8 @@ def read_pdf_pages(
             document = pypdfium2.PdfDocument(str(path))
         except pypdfium2.PdfiumError:
             raise OcrFailed("the PDF cannot be opened to read its pages") from None
-    try:
-        for index in range(len(document)):
-            with PDFIUM:
+        try:
+            for index in range(len(document)):
                 try:
                     page = document[index]
                 except pypdfium2.PdfiumError:
@@ -87,13 +102,29 @@ def read_pdf_pages(
                     image = render_for_ocr(page) if page_has_images(page) else None
                 finally:
                     page.close()
-            if image is not None:
-                if budget is not None:
-                    budget.check(index + 1)
-                yield index + 1, read_image(image, scripts, cache=cache)
-    finally:
-        with PDFIUM:
+                if image is not None:
+                    yield index + 1, image
+        finally:
             document.close()
+
+
+def read_pdf_pages(
+    path: Path, scripts: Scripts, cache: OcrCache | None = None, budget: OcrBudget | None = None
+) -> Iterator[tuple[int, Reading]]:
+    """(page number, reading) of every page of the PDF at ``path`` that shows an image;
+    OcrFailed when the PDF or a page cannot be read, or its rendering goes beyond the
+    limits. The child renders the next page while Tesseract reads this one."""
+    rendering = parser_limits.stream_bounded(
+        pages_for_ocr, path, seconds=PAGE_SECONDS, memory=RENDER_MEMORY, preload=(__name__,)
+    )
+    with closing(rendering):
+        try:
+            for number, image in rendering:
+                if budget is not None:
+                    budget.check(number)
+                yield number, read_image(image, scripts, cache=cache)
+        except parser_limits.ParseLimitExceeded as exc:
+            raise OcrFailed(f"the PDF's pages could not be rendered: {exc}") from None
 
 
 def read_image_file(

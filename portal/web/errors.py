@@ -65,12 +65,46 @@ def handle_storage_full(exc: OSError) -> Response:
     return error_response(507, title=STORAGE_FULL_TITLE, message=STORAGE_FULL_MESSAGE)
 
 
+QUEUE_DOWN_TITLE = "Job queue unavailable"
+QUEUE_DOWN_MESSAGE = (
+    "The job queue is unavailable; nothing was lost. Try again in a few minutes; the "
+    "administrators can see it on the readiness check."
+)
+
+
+def queue_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the job queue (Redis, or the queue's SQLite file) cannot be
+    reached: the views that queue work catch it themselves; this is the net under them."""
+    import sqlite3
+
+    import redis.exceptions
+
+    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
+def handle_queue_unavailable(exc: Exception) -> Response:
+    """The queue is down (503, with Retry-After): nothing was done, nothing was lost."""
+    logger.error(
+        "Job queue unavailable on %s %s (%s)",
+        request.method,
+        loggable_path(request.path),
+        type(exc).__name__,  # the type only: a connection error's text may carry the URL
+    )
+    return error_response(
+        503, title=QUEUE_DOWN_TITLE, message=QUEUE_DOWN_MESSAGE, headers=[("Retry-After", "60")]
+    )
+
+
 def handle_unexpected(exc: Exception) -> Response:
     """Log the exception (never the request body) and answer with a plain 500."""
     if isinstance(exc, HTTPException):
         return handle_http_exception(exc)
     if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
         return handle_storage_full(exc)
+    if queue_unavailable(exc):
+        return handle_queue_unavailable(exc)
     reference = secrets.token_hex(4).upper()
     logger.exception(
         "Unhandled %s on %s %s (reference %s)",

@@ -607,17 +607,47 @@ def _unnamed(items: tuple[_ItemJob, ...], identifiers: Matcher | None) -> tuple[
 # --------------------------------------------------------------------------- package row
 
 
+def _alive(state: PortalState, updated_at: datetime) -> bool:
+    """Whether a run "assembling" showed a sign of life within the watcher's grace (see
+    :mod:`portal.packages.assembly.watch`): a duplicate job (a lost job queued again) leaves
+    it alone; only the watcher takes over a run that missed its heartbeats."""
+    from portal.packages.assembly.watch import MISSED_BEATS
+
+    grace = timedelta(seconds=MISSED_BEATS * state.settings.worker_heartbeat)
+    return aware_utc(updated_at) > utcnow() - grace
+
+
+def _let_go(state: PortalState, package_id: int, version: int) -> None:
+    """After an unexpected error: this run is over, so its heartbeat no longer holds the
+    package (Huey's retry, or the watcher, may claim it at once)."""
+    from portal.packages.assembly.watch import MISSED_BEATS
+
+    gone = utcnow() - timedelta(seconds=(MISSED_BEATS + 1) * state.settings.worker_heartbeat)
+    try:
+        with transaction(state.sessions) as db:
+            db.execute(
+                update(Package)
+                .where(_ours(package_id, version))
+                .values(stage="stopped by an unexpected error", updated_at=gone)
+                .execution_options(synchronize_session=False)
+            )
+    except Exception:  # the database may be what failed: the watcher finds the run later
+        logger.warning("Could not let go of package %s after an error", package_id)
+
+
 def _claim(state: PortalState, package_id: int) -> int | None:
     """Take the package for this run (version + 1); None when there is nothing to do."""
     with transaction(state.sessions) as db:
         row = db.execute(
-            select(Package.status, Package.version, Package.code).where(Package.id == package_id)
+            select(Package.status, Package.version, Package.code, Package.updated_at).where(
+                Package.id == package_id
+            )
         ).one_or_none()
         if row is None:
             raise AssemblyFailed(f"There is no package with id {package_id}.")
-        status, version, code = row
-        if status not in _RESTARTABLE:
-            return None
+        status, version, code, updated_at = row
+        if status not in _RESTARTABLE or (status == "assembling" and _alive(state, updated_at)):
+            return None  # done, or another run is alive: a second job must not restart it
         audit.lock_chain(db)  # one lock order everywhere: chain, then package row (issue 8)
         result = db.execute(
             update(Package)
@@ -1542,6 +1572,7 @@ def _assemble_claimed(state: PortalState, package_id: int, version: int, moment:
         return  # another run claimed it again
     except BaseException:
         _discard(state, built.blobs)
+        _let_go(state, package_id, version)
         raise
     finally:
         if stage is not None:

@@ -94,6 +94,11 @@ class Jobs:
         """Queue the assembly of a package (in immediate mode: run it now)."""
         self.assemble(package_id)
 
+    def pending_assemblies(self) -> set[int]:
+        """The package ids of the ``assemble`` jobs waiting in the queue (or for a retry)."""
+        tasks = [*self.huey.pending(), *self.huey.scheduled()]
+        return {int(task.args[0]) for task in tasks if task.name == "assemble" and task.args}
+
 
 class _StateProvider:
     """The state a task runs with: a given one, or one built from ``settings`` on first use
