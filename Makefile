@@ -47,12 +47,12 @@ $(STAMP): pyproject.toml
 # translations/messages.pot and merges it into the en/ar/my catalogs (commit those .po files);
 # `make translations` compiles them to .mo, which are built here, never committed.
 messages: $(STAMP)
-	$(BIN)/pybabel extract --quiet -F babel.cfg -k N_ -o translations/messages.pot --no-location --sort-output \
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -o translations/messages.pot --no-location --sort-output \
 	  --project "Sharing Portal" --msgid-bugs-address "portal-i18n@mechanism.example" .
-	$(BIN)/pybabel update --quiet -i translations/messages.pot -d translations --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching --ignore-obsolete
 
 translations: $(STAMP)
-	$(BIN)/pybabel compile --quiet --use-fuzzy -d translations
+	$(BIN)/pybabel compile --statistics -d translations
 
 # The pages' Arabic and Burmese web fonts: WOFF2 made from fonts-noto-core at install
 # (portal/static/fonts/*.woff2, not committed; the licence is).

@@ -145,6 +145,7 @@ def _template_context() -> dict[str, Any]:
         "html_dir": direction(code),
         "locale_names": LOCALE_NAMES,
         "bidi": bidi,
+        "format_when": format_when,
     }
 
 
