@@ -264,3 +264,74 @@ def test_catalog_files_are_utf8_and_burmese_is_unicode_not_zawgyi() -> None:
         Path(TRANSLATIONS_DIR / "my" / "LC_MESSAGES" / "messages.po").read_bytes().isascii()
         is False
     )
+
+
+def test_zawgyi_typed_into_a_form_is_stored_as_unicode_and_the_user_told(
+    app: Flask, client: FlaskClient, db: Session
+) -> None:
+    from portal.redaction.normalise import to_zawgyi
+    from portal.rfa.models import Rfa
+
+    unicode = "ရန်ကုန်မြို့ စုံစမ်းရေး"
+    zawgyi = to_zawgyi(unicode)
+    assert zawgyi and zawgyi != unicode
+    requester = make_user(db, "requester", authority_code="AUTH-ZG")
+    _set_locale(db, requester.email, "my")
+    login(client, requester)
+    token = csrf_token(client.get("/requests/new"))
+    saved = client.post(
+        "/requests/new",
+        data={
+            "csrf_token": token,
+            "action": "save",
+            "their_reference": zawgyi,
+            "proceedings_type": "investigation",
+            "urgency": "normal",
+        },
+    )
+    assert saved.status_code == 303, re.findall(
+        r"error-summary__list.*?</ul>", saved.get_data(as_text=True), re.S
+    )
+    db.expire_all()
+    rfa = db.query(Rfa).order_by(Rfa.id.desc()).first()
+    assert rfa is not None and rfa.their_reference == unicode
+    page = client.get(saved.headers["Location"]).get_data(as_text=True)
+    assert "ဇော်ဂျီ" in page and unicode in page  # told, in Burmese, with the converted text
+
+
+def test_unicode_burmese_and_passwords_are_left_as_typed() -> None:
+    from werkzeug.datastructures import ImmutableMultiDict
+
+    from portal.redaction.normalise import to_zawgyi
+    from portal.web.burmese_input import convert_form
+
+    unicode = "မြန်မာနိုင်ငံ"
+    zawgyi = to_zawgyi(unicode) or ""
+    form = ImmutableMultiDict([("note", unicode), ("new_password", zawgyi)])
+    same, converted = convert_form(form)
+    assert same is form and converted == []
+
+
+def test_web_fonts_are_built_from_the_noto_faces_and_cover_both_scripts(
+    tmp_path: Path, client: FlaskClient
+) -> None:
+    from fontTools.ttLib import TTFont
+
+    from portal.pages.webfonts import build
+
+    written = build(tmp_path)
+    assert sorted(path.name for path in written) == [
+        "NotoNaskhArabic-Regular.woff2",
+        "NotoSansMyanmar-Regular.woff2",
+    ]
+    for path, sample in zip(sorted(written), ("بوابة", "မြန်မာ"), strict=True):
+        font = TTFont(str(path))
+        assert font.flavor == "woff2"
+        cmap = font.getBestCmap()
+        assert all(ord(char) in cmap for char in sample), path.name
+        assert "GSUB" in font  # shaping tables kept
+        assert path.stat().st_size < 120_000
+    css = client.get("/static/css/portal.css").get_data(as_text=True)
+    assert "../fonts/NotoSansMyanmar-Regular.woff2" in css
+    assert "margin-left" not in css and "padding-left" not in css and "text-align: left" not in css
+    assert (REPO_ROOT / "portal" / "static" / "fonts" / "OFL.txt").is_file()
