@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test lint typecheck pytest system-packages clean e2e e2e-browser audit verifier
+.PHONY: run test lint typecheck pytest system-packages clean e2e e2e-browser audit verifier messages translations webfonts
 
 # System packages we need and only install when missing (Debian/Ubuntu, as root or via sudo).
 # The fonts are those portal/documents/fonts.py names (Noto for Arabic and Burmese, DejaVu);
@@ -47,7 +47,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
 	touch $(STAMP)
 
-run: $(STAMP) system-packages
+# Languages (README "Languages"): `make messages` extracts every marked string into
+# translations/messages.pot and merges it into the en/ar/my catalogs (commit those .po files);
+# `make translations` compiles them to .mo, which are built here, never committed.
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -o translations/messages.pot --no-location --sort-output \
+	  --project "Sharing Portal" --msgid-bugs-address "portal-i18n@mechanism.example" .
+	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching --ignore-obsolete
+
+translations: $(STAMP)
+	$(BIN)/pybabel compile --statistics -d translations
+
+# The pages' Arabic and Burmese web fonts: WOFF2 made from fonts-noto-core at install
+# (portal/static/fonts/*.woff2, not committed; the licence is).
+webfonts: $(STAMP) system-packages
+	$(BIN)/python -m portal.pages.webfonts portal/static/fonts
+
+run: $(STAMP) system-packages translations webfonts
 	PORTAL_DEMO=1 PORTAL_SIGNING_KEY=keys_example/mechanism-signing.sec.asc \
 	  PORTAL_SIGNING_PASSPHRASE_FILE=keys_example/mechanism-signing.passphrase $(BIN)/portal init
 	PORTAL_DEMO=1 $(BIN)/portal demo
@@ -63,7 +79,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) system-packages
+pytest: $(STAMP) system-packages translations webfonts
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
@@ -95,7 +111,7 @@ $(E2E_STAMP): pyproject.toml $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,dev,e2e]'
 	touch $(E2E_STAMP)
 
-e2e: $(E2E_STAMP) e2e-browser system-packages
+e2e: $(E2E_STAMP) e2e-browser system-packages translations webfonts
 	$(BIN)/python -m pytest tests/e2e
 
 # Known vulnerabilities in the installed packages (pip-audit, PyPI's advisory service).

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext, refresh
 from flask_login import current_user, login_user
 from sqlalchemy import select
 
@@ -16,6 +17,7 @@ from portal.accounts.seed_errors import handle_seed_errors
 from portal.accounts.sessions import IDLE_TIMEOUT, load_session, start_session
 from portal.authz.permissions import requires
 from portal.db import db, utcnow
+from portal.pages.i18n import LOCALES, Translated
 from portal.state import portal_state
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -53,20 +55,26 @@ def _open_sessions(user: User) -> list[LoginSession]:
 
 
 def _account_page(
-    *, password_error: str | None = None, codes_error: str | None = None, status: int = 200
+    *,
+    password_error: str | None = None,
+    codes_error: str | None = None,
+    language_error: str | None = None,
+    status: int = 200,
 ) -> Any:
     user: User = current_user.user
     return (
         render_template(
             "accounts/account/index.html",
             user=user,
-            role_label=ROLE_LABELS.get(user.role, user.role),
+            role_label=Translated(ROLE_LABELS).get(user.role, user.role),
             organisation=_organisation(user),
             sessions=_open_sessions(user),
             current_session_id=current_user.session_id,
             codes_remaining=recovery.remaining_codes(db(), user),
             password_error=password_error,
             codes_error=codes_error,
+            language_error=language_error,
+            locales=LOCALES,
         ),
         status,
     )
@@ -107,6 +115,23 @@ def change_password() -> Any:
         return redirect(url_for("auth.login"))
     login_user(CurrentUser(active), remember=False)
     flash("Your password was changed. Every other session of your account has ended.", "success")
+    return redirect(url_for("account.view"), 303)
+
+
+@bp.post("/language")
+@requires("account.language")
+def change_language() -> Any:
+    """The language of the user's pages: one of the portal's locales, or the browser's."""
+    choice = _field("locale")
+    if choice and choice not in LOCALES:
+        return _account_page(
+            language_error=gettext("Choose one of the languages listed."), status=400
+        )
+    user: User = current_user.user
+    user.locale = choice or None
+    db().commit()
+    refresh()  # this request's messages in the new language
+    flash(gettext("Your language setting was saved."), "success")
     return redirect(url_for("account.view"), 303)
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Te
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.db import Base, UTCDateTime, one_of, utcnow
+from portal.pages.i18n import N_
 
 if TYPE_CHECKING:
     from portal.registry.models import Authority, Provider
@@ -16,11 +17,11 @@ if TYPE_CHECKING:
 ROLES = ("requester", "legal_officer", "provider", "recipient", "admin")
 #: What each role is called where a person is shown: the account link, the dashboard, threads.
 ROLE_LABELS = {
-    "requester": "Requester",
-    "legal_officer": "Legal officer",
-    "provider": "Information provider",
-    "recipient": "Recipient",
-    "admin": "Administrator",
+    "requester": N_("Requester"),
+    "legal_officer": N_("Legal officer"),
+    "provider": N_("Information provider"),
+    "recipient": N_("Recipient"),
+    "admin": N_("Administrator"),
 }
 #: The shorter names of the user-administration pages (their tables, filter and forms).
 ROLE_SHORT_LABELS = {**ROLE_LABELS, "provider": "Provider"}
@@ -70,6 +71,9 @@ class User(Base):
     invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The language of the user's pages, mails and documents (portal.pages.i18n.LOCALES); None
+    # follows the browser's Accept-Language, then English.
+    locale: Mapped[str | None] = mapped_column(String(8))
 
     authority: Mapped[Authority | None] = relationship(foreign_keys=[authority_id])
     provider: Mapped[Provider | None] = relationship(foreign_keys=[provider_id])

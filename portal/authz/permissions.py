@@ -29,6 +29,7 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "dashboard.view": ALL_ROLES,
     "account.view": ALL_ROLES,
     "account.change_password": ALL_ROLES,
+    "account.language": ALL_ROLES,
     "account.logout": ALL_ROLES,
     "account.recovery_codes": ALL_ROLES,
     "admin.users.view": frozenset({"admin"}),

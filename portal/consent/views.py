@@ -37,6 +37,7 @@ from portal.db import db, utcnow
 from portal.packages import release_previews
 from portal.packages.assembly.jobs import queue_recall_notices
 from portal.packages.models import Package, PackageItem, Recall
+from portal.pages.i18n import N_, Translated
 from portal.pages.numerals import whole_numbers
 from portal.registry.models import Authority, Item, Provider
 from portal.rfa.models import Rfa
@@ -45,23 +46,23 @@ from portal.state import portal_state
 bp = Blueprint("consent", __name__, url_prefix="/consent")
 
 STATE_LABELS = {
-    "granted": "Granted",
-    "declined": "Declined",
-    "revoked": "Revoked",
-    "expired": "Expired",
-    "none": "No consent given",
+    "granted": N_("Granted"),
+    "declined": N_("Declined"),
+    "revoked": N_("Revoked"),
+    "expired": N_("Expired"),
+    "none": N_("No consent given"),
 }
-EVENT_LABELS = {"grant": "Granted", "decline": "Declined", "revoke": "Revoked"}
+EVENT_LABELS = {"grant": N_("Granted"), "decline": N_("Declined"), "revoke": N_("Revoked")}
 PACKAGE_LABELS = {
-    "queued": "Being prepared",
-    "assembling": "Being prepared",
-    "assembled": "Awaiting release",
-    "blocked": "Blocked",
-    "failed": "Not sent (failed)",
-    "released": "Released",
-    "withdrawn": "Withdrawn before download",
-    "recalled": "Recalled",
-    "expired": "Expired",
+    "queued": N_("Being prepared"),
+    "assembling": N_("Being prepared"),
+    "assembled": N_("Awaiting release"),
+    "blocked": N_("Blocked"),
+    "failed": N_("Not sent (failed)"),
+    "released": N_("Released"),
+    "withdrawn": N_("Withdrawn before download"),
+    "recalled": N_("Recalled"),
+    "expired": N_("Expired"),
 }
 
 
@@ -76,9 +77,9 @@ def _provider() -> Provider:
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
     return {
-        "state_labels": STATE_LABELS,
-        "event_labels": EVENT_LABELS,
-        "package_labels": PACKAGE_LABELS,
+        "state_labels": Translated(STATE_LABELS),
+        "event_labels": Translated(EVENT_LABELS),
+        "package_labels": Translated(PACKAGE_LABELS),
     }
 
 

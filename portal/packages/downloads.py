@@ -29,6 +29,7 @@ from portal.authz.scopes import UserLike, visible
 from portal.db import stored_utc, utcnow
 from portal.notifications import service as notifications
 from portal.packages.models import Download, Package
+from portal.pages.i18n import N_
 from portal.rfa import status as rfa_status
 from portal.rfa.models import Rfa
 
@@ -36,10 +37,10 @@ from portal.rfa.models import Rfa
 RECIPIENT_STATUSES = ("released", "withdrawn", "recalled", "expired")
 
 STATUS_LABELS = {
-    "released": "Available",
-    "withdrawn": "Withdrawn",
-    "recalled": "Recalled",
-    "expired": "Expired",
+    "released": N_("Available"),
+    "withdrawn": N_("Withdrawn"),
+    "recalled": N_("Recalled"),
+    "expired": N_("Expired"),
 }
 
 

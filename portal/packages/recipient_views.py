@@ -52,6 +52,7 @@ from portal.packages.file_responses import (
 from portal.packages.models import Package, Recall
 from portal.pages.errors import error_response
 from portal.pages.http_methods import is_head
+from portal.pages.i18n import Translated
 from portal.registry.models import Authority
 from portal.state import portal_state
 
@@ -72,7 +73,7 @@ def _refused(reason: str, title: str = "Download refused") -> BaseResponse:
 
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
-    return {"status_labels": downloads.STATUS_LABELS}
+    return {"status_labels": Translated(downloads.STATUS_LABELS)}
 
 
 # --- recalls in front of everything ------------------------------------------------------

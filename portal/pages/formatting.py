@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from portal.db import stored_utc
+from portal.pages.i18n import format_when
 from portal.registry.openpgp import grouped_fingerprint
 
 
@@ -14,12 +15,12 @@ def when(moment: datetime | None) -> Markup:
     """A ``<time>`` element showing a timestamp as people read it, in UTC (an en dash for none)."""
     if moment is None:
         return Markup("\N{EN DASH}")
-    # Both strings come from the datetime itself (digits, "-", ":", "+", "T", " ", "UTC"), so
-    # there is nothing to escape; Markup.format would escape them anyway, at ten times the
-    # cost, on lists that show hundreds of timestamps.
+    # The machine string comes from the datetime itself (digits, "-", ":", "+", "T"); the
+    # human one from the locale's patterns, escaped once. Markup.format would cost ten times
+    # as much on lists that show hundreds of timestamps.
     moment = stored_utc(moment)
     machine = moment.isoformat(timespec="seconds")
-    human = moment.strftime("%Y-%m-%d %H:%M UTC")
+    human = escape(format_when(moment))  # the locale's digits, month names and order
     return Markup(f'<time datetime="{machine}">{human}</time>')  # noqa: S704 - see above
 
 

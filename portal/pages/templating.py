@@ -13,8 +13,8 @@ from portal.accounts.models import ROLE_LABELS
 from portal.authz.permissions import allowed
 from portal.documents.fonts import PDF_FONTS
 from portal.pages.formatting import fingerprint_groups, when
+from portal.pages.i18n import Translated, format_size
 from portal.registry.models import CRITERION_LABELS, FINDING_LABELS
-from portal.storage import human_size
 
 
 def can(action: str) -> bool:
@@ -29,9 +29,9 @@ def template_helpers() -> dict[str, Any]:
     return {
         "can": can,
         "when": when,
-        "human_size": human_size,
+        "human_size": format_size,  # the locale's digits and unit names
         "fingerprint_groups": fingerprint_groups,
-        "role_labels": ROLE_LABELS,
+        "role_labels": Translated(ROLE_LABELS),
         "criterion_labels": CRITERION_LABELS,
         "finding_labels": FINDING_LABELS,
         "pdf_fonts": PDF_FONTS,  # the CSS font stacks of templates/*/documents/

@@ -48,6 +48,7 @@ from portal.documents.html_pdf import html_to_pdf
 from portal.integrity.serving import require_intact
 from portal.packages.recalls import withdrawals_of_request
 from portal.pages.http_methods import is_head
+from portal.pages.i18n import N_, Translated
 from portal.pages.numerals import whole_number
 from portal.pages.responses import pdf_download
 from portal.paging import page_number, paginate
@@ -68,7 +69,6 @@ from portal.rfa.drafting import (
     withdraw,
 )
 from portal.rfa.models import (
-    PROCEEDINGS_TYPES,
     URGENCY_LABELS,
     Assurance,
     Attachment,
@@ -94,7 +94,11 @@ from portal.state import portal_state
 bp = Blueprint("requests", __name__, url_prefix="/requests")
 
 MECHANISM = "Mechanism"
-PROCEEDINGS_LABELS = {kind: kind.capitalize() for kind in PROCEEDINGS_TYPES}
+PROCEEDINGS_LABELS = {
+    "investigation": N_("Investigation"),
+    "prosecution": N_("Prosecution"),
+    "trial": N_("Trial"),
+}
 DATE_FIELDS = ("period_from", "period_to", "deadline")
 
 
@@ -104,8 +108,8 @@ def _template_labels() -> dict[str, Any]:
     :mod:`portal.pages.templating`)."""
     return {
         "status_label": status_label,
-        "proceedings_labels": PROCEEDINGS_LABELS,
-        "urgency_labels": URGENCY_LABELS,
+        "proceedings_labels": Translated(PROCEEDINGS_LABELS),
+        "urgency_labels": Translated(URGENCY_LABELS),
         "accepted_types": ACCEPTED,
     }
 

@@ -21,6 +21,7 @@ from portal import audit
 from portal.accounts.models import User
 from portal.db import utcnow
 from portal.notifications import service as notifications
+from portal.pages.i18n import N_
 from portal.rfa.models import Rfa, RfaStatusChange
 
 DECIDED = ("approved", "partially_approved", "declined")
@@ -45,23 +46,25 @@ TRANSITIONS: Mapping[tuple[str, str], frozenset[str]] = {
 }
 
 LABELS: Mapping[str, str] = {
-    "draft": "draft",
-    "submitted": "submitted",
-    "in_review": "in review",
-    "clarification_requested": "clarification requested",
-    "approved": "approved",
-    "partially_approved": "partially approved",
-    "declined": "declined",
-    "transmitted": "transmitted",
-    "acknowledged": "acknowledged",
-    "closed": "closed",
-    "withdrawn": "withdrawn",
+    "draft": N_("draft"),
+    "submitted": N_("submitted"),
+    "in_review": N_("in review"),
+    "clarification_requested": N_("clarification requested"),
+    "approved": N_("approved"),
+    "partially_approved": N_("partially approved"),
+    "declined": N_("declined"),
+    "transmitted": N_("transmitted"),
+    "acknowledged": N_("acknowledged"),
+    "closed": N_("closed"),
+    "withdrawn": N_("withdrawn"),
 }
 
 
 def status_label(status: str) -> str:
-    """A status as a page shows it on its own: "In review"."""
-    return LABELS.get(status, status).capitalize()
+    """A status as a page shows it on its own, in the request's language: "In review"."""
+    from flask_babel import gettext
+
+    return str(gettext(LABELS.get(status, status))).capitalize()
 
 
 class IllegalTransition(Exception):

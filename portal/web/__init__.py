@@ -11,6 +11,8 @@ from flask_wtf.csrf import CSRFProtect
 
 from portal.db import close_request_session
 from portal.pages.http_methods import drop_automatic_options, init_methods
+from portal.pages.i18n import init_i18n
+from portal.web.burmese_input import init_burmese_input
 
 
 def init_web(app: Flask) -> None:
@@ -36,6 +38,8 @@ def init_web(app: Flask) -> None:
 
     init_methods(app)  # first: every later hook sees a HEAD as the GET it is
     CSRFProtect(app)
+    init_i18n(app)
+    init_burmese_input(app)  # after CSRFProtect's check, before any view reads the form
     app.teardown_appcontext(close_request_session)
     init_headers(app)
     init_login(app)

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, current_app, render_template, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 
 from portal.accounts.models import ROLE_LABELS
 from portal.authz.permissions import PUBLIC, allowed, declared_permission, requires
+from portal.pages.i18n import N_, Translated
 
 bp = Blueprint("dashboard", __name__)
 
@@ -28,31 +30,31 @@ class Link:
 
 #: The main navigation, in order (shown when the view exists and the role may use it).
 NAV: tuple[Link, ...] = (
-    Link("Home", "dashboard.index"),
-    Link("Requests", "requests.index"),
-    Link("Queue", "triage.index"),
-    Link("Eligibility", "eligibility.requests"),
-    Link("Consent", "consent.index"),
-    Link("Figures", "reports.index"),
-    Link("Packages", "packages.index"),
-    Link("Packages", "recipient.index"),
-    Link("Recalls", "recipient.recalls_page"),
-    Link("Users", "admin.users"),
-    Link("Authorities", "admin.authorities"),
-    Link("Keys", "keys.index"),
-    Link("Protected identifiers", "register.index"),
-    Link("API clients", "api_clients.index"),
-    Link("Providers", "admin.providers"),
-    Link("Audit log", "audit.index"),
+    Link(N_("Home"), "dashboard.index"),
+    Link(N_("Requests"), "requests.index"),
+    Link(N_("Queue"), "triage.index"),
+    Link(N_("Eligibility"), "eligibility.requests"),
+    Link(N_("Consent"), "consent.index"),
+    Link(N_("Figures"), "reports.index"),
+    Link(N_("Packages"), "packages.index"),
+    Link(N_("Packages"), "recipient.index"),
+    Link(N_("Recalls"), "recipient.recalls_page"),
+    Link(N_("Users"), "admin.users"),
+    Link(N_("Authorities"), "admin.authorities"),
+    Link(N_("Keys"), "keys.index"),
+    Link(N_("Protected identifiers"), "register.index"),
+    Link(N_("API clients"), "api_clients.index"),
+    Link(N_("Providers"), "admin.providers"),
+    Link(N_("Audit log"), "audit.index"),
 )
 
 #: What each role does next, as links with a sentence each (same rule as NAV).
 NEXT_STEPS: dict[str, tuple[Link, ...]] = {
     "requester": (
         Link(
-            "Your requests for assistance",
+            N_("Your requests for assistance"),
             "requests.index",
-            "Submit a request, answer the Mechanism's questions and follow its status.",
+            N_("Submit a request, answer the Mechanism's questions and follow its status."),
         ),
     ),
     "legal_officer": (
@@ -101,21 +103,21 @@ NEXT_STEPS: dict[str, tuple[Link, ...]] = {
     ),
     "provider": (
         Link(
-            "Consent requests",
+            N_("Consent requests"),
             "consent.index",
-            "Grant, decline or revoke consent to share your material with each authority.",
+            N_("Grant, decline or revoke consent to share your material with each authority."),
         ),
     ),
     "recipient": (
         Link(
-            "Packages for your authority",
+            N_("Packages for your authority"),
             "recipient.index",
-            "Download packages, verify them and acknowledge receipt.",
+            N_("Download packages, verify them and acknowledge receipt."),
         ),
         Link(
-            "Recall notices",
+            N_("Recall notices"),
             "recipient.recalls_page",
-            "Read signed recall notices and confirm the material was returned or destroyed.",
+            N_("Read signed recall notices and confirm the material was returned or destroyed."),
         ),
     ),
     "admin": (
@@ -154,7 +156,7 @@ def _navigation() -> dict[str, Any]:
             return []
         return [
             {
-                "label": link.label,
+                "label": gettext(link.label),
                 "url": url_for(link.endpoint),
                 "current": request.endpoint == link.endpoint,
             }
@@ -170,6 +172,6 @@ def index() -> str:
     role = current_user.role
     return render_template(
         "web/dashboard.html",
-        role_label=ROLE_LABELS.get(role, role),
+        role_label=Translated(ROLE_LABELS).get(role, role),
         next_steps=_links(NEXT_STEPS.get(role, ()), role),
     )

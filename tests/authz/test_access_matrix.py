@@ -131,6 +131,7 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("dashboard.index", "GET"): everyone_signed_in(),
     ("account.view", "GET"): everyone_signed_in(),
     ("account.change_password", "POST"): everyone_signed_in(),
+    ("account.change_language", "POST"): everyone_signed_in(),
     ("account.regenerate_recovery_codes", "POST"): everyone_signed_in(),
     ("admin.users", "GET"): only("admin"),
     ("admin.user_detail", "GET"): only("admin"),

@@ -173,5 +173,5 @@ def test_clarification_thread_read_and_answer(app: Flask, client: FlaskClient, d
     browser = app.test_client()
     login(browser, officer_creds)
     page = browser.get(f"/requests/{code}").get_data(as_text=True)
-    assert "The authority&#39;s system (API)" in page
+    assert "The authority's system (API)" in page  # a translated string, not escaped again
     assert "Former user" not in page

@@ -225,7 +225,7 @@ def test_layout_is_accessible(client: FlaskClient) -> None:
     html = html_page(client.get("/login"))
     parsed = parse_html(html)
     tags = [tag for tag, _ in parsed.tags]
-    assert '<html lang="en">' in html
+    assert '<html lang="en" dir="ltr">' in html
     for landmark in ("header", "nav", "main", "footer"):
         assert tags.count(landmark) == 1, landmark
     first_link = next(attrs for tag, attrs in parsed.tags if tag == "a")

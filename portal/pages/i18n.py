@@ -1,0 +1,161 @@
+"""The languages of the pages: which one a request is answered in, its direction, and how
+dates, numbers and sizes read in it (Flask-Babel, bound once by :mod:`portal.web`).
+
+The locale is the signed-in user's choice (``User.locale``, set on the account page), else the
+best of the browser's ``Accept-Language``, else English. Outside a request (the command line,
+workers) everything stays English: ``flask_babel.gettext`` answers the message id itself.
+
+The catalogs are ``translations/<locale>/LC_MESSAGES/messages.po`` (``make messages`` extracts,
+``make translations`` compiles the ``.mo`` files, which are built at install, not committed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from babel import Locale, dates, numbers
+from flask import Flask, has_request_context, request
+from flask_babel import Babel, get_locale, gettext, ngettext
+from flask_login import current_user
+from markupsafe import Markup, escape
+
+from portal.config import REPO_ROOT
+from portal.db import stored_utc
+
+__all__ = [
+    "DEFAULT_LOCALE",
+    "LOCALES",
+    "LOCALE_NAMES",
+    "N_",
+    "TRANSLATIONS_DIR",
+    "Translated",
+    "direction",
+    "format_size",
+    "format_when",
+    "init_i18n",
+    "locale_code",
+    "select_locale",
+]
+
+DEFAULT_LOCALE = "en"
+#: Every locale the portal has a catalog for, in the order the account page offers them.
+LOCALES: tuple[str, ...] = ("en", "ar", "my")
+#: Each language in its own script (a reader finds their language whatever the page's is).
+LOCALE_NAMES: dict[str, str] = {
+    "en": "English",
+    "ar": "\u0627\u0644\u0639\u0631\u0628\u064a\u0629",
+    "my": "\u1019\u103c\u1014\u103a\u1019\u102c",
+}
+_RIGHT_TO_LEFT = frozenset({"ar"})
+TRANSLATIONS_DIR = REPO_ROOT / "translations"
+
+#: English keeps the portal's ISO-like timestamps (officers and logs compare them by eye);
+#: other languages get their own CLDR medium format, digits and month names.
+_ENGLISH_PATTERN = "yyyy-MM-dd HH:mm"
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for the catalogs without translating it here (module-level labels,
+    which the command line shows in English); :class:`Translated` translates it when shown."""
+    return message
+
+
+class Translated(Mapping[str, str]):
+    """A label table whose values are translated into the request's language as they are
+    read (``labels.get(status, status)`` in a template); English outside a request."""
+
+    def __init__(self, labels: Mapping[str, str]) -> None:
+        self._labels = labels
+
+    def __getitem__(self, key: str) -> str:
+        return str(gettext(self._labels[key]))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._labels)
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+
+def select_locale() -> str:
+    """The signed-in user's language, else the browser's best match, else English."""
+    if not has_request_context():
+        return DEFAULT_LOCALE
+    if current_user and current_user.is_authenticated:
+        chosen = getattr(current_user.user, "locale", None)
+        if chosen in LOCALES:
+            return str(chosen)
+    best = request.accept_languages.best_match(LOCALES)
+    return best or DEFAULT_LOCALE
+
+
+def locale_code() -> str:
+    """The language of this request (``en`` outside one)."""
+    locale = get_locale()
+    return locale.language if isinstance(locale, Locale) else DEFAULT_LOCALE
+
+
+def direction(code: str | None = None) -> str:
+    """``rtl`` or ``ltr`` for ``code`` (default: this request's language)."""
+    return "rtl" if (code or locale_code()) in _RIGHT_TO_LEFT else "ltr"
+
+
+def format_when(moment: datetime, *, date_only: bool = False) -> str:
+    """A stored timestamp as people of this request's language read it, in UTC."""
+    moment = stored_utc(moment)
+    code = locale_code()
+    if code == DEFAULT_LOCALE:
+        pattern = "yyyy-MM-dd" if date_only else _ENGLISH_PATTERN
+        text = dates.format_datetime(moment, pattern, tzinfo=UTC, locale=code)
+    elif date_only:
+        text = dates.format_date(moment.date(), "medium", locale=code)
+    else:
+        text = dates.format_datetime(moment, "medium", tzinfo=UTC, locale=code)
+    return text if date_only else f"{text} UTC"
+
+
+def format_size(num_bytes: int) -> str:
+    """``1536`` -> ``"1.5 KB"`` (binary multiples, as upload dialogs show sizes), with this
+    request's digits and unit names."""
+    if num_bytes < 1024:
+        return str(ngettext("%(num)s byte", "%(num)s bytes", num_bytes))
+    value = float(num_bytes)
+    units = (N_("KB"), N_("MB"), N_("GB"), N_("TB"))
+    unit = units[0]
+    for unit in units:
+        value /= 1024
+        if value < 1024 or unit == units[-1]:
+            break
+    number = numbers.format_decimal(round(value, 1), "#,##0.#", locale=locale_code())
+    return f"{number} {gettext(unit)}"
+
+
+def bidi(text: object) -> Markup:
+    """User content isolated from the page's direction (a Latin code in an Arabic sentence, an
+    Arabic name in an English one): ``<bdi>`` lets the browser pick the text's own direction."""
+    return Markup("<bdi>%s</bdi>") % escape(text)
+
+
+def _template_context() -> dict[str, Any]:
+    code = locale_code()
+    return {
+        "html_lang": code,
+        "html_dir": direction(code),
+        "locale_names": LOCALE_NAMES,
+        "bidi": bidi,
+        "format_when": format_when,
+    }
+
+
+def init_i18n(app: Flask) -> None:
+    """Bind Flask-Babel with the portal's locale selector and catalogs, UTC throughout."""
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LOCALE)
+    app.config.setdefault("BABEL_DEFAULT_TIMEZONE", "UTC")
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS_DIR))
+    Babel(app, locale_selector=select_locale)
+    # {% trans %} blocks collapse their line breaks and indentation, as babel.cfg extracts them
+    app.jinja_env.policies["ext.i18n.trimmed"] = True
+    app.context_processor(_template_context)
+    app.jinja_env.filters["bidi"] = bidi
