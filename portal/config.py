@@ -55,7 +55,7 @@ def _optional_flag(env: Mapping[str, str], name: str) -> bool | None:
 
 
 PASSWORD_HASH_PROFILES = ("standard", "fast")
-DEFAULT_LOGIN_RATE_LIMIT = "10 per minute;100 per hour"
+DEFAULT_LOGIN_RATE_LIMIT = "20 per minute;200 per hour"  # failed steps per address
 DEFAULT_QUEUE_NAME = "sharing-portal"
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 

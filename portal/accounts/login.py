@@ -6,9 +6,12 @@ login session exists yet. Step 2 (:func:`check_second_factor`) proves the second
 against that marker, and :func:`complete_login` opens the server-side session.
 
 Every failure raises :class:`LoginFailed` after it has been recorded (audit event,
-lockout count). Its ``reason`` is for the audit log only: the visitor always sees
-:data:`GENERIC_FAILURE`, whichever check failed, and an unknown e-mail costs one
-password verification like a known one. The caller commits in both cases.
+lockout count). Its ``reason`` is for the audit log only: at step 1 the visitor always
+sees :data:`GENERIC_FAILURE`, whichever check failed, and an unknown e-mail costs one
+password verification like a known one. At step 2 the password is already proven, so a
+mistyped code keeps the visitor on the code step (``retry`` is true) with
+:data:`WRONG_CODE` or :data:`SPENT_CODE`; the account's lockout still counts each one.
+The caller commits in both cases.
 
 The password is re-hashed at step 1 when its parameters are out of date: it is the only
 moment the plain password is at hand (it is never kept for step 2).
@@ -30,23 +33,41 @@ from portal.accounts.models import User
 from portal.accounts.passwords import hash_password, needs_rehash, verify_password
 from portal.accounts.sessions import start_session
 from portal.db import utcnow
+from portal.pages.i18n import N_
 
-GENERIC_FAILURE = (
+# Shown on the sign-in pages, translated there (marked for the catalogs with N_).
+GENERIC_FAILURE = N_(
     "The e-mail, password or code is not correct, or the account is locked. "
     "Try again or contact the administrators."
 )
+WRONG_CODE = N_(
+    "That code is not right. Enter the code your authenticator app shows now, "
+    "or one of your recovery codes."
+)
+SPENT_CODE = N_("That code has been used already. Wait for the next code and enter it.")
 PENDING_LIFETIME = timedelta(minutes=5)
 MAX_EMAIL_LENGTH = 254
 
 SecondFactor = Literal["totp", "recovery_code"]
+#: Step-2 refusals after which the visitor stays on the code step.
+_RETRYABLE = frozenset({"wrong_code", "replayed_code"})
 
 
 class LoginFailed(Exception):
-    """A sign-in step failed. ``reason`` goes to the audit log, never to the visitor."""
+    """A sign-in step failed. ``reason`` goes to the audit log, never to the visitor.
+    ``retry`` is true when the visitor may try another code on the same step."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, retry: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.retry = retry
+
+    @property
+    def message(self) -> str:
+        """What the visitor is told."""
+        if not self.retry:
+            return GENERIC_FAILURE
+        return SPENT_CODE if self.reason == "replayed_code" else WRONG_CODE
 
 
 @dataclass(frozen=True)
@@ -155,7 +176,8 @@ def check_second_factor(
 
     Records the failure and raises :class:`LoginFailed` when there is no current
     pending marker, the account changed since step 1, or the code is wrong. A wrong
-    code counts towards the account's lockout. Does not commit.
+    code counts towards the account's lockout; unless it locked the account, the
+    exception's ``retry`` lets the visitor try again on the same step. Does not commit.
     """
     now = now or utcnow()
     if pending is None or not pending.is_current(now):
@@ -175,8 +197,8 @@ def check_second_factor(
         if recovery.use_recovery_code(db, user, code, now=now, remote_addr=remote_addr):
             return Verified(user, "recovery_code")
         refusal = "replayed_code" if _is_spent_totp(user, code, now) else "wrong_code"
-    throttle.record_failure(db, user, refusal, now=now, remote_addr=remote_addr)
-    raise LoginFailed(refusal)
+    locked_now = throttle.record_failure(db, user, refusal, now=now, remote_addr=remote_addr)
+    raise LoginFailed(refusal, retry=refusal in _RETRYABLE and not locked_now)
 
 
 def _is_spent_totp(user: User, code: str, now: datetime) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
@@ -55,18 +56,28 @@ def _field(name: str) -> str:
     return request.form.get(name, "")[:MAX_FIELD_LENGTH]
 
 
-def _login_page(*, next_target: str = "", error: str | None = None, status: int = 200) -> Any:
+def _login_page(
+    *, next_target: str = "", error: str | None = None, email: str = "", status: int = 200
+) -> Any:
     return (
-        render_template("accounts/signin/login.html", next_target=next_target, error=error),
+        render_template(
+            "accounts/signin/login.html", next_target=next_target, error=error, email=email
+        ),
         status,
     )
 
 
-def _failure() -> Any:
-    """The one answer to every failed step: back to the first form, generic message."""
+def _failure(*, email: str = "", next_target: str = "") -> Any:
+    """The answer to a failed step that cannot be retried: back to the first form with
+    the generic message, the e-mail kept (the visitor typed it; it reveals nothing)."""
     session.pop(PENDING_KEY, None)
     session.pop(NEXT_KEY, None)
-    return _login_page(error=signin.GENERIC_FAILURE, status=FAILURE_STATUS)
+    return _login_page(
+        error=gettext(signin.GENERIC_FAILURE),
+        email=email,
+        next_target=next_target,
+        status=FAILURE_STATUS,
+    )
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -88,7 +99,11 @@ def login() -> Any:
         )
     except signin.LoginFailed:
         db().commit()
-        return _failure()
+        target = _field("next")
+        return _failure(
+            email=_field("email")[: signin.MAX_EMAIL_LENGTH],
+            next_target=target if is_local_path(target) else "",
+        )
     db().commit()
     session[PENDING_KEY] = pending.to_session()
     target = _field("next")
@@ -108,8 +123,11 @@ def login_totp() -> Any:
         verified = signin.check_second_factor(
             db(), pending, _field("code"), remote_addr=request.remote_addr
         )
-    except signin.LoginFailed:
+    except signin.LoginFailed as failed:
         db().commit()
+        if failed.retry:  # a mistyped code: stay on this step, the marker stays valid
+            page = render_template("accounts/signin/code.html", error=gettext(failed.message))
+            return page, FAILURE_STATUS
         return _failure()
     target = safe_next(session.get(NEXT_KEY))
     previous = current_user.token if current_user.is_authenticated else None
@@ -129,8 +147,10 @@ def login_totp() -> Any:
     login_user(CurrentUser(active), remember=False)
     if verified.method == "recovery_code":
         flash(
-            "You signed in with a recovery code; it cannot be used again. "
-            "Check how many you have left on your account page.",
+            gettext(
+                "You signed in with a recovery code; it cannot be used again. "
+                "Check how many you have left on your account page."
+            ),
             "warning",
         )
     return redirect(target, 303)
@@ -148,5 +168,5 @@ def logout() -> Response:
     db().commit()
     logout_user()
     session.clear()
-    flash("You have signed out.", "success")
+    flash(gettext("You have signed out."), "success")
     return redirect(url_for("auth.login"), 303)

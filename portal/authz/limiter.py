@@ -1,12 +1,17 @@
 """Per-address rate limit on the sign-in steps (Flask-Limiter).
 
-Both steps (``auth.login`` and ``auth.login_totp``) share one budget per client
-address, by default 10 requests a minute and 100 an hour (``Settings.login_rate_limit``),
-counted in a moving window. Every method counts except a GET of the form itself (a HEAD
-reaches the app as that GET, see :mod:`portal.pages.http_methods`): a method is never a way
-around the budget. Beyond it the portal answers 429 with the usual error page.
-This complements the per-account lockout (portal.accounts.throttle): the lockout stops
-guessing one account's password, the rate limit stops one address from trying many.
+Both steps (``auth.login`` and ``auth.login_totp``) and the enrolment steps share one
+budget of *failed* attempts per client address, by default 20 a minute and 200 an hour
+(``Settings.login_rate_limit``), counted in a moving window. Only refusals are counted
+(any answer of 400 or more): a whole war crimes unit behind one address signs in all
+morning without touching the budget, while one address guessing passwords for many
+accounts is stopped. Every method counts except a GET of the form itself (a HEAD
+reaches the app as that GET, see :mod:`portal.pages.http_methods`): a method is never a
+way around the budget. Beyond it the portal answers 429 with the usual error page.
+
+This is the address's budget; each account has its own, smaller one: the per-account
+lockout (portal.accounts.throttle, 5 failures in 15 minutes) stops guessing one account's
+password or code whatever the addresses.
 
 Counters live in memory by default (one process), or in Redis when
 ``Settings.redis_url`` is set, so that every worker shares them. Each app gets its own
@@ -21,7 +26,7 @@ The client address is ``request.remote_addr``; behind reverse proxies set
 
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask, Response, request
 from flask_limiter import ApplicationLimit, Limiter
 from limits import parse_many
 
@@ -43,6 +48,11 @@ def client_address() -> str:
 def _not_a_sign_in_step() -> bool:
     """Exempt: other endpoints, and showing a form (GET, or a HEAD presented as GET)."""
     return request.endpoint not in LIMITED_ENDPOINTS or request.method == "GET"
+
+
+def _refused(response: Response) -> bool:
+    """Deduct from the address's budget only what was refused (a success costs nothing)."""
+    return response.status_code >= 400
 
 
 def init_limiter(app: Flask, settings: Settings) -> Limiter:
@@ -67,6 +77,7 @@ def init_limiter(app: Flask, settings: Settings) -> Limiter:
                 scope=SCOPE,
                 methods=None,  # every method; _not_a_sign_in_step exempts the GET form
                 exempt_when=_not_a_sign_in_step,
+                deduct_when=_refused,
             )
         ],
         storage_uri=settings.redis_url or "memory://",

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from portal.accounts import recovery
-from portal.accounts.login import GENERIC_FAILURE
+from portal.accounts.login import GENERIC_FAILURE, SPENT_CODE, WRONG_CODE
 from portal.accounts.models import LoginSession, User
 from portal.accounts.passwords import needs_rehash
 from portal.accounts.sessions import token_hash
@@ -48,6 +48,7 @@ pytest_plugins = ["tests.support.auth"]  # fixtures make_app, app, client
 
 FAILURE_STATUS = 401
 _TOKEN = re.compile(r'name="csrf_token" value="[^"]+"')
+_TYPED_EMAIL = re.compile(r'(name="email" type="email"[^>]*) value="[^"]*"')
 
 
 def error_message(response: TestResponse) -> str | None:
@@ -56,7 +57,9 @@ def error_message(response: TestResponse) -> str | None:
 
 
 def without_tokens(response: TestResponse) -> str:
-    return _TOKEN.sub("", response.get_data(as_text=True))
+    """The page without its CSRF token and without the e-mail the visitor typed (echoed
+    back whatever failed)."""
+    return _TYPED_EMAIL.sub(r"\1", _TOKEN.sub("", response.get_data(as_text=True)))
 
 
 def assert_generic_failure(response: TestResponse) -> None:
@@ -231,8 +234,6 @@ FAILURES: dict[str, Callable[[FlaskClient, Flask, Credentials], TestResponse]] =
     "inactive user": _inactive_user,
     "locked account": _locked_account,
     "not enrolled": _not_enrolled,
-    "wrong code": _wrong_code,
-    "replayed code": _replayed_code,
     "missing first step": _missing_first_step,
     "expired first step": _expired_first_step,
     "forged first step": _forged_first_step,
@@ -267,14 +268,46 @@ def test_a_locked_account_refuses_even_the_right_password_and_code(
     assert lockout.target == f"user:{victim.user_id}"
 
 
-def test_a_failed_second_step_leaves_no_way_to_retry_the_code(
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [("wrong code", WRONG_CODE), ("replayed code", SPENT_CODE)],
+)
+def test_a_mistyped_code_keeps_the_visitor_on_the_code_step(
+    case: str, message: str, app: Flask, client: FlaskClient, victim: Credentials
+) -> None:
+    """The password is proven: a wrong or spent code says so and asks again on step 2,
+    and the right code then signs in without the password again."""
+    failing = {"wrong code": _wrong_code, "replayed code": _replayed_code}[case]
+    response = failing(client, app, victim)
+    assert response.status_code == FAILURE_STATUS
+    assert error_message(response) == message
+    assert 'name="code"' in response.get_data(as_text=True), "still the code form"
+    with client.session_transaction() as sess:
+        assert "pending_login" in sess
+    assert not signed_in(client)
+    if case == "replayed code":  # the spent code's time step must pass first
+        with portal_state(app).sessions() as s:
+            s.execute(update(User).where(User.id == victim.user_id).values(totp_last_step=0))
+            s.commit()
+    assert post_code(client, fresh_totp_code(app, victim)).status_code == 303
+    assert signed_in(client)
+
+
+def test_the_code_that_locks_the_account_sends_the_visitor_back_to_step_1(
     app: Flask, client: FlaskClient, victim: Credentials
 ) -> None:
+    for _ in range(4):
+        assert_generic_failure(post_password(client, victim.email, "a wrong password"))
     assert post_password(client, victim.email, victim.password).status_code == 303
     assert_generic_failure(post_code(client, wrong_code(victim)))
-    # the right code now needs the password again
-    assert_generic_failure(post_code(client, fresh_totp_code(app, victim)))
+    assert user_row(app, victim.user_id).locked_until is not None
     assert client.get("/login/code").status_code == 302
+
+
+def test_a_wrong_password_keeps_the_e_mail_typed(client: FlaskClient, victim: Credentials) -> None:
+    response = post_password(client, victim.email, "a wrong password")
+    assert_generic_failure(response)
+    assert f'value="{victim.email}"' in response.get_data(as_text=True)
 
 
 def test_unknown_accounts_cost_a_password_verification(
@@ -320,7 +353,7 @@ def test_a_recovery_code_signs_in_once(app: Flask, session: Session) -> None:
 
     second = app.test_client()
     assert post_password(second, creds.email, creds.password).status_code == 303
-    assert_generic_failure(post_code(second, codes[0]))
+    assert error_message(post_code(second, codes[0])) == WRONG_CODE
     assert not signed_in(second)
 
     used = audit_events(app, "auth.recovery_code_used")
@@ -340,7 +373,7 @@ def test_five_failures_lock_the_account_until_the_lock_expires(
     for attempt in range(5):
         if attempt % 2:  # wrong codes count as much as wrong passwords
             assert post_password(client, victim.email, victim.password).status_code == 303
-            assert_generic_failure(post_code(client, wrong_code(victim)))
+            assert error_message(post_code(client, wrong_code(victim))) == WRONG_CODE
         else:
             assert_generic_failure(post_password(client, victim.email, "a wrong password"))
     user = user_row(app, victim.user_id)
@@ -555,12 +588,45 @@ def test_too_many_sign_in_attempts_from_one_address_get_429(
     assert _hammer(client, 1, address="198.51.100.21") == [FAILURE_STATUS]
 
 
-def test_the_default_limit_is_ten_a_minute(make_app: Callable[..., Flask]) -> None:
+def test_the_default_limit_is_twenty_failures_a_minute(make_app: Callable[..., Flask]) -> None:
     from portal.config import DEFAULT_LOGIN_RATE_LIMIT
 
-    assert DEFAULT_LOGIN_RATE_LIMIT == "10 per minute;100 per hour"
+    assert DEFAULT_LOGIN_RATE_LIMIT == "20 per minute;200 per hour"
     app = make_app(login_rate_limit=DEFAULT_LOGIN_RATE_LIMIT)
-    assert _hammer(app.test_client(), 11) == [FAILURE_STATUS] * 10 + [429]
+    assert _hammer(app.test_client(), 21) == [FAILURE_STATUS] * 20 + [429]
+
+
+def test_successful_sign_ins_do_not_spend_the_address_budget(
+    make_app: Callable[..., Flask],
+) -> None:
+    """A whole unit behind one address: only refusals count, so colleagues who sign in
+    (and one who mistypes a few codes) never lock the others out."""
+    app = make_app(login_rate_limit="3 per minute")
+    with portal_state(app).sessions() as session:
+        colleagues = [make_user(session, "recipient", email=f"p{i}@unit.example") for i in range(4)]
+
+    def from_the_unit() -> FlaskClient:
+        client = app.test_client()
+        client.environ_base["REMOTE_ADDR"] = "198.51.100.30"
+        return client
+
+    for creds in colleagues[1:]:
+        client = from_the_unit()
+        login(client, creds)
+        assert signed_in(client)
+    clumsy = from_the_unit()
+    first = colleagues[0]
+    assert post_password(clumsy, first.email, first.password).status_code == 303
+    for _ in range(2):
+        assert error_message(post_code(clumsy, wrong_code(first))) == WRONG_CODE
+    assert post_code(clumsy, fresh_totp_code(app, first)).status_code == 303
+    assert signed_in(clumsy)
+    # ...while a stranger at that address guessing passwords is stopped after the third
+    stranger = from_the_unit()
+    assert [post_password(stranger, "x@y.z", "guess").status_code for _ in range(2)] == [
+        FAILURE_STATUS,
+        429,
+    ]
 
 
 def post_code_from(client: FlaskClient, address: str) -> TestResponse:
