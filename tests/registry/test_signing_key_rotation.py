@@ -119,3 +119,70 @@ def test_rotation_refuses_a_key_that_signed_before(
     with sessionmaker(engine)() as db:
         assert len(db.scalars(select(SigningKey)).all()) == 1
     engine.dispose()
+
+
+SIGNING_DATA = Path(__file__).resolve().parents[1] / "data" / "signing"
+
+
+def test_a_retired_key_is_revoked_and_the_revocation_published(
+    signing_portal: Portal, database: DatabaseUnderTest, tmp_path: Path
+) -> None:
+    """`portal keys revoke-signing`: only a retired key, only with its own revocation
+    certificate, once; the public key served afterwards carries the revocation."""
+    portal = signing_portal
+    assert portal("init").exit_code == 0
+    retired_fpr = (SIGNING_DATA / "revoked-signer.fingerprint").read_text("ascii").strip()
+    for name in ("revoked-signer", "successor"):
+        done = portal(
+            "keys", "rotate-signing", "--reason", f"to {name}",
+            "--import", str(SIGNING_DATA / f"{name}.sec.asc"),
+        )  # fmt: skip
+        assert done.exit_code == 0, done.output
+    current_fpr = (SIGNING_DATA / "successor.fingerprint").read_text("ascii").strip()
+    certificate = str(SIGNING_DATA / "revoked-signer.rev")
+
+    current = portal(
+        "keys", "revoke-signing", current_fpr, "--certificate", certificate, "--reason", "x"
+    )  # fmt: skip
+    assert current.exit_code != 0 and "rotate to a new key first" in current.output
+    not_a_certificate = portal(
+        "keys", "revoke-signing", SENDER_FPR,
+        "--certificate", str(KEYS / "mechanism-signing.pub.asc"), "--reason", "x",
+    )  # fmt: skip
+    assert not_a_certificate.exit_code != 0
+    assert "not a revocation certificate" in not_a_certificate.output
+    someone_elses = portal(  # the right file, for another key
+        "keys", "revoke-signing", SENDER_FPR, "--certificate", certificate, "--reason", "x"
+    )  # fmt: skip
+    assert someone_elses.exit_code != 0 and "nothing was changed" in someone_elses.output
+
+    revoked = portal(
+        "keys", "revoke-signing", retired_fpr, "--certificate", certificate,
+        "--reason", "key compromised",
+    )  # fmt: skip
+    assert revoked.exit_code == 0, revoked.output
+    again = portal(
+        "keys", "revoke-signing", retired_fpr, "--certificate", certificate, "--reason", "x"
+    )  # fmt: skip
+    assert again.exit_code != 0 and "was revoked on" in again.output
+
+    engine = create_engine(database.url)
+    with sessionmaker(engine)() as db:
+        rows = {row.fingerprint: row for row in db.scalars(select(SigningKey))}
+        assert [fpr for fpr, row in rows.items() if row.revoked_at is not None] == [retired_fpr]
+        assert rows[retired_fpr].revocation_reason == "key compromised"
+        assert db.scalars(
+            select(AuditEvent.target).where(AuditEvent.action == "signing_key.revoked")
+        ).all() == [retired_fpr]
+    engine.dispose()
+
+    settings = Settings.from_env(portal.env)
+    client = create_app(settings.with_overrides(testing=True, demo=False)).test_client()
+    listed = client.get("/.well-known/sharing-portal-signing-keys.json").get_json()["keys"]
+    entry = next(k for k in listed if k["fingerprint"] == retired_fpr)
+    assert entry["revoked_at"] and entry["revocation_reason"] == "key compromised"
+    published = client.get(entry["public_key"]).get_data(as_text=True)
+    with temporary_keyring() as gpg:  # a recipient importing it sees the key revoked
+        gpg.import_keys(published)
+        (key,) = [k for k in gpg.list_keys() if k["fingerprint"] == retired_fpr]
+        assert key["trust"] == "r"
