@@ -366,9 +366,9 @@ def test_an_xmp_packet_beyond_the_limit_counts_as_a_position_without_being_read(
         _after_pixels(_png(), b"iTXt", _itxt(b"XML:com.adobe.xmp", huge, compressed=True))
     )
     for path in (raw, bomb):
-        started = time.perf_counter()
+        started = time.process_time()  # CPU time: a loaded machine does not make it flaky
         assert carries_position(path)
-        assert time.perf_counter() - started < 1.0
+        assert time.process_time() - started < 1.0
 
 
 def test_a_hostile_packet_just_under_the_limit_is_searched_in_linear_time(
@@ -382,9 +382,9 @@ def test_a_hostile_packet_just_under_the_limit_is_searched_in_linear_time(
     png = _after_pixels(_png(), b"iTXt", _itxt(b"XML:com.adobe.xmp", packet))
     path = tmp_path / "hostile.png"
     path.write_bytes(_after_pixels(png, b"tEXt", b"Comment\x00" + b"x" * METADATA_LIMIT))
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: a backtracking pattern would take minutes
     assert not carries_position(path)
-    assert time.perf_counter() - started < 2.0
+    assert time.process_time() - started < 2.0
 
 
 def test_more_blocks_pages_or_frames_than_the_limits_count_as_a_position(
