@@ -15,13 +15,14 @@ import subprocess
 import sys
 import tarfile
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import bagit
 import pytest
 from pdfminer.high_level import extract_text
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from portal.accounts.models import User
 from portal.accounts.totp_key import ensure_totp_key
@@ -441,6 +442,17 @@ def test_a_stuck_assembling_package_starts_again(state: PortalState) -> None:
         package = session.get(Package, package_id)
         assert package is not None
         package.status, package.stage, package.progress = "assembling", "rendering", 40
+        session.commit()
+    # While its run still beats, a second job leaves it alone (a lost job queued again)...
+    assemble_package(state, package_id)
+    assert package_row(state, package_id).status == "assembling"
+    with state.sessions() as session:  # ...once the beats stop, the next job takes over
+        session.execute(
+            update(Package)
+            .where(Package.id == package_id)
+            .values(updated_at=utcnow() - timedelta(hours=1))
+            .execution_options(synchronize_session=False)
+        )
         session.commit()
     leftover = state.settings.data_dir / "staging"
     assemble_package(state, package_id)
