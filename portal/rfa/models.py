@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import Base, UTCDateTime, hex_digest, one_of, utcnow
-from portal.pages.i18n import N_
+from portal.pages import labels
 
 RFA_STATUSES = (
     "draft",
@@ -36,7 +36,7 @@ RFA_STATUSES = (
 )
 PROCEEDINGS_TYPES = ("investigation", "prosecution", "trial")
 URGENCIES = ("normal", "urgent", "very_urgent")
-URGENCY_LABELS = {"normal": N_("Normal"), "urgent": N_("Urgent"), "very_urgent": N_("Very urgent")}
+URGENCY_LABELS = labels.URGENCY
 ASSURANCE_KINDS = ("death_penalty",)
 
 
