@@ -43,6 +43,7 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "admin.authorities.view": STAFF,
     "admin.providers.view": STAFF,
     "audit.view": frozenset({"admin"}),
+    "audit.verify": frozenset({"admin"}),
     "rfa.check": frozenset({"legal_officer"}),
     # The legal officer's triage: queue, status moves, repository search, candidates.
     "triage.view": frozenset({"legal_officer"}),

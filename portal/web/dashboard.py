@@ -219,10 +219,11 @@ def _names(
     }
 
 
-@bp.get("/worklists/<name>")
+@bp.get("/worklists/<worklist_name>")
 @requires("worklists.view")
-def worklist(name: str) -> str:
+def worklist(worklist_name: str) -> str:
     """Every row of one worklist, paged: what a dashboard count links to."""
+    name = worklist_name
     if name not in worklists.LISTS:
         abort(404)
     me = signed_in_user()
