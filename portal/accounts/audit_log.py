@@ -4,8 +4,8 @@ Admins are the mechanism's IT, not case staff. An event's ``details`` may carry 
 officer wrote (a note, a reason, a request's reference), so the page and the CSV export show
 only the detail keys of :data:`SAFE_DETAIL_KEYS` — an allow-list of identifiers, codes,
 digests, counts and status words — and only values that look like tokens (a list shows as
-its length); every other key or value is counted as withheld, never shown. Anyone who needs the full record reads the
-database under the mechanism's own procedure.
+its length); every other key or value is counted as withheld, never shown. Anyone who needs
+the full record reads the database under the mechanism's own procedure.
 
 The chain's verification (:func:`portal.audit.verify`) is run on demand and recorded
 (:class:`portal.audit.AuditCheck`), so the page says when it was last verified and up to which
@@ -176,7 +176,7 @@ def _actor_condition(db: Session, actor: str) -> object:
     return AuditEvent.actor == actor
 
 
-def events(db: Session, query: AuditQuery) -> Select[tuple[AuditEvent]]:
+def events(db: Session, query: AuditQuery) -> Select[AuditEvent]:
     """The matching events, newest first. ``action`` matches itself and what it prefixes
     (``rfa`` matches ``rfa.transition``); ``target`` matches an object (``rfa:RFA-2026-0001``)
     or a kind of object (``rfa:``)."""

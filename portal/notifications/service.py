@@ -140,7 +140,7 @@ def settle(
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _unread_topic_holders(topic: str) -> Select[tuple[int]]:
+def _unread_topic_holders(topic: str) -> Select[int]:
     return select(Notification.user_id).where(
         Notification.topic == topic, Notification.read_at.is_(None)
     )
@@ -259,10 +259,11 @@ def status_changed(db: Session, rfa: Rfa, by: User | None, label: str) -> list[N
 
 
 def consent_answered(db: Session, consent_request: ConsentRequest, by: User) -> list[Notification]:
-    """A provider answered a consent request: the provider's notifications of it are settled,
-    and the request's legal officer(s) are told to check the request again (settled by the
-    next eligibility check: :func:`checked`)."""
-    settle(db, consent_topic(consent_request.id))
+    """A provider answered a consent request: once every item is answered, the provider's
+    notifications of it are settled; the request's legal officer(s) are told to check the
+    request again (settled by the next eligibility check: :func:`checked`)."""
+    if consent_request.status == "answered":  # every item has its answer
+        settle(db, consent_topic(consent_request.id))
     rfa = db.get(Rfa, consent_request.rfa_id)
     if rfa is None:  # pragma: no cover - foreign key
         return []

@@ -130,7 +130,7 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _filtered(stmt: Select[tuple[Rfa]], query: RequestQuery, viewer: User) -> Select[tuple[Rfa]]:
+def _filtered(stmt: Select[Rfa], query: RequestQuery, viewer: User) -> Select[Rfa]:
     if query.text:
         pattern = _like(query.text)
         stmt = stmt.where(
@@ -163,7 +163,7 @@ def _filtered(stmt: Select[tuple[Rfa]], query: RequestQuery, viewer: User) -> Se
     return stmt
 
 
-def _ordered(stmt: Select[tuple[Rfa]], query: RequestQuery) -> Select[tuple[Rfa]]:
+def _ordered(stmt: Select[Rfa], query: RequestQuery) -> Select[Rfa]:
     if query.sort == "authority":
         stmt = stmt.join(Authority, Authority.id == Rfa.authority_id)
         key: object = Authority.name

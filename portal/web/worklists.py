@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import Select, and_, exists, func, or_, select
@@ -76,7 +76,7 @@ def today() -> date:
     return utcnow().date()
 
 
-def assigned_to(user: User) -> Select[tuple[Rfa]]:
+def assigned_to(user: User) -> Select[Rfa]:
     """Active requests assigned to ``user``, by deadline (none last), then oldest."""
     return (
         select(Rfa)
@@ -85,7 +85,7 @@ def assigned_to(user: User) -> Select[tuple[Rfa]]:
     )
 
 
-def due_soon(*, on: date | None = None, days: int = DUE_WITHIN_DAYS) -> Select[tuple[Rfa]]:
+def due_soon(*, on: date | None = None, days: int = DUE_WITHIN_DAYS) -> Select[Rfa]:
     """Active requests overdue or due within ``days`` days, earliest deadline first."""
     limit = (on or today()) + timedelta(days=days)
     return (
@@ -95,7 +95,7 @@ def due_soon(*, on: date | None = None, days: int = DUE_WITHIN_DAYS) -> Select[t
     )
 
 
-def awaiting_release(user: User) -> Select[tuple[Package]]:
+def awaiting_release(user: User) -> Select[Package]:
     """Assembled packages another officer made: ``user`` may release them (four-eyes)."""
     return (
         select(Package)
@@ -104,13 +104,13 @@ def awaiting_release(user: User) -> Select[tuple[Package]]:
     )
 
 
-def _latest_decisions() -> Select[tuple[int, object]]:
+def _latest_decisions() -> Select[int, datetime]:
     return select(Decision.rfa_id, func.max(Decision.created_at).label("at")).group_by(
         Decision.rfa_id
     )
 
 
-def stale_decisions() -> Select[tuple[Rfa]]:
+def stale_decisions() -> Select[Rfa]:
     """Requests whose latest decision rests on facts that changed since: a candidate flagged
     for a re-check (a consent revocation), a candidate added after it, or a consent event of
     a candidate's provider for the request's authority recorded after it. (A candidate taken
@@ -134,7 +134,7 @@ def stale_decisions() -> Select[tuple[Rfa]]:
     )
 
 
-def consent_pending() -> Select[tuple[ConsentRequest]]:
+def consent_pending() -> Select[ConsentRequest]:
     """Consent requests still waiting for the provider, oldest first."""
     return (
         select(ConsentRequest)
@@ -158,7 +158,7 @@ def _waits_on(user: User) -> object:
     )
 
 
-def marks_pending(user: User) -> Select[tuple[Item]]:
+def marks_pending(user: User) -> Select[Item]:
     """Items with marks awaiting ``user``'s confirmation, the longest waiting first."""
     waiting = (
         select(
@@ -207,7 +207,7 @@ def provider_names(db: Session, provider_ids: Sequence[int]) -> dict[int, str]:
     return {row.id: row.name for row in rows}
 
 
-def _count(db: Session, stmt: Select[tuple[object]]) -> int:
+def _count(db: Session, stmt: Select[object]) -> int:
     return int(db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0)
 
 
@@ -236,14 +236,14 @@ def counts(db: Session, user: User, *, on: date | None = None) -> Counts:
     )
 
 
-def first_rows(db: Session, stmt: Select[tuple[T]], limit: int = PREVIEW_ROWS) -> Sequence[T]:
+def first_rows(db: Session, stmt: Select[T], limit: int = PREVIEW_ROWS) -> Sequence[T]:
     """The first rows of a worklist, for the dashboard."""
     return db.scalars(stmt.limit(limit)).all()
 
 
 def page_of(db: Session, name: str, user: User, page: int) -> Page[object]:
     """One page of the worklist ``name`` (a key of :data:`LISTS`)."""
-    stmt: Select[tuple[object]] = {  # type: ignore[assignment]
+    stmt: Select[object] = {
         "release": awaiting_release(user),
         "stale": stale_decisions(),
         "consent": consent_pending(),
