@@ -23,6 +23,7 @@ __all__ = [
     "ACCOUNT_STATUS",
     "ASSESSMENT_FINDING",
     "AUTHORITY_KIND",
+    "CONSENT_REQUEST_STATUS",
     "CONSENT_STATE",
     "CRITERION",
     "ITEM_KIND",
@@ -31,6 +32,7 @@ __all__ = [
     "MARK_APPLIES",
     "MARK_REVIEW",
     "PACKAGE_STATUS",
+    "PERSON_ROLE",
     "PROCEEDINGS",
     "PROVIDER_KIND",
     "RENDITION",
@@ -153,6 +155,18 @@ KEY_STATUS: Mapping[str, str] = {
     "expired": "Expired",
     "revoked": "Revoked",
 }
+PERSON_ROLE: Mapping[str, str] = {
+    "witness": "Witness",
+    "victim": "Victim",
+    "suspect": "Suspect",
+    "source": "Source",
+    "other": "Other",
+}
+CONSENT_REQUEST_STATUS: Mapping[str, str] = {
+    "open": "Awaiting the provider's answer",
+    "answered": "Answered",
+    "withdrawn": "Withdrawn",
+}
 MARK_REVIEW: Mapping[str, str] = {"pending": "Awaiting confirmation", "confirmed": "Confirmed"}
 MARK_APPLIES: Mapping[str, str] = {
     "always": "Always",
@@ -177,6 +191,8 @@ TABLES: Mapping[str, Mapping[str, str]] = {
     "rendition": RENDITION,
     "consent_state": CONSENT_STATE,
     "key_status": KEY_STATUS,
+    "person_role": PERSON_ROLE,
+    "consent_request_status": CONSENT_REQUEST_STATUS,
     "mark_review": MARK_REVIEW,
     "mark_applies": MARK_APPLIES,
 }
