@@ -126,8 +126,10 @@ def test_packages_made_name_their_authority_and_outcome_comes_first(
                    items=[make.item(db, provider, "ITM-PM-1")])  # fmt: skip
     decision = run_check(db, rfa, portal_state(app).policy, requested_by=officer,
                          actor=audit.actor_label(officer))  # fmt: skip
-    failed = Package(code="PKG-2026-0901", rfa_id=rfa.id, decision_id=decision.id,
-                     authority_id=authority.id, status="failed", assembled_by_id=officer.id)  # fmt: skip
+    failed = Package(
+        code="PKG-2026-0901", rfa_id=rfa.id, decision_id=decision.id,
+        authority_id=authority.id, status="failed", assembled_by_id=officer.id,
+    )  # fmt: skip
     db.add(failed)
     db.commit()
     client = _signed_in(app, creds)
