@@ -4,6 +4,9 @@
 ``marks:ITM-000123``, ``consent:17``, ``clarification:RFA-2026-0004``): when someone takes the
 step, every unread notification of that topic is marked read, for everyone it was sent to.
 
+``ix_rfa_status_deadline`` and ``ix_rfa_assignee_status``: the officers' dashboard counts
+requests overdue or due soon, and those assigned to the officer, from indexes.
+
 ``audit_check``: each verification of the audit chain an admin ran from the audit-log page,
 with the head it verified (the page shows the last one).
 
@@ -26,6 +29,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_index("ix_rfa_status_deadline", "rfa", ["status", "deadline"])
+    op.create_index(
+        "ix_rfa_assignee_status", "rfa", ["assigned_to_id", "status", "deadline", "submitted_at"]
+    )
     with op.batch_alter_table("notification") as batch:
         batch.add_column(sa.Column("topic", sa.String(120), nullable=True))
         batch.create_index("ix_notification_topic", ["topic"])
@@ -49,6 +56,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_rfa_assignee_status", table_name="rfa")
+    op.drop_index("ix_rfa_status_deadline", table_name="rfa")
     op.drop_table("audit_check")
     with op.batch_alter_table("notification") as batch:
         batch.drop_index("ix_notification_topic")

@@ -65,6 +65,10 @@ class Rfa(Base):
         # The staff's paged list of every authority's requests, in the same order (deep
         # pages would otherwise sort all 10k requests; bench/load.py).
         Index("ix_rfa_updated", "updated_at", "id"),
+        # The officers' worklists: requests overdue or due soon, by status (issue 22).
+        Index("ix_rfa_status_deadline", "status", "deadline"),
+        # ... and the requests assigned to one officer, read from the index alone.
+        Index("ix_rfa_assignee_status", "assigned_to_id", "status", "deadline", "submitted_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -193,12 +193,14 @@ def _officer_worklists() -> dict[str, Any]:
     session = db()
     marks = worklists.first_rows(session, worklists.marks_pending(me))
     consent = worklists.first_rows(session, worklists.consent_pending())
+    assigned_count, assigned = worklists.requests_and_count(session, worklists.assigned_to(me))
+    stale_count, stale = worklists.requests_and_count(session, worklists.stale_decisions())
     return {
-        "counts": worklists.counts(session, me),
-        "assigned": worklists.first_rows(session, worklists.assigned_to(me)),
+        "counts": worklists.counts(session, me, assigned=assigned_count, stale=stale_count),
+        "assigned": assigned,
         "due": worklists.first_rows(session, worklists.due_soon()),
         "release": worklists.first_rows(session, worklists.awaiting_release(me)),
-        "stale": worklists.first_rows(session, worklists.stale_decisions()),
+        "stale": stale,
         "consent": consent,
         "marks": marks,
         **_names(session, marks, consent),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy import Select, and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal.accounts.models import User
@@ -116,8 +116,10 @@ def stale_decisions() -> Select[Rfa]:
     a candidate's provider for the request's authority recorded after it. (A candidate taken
     out leaves no row behind; the package page still catches it: plan_package.)"""
     latest = _latest_decisions().subquery()
-    flagged = exists().where(RfaItem.rfa_id == Rfa.id, RfaItem.needs_recheck.is_(True))
-    added = exists().where(RfaItem.rfa_id == Rfa.id, RfaItem.added_at > latest.c.at)
+    flagged_or_added = exists().where(
+        RfaItem.rfa_id == Rfa.id,
+        or_(RfaItem.needs_recheck.is_(True), RfaItem.added_at > latest.c.at),
+    )
     consent_after = exists().where(
         RfaItem.rfa_id == Rfa.id,
         Item.id == RfaItem.item_id,
@@ -129,7 +131,7 @@ def stale_decisions() -> Select[Rfa]:
     return (
         select(Rfa)
         .join(latest, latest.c.rfa_id == Rfa.id)
-        .where(Rfa.status.in_(CHECKED_STATUSES), or_(flagged, added, consent_after))
+        .where(Rfa.status.in_(CHECKED_STATUSES), or_(flagged_or_added, consent_after))
         .order_by(latest.c.at, Rfa.id)
     )
 
@@ -222,18 +224,42 @@ class Counts:
     marks: int
 
 
-def counts(db: Session, user: User, *, on: date | None = None) -> Counts:
-    """Every worklist's count for ``user``."""
+def counts(
+    db: Session,
+    user: User,
+    *,
+    on: date | None = None,
+    assigned: int | None = None,
+    stale: int | None = None,
+) -> Counts:
+    """Every worklist's count for ``user`` (``assigned``, ``stale``: counted by the caller
+    already, see :func:`requests_and_count`)."""
     day = on or today()
+    due = due_soon(on=day).order_by(None).subquery()
+    due_count, overdue_count = db.execute(  # one pass over the index for both counts
+        select(func.count(), func.count(case((due.c.deadline < day, 1))))
+    ).one()
     return Counts(
-        assigned=_count(db, assigned_to(user)),
-        overdue=_count(db, due_soon(on=day, days=-1)),
-        due=_count(db, due_soon(on=day)),
+        assigned=_count(db, assigned_to(user)) if assigned is None else assigned,
+        overdue=int(overdue_count or 0),
+        due=int(due_count or 0),
         release=_count(db, awaiting_release(user)),
-        stale=_count(db, stale_decisions()),
+        stale=_count(db, stale_decisions()) if stale is None else stale,
         consent=_count(db, consent_pending()),
         marks=_count(db, marks_pending(user)),
     )
+
+
+def requests_and_count(
+    db: Session, stmt: Select[Rfa], limit: int = PREVIEW_ROWS
+) -> tuple[int, list[Rfa]]:
+    """How many requests ``stmt`` finds, and its first ``limit``, in one pass: the ids in
+    order (a few thousand integers at most), then the rows shown. A count and a list would
+    evaluate the conditions twice (the stale ones are correlated subqueries)."""
+    ids = list(db.scalars(stmt.with_only_columns(Rfa.id)))
+    shown = ids[:limit]
+    rows = {rfa.id: rfa for rfa in db.scalars(select(Rfa).where(Rfa.id.in_(shown or [0])))}
+    return len(ids), [rows[i] for i in shown if i in rows]
 
 
 def first_rows(db: Session, stmt: Select[T], limit: int = PREVIEW_ROWS) -> Sequence[T]:
