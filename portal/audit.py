@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sqlalchemy import BigInteger, String, Text, select, text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, String, Text, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from portal.canonical import canonical_json, format_datetime, sha256_hex
@@ -61,6 +61,7 @@ __all__ = [
     "CLI_ACTOR",
     "GENESIS_HASH",
     "SYSTEM_ACTOR",
+    "AuditCheck",
     "AuditVerification",
     "ChainHead",
     "actor_label",
@@ -84,6 +85,24 @@ class AuditEvent(Base):
     details: Mapped[str] = mapped_column(Text)  # canonical JSON
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditCheck(Base):
+    """One verification of the chain (:func:`verify`) an admin ran from the audit-log page:
+    what it found and the head it verified, so the page can say when the chain was last
+    checked without recomputing it on every visit."""
+
+    __tablename__ = "audit_check"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    checked_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    event_count: Mapped[int] = mapped_column(BigInteger)
+    head_seq: Mapped[int] = mapped_column(BigInteger)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    first_bad_seq: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(Text)
 
 
 GENESIS_HASH = "0" * 64

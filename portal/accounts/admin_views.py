@@ -55,9 +55,9 @@ from portal.authz.scopes import get_scoped_or_404, scoped
 from portal.db import db, utcnow
 from portal.notifications.mailer import send_enrolment_link
 from portal.notifications.service import account_added
+from portal.pages import labels
 from portal.pages.forms import TokenForm
 from portal.registry.models import (
-    PROVIDER_KINDS,
     Assessment,
     Authority,
     Item,
@@ -68,15 +68,8 @@ from portal.state import portal_state
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-STATUS_LABELS = {
-    "active": "Active",
-    "awaiting_approval": "Awaiting a second admin's approval",
-    "enrolling": "Setting up 2FA",
-    "locked": "Locked",
-    "deactivated": "Deactivated",
-    "invited": "Invited",
-}
-PROVIDER_KIND_LABELS = {kind: kind.replace("_", " ").capitalize() for kind in PROVIDER_KINDS}
+STATUS_LABELS = labels.ACCOUNT_STATUS
+PROVIDER_KIND_LABELS = labels.PROVIDER_KIND
 AUDIT_EVENTS_SHOWN = 20
 
 

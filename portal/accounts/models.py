@@ -9,20 +9,14 @@ from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Te
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.db import Base, UTCDateTime, one_of, utcnow
-from portal.pages.i18n import N_
+from portal.pages import labels
 
 if TYPE_CHECKING:
     from portal.registry.models import Authority, Provider
 
 ROLES = ("requester", "legal_officer", "provider", "recipient", "admin")
 #: What each role is called where a person is shown: the account link, the dashboard, threads.
-ROLE_LABELS = {
-    "requester": N_("Requester"),
-    "legal_officer": N_("Legal officer"),
-    "provider": N_("Information provider"),
-    "recipient": N_("Recipient"),
-    "admin": N_("Administrator"),
-}
+ROLE_LABELS = labels.ROLE
 #: The shorter names of the user-administration pages (their tables, filter and forms).
 ROLE_SHORT_LABELS = {**ROLE_LABELS, "provider": "Provider"}
 AUTHORITY_ROLES = ("requester", "recipient")

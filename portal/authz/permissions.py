@@ -27,6 +27,9 @@ PUBLIC = "public"
 #: action -> roles allowed to perform it. Adding a view means adding its action here.
 PERMISSIONS: Mapping[str, frozenset[str]] = {
     "dashboard.view": ALL_ROLES,
+    # The legal officer's worklists behind the dashboard's counts (packages to release, stale
+    # decisions, consent requests and redaction marks awaiting someone).
+    "worklists.view": frozenset({"legal_officer"}),
     "account.view": ALL_ROLES,
     "account.change_password": ALL_ROLES,
     "account.language": ALL_ROLES,
@@ -40,6 +43,7 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "admin.authorities.view": STAFF,
     "admin.providers.view": STAFF,
     "audit.view": frozenset({"admin"}),
+    "audit.verify": frozenset({"admin"}),
     "rfa.check": frozenset({"legal_officer"}),
     # The legal officer's triage: queue, status moves, repository search, candidates.
     "triage.view": frozenset({"legal_officer"}),

@@ -37,6 +37,7 @@ from portal.db import db, utcnow
 from portal.packages import release_previews
 from portal.packages.assembly.jobs import queue_recall_notices
 from portal.packages.models import Package, PackageItem, Recall
+from portal.pages import labels
 from portal.pages.i18n import N_, Translated
 from portal.pages.numerals import whole_numbers
 from portal.registry.models import Authority, Item, Provider
@@ -45,13 +46,7 @@ from portal.state import portal_state
 
 bp = Blueprint("consent", __name__, url_prefix="/consent")
 
-STATE_LABELS = {
-    "granted": N_("Granted"),
-    "declined": N_("Declined"),
-    "revoked": N_("Revoked"),
-    "expired": N_("Expired"),
-    "none": N_("No consent given"),
-}
+STATE_LABELS = labels.CONSENT_STATE
 EVENT_LABELS = {"grant": N_("Granted"), "decline": N_("Declined"), "revoke": N_("Revoked")}
 PACKAGE_LABELS = {
     "queued": N_("Being prepared"),

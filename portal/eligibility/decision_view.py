@@ -21,6 +21,7 @@ from portal.eligibility.policy import (
     RuleColumn,
 )
 from portal.eligibility.policy.engine import RuleResult
+from portal.pages import labels
 
 __all__ = [
     "ITEM_OUTCOME_LABELS",
@@ -32,18 +33,8 @@ __all__ = [
     "cell_for",
 ]
 
-ITEM_OUTCOME_LABELS = {
-    "share": "Share",
-    "share_redacted": "Share redacted",
-    "needs_review": "Needs review",
-    "withhold": "Withhold",
-}
-REQUEST_OUTCOME_LABELS = {
-    "eligible": "Eligible",
-    "partially_eligible": "Partially eligible",
-    "ineligible": "Ineligible",
-    "needs_review": "Needs review",
-}
+ITEM_OUTCOME_LABELS = labels.ITEM_OUTCOME
+REQUEST_OUTCOME_LABELS = labels.REQUEST_OUTCOME
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from portal.eligibility.policy import (
     parse_policy,
 )
 from portal.eligibility.policy.gcpause import paused_gc
+from portal.notifications import service as notifications
 from portal.rfa.models import Rfa, RfaItem
 
 __all__ = [
@@ -168,6 +169,7 @@ def _record(
             "rechecked": rechecked,
         },
     )
+    notifications.checked(db, rfa)
     return decision
 
 

@@ -20,5 +20,8 @@ class Notification(Base):
     subject: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(String(2000), default="")
     link: Mapped[str | None] = mapped_column(String(500))
+    # The step this notification waits on (portal.notifications.service: ``release:PKG-...``):
+    # taking the step marks every unread notification of the topic read, for everyone.
+    topic: Mapped[str | None] = mapped_column(String(120), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

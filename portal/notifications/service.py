@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.orm import Session
 
 from portal.accounts.approval import where_approved
@@ -30,7 +30,9 @@ from portal.authz.roles import (
 from portal.consent.models import ConsentRequest
 from portal.db import utcnow
 from portal.notifications.models import Notification
-from portal.rfa.models import Rfa
+from portal.packages.models import Package
+from portal.registry.models import Item
+from portal.rfa.models import Rfa, RfaItem
 
 #: Key in ``Session.info`` of the addresses to e-mail after the next commit.
 OUTBOX = "portal.notifications.service.outbox"
@@ -42,9 +44,15 @@ class NotificationNotFound(LookupError):
 
 
 def notify(
-    db: Session, users: Iterable[User], subject: str, link: str | None = None
+    db: Session,
+    users: Iterable[User],
+    subject: str,
+    link: str | None = None,
+    *,
+    topic: str | None = None,
 ) -> list[Notification]:
-    """One unread notification per distinct active user; queues their addresses for e-mail."""
+    """One unread notification per distinct active user; queues their addresses for e-mail.
+    ``topic`` names the step it waits on: :func:`settle` marks it read once someone acts."""
     subject = subject.strip()
     if not subject or len(subject) > SUBJECT_MAX:
         raise ValueError(f"a notification subject has 1 to {SUBJECT_MAX} characters")
@@ -56,7 +64,11 @@ def notify(
         if user.id in seen or not user.is_active:
             continue
         seen.add(user.id)
-        created.append(Notification(user_id=user.id, subject=subject, link=link, created_at=moment))
+        created.append(
+            Notification(
+                user_id=user.id, subject=subject, link=link, topic=topic, created_at=moment
+            )
+        )
         outbox.append(user.email)
     db.add_all(created)
     db.flush()
@@ -109,6 +121,58 @@ def mark_all_read(db: Session, user: User, *, now: datetime | None = None) -> in
     )
     db.expire_all()
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def settle(
+    db: Session, topic: str, *, user: User | None = None, now: datetime | None = None
+) -> int:
+    """Someone took the step ``topic`` waits on: mark its unread notifications read (of every
+    user it was sent to, or of ``user`` only). Returns how many."""
+    conditions = [Notification.topic == topic, Notification.read_at.is_(None)]
+    if user is not None:
+        conditions.append(Notification.user_id == user.id)
+    result = db.execute(
+        update(Notification)
+        .where(*conditions)
+        .values(read_at=now or utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _unread_topic_holders(topic: str) -> Select[int]:
+    return select(Notification.user_id).where(
+        Notification.topic == topic, Notification.read_at.is_(None)
+    )
+
+
+# --- topics: the steps that wait on someone ---------------------------------------------
+
+
+def release_topic(package_code: str) -> str:
+    """A package assembled by one officer waits for a second one to release it."""
+    return f"release:{package_code}"
+
+
+def marks_topic(item_code: str) -> str:
+    """Redaction marks of an item (or their removal) wait for another officer's confirmation."""
+    return f"marks:{item_code}"
+
+
+def consent_topic(consent_request_id: int) -> str:
+    """A consent request waits for the provider's answer."""
+    return f"consent:{consent_request_id}"
+
+
+def recheck_topic(rfa_code: str) -> str:
+    """Consent answers or a revocation wait for the officer to run the eligibility check again."""
+    return f"recheck:{rfa_code}"
+
+
+def thread_topic(rfa_code: str, side: str) -> str:
+    """Messages in a request's thread wait for an answer from ``side`` (``requester`` or
+    ``officer``); a clarification request waits on the requester the same way."""
+    return f"thread:{rfa_code}:{side}"
 
 
 # --- who hears about what -------------------------------------------------------------
@@ -167,19 +231,39 @@ def rfa_link(rfa: Rfa) -> str:
 
 def message_posted(db: Session, rfa: Rfa, author: User) -> list[Notification]:
     """A message in the thread: tell the other side."""
-    others = officers_for(db, rfa) if is_requester(author) else requesters_of(db, rfa)
-    return notify(db, _except(others, author), f"New message on request {rfa.code}", rfa_link(rfa))
+    if is_requester(author):
+        others, waits_on, answered = officers_for(db, rfa), "officer", "requester"
+    else:
+        others, waits_on, answered = requesters_of(db, rfa), "requester", "officer"
+    settle(db, thread_topic(rfa.code, answered))  # writing in the thread answers it
+    return notify(
+        db,
+        _except(others, author),
+        f"New message on request {rfa.code}",
+        rfa_link(rfa),
+        topic=thread_topic(rfa.code, waits_on),
+    )
 
 
 def status_changed(db: Session, rfa: Rfa, by: User | None, label: str) -> list[Notification]:
-    """Every status change (to the state named ``label``): tell the authority's requesters."""
+    """Every status change (to the state named ``label``): tell the authority's requesters.
+    A clarification request waits on them (settled when one of them writes in the thread)."""
+    waits = rfa.status == "clarification_requested"
     return notify(
-        db, _except(requesters_of(db, rfa), by), f"Request {rfa.code} is now {label}", rfa_link(rfa)
+        db,
+        _except(requesters_of(db, rfa), by),
+        f"Request {rfa.code} is now {label}",
+        rfa_link(rfa),
+        topic=thread_topic(rfa.code, "requester") if waits else None,
     )
 
 
 def consent_answered(db: Session, consent_request: ConsentRequest, by: User) -> list[Notification]:
-    """A provider answered a consent request: tell the request's legal officer(s)."""
+    """A provider answered a consent request: once every item is answered, the provider's
+    notifications of it are settled; the request's legal officer(s) are told to check the
+    request again (settled by the next eligibility check: :func:`checked`)."""
+    if consent_request.status == "answered":  # every item has its answer
+        settle(db, consent_topic(consent_request.id))
     rfa = db.get(Rfa, consent_request.rfa_id)
     if rfa is None:  # pragma: no cover - foreign key
         return []
@@ -188,7 +272,13 @@ def consent_answered(db: Session, consent_request: ConsentRequest, by: User) -> 
         _except(officers_for(db, rfa), by),
         f"Consent answer received for request {rfa.code}",
         f"/eligibility/requests/{rfa.id}",
+        topic=recheck_topic(rfa.code),
     )
+
+
+def checked(db: Session, rfa: Rfa) -> int:
+    """An eligibility check ran on the request: what waited on a re-check is settled."""
+    return settle(db, recheck_topic(rfa.code))
 
 
 def consent_requested(db: Session, consent_request: ConsentRequest) -> list[Notification]:
@@ -199,6 +289,7 @@ def consent_requested(db: Session, consent_request: ConsentRequest) -> list[Noti
         recipients_for_provider(db, consent_request.provider_id),
         "New consent request",
         "/consent",
+        topic=consent_topic(consent_request.id),
     )
 
 
@@ -212,7 +303,59 @@ def consent_withdrawn(db: Session, rfa: Rfa, releasers: Iterable[int]) -> list[N
         [*officers_for(db, rfa), *extra],
         f"Consent withdrawn for material of request {rfa.code}: check it again",
         f"/triage/{rfa.code}",
+        topic=recheck_topic(rfa.code),
     )
+
+
+def package_awaits_release(db: Session, package_id: int) -> list[Notification]:
+    """A package is assembled: every other active legal officer may release it (four-eyes:
+    never the officer who assembled it). Settled by the release (:func:`released`)."""
+    package = db.get(Package, package_id)
+    if package is None:  # pragma: no cover - the caller just updated it
+        return []
+    officers = _active(db, where_legal_officer(), User.id != package.assembled_by_id)
+    return notify(
+        db,
+        officers,
+        f"Package {package.code} awaits release by a second legal officer",
+        f"/packages/{package.code}",
+        topic=release_topic(package.code),
+    )
+
+
+def released(db: Session, package_code: str) -> int:
+    """The package was released: its "awaits release" notifications are read for everyone."""
+    return settle(db, release_topic(package_code))
+
+
+def marks_await_confirmation(db: Session, item: Item, by: User) -> int:
+    """A mark of ``item`` was proposed or changed, or its removal asked for: every other active
+    legal officer who has no unread notice of the item yet is told (one notice per item, not
+    one per mark). The link is the item's review page under its most recently changed request
+    (none when it is no request's candidate). Settled when nothing of the item waits any more
+    (:func:`marks_settled`)."""
+    topic = marks_topic(item.code)
+    officers = _active(
+        db,
+        where_legal_officer(),
+        User.id != by.id,
+        User.id.not_in(_unread_topic_holders(topic)),
+    )
+    rfa_code = db.scalar(
+        select(Rfa.code)
+        .join(RfaItem, RfaItem.rfa_id == Rfa.id)
+        .where(RfaItem.item_id == item.id)
+        .order_by(Rfa.updated_at.desc(), Rfa.id.desc())
+        .limit(1)
+    )
+    link = f"/review/{rfa_code}/items/{item.code}" if rfa_code else None
+    subject = f"Redaction marks of {item.code} await confirmation by a second legal officer"
+    return len(notify(db, officers, subject, link, topic=topic))
+
+
+def marks_settled(db: Session, item: Item) -> int:
+    """Nothing of ``item`` waits for a confirmation any more: its notices are read."""
+    return settle(db, marks_topic(item.code))
 
 
 def blob_damaged(db: Session, what: str) -> list[Notification]:

@@ -28,6 +28,7 @@ from portal.eligibility.decisions import latest_decision, load_result
 from portal.eligibility.models import Decision
 from portal.notifications import service as notifications
 from portal.packages.models import Package, PackageItem
+from portal.pages import labels
 from portal.registry.keys import usable_keys
 from portal.registry.models import Item
 from portal.rfa.models import Rfa, RfaItem
@@ -70,17 +71,7 @@ UNFINISHED = ("queued", "assembling", "assembled")
 STALLED_AFTER = timedelta(minutes=30)
 _STALLABLE = ("queued", "assembling")
 SHARED_OUTCOMES = ("share", "share_redacted")
-STATUS_LABELS = {
-    "queued": "Queued for assembly",
-    "assembling": "Being assembled",
-    "assembled": "Assembled, awaiting release",
-    "blocked": "Blocked",
-    "failed": "Assembly failed",
-    "released": "Released",
-    "withdrawn": "Withdrawn",
-    "recalled": "Recalled",
-    "expired": "Expired",
-}
+STATUS_LABELS = labels.PACKAGE_STATUS
 #: ``PKG-2026-0001``: at most 9999 packages a year.
 PACKAGE_CODES = CodeSeries("PKG", Package.code, digits=4, last=9999)
 
@@ -575,6 +566,7 @@ def release_package(
         f"Package {package.code} is ready to download",
         f"/received/{package.code}",
     )
+    notifications.released(db, package.code)
     return package
 
 

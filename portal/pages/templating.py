@@ -14,6 +14,7 @@ from portal.authz.permissions import allowed
 from portal.documents.fonts import PDF_FONTS
 from portal.pages.formatting import fingerprint_groups, when
 from portal.pages.i18n import Translated, format_size
+from portal.pages.labels import label
 from portal.registry.models import CRITERION_LABELS, FINDING_LABELS
 
 
@@ -34,5 +35,6 @@ def template_helpers() -> dict[str, Any]:
         "role_labels": Translated(ROLE_LABELS),
         "criterion_labels": CRITERION_LABELS,
         "finding_labels": FINDING_LABELS,
+        "label": label,  # label('provider_kind', p.kind): portal.pages.labels, one place
         "pdf_fonts": PDF_FONTS,  # the CSS font stacks of templates/*/documents/
     }

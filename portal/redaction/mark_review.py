@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -30,6 +30,7 @@ from portal import audit
 from portal.accounts.models import User
 from portal.authz.roles import require_active_officer
 from portal.db import aware_utc
+from portal.notifications import service as notifications
 from portal.redaction.matcher import Matcher, TermTooShort
 from portal.registry import mark_terms
 from portal.registry.models import Item, Person, RedactionMark, RedactionMarkEvent
@@ -280,6 +281,7 @@ def _proposed(
     db.add(mark)
     db.flush()
     _event(db, mark, item, "proposed", by, moment, _geometry(mark))
+    notifications.marks_await_confirmation(db, item, by)
     return mark
 
 
@@ -367,6 +369,7 @@ def edit_mark(
     mark.proposed_by_id, mark.proposed_at = by.id, moment
     _flush(db, mark, item)
     _event(db, mark, item, "edited", by, moment, _geometry(mark))
+    notifications.marks_await_confirmation(db, item, by)
 
 
 def confirm_mark(
@@ -392,6 +395,7 @@ def confirm_mark(
     mark.confirmed_by_id, mark.confirmed_at = by.id, moment
     _flush(db, mark, item)
     _event(db, mark, item, "confirmed", by, moment)
+    _settle_when_done(db, item)
 
 
 def confirm_all(
@@ -432,6 +436,23 @@ def confirm_all(
     return confirmed, own
 
 
+def _settle_when_done(db: Session, item: Item) -> None:
+    """Nothing of ``item`` waits for a second officer any more: its notices are read."""
+    waiting = db.scalar(
+        select(
+            exists().where(
+                RedactionMark.item_id == item.id,
+                or_(
+                    RedactionMark.review == "pending",
+                    RedactionMark.removal_requested_at.is_not(None),
+                ),
+            )
+        )
+    )
+    if not waiting:
+        notifications.marks_settled(db, item)
+
+
 def _ever_confirmed(db: Session, mark: RedactionMark, item: Item) -> bool:
     return mark.review == "confirmed" or bool(
         db.scalar(
@@ -468,12 +489,14 @@ def request_removal(
     if mark.proposed_by_id == by.id and not _ever_confirmed(db, mark, item):
         _delete(db, mark, item)
         _event(db, mark, item, "withdrawn", by, moment)
+        _settle_when_done(db, item)
         return True
     if mark.removal_requested_at is not None:
         raise MarkRefused(f"Removing {mark.code} of {item.code} has already been asked for.")
     mark.removal_requested_by_id, mark.removal_requested_at = by.id, moment
     _flush(db, mark, item)
     _event(db, mark, item, "removal_requested", by, moment)
+    notifications.marks_await_confirmation(db, item, by)
     return False
 
 
@@ -488,6 +511,7 @@ def cancel_removal(
     mark.removal_requested_by_id = mark.removal_requested_at = None
     _flush(db, mark, item)
     _event(db, mark, item, "removal_cancelled", by, moment)
+    _settle_when_done(db, item)
 
 
 def confirm_removal(
@@ -510,6 +534,7 @@ def confirm_removal(
         )
     _delete(db, mark, item)
     _event(db, mark, item, "removed", by, aware_utc(now))
+    _settle_when_done(db, item)
 
 
 def history_of(

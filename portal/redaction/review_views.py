@@ -37,6 +37,7 @@ from portal.authz.permissions import requires
 from portal.authz.scopes import get_scoped_or_404
 from portal.db import db
 from portal.packages.assembly.jobs import jobs_for
+from portal.pages import labels
 from portal.pages.forms import TokenForm
 from portal.pages.numerals import whole_number
 from portal.redaction import mark_review
@@ -57,10 +58,7 @@ bp = Blueprint("review", __name__, url_prefix="/review")
 
 #: Pages whose images are asked for at once when one is missing (the next few too).
 PREFETCH = 4
-APPLIES_LABELS = {
-    "always": "Always",
-    "without_protection": "Only for authorities without witness protection",
-}
+APPLIES_LABELS = labels.MARK_APPLIES
 ACTION_LABELS = {
     "imported": "Arrived by import",
     "proposed": "Proposed",

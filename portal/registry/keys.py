@@ -27,6 +27,7 @@ from portal.accounts.models import User
 from portal.authz.roles import is_legal_officer, is_staff
 from portal.db import aware_utc
 from portal.notifications.service import key_added
+from portal.pages import labels
 from portal.registry.models import Authority, RecipientKey
 from portal.registry.openpgp import KeyRejected, inspect_public_key, refuse_example_key
 
@@ -58,12 +59,7 @@ VERIFICATION_METHODS: Mapping[str, str] = {
     "signed_letter": "Signed letter on the authority's letterhead",
     "diplomatic_channel": "Through the diplomatic channel",
 }
-KEY_STATUS_LABELS: Mapping[str, str] = {
-    "usable": "Usable",
-    "unverified": "Not verified",
-    "expired": "Expired",
-    "revoked": "Revoked",
-}
+KEY_STATUS_LABELS: Mapping[str, str] = labels.KEY_STATUS
 _CLOCK_SKEW = timedelta(minutes=5)
 _UID_EMAIL = re.compile(r"<[^<>@\s]+@([^<>@\s]+)>\s*$|^[^<>@\s]+@([^<>@\s]+)$")
 

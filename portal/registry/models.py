@@ -22,18 +22,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.db import Base, UTCDateTime, hex_digest, one_of, utcnow
+from portal.pages import labels
 
 AUTHORITY_KINDS = ("war_crimes_unit", "prosecution", "court", "tribunal", "other")
 ASSESSMENT_CRITERIA = ("fair_trial", "death_penalty", "witness_protection")
 # For death_penalty, "satisfied" means the jurisdiction has abolished it for the offences.
 ASSESSMENT_FINDINGS = ("satisfied", "not_satisfied")
 #: How pages name assessment criteria and findings.
-CRITERION_LABELS = {
-    "fair_trial": "Fair trial",
-    "death_penalty": "No death penalty",
-    "witness_protection": "Witness protection",
-}
-FINDING_LABELS = {"satisfied": "Satisfied", "not_satisfied": "Not satisfied"}
+CRITERION_LABELS = labels.CRITERION
+FINDING_LABELS = labels.ASSESSMENT_FINDING
 PROVIDER_KINDS = ("ngo", "individual_representative", "state", "un_entity", "other")
 ITEM_KINDS = (
     "witness_statement",

@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import Base, UTCDateTime, hex_digest, one_of, utcnow
-from portal.pages.i18n import N_
+from portal.pages import labels
 
 RFA_STATUSES = (
     "draft",
@@ -36,7 +36,7 @@ RFA_STATUSES = (
 )
 PROCEEDINGS_TYPES = ("investigation", "prosecution", "trial")
 URGENCIES = ("normal", "urgent", "very_urgent")
-URGENCY_LABELS = {"normal": N_("Normal"), "urgent": N_("Urgent"), "very_urgent": N_("Very urgent")}
+URGENCY_LABELS = labels.URGENCY
 ASSURANCE_KINDS = ("death_penalty",)
 
 
@@ -65,6 +65,10 @@ class Rfa(Base):
         # The staff's paged list of every authority's requests, in the same order (deep
         # pages would otherwise sort all 10k requests; bench/load.py).
         Index("ix_rfa_updated", "updated_at", "id"),
+        # The officers' worklists: requests overdue or due soon, by status (issue 22).
+        Index("ix_rfa_status_deadline", "status", "deadline"),
+        # ... and the requests assigned to one officer, read from the index alone.
+        Index("ix_rfa_assignee_status", "assigned_to_id", "status", "deadline", "submitted_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

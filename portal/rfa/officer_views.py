@@ -22,23 +22,29 @@ from portal.authz.permissions import requires
 from portal.authz.scopes import get_scoped_or_404, scoped
 from portal.consent.ledger import current_state
 from portal.consent.models import ConsentRequest
-from portal.db import db
+from portal.db import db, utcnow
 from portal.eligibility.decisions import latest_decision
+from portal.pages import labels
 from portal.pages.forms import TokenForm, query_date
 from portal.pages.numerals import whole_number, whole_numbers
 from portal.paging import Page, page_number
 from portal.registry.models import ITEM_KINDS, Authority, Provider
 from portal.rfa.models import URGENCY_LABELS, Rfa
+from portal.rfa.officer_list import DUE_WINDOWS, SORTS, listing, parse
 from portal.rfa.search import ItemQuery, SearchError, search
 from portal.rfa.status import LABELS, next_states, status_label
 from portal.rfa.triage import (
+    BULK_MOVES,
     OPEN_STATUSES,
     QUEUE_STATUSES,
     QueueFilter,
+    RowResult,
     TriageError,
     add_candidates,
     ask_for_consent,
     assign,
+    bulk_assign,
+    bulk_move,
     can_remove_candidates,
     candidate_ids,
     candidates,
@@ -57,7 +63,7 @@ bp = Blueprint("triage", __name__, url_prefix="/triage")
 
 QUEUE_FILTER_KEYS = ("status", "authority", "assignee")
 SEARCH_KEYS = ("title", "tags", "kind", "provider", "from", "to", "place")
-KIND_LABELS = {kind: kind.replace("_", " ").capitalize() for kind in ITEM_KINDS}
+KIND_LABELS = labels.ITEM_KIND
 
 
 @bp.context_processor
@@ -118,6 +124,8 @@ def index() -> tuple[str, int]:
         names=names,
         me=me,
         form=TokenForm(),
+        today=utcnow().date(),
+        bulk_moves=BULK_MOVES,
     )
     return page, 400 if error else 200
 
@@ -156,6 +164,112 @@ def assign_request(rfa_code: str) -> BaseResponse:
     who = "nobody" if assignee is None else assignee.display_name
     flash(f"{rfa.code} is assigned to {who}.", "success")
     return redirect(target, 303)
+
+
+# --- bulk actions ----------------------------------------------------------------------------
+
+
+def _bulk_done(action: str, results: list[RowResult], *, target: str) -> tuple[str, int]:
+    """The per-row results page of a bulk action (committed rows first, refused ones after)."""
+    moved = [r for r in results if r.done]
+    page = render_template(
+        "rfa/triage/bulk_result.html",
+        action=action,
+        target=target,
+        results=results,
+        moved=len(moved),
+        refused=len(results) - len(moved),
+    )
+    return page, 200 if moved else 409
+
+
+def _bulk_refused(message: str, status: int = 400) -> tuple[str, int]:
+    return render_template(
+        "rfa/triage/bulk_result.html",
+        action="",
+        target="",
+        results=[],
+        moved=0,
+        refused=0,
+        error=message,
+    ), status
+
+
+@bp.post("/bulk/assign")
+@requires("triage.act")
+def bulk_assign_requests() -> tuple[str, int]:
+    """Assign the chosen requests, each in its own savepoint; the page lists every row's
+    result (assigned, or refused with the reason). The rows assigned are committed."""
+    if not TokenForm().validate_on_submit():
+        return _bulk_refused("The form has expired; nothing was changed. Try again.")
+    me = signed_in_user()
+    choice = request.form.get("assignee", "").strip()
+    assignee: User | None
+    if choice == "me":
+        assignee = me
+    elif choice == "nobody":
+        assignee = None
+    elif (chosen := whole_number(choice)) is not None and (found := db().get(User, chosen)):
+        assignee = found
+    else:
+        return _bulk_refused("Choose who the requests are assigned to; nothing was changed.")
+    try:
+        results = bulk_assign(db(), request.form.getlist("rfa"), assignee, by=me)
+    except TriageError as exc:
+        db().rollback()
+        return _bulk_refused(f"Nothing was changed: {exc}")
+    db().commit()
+    who = "nobody" if assignee is None else assignee.display_name
+    return _bulk_done("Assigned", results, target=f"assigned to {who}")
+
+
+@bp.post("/bulk/status")
+@requires("triage.act")
+def bulk_move_requests() -> tuple[str, int]:
+    """Move the chosen requests through the status machine, row by row (see
+    :func:`bulk_assign_requests`)."""
+    if not TokenForm().validate_on_submit():
+        return _bulk_refused("The form has expired; nothing was changed. Try again.")
+    to_status = request.form.get("to_status", "").strip()
+    try:
+        results = bulk_move(db(), request.form.getlist("rfa"), to_status, by=signed_in_user())
+    except TriageError as exc:
+        db().rollback()
+        return _bulk_refused(f"Nothing was changed: {exc}")
+    db().commit()
+    return _bulk_done("Moved", results, target=f"moved to {status_label(to_status).lower()}")
+
+
+# --- the officers' list of requests (GET /requests for legal officers) ----------------------
+
+
+def officer_request_list() -> tuple[str, int]:
+    """The requests page as legal officers see it: reference, authority, status, deadline and
+    assignee; search, filters, sortable columns and pages (portal.rfa.officer_list). Rendered
+    by ``requests.index`` for legal officers; requesters keep their own page."""
+    me = signed_in_user()
+    query = parse(request.args)
+    found = listing(db(), me, query)
+    rows = list(found.items)
+    authorities = list(db().scalars(scoped(Authority, me).order_by(Authority.name)))
+    staff = officers(db())
+    page = render_template(
+        "rfa/triage/requests.html",
+        rows=rows,
+        found=found,
+        query=query,
+        sorts=SORTS,
+        due_windows=DUE_WINDOWS,
+        statuses=[s for s in labels.RFA_STATUS if s != "draft"],
+        authorities=authorities,
+        authority_names={a.id: a.name for a in authorities},
+        officers=staff,
+        names={u.id: u.display_name for u in staff},
+        me=me,
+        today=utcnow().date(),
+        bulk_moves=BULK_MOVES,
+    )
+    return page, 400 if query.problems else 200
 
 
 # --- one request -----------------------------------------------------------------------------

@@ -41,14 +41,15 @@ from wtforms.fields.choices import SelectChoice
 from portal.accounts.login_manager import signed_in_user
 from portal.accounts.models import User
 from portal.authz.permissions import allowed, requires
-from portal.authz.roles import is_requester
+from portal.authz.roles import is_legal_officer, is_requester
 from portal.authz.scopes import get_scoped_or_404, scoped
 from portal.db import db, stored_utc
 from portal.documents.html_pdf import html_to_pdf
 from portal.integrity.serving import require_intact
 from portal.packages.recalls import withdrawals_of_request
+from portal.pages import labels
 from portal.pages.http_methods import is_head
-from portal.pages.i18n import N_, Translated
+from portal.pages.i18n import Translated
 from portal.pages.numerals import whole_number
 from portal.pages.responses import pdf_download
 from portal.paging import page_number, paginate
@@ -75,6 +76,7 @@ from portal.rfa.models import (
     Rfa,
     RfaStatusChange,
 )
+from portal.rfa.officer_views import officer_request_list
 from portal.rfa.status import next_states, status_label
 from portal.rfa.uploads import (
     ACCEPTED,
@@ -94,11 +96,7 @@ from portal.state import portal_state
 bp = Blueprint("requests", __name__, url_prefix="/requests")
 
 MECHANISM = "Mechanism"
-PROCEEDINGS_LABELS = {
-    "investigation": N_("Investigation"),
-    "prosecution": N_("Prosecution"),
-    "trial": N_("Trial"),
-}
+PROCEEDINGS_LABELS = labels.PROCEEDINGS
 DATE_FIELDS = ("period_from", "period_to", "deadline")
 
 
@@ -349,8 +347,10 @@ def _render_detail(
 
 @bp.get("")
 @requires("rfa.view")
-def index() -> str:
+def index() -> str | tuple[str, int]:
     me = signed_in_user()
+    if is_legal_officer(me):
+        return officer_request_list()  # portal.rfa.officer_views: search, filters, sorting
     found = paginate(
         db(),
         scoped(Rfa, me).order_by(Rfa.updated_at.desc(), Rfa.id.desc()),

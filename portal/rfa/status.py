@@ -21,7 +21,7 @@ from portal import audit
 from portal.accounts.models import User
 from portal.db import utcnow
 from portal.notifications import service as notifications
-from portal.pages.i18n import N_
+from portal.pages import labels
 from portal.rfa.models import Rfa, RfaStatusChange
 
 DECIDED = ("approved", "partially_approved", "declined")
@@ -45,19 +45,7 @@ TRANSITIONS: Mapping[tuple[str, str], frozenset[str]] = {
     },
 }
 
-LABELS: Mapping[str, str] = {
-    "draft": N_("draft"),
-    "submitted": N_("submitted"),
-    "in_review": N_("in review"),
-    "clarification_requested": N_("clarification requested"),
-    "approved": N_("approved"),
-    "partially_approved": N_("partially approved"),
-    "declined": N_("declined"),
-    "transmitted": N_("transmitted"),
-    "acknowledged": N_("acknowledged"),
-    "closed": N_("closed"),
-    "withdrawn": N_("withdrawn"),
-}
+LABELS: Mapping[str, str] = labels.RFA_STATUS
 
 
 def status_label(status: str) -> str:

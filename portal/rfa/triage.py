@@ -8,7 +8,7 @@ request and what happened, never what the request says.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import case, func, select
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from portal import audit
 from portal.accounts.models import User
 from portal.authz.roles import is_active_officer, require_active_officer, where_legal_officer
+from portal.authz.scopes import scoped
 from portal.consent.ledger import DEFAULT_PURPOSE, current_state
 from portal.consent.models import ConsentRequest, ConsentRequestItem
 from portal.db import utcnow
@@ -365,3 +366,75 @@ def search_position(
         has_previous=after is not None,
         previous_after=previous_after,
     )
+
+
+# --- bulk actions ----------------------------------------------------------------------------
+
+#: Status moves offered for many requests at once: the ones that need no note or message.
+#: Every row still goes through the status machine (portal.rfa.status.transition), which
+#: refuses a move it does not allow with its reason.
+BULK_MOVES = {"in_review": "In review (start or resume the review)", "closed": "Closed"}
+BULK_MAX = 100
+
+
+@dataclass(frozen=True)
+class RowResult:
+    """What a bulk action did to one request: ``done`` or refused with ``reason``."""
+
+    code: str
+    done: bool
+    reason: str = ""
+
+
+def _bulk_rows(db: Session, codes: Sequence[str], by: User) -> dict[str, Rfa | None]:
+    """The chosen requests by code, in the order chosen; None for one ``by`` may not see."""
+    require_active_officer(by, TriageError)
+    wanted = list(dict.fromkeys(code.strip() for code in codes if code.strip()))
+    if not wanted:
+        raise TriageError("Choose at least one request.")
+    if len(wanted) > BULK_MAX:
+        raise TriageError(f"Choose at most {BULK_MAX} requests at a time.")
+    found = {rfa.code: rfa for rfa in db.scalars(scoped(Rfa, by).where(Rfa.code.in_(wanted)))}
+    return {code: found.get(code) for code in wanted}
+
+
+def _each(
+    db: Session, codes: Sequence[str], by: User, act: Callable[[Rfa], None]
+) -> list[RowResult]:
+    """Run ``act`` on every chosen request, each in a savepoint of its own: a refused row
+    changes nothing and is reported with its reason; the rows done are kept (the caller
+    commits them together)."""
+    results: list[RowResult] = []
+    for code, rfa in _bulk_rows(db, codes, by).items():
+        if rfa is None:
+            results.append(RowResult(code, False, "No such request."))
+            continue
+        try:
+            with db.begin_nested():
+                act(rfa)
+        except TriageError as exc:
+            db.refresh(rfa)
+            results.append(RowResult(code, False, str(exc)))
+        else:
+            results.append(RowResult(code, True))
+    return results
+
+
+def bulk_assign(
+    db: Session, codes: Sequence[str], assignee: User | None, *, by: User
+) -> list[RowResult]:
+    """Assign every chosen request to ``assignee`` (None: nobody), row by row."""
+    if assignee is not None and not is_active_officer(assignee):
+        raise TriageError("Requests can only be assigned to an active legal officer.")
+
+    def act(rfa: Rfa) -> None:
+        assign(db, rfa, assignee, by=by)
+
+    return _each(db, codes, by, act)
+
+
+def bulk_move(db: Session, codes: Sequence[str], to_status: str, *, by: User) -> list[RowResult]:
+    """Move every chosen request to ``to_status`` through the status machine, row by row."""
+    if to_status not in BULK_MOVES:
+        raise TriageError("Choose a status to move the requests to.")
+    return _each(db, codes, by, lambda rfa: _move(db, rfa, to_status, by))

@@ -16,7 +16,7 @@ from portal.web.burmese_input import init_burmese_input
 
 
 def init_web(app: Flask) -> None:
-    from portal.accounts import account_views, admin_views, enrol_views, signin_views
+    from portal.accounts import account_views, admin_views, audit_views, enrol_views, signin_views
     from portal.accounts.login_manager import init_login, unauthenticated
     from portal.api import client_views, init_api
     from portal.authz.headers import init_headers
@@ -51,6 +51,7 @@ def init_web(app: Flask) -> None:
         account_views.bp,
         dashboard.bp,
         admin_views.bp,
+        audit_views.bp,
         enrol_views.bp,
         eligibility_views.bp,
         consent_views.bp,

@@ -7,16 +7,25 @@ navigation never offers a page that would answer 403 and grows as pages are adde
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, request, url_for
+from flask import Blueprint, abort, current_app, render_template, request, url_for
 from flask_babel import gettext
 from flask_login import current_user
+from sqlalchemy.orm import Session
 
+from portal.accounts.login_manager import signed_in_user
 from portal.accounts.models import ROLE_LABELS
 from portal.authz.permissions import PUBLIC, allowed, declared_permission, requires
+from portal.authz.roles import is_legal_officer
+from portal.consent.models import ConsentRequest
+from portal.db import db
 from portal.pages.i18n import N_, Translated
+from portal.paging import page_number
+from portal.registry.models import Item
+from portal.web import worklists
 
 bp = Blueprint("dashboard", __name__)
 
@@ -174,4 +183,66 @@ def index() -> str:
         "web/dashboard.html",
         role_label=Translated(ROLE_LABELS).get(role, role),
         next_steps=_links(NEXT_STEPS.get(role, ()), role),
+        worklists=_officer_worklists() if is_legal_officer(role) else None,
+    )
+
+
+def _officer_worklists() -> dict[str, Any]:
+    """The counts and first rows of every worklist of the signed-in legal officer."""
+    me = signed_in_user()
+    session = db()
+    marks = worklists.first_rows(session, worklists.marks_pending(me))
+    consent = worklists.first_rows(session, worklists.consent_pending())
+    assigned_count, assigned = worklists.requests_and_count(session, worklists.assigned_to(me))
+    stale_count, stale = worklists.requests_and_count(session, worklists.stale_decisions())
+    return {
+        "counts": worklists.counts(session, me, assigned=assigned_count, stale=stale_count),
+        "assigned": assigned,
+        "due": worklists.first_rows(session, worklists.due_soon()),
+        "release": worklists.first_rows(session, worklists.awaiting_release(me)),
+        "stale": stale,
+        "consent": consent,
+        "marks": marks,
+        **_names(session, marks, consent),
+        "today": worklists.today(),
+        "due_days": worklists.DUE_WITHIN_DAYS,
+    }
+
+
+def _names(
+    session: Session, items: Sequence[Item], asked: Sequence[ConsentRequest]
+) -> dict[str, Any]:
+    """What the worklists' rows show by id: the review request of each item, request codes
+    and provider names of consent requests."""
+    return {
+        "review_rfa": worklists.review_requests(session, [i.id for i in items]),
+        "rfa_codes": worklists.rfa_codes(session, [c.rfa_id for c in asked]),
+        "provider_names": worklists.provider_names(session, [c.provider_id for c in asked]),
+    }
+
+
+@bp.get("/worklists/<worklist_name>")
+@requires("worklists.view")
+def worklist(worklist_name: str) -> str:
+    """Every row of one worklist, paged: what a dashboard count links to."""
+    name = worklist_name
+    if name not in worklists.LISTS:
+        abort(404)
+    me = signed_in_user()
+    session = db()
+    found = worklists.page_of(session, name, me, page_number(request.args.get("page")))
+    rows = list(found.items)
+    extra: dict[str, Any] = {}
+    if name == "marks":
+        extra = _names(session, rows, [])  # type: ignore[arg-type]
+    elif name == "consent":
+        extra = _names(session, [], rows)  # type: ignore[arg-type]
+    return render_template(
+        "web/worklist.html",
+        name=name,
+        heading=worklists.LISTS[name],
+        rows=rows,
+        found=found,
+        me=me,
+        **extra,
     )

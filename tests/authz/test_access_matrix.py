@@ -129,6 +129,12 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("enrol.authenticator", "GET"): anyone(),  # redirects back to the password step
     ("enrol.qr", "GET"): dict.fromkeys(WHO, 404),  # no QR before a password is chosen
     ("dashboard.index", "GET"): everyone_signed_in(),
+    # The legal officer's worklists (issue 22): case work, not for admins.
+    ("dashboard.worklist", "GET"): only("legal_officer"),
+    # The audit log (issue 22): who did what to which object, for admins (IT) only.
+    ("audit.index", "GET"): only("admin"),
+    ("audit.export", "GET"): only("admin"),
+    ("audit.verify", "POST"): only("admin"),
     ("account.view", "GET"): everyone_signed_in(),
     ("account.change_password", "POST"): everyone_signed_in(),
     ("account.change_language", "POST"): everyone_signed_in(),
@@ -194,6 +200,8 @@ EXPECTED: dict[tuple[str, str], dict[str, object]] = {
     ("triage.add", "POST"): only("legal_officer"),
     ("triage.remove", "POST"): only("legal_officer"),
     ("triage.ask_consent", "POST"): only("legal_officer"),
+    ("triage.bulk_assign_requests", "POST"): only("legal_officer"),  # 400: nothing chosen
+    ("triage.bulk_move_requests", "POST"): only("legal_officer"),
     # The receiving authority's pages: AUTH-A's released package and recall; AUTH-B's
     # recipient gets 404 for them. Empty forms are refused with a message (OK).
     ("recipient.index", "GET"): only("recipient", "recipient_other"),
@@ -409,6 +417,7 @@ def world(app: Flask) -> World:
         url_values["client_pk"] = _api_client_for(session, url_values["authority_id"], admin)
         url_values["code"] = rfa.code  # API paths name requests and packages "code"
         url_values["fingerprint"] = "0" * 40  # no signing key is recorded in this world
+        url_values["worklist_name"] = "release"
         session.commit()
     clients = {"anonymous": app.test_client()}
     for who, cred in creds.items():

@@ -177,7 +177,7 @@ def test_a_second_check_shows_what_changed(app: Flask, case: Case) -> None:
 
     text = _text(officer.get(f"/eligibility/decisions/{second}").get_data(as_text=True))
     assert "What changed since the previous decision" in text
-    assert f"{case.items[0]}: share -> withhold." in text
+    assert f"{case.items[0]}: from Share to Withhold." in text
     assert "was revoked on" in text and "The witness withdrew their agreement." in text
     assert "This is the first decision" not in text
 

@@ -351,7 +351,7 @@ def test_diff_names_what_changed(policy: Policy) -> None:
     outcome, moved, rule = changes[0], changes[1], changes[2]
     assert (outcome.before, outcome.after) == ("eligible", "partially_eligible")
     assert (moved.before, moved.after) == ("share", "withhold")
-    assert moved.sentence().startswith("ITM-0001: share -> withhold. Consent of")
+    assert moved.sentence().startswith("ITM-0001: from Share to Withhold. Consent of")
     assert (rule.before, rule.after) == ("pass (granted)", "fail (revoked, withhold)")
     assert "Threats." in rule.explanation
     assert diff_results(after, after) == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from portal.eligibility.policy.engine import EvaluationResult, RuleResult
+from portal.pages import labels
 
 __all__ = ["CHANGE_KINDS", "Change", "diff_results"]
 
@@ -23,6 +24,14 @@ CHANGE_KINDS = (
     "item_rule",  # an item rule's result
 )
 
+#: Changes whose values are outcomes: said in words ("from Partially eligible to Eligible").
+_VALUE_TABLES = {
+    "outcome": "request_outcome",
+    "item_added": "item_outcome",
+    "item_removed": "item_outcome",
+    "item_outcome": "item_outcome",
+}
+
 
 @dataclass(frozen=True)
 class Change:
@@ -34,13 +43,17 @@ class Change:
     explanation: str  # the new explanation (the old one for a removed item)
 
     def sentence(self) -> str:
-        """One line for people, e.g. ``ITM-0006: share -> withhold. Consent of ...``."""
+        """One line for people, e.g. ``ITM-0006: from Share to Withhold. Consent of ...``."""
         subject = ", ".join(part for part in (self.item, self.rule) if part) or {
             "policy": "Policy",
             "outcome": "Request",
             "request_rule": "Request",
         }.get(self.kind, "Request")
-        change = f"{self.before or 'none'} -> {self.after or 'none'}"
+        table = _VALUE_TABLES.get(self.kind)
+        if table is None:
+            change = f"{self.before or 'none'} -> {self.after or 'none'}"
+        else:
+            change = labels.transition(table, self.before, self.after)
         text = f"{subject}: {change}."
         return f"{text} {self.explanation}" if self.explanation else text
 

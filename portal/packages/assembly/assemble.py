@@ -79,6 +79,7 @@ from portal.eligibility.decisions import load_result
 from portal.eligibility.models import Decision
 from portal.integrity.damage import record_damage
 from portal.integrity.uses import blob_uses
+from portal.notifications import service as notifications
 from portal.packages import release_previews
 from portal.packages.assembly.bag import (
     BagDigestMismatch,
@@ -1361,6 +1362,7 @@ def _finish(
                 "redactions": sum(update_[3] for update_ in built.item_updates),
             },
         )
+        notifications.package_awaits_release(db, job.package_id)
 
 
 def _make_stage(state: PortalState, code: str, version: int) -> Path:

@@ -57,6 +57,7 @@ from portal.packages.assembly.facts import (
     ItemEntry,
     PackageFacts,
 )
+from portal.pages import labels
 from portal.redaction.renditions import atomic_output
 from portal.registry.openpgp import grouped_fingerprint
 
@@ -77,7 +78,7 @@ __all__ = [
 LETTER_TEMPLATE = "packages/documents/transmittal_letter.html"
 LETTER_TITLE = "Transmittal letter"
 CUSTODY_LOG_TITLE = "Custody and redaction log"
-RENDITION_LABELS = {"redacted": "Redacted", "as_is": "As is"}
+RENDITION_LABELS = labels.RENDITION
 _SHORT_DIGEST = 16  # hex digits of a SHA-256 shown in the letter; the manifest has them all
 
 

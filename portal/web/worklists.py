@@ -1,0 +1,278 @@
+"""The legal officer's worklists: what waits on them, counted and listed for the dashboard.
+
+Each worklist is one query over the domains' tables (no per-row lookups), so the dashboard
+costs a handful of indexed queries however many requests there are (bench/load.py). The
+dashboard shows each list's count and first rows; :func:`page_of` gives every row, paged,
+for the list a count links to. Requests lists (assigned to me, due) are the requests page
+itself, filtered (:mod:`portal.rfa.officer_list`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy import Select, and_, case, exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from portal.accounts.models import User
+from portal.consent.models import Consent, ConsentRequest
+from portal.db import utcnow
+from portal.eligibility.models import Decision
+from portal.packages.models import Package
+from portal.paging import Page, paginate
+from portal.registry.models import Item, Provider, RedactionMark
+from portal.rfa.models import Rfa, RfaItem
+
+T = TypeVar("T")
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "DUE_WITHIN_DAYS",
+    "LISTS",
+    "PREVIEW_ROWS",
+    "Counts",
+    "assigned_to",
+    "awaiting_release",
+    "consent_pending",
+    "counts",
+    "due_soon",
+    "marks_pending",
+    "page_of",
+    "stale_decisions",
+]
+
+#: Requests someone still works on (a deadline matters, an assignment means work).
+ACTIVE_STATUSES = (
+    "submitted",
+    "in_review",
+    "clarification_requested",
+    "approved",
+    "partially_approved",
+)
+#: Requests whose latest decision may still be used or revised (a stale one matters).
+CHECKED_STATUSES = (
+    "in_review",
+    "clarification_requested",
+    "approved",
+    "partially_approved",
+    "transmitted",
+    "acknowledged",
+)
+DUE_WITHIN_DAYS = 7
+PREVIEW_ROWS = 5
+#: The worklists with a page of their own (``/worklists/<name>``), by name -> heading.
+LISTS = {
+    "release": "Packages awaiting your release",
+    "stale": "Requests whose decision is older than its facts",
+    "consent": "Consent requests awaiting the provider's answer",
+    "marks": "Redaction marks awaiting your confirmation",
+}
+
+
+def today() -> date:
+    return utcnow().date()
+
+
+def assigned_to(user: User) -> Select[Rfa]:
+    """Active requests assigned to ``user``, by deadline (none last), then oldest."""
+    return (
+        select(Rfa)
+        .where(Rfa.assigned_to_id == user.id, Rfa.status.in_(ACTIVE_STATUSES))
+        .order_by(Rfa.deadline.is_(None), Rfa.deadline, Rfa.submitted_at, Rfa.id)
+    )
+
+
+def due_soon(*, on: date | None = None, days: int = DUE_WITHIN_DAYS) -> Select[Rfa]:
+    """Active requests overdue or due within ``days`` days, earliest deadline first."""
+    limit = (on or today()) + timedelta(days=days)
+    return (
+        select(Rfa)
+        .where(Rfa.status.in_(ACTIVE_STATUSES), Rfa.deadline.is_not(None), Rfa.deadline <= limit)
+        .order_by(Rfa.deadline, Rfa.id)
+    )
+
+
+def awaiting_release(user: User) -> Select[Package]:
+    """Assembled packages another officer made: ``user`` may release them (four-eyes)."""
+    return (
+        select(Package)
+        .where(Package.status == "assembled", Package.assembled_by_id != user.id)
+        .order_by(Package.updated_at, Package.id)
+    )
+
+
+def _latest_decisions() -> Select[int, datetime]:
+    return select(Decision.rfa_id, func.max(Decision.created_at).label("at")).group_by(
+        Decision.rfa_id
+    )
+
+
+def stale_decisions() -> Select[Rfa]:
+    """Requests whose latest decision rests on facts that changed since: a candidate flagged
+    for a re-check (a consent revocation), a candidate added after it, or a consent event of
+    a candidate's provider for the request's authority recorded after it. (A candidate taken
+    out leaves no row behind; the package page still catches it: plan_package.)"""
+    latest = _latest_decisions().subquery()
+    flagged_or_added = exists().where(
+        RfaItem.rfa_id == Rfa.id,
+        or_(RfaItem.needs_recheck.is_(True), RfaItem.added_at > latest.c.at),
+    )
+    consent_after = exists().where(
+        RfaItem.rfa_id == Rfa.id,
+        Item.id == RfaItem.item_id,
+        Consent.provider_id == Item.provider_id,
+        Consent.authority_id == Rfa.authority_id,
+        or_(Consent.item_id.is_(None), Consent.item_id == RfaItem.item_id),
+        Consent.recorded_at > latest.c.at,
+    )
+    return (
+        select(Rfa)
+        .join(latest, latest.c.rfa_id == Rfa.id)
+        .where(Rfa.status.in_(CHECKED_STATUSES), or_(flagged_or_added, consent_after))
+        .order_by(latest.c.at, Rfa.id)
+    )
+
+
+def consent_pending() -> Select[ConsentRequest]:
+    """Consent requests still waiting for the provider, oldest first."""
+    return (
+        select(ConsentRequest)
+        .where(ConsentRequest.status == "open")
+        .order_by(ConsentRequest.created_at, ConsentRequest.id)
+    )
+
+
+def _waits_on(user: User) -> object:
+    """A mark waits on ``user``: pending and proposed by someone else (or imported), or its
+    removal asked for by someone else."""
+    return or_(
+        and_(
+            RedactionMark.review == "pending",
+            or_(RedactionMark.proposed_by_id.is_(None), RedactionMark.proposed_by_id != user.id),
+        ),
+        and_(
+            RedactionMark.removal_requested_at.is_not(None),
+            RedactionMark.removal_requested_by_id != user.id,
+        ),
+    )
+
+
+def marks_pending(user: User) -> Select[Item]:
+    """Items with marks awaiting ``user``'s confirmation, the longest waiting first."""
+    waiting = (
+        select(
+            RedactionMark.item_id,
+            func.min(func.coalesce(RedactionMark.proposed_at, RedactionMark.created_at)).label(
+                "since"
+            ),
+        )
+        .where(_waits_on(user))  # type: ignore[arg-type]
+        .group_by(RedactionMark.item_id)
+        .subquery()
+    )
+    return (
+        select(Item).join(waiting, waiting.c.item_id == Item.id).order_by(waiting.c.since, Item.id)
+    )
+
+
+def review_requests(db: Session, item_ids: Sequence[int]) -> dict[int, str]:
+    """Item id -> code of the most recently changed request it is a candidate of (its marks
+    are reviewed under a request: /review/<request>/items/<item>)."""
+    found: dict[int, str] = {}
+    if not item_ids:
+        return found
+    rows = db.execute(
+        select(RfaItem.item_id, Rfa.code)
+        .join(Rfa, Rfa.id == RfaItem.rfa_id)
+        .where(RfaItem.item_id.in_(item_ids))
+        .order_by(Rfa.updated_at.desc(), Rfa.id.desc())
+    )
+    for item_id, code in rows:
+        found.setdefault(item_id, code)
+    return found
+
+
+def rfa_codes(db: Session, rfa_ids: Sequence[int]) -> dict[int, str]:
+    if not rfa_ids:
+        return {}
+    rows = db.execute(select(Rfa.id, Rfa.code).where(Rfa.id.in_(rfa_ids)))
+    return {row.id: row.code for row in rows}
+
+
+def provider_names(db: Session, provider_ids: Sequence[int]) -> dict[int, str]:
+    if not provider_ids:
+        return {}
+    rows = db.execute(select(Provider.id, Provider.name).where(Provider.id.in_(provider_ids)))
+    return {row.id: row.name for row in rows}
+
+
+def _count(db: Session, stmt: Select[object]) -> int:
+    return int(db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0)
+
+
+@dataclass(frozen=True)
+class Counts:
+    assigned: int
+    overdue: int
+    due: int  # overdue included
+    release: int
+    stale: int
+    consent: int
+    marks: int
+
+
+def counts(
+    db: Session,
+    user: User,
+    *,
+    on: date | None = None,
+    assigned: int | None = None,
+    stale: int | None = None,
+) -> Counts:
+    """Every worklist's count for ``user`` (``assigned``, ``stale``: counted by the caller
+    already, see :func:`requests_and_count`)."""
+    day = on or today()
+    due = due_soon(on=day).order_by(None).subquery()
+    due_count, overdue_count = db.execute(  # one pass over the index for both counts
+        select(func.count(), func.count(case((due.c.deadline < day, 1))))
+    ).one()
+    return Counts(
+        assigned=_count(db, assigned_to(user)) if assigned is None else assigned,
+        overdue=int(overdue_count or 0),
+        due=int(due_count or 0),
+        release=_count(db, awaiting_release(user)),
+        stale=_count(db, stale_decisions()) if stale is None else stale,
+        consent=_count(db, consent_pending()),
+        marks=_count(db, marks_pending(user)),
+    )
+
+
+def requests_and_count(
+    db: Session, stmt: Select[Rfa], limit: int = PREVIEW_ROWS
+) -> tuple[int, list[Rfa]]:
+    """How many requests ``stmt`` finds, and its first ``limit``, in one pass: the ids in
+    order (a few thousand integers at most), then the rows shown. A count and a list would
+    evaluate the conditions twice (the stale ones are correlated subqueries)."""
+    ids = list(db.scalars(stmt.with_only_columns(Rfa.id)))
+    shown = ids[:limit]
+    rows = {rfa.id: rfa for rfa in db.scalars(select(Rfa).where(Rfa.id.in_(shown or [0])))}
+    return len(ids), [rows[i] for i in shown if i in rows]
+
+
+def first_rows(db: Session, stmt: Select[T], limit: int = PREVIEW_ROWS) -> Sequence[T]:
+    """The first rows of a worklist, for the dashboard."""
+    return db.scalars(stmt.limit(limit)).all()
+
+
+def page_of(db: Session, name: str, user: User, page: int) -> Page[object]:
+    """One page of the worklist ``name`` (a key of :data:`LISTS`)."""
+    stmt: Select[object] = {
+        "release": awaiting_release(user),
+        "stale": stale_decisions(),
+        "consent": consent_pending(),
+        "marks": marks_pending(user),
+    }[name]
+    return paginate(db, stmt, page)
