@@ -40,6 +40,8 @@ from portal.accounts.models import User
 from portal.authz.permissions import PUBLIC, declared_permission, requires
 from portal.authz.roles import is_recipient
 from portal.authz.scopes import get_scoped_or_404
+from portal.consent.models import Consent
+from portal.consent.validity import last_valid_day
 from portal.db import db, utcnow
 from portal.integrity.serving import require_intact
 from portal.packages import downloads, lifecycle, recalls
@@ -52,8 +54,6 @@ from portal.packages.file_responses import (
     signature_file,
     statement_file,
 )
-from portal.consent.models import Consent
-from portal.consent.validity import last_valid_day
 from portal.packages.models import Package, PackageItem, Recall
 from portal.pages.errors import error_response
 from portal.pages.http_methods import is_head

@@ -52,8 +52,9 @@ _CLIPPED_KEY_COLUMNS = """
         if (box.left < left - 1 || box.right > right + 1) {
           const name = headers[i].innerText.trim();
           const text = cells[i].innerText.trim().replace(/\\s+/g, ' ').slice(0, 40);
+          const seen = `${Math.round(left)}-${Math.round(right)}`;
           found.push(`column "${name}" ("${text}") spans ${Math.round(box.left)}-` +
-                     `${Math.round(box.right)} px, visible ${Math.round(left)}-${Math.round(right)}`);
+                     `${Math.round(box.right)} px, visible ${seen}`);
         }
       }
     }
@@ -71,7 +72,8 @@ _SIDEWAYS = """
   }
   for (const wrap of document.querySelectorAll('.table-wrap')) {
     if (wrap.scrollWidth > wrap.clientWidth + 1) {
-      const name = wrap.getAttribute('aria-label') || wrap.querySelector('caption')?.innerText || '';
+      const caption = wrap.querySelector('caption');
+      const name = wrap.getAttribute('aria-label') || (caption ? caption.innerText : '');
       found.push(`table "${name.trim()}" scrolls sideways (${wrap.scrollWidth} px in ` +
                  `${wrap.clientWidth} px)`);
     }
