@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from markupsafe import Markup
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -33,12 +34,13 @@ from portal.consent.ledger import (
 )
 from portal.consent.models import Consent, ConsentRequest
 from portal.consent.revocation import EFFECTS, consequences, revoke_consent
+from portal.consent.validity import expiry_after, last_valid_day
 from portal.db import db, utcnow
 from portal.packages import release_previews
 from portal.packages.assembly.jobs import queue_recall_notices
 from portal.packages.models import Package, PackageItem, Recall
 from portal.pages import labels
-from portal.pages.i18n import N_, Translated
+from portal.pages.i18n import N_, Translated, format_when
 from portal.pages.numerals import whole_numbers
 from portal.registry.models import Authority, Item, Provider
 from portal.rfa.models import Rfa
@@ -75,6 +77,7 @@ def _helpers() -> dict[str, Any]:
         "state_labels": Translated(STATE_LABELS),
         "event_labels": Translated(EVENT_LABELS),
         "package_labels": Translated(PACKAGE_LABELS),
+        "valid_until": _valid_until,
     }
 
 
@@ -87,7 +90,17 @@ def _expiry(raw: str) -> datetime | None:
         day = date.fromisoformat(text)
     except ValueError:
         raise ConsentError("the expiry date must be a date such as 2027-01-31") from None
-    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
+    return expiry_after(day)
+
+
+def _valid_until(expires_at: datetime | None) -> Markup:
+    """A grant's last valid day as the provider chose it (``2027-12-31``), not the stored
+    exclusive end (``2028-01-01 00:00``); an en dash for a grant without end."""
+    if expires_at is None:
+        return Markup("\N{EN DASH}")
+    day = last_valid_day(expires_at)
+    shown = format_when(datetime.combine(day, time(0), tzinfo=UTC), date_only=True)
+    return Markup('<time datetime="{}">{}</time>').format(day.isoformat(), shown)
 
 
 def _back(endpoint: str, message: str, category: str = "error") -> BaseResponse:

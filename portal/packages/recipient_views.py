@@ -14,6 +14,8 @@ until then (``templates/packages/recipient/_recall_banner.html``, included by ``
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from flask import (
@@ -30,6 +32,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from portal.accounts.login_manager import signed_in_user
@@ -37,6 +40,8 @@ from portal.accounts.models import User
 from portal.authz.permissions import PUBLIC, declared_permission, requires
 from portal.authz.roles import is_recipient
 from portal.authz.scopes import get_scoped_or_404
+from portal.consent.models import Consent
+from portal.consent.validity import last_valid_day
 from portal.db import db, utcnow
 from portal.integrity.serving import require_intact
 from portal.packages import downloads, lifecycle, recalls
@@ -49,11 +54,12 @@ from portal.packages.file_responses import (
     signature_file,
     statement_file,
 )
-from portal.packages.models import Package, Recall
+from portal.packages.models import Package, PackageItem, Recall
 from portal.pages.errors import error_response
 from portal.pages.http_methods import is_head
 from portal.pages.i18n import Translated
-from portal.registry.models import Authority
+from portal.registry.models import Authority, Item
+from portal.rfa.models import Rfa
 from portal.state import portal_state
 
 bp = Blueprint("recipient", __name__, url_prefix="/received")
@@ -95,9 +101,61 @@ def _recall_acknowledged(package_id: int) -> bool:
     return recalls.all_acknowledged(db(), package_id)
 
 
+#: The officers' package pages (``/packages/PKG-2026-0001``...) a recipient may be sent a link to.
+_STAFF_PACKAGE_PAGES = frozenset({"packages"})
+_PACKAGE_CODE = re.compile(r"PKG-\d{4}-\d{4,6}")
+
+
+def _staff_page_help() -> str | None:
+    """For a recipient refused one of the officers' package pages: where the same package
+    would be on their own pages if it was sent to their authority. Made from the address
+    alone, never from the database, so the answer is the same whether or not the package
+    exists or is theirs (``templates/packages/recipient/_staff_link.html``)."""
+    if not has_request_context() or not current_user.is_authenticated:
+        return None
+    if not is_recipient(current_user) or request.blueprint not in _STAFF_PACKAGE_PAGES:
+        return None
+    code = (request.view_args or {}).get("package_code", "")
+    if isinstance(code, str) and _PACKAGE_CODE.fullmatch(code):
+        return url_for("recipient.detail", package_code=code)
+    return url_for("recipient.index")
+
+
 @bp.app_context_processor
 def _banner() -> dict[str, Any]:
-    return {"pending_recalls": _pending_recalls, "recall_acknowledged": _recall_acknowledged}
+    return {
+        "pending_recalls": _pending_recalls,
+        "recall_acknowledged": _recall_acknowledged,
+        "staff_page_help": _staff_page_help,
+    }
+
+
+@dataclass(frozen=True)
+class SharingCondition:
+    """What a provider's consent to one item of the package asks of the recipient."""
+
+    item_code: str
+    conditions: str
+    valid_until: str | None  # the grant's last valid day, ISO
+
+
+def _sharing_conditions(package: Package) -> list[SharingCondition]:
+    """The conditions of the consent events the package's items were shared on (as the
+    transmittal letter lists them), in item order."""
+    rows = db().execute(
+        select(Item.code, Consent.conditions, Consent.expires_at)
+        .join(PackageItem, PackageItem.item_id == Item.id)
+        .join(Consent, Consent.id == PackageItem.consent_id)
+        .where(PackageItem.package_id == package.id)
+        .order_by(Item.code)
+    )
+    return [
+        SharingCondition(
+            code, text.strip(), last_valid_day(expires).isoformat() if expires else None
+        )
+        for code, text, expires in rows
+        if text.strip() or expires is not None
+    ]
 
 
 @bp.before_app_request
@@ -152,6 +210,8 @@ def detail(package_code: str) -> str:
         "packages/recipient/detail.html",
         package=package,
         authority=authority,
+        rfa=db().get(Rfa, package.rfa_id),
+        conditions=_sharing_conditions(package),
         status=downloads.effective_status(package),
         refusal=downloads.refusal(package, me),
         counted=downloads.full_downloads(db(), package.id),

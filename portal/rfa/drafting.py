@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 
+from flask_babel import gettext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -23,6 +24,7 @@ from portal.codes import CodeSeries, CodesUnavailable, add_numbered
 from portal.db import utcnow
 from portal.eligibility.policy.mandate import Mandate
 from portal.notifications import service as notifications
+from portal.pages.i18n import N_
 from portal.rfa.models import PROCEEDINGS_TYPES, URGENCIES, Message, Rfa
 from portal.rfa.status import IllegalTransition, transition
 
@@ -90,54 +92,67 @@ class RfaFields:
         return RfaFields(**values)
 
 
-#: Field -> message when the field is missing on submission.
+#: Field -> message when the field is missing on submission (translated when shown).
 REQUIRED_FOR_SUBMISSION = {
-    "their_reference": "Enter your reference for this request.",
-    "legal_basis": "Enter the legal basis of the request.",
-    "proceedings_type": "Choose the type of proceedings.",
-    "offences": "Choose at least one offence.",
-    "summary_of_facts": "Enter a summary of the facts.",
-    "assistance_sought": "Describe the assistance sought.",
-    "period_from": "Enter the start of the period concerned.",
-    "period_to": "Enter the end of the period concerned.",
+    "their_reference": N_("Enter your reference for this request."),
+    "legal_basis": N_("Enter the legal basis of the request."),
+    "proceedings_type": N_("Choose the type of proceedings."),
+    "offences": N_("Choose at least one offence."),
+    "summary_of_facts": N_("Enter a summary of the facts."),
+    "assistance_sought": N_("Describe the assistance sought."),
+    "period_from": N_("Enter the start of the period concerned."),
+    "period_to": N_("Enter the end of the period concerned."),
 }
 
 
-def validate(data: RfaFields, mandate: Mandate, *, for_submission: bool) -> dict[str, list[str]]:
-    """Field -> messages (empty when valid). Drafts need a reference and proceedings type
-    and must be consistent; submission also needs every field of
-    :data:`REQUIRED_FOR_SUBMISSION`."""
+def validate(
+    data: RfaFields, mandate: Mandate, *, for_submission: bool, today: date | None = None
+) -> dict[str, list[str]]:
+    """Field -> messages (empty when valid), every field checked at once so a person sees
+    all that is wrong in one answer. Drafts need a reference and proceedings type, must be
+    consistent and may not set a deadline in the past; submission also needs every field
+    of :data:`REQUIRED_FOR_SUBMISSION`. Messages are in the request's language (English
+    outside a request)."""
     errors: dict[str, list[str]] = {}
 
     def add(name: str, message: str) -> None:
         errors.setdefault(name, []).append(message)
 
     if not data.their_reference:
-        add("their_reference", REQUIRED_FOR_SUBMISSION["their_reference"])
+        add("their_reference", gettext(REQUIRED_FOR_SUBMISSION["their_reference"]))
     elif len(data.their_reference) > REFERENCE_MAX:
-        add("their_reference", f"Your reference must be at most {REFERENCE_MAX} characters.")
+        add(
+            "their_reference",
+            gettext("Your reference must be at most %(max)s characters.", max=REFERENCE_MAX),
+        )
     if data.proceedings_type not in PROCEEDINGS_TYPES:
-        add("proceedings_type", REQUIRED_FOR_SUBMISSION["proceedings_type"])
+        add("proceedings_type", gettext(REQUIRED_FOR_SUBMISSION["proceedings_type"]))
     known = set(mandate.offences())
     unknown = [o for o in data.offences if o not in known]
     if unknown:
-        add("offences", "Choose offences from the list: " + ", ".join(unknown) + " is not one.")
+        add(
+            "offences",
+            gettext(
+                "Choose offences from the list: %(offences)s is not one.",
+                offences=", ".join(unknown),
+            ),
+        )
     if data.urgency not in URGENCIES:
-        add("urgency", "Choose how urgent the request is.")
+        add("urgency", gettext("Choose how urgent the request is."))
     elif data.urgency != "normal" and not data.urgency_justification:
-        add("urgency_justification", "Explain why the request is urgent.")
+        add("urgency_justification", gettext("Explain why the request is urgent."))
     if data.period_from and data.period_to and data.period_to < data.period_from:
-        add("period_to", "The end of the period must not be before its start.")
+        add("period_to", gettext("The end of the period must not be before its start."))
+    if data.deadline is not None and data.deadline < (today or utcnow().date()):
+        add("deadline", gettext("The deadline must not be in the past."))
     for f in fields(data):
         value = getattr(data, f.name)
         if isinstance(value, str) and len(value) > TEXT_MAX:
-            add(f.name, f"This field must be at most {TEXT_MAX} characters.")
+            add(f.name, gettext("This field must be at most %(max)s characters.", max=TEXT_MAX))
     if for_submission:
         for name, message in REQUIRED_FOR_SUBMISSION.items():
             if not getattr(data, name) and name not in errors:
-                add(name, message)
-        if data.deadline is not None and data.deadline < utcnow().date():
-            add("deadline", "The deadline must not be in the past.")
+                add(name, gettext(message))
     return errors
 
 

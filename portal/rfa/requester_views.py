@@ -23,6 +23,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from sqlalchemy import select
@@ -43,13 +44,13 @@ from portal.accounts.models import User
 from portal.authz.permissions import allowed, requires
 from portal.authz.roles import is_legal_officer, is_requester
 from portal.authz.scopes import get_scoped_or_404, scoped
-from portal.db import db, stored_utc
+from portal.db import db, stored_utc, utcnow
 from portal.documents.html_pdf import html_to_pdf
 from portal.integrity.serving import require_intact
 from portal.packages.recalls import withdrawals_of_request
 from portal.pages import labels
 from portal.pages.http_methods import is_head
-from portal.pages.i18n import Translated
+from portal.pages.i18n import N_, Translated
 from portal.pages.numerals import whole_number
 from portal.pages.responses import pdf_download
 from portal.paging import page_number, paginate
@@ -67,6 +68,7 @@ from portal.rfa.drafting import (
     submit,
     thread,
     update_draft,
+    validate,
     withdraw,
 )
 from portal.rfa.models import (
@@ -85,6 +87,7 @@ from portal.rfa.uploads import (
     AssuranceInvalid,
     UploadRefused,
     add_attachment,
+    check_assurance,
     content_disposition,
     may_attach,
     media_type_of,
@@ -128,62 +131,69 @@ def _date_field(label: str, hint: str = "") -> StringField:
     return StringField(label, description=hint, render_kw={"type": "date"})
 
 
+def _parse_date(field: StringField) -> date | None:
+    """The field's ISO date (None when empty); text that is not a date becomes a field error."""
+    text = (field.data or "").strip()
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        field.errors = [*field.errors, gettext("Enter a date as YYYY-MM-DD.")]
+        return None
+
+
 class RfaForm(FlaskForm):  # type: ignore[misc]
     version = HiddenField()
+    # Labels and hints are translated by the form macros (templates/accounts/admin/_forms.html).
     their_reference = StringField(
-        "Your reference", description="The case or file number of your authority."
+        N_("Your reference"), description=N_("The case or file number of your authority.")
     )
     legal_basis = TextAreaField(
-        "Legal basis", description="The treaty, law or arrangement the request rests on."
+        N_("Legal basis"), description=N_("The treaty, law or arrangement the request rests on.")
     )
-    proceedings_type = SelectField(
-        "Type of proceedings",
-        choices=_choices([("", "Choose…"), *PROCEEDINGS_LABELS.items()]),
-        validate_choice=False,
-    )
+    proceedings_type = SelectField(N_("Type of proceedings"), choices=[], validate_choice=False)
     offences = CheckboxList(
-        "Offences",
-        description="The crimes under investigation or prosecution.",
+        N_("Offences"),
+        description=N_("The crimes under investigation or prosecution."),
         choices=[],
         validate_choice=False,
     )
     persons_concerned = TextAreaField(
-        "Persons concerned", description="Suspects, accused or others, as far as known."
+        N_("Persons concerned"), description=N_("Suspects, accused or others, as far as known.")
     )
-    summary_of_facts = TextAreaField("Summary of the facts")
+    summary_of_facts = TextAreaField(
+        N_("Summary of the facts"),
+        description=N_("What happened, where and when, as far as your authority knows it."),
+    )
     assistance_sought = TextAreaField(
-        "Assistance sought", description="What material or information you ask for, and why."
+        N_("Assistance sought"),
+        description=N_("What material or information you ask for, and why."),
     )
-    period_from = _date_field("Period from", "The first day of the period concerned.")
-    period_to = _date_field("Period to", "The last day of the period concerned.")
-    places = TextAreaField("Places", description="Places concerned by the facts.")
-    urgency = SelectField(
-        "Urgency", choices=_choices(URGENCY_LABELS.items()), validate_choice=False, default="normal"
-    )
+    period_from = _date_field(N_("Period from"), N_("The first day of the period concerned."))
+    period_to = _date_field(N_("Period to"), N_("The last day of the period concerned."))
+    places = TextAreaField(N_("Places"), description=N_("Places concerned by the facts."))
+    urgency = SelectField(N_("Urgency"), choices=[], validate_choice=False, default="normal")
     urgency_justification = TextAreaField(
-        "Why it is urgent", description="Required unless the urgency is normal."
+        N_("Why it is urgent"), description=N_("Required unless the urgency is normal.")
     )
-    deadline = _date_field("Deadline", "The date by which you need the material, if any.")
+    deadline = _date_field(
+        N_("Deadline"), N_("The date by which you need the material, if any (not in the past).")
+    )
     confidentiality = TextAreaField(
-        "Confidentiality requirements",
-        description="Any conditions on disclosing the request itself.",
+        N_("Confidentiality requirements"),
+        description=N_("Any conditions on disclosing the request itself."),
     )
 
     def fill_choices(self) -> None:
+        """The choices, in the request's language (offences as the mandate names them)."""
         offences = portal_state().policy.mandate.offences()
         self.offences.choices = _choices((o, o) for o in offences)
+        proceedings = [("", gettext("Choose…")), *Translated(PROCEEDINGS_LABELS).items()]
+        self.proceedings_type.choices = _choices(proceedings)
+        self.urgency.choices = _choices(Translated(URGENCY_LABELS).items())
 
     def entries(self) -> RfaFields:
         """The form's entries; dates that do not parse become field errors."""
-        dates: dict[str, date | None] = {}
-        for name in DATE_FIELDS:
-            field = getattr(self, name)
-            text = (field.data or "").strip()
-            try:
-                dates[name] = date.fromisoformat(text) if text else None
-            except ValueError:
-                field.errors = [*field.errors, "Enter a date as YYYY-MM-DD."]
-                dates[name] = None
+        dates = {name: _parse_date(getattr(self, name)) for name in DATE_FIELDS}
         return RfaFields(
             their_reference=self.their_reference.data or "",
             legal_basis=self.legal_basis.data or "",
@@ -201,36 +211,46 @@ class RfaForm(FlaskForm):  # type: ignore[misc]
             confidentiality=self.confidentiality.data or "",
         )
 
-    def date_errors(self) -> bool:
-        return any(getattr(self, name).errors for name in DATE_FIELDS)
-
     def show_errors(self, errors: dict[str, list[str]]) -> None:
         for name, messages in errors.items():
             field = getattr(self, name, None)
             if field is None:
                 self.form_errors.extend(messages)
-            else:
+            elif not (name in DATE_FIELDS and field.errors):  # "not a date" says enough
                 field.errors = [*field.errors, *messages]
+
+    def check_all(self, *, submitting: bool) -> RfaFields | None:
+        """The entries when every check passes; else None, with every error of the
+        submission on its field at once (dates that do not parse, missing and inconsistent
+        entries), never one round at a time."""
+        entries = self.entries()
+        mandate = portal_state().policy.mandate
+        self.show_errors(validate(entries.cleaned(), mandate, for_submission=submitting))
+        if any(field.errors for field in self):
+            return None
+        return entries
 
 
 class WithdrawForm(FlaskForm):  # type: ignore[misc]
-    reason = TextAreaField("Reason for withdrawing")
-    confirm = BooleanField("I understand that a withdrawn request cannot be reopened.")
+    reason = TextAreaField(N_("Reason for withdrawing"))
+    confirm = BooleanField(N_("I understand that a withdrawn request cannot be reopened."))
 
 
 class MessageForm(FlaskForm):  # type: ignore[misc]
-    body = TextAreaField("Your message")
+    body = TextAreaField(N_("Your message"))
 
 
 class AttachmentForm(FlaskForm):  # type: ignore[misc]
-    file = FileField("File to attach", description=f"{ACCEPTED_TEXT}.")
+    file = FileField(N_("File to attach"), description=ACCEPTED_TEXT)
 
 
 class AssuranceForm(FlaskForm):  # type: ignore[misc]
-    given_by = StringField("Given by", description="The office and person who gave the assurance.")
-    given_at = _date_field("Date of the assurance")
-    summary = TextAreaField("Summary (optional)", description="What the assurance says.")
-    document = FileField("The signed assurance", description=f"{ACCEPTED_TEXT}.")
+    given_by = StringField(
+        N_("Given by"), description=N_("The office and person who gave the assurance.")
+    )
+    given_at = _date_field(N_("Date of the assurance"))
+    summary = TextAreaField(N_("Summary (optional)"), description=N_("What the assurance says."))
+    document = FileField(N_("The signed assurance"), description=ACCEPTED_TEXT)
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -244,7 +264,8 @@ def _names(user_ids: Iterable[int | None]) -> dict[int, User]:
 
 
 def _render_form(form: RfaForm, rfa: Rfa | None, status: int = 200) -> tuple[str, int]:
-    return render_template("rfa/requester/form.html", form=form, rfa=rfa), status
+    today = utcnow().date().isoformat()
+    return render_template("rfa/requester/form.html", form=form, rfa=rfa, today=today), status
 
 
 @dataclass(frozen=True)
@@ -368,13 +389,14 @@ def new() -> BaseResponse | tuple[str, int]:
         return _render_form(form, None)
     if not form.validate_on_submit():
         return _render_form(form, None, 400)
-    entries = form.entries()
-    if form.date_errors():
+    submitting = request.form.get("action") == "submit"
+    entries = form.check_all(submitting=submitting)
+    if entries is None:
         return _render_form(form, None, 400)
     mandate = portal_state().policy.mandate
     try:
         rfa = create_draft(db(), signed_in_user(), entries, mandate)
-        if request.form.get("action") == "submit":
+        if submitting:
             db().flush()
             submit(db(), rfa, signed_in_user(), entries, mandate, expected_version=rfa.version)
     except ValidationFailed as exc:
@@ -406,15 +428,15 @@ def edit(rfa_code: str) -> BaseResponse | tuple[str, int]:
     form.fill_choices()
     if not form.validate_on_submit():
         return _render_form(form, rfa, 400)
-    entries = form.entries()
-    if form.date_errors():
+    submitting = request.form.get("action") == "submit"
+    entries = form.check_all(submitting=submitting)
+    if entries is None:
         return _render_form(form, rfa, 400)
     expected = whole_number(form.version.data)
     if expected is None:
-        form.form_errors.append("The form is incomplete; reload the page and try again.")
+        form.form_errors.append(gettext("The form is incomplete; reload the page and try again."))
         return _render_form(form, rfa, 400)
     mandate = portal_state().policy.mandate
-    submitting = request.form.get("action") == "submit"
     try:
         if submitting:
             submit(db(), rfa, signed_in_user(), entries, mandate, expected_version=expected)
@@ -459,8 +481,12 @@ def withdraw_request(rfa_code: str) -> BaseResponse | tuple[str, int]:
     form = WithdrawForm()
     if not form.validate_on_submit():
         return _render_detail(rfa, withdraw_form=form, status=400)
+    # Both questions are checked before answering: all errors in one round.
+    if not (form.reason.data or "").strip():
+        form.reason.errors = [gettext("Say why the request is withdrawn.")]
     if not form.confirm.data:
-        form.confirm.errors = ["Tick the box to confirm the withdrawal."]
+        form.confirm.errors = [gettext("Tick the box to confirm the withdrawal.")]
+    if form.reason.errors or form.confirm.errors:
         return _render_detail(rfa, withdraw_form=form, status=400)
     try:
         withdraw(db(), rfa, signed_in_user(), form.reason.data or "")
@@ -530,7 +556,7 @@ def attach(rfa_code: str) -> BaseResponse | tuple[str, int]:
         return _render_detail(rfa, attachment_form=form, status=400)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        form.file.errors = ["Choose a file to attach."]
+        form.file.errors = [gettext("Choose a file to attach.")]
         return _render_detail(rfa, attachment_form=form, status=400)
     try:
         attachment = add_attachment(
@@ -568,8 +594,13 @@ def add_assurance(rfa_code: str) -> BaseResponse | tuple[str, int]:
     )
     upload = request.files.get("document")
     try:
+        # Every field and the file are checked before answering: all errors in one round.
+        errors = check_assurance(entry)
         if upload is None or not upload.filename:
-            raise AssuranceInvalid({"document": ["Choose the file of the signed assurance."]})
+            errors["document"] = [gettext("Choose the file of the signed assurance.")]
+        if errors:
+            raise AssuranceInvalid(errors)
+        assert upload is not None and upload.filename  # noqa: S101 - checked above
         record_assurance(
             db(),
             portal_state().blobs,

@@ -23,6 +23,7 @@ from datetime import date
 from typing import IO
 from urllib.parse import quote
 
+from flask_babel import gettext
 from sqlalchemy.orm import Session
 
 from portal import audit
@@ -255,19 +256,23 @@ class AssuranceEntry:
 
 
 def check_assurance(entry: AssuranceEntry) -> dict[str, list[str]]:
-    """Field -> messages (empty when valid)."""
+    """Field -> messages (empty when valid), in the request's language."""
     errors: dict[str, list[str]] = {}
     given_by = entry.given_by.strip()
     if not given_by:
-        errors["given_by"] = ["Enter who gave the assurance (office and name)."]
+        errors["given_by"] = [gettext("Enter who gave the assurance (office and name).")]
     elif len(given_by) > GIVEN_BY_MAX:
-        errors["given_by"] = [f"Who gave it must be at most {GIVEN_BY_MAX} characters."]
+        errors["given_by"] = [
+            gettext("Who gave it must be at most %(max)s characters.", max=GIVEN_BY_MAX)
+        ]
     if entry.given_at is None:
-        errors["given_at"] = ["Enter the date of the assurance as YYYY-MM-DD."]
+        errors["given_at"] = [gettext("Enter the date of the assurance as YYYY-MM-DD.")]
     elif entry.given_at > utcnow().date():
-        errors["given_at"] = ["The date of the assurance must not be in the future."]
+        errors["given_at"] = [gettext("The date of the assurance must not be in the future.")]
     if len(entry.summary) > SUMMARY_MAX:
-        errors["summary"] = [f"The summary must be at most {SUMMARY_MAX} characters."]
+        errors["summary"] = [
+            gettext("The summary must be at most %(max)s characters.", max=SUMMARY_MAX)
+        ]
     return errors
 
 

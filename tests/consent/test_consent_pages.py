@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
@@ -18,7 +18,7 @@ from werkzeug.test import TestResponse
 from portal.accounts.models import User
 from portal.audit import AuditEvent
 from portal.consent.models import Consent, ConsentRequest, ConsentRequestItem
-from portal.db import utcnow
+from portal.db import stored_utc, utcnow
 from portal.eligibility.decisions import run_check
 from portal.packages.models import Download, Package, PackageItem
 from portal.registry.models import UNNAMED_PROVIDER, Authority, Provider
@@ -243,7 +243,12 @@ def test_standing_consent_per_authority(app: Flask, db: Session, setup: Setup) -
     assert "Standing consent CNS-" in page
     assert _events(db) == [("grant", None)]
     given = client.get("/consent/given").get_data(as_text=True)
-    assert "Revoke" in given and "2999-02-01" in given
+    # Shown as chosen ("valid until 2999-01-31": through that day); stored as the exclusive
+    # end the consent rule compares with the clock (issue 22).
+    assert "Revoke" in given and '<time datetime="2999-01-31">2999-01-31</time>' in given
+    assert "2999-02-01" not in given
+    stored = db.scalars(select(Consent.expires_at)).one()
+    assert stored is not None and stored_utc(stored) == datetime(2999, 2, 1, tzinfo=UTC)
     assert (
         client.post(
             url.replace(str(setup.authority_id), "999999"),

@@ -157,6 +157,8 @@ class Actors:
         context = self._contexts.get(email)
         if context is None:
             context = self._browser.new_context(accept_downloads=True)
+            if AXE_JS.is_file():  # axe-core on every page, for tests/e2e/layout.py
+                context.add_init_script(path=str(AXE_JS))
             signing_in = new_page(context)
             sign_in(signing_in, self._server, self._clock, email)
             signing_in.close()

@@ -1,5 +1,6 @@
-"""The whole journey in a real browser (issue 8, item 6), one screenshot per step in
-``e2e-artifacts/journey/``:
+"""The whole journey in a real browser (issue 8, item 6), with screenshots at 1280 and 390 px of
+each step and of every page visited in ``e2e-artifacts/journey/``, and layout and axe-core
+checks on each (issue 22, tests/e2e/layout.py):
 
 a requester submits a request; a legal officer takes it, adds an item, checks it and asks the
 provider for consent; the provider grants; the officer checks again, approves and assembles a
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import KEYS, Actors, Screenshots, Server, expect_flash
+from tests.e2e.browser import KEYS, Actors, Server, expect_flash
 from tests.e2e.flows import (
     add_candidate,
     ask_for_consent,
@@ -35,6 +36,7 @@ from tests.e2e.flows import (
     submit_request,
     take_and_add_candidate,
 )
+from tests.e2e.layout import Inspector
 from tests.support.packages import keyring
 
 REQUESTER = "requester@nwu.example"
@@ -104,17 +106,22 @@ def _gpg_verify(notice: Path) -> str:
 
 
 def test_request_to_recall_in_the_browser(actors: Actors, server: Server, tmp_path: Path) -> None:
-    shots = Screenshots(server.artifacts / "journey")
+    # Each step and every page visited: screenshots at 1280 and 390 px, key columns, sideways
+    # scrolling on phones, axe-core (tests/e2e/layout.py); checked at the end.
+    shots = Inspector(server.artifacts / "journey")
+
+    def person(email: str) -> Page:
+        return shots.watch(actors.page(email), email)
 
     # 1. The requester submits a request for assistance.
-    requester = actors.page(REQUESTER)
+    requester = person(REQUESTER)
     rfa_code = submit_request(
         requester, server, "NWU/2026/E2E-1", "Medical records concerning checkpoint 7."
     )
     shots.take(requester, "requester submitted the request")
 
     # 2. A legal officer takes it, adds the certificate, checks, and asks for consent.
-    officer = actors.page(OFFICER)
+    officer = person(OFFICER)
     take_and_add_candidate(officer, server, rfa_code, ITEM_TITLE)
     add_candidate(officer, server, rfa_code, KEPT_TITLE)
     shots.take(officer, "officer added the candidate items")
@@ -126,7 +133,7 @@ def test_request_to_recall_in_the_browser(actors: Actors, server: Server, tmp_pa
     shots.take(officer, "officer asked the provider for consent")
 
     # 3. The provider sees the request (by code, not the requester's reference) and grants.
-    provider = actors.page(PROVIDER)
+    provider = person(PROVIDER)
     provider.goto(server.url("/consent"))
     request_box = provider.get_by_role("region", name=re.compile(rfa_code))
     expect(request_box).to_contain_text(ITEM_TITLE)
@@ -161,7 +168,7 @@ def test_request_to_recall_in_the_browser(actors: Actors, server: Server, tmp_pa
     shots.take(officer, "package assembled and leak check passed")
 
     # 5. A second legal officer releases it.
-    releaser = actors.page(SECOND_OFFICER)
+    releaser = person(SECOND_OFFICER)
     releaser.goto(server.url(f"/packages/{package_code}"))
     releaser.get_by_label("I reviewed the manifest summary and the leak check.").check()
     releaser.get_by_role("button", name="Release to Northland War Crimes Unit").click()
@@ -170,7 +177,7 @@ def test_request_to_recall_in_the_browser(actors: Actors, server: Server, tmp_pa
     shots.take(releaser, "second officer released the package")
 
     # 6. The recipient downloads it, verifies it offline and acknowledges receipt.
-    recipient = actors.page(RECIPIENT)
+    recipient = person(RECIPIENT)
     recipient.goto(server.url("/received"))
     recipient.get_by_role("link", name=package_code).click()
     shots.take(recipient, "recipient sees the released package")
@@ -268,6 +275,8 @@ def test_request_to_recall_in_the_browser(actors: Actors, server: Server, tmp_pa
     assert [item["code"] for item in summary["items"]] == [KEPT_ITEM]
 
     assert len(shots.taken) == 17
+    shots.inspect_visited(actors.page)
+    assert not shots.problems, "\n".join(shots.problems)
     log = server.log_file.read_text(encoding="utf-8", errors="replace")
     # No error in the log of any process (portal run's, or gunicorn's and the worker's).
     assert "Traceback" not in log and '" 500 ' not in log, server.log_tail()

@@ -84,7 +84,7 @@ def test_run_check_stores_a_complete_reproducible_record(session: Session, polic
     assert stored is not None
     assert len(stored.id) == 36 and stored.rfa_id == rfa.id
     assert (stored.policy_id, stored.policy_revision) == (policy.id, policy.revision)
-    assert stored.engine_version == "1.1.0"
+    assert stored.engine_version == "1.1.1"
     assert stored.snapshot_sha256 == sha256_hex(stored.snapshot_json)
     assert stored.requested_by_id == officer.id and stored.created_at == NOW
     assert stored.outcome == "partially_eligible"

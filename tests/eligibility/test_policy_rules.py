@@ -325,6 +325,13 @@ def test_consent_expiring_exactly_now_has_expired(policy: Policy) -> None:
     )
     assert (later.status, later.code) == ("pass", "granted")
     assert "valid until 2026-03-02" in later.explanation
+    # A grant given "valid until 2026-03-02" is stored as ending at the next midnight; the
+    # explanation names the day the provider chose, not the stored end.
+    midnight = datetime(2026, 3, 3, tzinfo=UTC)
+    chosen = _consent(policy, consent("grant", NOW - timedelta(days=10), expires=midnight))
+    assert (chosen.status, chosen.code) == ("pass", "granted")
+    assert "valid until 2026-03-02" in chosen.explanation
+    assert "2026-03-03" not in chosen.explanation
 
 
 def test_revoked_then_granted_again_passes(policy: Policy) -> None:

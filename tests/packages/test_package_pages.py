@@ -108,7 +108,7 @@ def test_an_officer_makes_a_package_and_it_is_assembled(portal: Flask, world: Wo
     assert package.status == "assembled", package.failure_reason  # the real job ran
     detail = client.get(f"/packages/{package.code}")
     text = _text(detail)
-    assert 'http-equiv="refresh"' not in detail.get_data(as_text=True)
+    assert "js/refresh.js" not in detail.get_data(as_text=True)
     assert "Assembled, awaiting release" in text
     assert "Passed: none of the" in text
     assert package.file_sha256 is not None and package.file_sha256 in text
@@ -144,7 +144,7 @@ def test_a_queued_package_refreshes_itself_and_cannot_be_released(
     code = _queued(portal, world)
     second = _client(portal, world.second)
     page = second.get(f"/packages/{code}")
-    assert '<meta http-equiv="refresh" content="5">' in page.get_data(as_text=True)
+    assert 'data-seconds="5"' in page.get_data(as_text=True)
     assert "Queued for assembly" in _text(page)
     response = second.post(
         f"/packages/{code}/release",
@@ -311,7 +311,7 @@ def test_a_package_whose_job_was_lost_can_be_queued_again(portal: Flask, world: 
     code = _queued(portal, world)  # made, but its job never reached a worker
     client = _client(portal, world.officer)
     fresh = client.get(f"/packages/{code}")
-    assert 'http-equiv="refresh"' in fresh.get_data(as_text=True)
+    assert "js/refresh.js" in fresh.get_data(as_text=True)
     assert "No progress since" not in _text(fresh)
     with portal_state(portal).sessions() as session:
         session.execute(
@@ -323,7 +323,7 @@ def test_a_package_whose_job_was_lost_can_be_queued_again(portal: Flask, world: 
     detail = client.get(f"/packages/{code}")
     html = detail.get_data(as_text=True)
     assert "No progress since" in _text(detail) and "Queue the assembly again" in html
-    assert 'http-equiv="refresh"' not in html  # the form must not vanish under the user
+    assert "js/refresh.js" not in html  # the form must not vanish under the user
     response = client.post(f"/packages/{code}/retry", data={"csrf_token": csrf_token(detail)})
     assert response.status_code == 303
     package = _package(portal, code)

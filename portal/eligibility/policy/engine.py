@@ -48,8 +48,9 @@ __all__ = [
 
 #: Changes whenever the same policy and snapshot could give different results, or a rule starts
 #: reading something new (1.1.0: witness protection counts the register of protected
-#: identifiers, from snapshot format 2; format 1 snapshots give the results of 1.0.0).
-ENGINE_VERSION = "1.1.0"
+#: identifiers, from snapshot format 2; format 1 snapshots give the results of 1.0.0;
+#: 1.1.1: a consent's "valid until" names its last valid day, not the exclusive end).
+ENGINE_VERSION = "1.1.1"
 RESULT_FORMAT = 1
 #: Item outcomes, least to most severe.
 ITEM_OUTCOMES = ("share", "share_redacted", "needs_review", "withhold")

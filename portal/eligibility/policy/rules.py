@@ -379,7 +379,11 @@ def _consent_finding(
         ("reason", (event.reason or "").strip() or "no reason recorded"),
         (
             "expiry",
-            f"valid until {_day(event.expires_at)}" if event.expires_at else "no expiry date",
+            # expires_at is the first moment the grant no longer holds: the day before a
+            # midnight end is the last valid one (portal.consent.validity)
+            f"valid until {_day(event.expires_at - timedelta(microseconds=1))}"
+            if event.expires_at
+            else "no expiry date",
         ),
     )
     if event.event == "decline":
