@@ -23,6 +23,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import LazyString, gettext, lazy_gettext
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from sqlalchemy import select
@@ -48,7 +49,7 @@ from portal.documents.html_pdf import html_to_pdf
 from portal.integrity.serving import require_intact
 from portal.packages.recalls import withdrawals_of_request
 from portal.pages.http_methods import is_head
-from portal.pages.i18n import N_, Translated
+from portal.pages.i18n import N_, Translated, refusal, translate
 from portal.pages.numerals import whole_number
 from portal.pages.responses import pdf_download
 from portal.paging import page_number, paginate
@@ -122,58 +123,79 @@ class CheckboxList(SelectMultipleField):  # type: ignore[misc]
     option_widget = widgets.CheckboxInput()
 
 
-def _choices(options: Iterable[tuple[str, str]]) -> list[SelectChoice]:
-    return [SelectChoice(value, label) for value, label in options]
+def _choices(options: Iterable[tuple[str, str]], *, catalog: bool = True) -> list[SelectChoice]:
+    """Select options; labels from the catalog are said in the reader's language when shown
+    (offences are the policy's own words and stay as written)."""
+    return [
+        SelectChoice(value, lazy_gettext(label) if catalog and label else label)
+        for value, label in options
+    ]
 
 
-def _date_field(label: str, hint: str = "") -> StringField:
+def _date_field(label: str | LazyString, hint: str | LazyString = "") -> StringField:
     return StringField(label, description=hint, render_kw={"type": "date"})
 
 
 class RfaForm(FlaskForm):  # type: ignore[misc]
     version = HiddenField()
     their_reference = StringField(
-        "Your reference", description="The case or file number of your authority."
+        lazy_gettext("Your reference"),
+        description=lazy_gettext("The case or file number of your authority."),
     )
     legal_basis = TextAreaField(
-        "Legal basis", description="The treaty, law or arrangement the request rests on."
+        lazy_gettext("Legal basis"),
+        description=lazy_gettext("The treaty, law or arrangement the request rests on."),
     )
     proceedings_type = SelectField(
-        "Type of proceedings",
-        choices=_choices([("", "Choose…"), *PROCEEDINGS_LABELS.items()]),
+        lazy_gettext("Type of proceedings"),
+        choices=_choices([("", N_("Choose…")), *PROCEEDINGS_LABELS.items()]),
         validate_choice=False,
     )
     offences = CheckboxList(
-        "Offences",
-        description="The crimes under investigation or prosecution.",
+        lazy_gettext("Offences"),
+        description=lazy_gettext("The crimes under investigation or prosecution."),
         choices=[],
         validate_choice=False,
     )
     persons_concerned = TextAreaField(
-        "Persons concerned", description="Suspects, accused or others, as far as known."
+        lazy_gettext("Persons concerned"),
+        description=lazy_gettext("Suspects, accused or others, as far as known."),
     )
-    summary_of_facts = TextAreaField("Summary of the facts")
+    summary_of_facts = TextAreaField(lazy_gettext("Summary of the facts"))
     assistance_sought = TextAreaField(
-        "Assistance sought", description="What material or information you ask for, and why."
+        lazy_gettext("Assistance sought"),
+        description=lazy_gettext("What material or information you ask for, and why."),
     )
-    period_from = _date_field("Period from", "The first day of the period concerned.")
-    period_to = _date_field("Period to", "The last day of the period concerned.")
-    places = TextAreaField("Places", description="Places concerned by the facts.")
+    period_from = _date_field(
+        lazy_gettext("Period from"), lazy_gettext("The first day of the period concerned.")
+    )
+    period_to = _date_field(
+        lazy_gettext("Period to"), lazy_gettext("The last day of the period concerned.")
+    )
+    places = TextAreaField(
+        lazy_gettext("Places"), description=lazy_gettext("Places concerned by the facts.")
+    )
     urgency = SelectField(
-        "Urgency", choices=_choices(URGENCY_LABELS.items()), validate_choice=False, default="normal"
+        lazy_gettext("Urgency"),
+        choices=_choices(URGENCY_LABELS.items()),
+        validate_choice=False,
+        default="normal",
     )
     urgency_justification = TextAreaField(
-        "Why it is urgent", description="Required unless the urgency is normal."
+        lazy_gettext("Why it is urgent"),
+        description=lazy_gettext("Required unless the urgency is normal."),
     )
-    deadline = _date_field("Deadline", "The date by which you need the material, if any.")
+    deadline = _date_field(
+        lazy_gettext("Deadline"), lazy_gettext("The date by which you need the material, if any.")
+    )
     confidentiality = TextAreaField(
-        "Confidentiality requirements",
-        description="Any conditions on disclosing the request itself.",
+        lazy_gettext("Confidentiality requirements"),
+        description=lazy_gettext("Any conditions on disclosing the request itself."),
     )
 
     def fill_choices(self) -> None:
         offences = portal_state().policy.mandate.offences()
-        self.offences.choices = _choices((o, o) for o in offences)
+        self.offences.choices = _choices(((o, o) for o in offences), catalog=False)
 
     def entries(self) -> RfaFields:
         """The form's entries; dates that do not parse become field errors."""
@@ -184,7 +206,7 @@ class RfaForm(FlaskForm):  # type: ignore[misc]
             try:
                 dates[name] = date.fromisoformat(text) if text else None
             except ValueError:
-                field.errors = [*field.errors, "Enter a date as YYYY-MM-DD."]
+                field.errors = [*field.errors, gettext("Enter a date as YYYY-MM-DD.")]
                 dates[name] = None
         return RfaFields(
             their_reference=self.their_reference.data or "",
@@ -210,29 +232,38 @@ class RfaForm(FlaskForm):  # type: ignore[misc]
         for name, messages in errors.items():
             field = getattr(self, name, None)
             if field is None:
-                self.form_errors.extend(messages)
+                self.form_errors.extend(map(translate, messages))
             else:
-                field.errors = [*field.errors, *messages]
+                field.errors = [*field.errors, *map(translate, messages)]
 
 
 class WithdrawForm(FlaskForm):  # type: ignore[misc]
-    reason = TextAreaField("Reason for withdrawing")
-    confirm = BooleanField("I understand that a withdrawn request cannot be reopened.")
+    reason = TextAreaField(lazy_gettext("Reason for withdrawing"))
+    confirm = BooleanField(
+        lazy_gettext("I understand that a withdrawn request cannot be reopened.")
+    )
 
 
 class MessageForm(FlaskForm):  # type: ignore[misc]
-    body = TextAreaField("Your message")
+    body = TextAreaField(lazy_gettext("Your message"))
 
 
 class AttachmentForm(FlaskForm):  # type: ignore[misc]
-    file = FileField("File to attach", description=f"{ACCEPTED_TEXT}.")
+    file = FileField(lazy_gettext("File to attach"), description=lazy_gettext(ACCEPTED_TEXT))
 
 
 class AssuranceForm(FlaskForm):  # type: ignore[misc]
-    given_by = StringField("Given by", description="The office and person who gave the assurance.")
-    given_at = _date_field("Date of the assurance")
-    summary = TextAreaField("Summary (optional)", description="What the assurance says.")
-    document = FileField("The signed assurance", description=f"{ACCEPTED_TEXT}.")
+    given_by = StringField(
+        lazy_gettext("Given by"),
+        description=lazy_gettext("The office and person who gave the assurance."),
+    )
+    given_at = _date_field(lazy_gettext("Date of the assurance"))
+    summary = TextAreaField(
+        lazy_gettext("Summary (optional)"), description=lazy_gettext("What the assurance says.")
+    )
+    document = FileField(
+        lazy_gettext("The signed assurance"), description=lazy_gettext(ACCEPTED_TEXT)
+    )
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -270,15 +301,15 @@ def _timeline(
         for c in changes
     ]  # fmt: skip
     for w in withdrawals_of_request(db(), rfa.id):
-        if staff:
+        if staff:  # the officers' view of the page stays English (README "Languages")
             what = f"{w.items} item(s)" if w.items else "the whole package"
             note = f"Package {w.package_code} recalled: the provider withdrew consent for {what}."
         else:
-            note = (
+            note = gettext(
                 "Your authority's recipients have a signed recall notice saying what to "
                 "return or destroy."
             )
-        steps.append(TimelineStep(w.at, "Material withdrawn by its provider", None, note))
+        steps.append(TimelineStep(w.at, gettext("Material withdrawn by its provider"), None, note))
     return sorted(steps, key=lambda step: stored_utc(step.at))
 
 
@@ -383,11 +414,15 @@ def new() -> BaseResponse | tuple[str, int]:
         return _render_form(form, None, 400)
     except RequestError as exc:
         db().rollback()
-        form.form_errors.append(str(exc))
+        form.form_errors.append(refusal(exc))
         return _render_form(form, None, 400)
     db().commit()
-    done = "submitted" if rfa.status == "submitted" else "saved as a draft"
-    flash(f"Request {rfa.code} {done}.", "success")
+    done = (
+        gettext("Request %(code)s submitted.", code=rfa.code)
+        if rfa.status == "submitted"
+        else gettext("Request %(code)s saved as a draft.", code=rfa.code)
+    )
+    flash(done, "success")
     return redirect(url_for("requests.detail", rfa_code=rfa.code), 303)
 
 
@@ -396,7 +431,7 @@ def new() -> BaseResponse | tuple[str, int]:
 def edit(rfa_code: str) -> BaseResponse | tuple[str, int]:
     rfa = get_scoped_or_404(db(), Rfa, signed_in_user(), code=rfa_code)
     if rfa.status != "draft":
-        flash("This request has been submitted and can no longer be edited.", "error")
+        flash(gettext("This request has been submitted and can no longer be edited."), "error")
         return redirect(url_for("requests.detail", rfa_code=rfa.code), 303)
     if request.method == "GET":
         form = RfaForm(obj=_FormView(rfa))
@@ -411,7 +446,7 @@ def edit(rfa_code: str) -> BaseResponse | tuple[str, int]:
         return _render_form(form, rfa, 400)
     expected = whole_number(form.version.data)
     if expected is None:
-        form.form_errors.append("The form is incomplete; reload the page and try again.")
+        form.form_errors.append(gettext("The form is incomplete; reload the page and try again."))
         return _render_form(form, rfa, 400)
     mandate = portal_state().policy.mandate
     submitting = request.form.get("action") == "submit"
@@ -426,14 +461,19 @@ def edit(rfa_code: str) -> BaseResponse | tuple[str, int]:
         return _render_form(form, db().get(Rfa, rfa.id), 400)
     except (StaleEdit, NotEditable, NotAllowed) as exc:
         db().rollback()
-        form.form_errors.append(str(exc))
+        form.form_errors.append(refusal(exc))
         current = db().get(Rfa, rfa.id)
         if isinstance(exc, StaleEdit) and current is not None:
             # Saving again now is a deliberate choice made after seeing the message.
             form.version.data = str(current.version)
         return _render_form(form, current, 409)
     db().commit()
-    flash(f"Request {rfa.code} {'submitted' if submitting else 'saved'}.", "success")
+    flash(
+        gettext("Request %(code)s submitted.", code=rfa.code)
+        if submitting
+        else gettext("Request %(code)s saved.", code=rfa.code),
+        "success",
+    )
     return redirect(url_for("requests.detail", rfa_code=rfa.code), 303)
 
 
@@ -460,20 +500,22 @@ def withdraw_request(rfa_code: str) -> BaseResponse | tuple[str, int]:
     if not form.validate_on_submit():
         return _render_detail(rfa, withdraw_form=form, status=400)
     if not form.confirm.data:
-        form.confirm.errors = ["Tick the box to confirm the withdrawal."]
+        form.confirm.errors = [gettext("Tick the box to confirm the withdrawal.")]
         return _render_detail(rfa, withdraw_form=form, status=400)
     try:
         withdraw(db(), rfa, signed_in_user(), form.reason.data or "")
     except ValidationFailed as exc:
         db().rollback()
-        form.reason.errors = exc.errors.get("reason", [])
+        form.reason.errors = [translate(m) for m in exc.errors.get("reason", [])]
         return _render_detail(rfa, withdraw_form=form, status=400)
     except RequestError as exc:
         db().rollback()
-        form.form_errors.append(f"The request was not withdrawn: {exc}")
+        form.form_errors.append(
+            gettext("The request was not withdrawn: %(reason)s", reason=refusal(exc))
+        )
         return _render_detail(rfa, withdraw_form=form, status=409)
     db().commit()
-    flash(f"Request {rfa.code} withdrawn.", "success")
+    flash(gettext("Request %(code)s withdrawn.", code=rfa.code), "success")
     return redirect(url_for("requests.detail", rfa_code=rfa.code), 303)
 
 
@@ -489,14 +531,21 @@ def message(rfa_code: str) -> BaseResponse | tuple[str, int]:
         post_message(db(), rfa, signed_in_user(), form.body.data or "", return_to_review=answer)
     except ValidationFailed as exc:
         db().rollback()
-        form.body.errors = exc.errors.get("body", [])
+        form.body.errors = [translate(m) for m in exc.errors.get("body", [])]
         return _render_detail(rfa, message_form=form, status=400)
     except RequestError as exc:
         db().rollback()
-        form.form_errors.append(f"The message was not sent: {exc}")
+        form.form_errors.append(
+            gettext("The message was not sent: %(reason)s", reason=refusal(exc))
+        )
         return _render_detail(rfa, message_form=form, status=409)
     db().commit()
-    flash("Answer sent; the request is back in review." if answer else "Message sent.", "success")
+    flash(
+        gettext("Answer sent; the request is back in review.")
+        if answer
+        else gettext("Message sent."),
+        "success",
+    )
     return redirect(url_for("requests.detail", rfa_code=rfa.code) + "#thread", 303)
 
 
@@ -530,7 +579,7 @@ def attach(rfa_code: str) -> BaseResponse | tuple[str, int]:
         return _render_detail(rfa, attachment_form=form, status=400)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        form.file.errors = ["Choose a file to attach."]
+        form.file.errors = [gettext("Choose a file to attach.")]
         return _render_detail(rfa, attachment_form=form, status=400)
     try:
         attachment = add_attachment(
@@ -544,10 +593,10 @@ def attach(rfa_code: str) -> BaseResponse | tuple[str, int]:
         )
     except UploadRefused as exc:
         db().rollback()
-        form.file.errors = [str(exc)]
+        form.file.errors = [refusal(exc)]
         return _render_detail(rfa, attachment_form=form, status=400)
     db().commit()
-    flash(f"{attachment.filename} attached.", "success")
+    flash(gettext("%(name)s attached.", name=attachment.filename), "success")
     return redirect(url_for("requests.detail", rfa_code=rfa.code) + "#attachments", 303)
 
 
@@ -569,7 +618,7 @@ def add_assurance(rfa_code: str) -> BaseResponse | tuple[str, int]:
     upload = request.files.get("document")
     try:
         if upload is None or not upload.filename:
-            raise AssuranceInvalid({"document": ["Choose the file of the signed assurance."]})
+            raise AssuranceInvalid({"document": [N_("Choose the file of the signed assurance.")]})
         record_assurance(
             db(),
             portal_state().blobs,
@@ -583,14 +632,14 @@ def add_assurance(rfa_code: str) -> BaseResponse | tuple[str, int]:
     except AssuranceInvalid as exc:
         db().rollback()
         for name, messages in exc.errors.items():
-            getattr(form, name).errors = messages
+            getattr(form, name).errors = [translate(m) for m in messages]
         return _render_detail(rfa, assurance_form=form, status=400)
     except UploadRefused as exc:
         db().rollback()
-        form.document.errors = [str(exc)]
+        form.document.errors = [refusal(exc)]
         return _render_detail(rfa, assurance_form=form, status=400)
     db().commit()
-    flash("Death-penalty assurance recorded.", "success")
+    flash(gettext("Death-penalty assurance recorded."), "success")
     return redirect(url_for("requests.detail", rfa_code=rfa.code) + "#assurances", 303)
 
 
