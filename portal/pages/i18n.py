@@ -11,7 +11,7 @@ The catalogs are ``translations/<locale>/LC_MESSAGES/messages.po`` (``make messa
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -38,6 +38,7 @@ __all__ = [
     "format_when",
     "init_i18n",
     "locale_code",
+    "readers_language",
     "refusal",
     "say",
     "select_locale",
@@ -119,6 +120,13 @@ def say(code: str, message: str, **params: object) -> str:
     filled = {k: say(code, v.msgid, **v.params) if isinstance(v, Phrase) else v
               for k, v in params.items()}  # fmt: skip
     return text % filled if params else text
+
+
+def readers_language(users: Iterable[object]) -> str:
+    """The one language every reader who chose one chose (e.g. an authority's recipients,
+    for the letter in their package), else English: a document has one language."""
+    chosen = {user_locale(user) for user in users if getattr(user, "locale", None)}
+    return chosen.pop() if len(chosen) == 1 else DEFAULT_LOCALE
 
 
 def user_locale(user: object) -> str:
