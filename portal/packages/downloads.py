@@ -228,10 +228,16 @@ def _over_limit(
         return _not_a_resumption(db, package, user, plan, moment)
     counted = full_downloads(db, package.id)
     if counted >= limit:
+        if limit == 1:
+            return N_(
+                "The download limit of this package is used up: it may be downloaded once, "
+                "and that has happened. An interrupted download can still be resumed; for a "
+                "new copy ask the Mechanism."
+            )
         return N_(
             "The download limit of this package is used up: it may be downloaded %(limit)s "
-            "time(s), and that has happened. An interrupted download can still be resumed; "
-            "for a new copy ask the Mechanism.",
+            "times, and that has happened. An interrupted download can still be resumed; for "
+            "a new copy ask the Mechanism.",
             limit=limit,
         )
     return None
