@@ -51,7 +51,7 @@ $(STAMP): pyproject.toml
 # translations/messages.pot and merges it into the en/ar/my catalogs (commit those .po files);
 # `make translations` compiles them to .mo, which are built here, never committed.
 messages: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k N_ -o translations/messages.pot --no-location --sort-output \
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -k lazy_gettext -o translations/messages.pot --no-location --sort-output \
 	  --project "Sharing Portal" --msgid-bugs-address "portal-i18n@mechanism.example" .
 	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching --ignore-obsolete
 

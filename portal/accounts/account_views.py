@@ -17,7 +17,7 @@ from portal.accounts.seed_errors import handle_seed_errors
 from portal.accounts.sessions import IDLE_TIMEOUT, load_session, start_session
 from portal.authz.permissions import requires
 from portal.db import db, utcnow
-from portal.pages.i18n import LOCALES, Translated
+from portal.pages.i18n import LOCALES, Translated, translate
 from portal.state import portal_state
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -103,7 +103,7 @@ def change_password() -> Any:
         )
     except credentials.CredentialChangeRefused as refused:
         db().commit()  # a wrong current password is recorded towards the lockout
-        return _account_page(password_error=refused.message, status=400)
+        return _account_page(password_error=translate(refused.message), status=400)
     db().commit()
     session.clear()
     token = start_session(
@@ -114,7 +114,10 @@ def change_password() -> Any:
     if active is None:  # pragma: no cover - the session was opened a moment ago
         return redirect(url_for("auth.login"))
     login_user(CurrentUser(active), remember=False)
-    flash("Your password was changed. Every other session of your account has ended.", "success")
+    flash(
+        gettext("Your password was changed. Every other session of your account has ended."),
+        "success",
+    )
     return redirect(url_for("account.view"), 303)
 
 
@@ -146,6 +149,6 @@ def regenerate_recovery_codes() -> Any:
         )
     except credentials.CredentialChangeRefused as refused:
         db().commit()
-        return _account_page(codes_error=refused.message, status=400)
+        return _account_page(codes_error=translate(refused.message), status=400)
     db().commit()
     return render_template("accounts/account/recovery_codes.html", codes=codes)

@@ -18,6 +18,7 @@ from portal.accounts.password_policy import WeakPassword, check_new_password
 from portal.accounts.passwords import hash_password, verify_password
 from portal.accounts.sessions import end_all_sessions
 from portal.db import utcnow
+from portal.pages.i18n import N_
 
 
 class CredentialChangeRefused(ValueError):
@@ -28,11 +29,11 @@ class CredentialChangeRefused(ValueError):
         self.message = message
 
 
-WRONG_CURRENT = "The current password is not correct."
-WRONG_CODE = "The code is not correct. Enter the current code from your authenticator app."
-LOCKED = "The account is locked after too many failed attempts. Try again later."
-UNCHANGED = "The new password must be different from the current one."
-MISMATCH = "The two new passwords do not match."
+WRONG_CURRENT = N_("The current password is not correct.")
+WRONG_CODE = N_("The code is not correct. Enter the current code from your authenticator app.")
+LOCKED = N_("The account is locked after too many failed attempts. Try again later.")
+UNCHANGED = N_("The new password must be different from the current one.")
+MISMATCH = N_("The two new passwords do not match.")
 
 
 def change_password(

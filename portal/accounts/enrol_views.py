@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, redirect, render_template, session, url_for
+from flask_babel import gettext, lazy_gettext
 from flask_wtf import FlaskForm
 from sqlalchemy.exc import IntegrityError
 from wtforms import PasswordField, StringField
@@ -41,6 +42,7 @@ from portal.accounts.seed_errors import handle_seed_errors
 from portal.authz.permissions import public
 from portal.db import db
 from portal.pages.errors import error_response
+from portal.pages.i18n import N_, refusal, translate
 from portal.state import portal_state
 
 bp = Blueprint("enrol", __name__, url_prefix="/enrol")
@@ -48,8 +50,8 @@ handle_seed_errors(bp)  # a TOTP seed that does not open: 503, not 500
 
 STATE_KEY = "enrolment"
 WHY_PUBLIC = "invitation token is the credential"
-INVALID_TITLE = "Enrolment link not valid"
-INVALID_MESSAGE = (
+INVALID_TITLE = N_("Enrolment link not valid")
+INVALID_MESSAGE = N_(
     "This enrolment link cannot be used. Links work once and for 48 hours, and a newer "
     "link replaces an older one. Ask the portal administrators for a new link."
 )
@@ -57,33 +59,35 @@ INVALID_MESSAGE = (
 
 class PasswordForm(FlaskForm):  # type: ignore[misc]
     password = PasswordField(
-        "New password",
-        description="At least 12 characters. A few unrelated words make a good password.",
+        lazy_gettext("New password"),
+        description=lazy_gettext(
+            "At least 12 characters. A few unrelated words make a good password."
+        ),
         validators=[
-            DataRequired(message="Enter a password."),
-            Length(max=MAX_PASSWORD_LENGTH, message="The password is too long."),
+            DataRequired(message=lazy_gettext("Enter a password.")),
+            Length(max=MAX_PASSWORD_LENGTH, message=lazy_gettext("The password is too long.")),
         ],
     )
     confirm = PasswordField(
-        "Repeat the password",
+        lazy_gettext("Repeat the password"),
         validators=[
-            DataRequired(message="Enter the password again."),
-            EqualTo("password", message="The two passwords are not the same."),
+            DataRequired(message=lazy_gettext("Enter the password again.")),
+            EqualTo("password", message=lazy_gettext("The two passwords are not the same.")),
         ],
     )
 
 
 class CodeForm(FlaskForm):  # type: ignore[misc]
     code = StringField(
-        "Code from your authenticator app",
-        description="The 6-digit code your app shows now.",
-        validators=[DataRequired(message="Enter the 6-digit code.")],
+        lazy_gettext("Code from your authenticator app"),
+        description=lazy_gettext("The 6-digit code your app shows now."),
+        validators=[DataRequired(message=lazy_gettext("Enter the 6-digit code."))],
     )
 
 
 def _invalid() -> Response:
     session.pop(STATE_KEY, None)  # what older versions kept in the cookie
-    return error_response(404, title=INVALID_TITLE, message=INVALID_MESSAGE)
+    return error_response(404, title=translate(INVALID_TITLE), message=translate(INVALID_MESSAGE))
 
 
 def _ready_for_authenticator(enrolment: Enrolment) -> bool:
@@ -105,7 +109,7 @@ def start(token: str) -> Any:
                 enrolment, form.password.data or "", profile=portal_state().settings.hash_profile
             )
         except WeakPassword as exc:
-            form.password.errors = [*form.password.errors, exc.reason]
+            form.password.errors = [*form.password.errors, translate(exc.reason)]
         else:
             remember_password(db(), enrolment.invitation, password_hash)
             db().commit()
@@ -146,7 +150,7 @@ def authenticator(token: str) -> Any:
             db().commit()
         except WrongCode as exc:
             db().rollback()
-            form.code.errors = [*form.code.errors, str(exc)]
+            form.code.errors = [*form.code.errors, refusal(exc)]
         except (EnrolmentError, IntegrityError):
             db().rollback()
             return _invalid()
@@ -177,7 +181,7 @@ def qr(token: str) -> Response:
         return error_response(404)
     svg = qr_svg(
         totp.provisioning_uri(secret, enrolment.email),
-        title="QR code to add the Sharing Portal to your authenticator app",
+        title=gettext("QR code to add the Sharing Portal to your authenticator app"),
     )
     response = Response(svg, mimetype=SVG_MEDIA_TYPE)
     response.headers["Cache-Control"] = "no-store"

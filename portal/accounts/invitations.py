@@ -34,6 +34,7 @@ from portal.accounts.passwords import hash_password
 from portal.accounts.recovery import issue_recovery_codes
 from portal.authz.roles import is_known_role, is_provider_user, works_for_an_authority
 from portal.db import utcnow
+from portal.pages.i18n import N_
 from portal.registry.models import Authority, Provider
 
 INVITATION_LIFETIME = timedelta(hours=48)
@@ -370,8 +371,10 @@ def complete_enrolment(
     step = totp.matching_step(totp_secret, code, now=now)
     if step is None:
         raise WrongCode(
-            "That code did not match. Check that your device's clock is right and enter the "
-            "6-digit code your authenticator app shows now."
+            N_(
+                "That code did not match. Check that your device's clock is right and enter "
+                "the 6-digit code your authenticator app shows now."
+            )
         )
     user.totp_last_step = step
     user.totp_confirmed_at = now

@@ -15,6 +15,7 @@ import unicodedata
 from importlib import resources
 
 from portal.accounts.passwords import MIN_PASSWORD_LENGTH
+from portal.pages.i18n import N_
 
 MAX_PASSWORD_LENGTH = 1024
 MIN_DISTINCT_CHARACTERS = 5
@@ -51,27 +52,37 @@ def check_new_password(password: str, *, email: str | None = None) -> None:
     """Raise :class:`WeakPassword` unless ``password`` is acceptable as a new password."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise WeakPassword(
-            f"Your password must be at least {MIN_PASSWORD_LENGTH} characters long. "
-            "A few unrelated words make a long password that is easy to remember."
+            N_(
+                "Your password must be at least %(limit)s characters long. A few unrelated "
+                "words make a long password that is easy to remember.",
+                limit=MIN_PASSWORD_LENGTH,
+            )
         )
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise WeakPassword(f"Your password must be at most {MAX_PASSWORD_LENGTH} characters long.")
+        raise WeakPassword(
+            N_(
+                "Your password must be at most %(limit)s characters long.",
+                limit=MAX_PASSWORD_LENGTH,
+            )
+        )
     if not password.strip():
-        raise WeakPassword("Your password must not be only spaces.")
+        raise WeakPassword(N_("Your password must not be only spaces."))
     normalised = _normalise(password)
     candidates = {normalised, _undecorated(normalised)}
     if email:
         address = _normalise(email)
         personal = {address, address.partition("@")[0]} - {""}
         if candidates & personal:
-            raise WeakPassword("Your password must not be your e-mail address or part of it.")
+            raise WeakPassword(N_("Your password must not be your e-mail address or part of it."))
     common = common_passwords()
     if any(candidate in common for candidate in candidates):
         raise WeakPassword(
-            "This password is on a list of commonly used passwords that attackers try first. "
-            "Choose a different one."
+            N_(
+                "This password is on a list of commonly used passwords that attackers try "
+                "first. Choose a different one."
+            )
         )
     if len(set(normalised)) < MIN_DISTINCT_CHARACTERS:
         raise WeakPassword(
-            "Your password repeats too few different characters. Choose a less predictable one."
+            N_("Your password repeats too few different characters. Choose a less predictable one.")
         )

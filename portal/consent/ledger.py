@@ -45,6 +45,7 @@ from portal.eligibility.policy.inputs import (
 from portal.eligibility.policy.mandate import Mandate
 from portal.eligibility.policy.rules import RuleContext, provider_consent
 from portal.notifications import service as notifications
+from portal.pages.i18n import N_
 from portal.registry.models import Authority, Item, Provider
 
 __all__ = [
@@ -251,7 +252,7 @@ def grant(
     if expires_at is not None:
         expires_at = aware_utc(expires_at)
         if expires_at <= moment:
-            raise ConsentError("the expiry date must be in the future")
+            raise ConsentError(N_("the expiry date must be in the future"))
     events = _append(
         db, "grant", provider, authority, items, by, consent_request, moment,
         conditions=conditions.strip(), expires_at=expires_at, reason=None,
@@ -285,7 +286,9 @@ def scope_of(target: Consent | Scope) -> Scope:
     if isinstance(target, Scope):
         return target
     if target.event != "grant":
-        raise ConsentError(f"{target.code} is a {target.event}, not a grant")
+        raise ConsentError(
+            N_("%(code)s is a %(event)s, not a grant", code=target.code, event=target.event)
+        )
     return Scope(target.provider_id, target.authority_id, target.item_id)
 
 
@@ -308,14 +311,14 @@ def revoke(
     provider = db.get(Provider, scope.provider_id)
     authority = db.get(Authority, scope.authority_id)
     if provider is None or authority is None:
-        raise ConsentError("no such provider or authority")
+        raise ConsentError(N_("no such provider or authority"))
     item = None if scope.item_id is None else db.get(Item, scope.item_id)
     if scope.item_id is not None and item is None:
-        raise ConsentError("no such item")
+        raise ConsentError(N_("no such item"))
     probe = _STANDING_PROBE if item is None else item.id
     state = current_state(db, provider.id, authority.id, [probe], now=moment)[probe]
     if not state.active:
-        raise ConsentError("there is no active grant to revoke here")
+        raise ConsentError(N_("there is no active grant to revoke here"))
     events = _append(
         db, "revoke", provider, authority, None if item is None else [item], by, None, moment,
         conditions="", expires_at=None, reason=text,
@@ -356,15 +359,15 @@ def answer_request(
     The request becomes ``answered`` once every one of its items has an answer.
     """
     if consent_request.status != "open":
-        raise ConsentError("this consent request is no longer open")
+        raise ConsentError(N_("this consent request is no longer open"))
     moment = aware_utc(now)
     asked = {item.id: item for item in request_items(db, consent_request)}
     chosen = sorted(set(item_ids))
     if not chosen:
-        raise ConsentError("select at least one item")
+        raise ConsentError(N_("select at least one item"))
     unknown = [i for i in chosen if i not in asked]
     if unknown:
-        raise ConsentError("an item selected is not part of this consent request")
+        raise ConsentError(N_("an item selected is not part of this consent request"))
     provider = db.get(Provider, consent_request.provider_id)
     authority = db.get(Authority, consent_request.authority_id)
     assert provider is not None and authority is not None  # noqa: S101 - foreign keys
@@ -380,7 +383,7 @@ def answer_request(
             consent_request=consent_request, now=moment,
         )  # fmt: skip
     else:
-        raise ConsentError("choose grant or decline")
+        raise ConsentError(N_("choose grant or decline"))
     answered = set(
         db.scalars(select(Consent.item_id).where(Consent.consent_request_id == consent_request.id))
     )
@@ -411,9 +414,9 @@ def answered_items(db: Session, consent_request: ConsentRequest) -> dict[int, Co
 def _reason(reason: str) -> str:
     text = reason.strip()
     if not text:
-        raise ConsentError("give a reason")
+        raise ConsentError(N_("give a reason"))
     if len(text) > 2000:
-        raise ConsentError("the reason is too long (2,000 characters at most)")
+        raise ConsentError(N_("the reason is too long (2,000 characters at most)"))
     return text
 
 
@@ -433,18 +436,18 @@ def _append(
 ) -> list[Consent]:
     guard_consents(db)
     if not speaks_for(by, provider.id) or not by.is_active:
-        raise ConsentError("only an active representative of the provider records its consent")
+        raise ConsentError(N_("only an active representative of the provider records its consent"))
     if len(conditions) > 4000:
-        raise ConsentError("the conditions are too long (4,000 characters at most)")
+        raise ConsentError(N_("the conditions are too long (4,000 characters at most)"))
     if items is not None:
         if not items:
-            raise ConsentError("select at least one item")
+            raise ConsentError(N_("select at least one item"))
         if any(item.provider_id != provider.id for item in items):
-            raise ConsentError("an item selected is not this provider's")
+            raise ConsentError(N_("an item selected is not this provider's"))
     if consent_request is not None and (
         consent_request.provider_id != provider.id or consent_request.authority_id != authority.id
     ):
-        raise ConsentError("the consent request is for another provider or authority")
+        raise ConsentError(N_("the consent request is for another provider or authority"))
     targets: list[int | None] = [None] if items is None else [item.id for item in items]
 
     def events(codes: list[str]) -> list[Consent]:
@@ -469,9 +472,11 @@ def _append(
     try:
         return list(add_numbered(db, CONSENT_CODES, moment.year, events, count=len(targets)))
     except CodesExhausted:
-        raise ConsentError(f"the consent codes of {moment.year} are exhausted") from None
+        raise ConsentError(
+            N_("the consent codes of %(year)s are exhausted", year=moment.year)
+        ) from None
     except CodesBusy:
-        raise ConsentError("no consent code could be allocated just now; try again") from None
+        raise ConsentError(N_("no consent code could be allocated just now; try again")) from None
 
 
 def _audit(
@@ -507,7 +512,7 @@ def set_naming(db: Session, provider: Provider, *, named: bool, by: User) -> Non
     """Name the provider to authorities by its public name, or not at all (packages made
     from now on; those already sent keep what they said). Audited when it changes."""
     if not speaks_for(by, provider.id):
-        raise ConsentError("only the provider's own users may change how it is named")
+        raise ConsentError(N_("only the provider's own users may change how it is named"))
     if provider.named_to_authorities == named:
         return
     provider.named_to_authorities = named

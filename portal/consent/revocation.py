@@ -37,6 +37,7 @@ from portal.consent.models import Consent
 from portal.db import aware_utc, serialize_on
 from portal.notifications import service as notifications
 from portal.packages.models import Download, Package, PackageItem, Recall
+from portal.pages.i18n import N_
 from portal.registry.models import Authority, Item, Provider
 from portal.rfa.models import Rfa, RfaItem
 
@@ -206,7 +207,7 @@ def consequences(
     scope = scope_of(target)
     authority = db.get(Authority, scope.authority_id)
     if authority is None:
-        raise ConsentError("no such provider or authority")
+        raise ConsentError(N_("no such provider or authority"))
     candidates = _covered_items(db, scope)
     before = current_state(db, scope.provider_id, scope.authority_id, candidates, now=moment)
     granted = (
@@ -215,7 +216,7 @@ def consequences(
         else before[scope.item_id]
     )
     if not granted.active:
-        raise ConsentError("there is no active grant to revoke here")
+        raise ConsentError(N_("there is no active grant to revoke here"))
     after = current_state(
         db, scope.provider_id, scope.authority_id, candidates, now=moment, assuming_revoked=scope
     )

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 from markupsafe import Markup
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
@@ -40,7 +41,7 @@ from portal.packages import release_previews
 from portal.packages.assembly.jobs import queue_recall_notices
 from portal.packages.models import Package, PackageItem, Recall
 from portal.pages import labels
-from portal.pages.i18n import N_, Translated, format_when
+from portal.pages.i18n import N_, Translated, format_when, refusal
 from portal.pages.numerals import whole_numbers
 from portal.registry.models import Authority, Item, Provider
 from portal.rfa.models import Rfa
@@ -89,7 +90,7 @@ def _expiry(raw: str) -> datetime | None:
     try:
         day = date.fromisoformat(text)
     except ValueError:
-        raise ConsentError("the expiry date must be a date such as 2027-01-31") from None
+        raise ConsentError(N_("the expiry date must be a date such as 2027-01-31")) from None
     return expiry_after(day)
 
 
@@ -161,7 +162,9 @@ def answer(request_id: int) -> BaseResponse:
     consent_request = get_scoped_or_404(db(), ConsentRequest, me, id=request_id)
     ids = whole_numbers(request.form.getlist("item"))
     if ids is None:
-        return _back("consent.index", "The items selected could not be read. Nothing was saved.")
+        return _back(
+            "consent.index", gettext("The items selected could not be read. Nothing was saved.")
+        )
     action = request.form.get("action", "")
     try:
         events = answer_request(
@@ -177,10 +180,17 @@ def answer(request_id: int) -> BaseResponse:
         db().commit()
     except ConsentError as exc:
         db().rollback()
-        return _back("consent.index", f"Nothing was saved: {exc}.")
-    verb = "granted" if action == "grant" else "declined"
-    done = " The request is now answered." if consent_request.status == "answered" else ""
-    return _back("consent.index", f"Consent {verb} for {len(events)} item(s).{done}", "success")
+        return _back(
+            "consent.index", gettext("Nothing was saved: %(reason)s.", reason=refusal(exc))
+        )
+    said = (
+        gettext("Consent granted for %(num)s item(s).", num=len(events))
+        if action == "grant"
+        else gettext("Consent declined for %(num)s item(s).", num=len(events))
+    )
+    if consent_request.status == "answered":
+        said += " " + gettext("The request is now answered.")
+    return _back("consent.index", said, "success")
 
 
 # --- consents given --------------------------------------------------------------------------
@@ -261,7 +271,9 @@ def _confirmation(
     try:
         ahead = consequences(db(), consent)
     except ConsentError as exc:
-        return _back("consent.given", f"Nothing was changed: {exc}.")
+        return _back(
+            "consent.given", gettext("Nothing was changed: %(reason)s.", reason=refusal(exc))
+        )
     page = render_template(
         "consent/revoke.html",
         consent=consent,
@@ -290,12 +302,16 @@ def revoke(consent_id: int) -> BaseResponse | tuple[str, int]:
     reason = request.form.get("reason", "")
     if not reason.strip():
         return _confirmation(
-            consent_id, error="Give a reason for revoking. Nothing was changed.", status=400
+            consent_id,
+            error=gettext("Give a reason for revoking. Nothing was changed."),
+            status=400,
         )
     if request.form.get("confirm") != "yes":
         return _confirmation(
             consent_id,
-            error="Tick the box to confirm that you revoke this consent. Nothing was changed.",
+            error=gettext(
+                "Tick the box to confirm that you revoke this consent. Nothing was changed."
+            ),
             reason=reason,
             status=400,
         )
@@ -303,9 +319,11 @@ def revoke(consent_id: int) -> BaseResponse | tuple[str, int]:
         if request.form.get("seen") != consequences(db(), consent).digest:
             return _confirmation(
                 consent_id,
-                error="What this revocation would do has changed since you opened this page "
-                "(a package was made, released or downloaded). Read it again and confirm. "
-                "Nothing was changed.",
+                error=gettext(
+                    "What this revocation would do has changed since you opened this page "
+                    "(a package was made, released or downloaded). Read it again and confirm. "
+                    "Nothing was changed."
+                ),
                 reason=reason,
                 status=409,
             )
@@ -314,15 +332,21 @@ def revoke(consent_id: int) -> BaseResponse | tuple[str, int]:
         db().commit()
     except ConsentError as exc:
         db().rollback()
-        return _back("consent.given", f"Nothing was changed: {exc}.")
+        return _back(
+            "consent.given", gettext("Nothing was changed: %(reason)s.", reason=refusal(exc))
+        )
     if done.recalled:  # the worker signs their notices, after the commit
         queue_recall_notices(current_app)
     release_previews.prune(portal_state())  # the blocked packages' kept renditions
-    parts = [f"Consent revoked ({done.events[0].code})."]
+    parts = [gettext("Consent revoked (%(code)s).", code=done.events[0].code)]
     if done.blocked or done.withdrawn or done.recalled:
         parts.append(
-            f"Packages blocked: {len(done.blocked)}, withdrawn: {len(done.withdrawn)}, "
-            f"recalled: {len(done.recalled)}."
+            gettext(
+                "Packages blocked: %(blocked)s, withdrawn: %(withdrawn)s, recalled: %(recalled)s.",
+                blocked=len(done.blocked),
+                withdrawn=len(done.withdrawn),
+                recalled=len(done.recalled),
+            )
         )
     return _back("consent.given", " ".join(parts), "success")
 
@@ -336,7 +360,7 @@ def standing(authority_id: int) -> BaseResponse:
     if authority is None:
         abort(404)
     if request.form.get("confirm") != "yes":
-        return _back("consent.given", "Tick the box to confirm the standing consent.")
+        return _back("consent.given", gettext("Tick the box to confirm the standing consent."))
     try:
         (event,) = grant(
             db(),
@@ -350,9 +374,17 @@ def standing(authority_id: int) -> BaseResponse:
         db().commit()
     except ConsentError as exc:
         db().rollback()
-        return _back("consent.given", f"Nothing was saved: {exc}.")
+        return _back(
+            "consent.given", gettext("Nothing was saved: %(reason)s.", reason=refusal(exc))
+        )
     return _back(
-        "consent.given", f"Standing consent {event.code} granted to {authority.name}.", "success"
+        "consent.given",
+        gettext(
+            "Standing consent %(code)s granted to %(authority)s.",
+            code=event.code,
+            authority=authority.name,
+        ),
+        "success",
     )
 
 
@@ -364,13 +396,15 @@ def naming() -> BaseResponse:
     provider = _provider()
     choice = request.form.get("named", "")
     if choice not in ("yes", "no"):
-        return _back("consent.given", "Choose how authorities see you. Nothing was changed.")
+        return _back(
+            "consent.given", gettext("Choose how authorities see you. Nothing was changed.")
+        )
     set_naming(db(), provider, named=choice == "yes", by=me)
     db().commit()
     said = (
-        f"Authorities now see you as {provider.public_name}."
+        gettext("Authorities now see you as %(name)s.", name=provider.public_name)
         if provider.named_to_authorities
-        else "Authorities now see no name for you in the packages made from now on."
+        else gettext("Authorities now see no name for you in the packages made from now on.")
     )
     return _back("consent.given", said, "success")
 

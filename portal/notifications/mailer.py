@@ -1,5 +1,7 @@
 """E-mail for notifications, when SMTP is configured: a fixed sentence and the portal's
 address, nothing else — never the subject of a notification, a request code or a name.
+The sentence is in the language the user chose on the account page (English without one:
+a mail has no browser to ask), from the compiled catalogs, so workers send it too.
 
 :func:`install` hooks a session factory: after each commit the addresses that
 portal.notifications.service queued in that transaction are mailed; a rollback drops them.
@@ -18,31 +20,43 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from portal.config import Settings
 from portal.notifications.service import OUTBOX
+from portal.pages.i18n import DEFAULT_LOCALE, N_, say
 
 logger = logging.getLogger(__name__)
 
-MAIL_SUBJECT = "Sharing Portal notification"
-MAIL_SENTENCE = "You have a new message in the Sharing Portal."
+MAIL_SUBJECT = N_("Sharing Portal notification")
+MAIL_SENTENCE = N_("You have a new message in the Sharing Portal.")
+MAIL_LINK = N_("Sign in to read it: %(url)s")
 SMTP_TIMEOUT_SECONDS = 10
 
 
-def compose(settings: Settings, to: str) -> EmailMessage:
-    """The one message the portal sends."""
+def compose(settings: Settings, to: str, locale: str = DEFAULT_LOCALE) -> EmailMessage:
+    """The one message the portal sends, in ``locale``."""
     message = EmailMessage()
-    message["Subject"] = MAIL_SUBJECT
+    message["Subject"] = say(locale, MAIL_SUBJECT)
     message["From"] = settings.smtp_from or "sharing-portal@localhost"
     message["To"] = to
-    body = MAIL_SENTENCE
+    body = say(locale, MAIL_SENTENCE)
     if settings.base_url:
-        body += f"\n\nSign in to read it: {settings.base_url}\n"
+        body += "\n\n" + say(locale, MAIL_LINK, url=settings.base_url) + "\n"
     message.set_content(body)
     return message
 
 
-def send(settings: Settings, addresses: Iterable[str]) -> int:
-    """Mail each address the fixed sentence over one SMTP connection; returns how many
-    were accepted. Errors are logged (kind only) and swallowed."""
-    unique = sorted(set(addresses))
+def _recipients(addresses: Iterable[str | tuple[str, str]]) -> list[tuple[str, str]]:
+    """(address, language) once per address (a bare address reads English)."""
+    chosen: dict[str, str] = {}
+    for entry in addresses:
+        address, locale = (entry, DEFAULT_LOCALE) if isinstance(entry, str) else entry
+        chosen.setdefault(address, locale)
+    return sorted(chosen.items())
+
+
+def send(settings: Settings, addresses: Iterable[str | tuple[str, str]]) -> int:
+    """Mail each address the fixed sentence (in its language, when given as
+    ``(address, locale)``) over one SMTP connection; returns how many were accepted.
+    Errors are logged (kind only) and swallowed."""
+    unique = _recipients(addresses)
     if not settings.smtp_host or not unique:
         return 0
     sent = 0
@@ -52,9 +66,9 @@ def send(settings: Settings, addresses: Iterable[str]) -> int:
         ) as smtp:
             if settings.smtp_starttls:
                 smtp.starttls()
-            for address in unique:
+            for address, locale in unique:
                 try:
-                    smtp.send_message(compose(settings, address))
+                    smtp.send_message(compose(settings, address, locale))
                     sent += 1
                 except smtplib.SMTPException as exc:
                     logger.warning("notification e-mail refused (%s)", type(exc).__name__)
@@ -106,7 +120,7 @@ def install(sessions: sessionmaker[Session], settings: Settings) -> None:
     """Mail queued notifications after commit on sessions of ``sessions``."""
 
     def after_commit(session: Session) -> None:
-        addresses: list[str] = session.info.pop(OUTBOX, [])
+        addresses: list[tuple[str, str]] = session.info.pop(OUTBOX, [])
         if not addresses:
             return
         try:

@@ -29,12 +29,13 @@ from portal.authz.roles import (
 )
 from portal.consent.models import ConsentRequest
 from portal.db import utcnow
-from portal.notifications.models import Notification
+from portal.notifications.models import Notification, phrase_to_json
 from portal.packages.models import Package
+from portal.pages.i18n import N_, Phrase, user_locale
 from portal.registry.models import Item
 from portal.rfa.models import Rfa, RfaItem
 
-#: Key in ``Session.info`` of the addresses to e-mail after the next commit.
+#: Key in ``Session.info`` of the (address, language) pairs to e-mail after the next commit.
 OUTBOX = "portal.notifications.service.outbox"
 SUBJECT_MAX = 200
 
@@ -51,25 +52,33 @@ def notify(
     *,
     topic: str | None = None,
 ) -> list[Notification]:
-    """One unread notification per distinct active user; queues their addresses for e-mail.
+    """One unread notification per distinct active user; queues their addresses (with the
+    language each reads) for e-mail. A ``subject`` made with ``N_(..., **params)`` is also
+    stored as its catalog id and arguments, so each reader sees it in their language.
     ``topic`` names the step it waits on: :func:`settle` marks it read once someone acts."""
+    phrase = phrase_to_json(subject) if isinstance(subject, Phrase) else None
     subject = subject.strip()
     if not subject or len(subject) > SUBJECT_MAX:
         raise ValueError(f"a notification subject has 1 to {SUBJECT_MAX} characters")
     moment = utcnow()
     created: list[Notification] = []
     seen: set[int] = set()
-    outbox: list[str] = db.info.setdefault(OUTBOX, [])
+    outbox: list[tuple[str, str]] = db.info.setdefault(OUTBOX, [])
     for user in users:
         if user.id in seen or not user.is_active:
             continue
         seen.add(user.id)
         created.append(
             Notification(
-                user_id=user.id, subject=subject, link=link, topic=topic, created_at=moment
+                user_id=user.id,
+                subject=subject,
+                subject_phrase=phrase,
+                link=link,
+                topic=topic,
+                created_at=moment,
             )
         )
-        outbox.append(user.email)
+        outbox.append((user.email, user_locale(user)))
     db.add_all(created)
     db.flush()
     return created
@@ -239,20 +248,21 @@ def message_posted(db: Session, rfa: Rfa, author: User) -> list[Notification]:
     return notify(
         db,
         _except(others, author),
-        f"New message on request {rfa.code}",
+        N_("New message on request %(code)s", code=rfa.code),
         rfa_link(rfa),
         topic=thread_topic(rfa.code, waits_on),
     )
 
 
 def status_changed(db: Session, rfa: Rfa, by: User | None, label: str) -> list[Notification]:
-    """Every status change (to the state named ``label``): tell the authority's requesters.
+    """Every status change (to the state named ``label``, a catalog id): tell the
+    authority's requesters.
     A clarification request waits on them (settled when one of them writes in the thread)."""
     waits = rfa.status == "clarification_requested"
     return notify(
         db,
         _except(requesters_of(db, rfa), by),
-        f"Request {rfa.code} is now {label}",
+        N_("Request %(code)s is now %(status)s", code=rfa.code, status=Phrase(label, {})),
         rfa_link(rfa),
         topic=thread_topic(rfa.code, "requester") if waits else None,
     )
@@ -270,7 +280,7 @@ def consent_answered(db: Session, consent_request: ConsentRequest, by: User) -> 
     return notify(
         db,
         _except(officers_for(db, rfa), by),
-        f"Consent answer received for request {rfa.code}",
+        N_("Consent answer received for request %(code)s", code=rfa.code),
         f"/eligibility/requests/{rfa.id}",
         topic=recheck_topic(rfa.code),
     )
@@ -287,7 +297,7 @@ def consent_requested(db: Session, consent_request: ConsentRequest) -> list[Noti
     return notify(
         db,
         recipients_for_provider(db, consent_request.provider_id),
-        "New consent request",
+        N_("New consent request"),
         "/consent",
         topic=consent_topic(consent_request.id),
     )
@@ -301,7 +311,7 @@ def consent_withdrawn(db: Session, rfa: Rfa, releasers: Iterable[int]) -> list[N
     return notify(
         db,
         [*officers_for(db, rfa), *extra],
-        f"Consent withdrawn for material of request {rfa.code}: check it again",
+        N_("Consent withdrawn for material of request %(code)s: check it again", code=rfa.code),
         f"/triage/{rfa.code}",
         topic=recheck_topic(rfa.code),
     )
@@ -383,13 +393,20 @@ def storage_full(db: Session) -> list[Notification]:
 def key_added(db: Session, authority_id: int, fingerprint: str, *, verified: bool) -> None:
     """A key was imported for (or verified and now used by) the authority: tell its recipients,
     who can object if they do not know the key (the fingerprint is public, not a secret)."""
-    what = "verified and is now used" if verified else "imported (not used until verified)"
-    notify(
-        db,
-        recipients_of_authority(db, authority_id),
-        f"A key for your authority was {what}: fingerprint {fingerprint}. "
-        "Tell the Mechanism at once if you do not know it",
+    subject = (
+        N_(
+            "A key for your authority was verified and is now used: fingerprint "
+            "%(fingerprint)s. Tell the Mechanism at once if you do not know it",
+            fingerprint=fingerprint,
+        )
+        if verified
+        else N_(
+            "A key for your authority was imported (not used until verified): fingerprint "
+            "%(fingerprint)s. Tell the Mechanism at once if you do not know it",
+            fingerprint=fingerprint,
+        )
     )
+    notify(db, recipients_of_authority(db, authority_id), subject)
 
 
 def account_added(db: Session, user: User) -> None:
@@ -399,8 +416,11 @@ def account_added(db: Session, user: User) -> None:
     notify(
         db,
         _except(recipients_of_authority(db, user.authority_id), user),
-        f"New recipient of your authority's packages: {_short(user.display_name)}. "
-        "Tell the Mechanism at once if you do not know them",
+        N_(
+            "New recipient of your authority's packages: %(name)s. Tell the Mechanism at "
+            "once if you do not know them",
+            name=_short(user.display_name),
+        ),
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from flask import Blueprint, Flask, abort, flash, redirect, render_template, url_for
 from flask.blueprints import BlueprintSetupState
+from flask_babel import ngettext
 from flask_login import current_user
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -71,5 +72,8 @@ def read_all() -> BaseResponse:
     session = db()
     count = mark_all_read(session, signed_in_user())
     session.commit()
-    flash(f"{count} notification{'s' if count != 1 else ''} marked read.", "success")
+    flash(
+        ngettext("%(num)s notification marked read.", "%(num)s notifications marked read.", count),
+        "success",
+    )
     return redirect(url_for("notifications.index"), code=303)

@@ -134,28 +134,31 @@ def refusal(package: Package, user: UserLike, now: datetime | None = None) -> st
     what is asked for.
     """
     if not receives_for(user, package.authority_id):
-        return "Only recipients of the authority the package is addressed to may download it."
+        return N_("Only recipients of the authority the package is addressed to may download it.")
     status = effective_status(package, now)
     if status == "withdrawn":
-        return (
+        return N_(
             "This package was withdrawn before it was downloaded: the information provider "
             "withdrew its consent. It can no longer be downloaded."
         )
     if status == "recalled":
-        return (
+        return N_(
             "This package has been recalled. It can no longer be downloaded; read the recall "
             "notice and acknowledge it."
         )
     if status == "expired":
-        until = (
-            f" on {stored_utc(package.expires_at):%Y-%m-%d %H:%M} UTC" if package.expires_at else ""
-        )
-        return (
-            f"The download period of this package ended{until}. Ask the Mechanism to "
-            "release it again if you still need it."
+        if package.expires_at is None:
+            return N_(
+                "The download period of this package ended. Ask the Mechanism to release it "
+                "again if you still need it."
+            )
+        return N_(
+            "The download period of this package ended on %(when)s UTC. Ask the Mechanism "
+            "to release it again if you still need it.",
+            when=f"{stored_utc(package.expires_at):%Y-%m-%d %H:%M}",
         )
     if status != "released" or not package.file_sha256:
-        return "This package is not available for download."
+        return N_("This package is not available for download.")
     return None
 
 
@@ -225,11 +228,17 @@ def _over_limit(
         return _not_a_resumption(db, package, user, plan, moment)
     counted = full_downloads(db, package.id)
     if counted >= limit:
-        times = "once" if limit == 1 else f"{limit} times"
-        return (
-            f"The download limit of this package is used up: it may be downloaded {times}, "
-            "and that has happened. An interrupted download can still be resumed; for a new "
-            "copy ask the Mechanism."
+        if limit == 1:
+            return N_(
+                "The download limit of this package is used up: it may be downloaded once, "
+                "and that has happened. An interrupted download can still be resumed; for a "
+                "new copy ask the Mechanism."
+            )
+        return N_(
+            "The download limit of this package is used up: it may be downloaded %(limit)s "
+            "times, and that has happened. An interrupted download can still be resumed; for "
+            "a new copy ask the Mechanism.",
+            limit=limit,
         )
     return None
 
@@ -241,7 +250,7 @@ def _not_a_resumption(
     mine = Download.package_id == package.id, Download.user_id == user.id
     began = db.scalar(select(func.max(Download.started_at)).where(*mine, _counted()))
     if began is None or stored_utc(began) <= moment - RESUME_WINDOW:
-        return (
+        return N_(
             "This package has a download limit: start the download from the beginning. "
             "Only your own download of the last 24 hours can be resumed."
         )
@@ -253,13 +262,14 @@ def _not_a_resumption(
         )
     )
     if len(since) > MAX_RESUMPTIONS:
-        return (
-            f"This download was resumed {MAX_RESUMPTIONS} times, the most allowed. "
-            "Ask the Mechanism for a new copy."
+        return N_(
+            "This download was resumed %(limit)s times, the most allowed. Ask the Mechanism "
+            "for a new copy.",
+            limit=MAX_RESUMPTIONS,
         )
     previous = since[0] or 0  # never empty: the counted download itself is in it
     if (plan.range_start or 0) <= previous:
-        return (
+        return N_(
             "This package has a download limit: a resumed download continues after the part "
             "already fetched. Ask the Mechanism for a new copy."
         )
@@ -291,20 +301,23 @@ def acknowledge_receipt(
     moment = now or utcnow()
     if not receives_for(user, package.authority_id):
         raise AcknowledgementRefused(
-            "Only recipients of the authority the package is addressed to may acknowledge it."
+            N_("Only recipients of the authority the package is addressed to may acknowledge it.")
         )
     if package.status not in ("released", "recalled", "expired"):
         raise AcknowledgementRefused(
-            "This package was never downloaded and cannot be acknowledged."
+            N_("This package was never downloaded and cannot be acknowledged.")
         )
     if package.acknowledged_at is not None:
         raise AcknowledgementRefused(
-            f"Receipt of {package.code} was already acknowledged on "
-            f"{stored_utc(package.acknowledged_at):%Y-%m-%d %H:%M} UTC."
+            N_(
+                "Receipt of %(code)s was already acknowledged on %(when)s UTC.",
+                code=package.code,
+                when=f"{stored_utc(package.acknowledged_at):%Y-%m-%d %H:%M}",
+            )
         )
     if downloads_of(db, package.id) == 0:
         raise AcknowledgementRefused(
-            "Download the package before acknowledging receipt; nothing was recorded."
+            N_("Download the package before acknowledging receipt; nothing was recorded.")
         )
     audit.lock_chain(db)  # lock order: the chain before the package row, as revocation does
     done = db.execute(
@@ -314,7 +327,9 @@ def acknowledge_receipt(
         .execution_options(synchronize_session=False)
     )
     if int(getattr(done, "rowcount", 0) or 0) != 1:
-        raise AcknowledgementRefused(f"Receipt of {package.code} was already acknowledged.")
+        raise AcknowledgementRefused(
+            N_("Receipt of %(code)s was already acknowledged.", code=package.code)
+        )
     db.refresh(package)
     rfa = db.get(Rfa, package.rfa_id)
     moved = False
@@ -333,6 +348,6 @@ def acknowledge_receipt(
         notifications.notify(
             db,
             notifications.officers_for(db, rfa),
-            f"Receipt of package {package.code} acknowledged by the authority",
+            N_("Receipt of package %(code)s acknowledged by the authority", code=package.code),
             f"/packages/{package.code}",
         )

@@ -29,6 +29,7 @@ from portal.eligibility.models import Decision
 from portal.notifications import service as notifications
 from portal.packages.models import Package, PackageItem
 from portal.pages import labels
+from portal.pages.i18n import N_
 from portal.registry.keys import usable_keys
 from portal.registry.models import Item
 from portal.rfa.models import Rfa, RfaItem
@@ -563,7 +564,7 @@ def release_package(
     notifications.notify(
         db,
         notifications.recipients_of_authority(db, package.authority_id),
-        f"Package {package.code} is ready to download",
+        N_("Package %(code)s is ready to download", code=package.code),
         f"/received/{package.code}",
     )
     notifications.released(db, package.code)

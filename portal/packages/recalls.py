@@ -31,6 +31,7 @@ from portal.notifications import service as notifications
 from portal.packages.assembly.documents import NoticeItem
 from portal.packages.assembly.facts import MECHANISM_NAME
 from portal.packages.models import Package, PackageItem, Recall
+from portal.pages.i18n import N_
 from portal.registry.models import Authority, Item
 from portal.registry.openpgp import KeyRejected
 from portal.rfa.models import Rfa
@@ -191,11 +192,11 @@ def issue_notice(
 
     settings = state.settings
     if settings.signing_key_file is None:
-        raise RecallError("the Mechanism's signing key is not configured (PORTAL_SIGNING_KEY)")
+        raise RecallError(N_("the Mechanism's signing key is not configured (PORTAL_SIGNING_KEY)"))
     package = db.get(Package, recall.package_id)
     authority = db.get(Authority, package.authority_id) if package is not None else None
     if package is None or authority is None:  # pragma: no cover - foreign keys
-        raise RecallError("the recalled package no longer exists")
+        raise RecallError(N_("the recalled package no longer exists"))
     moment = now or utcnow()
     items, kept = withdrawn_items(db, recall)
     try:
@@ -239,7 +240,10 @@ def issue_notice(
     )
     recipients = notifications.recipients_of_authority(db, package.authority_id)
     notifications.notify(
-        db, recipients, f"Package {package.code} has been recalled", "/received/recalls"
+        db,
+        recipients,
+        N_("Package %(code)s has been recalled", code=package.code),
+        "/received/recalls",
     )
     return key
 
@@ -276,7 +280,7 @@ def issue_pending_notices(state: PortalState) -> int:
 def notice_bytes(state: PortalState, recall: Recall) -> bytes:
     """The signed notice as stored (raises :class:`RecallError` when not issued yet)."""
     if not recall.notice_sha256:
-        raise RecallError("the recall notice has not been issued yet; try again shortly")
+        raise RecallError(N_("the recall notice has not been issued yet; try again shortly"))
     return state.blobs.read_bytes(recall.notice_sha256)
 
 
@@ -292,14 +296,18 @@ def acknowledge(
     material was returned or destroyed. Audited; the legal officers and the provider are
     told. Flushes; refused (nothing changed) when already acknowledged."""
     if disposition not in DISPOSITIONS:
-        raise RecallError("say whether the material was returned or destroyed")
+        raise RecallError(N_("say whether the material was returned or destroyed"))
     package = db.get(Package, recall.package_id)
     if package is None or not receives_for(user, package.authority_id):
-        raise RecallError("only recipients of the authority the package went to may acknowledge it")
+        raise RecallError(
+            N_("only recipients of the authority the package went to may acknowledge it")
+        )
     if recall.acknowledged_at is not None:
-        raise RecallError("this recall was already acknowledged")
+        raise RecallError(N_("this recall was already acknowledged"))
     if not recall.notice_sha256:
-        raise RecallError("the recall notice has not been issued yet; read it before acknowledging")
+        raise RecallError(
+            N_("the recall notice has not been issued yet; read it before acknowledging")
+        )
     moment = now or utcnow()
     done = db.execute(
         update(Recall)
@@ -312,7 +320,7 @@ def acknowledge(
         .execution_options(synchronize_session=False)
     )
     if int(getattr(done, "rowcount", 0) or 0) != 1:
-        raise RecallError("this recall was already acknowledged")
+        raise RecallError(N_("this recall was already acknowledged"))
     db.refresh(recall)
     audit.record(
         db,
@@ -322,7 +330,7 @@ def acknowledge(
         {"recall": recall.id, "disposition": disposition},
         now=moment,
     )
-    subject = f"Recall of package {package.code} acknowledged by the authority"
+    subject = N_("Recall of package %(code)s acknowledged by the authority", code=package.code)
     rfa = db.get(Rfa, package.rfa_id)
     if rfa is not None:
         notifications.notify(

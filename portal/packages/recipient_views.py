@@ -31,6 +31,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
@@ -57,7 +58,7 @@ from portal.packages.file_responses import (
 from portal.packages.models import Package, PackageItem, Recall
 from portal.pages.errors import error_response
 from portal.pages.http_methods import is_head
-from portal.pages.i18n import Translated
+from portal.pages.i18n import N_, Translated, refusal, translate
 from portal.registry.models import Authority, Item
 from portal.rfa.models import Rfa
 from portal.state import portal_state
@@ -73,8 +74,9 @@ def _package(code: str) -> Package:
     return recipient_package(signed_in_user(), code)
 
 
-def _refused(reason: str, title: str = "Download refused") -> BaseResponse:
-    return error_response(403, title=title, message=reason)
+def _refused(reason: str, title: str = N_("Download refused")) -> BaseResponse:
+    """A 403 page saying why, in the reader's language (``reason`` a domain refusal)."""
+    return error_response(403, title=translate(title), message=translate(reason))
 
 
 @bp.context_processor
@@ -213,7 +215,7 @@ def detail(package_code: str) -> str:
         rfa=db().get(Rfa, package.rfa_id),
         conditions=_sharing_conditions(package),
         status=downloads.effective_status(package),
-        refusal=downloads.refusal(package, me),
+        refusal=translate(downloads.refusal(package, me)) or None,
         counted=downloads.full_downloads(db(), package.id),
         downloaded=downloads.downloads_of(db(), package.id) > 0,
         acknowledged_by=acknowledged_by,
@@ -230,12 +232,15 @@ def download(package_code: str) -> BaseResponse:
     package = _package(package_code)
     reason = downloads.refusal(package, me)
     if reason is not None or package.file_sha256 is None:
-        return _refused(reason or "This package is not available for download.")
+        return _refused(reason or N_("This package is not available for download."))
     path = portal_state().blobs.path(package.file_sha256)
     if not path.is_file():
         return _refused(
-            "The package file is not available on the portal at the moment. Contact the Mechanism.",
-            title="Package unavailable",
+            N_(
+                "The package file is not available on the portal at the moment. Contact the "
+                "Mechanism."
+            ),
+            title=N_("Package unavailable"),
         )
     require_intact(package.file_sha256)
     # 416 (range out of bounds) propagates as an error page with Content-Range.
@@ -248,7 +253,7 @@ def download(package_code: str) -> BaseResponse:
     except downloads.DownloadRefused as exc:
         response.close()
         db().commit()  # keeps the refusal's audit event
-        return _refused(str(exc))
+        return _refused(exc.args[0] if exc.args else str(exc))
     db().commit()
     return response
 
@@ -264,8 +269,8 @@ def signature(package_code: str) -> BaseResponse:
     blobs = portal_state().blobs
     if package.signature_sha256 is None or not blobs.exists(package.signature_sha256):
         return _refused(
-            "The signature of this package is not available. Contact the Mechanism.",
-            title="Signature unavailable",
+            N_("The signature of this package is not available. Contact the Mechanism."),
+            title=N_("Signature unavailable"),
         )
     require_intact(package.signature_sha256)
     if not is_head():  # a HEAD sends no content: nothing to record (as the API)
@@ -289,9 +294,11 @@ def release_statement(package_code: str) -> BaseResponse:
     if key is None or not portal_state().blobs.exists(key):
         return error_response(
             404,
-            title="Release statement being prepared",
-            message="The signed release statement of this package is being prepared. Open "
-            "the package page again shortly.",
+            title=gettext("Release statement being prepared"),
+            message=gettext(
+                "The signed release statement of this package is being prepared. Open the "
+                "package page again shortly."
+            ),
         )
     require_intact(key)
     return statement_file(portal_state().blobs.path(key), package)
@@ -303,16 +310,21 @@ def acknowledge(package_code: str) -> BaseResponse:
     package = _package(package_code)
     target = url_for("recipient.detail", package_code=package.code)
     if request.form.get("confirm") != "yes":
-        flash("Tick the box to confirm receipt. Nothing was recorded.", "error")
+        flash(gettext("Tick the box to confirm receipt. Nothing was recorded."), "error")
         return redirect(target, 303)
     try:
         downloads.acknowledge_receipt(db(), package, signed_in_user())
         db().commit()
     except downloads.AcknowledgementRefused as exc:
         db().rollback()
-        flash(str(exc), "error")
+        flash(refusal(exc), "error")
         return redirect(target, 303)
-    flash(f"Receipt of {package.code} acknowledged. The Mechanism has been told.", "success")
+    flash(
+        gettext(
+            "Receipt of %(code)s acknowledged. The Mechanism has been told.", code=package.code
+        ),
+        "success",
+    )
     return redirect(target, 303)
 
 
@@ -340,9 +352,10 @@ def notice(recall_id: int) -> BaseResponse:
     if not recall.notice_sha256:
         return error_response(
             404,
-            title="Notice not ready",
-            message="The recall notice has not been issued yet. Open the recalls page again "
-            "shortly.",
+            title=gettext("Notice not ready"),
+            message=gettext(
+                "The recall notice has not been issued yet. Open the recalls page again shortly."
+            ),
         )
     package = db().get(Package, recall.package_id)
     name = f"{package.code if package else 'package'}-recall-{recall.id}.txt.asc"
@@ -364,16 +377,20 @@ def acknowledge_recall(recall_id: int) -> BaseResponse:
     target = url_for("recipient.recalls_page")
     disposition = request.form.get("disposition", "")
     if disposition not in recalls.DISPOSITIONS:
-        flash("Say whether the material was returned or destroyed. Nothing was recorded.", "error")
+        flash(
+            gettext("Say whether the material was returned or destroyed. Nothing was recorded."),
+            "error",
+        )
         return redirect(target, 303)
     try:
         recalls.acknowledge(db(), recall, signed_in_user(), disposition=disposition)
         db().commit()
     except recalls.RecallError as exc:
         db().rollback()
-        flash(f"Nothing was recorded: {exc}.", "error")
+        flash(gettext("Nothing was recorded: %(reason)s.", reason=refusal(exc)), "error")
         return redirect(target, 303)
     flash(
-        "Recall acknowledged. The Mechanism and the information provider have been told.", "success"
+        gettext("Recall acknowledged. The Mechanism and the information provider have been told."),
+        "success",
     )
     return redirect(target, 303)

@@ -15,6 +15,7 @@ from http import HTTPStatus
 from flask import Response, current_app, jsonify, render_template, request
 from markupsafe import escape
 
+from portal.pages.i18n import N_, translate
 from portal.storage import human_size
 
 logger = logging.getLogger(__name__)
@@ -24,43 +25,52 @@ PROBLEM_JSON = "application/problem+json"
 #: status -> (title, message) shown to the user.
 MESSAGES: dict[int, tuple[str, str]] = {
     400: (
-        "Bad request",
-        "The portal could not understand this request. Go back, check what you entered "
-        "and try again.",
+        N_("Bad request"),
+        N_(
+            "The portal could not understand this request. Go back, check what you entered "
+            "and try again."
+        ),
     ),
-    401: ("Sign-in required", "You need to sign in to see this page."),
+    401: (N_("Sign-in required"), N_("You need to sign in to see this page.")),
     403: (
-        "Access denied",
-        "You do not have permission to see this page. If you think you should, "
-        "contact the portal administrators.",
+        N_("Access denied"),
+        N_(
+            "You do not have permission to see this page. If you think you should, "
+            "contact the portal administrators."
+        ),
     ),
     404: (
-        "Page not found",
-        "The page you asked for could not be found. Check the address, or go back to "
-        "the start page.",
+        N_("Page not found"),
+        N_(
+            "The page you asked for could not be found. Check the address, or go back to "
+            "the start page."
+        ),
     ),
     405: (
-        "Not allowed",
-        "This page cannot be used in that way. Go back and use the page's own links and forms.",
+        N_("Not allowed"),
+        N_("This page cannot be used in that way. Go back and use the page's own links and forms."),
     ),
-    413: ("Upload too large", "The upload is too large."),
+    413: (N_("Upload too large"), N_("The upload is too large.")),
     429: (
-        "Too many requests",
-        "You have made too many requests in a short time. Wait a moment and try again.",
+        N_("Too many requests"),
+        N_("You have made too many requests in a short time. Wait a moment and try again."),
     ),
     500: (
-        "Something went wrong",
-        "The portal could not complete your request. The problem has been recorded. "
-        "Please try again later; if it keeps happening, contact the portal administrators.",
+        N_("Something went wrong"),
+        N_(
+            "The portal could not complete your request. The problem has been recorded. "
+            "Please try again later; if it keeps happening, contact the portal "
+            "administrators."
+        ),
     ),
     503: (
-        "Service unavailable",
-        "The portal is temporarily unavailable. Please try again in a few minutes.",
+        N_("Service unavailable"),
+        N_("The portal is temporarily unavailable. Please try again in a few minutes."),
     ),
 }
 
-CSRF_TITLE = "Form expired"
-CSRF_MESSAGE = (
+CSRF_TITLE = N_("Form expired")
+CSRF_MESSAGE = N_(
     "This form has expired or could not be verified, so nothing was saved. "
     "Please reload the page and try again."
 )
@@ -77,9 +87,10 @@ def upload_limit_message() -> str:
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
     if not limit:
         return MESSAGES[413][1]
-    return (
-        f"The upload is too large. The portal accepts at most {human_size(int(limit))} "
-        "per request. Nothing was saved."
+    return N_(
+        "The upload is too large. The portal accepts at most %(limit)s per request. "
+        "Nothing was saved.",
+        limit=human_size(int(limit)),
     )
 
 
@@ -139,8 +150,9 @@ def error_response(
             problem["reference"] = reference
         response = jsonify(problem)
         response.mimetype = PROBLEM_JSON
-    else:
-        response = Response(_render_page(status, title, message, reference), mimetype="text/html")
+    else:  # pages in the reader's language (problem+json stays English for API clients)
+        page = _render_page(status, translate(title), translate(message), reference)
+        response = Response(page, mimetype="text/html")
     response.status_code = status
     for name, value in headers:
         response.headers[name] = value

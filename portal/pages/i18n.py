@@ -11,11 +11,12 @@ The catalogs are ``translations/<locale>/LC_MESSAGES/messages.po`` (``make messa
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
-from babel import Locale, dates, numbers
+from babel import Locale, dates, numbers, support
 from flask import Flask, has_request_context, request
 from flask_babel import Babel, get_locale, gettext, ngettext
 from flask_login import current_user
@@ -30,13 +31,20 @@ __all__ = [
     "LOCALE_NAMES",
     "N_",
     "TRANSLATIONS_DIR",
+    "Phrase",
     "Translated",
     "direction",
     "format_size",
     "format_when",
     "init_i18n",
     "locale_code",
+    "readers_language",
+    "refusal",
+    "say",
     "select_locale",
+    "translate",
+    "translations_for",
+    "user_locale",
 ]
 
 DEFAULT_LOCALE = "en"
@@ -56,10 +64,76 @@ TRANSLATIONS_DIR = REPO_ROOT / "translations"
 _ENGLISH_PATTERN = "yyyy-MM-dd HH:mm"
 
 
-def N_(message: str) -> str:
+class Phrase(str):
+    """English text that remembers its catalog id and arguments: ``str()`` of it (logs, the
+    API, the command line) is English; :func:`translate` says it in the reader's language.
+    Domain refusals are made of these, so the domain needs no request to build them."""
+
+    msgid: str
+    params: dict[str, object]
+
+    def __new__(cls, msgid: str, params: Mapping[str, object]) -> Phrase:
+        made = super().__new__(cls, msgid % dict(params))
+        made.msgid = msgid
+        made.params = dict(params)
+        return made
+
+
+def N_(message: str, **params: object) -> str:
     """Mark ``message`` for the catalogs without translating it here (module-level labels,
-    which the command line shows in English); :class:`Translated` translates it when shown."""
-    return message
+    refusals made outside a request); with ``params`` (``%(name)s`` placeholders) a
+    :class:`Phrase`. :func:`translate` and :class:`Translated` translate when shown."""
+    return Phrase(message, params) if params else message
+
+
+def translate(text: object) -> str:
+    """``text`` in this request's language: a :class:`Phrase` with its arguments (themselves
+    translated when they are phrases), a catalog id as its translation, anything else as it
+    is (English outside a request)."""
+    if isinstance(text, Phrase):
+        params = {k: translate(v) if isinstance(v, Phrase) else v for k, v in text.params.items()}
+        return str(gettext(text.msgid, **params))
+    return str(gettext(str(text))) if text else ""
+
+
+def refusal(exc: BaseException) -> str:
+    """A typed refusal's message in this request's language (its first argument, a
+    :class:`Phrase` or a catalog id; else its English text)."""
+    first = exc.args[0] if exc.args else ""
+    return translate(first) if isinstance(first, str) else str(exc)
+
+
+@lru_cache(maxsize=len(LOCALES))
+def translations_for(code: str) -> support.NullTranslations:
+    """The compiled catalog of ``code`` for text made outside a request (e-mails, documents
+    the workers write); English (the ids themselves) for ``en``, unknown codes or a catalog
+    not yet compiled."""
+    if code not in LOCALES or code == DEFAULT_LOCALE:
+        return support.NullTranslations()
+    return support.Translations.load(str(TRANSLATIONS_DIR), [code])
+
+
+def say(code: str, message: str, **params: object) -> str:
+    """``message`` in language ``code`` outside a request (``%(name)s`` filled from
+    ``params``, themselves said in ``code`` when they are :class:`Phrase`)."""
+    text = translations_for(code).gettext(message)
+    filled = {k: say(code, v.msgid, **v.params) if isinstance(v, Phrase) else v
+              for k, v in params.items()}  # fmt: skip
+    return text % filled if params else text
+
+
+def readers_language(users: Iterable[object]) -> str:
+    """The one language every reader who chose one chose (e.g. an authority's recipients,
+    for the letter in their package), else English: a document has one language."""
+    chosen = {user_locale(user) for user in users if getattr(user, "locale", None)}
+    return chosen.pop() if len(chosen) == 1 else DEFAULT_LOCALE
+
+
+def user_locale(user: object) -> str:
+    """The language a user chose (``User.locale``), else English: for what reaches them
+    outside a request (e-mail)."""
+    chosen = getattr(user, "locale", None)
+    return chosen if chosen in LOCALES else DEFAULT_LOCALE
 
 
 class Translated(Mapping[str, str]):

@@ -141,7 +141,7 @@ PACKAGE_STATUS: Mapping[str, str] = {
     "recalled": "Recalled",
     "expired": "Expired",
 }
-RENDITION: Mapping[str, str] = {"redacted": "Redacted", "as_is": "As is"}
+RENDITION: Mapping[str, str] = {"redacted": N_("Redacted"), "as_is": N_("As is")}
 CONSENT_STATE: Mapping[str, str] = {
     "granted": N_("Granted"),
     "declined": N_("Declined"),

@@ -44,6 +44,7 @@ from portal.packages.assembly.gpgstream import (
     load_signer,
     signer_public_key,
 )
+from portal.pages.i18n import N_
 from portal.registry.models import SigningKey
 from portal.registry.openpgp import (
     MIN_RSA_BITS,
@@ -376,9 +377,9 @@ def _record_rotation(
     recipients = db.scalars(
         select(User).where(User.role == "recipient", User.is_active.is_(True), where_approved())
     )
-    subject = (
-        f"The mechanism signs with a new key: {grouped_fingerprint(new.fingerprint)}. "
-        "Check it on the signing-key page."
+    subject = N_(
+        "The mechanism signs with a new key: %(fingerprint)s. Check it on the signing-key page.",
+        fingerprint=grouped_fingerprint(new.fingerprint),
     )
     return len(notify(db, recipients, subject, link="/signing-key"))
 

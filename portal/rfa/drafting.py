@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 
-from flask_babel import gettext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -111,48 +110,49 @@ def validate(
     """Field -> messages (empty when valid), every field checked at once so a person sees
     all that is wrong in one answer. Drafts need a reference and proceedings type, must be
     consistent and may not set a deadline in the past; submission also needs every field
-    of :data:`REQUIRED_FOR_SUBMISSION`. Messages are in the request's language (English
-    outside a request)."""
+    of :data:`REQUIRED_FOR_SUBMISSION`. Messages are English phrases marked for the catalogs
+    (``N_``): a page shows them in the reader's language (:func:`portal.pages.i18n.translate`),
+    the API and the command line in English."""
     errors: dict[str, list[str]] = {}
 
     def add(name: str, message: str) -> None:
         errors.setdefault(name, []).append(message)
 
     if not data.their_reference:
-        add("their_reference", gettext(REQUIRED_FOR_SUBMISSION["their_reference"]))
+        add("their_reference", REQUIRED_FOR_SUBMISSION["their_reference"])
     elif len(data.their_reference) > REFERENCE_MAX:
         add(
             "their_reference",
-            gettext("Your reference must be at most %(max)s characters.", max=REFERENCE_MAX),
+            N_("Your reference must be at most %(limit)s characters.", limit=REFERENCE_MAX),
         )
     if data.proceedings_type not in PROCEEDINGS_TYPES:
-        add("proceedings_type", gettext(REQUIRED_FOR_SUBMISSION["proceedings_type"]))
+        add("proceedings_type", REQUIRED_FOR_SUBMISSION["proceedings_type"])
     known = set(mandate.offences())
     unknown = [o for o in data.offences if o not in known]
     if unknown:
         add(
             "offences",
-            gettext(
+            N_(
                 "Choose offences from the list: %(offences)s is not one.",
                 offences=", ".join(unknown),
             ),
         )
     if data.urgency not in URGENCIES:
-        add("urgency", gettext("Choose how urgent the request is."))
+        add("urgency", N_("Choose how urgent the request is."))
     elif data.urgency != "normal" and not data.urgency_justification:
-        add("urgency_justification", gettext("Explain why the request is urgent."))
+        add("urgency_justification", N_("Explain why the request is urgent."))
     if data.period_from and data.period_to and data.period_to < data.period_from:
-        add("period_to", gettext("The end of the period must not be before its start."))
+        add("period_to", N_("The end of the period must not be before its start."))
     if data.deadline is not None and data.deadline < (today or utcnow().date()):
-        add("deadline", gettext("The deadline must not be in the past."))
+        add("deadline", N_("The deadline must not be in the past."))
     for f in fields(data):
         value = getattr(data, f.name)
         if isinstance(value, str) and len(value) > TEXT_MAX:
-            add(f.name, gettext("This field must be at most %(max)s characters.", max=TEXT_MAX))
+            add(f.name, N_("This field must be at most %(limit)s characters.", limit=TEXT_MAX))
     if for_submission:
         for name, message in REQUIRED_FOR_SUBMISSION.items():
             if not getattr(data, name) and name not in errors:
-                add(name, gettext(message))
+                add(name, message)
     return errors
 
 
@@ -166,7 +166,7 @@ def _check(data: RfaFields, mandate: Mandate, *, for_submission: bool) -> RfaFie
 
 def _requester_of(rfa: Rfa, user: User) -> None:
     if not requests_for(user, rfa.authority_id):
-        raise NotAllowed("Only requesters of the requesting authority can change this request.")
+        raise NotAllowed(N_("Only requesters of the requesting authority can change this request."))
 
 
 def next_code(db: Session, year: int) -> str:
@@ -185,7 +185,7 @@ def create_draft(
 ) -> Rfa:
     """A new draft of ``author``'s authority with the next free code of the year."""
     if not is_requester(author) or author.authority_id is None:
-        raise NotAllowed("Only requesters of an authority can create requests.")
+        raise NotAllowed(N_("Only requesters of an authority can create requests."))
     cleaned = _check(data, mandate, for_submission=False)
     moment = now or utcnow()
     authority_id = author.authority_id
@@ -204,7 +204,7 @@ def create_draft(
     try:
         [rfa] = add_numbered(db, RFA_CODES, moment.year, draft)
     except CodesUnavailable:
-        raise RequestError("No request code could be allocated just now; try again.") from None
+        raise RequestError(N_("No request code could be allocated just now; try again.")) from None
     audit.record(db, audit.actor_label(author), "rfa.create", f"rfa:{rfa.code}", now=moment)
     return rfa
 
@@ -212,9 +212,11 @@ def create_draft(
 def _check_version(db: Session, rfa: Rfa, expected_version: int) -> None:
     if rfa.version != expected_version:
         raise StaleEdit(
-            "Someone else saved this request while you were editing it. Their changes are "
-            "kept; yours are still in the form below: check them against the saved request "
-            "and save again."
+            N_(
+                "Someone else saved this request while you were editing it. Their changes "
+                "are kept; yours are still in the form below: check them against the saved "
+                "request and save again."
+            )
         )
 
 
@@ -223,7 +225,7 @@ def _flush(db: Session) -> None:
         db.flush()
     except StaleDataError:
         raise StaleEdit(
-            "Someone else saved this request at the same moment. Reload it and try again."
+            N_("Someone else saved this request at the same moment. Reload it and try again.")
         ) from None
 
 
@@ -240,9 +242,9 @@ def _checked_edit(
     _requester_of(rfa, by)
     if rfa.status != "draft":
         raise NotEditable(
-            "This request has already been submitted."
+            N_("This request has already been submitted.")
             if for_submission
-            else "This request has been submitted and can no longer be edited."
+            else N_("This request has been submitted and can no longer be edited.")
         )
     _check_version(db, rfa, expected_version)
     return _check(data, mandate, for_submission=for_submission)
@@ -271,7 +273,7 @@ def submit(
     try:
         transition(db, rfa, "submitted", by=by)
     except IllegalTransition as exc:
-        raise NotEditable(str(exc)) from None
+        raise NotEditable(*exc.args) from None
     _flush(db)
     return rfa
 
@@ -281,13 +283,15 @@ def withdraw(db: Session, rfa: Rfa, by: User, reason: str) -> Rfa:
     _requester_of(rfa, by)
     reason = reason.strip()
     if not reason:
-        raise ValidationFailed({"reason": ["Say why the request is withdrawn."]})
+        raise ValidationFailed({"reason": [N_("Say why the request is withdrawn.")]})
     if len(reason) > TEXT_MAX:
-        raise ValidationFailed({"reason": [f"The reason must be at most {TEXT_MAX} characters."]})
+        raise ValidationFailed(
+            {"reason": [N_("The reason must be at most %(limit)s characters.", limit=TEXT_MAX)]}
+        )
     try:
         transition(db, rfa, "withdrawn", by=by, note=reason)
     except IllegalTransition as exc:
-        raise NotAllowed(str(exc)) from None
+        raise NotAllowed(*exc.args) from None
     _flush(db)
     return rfa
 
@@ -307,14 +311,16 @@ def post_message(
     """Add a message to the clarification thread; a requester answering a clarification
     request may also send the request back to review."""
     if not may_post(rfa, author):
-        raise NotAllowed("You cannot write in the thread of this request.")
+        raise NotAllowed(N_("You cannot write in the thread of this request."))
     body = body.strip()
     if not body:
-        raise ValidationFailed({"body": ["Write a message."]})
+        raise ValidationFailed({"body": [N_("Write a message.")]})
     if len(body) > MESSAGE_MAX:
-        raise ValidationFailed({"body": [f"A message must be at most {MESSAGE_MAX} characters."]})
+        raise ValidationFailed(
+            {"body": [N_("A message must be at most %(limit)s characters.", limit=MESSAGE_MAX)]}
+        )
     if return_to_review and not (is_requester(author) and rfa.status == "clarification_requested"):
-        raise NotAllowed("Only an answer to a clarification request returns it to review.")
+        raise NotAllowed(N_("Only an answer to a clarification request returns it to review."))
     message = Message(rfa_id=rfa.id, author_id=author.id, body=body, created_at=utcnow())
     db.add(message)
     db.flush()

@@ -23,7 +23,7 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import gettext
+from flask_babel import LazyString, gettext, lazy_gettext
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from sqlalchemy import select
@@ -50,7 +50,7 @@ from portal.integrity.serving import require_intact
 from portal.packages.recalls import withdrawals_of_request
 from portal.pages import labels
 from portal.pages.http_methods import is_head
-from portal.pages.i18n import N_, Translated
+from portal.pages.i18n import N_, Translated, refusal, translate
 from portal.pages.numerals import whole_number
 from portal.pages.responses import pdf_download
 from portal.paging import page_number, paginate
@@ -123,11 +123,16 @@ class CheckboxList(SelectMultipleField):  # type: ignore[misc]
     option_widget = widgets.CheckboxInput()
 
 
-def _choices(options: Iterable[tuple[str, str]]) -> list[SelectChoice]:
-    return [SelectChoice(value, label) for value, label in options]
+def _choices(options: Iterable[tuple[str, str]], *, catalog: bool = True) -> list[SelectChoice]:
+    """Select options; labels from the catalog are said in the reader's language when shown
+    (offences are the policy's own words and stay as written)."""
+    return [
+        SelectChoice(value, lazy_gettext(label) if catalog and label else label)
+        for value, label in options
+    ]
 
 
-def _date_field(label: str, hint: str = "") -> StringField:
+def _date_field(label: str | LazyString, hint: str | LazyString = "") -> StringField:
     return StringField(label, description=hint, render_kw={"type": "date"})
 
 
@@ -143,53 +148,72 @@ def _parse_date(field: StringField) -> date | None:
 
 class RfaForm(FlaskForm):  # type: ignore[misc]
     version = HiddenField()
-    # Labels and hints are translated by the form macros (templates/accounts/admin/_forms.html).
+    # Labels, hints and choices are lazy: said in the reader's language when the form is shown.
     their_reference = StringField(
-        N_("Your reference"), description=N_("The case or file number of your authority.")
+        lazy_gettext("Your reference"),
+        description=lazy_gettext("The case or file number of your authority."),
     )
     legal_basis = TextAreaField(
-        N_("Legal basis"), description=N_("The treaty, law or arrangement the request rests on.")
+        lazy_gettext("Legal basis"),
+        description=lazy_gettext("The treaty, law or arrangement the request rests on."),
     )
-    proceedings_type = SelectField(N_("Type of proceedings"), choices=[], validate_choice=False)
+    proceedings_type = SelectField(
+        lazy_gettext("Type of proceedings"),
+        choices=_choices([("", N_("Choose…")), *PROCEEDINGS_LABELS.items()]),
+        validate_choice=False,
+    )
     offences = CheckboxList(
-        N_("Offences"),
-        description=N_("The crimes under investigation or prosecution."),
+        lazy_gettext("Offences"),
+        description=lazy_gettext("The crimes under investigation or prosecution."),
         choices=[],
         validate_choice=False,
     )
     persons_concerned = TextAreaField(
-        N_("Persons concerned"), description=N_("Suspects, accused or others, as far as known.")
+        lazy_gettext("Persons concerned"),
+        description=lazy_gettext("Suspects, accused or others, as far as known."),
     )
     summary_of_facts = TextAreaField(
-        N_("Summary of the facts"),
-        description=N_("What happened, where and when, as far as your authority knows it."),
+        lazy_gettext("Summary of the facts"),
+        description=lazy_gettext(
+            "What happened, where and when, as far as your authority knows it."
+        ),
     )
     assistance_sought = TextAreaField(
-        N_("Assistance sought"),
-        description=N_("What material or information you ask for, and why."),
+        lazy_gettext("Assistance sought"),
+        description=lazy_gettext("What material or information you ask for, and why."),
     )
-    period_from = _date_field(N_("Period from"), N_("The first day of the period concerned."))
-    period_to = _date_field(N_("Period to"), N_("The last day of the period concerned."))
-    places = TextAreaField(N_("Places"), description=N_("Places concerned by the facts."))
-    urgency = SelectField(N_("Urgency"), choices=[], validate_choice=False, default="normal")
+    period_from = _date_field(
+        lazy_gettext("Period from"), lazy_gettext("The first day of the period concerned.")
+    )
+    period_to = _date_field(
+        lazy_gettext("Period to"), lazy_gettext("The last day of the period concerned.")
+    )
+    places = TextAreaField(
+        lazy_gettext("Places"), description=lazy_gettext("Places concerned by the facts.")
+    )
+    urgency = SelectField(
+        lazy_gettext("Urgency"),
+        choices=_choices(URGENCY_LABELS.items()),
+        validate_choice=False,
+        default="normal",
+    )
     urgency_justification = TextAreaField(
-        N_("Why it is urgent"), description=N_("Required unless the urgency is normal.")
+        lazy_gettext("Why it is urgent"),
+        description=lazy_gettext("Required unless the urgency is normal."),
     )
     deadline = _date_field(
-        N_("Deadline"), N_("The date by which you need the material, if any (not in the past).")
+        lazy_gettext("Deadline"),
+        lazy_gettext("The date by which you need the material, if any (not in the past)."),
     )
     confidentiality = TextAreaField(
-        N_("Confidentiality requirements"),
-        description=N_("Any conditions on disclosing the request itself."),
+        lazy_gettext("Confidentiality requirements"),
+        description=lazy_gettext("Any conditions on disclosing the request itself."),
     )
 
     def fill_choices(self) -> None:
         """The choices, in the request's language (offences as the mandate names them)."""
         offences = portal_state().policy.mandate.offences()
-        self.offences.choices = _choices((o, o) for o in offences)
-        proceedings = [("", gettext("Choose…")), *Translated(PROCEEDINGS_LABELS).items()]
-        self.proceedings_type.choices = _choices(proceedings)
-        self.urgency.choices = _choices(Translated(URGENCY_LABELS).items())
+        self.offences.choices = _choices(((o, o) for o in offences), catalog=False)
 
     def entries(self) -> RfaFields:
         """The form's entries; dates that do not parse become field errors."""
@@ -215,9 +239,9 @@ class RfaForm(FlaskForm):  # type: ignore[misc]
         for name, messages in errors.items():
             field = getattr(self, name, None)
             if field is None:
-                self.form_errors.extend(messages)
+                self.form_errors.extend(map(translate, messages))
             elif not (name in DATE_FIELDS and field.errors):  # "not a date" says enough
-                field.errors = [*field.errors, *messages]
+                field.errors = [*field.errors, *map(translate, messages)]
 
     def check_all(self, *, submitting: bool) -> RfaFields | None:
         """The entries when every check passes; else None, with every error of the
@@ -232,25 +256,32 @@ class RfaForm(FlaskForm):  # type: ignore[misc]
 
 
 class WithdrawForm(FlaskForm):  # type: ignore[misc]
-    reason = TextAreaField(N_("Reason for withdrawing"))
-    confirm = BooleanField(N_("I understand that a withdrawn request cannot be reopened."))
+    reason = TextAreaField(lazy_gettext("Reason for withdrawing"))
+    confirm = BooleanField(
+        lazy_gettext("I understand that a withdrawn request cannot be reopened.")
+    )
 
 
 class MessageForm(FlaskForm):  # type: ignore[misc]
-    body = TextAreaField(N_("Your message"))
+    body = TextAreaField(lazy_gettext("Your message"))
 
 
 class AttachmentForm(FlaskForm):  # type: ignore[misc]
-    file = FileField(N_("File to attach"), description=ACCEPTED_TEXT)
+    file = FileField(lazy_gettext("File to attach"), description=lazy_gettext(ACCEPTED_TEXT))
 
 
 class AssuranceForm(FlaskForm):  # type: ignore[misc]
     given_by = StringField(
-        N_("Given by"), description=N_("The office and person who gave the assurance.")
+        lazy_gettext("Given by"),
+        description=lazy_gettext("The office and person who gave the assurance."),
     )
-    given_at = _date_field(N_("Date of the assurance"))
-    summary = TextAreaField(N_("Summary (optional)"), description=N_("What the assurance says."))
-    document = FileField(N_("The signed assurance"), description=ACCEPTED_TEXT)
+    given_at = _date_field(lazy_gettext("Date of the assurance"))
+    summary = TextAreaField(
+        lazy_gettext("Summary (optional)"), description=lazy_gettext("What the assurance says.")
+    )
+    document = FileField(
+        lazy_gettext("The signed assurance"), description=lazy_gettext(ACCEPTED_TEXT)
+    )
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -289,15 +320,15 @@ def _timeline(
         for c in changes
     ]  # fmt: skip
     for w in withdrawals_of_request(db(), rfa.id):
-        if staff:
+        if staff:  # the officers' view of the page stays English (README "Languages")
             what = f"{w.items} item(s)" if w.items else "the whole package"
             note = f"Package {w.package_code} recalled: the provider withdrew consent for {what}."
         else:
-            note = (
+            note = gettext(
                 "Your authority's recipients have a signed recall notice saying what to "
                 "return or destroy."
             )
-        steps.append(TimelineStep(w.at, "Material withdrawn by its provider", None, note))
+        steps.append(TimelineStep(w.at, gettext("Material withdrawn by its provider"), None, note))
     return sorted(steps, key=lambda step: stored_utc(step.at))
 
 
@@ -405,11 +436,15 @@ def new() -> BaseResponse | tuple[str, int]:
         return _render_form(form, None, 400)
     except RequestError as exc:
         db().rollback()
-        form.form_errors.append(str(exc))
+        form.form_errors.append(refusal(exc))
         return _render_form(form, None, 400)
     db().commit()
-    done = "submitted" if rfa.status == "submitted" else "saved as a draft"
-    flash(f"Request {rfa.code} {done}.", "success")
+    done = (
+        gettext("Request %(code)s submitted.", code=rfa.code)
+        if rfa.status == "submitted"
+        else gettext("Request %(code)s saved as a draft.", code=rfa.code)
+    )
+    flash(done, "success")
     return redirect(url_for("requests.detail", rfa_code=rfa.code), 303)
 
 
@@ -418,7 +453,7 @@ def new() -> BaseResponse | tuple[str, int]:
 def edit(rfa_code: str) -> BaseResponse | tuple[str, int]:
     rfa = get_scoped_or_404(db(), Rfa, signed_in_user(), code=rfa_code)
     if rfa.status != "draft":
-        flash("This request has been submitted and can no longer be edited.", "error")
+        flash(gettext("This request has been submitted and can no longer be edited."), "error")
         return redirect(url_for("requests.detail", rfa_code=rfa.code), 303)
     if request.method == "GET":
         form = RfaForm(obj=_FormView(rfa))
@@ -448,14 +483,19 @@ def edit(rfa_code: str) -> BaseResponse | tuple[str, int]:
         return _render_form(form, db().get(Rfa, rfa.id), 400)
     except (StaleEdit, NotEditable, NotAllowed) as exc:
         db().rollback()
-        form.form_errors.append(str(exc))
+        form.form_errors.append(refusal(exc))
         current = db().get(Rfa, rfa.id)
         if isinstance(exc, StaleEdit) and current is not None:
             # Saving again now is a deliberate choice made after seeing the message.
             form.version.data = str(current.version)
         return _render_form(form, current, 409)
     db().commit()
-    flash(f"Request {rfa.code} {'submitted' if submitting else 'saved'}.", "success")
+    flash(
+        gettext("Request %(code)s submitted.", code=rfa.code)
+        if submitting
+        else gettext("Request %(code)s saved.", code=rfa.code),
+        "success",
+    )
     return redirect(url_for("requests.detail", rfa_code=rfa.code), 303)
 
 
@@ -492,14 +532,16 @@ def withdraw_request(rfa_code: str) -> BaseResponse | tuple[str, int]:
         withdraw(db(), rfa, signed_in_user(), form.reason.data or "")
     except ValidationFailed as exc:
         db().rollback()
-        form.reason.errors = exc.errors.get("reason", [])
+        form.reason.errors = [translate(m) for m in exc.errors.get("reason", [])]
         return _render_detail(rfa, withdraw_form=form, status=400)
     except RequestError as exc:
         db().rollback()
-        form.form_errors.append(f"The request was not withdrawn: {exc}")
+        form.form_errors.append(
+            gettext("The request was not withdrawn: %(reason)s", reason=refusal(exc))
+        )
         return _render_detail(rfa, withdraw_form=form, status=409)
     db().commit()
-    flash(f"Request {rfa.code} withdrawn.", "success")
+    flash(gettext("Request %(code)s withdrawn.", code=rfa.code), "success")
     return redirect(url_for("requests.detail", rfa_code=rfa.code), 303)
 
 
@@ -515,14 +557,21 @@ def message(rfa_code: str) -> BaseResponse | tuple[str, int]:
         post_message(db(), rfa, signed_in_user(), form.body.data or "", return_to_review=answer)
     except ValidationFailed as exc:
         db().rollback()
-        form.body.errors = exc.errors.get("body", [])
+        form.body.errors = [translate(m) for m in exc.errors.get("body", [])]
         return _render_detail(rfa, message_form=form, status=400)
     except RequestError as exc:
         db().rollback()
-        form.form_errors.append(f"The message was not sent: {exc}")
+        form.form_errors.append(
+            gettext("The message was not sent: %(reason)s", reason=refusal(exc))
+        )
         return _render_detail(rfa, message_form=form, status=409)
     db().commit()
-    flash("Answer sent; the request is back in review." if answer else "Message sent.", "success")
+    flash(
+        gettext("Answer sent; the request is back in review.")
+        if answer
+        else gettext("Message sent."),
+        "success",
+    )
     return redirect(url_for("requests.detail", rfa_code=rfa.code) + "#thread", 303)
 
 
@@ -570,10 +619,10 @@ def attach(rfa_code: str) -> BaseResponse | tuple[str, int]:
         )
     except UploadRefused as exc:
         db().rollback()
-        form.file.errors = [str(exc)]
+        form.file.errors = [refusal(exc)]
         return _render_detail(rfa, attachment_form=form, status=400)
     db().commit()
-    flash(f"{attachment.filename} attached.", "success")
+    flash(gettext("%(name)s attached.", name=attachment.filename), "success")
     return redirect(url_for("requests.detail", rfa_code=rfa.code) + "#attachments", 303)
 
 
@@ -597,7 +646,7 @@ def add_assurance(rfa_code: str) -> BaseResponse | tuple[str, int]:
         # Every field and the file are checked before answering: all errors in one round.
         errors = check_assurance(entry)
         if upload is None or not upload.filename:
-            errors["document"] = [gettext("Choose the file of the signed assurance.")]
+            errors["document"] = [N_("Choose the file of the signed assurance.")]
         if errors:
             raise AssuranceInvalid(errors)
         assert upload is not None and upload.filename  # noqa: S101 - checked above
@@ -614,14 +663,14 @@ def add_assurance(rfa_code: str) -> BaseResponse | tuple[str, int]:
     except AssuranceInvalid as exc:
         db().rollback()
         for name, messages in exc.errors.items():
-            getattr(form, name).errors = messages
+            getattr(form, name).errors = [translate(m) for m in messages]
         return _render_detail(rfa, assurance_form=form, status=400)
     except UploadRefused as exc:
         db().rollback()
-        form.document.errors = [str(exc)]
+        form.document.errors = [refusal(exc)]
         return _render_detail(rfa, assurance_form=form, status=400)
     db().commit()
-    flash("Death-penalty assurance recorded.", "success")
+    flash(gettext("Death-penalty assurance recorded."), "success")
     return redirect(url_for("requests.detail", rfa_code=rfa.code) + "#assurances", 303)
 
 

@@ -23,13 +23,13 @@ from datetime import date
 from typing import IO
 from urllib.parse import quote
 
-from flask_babel import gettext
 from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.accounts.models import User
 from portal.authz.roles import is_legal_officer, is_requester, requests_for
 from portal.db import utcnow
+from portal.pages.i18n import N_, Phrase
 from portal.rfa.models import Assurance, Attachment, Rfa
 from portal.storage import FileBlobStore, TooLarge, human_size
 
@@ -40,7 +40,7 @@ ACCEPTED: dict[str, str] = {
     "image/jpeg": "JPEG image",
     "text/plain": "plain text (UTF-8)",
 }
-ACCEPTED_TEXT = "PDF, PNG, JPEG or plain text (UTF-8)"
+ACCEPTED_TEXT = N_("PDF, PNG, JPEG or plain text (UTF-8)")
 NAME_MAX = 120
 GIVEN_BY_MAX = 200
 SUMMARY_MAX = 20_000
@@ -54,7 +54,7 @@ _MAGIC = (
 #: Text may hold tabs, line breaks and form feeds; any other control character means binary.
 _TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _SNIFF_BYTES = 8
-EMPTY = "The file is empty. Choose the file again. Nothing was saved."
+EMPTY = N_("The file is empty. Choose the file again. Nothing was saved.")
 
 
 class UploadRefused(Exception):
@@ -152,9 +152,10 @@ class _CheckedStream:
 
 
 def _refusal() -> str:
-    return (
-        f"This type of file is not accepted. Upload a {ACCEPTED_TEXT} file; the type is "
-        "read from the file's content, not its name. Nothing was saved."
+    return N_(
+        "This type of file is not accepted. Upload a %(types)s file; the type is read from "
+        "the file's content, not its name. Nothing was saved.",
+        types=Phrase(ACCEPTED_TEXT, {}),
     )
 
 
@@ -167,7 +168,10 @@ def store_file(
         info = blobs.put_stream(checked, max_bytes=max_bytes)  # type: ignore[arg-type]
     except TooLarge:
         raise UploadRefused(
-            f"The file is larger than the limit of {human_size(max_bytes)}. Nothing was saved."
+            N_(
+                "The file is larger than the limit of %(limit)s. Nothing was saved.",
+                limit=human_size(max_bytes),
+            )
         ) from None
     media_type = checked.media_type or "text/plain"
     if media_type not in ACCEPTED:  # defensive: sniff only yields accepted types
@@ -202,8 +206,10 @@ def may_attach(rfa: Rfa, user: User) -> bool:
 def _allowed(rfa: Rfa, user: User) -> None:
     if not may_attach(rfa, user):
         raise UploadRefused(
-            "Files can only be added to an open request, by its authority's requesters or "
-            "by a legal officer."
+            N_(
+                "Files can only be added to an open request, by its authority's requesters "
+                "or by a legal officer."
+            )
         )
 
 
@@ -260,18 +266,18 @@ def check_assurance(entry: AssuranceEntry) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     given_by = entry.given_by.strip()
     if not given_by:
-        errors["given_by"] = [gettext("Enter who gave the assurance (office and name).")]
+        errors["given_by"] = [N_("Enter who gave the assurance (office and name).")]
     elif len(given_by) > GIVEN_BY_MAX:
         errors["given_by"] = [
-            gettext("Who gave it must be at most %(max)s characters.", max=GIVEN_BY_MAX)
+            N_("Who gave it must be at most %(limit)s characters.", limit=GIVEN_BY_MAX)
         ]
     if entry.given_at is None:
-        errors["given_at"] = [gettext("Enter the date of the assurance as YYYY-MM-DD.")]
+        errors["given_at"] = [N_("Enter the date of the assurance as YYYY-MM-DD.")]
     elif entry.given_at > utcnow().date():
-        errors["given_at"] = [gettext("The date of the assurance must not be in the future.")]
+        errors["given_at"] = [N_("The date of the assurance must not be in the future.")]
     if len(entry.summary) > SUMMARY_MAX:
         errors["summary"] = [
-            gettext("The summary must be at most %(max)s characters.", max=SUMMARY_MAX)
+            N_("The summary must be at most %(limit)s characters.", limit=SUMMARY_MAX)
         ]
     return errors
 

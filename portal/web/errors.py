@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from portal.db import transaction
 from portal.notifications import service as notifications
 from portal.pages.errors import CSRF_MESSAGE, CSRF_TITLE, error_response
+from portal.pages.i18n import N_
 from portal.state import portal_state
 from portal.web.access_log import loggable_path
 
@@ -44,8 +45,8 @@ def handle_csrf_error(exc: CSRFError) -> Response:
     )
 
 
-STORAGE_FULL_TITLE = "Storage full"
-STORAGE_FULL_MESSAGE = (
+STORAGE_FULL_TITLE = N_("Storage full")
+STORAGE_FULL_MESSAGE = N_(
     "The portal's storage is full; nothing was saved. The administrators have been told. "
     "Please try again later."
 )
@@ -65,8 +66,8 @@ def handle_storage_full(exc: OSError) -> Response:
     return error_response(507, title=STORAGE_FULL_TITLE, message=STORAGE_FULL_MESSAGE)
 
 
-QUEUE_DOWN_TITLE = "Job queue unavailable"
-QUEUE_DOWN_MESSAGE = (
+QUEUE_DOWN_TITLE = N_("Job queue unavailable")
+QUEUE_DOWN_MESSAGE = N_(
     "The job queue is unavailable; nothing was lost. Try again in a few minutes; the "
     "administrators can see it on the readiness check."
 )

@@ -61,6 +61,7 @@ TRANSLATED_TEMPLATES = (
     "packages/recipient/detail.html",
     "packages/recipient/recalls.html",
     "notifications/index.html",
+    "registry/signing_key/page.html",
 )
 
 

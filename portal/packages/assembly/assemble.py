@@ -80,6 +80,7 @@ from portal.eligibility.models import Decision
 from portal.integrity.damage import record_damage
 from portal.integrity.uses import blob_uses
 from portal.notifications import service as notifications
+from portal.notifications.service import recipients_of_authority
 from portal.packages import release_previews
 from portal.packages.assembly.bag import (
     BagDigestMismatch,
@@ -119,6 +120,7 @@ from portal.packages.assembly.payload_names import names_a_term, neutral_path
 from portal.packages.assembly.timestamp import TimestampFailed, Tsa, load_tsa, time_stamp_files
 from portal.packages.lifecycle import SHARED_OUTCOMES, replacing
 from portal.packages.models import Package, PackageItem
+from portal.pages.i18n import readers_language
 from portal.redaction.leakcheck import (
     OCR_DOUBT,
     LeakFound,
@@ -548,6 +550,7 @@ def _load(state: PortalState, package_id: int, version: int, moment: datetime) -
             assembled_by=officer.display_name,
             mechanism_name=MECHANISM_NAME,
             replaces=_replacement(db, package),
+            language=readers_language(recipients_of_authority(db, authority.id)),
         )
         identifiers = searchable(withheld)
         items = _unnamed(items, identifiers)

@@ -15,6 +15,7 @@ are written atomically: a reader never sees half a file at ``dest``. Their fonts
 from __future__ import annotations
 
 import io
+import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ from portal.packages.assembly.facts import (
     PackageFacts,
 )
 from portal.pages import labels
+from portal.pages.i18n import DEFAULT_LOCALE, LOCALES, N_, direction, say, translations_for
 from portal.redaction.renditions import atomic_output
 from portal.registry.openpgp import grouped_fingerprint
 
@@ -76,9 +78,11 @@ __all__ = [
 ]
 
 LETTER_TEMPLATE = "packages/documents/transmittal_letter.html"
-LETTER_TITLE = "Transmittal letter"
+LETTER_TITLE = N_("Transmittal letter")
 CUSTODY_LOG_TITLE = "Custody and redaction log"
 RENDITION_LABELS = labels.RENDITION
+#: The letter's page numbers, said in its language (a CSS ``content`` value is made of it).
+PAGE_COUNTER = N_("Page %(page)s of %(pages)s")
 _SHORT_DIGEST = 16  # hex digits of a SHA-256 shown in the letter; the manifest has them all
 
 
@@ -167,20 +171,45 @@ def _finalize(covered: frozenset[int], value: object) -> object:
     return _shown(value, covered)
 
 
+def _page_counter(language: str) -> str:
+    """CSS ``content`` for "Page 3 of 7" in ``language`` (its words around two counters)."""
+    parts = re.split(r"%\((pages?)\)s", translations_for(language).gettext(PAGE_COUNTER))
+    css = []
+    for index, part in enumerate(parts):
+        if index % 2:
+            css.append(f"counter({part})")
+        elif part:
+            quoted = part.replace("\\", "\\\\").replace('"', '\\"')
+            css.append(f'"{quoted}"')
+    return " ".join(css)
+
+
 def transmittal_letter_html(
     package: PackageFacts, items: Sequence[ItemEntry], templates_dir: Path
 ) -> str:
-    """The letter's HTML (autoescaped: titles and names are text, never markup)."""
+    """The letter's HTML (autoescaped: titles and names are text, never markup), in the
+    package's language (English for a language the portal has no catalog for)."""
     _check_facts(package, items)
+    language = package.language if package.language in LOCALES else DEFAULT_LOCALE
     environment = _environment(templates_dir)
+    environment.add_extension("jinja2.ext.i18n")
+    environment.install_gettext_translations(  # type: ignore[attr-defined]  # added by the extension
+        translations_for(language), newstyle=True
+    )
+    environment.policies["ext.i18n.trimmed"] = True  # ids as `make messages` extracts them
+    covered = coverage(SANS)
     # Every {{ value }} goes through it; the letter's text is set in the SANS stack.
-    environment.finalize = partial(_finalize, coverage(SANS))
+    environment.finalize = partial(_finalize, covered)
+    environment.filters["shown"] = partial(_shown, coverage=covered)
     try:
         template = environment.get_template(LETTER_TEMPLATE)
     except OSError as exc:  # jinja2.TemplateNotFound is an IOError
         raise DocumentError(f"{LETTER_TEMPLATE} not found under {templates_dir}") from exc
     return template.render(
-        title=f"{LETTER_TITLE} {package.code}",
+        title=f"{say(language, LETTER_TITLE)} {package.code}",
+        lang=language,
+        direction=direction(language),
+        page_counter=Markup(_page_counter(language)),  # noqa: S704 - made of quoted catalog text
         issuer=_issuer(package.mechanism_name),
         package=package,
         items=items,

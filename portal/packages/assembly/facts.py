@@ -74,6 +74,8 @@ class PackageFacts:
     assembled_by: str  # display name of the legal officer
     mechanism_name: str = MECHANISM_NAME
     replaces: Replacement | None = None
+    #: The language of the letter's words (portal.pages.i18n.LOCALES): see readers_language.
+    language: str = "en"
 
 
 @dataclass(frozen=True)
