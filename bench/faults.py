@@ -327,7 +327,7 @@ def seed(state: PortalState) -> tuple[World, Credentials, Credentials, str, list
     with state.sessions() as db:
         _add_item(
             db, state.blobs, world, "ITM-V0100", "video/mp4", "long.mp4",
-            b"ftypmp42" + os.urandom(24 << 20), [], cleared=True,
+            b"\x00\x00\x00\x18ftypmp42" + os.urandom(24 << 20), [], cleared=True,
         )  # fmt: skip
         authority = make.stored(db, Authority, world.authority_id)
         items = list(db.scalars(select(Item).where(Item.provider_id == world.provider_id)))
@@ -447,6 +447,8 @@ def uploads_under_kills(run: Run) -> None:
                 )
                 outcome[str(answer.status_code)] += 1
                 run.answers[f"upload {answer.status_code}"] += 1
+                if answer.status_code not in (303, 503) and not run.notes:
+                    run.notes.append(f"upload answered {answer.status_code}: {_gist(answer)}")
             except requests.RequestException as exc:
                 outcome[type(exc).__name__] += 1
                 run.answers[f"upload {type(exc).__name__}"] += 1
@@ -454,17 +456,25 @@ def uploads_under_kills(run: Run) -> None:
     threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
     for thread in threads:
         thread.start()
-    killed = []
+    killed: dict[int, str] = {}
     for delay, sig in ((1.0, signal.SIGTERM), (1.5, signal.SIGKILL), (1.5, signal.SIGKILL)):
         time.sleep(delay)
         assert run.web is not None
-        workers = sorted(pid for pid, ppid in _proc_table().items() if ppid == run.web.pid)
-        if workers:
-            os.kill(workers[0], sig)
-            killed.append(f"{signal.Signals(sig).name} {workers[0]}")
+        workers = [pid for pid, ppid in _proc_table().items() if ppid == run.web.pid]
+        fresh = sorted(pid for pid in workers if pid not in killed)
+        if fresh:
+            os.kill(fresh[0], sig)
+            killed[fresh[0]] = signal.Signals(sig).name
     for thread in threads:
         thread.join()
-    say(f"   killed web workers: {', '.join(killed)}; answers: {dict(outcome)}")
+    signalled = ", ".join(f"{name} {pid}" for pid, name in killed.items())
+    say(f"   signalled web workers: {signalled}; answers: {dict(outcome)}")
+
+
+def _gist(answer: requests.Response) -> str:
+    """The first error message on a page (for the notes)."""
+    found = re.search(r'class="[^"]*(?:error|flash)[^"]*"[^>]*>([^<]{1,160})', answer.text)
+    return " ".join(found.group(1).split()) if found else answer.text[:160]
 
 
 def _same_session(first: requests.Session) -> requests.Session:
@@ -609,8 +619,8 @@ def check_packages(run: Run) -> list[str]:
             if assembled[package.code] != 1 or not sound:
                 run.lost.append(f"{package.code}: assembled {assembled[package.code]} times")
             lines.append(f"{package.code} assembled once ({package.attempts} attempt(s))")
-        elif package.status == "failed" and package.failure_reason:
-            lines.append(f"{package.code} failed: {package.failure_reason[:70]}…")
+        elif package.status in ("failed", "blocked") and package.failure_reason:
+            lines.append(f"{package.code} {package.status}: {package.failure_reason[:70]}…")
         else:
             run.lost.append(f"{package.code} ended {package.status} without a reason")
             lines.append(f"{package.code} {package.status}")
@@ -674,9 +684,8 @@ def reckon(run: Run, began: float, load: tuple[float, float, float]) -> bool:
     print("left behind before the sweep: "
           + ", ".join(f"{k} {v}" for k, v in before.items()))  # fmt: skip
     print(f"portal sweep (a day later): {swept.stdout.strip()}")
-    print(
-        f"left behind after the sweep: {', '.join(f'{k} {v}' for k, v in left.items()) or 'nothing'}"
-    )
+    remaining = ", ".join(f"{k} {v}" for k, v in left.items()) or "nothing"
+    print(f"left behind after the sweep: {remaining}")
     if orphans:
         print("processes still running: " + "; ".join(orphans))
     print(f"portal scrub: {scrub.stdout.strip()} (exit {scrub.returncode})")

@@ -74,7 +74,7 @@ def _world_with_a_big_item(state: PortalState) -> tuple[int, int]:
         world = build_world(session, state.blobs, state.sealer)
         _add_item(
             session, state.blobs, world, "ITM-V0009", "video/mp4", "long.mp4",
-            b"ftypmp42" + os.urandom(BIG), [], cleared=True,
+            b"\x00\x00\x00\x18ftypmp42" + os.urandom(BIG), [], cleared=True,
         )  # fmt: skip
         officer = user(session, world.officer_id)
         run_check(
