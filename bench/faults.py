@@ -40,6 +40,7 @@ Never run by the tests or CI (minutes, kills processes, may mount a tmpfs).
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import hashlib
 import os
@@ -206,7 +207,7 @@ class Run:
     state: PortalState
     redis: Redis
     world: World
-    requester: Credentials
+    requesters: list[Credentials]
     admin: Credentials
     draft: str
     spare_rfas: list[str]
@@ -246,6 +247,12 @@ class Run:
         )  # fmt: skip
         self.base = f"http://127.0.0.1:{port}"
         wait_for(lambda: _healthy(self.base), 60, "gunicorn to answer /healthz")
+
+    def sign_in(self, who: Credentials) -> requests.Session:
+        """Both sign-in steps, with a code of a time step the portal has not seen yet."""
+        with self.state.sessions() as db:
+            last = db.scalar(select(User.totp_last_step).where(User.id == who.user_id))
+        return sign_in(self.base, who, last)
 
     def package(self, code: str) -> Package:
         with self.state.sessions() as db:
@@ -320,9 +327,9 @@ def data_disk(where: Path) -> Iterator[bool]:
             subprocess.run(["umount", "--lazy", str(where)], check=False)
 
 
-def seed(state: PortalState) -> tuple[World, Credentials, Credentials, str, list[str]]:
+def seed(state: PortalState) -> tuple[World, list[Credentials], Credentials, str, list[str]]:
     """The package world plus a 24 MiB cleared video, three more approved requests for the
-    same items, a requester with a draft for uploads and an admin."""
+    same items, four requesters with a draft for uploads and an admin."""
     world = make_world(state)
     with state.sessions() as db:
         _add_item(
@@ -345,9 +352,9 @@ def seed(state: PortalState) -> tuple[World, Credentials, Credentials, str, list
         draft = make.rfa(db, authority, "RFA-2026-0999", status="draft").code
         db.commit()
     with state.sessions() as db:
-        requester = make_user(db, "requester", authority_code="NWU-NL")
+        requesters = [make_user(db, "requester", authority_code="NWU-NL") for _ in range(4)]
         admin = make_user(db, "admin")
-    return world, requester, admin, draft, codes
+    return world, requesters, admin, draft, codes
 
 
 # --- scenarios ----------------------------------------------------------------------------
@@ -426,22 +433,21 @@ def _keyrings(run: Run) -> list[Path]:
 
 def uploads_under_kills(run: Run) -> None:
     say("2. gunicorn SIGTERM and SIGKILL during uploads")
-    clients = [sign_in(run.base, run.requester, None)]
-    clients += [_same_session(clients[0]) for _ in range(3)]
+    clients = [run.sign_in(requester) for requester in run.requesters]
     detail = f"{run.base}/requests/{run.draft}"
-    token = csrf(clients[0], detail)
+    tokens = [csrf(http, detail) for http in clients]
     outcome: Counter[str] = Counter()
 
     def client(n: int) -> None:
         for k in range(8):
-            name = f"upload-{n}-{k}.bin"
-            data = os.urandom(UPLOAD)
+            name = f"upload-{n}-{k}.txt"
+            data = base64.encodebytes(os.urandom(UPLOAD * 3 // 4))
             run.sent[name] = data
             try:
                 answer = clients[n].post(
                     f"{detail}/attachments",
-                    data={"csrf_token": token},
-                    files={"file": (name, data, "application/octet-stream")},
+                    data={"csrf_token": tokens[n]},
+                    files={"file": (name, data, "text/plain")},
                     allow_redirects=False,
                     timeout=120,
                 )
@@ -475,12 +481,6 @@ def _gist(answer: requests.Response) -> str:
     """The first error message on a page (for the notes)."""
     found = re.search(r'class="[^"]*(?:error|flash)[^"]*"[^>]*>([^<]{1,160})', answer.text)
     return " ".join(found.group(1).split()) if found else answer.text[:160]
-
-
-def _same_session(first: requests.Session) -> requests.Session:
-    http = requests.Session()
-    http.cookies.update(first.cookies)
-    return http
 
 
 def redis_outage(run: Run, officer: requests.Session) -> None:
@@ -546,16 +546,16 @@ def store_full(run: Run, officer: requests.Session) -> None:
         block = b"\0" * (1 << 20)
         while left > 0:
             left -= out.write(block[: min(len(block), left)])
-    http = sign_in(run.base, run.requester, None)
+    http = run.sign_in(run.requesters[0])
     detail = f"{run.base}/requests/{run.draft}"
     answer = http.post(
         f"{detail}/attachments",
         data={"csrf_token": csrf(http, detail)},
-        files={"file": ("too-much.bin", os.urandom(2 << 20), "application/octet-stream")},
+        files={"file": ("too-much.txt", b"A full disk.\n" * 200_000, "text/plain")},
         allow_redirects=False,
         timeout=60,
     )
-    run.sent["too-much.bin"] = b""  # must not be recorded
+    run.sent["too-much.txt"] = b""  # must not be recorded
     said = "storage is full; nothing was saved" in answer.text
     run.answers[f"upload on a full disk {answer.status_code}"] += 1
     code = queue_package(run, officer, run.spare_rfas[2])
@@ -586,7 +586,7 @@ def check_uploads(run: Run) -> tuple[int, int]:
     """(recorded uploads verified, unrecorded uploads); missing or wrong bytes are lost."""
     with run.state.sessions() as db:
         rows = {a.filename: a.id for a in db.scalars(select(Attachment))}
-    http = sign_in(run.base, run.requester, None)
+    http = run.sign_in(run.requesters[0])
     verified = 0
     for name, attachment_id in rows.items():
         got = http.get(f"{run.base}/requests/{run.draft}/attachments/{attachment_id}", timeout=60)
@@ -742,11 +742,11 @@ def main() -> None:
             if init.returncode:
                 raise SystemExit(f"portal init failed: {init.stderr}")
             state = build_state(settings)
-            world, requester, admin, draft, rfas = seed(state)
-            run = Run(root, env, settings, state, redis, world, requester, admin, draft,
+            world, requesters, admin, draft, rfas = seed(state)
+            run = Run(root, env, settings, state, redis, world, requesters, admin, draft,
                       rfas[1:], tmpfs)  # fmt: skip
             run.start_web()
-            officer = sign_in(run.base, world.officer, None)
+            officer = run.sign_in(world.officer)
             try:
                 worker_killed(run, officer)
                 uploads_under_kills(run)
