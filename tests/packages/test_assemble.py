@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tarfile
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -441,6 +442,8 @@ def test_a_stuck_assembling_package_starts_again(state: PortalState) -> None:
         package = session.get(Package, package_id)
         assert package is not None
         package.status, package.stage, package.progress = "assembling", "rendering", 40
+        session.flush()
+        package.updated_at = utcnow() - timedelta(hours=1)  # no sign of life for an hour
         session.commit()
     leftover = state.settings.data_dir / "staging"
     assemble_package(state, package_id)
