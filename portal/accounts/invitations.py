@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.accounts import totp, totp_seeds
-from portal.accounts.approval import needs_approval
+from portal.accounts.approval import ask_for_approval, needs_approval
 from portal.accounts.creation import NewUser
 from portal.accounts.models import ROLES, Invitation, User
 from portal.accounts.password_policy import check_new_password
@@ -383,6 +383,8 @@ def complete_enrolment(
     db.flush()
     totp_seeds.seal_seed(user, totp_secret)  # sealed for the user's id, known from here
     db.flush()
+    if enrolment.user is None:
+        ask_for_approval(db, user)  # recipients, officers and admins wait for a second admin
     consumed = db.execute(
         update(Invitation)
         .where(Invitation.id == invitation.id, Invitation.used_at.is_(None))

@@ -13,7 +13,13 @@ from sqlalchemy import ColumnElement, and_, delete, false, not_, or_, select
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.accounts.approval import is_approved, needs_approval, where_approved
+from portal.accounts.approval import (
+    ask_for_approval,
+    is_approved,
+    needs_approval,
+    settle_approval,
+    where_approved,
+)
 from portal.accounts.invitations import (
     InvitationError,
     issue_invitation,
@@ -123,6 +129,7 @@ def deactivate(db: Session, user: User, *, by: User, now: datetime | None = None
         raise UserAdminError("This account is already deactivated.")
     _refuse_last_admin(db, user, "deactivate")
     user.is_active = False
+    settle_approval(db, user, now=now)  # nothing awaits approval any more
     ended = end_all_sessions(db, user, "user_deactivated", now=now)
     revoked = revoke_open_invitations(db, user.email, now)
     audit.record(
@@ -195,6 +202,7 @@ def change_role(
         },
         now=now,
     )
+    ask_for_approval(db, user)
 
 
 def reset_2fa(db: Session, user: User, *, by: User, now: datetime | None = None) -> str:

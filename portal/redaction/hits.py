@@ -1,8 +1,15 @@
 """Where terms occur in an item, page by page, for the review page.
 
 :func:`hits_per_page` counts the hits of a few terms (an item's term marks) in the text:
-text items are one page, PDFs are read through their text layer (pypdfium2, under the shared
-lock). It reads text only, so it is quick enough for a page view.
+text items are one page, PDFs are read through their text layer (pypdfium2). It reads text
+only, so it is quick enough for a page view.
+
+A PDF's text layer is read in a child process within :data:`PAGE_SECONDS` per page and
+:data:`TEXT_MEMORY` (:func:`portal.redaction.parser_limits.stream_bounded`, as rendering is):
+loading a page parses all of its content, and a page of forms nested into a million drawings
+(a few KB) needs gigabytes for that. The review pages read it in the web process, so
+:func:`hits_per_page` finds nothing in such a file (logged; rendering refuses it with the
+reason), and :func:`locate_hits` raises OcrFailed with the reason.
 
 :func:`locate_hits` is the worker's (the ``find_hits`` job): every hit of many terms (the
 item's term marks and the whole register) with its page and its box as fractions of the page,
@@ -13,16 +20,19 @@ names). Results hold codes and boxes, never a term.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from PIL import Image, ImageOps
 
+from portal.redaction import parser_limits
 from portal.redaction.matcher import Matcher, TermTooShort
-from portal.redaction.ocr import OcrCache, Reading, boxes_of_hits, scripts_of
+from portal.redaction.ocr import OcrCache, OcrFailed, Reading, boxes_of_hits, scripts_of
 from portal.redaction.pixels import OCR_DPI, PDFIUM, read_image_file, read_pdf_pages
 
 __all__ = ["MAX_TEXT_BYTES", "FoundHit", "PageHits", "hits_per_page", "locate_hits"]
@@ -31,6 +41,11 @@ __all__ = ["MAX_TEXT_BYTES", "FoundHit", "PageHits", "hits_per_page", "locate_hi
 MAX_TEXT_BYTES = 20 * 1024 * 1024
 #: PDF pages beyond this are not searched on the review page (likewise).
 MAX_PAGES = 2000
+#: Seconds the child may take to load one page's text layer, and memory it may add.
+PAGE_SECONDS = 60.0
+TEXT_MEMORY = 768 << 20
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -61,34 +76,50 @@ def _page_texts(path: Path, media_type: str) -> list[tuple[int, str]]:
         return [(1, path.read_bytes().decode("utf-8", errors="replace"))]
     if media_type != "application/pdf":
         return []
-    return _each_text_page(
-        path, lambda number, _page, textpage: (number, textpage.get_text_range())
+    try:
+        return _bounded(_page_texts_child, path)
+    except parser_limits.ParseLimitExceeded as exc:
+        logger.warning("The text layer of a PDF was not searched: %s", exc)
+        return []
+
+
+def _bounded(child: Callable[..., Iterator[T]], *args: Any) -> list[T]:
+    """Every result of ``child(*args)``, made in a child process within the limits;
+    ParseLimitExceeded (with the reason) when it goes beyond them."""
+    results = parser_limits.stream_bounded(
+        child, *args, seconds=PAGE_SECONDS, memory=TEXT_MEMORY, preload=(__name__,)
     )
+    with closing(results):
+        return list(results)
 
 
-def _each_text_page(path: Path, visit: Callable[[int, Any, Any], T]) -> list[T]:
-    """``visit(page number, page, text page)`` for each page of the PDF (up to MAX_PAGES),
-    under the shared pdfium lock; nothing for a file pdfium cannot open."""
+def _page_texts_child(path: Path) -> Iterator[tuple[int, str]]:
+    """In the child: (page number, text) of each page."""
+    for number, _page, textpage in _text_pages(path):
+        yield number, textpage.get_text_range()
+
+
+def _text_pages(path: Path) -> Iterator[tuple[int, Any, Any]]:
+    """(page number, page, text page) of each page of the PDF (up to MAX_PAGES), under the
+    pdfium lock; nothing for a file pdfium cannot open. Each page is closed after its turn."""
     import pypdfium2
 
-    results: list[T] = []
     with PDFIUM:
         try:
             document = pypdfium2.PdfDocument(str(path))
         except pypdfium2.PdfiumError:
-            return []
+            return
         try:
             for index in range(min(len(document), MAX_PAGES)):
                 page = document[index]
                 textpage = page.get_textpage()
                 try:
-                    results.append(visit(index + 1, page, textpage))
+                    yield index + 1, page, textpage
                 finally:
                     textpage.close()
                     page.close()
         finally:
             document.close()
-    return results
 
 
 @dataclass(frozen=True)
@@ -120,7 +151,7 @@ def locate_hits(
         return [FoundHit(hit.code, 1, None, "text") for _, text in _page_texts(path, media_type)
                 for hit in matcher.locate(text)]  # fmt: skip
     if media_type == "application/pdf":
-        found = _text_layer_hits(path, matcher)
+        found = _text_layer_hits(path, usable)
         for number, reading in read_pdf_pages(path, scripts, ocr_cache):
             size = _ocr_size(path, number)
             found.extend(_ocr_hits(reading, matcher, number, size))
@@ -155,8 +186,18 @@ def _unit(value: float) -> float:
     return round(min(1.0, max(0.0, value)), 4)
 
 
-def _text_layer_hits(path: Path, matcher: Matcher) -> list[FoundHit]:
-    def hits_on(number: int, page: Any, textpage: Any) -> list[FoundHit]:
+def _text_layer_hits(path: Path, terms: Sequence[tuple[str, str]]) -> list[FoundHit]:
+    try:
+        pages = _bounded(_text_hits_child, path, list(terms))
+    except parser_limits.ParseLimitExceeded as exc:
+        raise OcrFailed(f"the PDF's text layer could not be read: {exc}") from None
+    return [hit for hits in pages for hit in hits]
+
+
+def _text_hits_child(path: Path, terms: list[tuple[str, str]]) -> Iterator[list[FoundHit]]:
+    """In the child: the hits of ``terms`` on each page, with their boxes."""
+    matcher = Matcher(terms)
+    for number, page, textpage in _text_pages(path):
         width, height = page.get_size()
         found = []
         for hit in matcher.locate(textpage.get_text_range()):
@@ -168,9 +209,7 @@ def _text_layer_hits(path: Path, matcher: Matcher) -> list[FoundHit]:
             bottom, top = min(b[1] for b in boxes), max(b[3] for b in boxes)
             box = (left, height - top, right, height - bottom)
             found.append(FoundHit(hit.code, number, _fractions(box, width, height), "text"))
-        return found
-
-    return [hit for hits in _each_text_page(path, hits_on) for hit in hits]
+        yield found
 
 
 def _ocr_size(path: Path, number: int) -> tuple[float, float]:

@@ -23,6 +23,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from portal import audit
+from portal.accounts.approval import ask_for_key_check, key_check_settled
 from portal.accounts.models import User
 from portal.authz.roles import is_legal_officer, is_staff
 from portal.db import aware_utc
@@ -204,6 +205,7 @@ def import_key(
         now=moment,
     )
     key_added(db, authority.id, key.fingerprint, verified=False)
+    ask_for_key_check(db, key)
     return key
 
 
@@ -256,6 +258,7 @@ def verify_key(
     if int(getattr(done, "rowcount", 0) or 0) != 1:
         raise KeyActionRefused("This key has already been verified.")
     db.refresh(key)
+    key_check_settled(db, key, now=moment)
     key_added(db, key.authority_id, key.fingerprint, verified=True)
     audit.record(
         db,
@@ -285,6 +288,7 @@ def revoke_key(
     key.revoked_by_id = by.id
     key.revocation_reason = text
     db.flush()
+    key_check_settled(db, key, now=moment)
     audit.record(
         db,
         audit.actor_label(by),

@@ -78,6 +78,9 @@ from portal.db import aware_utc, transaction, utcnow
 from portal.eligibility.decisions import load_result
 from portal.eligibility.models import Decision
 from portal.integrity.damage import record_damage
+from portal.integrity.full import ASSEMBLY_REASON as STORAGE_FULL_REASON
+from portal.integrity.full import no_space
+from portal.integrity.full import tell_admins as tell_admins_storage_full
 from portal.integrity.uses import blob_uses
 from portal.notifications import service as notifications
 from portal.notifications.service import recipients_of_authority
@@ -241,6 +244,21 @@ class _Damaged(_Failure):
         )
         self.item_code = item_code
         self.sha256 = sha256
+
+
+class _StorageFull(_Failure):
+    """A write met a full disk or quota (see :mod:`portal.integrity.full`): not retried."""
+
+    def __init__(self) -> None:
+        super().__init__(STORAGE_FULL_REASON)
+
+
+def _failure_of(exc: Exception) -> _Failure | None:
+    """How ``exc`` fails the package: a full disk (however it was wrapped) as
+    :class:`_StorageFull`, a reported failure as itself; None for the unexpected (retried)."""
+    if no_space(exc):
+        return _StorageFull()
+    return exc if isinstance(exc, _Failure) else None
 
 
 class _Stopped(Exception):
@@ -1561,12 +1579,6 @@ def _assemble_claimed(state: PortalState, package_id: int, version: int, moment:
         blocked = _run(state, job, stage, built)
         if blocked is None:  # assembled: the renditions stay for the releasing officer
             release_previews.keep(state, job.code, built.items, built.entries)
-    except _Failure as exc:
-        _discard(state, built.blobs)
-        _end(state, package_id, version, "failed", exc.reason, reports=exc.reports)
-        if isinstance(exc, _Damaged):
-            _alert_damaged(state, package_id, exc)
-        raise AssemblyFailed(exc.reason) from None
     except _Stopped:
         _discard(state, built.blobs)
         if _status(state, package_id) == "blocked":
@@ -1575,6 +1587,18 @@ def _assemble_claimed(state: PortalState, package_id: int, version: int, moment:
                 "nothing was kept."
             ) from None
         return  # another run claimed it again
+    except Exception as exc:
+        failure = _failure_of(exc)
+        _discard(state, built.blobs)
+        if failure is None:
+            _let_go(state, package_id, version)
+            raise
+        _end(state, package_id, version, "failed", failure.reason, reports=failure.reports)
+        if isinstance(failure, _Damaged):
+            _alert_damaged(state, package_id, failure)
+        if isinstance(failure, _StorageFull):
+            tell_admins_storage_full(state, f"the assembly of package {package_id}")
+        raise AssemblyFailed(failure.reason) from None
     except BaseException:
         _discard(state, built.blobs)
         _let_go(state, package_id, version)

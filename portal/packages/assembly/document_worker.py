@@ -22,6 +22,10 @@ it), since the worker imports the main module again.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import select
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -42,8 +46,46 @@ def _forkserver() -> multiprocessing.context.ForkServerContext:
 def document_pool() -> ProcessPoolExecutor:
     """One worker (the letter, then the log), forked from the (shared, lazily started)
     forkserver. One, not two: a second renderer would compete with gpg for the cores and
-    double the memory, while one already finishes within the stream for a typical package."""
-    return ProcessPoolExecutor(max_workers=1, mp_context=_forkserver())
+    double the memory, while one already finishes within the stream for a typical package.
+    The worker exits with the process that made the pool (see :func:`_exit_with`)."""
+    return ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=_forkserver(),
+        initializer=_exit_with,
+        initargs=(os.getpid(),),
+    )
+
+
+def _exit_with(pid: int) -> None:
+    """In the document worker: exit as soon as process ``pid`` (the assembler) has ended.
+
+    A worker whose assembler was killed (SIGKILL, the OOM killer) would otherwise wait for a
+    task forever — it holds both ends of its own task queue, so no end-of-file ever comes —
+    and keep the forkserver and the resource tracker alive with it (issue 19: three orphans
+    per killed ``portal worker``). Its parent is the forkserver, so PR_SET_PDEATHSIG cannot
+    say it; a pidfd (Linux 5.3+) becomes readable when ``pid`` ends, else it is polled."""
+
+    def watch() -> None:
+        try:
+            handle = os.pidfd_open(pid)
+        except (AttributeError, OSError):  # an older kernel: look every second
+            while _alive(pid):
+                time.sleep(1)
+        else:
+            select.select([handle], [], [])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-assembler", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's (the pid was reused): end all the same
+        return False
+    return True
 
 
 def warm_up() -> None:

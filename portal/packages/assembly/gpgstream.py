@@ -653,7 +653,8 @@ def _stream(
     code = encrypter.finish()
     tee_code = tee.finish() if tee is not None else 0
     if encrypter.output_error is not None:
-        raise GpgError(f"could not write the package file: {encrypter.output_error}")
+        error = encrypter.output_error  # chained, so a full disk is recognised as one
+        raise GpgError(f"could not write the package file: {error}") from error
     _check_encryption(code, encrypter.status, signer, cancelled=cancelled)
     if tee is not None:
         made_by = {match.upper() for match in _SIG_CREATED.findall(tee.status)}

@@ -1,0 +1,66 @@
+"""A killed assembler leaves no processes behind (issue 19): its document worker — forked from
+the forkserver, not from it — exits as soon as it is gone, and with it the forkserver and the
+resource tracker. Before, a `portal worker` killed with SIGKILL left all three for good."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ASSEMBLER = """
+import os, sys, time
+from portal.packages.assembly.document_worker import document_pool
+
+if __name__ == "__main__":
+    pool = document_pool()
+    print(pool.submit(os.getpid).result(), flush=True)  # the document worker's pid
+    time.sleep(120)
+"""
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_the_document_worker_and_its_forkserver_end_with_a_killed_assembler(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "assembler.py"
+    script.write_text(ASSEMBLER)
+    assembler = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, start_new_session=True
+    )
+    worker = forkserver = 0
+    try:
+        assert assembler.stdout is not None
+        worker = int(assembler.stdout.readline())
+        forkserver = _parent(worker)
+        assert forkserver != assembler.pid and _running(forkserver)
+
+        os.kill(assembler.pid, signal.SIGKILL)  # the assembler alone, as the OOM killer does
+        assembler.wait(10)
+
+        deadline = time.monotonic() + 15
+        while (_running(worker) or _running(forkserver)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(worker), "the document worker outlived its assembler"
+        assert not _running(forkserver), "the forkserver outlived the assembler"
+    finally:
+        for pid in (worker, forkserver):
+            if pid and _running(pid):
+                os.kill(pid, signal.SIGKILL)
+        if assembler.poll() is None:
+            assembler.kill()
+            assembler.wait()
