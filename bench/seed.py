@@ -33,13 +33,17 @@ from sqlalchemy.orm import Session
 
 from portal.accounts.creation import NewUser, create_user
 from portal.accounts.models import User
+from portal.accounts.totp_key import ensure_totp_key
+from portal.accounts.totp_seeds import attach_sealer, sealer_for_settings
 from portal.audit import CLI_ACTOR
+from portal.config import Settings
 from portal.db import make_engine, make_session_factory
 from portal.eligibility.models import Decision, DecisionItem
 from portal.migrate import upgrade
 from portal.packages.models import Download, Package, PackageItem, Recall
 from portal.registry.models import ITEM_KINDS, Authority, Item, Provider
 from portal.rfa.models import Rfa, RfaItem
+from portal.sealing import Sealer, ensure_sealing_key
 
 #: Bump when the seeded data changes shape: kept databases are then seeded again.
 SEED_VERSION = 1
@@ -353,9 +357,15 @@ def _packages(
     _bulk(session, Recall, recalls)
 
 
-def seed(engine: Engine, scale: Scale, rng: random.Random) -> Seeded:
-    """Fill an empty, migrated database; returns what the benchmark visits."""
-    with make_session_factory(engine)() as session:
+def seed(
+    engine: Engine, scale: Scale, rng: random.Random, totp_sealer: Sealer | None = None
+) -> Seeded:
+    """Fill an empty, migrated database; returns what the benchmark visits. ``totp_sealer``
+    seals the users' TOTP seeds (the served portal's, so that they can sign in)."""
+    sessions = make_session_factory(engine)
+    if totp_sealer is not None:
+        attach_sealer(sessions, totp_sealer)
+    with sessions() as session:
         authorities = _registry(session, scale, rng)
         logins = _users(session, scale, authorities)
         officers = _ids(session, User.id)[: scale.officers]
@@ -410,7 +420,11 @@ def ensure_seeded(url: str, scale: Scale, logins_file: Path) -> Seeded:
         if kept:
             assert known is not None
             return known
-        seeded = seed(engine, scale, random.Random(8))
+        # the TOTP key of the portal served from logins_file's directory (its instance)
+        home = Settings.from_env({"PORTAL_INSTANCE_DIR": str(logins_file.parent)})
+        ensure_sealing_key(home)  # what `portal init` makes
+        ensure_totp_key(home)
+        seeded = seed(engine, scale, random.Random(8), sealer_for_settings(home))
         with engine.begin() as conn:
             conn.execute(text("ANALYZE"))
         seeded.save(logins_file)
