@@ -132,9 +132,11 @@ def revoke_consent(
                 package.status = "blocked"
                 package.stage = "blocked: consent revoked"
                 blocked.append(package.code)
+                notifications.no_longer_releasable(db, package.code)
             elif effect == "withdrawn":
                 package.status = "withdrawn"
                 withdrawn.append(package.code)
+                notifications.no_longer_releasable(db, package.code)
             elif effect == "recalled":
                 package.status = "recalled"
                 withdrawn_here = _items_of(db, package, affected)

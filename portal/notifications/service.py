@@ -338,6 +338,11 @@ def released(db: Session, package_code: str) -> int:
     return settle(db, release_topic(package_code))
 
 
+def no_longer_releasable(db: Session, package_code: str) -> int:
+    """The package was blocked or withdrawn before release: nobody is waited on any more."""
+    return released(db, package_code)
+
+
 def marks_await_confirmation(db: Session, item: Item, by: User) -> int:
     """A mark of ``item`` was proposed or changed, or its removal asked for: every other active
     legal officer who has no unread notice of the item yet is told (one notice per item, not

@@ -103,6 +103,44 @@ def test_a_package_assembled_tells_the_other_officers_and_release_reads_it_for_a
             assert _unread(_notes(session, told, topic)) == 0
 
 
+def test_a_revocation_that_blocks_the_package_reads_its_release_notices(
+    portal: Flask, world: World
+) -> None:
+    """Nobody waits on a release any more once a revocation blocks the package."""
+    from portal.consent.models import Consent
+    from portal.consent.revocation import revoke_consent
+
+    state = portal_state(portal)
+    maker = _client(portal, world.officer)
+    page = maker.get(f"/packages/requests/{world.rfa_code}")
+    made = maker.post(
+        f"/packages/requests/{world.rfa_code}",
+        data={"csrf_token": csrf_token(page), "reviewed": "yes"},
+    )
+    assert made.status_code == 303
+    with state.sessions() as session:
+        package = session.scalars(select(Package)).one()
+        assert package.status == "assembled", package.failure_reason
+        topic = f"release:{package.code}"
+        assert _unread(_notes(session, world.second_id, topic)) == 1
+        grant = session.scalars(
+            select(Consent).where(
+                Consent.item_id == world.items["redact"], Consent.event == "grant"
+            )
+        ).one()
+        provider_user = make.user(
+            session, "provider", provider=session.get(Provider, world.provider_id)
+        )
+        revocation = revoke_consent(
+            session, grant, reason="The witness withdrew.", by=provider_user
+        )
+        session.commit()
+        assert revocation.blocked
+        session.expire_all()
+        assert session.get(Package, package.id).status in ("blocked", "withdrawn")
+        assert _unread(_notes(session, world.second_id, topic)) == 0
+
+
 def test_redaction_marks_wait_on_another_officer_once_per_item(portal: Flask, world: World) -> None:
     state = portal_state(portal)
     with state.sessions() as session:
