@@ -23,6 +23,7 @@ __all__ = [
     "ACCOUNT_STATUS",
     "ASSESSMENT_FINDING",
     "AUTHORITY_KIND",
+    "CONSENT_PURPOSE",
     "CONSENT_REQUEST_STATUS",
     "CONSENT_STATE",
     "CRITERION",
@@ -66,6 +67,7 @@ URGENCY: Mapping[str, str] = {
     "urgent": N_("Urgent"),
     "very_urgent": N_("Very urgent"),
 }
+CONSENT_PURPOSE: Mapping[str, str] = {"criminal_proceedings": N_("Criminal proceedings")}
 PROCEEDINGS: Mapping[str, str] = {
     "investigation": N_("Investigation"),
     "prosecution": N_("Prosecution"),
@@ -177,6 +179,7 @@ MARK_APPLIES: Mapping[str, str] = {
 TABLES: Mapping[str, Mapping[str, str]] = {
     "rfa_status": RFA_STATUS,
     "urgency": URGENCY,
+    "consent_purpose": CONSENT_PURPOSE,
     "proceedings": PROCEEDINGS,
     "role": ROLE,
     "account_status": ACCOUNT_STATUS,
