@@ -128,7 +128,7 @@ def test_recall_notice_signed_shown_at_sign_in_and_acknowledged(
     assert f"  Path:    {held.path}\n  SHA-256: {shared_sha}\n" in body
     assert "No other item of the package remains shareable." in body
     assert _gpg_signer(notice.data.replace(held.path.encode(), b"data/other.pdf")) is None
-    assert f"<code>{held.path}</code>" in page and shared_sha in page
+    assert f'<code class="digest">{held.path}</code>' in page and shared_sha in page
 
     url = f"/received/recalls/{recall.id}/acknowledge"
     token = csrf_token(client.get("/received/recalls"))

@@ -69,8 +69,9 @@ def test_the_register_lists_persons_at_risk_with_counts(
     page = officer.get("/register")
     assert page.status_code == 200
     text = _text(page.get_data(as_text=True))
-    assert f"{persons['named']} Witness Heron witness Yes 1" in text
-    assert f"{persons['bare']} Witness Plover witness Yes 0 None yet" in text
+    # the role as the labels module says it (portal/pages/labels.py PERSON_ROLE)
+    assert f"{persons['named']} Witness Heron Witness Yes 1" in text
+    assert f"{persons['bare']} Witness Plover Witness Yes 0 None yet" in text
     assert persons["safe"] not in text
     assert LATIN_NAME not in text  # counts only: values are on the person page
     home = officer.get("/").get_data(as_text=True)
