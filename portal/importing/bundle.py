@@ -16,6 +16,10 @@ Protected identifiers (:mod:`portal.importing.identifiers`) and the terms of ter
 added; a bundle holding any is refused without one. Their values appear in no problem, report
 or audit event.
 
+Redaction marks arrive pending: like a proposed mark, they wait for a legal officer's
+confirmation, and the legal officers are notified (one notice per item, read for everyone
+once nothing of the item waits any more: :mod:`portal.redaction.mark_review`).
+
 Each item's file is streamed once, straight into the blob store, and checked against its
 sha256 on the way (memory stays flat whatever its size). Once the bundle is known to be
 rejected, later files are only hashed, so nothing is written just to be deleted. Blobs that
@@ -47,7 +51,9 @@ from portal.importing.files import FileProblem, discard_blob, read_key_file, res
 from portal.importing.records import Catalog, Record
 from portal.importing.schema import CODE_TYPES, RECORD_TYPES, identity, label
 from portal.importing.source import SourceLine, read_bundle
+from portal.notifications import service as notifications
 from portal.registry.identifiers import IdentifierRefused
+from portal.registry.models import Item
 from portal.registry.openpgp import KeyRejected, inspect_public_key, refuse_example_key
 from portal.sealing import Sealer, SealingError
 from portal.storage import FileBlobStore
@@ -438,6 +444,15 @@ class _Run:
                 identifiers.build_identifiers(
                     self.session, self.sealer, sealed, actor=self.actor, now=self.now
                 )
+        self._marks_await_confirmation(new)
+
+    def _marks_await_confirmation(self, new: list[Record]) -> None:
+        """Tell the legal officers that the items given new marks wait for a confirmation
+        (after every level: the link names a request the bundle may add)."""
+        item_ids = dict.fromkeys(r.created.item_id for r in new if r.type == "redaction_mark")
+        for item_id in item_ids:
+            item = self.session.get_one(Item, item_id)
+            notifications.marks_await_confirmation(self.session, item, None)
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -343,19 +343,19 @@ def no_longer_releasable(db: Session, package_code: str) -> int:
     return released(db, package_code)
 
 
-def marks_await_confirmation(db: Session, item: Item, by: User) -> int:
-    """A mark of ``item`` was proposed or changed, or its removal asked for: every other active
-    legal officer who has no unread notice of the item yet is told (one notice per item, not
-    one per mark). The link is the item's review page under its most recently changed request
-    (none when it is no request's candidate). Settled when nothing of the item waits any more
+def marks_await_confirmation(db: Session, item: Item, by: User | None) -> int:
+    """A mark of ``item`` was proposed or changed, or its removal asked for, by ``by``; or
+    marks of it arrived by import (``by`` None: an import has no proposer, so any legal
+    officer may confirm them). Every active legal officer other than ``by`` who has no unread
+    notice of the item yet is told (one notice per item, not one per mark or per import).
+    The link is the item's review page under its most recently changed request (none when it
+    is no request's candidate). Settled when nothing of the item waits any more
     (:func:`marks_settled`)."""
     topic = marks_topic(item.code)
-    officers = _active(
-        db,
-        where_legal_officer(),
-        User.id != by.id,
-        User.id.not_in(_unread_topic_holders(topic)),
-    )
+    not_told: list[ColumnElement[bool]] = [User.id.not_in(_unread_topic_holders(topic))]
+    if by is not None:
+        not_told.append(User.id != by.id)
+    officers = _active(db, where_legal_officer(), *not_told)
     rfa_code = db.scalar(
         select(Rfa.code)
         .join(RfaItem, RfaItem.rfa_id == Rfa.id)
