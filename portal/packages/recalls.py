@@ -24,22 +24,20 @@ from portal import audit
 from portal.accounts.models import User
 from portal.authz.roles import is_recipient, receives_for
 from portal.authz.scopes import UserLike, visible
-from portal.config import ConfigError
 from portal.consent.models import Consent
 from portal.db import utcnow
 from portal.notifications import service as notifications
 from portal.packages.assembly.documents import NoticeItem
 from portal.packages.assembly.facts import MECHANISM_NAME
 from portal.packages.models import Package, PackageItem, Recall
+from portal.packages.signed_once import sign_and_store_once
 from portal.pages.i18n import N_
 from portal.registry.models import Authority, Item
-from portal.registry.openpgp import KeyRejected
 from portal.rfa.models import Rfa
 from portal.state import PortalState
-from portal.storage import StorageError
 
 if TYPE_CHECKING:
-    pass
+    from portal.packages.assembly.gpgstream import Signer
 
 logger = logging.getLogger(__name__)
 
@@ -187,8 +185,6 @@ def issue_notice(
     if recall.notice_sha256:
         return recall.notice_sha256
     from portal.packages.assembly.documents import DocumentError, recall_notice_text
-    from portal.packages.assembly.gpgstream import GpgError, clearsign
-    from portal.registry.signing_keys import SigningKeyError, load_mechanism_signer
 
     settings = state.settings
     if settings.signing_key_file is None:
@@ -199,9 +195,9 @@ def issue_notice(
         raise RecallError(N_("the recalled package no longer exists"))
     moment = now or utcnow()
     items, kept = withdrawn_items(db, recall)
-    try:
-        signer = load_mechanism_signer(settings, db)  # the history decides, after rotations
-        text = recall_notice_text(
+
+    def text_for(_signer: Signer) -> str:
+        return recall_notice_text(
             package_code=package.code,
             authority_name=authority.name,
             reason=recall.reason,
@@ -211,31 +207,20 @@ def issue_notice(
             items=items,
             kept=kept,
         )
-        signed = clearsign(text, signer)
-    except (GpgError, KeyRejected, DocumentError, ConfigError, SigningKeyError) as exc:
-        raise RecallError(f"the recall notice could not be signed: {exc}") from None
-    try:
-        key = state.blobs.put_bytes(signed.encode("utf-8")).sha256
-    except (OSError, StorageError) as exc:
-        raise RecallError(f"the recall notice could not be stored: {exc}") from None
-    done = db.execute(
-        update(Recall)
-        .where(Recall.id == recall.id, Recall.notice_sha256.is_(None))
-        .values(notice_sha256=key)
-        .execution_options(synchronize_session=False)
-    )
-    db.refresh(recall)
-    if int(getattr(done, "rowcount", 0) or 0) != 1:
-        # Someone else issued it meanwhile: theirs stands; drop ours unless identical.
-        if recall.notice_sha256 != key:
-            state.blobs.delete(key)
-        return recall.notice_sha256 or key
+
+    issued = sign_and_store_once(
+        state, db, recall, Recall.notice_sha256, text_for,
+        what="recall notice", error=RecallError, text_errors=(DocumentError,),
+    )  # fmt: skip
+    if not issued.ours:
+        return issued.key
+    key = issued.key
     audit.record(
         db,
         audit.SYSTEM_ACTOR,
         "recall.notice_issued",
         f"package:{package.code}",
-        {"recall": recall.id, "notice_sha256": key, "signer": signer.fingerprint},
+        {"recall": recall.id, "notice_sha256": key, "signer": issued.signer},
         now=moment,
     )
     recipients = notifications.recipients_of_authority(db, package.authority_id)

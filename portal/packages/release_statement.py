@@ -21,22 +21,25 @@ from __future__ import annotations
 import logging
 import unicodedata
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.accounts.models import User
 from portal.canonical import format_datetime
-from portal.config import ConfigError
 from portal.db import aware_utc
 from portal.packages.assembly.facts import MECHANISM_NAME
 from portal.packages.models import Package
+from portal.packages.signed_once import sign_and_store_once
 from portal.registry.models import Authority
-from portal.registry.openpgp import KeyRejected, refuse_example_key
+from portal.registry.openpgp import refuse_example_key
 from portal.rfa.models import Rfa
 from portal.state import PortalState
-from portal.storage import StorageError
+
+if TYPE_CHECKING:
+    from portal.packages.assembly.gpgstream import Signer
 
 __all__ = [
     "HEADING",
@@ -179,41 +182,28 @@ def issue_statement(
     when already issued). Flushes; the caller commits. Raises :class:`StatementError`."""
     if package.release_statement_sha256:
         return package.release_statement_sha256
-    from portal.packages.assembly.gpgstream import GpgError, clearsign
-    from portal.registry.signing_keys import SigningKeyError, load_mechanism_signer
-
     settings = state.settings
     if settings.signing_key_file is None:
         raise StatementError("the Mechanism's signing key is not configured (PORTAL_SIGNING_KEY)")
     moment = aware_utc(now)
-    try:
-        signer = load_mechanism_signer(settings, db)  # the history decides, after rotations
+
+    def text_for(signer: Signer) -> str:
         refuse_example_key(signer.fingerprint, demo_or_test=settings.demo_or_test)
-        signed = clearsign(_text_for(db, package, signer.fingerprint, moment), signer)
-    except (GpgError, KeyRejected, ConfigError, SigningKeyError) as exc:
-        raise StatementError(f"the release statement could not be signed: {exc}") from None
-    try:
-        key = state.blobs.put_bytes(signed.encode("utf-8")).sha256
-    except (OSError, StorageError) as exc:
-        raise StatementError(f"the release statement could not be stored: {exc}") from None
-    done = db.execute(
-        update(Package)
-        .where(Package.id == package.id, Package.release_statement_sha256.is_(None))
-        .values(release_statement_sha256=key)
-        .execution_options(synchronize_session=False)
-    )
-    db.refresh(package)
-    if int(getattr(done, "rowcount", 0) or 0) != 1:
-        # Another worker issued it meanwhile: theirs stands; drop ours unless identical.
-        if package.release_statement_sha256 != key:
-            state.blobs.delete(key)
-        return package.release_statement_sha256 or key
+        return _text_for(db, package, signer.fingerprint, moment)
+
+    issued = sign_and_store_once(
+        state, db, package, Package.release_statement_sha256, text_for,
+        what="release statement", error=StatementError,
+    )  # fmt: skip
+    if not issued.ours:
+        return issued.key
+    key = issued.key
     audit.record(
         db,
         audit.SYSTEM_ACTOR,
         "package.release_statement_issued",
         f"package:{package.code}",
-        {"statement_sha256": key, "signer": signer.fingerprint},
+        {"statement_sha256": key, "signer": issued.signer},
         now=moment,
     )
     return key

@@ -6,6 +6,7 @@ under the same rules as the detached signature. Real gpg, real HTTP via the Flas
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from flask import Flask
 from sqlalchemy import select
@@ -15,7 +16,9 @@ from portal.accounts.models import User
 from portal.audit import AuditEvent
 from portal.packages.assembly.jobs import IMMEDIATE_CONFIG, jobs_for
 from portal.packages.models import Package
+from portal.packages.release_statement import issue_statement
 from portal.registry.openpgp import temporary_keyring
+from portal.state import portal_state
 from portal.verify.release import parse_statement
 from tests.support.auth import csrf_token
 from tests.support.recipient import (
@@ -118,3 +121,27 @@ def test_releasing_queues_the_statement_and_never_waits_for_it(
     package = _package(db, ship)
     assert package.status == "released" and package.release_statement_sha256 is None
     assert "issue_release_statements" in {task.name for task in jobs_for(app).huey.pending()}
+
+
+def test_two_workers_at_once_keep_the_first_statement_and_drop_the_other(
+    make_app: Callable[..., Flask], db: Session, ship: Shipment
+) -> None:
+    """A worker that read the package before another issued its statement signs its own,
+    finds the first stored, keeps that and deletes its own file (portal.packages.signed_once)."""
+    app = make_app(signing_key_file=SIGNING_KEY, signing_passphrase_file=SIGNING_PASSPHRASE)
+    state = portal_state(app)
+    moment = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    with state.sessions() as late, state.sessions() as first:
+        stale = late.get_one(Package, ship.package_id)  # read before the other worker issues
+        assert stale.release_statement_sha256 is None
+        kept = issue_statement(state, first, first.get_one(Package, ship.package_id), now=moment)
+        first.commit()
+        stored = set(state.blobs.keys())
+        again = issue_statement(state, late, stale, now=moment + timedelta(minutes=1))
+        late.commit()
+    assert again == kept == _package(db, ship).release_statement_sha256
+    assert set(state.blobs.keys()) == stored  # the late worker's own statement is gone
+    issued = db.scalars(
+        select(AuditEvent).where(AuditEvent.action == "package.release_statement_issued")
+    ).all()
+    assert len(issued) == 1 and kept in str(issued[0].details)  # only the first is audited
