@@ -2,9 +2,11 @@
 
 The evidence files are generated deterministically (same bytes on every run), written to a
 temporary directory and imported with :func:`portal.importing.bundle.import_bundle`; users are made
-with :func:`portal.accounts.creation.create_user`. Everything happens in one transaction. Running
-the demo again imports nothing new, creates no user twice and prints the same logins (read back
-from the logins file).
+with :func:`portal.accounts.creation.create_user`; a legal officer then confirms the marks the
+world says are confirmed and asks providers' consent for the requests the world names (with
+:func:`portal.rfa.triage.ask_for_consent`, as the triage page does). Everything happens in one
+transaction. Running the demo again imports nothing new, creates no user or consent request twice
+and prints the same logins (read back from the logins file).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from portal.accounts.creation import AccountError
 from portal.accounts.models import User
 from portal.audit import CLI_ACTOR
 from portal.config import REPO_ROOT
+from portal.consent.models import ConsentRequest
 from portal.db import transaction
 from portal.demo.dataset import AUTHORITY_CODES, Dataset, DatasetError, build_dataset
 from portal.demo.users import (
@@ -33,6 +36,8 @@ from portal.demo.users import (
 from portal.importing.bundle import BundleRejected, ImportReport, import_bundle
 from portal.redaction.mark_review import confirm_mark, history_of, mark_of_item
 from portal.registry.models import Authority, Item
+from portal.rfa.models import Rfa
+from portal.rfa.triage import TriageError, ask_for_consent
 from portal.state import PortalState
 
 __all__ = ["DemoRefused", "DemoResult", "format_logins", "run_demo"]
@@ -41,6 +46,8 @@ DEFAULT_KEYS_DIR = REPO_ROOT / "keys_example"
 BUNDLE_NAME = "demo bundle"
 # Confirms the demo's marks after the import (the first officer assembles in the journey).
 REVIEWING_OFFICER = "officer.two@mechanism.example"
+# Asks the providers' consent for the requests the world names (Dataset.consent_asked_for).
+CONSENT_OFFICER = "officer.one@mechanism.example"
 
 
 class DemoRefused(RuntimeError):
@@ -84,6 +91,7 @@ def run_demo(
             report, note = _import(session, state, dataset, Path(files_dir), actor)
             logins = ensure_users(session, DEMO_USERS, saved, logins_file=logins_file, actor=actor)
             _review_marks(session, dataset.confirmed_marks)
+            _ask_for_consent(session, dataset.consent_asked_for)
     except (AccountError, DatasetError, LoginsFileError) as exc:
         raise DemoRefused(str(exc)) from exc
     return DemoResult(logins=logins, logins_file=logins_file, report=report, note=note)
@@ -130,6 +138,28 @@ def _review_marks(session: Session, confirmed: list[tuple[str, str]]) -> None:
             continue
         if [event.action for event in history_of(session, item, mark_code)] == ["imported"]:
             confirm_mark(session, mark, item, version=mark.version, by=reviewer)
+
+
+def _ask_for_consent(session: Session, rfa_codes: list[str]) -> None:
+    """The demo's legal officer sends the consent requests these requests' candidates need —
+    only for a request that never had one, so a run after providers answered (or officers
+    moved the request on) asks nothing again."""
+    officer = session.scalar(select(User).where(User.email == CONSENT_OFFICER))
+    if officer is None:  # made by ensure_users just before
+        raise DemoRefused(f"the demo user {CONSENT_OFFICER} is missing")
+    for code in rfa_codes:
+        rfa = session.scalar(select(Rfa).where(Rfa.code == code))
+        if rfa is None:
+            continue
+        asked = session.scalar(
+            select(func.count()).select_from(ConsentRequest).where(ConsentRequest.rfa_id == rfa.id)
+        )
+        if asked:
+            continue
+        try:
+            ask_for_consent(session, rfa, by=officer)
+        except TriageError:
+            continue  # moved on, or every candidate has consent now: nothing to ask
 
 
 def _loaded_before(session: Session, dataset: Dataset) -> bool:

@@ -53,6 +53,9 @@ class Dataset:
     # Marks arrive pending (imports cannot confirm); these (item, mark) the demo's second
     # legal officer confirms after the import, as a reviewer would.
     confirmed_marks: list[tuple[str, str]] = field(default_factory=list)
+    # Requests (codes) whose candidates a legal officer asks their providers' consent for
+    # after the import (a bundle carries no consent requests), so those wait in an inbox.
+    consent_asked_for: list[str] = field(default_factory=list)
 
     def bundle_lines(self) -> list[str]:
         return [json.dumps(record, sort_keys=True, ensure_ascii=False) for record in self.records]
@@ -1127,6 +1130,63 @@ def _unredactable(world: _World) -> None:
     )
 
 
+# --- the families' network: consent requests waiting in its inbox ---------------------------
+
+#: A provider of its own whose two consent requests only the language test (tests/e2e/
+#: test_arabic.py) answers, one in Arabic and one in Burmese; nothing else uses its material.
+FAMILIES = "PRV-KFN"
+FAMILIES_REQUESTS = ("RFA-2025-0047", "RFA-2025-0048")
+
+_FAMILIES_ITEMS: tuple[tuple[str, str, str, date, str], ...] = (
+    # code, kind, title, collected, text
+    (
+        "ITM-0035",
+        "document",
+        "Register of relatives reported missing in Kallavar district, August 2023",
+        date(2023, 10, 2),
+        """REGISTER OF RELATIVES REPORTED MISSING - Kallavar district
+Kept by: Kallavar Families Network, registration desk
+Period: 1 to 31 August 2023
+
+Case K-01: a man aged 34, taken from his home at night on 28 August 2023.
+Case K-02: a man aged 19, last seen at the Kallavar bus station on 14 August 2023.
+Case K-03: a woman aged 41, taken at a checkpoint on the Ostrik road on 9 August 2023.
+
+Families registered each case in person; names are held by the Network only.""",
+    ),
+    (
+        "ITM-0036",
+        "witness_statement",
+        "Account of a mother searching detention sites for her son",
+        date(2023, 11, 20),
+        """ACCOUNT OF A MOTHER - Case K-02
+Recorded by: Kallavar Families Network, field volunteer
+Date: 20 November 2023
+
+I went to the battalion headquarters, the Kallavar warehouse and the Ostrik school
+between August and November 2023. At each place I was told that my son was not there.
+At the warehouse a guard took the photograph of my son and did not give it back.""",
+    ),
+)
+
+
+def _families(world: _World) -> None:
+    for code, kind, title, collected, text in _FAMILIES_ITEMS:
+        world.item(
+            code,
+            FAMILIES,
+            kind,
+            title,
+            filename=f"{code.lower()}.txt",
+            media_type="text/plain",
+            data=gen.text_file(text),
+            collected=collected,
+            place="Kallavar",
+            sensitivity="high",
+            tags=["families", "disappearance"],
+        )
+
+
 # --- organisations, assessments and keys ----------------------------------------------------
 
 _AUTHORITIES = {
@@ -1182,6 +1242,13 @@ def _organisations(world: _World, keys_dir: Path, fingerprints: dict[str, str]) 
         name="UN Monitoring Mission in Valdoria",
         kind="un_entity",
         public_name="UN Monitoring Mission in Valdoria",
+    )
+    world.add(
+        "provider",
+        code=FAMILIES,
+        name="Kallavar Families Network",
+        kind="ngo",
+        public_name="Kallavar Families Network",
     )
     for code, (name, kind, country) in _AUTHORITIES.items():
         world.add("authority", code=code, name=name, kind=kind, country=country)
@@ -1535,6 +1602,36 @@ def _requests(world: _World) -> None:
     )
 
 
+def _families_requests(world: _World) -> None:
+    """Two requests in review whose only candidates are the families' network's items; the
+    demo asks the network's consent for them after the import (``consent_asked_for``)."""
+    disappearances = "Disappearances in Kallavar district in August 2023."
+    eastvale, riverton = FAMILIES_REQUESTS
+    _rfa(
+        world,
+        eastvale,
+        "ECT-EV",
+        "ECT/INV/2025/81",
+        [_step("draft", -20), _step("submitted", -19), _step("in_review", -17)],
+        theme="detention",
+        summary=disappearances,
+        sought="Registers of persons reported missing kept by families' associations.",
+        items=["ITM-0035"],
+    )
+    _rfa(
+        world,
+        riverton,
+        "RCP-RV",
+        "RCP/2025/1311",
+        [_step("draft", -16), _step("submitted", -15), _step("in_review", -14)],
+        theme="detention",
+        summary=disappearances,
+        sought="Accounts of relatives who searched detention sites.",
+        items=["ITM-0036"],
+    )
+    world.data.consent_asked_for.extend(FAMILIES_REQUESTS)
+
+
 def build_dataset(keys_dir: Path) -> Dataset:
     """The whole demo world: bundle records in dependency order and their files."""
     fingerprints = _example_fingerprints(keys_dir)
@@ -1547,8 +1644,10 @@ def build_dataset(keys_dir: Path) -> Dataset:
     _scans(world)
     _reports(world)
     _unredactable(world)
+    _families(world)
     _consents(world)
     _requests(world)
+    _families_requests(world)
     return _ordered(world.data)
 
 

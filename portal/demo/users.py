@@ -77,6 +77,20 @@ DEMO_USERS: tuple[DemoUser, ...] = (
         "provider",
         provider_code="PRV-UNM",
     ),
+    # Two readers of the families' network: the language test answers its consent requests,
+    # one in an Arabic browser, one in a Burmese one (no one else uses this provider).
+    DemoUser(
+        "provider.ar@kfn.example",
+        "Rima Demo (Kallavar Families Network)",
+        "provider",
+        provider_code="PRV-KFN",
+    ),
+    DemoUser(
+        "provider.my@kfn.example",
+        "Thiri Demo (Kallavar Families Network)",
+        "provider",
+        provider_code="PRV-KFN",
+    ),
     DemoUser(
         "requester@nwu.example",
         "Jo Demo (Northland requester)",

@@ -34,12 +34,14 @@ from portal.accounts.passwords import verify_password
 from portal.accounts.totp_seeds import open_seed
 from portal.audit import AuditEvent
 from portal.config import Settings
-from portal.consent.models import Consent
+from portal.consent.ledger import answer_request
+from portal.consent.models import Consent, ConsentRequest, ConsentRequestItem
 from portal.db import utcnow
 from portal.demo import DemoRefused, DemoResult, format_logins, run_demo
 from portal.demo import files as gen
-from portal.demo.dataset import PERSONS, Dataset, build_dataset
+from portal.demo.dataset import FAMILIES, FAMILIES_REQUESTS, PERSONS, Dataset, build_dataset
 from portal.demo.users import DEMO_USERS
+from portal.notifications.models import Notification
 from portal.registry.models import (
     Assessment,
     Authority,
@@ -245,7 +247,7 @@ def test_dataset_has_the_variety_the_demo_promises(dataset: Dataset) -> None:
     for kind in ("witness_statement", "document", "photo", "analytical_report", "audio"):
         assert kinds[kind] >= 1
     assert len(dataset.of_type("item")) >= 30
-    assert len(dataset.of_type("provider")) == 3
+    assert len(dataset.of_type("provider")) == 4
 
 
 # --------------------------------------------------------------------------- running the demo
@@ -275,6 +277,9 @@ def _counts(session: Session) -> dict[str, int]:
         RfaItem,
         Message,
         Assurance,
+        ConsentRequest,
+        ConsentRequestItem,
+        Notification,
         User,
         AuditEvent,
     )
@@ -325,7 +330,7 @@ def test_demo_runs_twice_without_duplicates_and_prints_the_same_logins(
 
     with state.sessions() as session:
         counts = _counts(session)
-        assert counts["Authority"] >= 4 and counts["Provider"] == 3
+        assert counts["Authority"] >= 4 and counts["Provider"] == 4
         assert counts["Item"] >= 30 and counts["Rfa"] >= 6
         kinds = set(session.scalars(select(Item.kind)))
         assert {"witness_statement", "document", "photo", "analytical_report"} <= kinds
@@ -400,6 +405,60 @@ def test_demo_runs_twice_without_duplicates_and_prints_the_same_logins(
     assert second.report is not None and not second.report.changed
     assert table_part(second) == table_part(first)
     assert stat.S_IMODE(logins_file.stat().st_mode) == 0o600
+
+
+def test_the_families_network_has_consent_requests_of_its_own_asked_once(
+    state: PortalState, logins_file: Path
+) -> None:
+    """The language test answers these two requests; nothing else may depend on them: they are
+    the only consent requests of the demo, for the network's items only, and a run after one
+    was answered (declined: the item still lacks consent) asks nothing again."""
+    run_demo(state, logins_file=logins_file)
+    with state.sessions() as session, session.begin():
+        network = session.scalars(select(Provider).where(Provider.code == FAMILIES)).one()
+        requests = session.scalars(select(ConsentRequest).order_by(ConsentRequest.id)).all()
+        assert [r.status for r in requests] == ["open", "open"]
+        rfas = {r.id: session.get(Rfa, r.rfa_id) for r in requests}
+        assert sorted(rfa.code for rfa in rfas.values() if rfa) == sorted(FAMILIES_REQUESTS)
+        for request in requests:
+            rfa = rfas[request.id]
+            assert rfa is not None and request.authority_id == rfa.authority_id
+            assert request.provider_id == network.id
+        asked = session.scalars(select(ConsentRequestItem.item_id)).all()
+        network_items = set(session.scalars(select(Item.id).where(Item.provider_id == network.id)))
+        assert sorted(asked) == sorted(network_items) and len(asked) == 2
+        # The network's items are candidates of its two requests only, and it gave no consent.
+        holders = session.scalars(
+            select(Rfa.code).join(RfaItem).where(RfaItem.item_id.in_(network_items))
+        ).all()
+        assert sorted(holders) == sorted(FAMILIES_REQUESTS)
+        assert not session.scalars(select(Consent).where(Consent.provider_id == network.id)).all()
+        readers = session.scalars(select(User).where(User.provider_id == network.id)).all()
+        assert {u.email for u in readers} == {"provider.ar@kfn.example", "provider.my@kfn.example"}
+        for reader in readers:
+            told = session.scalars(
+                select(Notification.subject).where(Notification.user_id == reader.id)
+            ).all()
+            assert told == ["New consent request"] * 2
+        first_items = session.scalars(
+            select(ConsentRequestItem.item_id).where(
+                ConsentRequestItem.consent_request_id == requests[0].id
+            )
+        ).all()
+        answer_request(
+            session,
+            requests[0],
+            action="decline",
+            item_ids=first_items,
+            by=readers[0],
+            reason="Not yet: the families are still being asked.",
+        )
+        assert requests[0].status == "answered"
+
+    run_demo(state, logins_file=logins_file)
+    with state.sessions() as session:
+        statuses = session.scalars(select(ConsentRequest.status).order_by(ConsentRequest.id))
+        assert list(statuses) == ["answered", "open"]
 
 
 def test_rerun_survives_changed_data_a_deleted_user_and_a_forgotten_login(
