@@ -397,6 +397,13 @@ def _tree_cpu() -> float:
     return total
 
 
+def _own_cpu() -> tuple[float, float]:
+    """CPU seconds of this process (all threads) and of the children it waited for (gpg)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, reaped.ru_utime + reaped.ru_stime
+
+
 def _max_rss_mib() -> float:
     """This process's peak RSS since the mark was last reset (the kernel's high-water mark,
     VmHWM: exact, not sampled)."""
@@ -451,6 +458,7 @@ def _assemble_timed(state: PortalState, package_id: int) -> dict[str, Any]:
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     cpu = _tree_cpu()
+    own = _own_cpu()
     start = time.perf_counter()
     failure = None
     try:
@@ -459,6 +467,7 @@ def _assemble_timed(state: PortalState, package_id: int) -> dict[str, Any]:
         failure = str(exc)
     seconds = time.perf_counter() - start
     cpu = _tree_cpu() - cpu
+    own = _own_cpu() - own
     done_event.set()
     watcher.join()
     rss_tree = sampler.stop()
@@ -468,6 +477,8 @@ def _assemble_timed(state: PortalState, package_id: int) -> dict[str, Any]:
     return {
         "seconds": seconds,
         "cpu_seconds": cpu,
+        "cpu_python": own[0],
+        "cpu_waited": own[1],
         "status": status,
         "failure": failure,
         "file_size": size,
@@ -753,6 +764,12 @@ def main() -> None:
             print(f"{'':>13}files: {mix}", flush=True)
             stages = ", ".join(f"{name} {value:.2f}s" for name, value in portal["stages"].items())
             print(f"{'':>13}portal stages: {stages}", flush=True)
+            rest = portal["cpu_seconds"] - portal["cpu_python"] - portal["cpu_waited"]
+            print(
+                f"{'':>13}portal CPU: python {portal['cpu_python']:.2f} s, gpg (waited for) "
+                f"{portal['cpu_waited']:.2f} s, document worker and the rest {rest:.2f} s",
+                flush=True,
+            )
         print_summary(size, runs)
     if args.pages:
         pdf = redaction_throughput(args.pages, args.dpi)

@@ -17,7 +17,7 @@ import queue
 import re
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -69,15 +69,19 @@ def file_sha256(path: Path, *, chunk_size: int = CHUNK_SIZE) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def copy_hashed(stream: BinaryIO, fd: int, *, max_bytes: int | None = None) -> tuple[str, int]:
-    """Copy ``stream`` to the file descriptor ``fd``; the sha256 (hex) and size of the bytes.
+def copy_hashed(
+    stream: BinaryIO, write: Callable[[memoryview], object], *, max_bytes: int | None = None
+) -> tuple[str, int]:
+    """Copy ``stream`` to ``write`` (called with each chunk; it must not keep the view); the
+    sha256 (hex) and size of the bytes.
 
     The sha256 runs in a thread of its own beside the copy: ``hashlib`` releases the GIL while
     it hashes a large buffer, so the digest is computed on the other core while this thread
     reads and writes, and the two overlap instead of adding up. The chunks travel through a
     small ring of reused buffers (``_BUFFERS`` of ``CHUNK_SIZE``: memory stays flat, and no
     fresh pages are faulted in per chunk); a buffer is read into again only once it has been
-    hashed. Raises :class:`TooLarge` past ``max_bytes`` (the caller discards what was written).
+    hashed. Raises :class:`TooLarge` past ``max_bytes`` (the caller discards what was
+    written); whatever ``write`` raises propagates (the thread is ended first).
     """
     free: queue.Queue[bytearray] = queue.Queue()
     for _ in range(_BUFFERS):
@@ -103,12 +107,22 @@ def copy_hashed(stream: BinaryIO, fd: int, *, max_bytes: int | None = None) -> t
             size += length
             if max_bytes is not None and size > max_bytes:
                 raise TooLarge(f"larger than the limit of {max_bytes} bytes")
-            _write_all(fd, memoryview(buffer)[:length])
+            write(memoryview(buffer)[:length])
             filled.put((buffer, length))
     finally:
         filled.put(None)
         hasher.join()
     return digest.hexdigest(), size
+
+
+def write_all(fd: int) -> Callable[[memoryview], None]:
+    """A ``write`` for :func:`copy_hashed` into the file descriptor ``fd`` (every byte)."""
+
+    def write(data: memoryview) -> None:
+        while data:
+            data = data[os.write(fd, data) :]
+
+    return write
 
 
 def _read_into(stream: BinaryIO, buffer: bytearray) -> int:
@@ -180,7 +194,7 @@ class FileBlobStore:
         tmp_path = Path(tmp_name)
         try:
             try:
-                actual, size = copy_hashed(stream, fd, max_bytes=max_bytes)
+                actual, size = copy_hashed(stream, write_all(fd), max_bytes=max_bytes)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -271,13 +285,6 @@ class FileBlobStore:
         for path in sorted(self.root.glob("??/??/*")):
             if path.is_file() and _DIGEST.fullmatch(path.name):
                 yield path.name
-
-
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    """Write every byte of ``data`` to ``fd`` (``os.write`` may write fewer)."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def fsync_dir(directory: Path) -> None:
