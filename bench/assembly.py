@@ -464,7 +464,7 @@ def _assemble_timed(state: PortalState, package_id: int) -> dict[str, Any]:
     cpu = _tree_cpu()
     own = _own_cpu()
     sampled_before = sampler.cpu_seconds + watcher_cpu[0]
-    if os.environ.get("BENCH_PERF_MARK"):  # perf: record the assembly alone (see README)
+    if os.environ.get("BENCH_PERF_MARK"):  # to profile the assembly alone: perf record -p PID
         Path(os.environ["BENCH_PERF_MARK"]).write_text(str(os.getpid()))
         time.sleep(1)
     start = time.perf_counter()

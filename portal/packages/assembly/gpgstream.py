@@ -10,12 +10,16 @@ only trust that counts); signatures are accepted only when made by the expected 
 The streaming operation (:func:`sign_and_encrypt`, :func:`sign_encrypt_and_detach`) drives gpg
 itself rather than through python-gnupg: the producer (e.g. the bag tar writer) writes straight
 into gpg's stdin in the calling thread (python-gnupg would add a copying thread and a pipe per
-byte), gpg's stdout is read in 1 MiB chunks into a temporary file beside ``out_path`` while it
-is hashed (and, for the detached signature, fed to a second gpg), so every byte is read once;
-the passphrase goes through a pipe of its own; if the producer fails, gpg is killed so it never
-signs partial data. The file is renamed into place only when gpg reported END_ENCRYPTION and a
-signature by the signing key. Everything else (imports, listing, small signatures,
-verification) goes through python-gnupg.
+byte); gpg writes the ciphertext itself into a temporary file beside ``out_path`` (its stdout
+is that file: no pipe, no copy through Python) while a thread reads the file back as it grows
+and hashes it (sha256), so the two overlap. The detached signature over the ciphertext is then
+made from that kept hash state by the keyring's gpg-agent (:mod:`.agent_signature`), with
+``gpg --detach-sign`` over the finished file as the fallback. The passphrase goes through a
+pipe of its own; if the producer fails, gpg is killed so it never signs partial data. The file
+is renamed into place only when gpg exited cleanly, reported END_ENCRYPTION and a signature by
+the signing key. gpg's messages run in the C locale, so a full disk (reported only in words)
+is recognised as one. Everything else (imports, listing, small signatures, verification) goes
+through python-gnupg.
 
 Secret keys are imported with a direct ``gpg --import`` from stdin because python-gnupg's
 ``import_keys`` logs the first bytes of what it imports at DEBUG level. Passphrases reach gpg
