@@ -1,10 +1,13 @@
 """Blob store throughput against a raw baseline measured in the same run.
 
 The baseline is what the disk and Python can do at best: copy the same bytes
-with ``shutil.copyfileobj`` and fsync. The blob store also hashes (sha256) and
-renames atomically; its ratio to the baseline is the figure to watch.
+with ``shutil.copyfileobj`` and fsync. The blob store also hashes (sha256, in a
+thread beside the copy) and renames atomically; its ratio to the baseline is the
+figure to watch. Printed: wall and CPU seconds of both sides and their ratios,
+each as min / median of the runs (CPU seconds hold on a shared machine, wall
+seconds do not), the load average before and after, and the peak Python memory.
 
-    .venv/bin/python bench/blobstore.py [--mb 512]
+    .venv/bin/python bench/blobstore.py [--mb 512] [--runs 5]
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 from portal.storage import FileBlobStore
@@ -27,50 +32,79 @@ def _make_source(path: Path, size_mb: int) -> None:
             out.write(i.to_bytes(8, "big") + block[8:])
 
 
-def _raw_copy(source: Path, target: Path) -> float:
-    start = time.perf_counter()
+def _cpu() -> float:
+    """CPU seconds (user + system) of this process, all its threads."""
+    times = os.times()
+    return times.user + times.system
+
+
+def _timed(work: Callable[[], None]) -> tuple[float, float]:
+    """Wall and CPU seconds of ``work``."""
+    cpu, start = _cpu(), time.perf_counter()
+    work()
+    return time.perf_counter() - start, _cpu() - cpu
+
+
+def _raw_copy(source: Path, target: Path) -> None:
     with source.open("rb") as src, target.open("wb") as dst:
         shutil.copyfileobj(src, dst, 1024 * 1024)
         dst.flush()
         os.fsync(dst.fileno())
-    return time.perf_counter() - start
 
 
-def _store_put(source: Path, store: FileBlobStore) -> tuple[float, int]:
-    tracemalloc.start()
-    start = time.perf_counter()
+def _store_put(source: Path, store: FileBlobStore) -> None:
     with source.open("rb") as src:
         store.put_stream(src)
-    elapsed = time.perf_counter() - start
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return elapsed, peak
+
+
+def _min_median(values: list[float]) -> str:
+    return f"{min(values):6.2f} / {statistics.median(values):6.2f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mb", type=int, default=512, help="size of the test file in MiB")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-blob-") as tmp:
         root = Path(tmp)
         source = root / "source.bin"
         _make_source(source, args.mb)
-        raw_times, put_times, peaks = [], [], []
+        os.sync()
+        raw: list[tuple[float, float]] = []
+        put: list[tuple[float, float]] = []
+        peak = 0
         for run in range(args.runs):
-            raw_times.append(_raw_copy(source, root / f"copy-{run}.bin"))
-            (root / f"copy-{run}.bin").unlink()
+            copy = root / f"copy-{run}.bin"
+            raw.append(_timed(lambda copy=copy: _raw_copy(source, copy)))  # type: ignore[misc]
+            copy.unlink()
             store = FileBlobStore(root / f"store-{run}")
-            elapsed, peak = _store_put(source, store)
-            put_times.append(elapsed)
-            peaks.append(peak)
+            tracemalloc.start()
+            put.append(_timed(lambda store=store: _store_put(source, store)))  # type: ignore[misc]
+            peak = max(peak, tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
             shutil.rmtree(root / f"store-{run}")
-        raw, put = min(raw_times), min(put_times)
-        print(f"file size            {args.mb} MiB, best of {args.runs} runs")
-        print(f"raw copy + fsync     {args.mb / raw:8.1f} MiB/s")
-        print(f"blob store put       {args.mb / put:8.1f} MiB/s (sha256 + fsync + atomic rename)")
-        print(f"ratio put/raw time   {put / raw:8.2f}x")
-        print(f"peak Python memory   {max(peaks) / 1024 / 1024:8.2f} MiB")
+            os.sync()
+    wall_ratios = [p[0] / r[0] for p, r in zip(put, raw, strict=True)]
+    cpu_ratios = [p[1] / r[1] for p, r in zip(put, raw, strict=True)]
+    print(f"file size            {args.mb} MiB, {args.runs} runs (min / median)")
+    print(f"raw copy + fsync     wall {_min_median([r[0] for r in raw])} s, "
+          f"CPU {_min_median([r[1] for r in raw])} s")  # fmt: skip
+    print(f"blob store put       wall {_min_median([p[0] for p in put])} s, "
+          f"CPU {_min_median([p[1] for p in put])} s (sha256 + fsync + atomic rename)")  # fmt: skip
+    print(f"throughput           raw {args.mb / min(r[0] for r in raw):8.1f} MiB/s, "
+          f"put {args.mb / min(p[0] for p in put):8.1f} MiB/s (best)")  # fmt: skip
+    print(
+        f"ratio put/raw wall   {_min_median(wall_ratios)}  (per run: "
+        + " ".join(f"{value:.2f}" for value in wall_ratios)
+        + ")"
+    )
+    print(f"ratio put/raw CPU    {_min_median(cpu_ratios)}")
+    print(f"peak Python memory   {peak / 1024 / 1024:8.2f} MiB")
+    after = os.getloadavg()
+    print("load average         before " + " ".join(f"{v:.2f}" for v in load_before)
+          + ", after " + " ".join(f"{v:.2f}" for v in after))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ registered file as-is) → the format-aware leak check (PDF text, objects and me
 metadata) of the payload files that have any → one pass over the payload bytes: the bag,
 streamed as a tar through ``gpg --sign --encrypt`` (one keyring for the whole package),
 hashed and searched for protected terms (raw bytes) as it passes, with a detached signature
-over the ciphertext made as it is written → meanwhile, in two worker processes, the
-transmittal letter and the custody log (and their leak check) → at the end of the tar the
+over the ciphertext made from its hash kept as gpg writes it → meanwhile, in a worker process,
+the transmittal letter and the custody log (and their leak check) → at the end of the tar the
 documents, ``manifest.json`` and its detached signature → both files into the blob store → one
 transaction that marks the package assembled. A leak-check hit anywhere (payload, documents,
 manifest) stops the stream before gpg completes: gpg is killed, nothing is kept or signed, and

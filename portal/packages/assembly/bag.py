@@ -15,6 +15,7 @@ bytes already written are garbage and must be discarded by the caller.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import stat
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
+
+from portal.storage import copy_hashed
 
 __all__ = [
     "BAGIT_TXT",
@@ -194,6 +197,22 @@ def _bag_info_text(bag_info: Mapping[str, str], bagging: date, oxum: str) -> str
 # --------------------------------------------------------------------------- tar writing
 
 
+class _Limited:
+    """Reads of ``handle`` of at most ``chunk`` bytes that stop after ``size`` bytes (the
+    size the tar header gave)."""
+
+    def __init__(self, handle: io.RawIOBase, size: int, chunk: int) -> None:
+        self._handle, self._left, self._chunk = handle, size, chunk
+
+    def readinto(self, buffer: bytearray) -> int:
+        if not self._left:
+            return 0
+        view = memoryview(buffer)[: min(len(buffer), self._left, self._chunk)]
+        length = self._handle.readinto(view) or 0
+        self._left -= length
+        return length
+
+
 class _TarOut:
     """Writes tar members to a non-seekable stream, counting bytes for the padding."""
 
@@ -203,7 +222,7 @@ class _TarOut:
         self.written = 0
         self.dirs: set[str] = set()
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | memoryview) -> None:
         self.out.write(data)
         self.written += len(data)
 
@@ -259,23 +278,20 @@ class _TarOut:
             size = st.st_size
             self.ensure_dirs(path)
             self._header(self._info(path, tarfile.REGTYPE, size, _FILE_MODE))
-            digest = hashlib.sha256()
-            remaining = size
-            while remaining:
-                chunk = handle.read(min(chunk_size, remaining))
-                if not chunk:
-                    raise BagError(f"the file for {entry.path!r} shrank while it was bagged")
-                digest.update(chunk)
+
+            def write(chunk: memoryview) -> None:
                 if observer is not None:
-                    observer.feed(chunk)
+                    observer.feed(bytes(chunk))  # the view's buffer is reused: a copy
                 self._write(chunk)
-                remaining -= len(chunk)
+
+            actual, copied = copy_hashed(_Limited(handle, size, chunk_size), write)  # type: ignore[arg-type]
+            if copied < size:
+                raise BagError(f"the file for {entry.path!r} shrank while it was bagged")
             if handle.read(1):
                 raise BagError(f"the file for {entry.path!r} grew while it was bagged")
         if observer is not None:
             observer.close()
         self._pad(size)
-        actual = digest.hexdigest()
         if entry.expected_sha256 is not None and actual != entry.expected_sha256:
             raise BagDigestMismatch(entry.path, entry.expected_sha256, actual)
         return actual, size

@@ -10,12 +10,16 @@ only trust that counts); signatures are accepted only when made by the expected 
 The streaming operation (:func:`sign_and_encrypt`, :func:`sign_encrypt_and_detach`) drives gpg
 itself rather than through python-gnupg: the producer (e.g. the bag tar writer) writes straight
 into gpg's stdin in the calling thread (python-gnupg would add a copying thread and a pipe per
-byte), gpg's stdout is read in 1 MiB chunks into a temporary file beside ``out_path`` while it
-is hashed (and, for the detached signature, fed to a second gpg), so every byte is read once;
-the passphrase goes through a pipe of its own; if the producer fails, gpg is killed so it never
-signs partial data. The file is renamed into place only when gpg reported END_ENCRYPTION and a
-signature by the signing key. Everything else (imports, listing, small signatures,
-verification) goes through python-gnupg.
+byte); gpg writes the ciphertext itself into a temporary file beside ``out_path`` (its stdout
+is that file: no pipe, no copy through Python) while a thread reads the file back as it grows
+and hashes it (sha256), so the two overlap. The detached signature over the ciphertext is then
+made from that kept hash state by the keyring's gpg-agent (:mod:`.agent_signature`), with
+``gpg --detach-sign`` over the finished file as the fallback. The passphrase goes through a
+pipe of its own; if the producer fails, gpg is killed so it never signs partial data. The file
+is renamed into place only when gpg exited cleanly, reported END_ENCRYPTION and a signature by
+the signing key. gpg's messages run in the C locale, so a full disk (reported only in words)
+is recognised as one. Everything else (imports, listing, small signatures, verification) goes
+through python-gnupg.
 
 Secret keys are imported with a direct ``gpg --import`` from stdin because python-gnupg's
 ``import_keys`` logs the first bytes of what it imports at DEBUG level. Passphrases reach gpg
@@ -26,8 +30,10 @@ never part of an error message.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -41,6 +47,11 @@ from typing import Any, BinaryIO, TypeVar, cast
 
 import gnupg
 
+from portal.packages.assembly.agent_signature import (
+    AgentSignatureUnavailable,
+    sign_digest_state,
+    signing_key,
+)
 from portal.registry.openpgp import temporary_keyring
 
 __all__ = [
@@ -59,10 +70,14 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
 _MAX_KEY_FILE = 1 << 20
 _FINGERPRINT = re.compile(r"[0-9A-F]{40}([0-9A-F]{24})?")
+_SIG_CREATED_KEY = re.compile(
+    r"^\[GNUPG:\] SIG_CREATED \S+ (?P<algo>\d+) \S+ \S+ \S+ (?P<fpr>[0-9A-Fa-f]+)", re.M
+)
 _SIG_CREATED = re.compile(r"^\[GNUPG:\] SIG_CREATED \S+ \S+ \S+ \S+ \S+ ([0-9A-Fa-f]+)", re.M)
 _FAILURE_CODE = re.compile(r"^\[GNUPG:\] (?:FAILURE|ERROR) \S+ (\d+)", re.M)
 # libgpg-error codes (low 16 bits of the codes in FAILURE/ERROR status lines).
@@ -353,16 +368,13 @@ def _set_pipe_size(fd: int) -> None:
 
 
 class _Gpg:
-    """One gpg process fed on stdin; its stdout goes to ``on_output`` chunk by chunk (in a
-    thread), its status lines (``--status-fd 2``) are collected, and the passphrase goes
-    through a pipe of its own (``--passphrase-fd``), never mixed with the data."""
+    """One gpg process fed on stdin, writing its output straight into ``output`` (an open
+    file: no pipe, no copy through Python); its status lines (``--status-fd 2``) are
+    collected, and the passphrase goes through a pipe of its own (``--passphrase-fd``), never
+    mixed with the data."""
 
     def __init__(
-        self,
-        home: str,
-        args: Sequence[str],
-        passphrase: str | None,
-        on_output: Callable[[bytes], None],
+        self, home: str, args: Sequence[str], passphrase: str | None, output: BinaryIO
     ) -> None:
         gpg = shutil.which("gpg") or "gpg"
         argv = [gpg, "--homedir", home, "--batch", "--no-tty", "--status-fd", "2",
@@ -377,10 +389,11 @@ class _Gpg:
             self.process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
                 [*argv, *args],
                 stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
+                stdout=output,
                 stderr=subprocess.PIPE,
                 pass_fds=pass_fds,
                 bufsize=0,
+                env={**os.environ, "LC_MESSAGES": "C", "LANGUAGE": "C"},  # see _raise_no_space
             )
         except OSError as exc:
             if passphrase is not None:
@@ -397,35 +410,20 @@ class _Gpg:
                 os.fdopen(secret_write, "wb", buffering=0) as secret,
             ):
                 secret.write(passphrase.encode("utf-8") + b"\n")
-        assert self.process.stdin and self.process.stdout and self.process.stderr  # noqa: S101
+        assert self.process.stdin and self.process.stderr  # noqa: S101
         self.stdin = self.process.stdin
         _set_pipe_size(self.stdin.fileno())
-        _set_pipe_size(self.process.stdout.fileno())
         self.status = ""
-        self.output_error: BaseException | None = None
-        self._readers = [
-            threading.Thread(target=self._read_output, args=(on_output,), daemon=True),
-            threading.Thread(target=self._read_status, daemon=True),
-        ]
-        for reader in self._readers:
-            reader.start()
-
-    def _read_output(self, on_output: Callable[[bytes], None]) -> None:
-        stdout = self.process.stdout
-        assert stdout is not None  # noqa: S101
-        fd = stdout.fileno()
-        while chunk := os.read(fd, _CHUNK):
-            if self.output_error is None:
-                try:
-                    on_output(chunk)
-                except BaseException as exc:  # e.g. disk full: keep draining, report after
-                    self.output_error = exc
+        self.stderr_text = ""
+        self._reader = threading.Thread(target=self._read_status, daemon=True)
+        self._reader.start()
 
     def _read_status(self) -> None:
         stderr = self.process.stderr
         assert stderr is not None  # noqa: S101
         lines = [line.decode("utf-8", "replace") for line in stderr]
         self.status = "".join(line for line in lines if line.startswith("[GNUPG:] "))
+        self.stderr_text = "".join(line for line in lines if not line.startswith("[GNUPG:] "))
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         """Write to gpg's stdin; raise _Cancelled when gpg has stopped reading."""
@@ -451,11 +449,9 @@ class _Gpg:
 
     def _wait(self) -> int:
         code = self.process.wait()
-        for reader in self._readers:
-            reader.join()
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
+        self._reader.join()
+        if self.process.stderr is not None:
+            self.process.stderr.close()
         return code
 
 
@@ -479,26 +475,63 @@ class _PlainOut:
         return True
 
 
-class _CipherSink:
-    """gpg's output: into the temporary file and the digest, and (when a detached signature
-    is wanted) into a second gpg that signs the ciphertext as it passes."""
+class _Follower:
+    """Hashes (sha256) the file gpg is writing, in a thread, as it grows: the ciphertext is
+    read back from the page cache while gpg is still encrypting (the two overlap), into one
+    reused buffer. :meth:`finish` (once gpg has exited) reads the rest and returns the state.
+    """
 
-    def __init__(self, handle: BinaryIO, tee: _Gpg | None) -> None:
-        self.handle = handle
-        self.tee = tee
-        self.tee_stopped = False
+    _POLL = 0.02  # seconds to wait at the current end of the file for gpg to write more
+
+    def __init__(self, path: Path) -> None:
         self.digest = hashlib.sha256()
         self.size = 0
+        self._fd = os.open(path, os.O_RDONLY)
+        self._ended = threading.Event()
+        self._error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="ciphertext-sha256", daemon=True)
+        self._thread.start()
 
-    def __call__(self, chunk: bytes) -> None:
-        self.handle.write(chunk)
-        self.digest.update(chunk)
-        self.size += len(chunk)
-        if self.tee is not None and not self.tee_stopped:
-            try:
-                self.tee.write(chunk)
-            except _Cancelled:
-                self.tee_stopped = True  # its status says why; checked at the end
+    def _run(self) -> None:
+        buffer = bytearray(_CHUNK)
+        view = memoryview(buffer)
+        try:
+            while True:
+                ended = self._ended.is_set()  # before the read: then an empty read is the end
+                length = os.readv(self._fd, [buffer])
+                if length:
+                    self.digest.update(view[:length])
+                    self.size += length
+                elif ended:
+                    return
+                else:
+                    self._ended.wait(self._POLL)
+        except OSError as exc:
+            self._error = exc
+        finally:
+            os.close(self._fd)
+
+    def finish(self) -> hashlib._Hash:
+        """Once the writer is done: the sha256 state of the whole file."""
+        self._ended.set()
+        self._thread.join()
+        if self._error is not None:
+            raise GpgError(f"could not read the package file back: {self._error}") from (
+                self._error
+            )
+        return self.digest
+
+
+@dataclass(frozen=True)
+class _Sealed:
+    """What :func:`_stream` made: the producer's value, the ciphertext's sha256 state and
+    size, and the (sub)key fingerprint and algorithm gpg signed with (from SIG_CREATED)."""
+
+    value: Any
+    digest: hashlib._Hash
+    size: int
+    signed_by: str
+    algorithm: int
 
 
 def sign_and_encrypt(
@@ -525,8 +558,8 @@ def sign_encrypt_and_detach(
     signer: Signer,
     out_path: Path,
 ) -> tuple[T, str, int, bytes]:
-    """:func:`sign_and_encrypt`, plus an armored detached signature over the ciphertext made
-    while it is written (the same bytes :func:`detached_signature` would sign, read once)."""
+    """:func:`sign_and_encrypt`, plus an armored detached signature over the ciphertext (the
+    same bytes :func:`detached_signature` would sign, read once; see :meth:`Sealer.seal`)."""
     value, digest, size, signature = _seal(
         write_plaintext, recipients, signer, out_path, detach=True
     )
@@ -563,23 +596,39 @@ class Sealer:
     def seal(
         self, write_plaintext: Callable[[BinaryIO], T], out_path: Path, *, detach: bool
     ) -> tuple[T, str, int, bytes | None]:
+        """gpg writes the ciphertext into a temporary file beside ``out_path`` while a thread
+        hashes it as it grows; the detached signature (``detach``) is then made from that
+        hash state by the keyring's agent (:mod:`.agent_signature`: no second pass over the
+        file), or, should the agent path fail, by ``gpg --detach-sign`` over the file."""
         passphrase = _passphrase(self.signer)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.")
         tmp_path = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as handle:
-                value, sink, signature = _stream(
+                sealed = _stream(
                     self._gpg.gnupghome, write_plaintext, self.recipients, self.signer,
-                    passphrase, cast(BinaryIO, handle), detach,
+                    passphrase, cast(BinaryIO, handle), tmp_path,
                 )  # fmt: skip
-                handle.flush()
+                signature = self._detach(sealed, tmp_path, passphrase) if detach else None
                 os.fsync(handle.fileno())
             os.replace(tmp_path, out_path)
         except BaseException:
             tmp_path.unlink(missing_ok=True)
             raise
-        return value, sink.digest.hexdigest(), sink.size, signature
+        return sealed.value, sealed.digest.hexdigest(), sealed.size, signature
+
+    def _detach(self, sealed: _Sealed, path: Path, passphrase: str | None) -> bytes:
+        home = self._gpg.gnupghome
+        try:
+            key = signing_key(home, sealed.signed_by, sealed.algorithm)
+            return sign_digest_state(home, key, sealed.digest, passphrase)
+        except AgentSignatureUnavailable as exc:
+            logger.warning("signing the package file with gpg instead of its agent: %s", exc)
+        try:
+            return self.detached_signature(path)
+        except GpgError as exc:
+            raise GpgError(f"signing the package file failed: {exc}") from None
 
 
 @contextlib.contextmanager
@@ -618,25 +667,17 @@ def _stream(
     signer: Signer,
     passphrase: str | None,
     handle: BinaryIO,
-    detach: bool,
-) -> tuple[T, _CipherSink, bytes | None]:
-    signature = bytearray()
-    tee = (
-        _Gpg(home, ["--armor", "--local-user", signer.fingerprint, "--detach-sign"],
-             passphrase, signature.extend)
-        if detach
-        else None
-    )  # fmt: skip
-    sink = _CipherSink(handle, tee)
+    path: Path,
+) -> _Sealed:
     args = ["--trust-model", "always", "--compress-algo", "none", "--local-user",
             signer.fingerprint]  # fmt: skip
     for recipient in recipients:
         args += ["--recipient", recipient.fingerprint]
+    follower = _Follower(path)
     try:
-        encrypter = _Gpg(home, [*args, "--sign", "--encrypt"], passphrase, sink)
+        encrypter = _Gpg(home, [*args, "--sign", "--encrypt"], passphrase, handle)
     except BaseException:
-        if tee is not None:
-            tee.kill()
+        follower.finish()
         raise
     try:
         value = write_plaintext(cast(BinaryIO, _PlainOut(encrypter)))
@@ -645,26 +686,29 @@ def _stream(
         cancelled = True
     except BaseException:
         encrypter.kill()
-        if tee is not None:
-            tee.kill()
+        follower.finish()
         raise
     else:
         cancelled = False
     code = encrypter.finish()
-    tee_code = tee.finish() if tee is not None else 0
-    if encrypter.output_error is not None:
-        error = encrypter.output_error  # chained, so a full disk is recognised as one
-        raise GpgError(f"could not write the package file: {error}") from error
+    digest = follower.finish()
+    if code != 0:
+        _raise_no_space(encrypter.stderr_text, path)
     _check_encryption(code, encrypter.status, signer, cancelled=cancelled)
-    if tee is not None:
-        made_by = {match.upper() for match in _SIG_CREATED.findall(tee.status)}
-        if tee_code != 0 or made_by != {signer.fingerprint.upper()} or not signature:
-            raise GpgError(
-                "signing the package file failed: "
-                + _status_problem(tee.status, "gpg made no signature",
-                                  passphrase_given=passphrase is not None)
-            )  # fmt: skip
-    return cast(T, value), sink, bytes(signature) if tee is not None else None
+    created = _SIG_CREATED_KEY.search(encrypter.status)
+    assert created is not None  # noqa: S101 - _check_encryption found it
+    return _Sealed(value, digest, follower.size, created["fpr"].upper(), int(created["algo"]))
+
+
+def _raise_no_space(messages: str, path: Path) -> None:
+    """gpg, writing the package file itself, met a full disk (or quota): say so as an
+    OSError chained under the GpgError, so :func:`portal.integrity.full.no_space` recognises
+    it. gpg reports it only in words (``[stdout]: write error: No space left on device``, no
+    status line), in English because its messages run in the C locale."""
+    for code in (errno.ENOSPC, errno.EDQUOT):
+        if f"write error: {os.strerror(code)}" in messages:
+            error = OSError(code, os.strerror(code), path.name)
+            raise GpgError(f"could not write the package file: {error}") from error
 
 
 def _check_encryption(code: int, status: str, signer: Signer, *, cancelled: bool) -> None:
