@@ -68,16 +68,19 @@ class TotpClock:
     """Hands out TOTP codes the portal will accept.
 
     The portal refuses a code of a time step it has already accepted for that user (replay
-    protection), so a second sign-in of the same user within one step waits for the next.
+    protection), so a second sign-in of the same user within one step takes the next step's
+    code (inside the portal's ±1 window), and only a third waits for the clock.
     """
 
     last_step: dict[str, int] = field(default_factory=dict)
 
     def code(self, login: Login) -> str:
         used = self.last_step.get(login.email)
-        while used is not None and int(time.time()) // TOTP_INTERVAL <= used:
+        # the portal accepts the next step too (its window is ±1): use it before waiting
+        while used is not None and int(time.time()) // TOTP_INTERVAL + 1 <= used:
             time.sleep(0.5)
-        step = int(time.time()) // TOTP_INTERVAL
+        current = int(time.time()) // TOTP_INTERVAL
+        step = current if used is None else max(current, used + 1)
         self.last_step[login.email] = step
         code: str = pyotp.TOTP(login.totp_secret).generate_otp(step)
         return code
