@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from portal.documents.text_map import repair_text_map
+
 __all__ = ["html_to_pdf", "refuse_fetch"]
 
 
@@ -49,4 +51,6 @@ def html_to_pdf(
     pdf = document.write_pdf(finisher=finisher, **options)
     if not isinstance(pdf, bytes):  # write_pdf returns the bytes when given no target
         raise RuntimeError("WeasyPrint returned no document")
-    return pdf
+    # Burmese syllables drawn as several glyphs would otherwise read back (search, copy, a
+    # court's text extraction) as other text than the one printed: see text_map.
+    return repair_text_map(pdf)
