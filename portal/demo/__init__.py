@@ -34,8 +34,10 @@ from portal.demo.users import (
     load_logins,
 )
 from portal.importing.bundle import BundleRejected, ImportReport, import_bundle
+from portal.notifications.models import Notification
+from portal.notifications.service import marks_await_confirmation, marks_topic
 from portal.redaction.mark_review import confirm_mark, history_of, mark_of_item
-from portal.registry.models import Authority, Item
+from portal.registry.models import Authority, Item, RedactionMark
 from portal.rfa.models import Rfa
 from portal.rfa.triage import TriageError, ask_for_consent
 from portal.state import PortalState
@@ -91,6 +93,7 @@ def run_demo(
             report, note = _import(session, state, dataset, Path(files_dir), actor)
             logins = ensure_users(session, DEMO_USERS, saved, logins_file=logins_file, actor=actor)
             _review_marks(session, dataset.confirmed_marks)
+            _tell_officers_of_waiting_marks(session)
             _ask_for_consent(session, dataset.consent_asked_for)
     except (AccountError, DatasetError, LoginsFileError) as exc:
         raise DemoRefused(str(exc)) from exc
@@ -138,6 +141,23 @@ def _review_marks(session: Session, confirmed: list[tuple[str, str]]) -> None:
             continue
         if [event.action for event in history_of(session, item, mark_code)] == ["imported"]:
             confirm_mark(session, mark, item, version=mark.version, by=reviewer)
+
+
+def _tell_officers_of_waiting_marks(session: Session) -> None:
+    """The import told no one of its pending marks when the demo's legal officers did not exist
+    yet: tell them now of every item whose marks still wait, unless a notice of the item was
+    ever sent (a later run, or an officer acted since, leaves it as it is)."""
+    waiting = session.scalars(
+        select(Item)
+        .where(Item.id.in_(select(RedactionMark.item_id).where(RedactionMark.review == "pending")))
+        .order_by(Item.id)
+    )
+    for item in waiting:
+        told = session.scalar(
+            select(Notification.id).where(Notification.topic == marks_topic(item.code)).limit(1)
+        )
+        if told is None:
+            marks_await_confirmation(session, item, None)
 
 
 def _ask_for_consent(session: Session, rfa_codes: list[str]) -> None:

@@ -461,6 +461,40 @@ def test_the_families_network_has_consent_requests_of_its_own_asked_once(
         assert list(statuses) == ["answered", "open"]
 
 
+def test_officers_are_told_of_the_marks_still_waiting_once(
+    state: PortalState, logins_file: Path
+) -> None:
+    """The import runs before the demo's officers exist, so it told no one; the demo tells
+    every legal officer of each item whose marks still wait (not of items reviewed in full),
+    and a second run tells no one again."""
+    run_demo(state, logins_file=logins_file)
+    with state.sessions() as session:
+        waiting = set(
+            session.scalars(
+                select(Item.code).join(RedactionMark).where(RedactionMark.review == "pending")
+            )
+        )
+        assert waiting, "the demo should leave some marks for the officers to confirm"
+        officers = set(
+            session.scalars(select(User.id).where(User.role == "legal_officer", User.is_active))
+        )
+        assert len(officers) >= 2
+        notices = session.execute(
+            select(Notification.topic, Notification.user_id).where(
+                Notification.topic.like("marks:%")
+            )
+        ).all()
+        assert sorted(notices) == sorted(
+            (f"marks:{code}", officer) for code in waiting for officer in officers
+        )
+    run_demo(state, logins_file=logins_file)
+    with state.sessions() as session:
+        again = session.scalar(
+            select(func.count()).select_from(Notification).where(Notification.topic.like("marks:%"))
+        )
+        assert again == len(notices)
+
+
 def test_rerun_survives_changed_data_a_deleted_user_and_a_forgotten_login(
     state: PortalState, logins_file: Path
 ) -> None:
