@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
-from flask_babel import gettext, refresh
+from flask_babel import gettext
 from flask_login import current_user, login_user
 from sqlalchemy import select
 
@@ -17,7 +17,7 @@ from portal.accounts.seed_errors import handle_seed_errors
 from portal.accounts.sessions import IDLE_TIMEOUT, load_session, start_session
 from portal.authz.permissions import requires
 from portal.db import db, utcnow
-from portal.pages.i18n import LOCALES, Translated, translate
+from portal.pages.i18n import LOCALES, Translated, refresh_language, translate
 from portal.state import portal_state
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -133,7 +133,7 @@ def change_language() -> Any:
     user: User = current_user.user
     user.locale = choice or None
     db().commit()
-    refresh()  # this request's messages in the new language
+    refresh_language()  # this request's messages in the new language
     flash(gettext("Your language setting was saved."), "success")
     return redirect(url_for("account.view"), 303)
 

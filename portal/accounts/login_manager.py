@@ -21,6 +21,7 @@ class CurrentUser(UserMixin):  # type: ignore[misc]
         self.user: User = active.user
         self.token = active.token
         self.session_id = active.session.id
+        self.unread = active.unread
 
     def get_id(self) -> str:
         return self.token

@@ -14,12 +14,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from portal.accounts.approval import is_approved
 from portal.accounts.models import LoginSession, User
 from portal.db import utcnow
+from portal.notifications.models import Notification
 
 IDLE_TIMEOUT = timedelta(minutes=30)
 ABSOLUTE_TIMEOUT = timedelta(hours=12)
@@ -36,6 +37,8 @@ class ActiveSession:
     user: User
     session: LoginSession
     token: str
+    #: The user's unread notifications when the session was loaded (the header's badge).
+    unread: int = 0
 
 
 def start_session(
@@ -68,15 +71,20 @@ def start_session(
 def load_session(db: Session, token: str, *, now: datetime | None = None) -> ActiveSession | None:
     """The live session for ``token``, or None (and the session is ended) when it lapsed."""
     now = now or utcnow()
-    # One round trip for the session and its user: this runs before every page.
+    # One round trip for the session, its user and the badge's count: this runs before every page.
+    unread = (
+        select(func.count())
+        .where(Notification.user_id == User.id, Notification.read_at.is_(None))
+        .scalar_subquery()
+    )
     found = db.execute(
-        select(LoginSession, User)
+        select(LoginSession, User, unread)
         .outerjoin(User, User.id == LoginSession.user_id)
         .where(LoginSession.token_hash == token_hash(token))
     ).first()
     if found is None:
         return None
-    row, user = found
+    row, user, unread_count = found
     if row.ended_at is not None:
         return None
     reason = _lapse_reason(row, user, now)
@@ -87,7 +95,7 @@ def load_session(db: Session, token: str, *, now: datetime | None = None) -> Act
     if now - row.last_seen_at >= TOUCH_INTERVAL:
         row.last_seen_at = now
         db.commit()
-    return ActiveSession(user=user, session=row, token=token)
+    return ActiveSession(user=user, session=row, token=token, unread=int(unread_count or 0))
 
 
 def _lapse_reason(row: LoginSession, user: User | None, now: datetime) -> str | None:

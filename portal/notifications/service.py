@@ -37,6 +37,9 @@ from portal.rfa.models import Rfa, RfaItem
 
 #: Key in ``Session.info`` of the (address, language) pairs to e-mail after the next commit.
 OUTBOX = "portal.notifications.service.outbox"
+#: Set in ``Session.info`` when this session created notifications or marked some read:
+#: the count loaded with the sign-in session (``ActiveSession.unread``) is then out of date.
+CHANGED = "portal.notifications.service.changed"
 SUBJECT_MAX = 200
 
 
@@ -81,6 +84,7 @@ def notify(
         outbox.append((user.email, user_locale(user)))
     db.add_all(created)
     db.flush()
+    db.info[CHANGED] = True
     return created
 
 
@@ -92,6 +96,11 @@ def inbox(db: Session, user: User, *, limit: int = 200) -> Sequence[Notification
         .order_by(Notification.created_at.desc(), Notification.id.desc())
         .limit(limit)
     ).all()
+
+
+def changed_here(db: Session) -> bool:
+    """Did this session create notifications or mark some read?"""
+    return bool(db.info.get(CHANGED))
 
 
 def unread_count(db: Session, user: User) -> int:
@@ -117,6 +126,7 @@ def mark_read(
     if found.read_at is None:
         found.read_at = now or utcnow()
         db.flush()
+        db.info[CHANGED] = True
     return found
 
 
@@ -128,6 +138,7 @@ def mark_all_read(db: Session, user: User, *, now: datetime | None = None) -> in
         .values(read_at=now or utcnow())
         .execution_options(synchronize_session=False)
     )
+    db.info[CHANGED] = True
     db.expire_all()
     return int(getattr(result, "rowcount", 0) or 0)
 
@@ -146,6 +157,7 @@ def settle(
         .values(read_at=now or utcnow())
         .execution_options(synchronize_session=False)
     )
+    db.info[CHANGED] = True
     return int(getattr(result, "rowcount", 0) or 0)
 
 

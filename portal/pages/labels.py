@@ -216,7 +216,7 @@ def label(kind: str, value: str | None) -> str:
     words = table.get(value)
     if words is None:
         return humanise(value)
-    from flask_babel import gettext  # lazily: models import this module
+    from portal.pages.i18n import gettext  # lazily: models import this module
 
     text = str(gettext(words))
     return text[:1].upper() + text[1:]

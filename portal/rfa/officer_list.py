@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 from sqlalchemy import Select, or_
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from portal.accounts.models import User
 from portal.authz.scopes import scoped
@@ -185,7 +185,20 @@ def _ordered(stmt: Select[Rfa], query: RequestQuery) -> Select[Rfa]:
     return stmt.order_by(column, tie)
 
 
+#: What the list shows of a request: only these columns are loaded (a request's texts are
+#: long), and reading another one raises instead of querying once per row.
+LISTED_COLUMNS = (
+    Rfa.code,
+    Rfa.their_reference,
+    Rfa.authority_id,
+    Rfa.status,
+    Rfa.deadline,
+    Rfa.assigned_to_id,
+    Rfa.updated_at,
+)
+
+
 def listing(db: Session, viewer: User, query: RequestQuery) -> Page[Rfa]:
     """One page of the requests ``viewer`` may see that match ``query``."""
     stmt = _ordered(_filtered(scoped(Rfa, viewer), query, viewer), query)
-    return paginate(db, stmt, query.page)
+    return paginate(db, stmt.options(load_only(*LISTED_COLUMNS, raiseload=True)), query.page)

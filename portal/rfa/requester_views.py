@@ -27,6 +27,7 @@ from flask_babel import LazyString, gettext, lazy_gettext
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from sqlalchemy import select
+from sqlalchemy.orm import load_only
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms import (
     BooleanField,
@@ -101,6 +102,8 @@ bp = Blueprint("requests", __name__, url_prefix="/requests")
 MECHANISM = "Mechanism"
 PROCEEDINGS_LABELS = labels.PROCEEDINGS
 DATE_FIELDS = ("period_from", "period_to", "deadline")
+#: What the requester's list shows of a request (the only columns it loads).
+REQUESTER_COLUMNS = (Rfa.code, Rfa.their_reference, Rfa.status, Rfa.submitted_at, Rfa.updated_at)
 
 
 @bp.context_processor
@@ -403,9 +406,10 @@ def index() -> str | tuple[str, int]:
     me = signed_in_user()
     if is_legal_officer(me):
         return officer_request_list()  # portal.rfa.officer_views: search, filters, sorting
+    shown = load_only(*REQUESTER_COLUMNS, raiseload=True)  # a request's long texts stay behind
     found = paginate(
         db(),
-        scoped(Rfa, me).order_by(Rfa.updated_at.desc(), Rfa.id.desc()),
+        scoped(Rfa, me).order_by(Rfa.updated_at.desc(), Rfa.id.desc()).options(shown),
         page_number(request.args.get("page")),
     )
     return render_template("rfa/requester/index.html", rfas=found.items, found=found)

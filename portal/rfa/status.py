@@ -50,7 +50,7 @@ LABELS: Mapping[str, str] = labels.RFA_STATUS
 
 def status_label(status: str) -> str:
     """A status as a page shows it on its own, in the request's language: "In review"."""
-    from flask_babel import gettext
+    from portal.pages.i18n import gettext
 
     return str(gettext(LABELS.get(status, status))).capitalize()
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import case, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from portal import audit
 from portal.accounts.models import User
@@ -45,6 +45,16 @@ REMOVABLE_STATUSES = (
     "acknowledged",
 )
 QUEUE_PAGE_SIZE = 50
+#: What the queue shows of a request (the only columns it loads).
+QUEUE_COLUMNS = (
+    Rfa.code,
+    Rfa.authority_id,
+    Rfa.urgency,
+    Rfa.status,
+    Rfa.deadline,
+    Rfa.submitted_at,
+    Rfa.assigned_to_id,
+)
 NOTE_MAX = 20_000
 _URGENCY_RANK = {"very_urgent": 0, "urgent": 1, "normal": 2}
 
@@ -82,7 +92,9 @@ def queue(db: Session, viewer: User, wanted: QueueFilter, *, page: int = 1) -> P
             raise TriageError("Choose an assignee from the list.")
         stmt = stmt.where(Rfa.assigned_to_id == assignee_id)
     rank = case(_URGENCY_RANK, value=Rfa.urgency, else_=len(_URGENCY_RANK))
-    return paginate(db, stmt.order_by(rank, Rfa.submitted_at, Rfa.id), page, QUEUE_PAGE_SIZE)
+    shown = load_only(*QUEUE_COLUMNS, raiseload=True)  # a request's long texts stay behind
+    ordered = stmt.order_by(rank, Rfa.submitted_at, Rfa.id).options(shown)
+    return paginate(db, ordered, page, QUEUE_PAGE_SIZE)
 
 
 def officers(db: Session) -> list[User]:

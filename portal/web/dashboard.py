@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, abort, current_app, render_template, request, url_for
-from flask_babel import gettext
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
@@ -22,7 +21,7 @@ from portal.authz.permissions import PUBLIC, allowed, declared_permission, requi
 from portal.authz.roles import is_legal_officer
 from portal.consent.models import ConsentRequest
 from portal.db import db
-from portal.pages.i18n import N_, Translated
+from portal.pages.i18n import N_, Translated, gettext
 from portal.paging import page_number
 from portal.registry.models import Item
 from portal.web import worklists
@@ -193,11 +192,10 @@ def _officer_worklists() -> dict[str, Any]:
     session = db()
     marks = worklists.first_rows(session, worklists.marks_pending(me))
     consent = worklists.first_rows(session, worklists.consent_pending())
-    assigned_count, assigned = worklists.requests_and_count(session, worklists.assigned_to(me))
     stale_count, stale = worklists.requests_and_count(session, worklists.stale_decisions())
     return {
-        "counts": worklists.counts(session, me, assigned=assigned_count, stale=stale_count),
-        "assigned": assigned,
+        "counts": worklists.counts(session, me, stale=stale_count),
+        "assigned": worklists.first_rows(session, worklists.assigned_to(me)),
         "due": worklists.first_rows(session, worklists.due_soon()),
         "release": worklists.first_rows(session, worklists.awaiting_release(me)),
         "stale": stale,
