@@ -33,19 +33,19 @@ import random
 import resource
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from benchdb import postgres_engine, sqlite_engine
-from sqlalchemy import Engine, insert, literal, select, text
+from benchdb import postgres_database, postgres_engine, sqlite_engine
+from sqlalchemy import Engine, insert, inspect, literal, select, text
 from sqlalchemy.orm import Session
 
 from portal.canonical import sha256_hex
 from portal.consent.models import Consent
-from portal.db import make_session_factory
+from portal.db import make_engine, make_session_factory
 from portal.eligibility.decisions import canonical_text, run_check
 from portal.eligibility.policy import (
     EvaluationResult,
@@ -55,6 +55,7 @@ from portal.eligibility.policy import (
     load_policy,
 )
 from portal.eligibility.policy.gcpause import paused_gc
+from portal.migrate import upgrade
 from portal.registry.mark_terms import seal_term
 from portal.registry.models import (
     Assessment,
@@ -369,6 +370,24 @@ def raw_baseline(engine: Engine, rfa_id: int, runs: int) -> Stats:
     return Stats(timings)
 
 
+def _seeded(engine: Engine, sizes: list[int]) -> dict[int, int] | None:
+    """The requests of a database seeded by an earlier run (``--keep``) for exactly these
+    sizes, or None."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("rfa"):
+            upgrade(engine)
+            return None
+        found = dict(
+            conn.execute(select(Rfa.code, Rfa.id).where(Rfa.code.like("RFA-BENCH-%"))).all()
+        )
+    requests = {size: found.get(f"RFA-BENCH-{size}") for size in sizes}
+    if not found:
+        return None
+    if len(found) != len(sizes) or None in requests.values():
+        raise SystemExit(f"the kept database was seeded for other sizes: {sorted(found)}")
+    return {size: rfa_id for size, rfa_id in requests.items() if rfa_id is not None}
+
+
 def _record_time(snapshot: Snapshot, result: EvaluationResult) -> float:
     w0 = time.perf_counter()
     sha256_hex(canonical_text(snapshot.to_json()))
@@ -384,15 +403,17 @@ def _analyze(engine: Engine) -> None:
 
 def measure(engine: Engine, backend: str, sizes: list[int], runs: int) -> list[Row]:
     sessions = make_session_factory(engine)
-    started = time.perf_counter()
-    with sessions() as session, session.begin():
-        requests = seed(session, max(sizes), sizes)
-    _analyze(engine)
-    print(
-        f"{backend}: seeded {max(sizes):,} items in {time.perf_counter() - started:.1f} s "
-        f"(peak {_peak_mb():.0f} MB)",
-        flush=True,
-    )
+    requests = _seeded(engine, sizes)
+    if requests is None:
+        started = time.perf_counter()
+        with sessions() as session, session.begin():
+            requests = seed(session, max(sizes), sizes)
+        _analyze(engine)
+        print(
+            f"{backend}: seeded {max(sizes):,} items in {time.perf_counter() - started:.1f} s "
+            f"(peak {_peak_mb():.0f} MB)",
+            flush=True,
+        )
     policy = load_policy(POLICIES)
     rows = []
     for size in sizes:
@@ -497,6 +518,32 @@ def report(rows: list[Row], runs: int) -> None:
     )
 
 
+@contextlib.contextmanager
+def _sqlite(keep: str | None) -> Iterator[Engine]:
+    if keep is None:
+        with sqlite_engine("bench-elig-") as engine:
+            yield engine
+        return
+    engine = make_engine(f"sqlite:////tmp/{keep}.db")
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def _postgres(url: str, keep: str | None) -> Iterator[Engine]:
+    if keep is None:
+        with postgres_engine(url) as engine:
+            yield engine
+        return
+    engine = make_engine(postgres_database(url, keep))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -505,14 +552,20 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--runs", type=int, default=3, help="min and median of this many runs")
     parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument(
+        "--keep",
+        metavar="NAME",
+        help="seed once and keep the data between runs: SQLite file /tmp/NAME.db and "
+        "PostgreSQL database NAME (seeding 1M items takes minutes); drop them yourself",
+    )
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     rows: list[Row] = []
     if not args.no_sqlite:
-        with sqlite_engine("bench-elig-") as engine:
+        with _sqlite(args.keep) as engine:
             rows += measure(engine, "sqlite", sizes, args.runs)
     if args.pg:
-        with postgres_engine(args.pg) as engine:
+        with _postgres(args.pg, args.keep) as engine:
             rows += measure(engine, "postgresql", sizes, args.runs)
     report(rows, args.runs)
 
