@@ -465,8 +465,23 @@ def measure(engine: Engine, backend: str, sizes: list[int], runs: int) -> list[R
                 _peak_mb(),
             )
         )
-        print(f"{backend}: {size:,} items measured", flush=True)
+        print(_line(rows[-1]), flush=True)
     return rows
+
+
+def _line(row: Row) -> str:
+    raw_wall, raw_cpu = row.baseline.min(), row.baseline.min("cpu")
+    check = row.check
+    return (
+        f"{row.backend:<11}{row.items:>10,}{raw_wall:>11.3f}"
+        f"{check.min():>9.3f}/{check.median():<7.3f}"
+        f"{check.min('cpu'):>7.3f}/{check.median('cpu'):<7.3f}"
+        f"{check.min() / raw_wall:>8.1f}/{check.min('cpu') / max(raw_cpu, 1e-6):<7.1f}"
+        f"{row.snapshot:>8.3f}{row.record:>10.3f}"
+        f"{row.run_check.min():>12.3f}/{row.run_check.median():<8.3f}"
+        f"{row.run_check.min('cpu'):>8.3f}"
+        f"{row.peak_check_mb:>7.0f}/{row.peak_run_check_mb:<6.0f}  {row.outcome}"
+    )
 
 
 def report(rows: list[Row], runs: int) -> None:
@@ -478,18 +493,7 @@ def report(rows: list[Row], runs: int) -> None:
         f"{'run_check min/med s':>21}{'CPU s':>8}{'peak MB':>14}  outcome"
     )
     for row in rows:
-        raw_wall, raw_cpu = row.baseline.min(), row.baseline.min("cpu")
-        check, cpu = row.check, row.check
-        print(
-            f"{row.backend:<11}{row.items:>10,}{raw_wall:>11.3f}"
-            f"{check.min():>9.3f}/{check.median():<7.3f}"
-            f"{cpu.min('cpu'):>7.3f}/{cpu.median('cpu'):<7.3f}"
-            f"{check.min() / raw_wall:>8.1f}/{cpu.min('cpu') / max(raw_cpu, 1e-6):<7.1f}"
-            f"{row.snapshot:>8.3f}{row.record:>10.3f}"
-            f"{row.run_check.min():>12.3f}/{row.run_check.median():<8.3f}"
-            f"{row.run_check.min('cpu'):>8.3f}"
-            f"{row.peak_check_mb:>7.0f}/{row.peak_run_check_mb:<6.0f}  {row.outcome}"
-        )
+        print(_line(row))
     print()
     for backend in dict.fromkeys(row.backend for row in rows):
         by_size = {row.items: row for row in rows if row.backend == backend}
