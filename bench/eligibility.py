@@ -421,7 +421,9 @@ def measure(engine: Engine, backend: str, sizes: list[int], runs: int) -> list[R
         checks: list[Timing] = []
         snapshot_s = float("inf")
         _reset_peak()
+        last: tuple[Snapshot, EvaluationResult] | None = None
         for _ in range(runs):
+            last = None  # the previous run's snapshot and results go first: one check's peak
             # As run_check does it: one pause of the garbage collector around both, whose
             # collection on the way out is counted.
             with sessions() as session:
@@ -434,10 +436,13 @@ def measure(engine: Engine, backend: str, sizes: list[int], runs: int) -> list[R
             if timing.wall < min((c.wall for c in checks), default=float("inf")):
                 snapshot_s = w1 - w0
             checks.append(timing)
+            last = (snapshot, result)
+            del snapshot, result
         peak_check = _peak_mb()
-        record = _record_time(snapshot, result)
-        outcome = result.outcome
-        del snapshot, result
+        assert last is not None
+        record = _record_time(*last)
+        outcome = last[1].outcome
+        del last
         stored: list[Timing] = []
         _reset_peak()
         for _ in range(runs):
