@@ -20,8 +20,9 @@ several machines a POSIX filesystem such as NFS or CephFS).
    while a ``portal worker`` runs on each node. When all are done: every package must be
    assembled, with exactly one ``package.assembly_started`` and one ``package.assembled``
    event and one attempt; the two workers' logs together must name every package exactly
-   once, and both must have run some; ``portal-verify`` (the recipient's tool) must accept
-   every package with the recipient's example key (NWU-NL) and the pinned signing key.
+   once, both must have run some and neither log may show an error or a traceback;
+   ``portal-verify`` (the recipient's tool) must accept every package with the recipient's
+   example key (NWU-NL) and the pinned signing key.
    Printed: wall time, seconds per package (audit log, started to assembled), the workers'
    CPU (their process trees: gpg, the document worker) against the raw ``tar c | gpg --sign
    --encrypt`` of the same files measured in the same run (bench/assembly.py's baseline).
@@ -367,6 +368,7 @@ def _assemble_and_check(
     ran = {node.name: claims(node) for node in nodes}
     ran_all = Counter(package_id for ids in ran.values() for package_id in ids)
     idle = [name for name, ids in ran.items() if not ids]
+    troubles = {node.name: _troubles(node.worker_log) for node in nodes}
     scratch = root / "verify"
     scratch.mkdir()
     refused = _verify(state, packages, scratch)
@@ -418,7 +420,21 @@ def _assemble_and_check(
         f"{len(packages) - len(refused)} of {len(packages)} verified"
         + (f"; refused: {'; '.join(refused)}" if refused else "")
     )
-    return not (wrong or idle or refused) and statuses == {"assembled": args.packages}
+    say(
+        "  worker logs: "
+        + "; ".join(f"{name} {len(lines)} errors or tracebacks" for name, lines in troubles.items())
+    )
+    for lines in troubles.values():
+        for line in lines[:3]:
+            say(f"    {line}")
+    bad_logs = any(troubles.values())
+    return not (wrong or idle or refused or bad_logs) and statuses == {"assembled": args.packages}
+
+
+def _troubles(log: Path) -> list[str]:
+    """The lines of a worker's log that say something went wrong."""
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    return [line for line in lines if " ERROR " in line or line.startswith("Traceback")]
 
 
 # --- main ---------------------------------------------------------------------------------
