@@ -228,8 +228,10 @@ class TreeRss:
         return self.peak_kib / 1024
 
 
-def gpg_home() -> Path:
-    home = Path(tempfile.mkdtemp(prefix="pg-", dir="/tmp"))
+def gpg_home(parent: Path | None = None) -> Path:
+    from portal.registry.openpgp import KEYRING_DIR  # /tmp: short, for gpg-agent's socket
+
+    home = Path(tempfile.mkdtemp(prefix="pg-", dir=parent or KEYRING_DIR))
     home.chmod(0o700)
     for name in ("mechanism-signing.sec.asc", f"{AUTHORITY}.pub.asc"):
         subprocess.run(
@@ -240,10 +242,11 @@ def gpg_home() -> Path:
     return home
 
 
-def baseline(payload: Path, out: Path) -> dict[str, float]:
+def baseline(payload: Path, out: Path, home_parent: Path | None = None) -> dict[str, float]:
     """``tar c payload | gpg --sign --encrypt``; wall seconds (and with the fsync), CPU seconds
-    of tar and gpg (``wait4``), and the peak PSS (MiB) of the two."""
-    home = gpg_home()
+    of tar and gpg (``wait4``), and the peak PSS (MiB) of the two. The keyring is made under
+    ``home_parent`` (default /tmp; a short path: gpg-agent's socket lives there)."""
+    home = gpg_home(home_parent)
     os.sync()  # start on a quiet disk: the payload just written is not this side's cost
     try:
         start = time.perf_counter()

@@ -45,7 +45,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -157,9 +157,14 @@ def free_port() -> int:
 
 @contextmanager
 def gunicorn(
-    database_url: str, instance: Path, redis_url: str | None, workers: int | None
+    database_url: str,
+    instance: Path,
+    redis_url: str | None,
+    workers: int | None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[Server]:
-    """A gunicorn serving the portal on a free loopback port."""
+    """A gunicorn serving the portal on a free loopback port (``extra_env``: more
+    ``PORTAL_*`` settings, such as a data directory shared with other nodes)."""
     port = free_port()
     env = {
         **os.environ,
@@ -171,6 +176,7 @@ def gunicorn(
     env.pop("PORTAL_REDIS_URL", None)
     if redis_url:
         env["PORTAL_REDIS_URL"] = redis_url
+    env.update(extra_env or {})
     command = [str(Path(sys.executable).with_name("gunicorn"))]
     conf = REPO_ROOT / "gunicorn.conf.py"
     if conf.exists():
@@ -324,13 +330,15 @@ def run_threads(count: int, body: Callable[[int], None]) -> None:
         raise SystemExit(f"{len(failures)} of {count} clients failed; first: {failures[0]}")
 
 
-def baseline(base: str, clients: int, seconds: float, think: float) -> Tally:
-    """``/healthz`` from ``clients`` clients, paced like the users (see :func:`drive`)."""
+def baseline(bases: Sequence[str], clients: int, seconds: float, think: float) -> Tally:
+    """``/healthz`` from ``clients`` clients, paced like the users (see :func:`drive`);
+    client ``n`` asks server ``bases[n % len(bases)]``."""
     tally = Tally()
     stop = time.monotonic() + seconds
 
     def client(n: int) -> None:
         http, rng = requests.Session(), random.Random(n)
+        base = bases[n % len(bases)]
         while time.monotonic() < stop:
             timed(http, tally, "baseline: /healthz", f"{base}/healthz")
             if think:
@@ -341,7 +349,7 @@ def baseline(base: str, clients: int, seconds: float, think: float) -> Tally:
 
 
 def drive(
-    base: str,
+    bases: Sequence[str],
     users: list[Login],
     sessions: list[requests.Session],
     seeded: Seeded,
@@ -349,12 +357,15 @@ def drive(
     think: float,
 ) -> Tally:
     """Every user opens its pages in turn until ``seconds`` have passed, pausing a random
-    0 to 2 x ``think`` seconds after each page (none when ``think`` is 0)."""
+    0 to 2 x ``think`` seconds after each page (none when ``think`` is 0). User ``n`` asks
+    server ``bases[(n + 1) % len(bases)]``: with several, not the one it signed in on (see
+    :func:`measure`), so a session one node cannot read is an error."""
     tally = Tally()
     stop = time.monotonic() + seconds
 
     def user(n: int) -> None:
         rng = random.Random(n)
+        base = bases[(n + 1) % len(bases)]
         visits = pages_of(users[n], base, seeded, providers=Scale().providers)
         while time.monotonic() < stop:
             for visit in visits:
@@ -383,7 +394,22 @@ class Result:
     client_cpu: float  # this process's, during the load
 
 
-def run_backend(backend: str, url: str, args: argparse.Namespace, cache: Path) -> Result:
+@dataclass
+class Prepared:
+    """A seeded database and what the virtual users need of it."""
+
+    url: str
+    home: Path  # the instance directory: secret, sealing and TOTP keys, logins.json
+    seeded: Seeded
+    users: list[Login]
+
+
+def prepare(
+    backend: str, url: str, users: int, cache: Path, pg_database: str = PG_DATABASE
+) -> Prepared:
+    """The seeded database of ``backend`` (kept under ``cache``; on PostgreSQL the database
+    ``pg_database`` on the server of ``url``) with its instance directory and ``users``
+    virtual users."""
     scale = Scale()
     cache.mkdir(mode=0o700, parents=True, exist_ok=True)  # the logins are kept there
     home = cache / backend
@@ -398,37 +424,47 @@ def run_backend(backend: str, url: str, args: argparse.Namespace, cache: Path) -
                 stale.unlink()
         url = f"sqlite:///{database}"
     else:
-        url = postgres_database(url, PG_DATABASE, recreate=fresh)
+        url = postgres_database(url, pg_database, recreate=fresh)
     seeded = ensure_seeded(url, scale, logins_file)
     ensure_secret_key(Settings.from_env({"PORTAL_INSTANCE_DIR": str(home)}))
-    engine = make_engine(url)
-    users = choose_users(seeded.logins, args.users)
+    return Prepared(url, home, seeded, choose_users(seeded.logins, users))
+
+
+def measure(
+    servers: Sequence[Server], prepared: Prepared, args: argparse.Namespace, backend: str
+) -> Result:
+    """Baseline, sign-in and load (see the module notes) against ``servers``: user ``n``
+    signs in on ``servers[n % len(servers)]`` and browses on the next one (:func:`drive`)."""
+    users, bases = prepared.users, [server.base for server in servers]
     loads = [os.getloadavg()[0]]
-    redis = args.redis if backend == "postgresql" else None
-    with gunicorn(url, home, redis, args.workers) as server:
-        cpu = server_cpu_seconds(server.pid)
-        base_tally = baseline(server.base, len(users), args.baseline, args.think)
-        base_cpu = server_cpu_seconds(server.pid) - cpu
-        loads.append(os.getloadavg()[0])
-        with engine.connect() as conn:
-            steps = {e: s for e, s in conn.execute(select(User.email, User.totp_last_step))}
-        engine.dispose()
-        signed_in: dict[int, requests.Session] = {}
 
-        def login(n: int) -> None:
-            signed_in[n] = sign_in(server.base, users[n], steps.get(users[n].email))
+    def cpu_now() -> float:
+        return sum(server_cpu_seconds(server.pid) for server in servers)
 
-        run_threads(len(users), login)
-        sessions = [signed_in[n] for n in range(len(users))]
-        cpu, client_cpu = server_cpu_seconds(server.pid), time.process_time()
-        began = time.monotonic()
-        tally = drive(server.base, users, sessions, seeded, args.duration, args.think)
-        seconds = time.monotonic() - began
-        load_cpu = server_cpu_seconds(server.pid) - cpu
-        client_cpu = time.process_time() - client_cpu
-        loads.append(os.getloadavg()[0])
+    cpu = cpu_now()
+    base_tally = baseline(bases, len(users), args.baseline, args.think)
+    base_cpu = cpu_now() - cpu
+    loads.append(os.getloadavg()[0])
+    engine = make_engine(prepared.url)
+    with engine.connect() as conn:
+        steps = {e: s for e, s in conn.execute(select(User.email, User.totp_last_step))}
+    engine.dispose()
+    signed_in: dict[int, requests.Session] = {}
+
+    def login(n: int) -> None:
+        signed_in[n] = sign_in(bases[n % len(bases)], users[n], steps.get(users[n].email))
+
+    run_threads(len(users), login)
+    sessions = [signed_in[n] for n in range(len(users))]
+    cpu, client_cpu = cpu_now(), time.process_time()
+    began = time.monotonic()
+    tally = drive(bases, users, sessions, prepared.seeded, args.duration, args.think)
+    seconds = time.monotonic() - began
+    load_cpu = cpu_now() - cpu
+    client_cpu = time.process_time() - client_cpu
+    loads.append(os.getloadavg()[0])
     return Result(
-        backend=f"{backend}+redis" if redis else backend,
+        backend=backend,
         baseline=base_tally,
         load=tally,
         baseline_seconds=args.baseline,
@@ -438,6 +474,13 @@ def run_backend(backend: str, url: str, args: argparse.Namespace, cache: Path) -
         load_cpu=load_cpu,
         client_cpu=client_cpu,
     )
+
+
+def run_backend(backend: str, url: str, args: argparse.Namespace, cache: Path) -> Result:
+    prepared = prepare(backend, url, args.users, cache)
+    redis = args.redis if backend == "postgresql" else None
+    with gunicorn(prepared.url, prepared.home, redis, args.workers) as server:
+        return measure([server], prepared, args, f"{backend}+redis" if redis else backend)
 
 
 # --- report -------------------------------------------------------------------------------

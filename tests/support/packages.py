@@ -68,6 +68,7 @@ from portal.packages.assembly.manifest import (
     manifest_bytes,
 )
 from portal.packages.release_statement import SUFFIX, statement_text
+from portal.registry.openpgp import KEYRING_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 KEYS = REPO / "keys_example"
@@ -113,10 +114,12 @@ def keyring(
     secret: Sequence[str] = (AUTHORITY,),
     public: Sequence[str] = (SENDER,),
     files: Sequence[Path] = (),
+    parent: Path | None = None,
 ) -> Iterator[Path]:
     """A recipient's GNUPGHOME: the example secret keys ``secret``, the example public keys
-    ``public`` and the key files ``files``."""
-    home = Path(tempfile.mkdtemp(prefix="pg-", dir="/tmp"))
+    ``public`` and the key files ``files``; made under ``parent`` (default /tmp; a short path:
+    gpg-agent's socket lives there)."""
+    home = Path(tempfile.mkdtemp(prefix="pg-", dir=parent or KEYRING_DIR))
     try:
         home.chmod(0o700)
         paths = [KEYS / f"{name}.sec.asc" for name in secret]

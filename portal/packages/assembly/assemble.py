@@ -1533,7 +1533,11 @@ def assemble_package(state: PortalState, package_id: int, *, now: datetime | Non
     moment = aware_utc(now)
     version = _claim(state, package_id)
     if version is None:
+        logger.info("package %s: nothing to do (done, or another run holds it)", package_id)
         return
+    # Which worker ran which package: with several nodes, their logs together account for
+    # every run (package ids only, never content).
+    logger.info("package %s: run %s claimed", package_id, version)
     with _heartbeat(state, package_id, version):
         _assemble_claimed(state, package_id, version, moment)
 
