@@ -9,11 +9,12 @@ streamed as a tar through ``gpg --sign --encrypt`` (one keyring for the whole pa
 hashed and searched for protected terms (raw bytes) as it passes, with a detached signature
 over the ciphertext made from its hash kept as gpg writes it → meanwhile, in a worker process
 forked for the package, the transmittal letter and the custody log → at the end of the tar the
-documents, ``manifest.json`` and its detached signature (all leak-checked) → both files into the blob store → one
-transaction that marks the package assembled. A leak-check hit anywhere (payload, documents,
-manifest) stops the stream before gpg completes: gpg is killed, nothing is kept or signed, and
-the package is blocked naming the files and mark codes (and the files that could not be read).
-With no protected terms there is nothing to search and the report says 0 files, 0 terms.
+documents, ``manifest.json`` and its detached signature (all leak-checked) → both files into
+the blob store → one transaction that marks the package assembled. A leak-check hit anywhere
+(payload, documents, manifest) stops the stream before gpg completes: gpg is killed, nothing is
+kept or signed, and the package is blocked naming the files and mark codes (and the files
+that could not be read). With no protected terms there is nothing to search and the report
+says 0 files, 0 terms.
 
 Protected identifiers: every package is also checked against the register, for the
 identifiers withheld from its authority (``identifiers_withheld_from`` in
