@@ -11,13 +11,17 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from portal.packages.assembly.document_worker import document_pool
+
 ASSEMBLER = """
 import os, sys, time
 from portal.packages.assembly.document_worker import document_pool
 
 if __name__ == "__main__":
     with document_pool() as pool:
-        print(pool.submit(os.getpid).result(), flush=True)  # the document worker's pid
+        print(pool.submit(time.sleep, 120).pid, flush=True)  # the document worker's pid
         time.sleep(120)
 """
 
@@ -60,3 +64,20 @@ def test_the_document_worker_ends_with_a_killed_assembler(tmp_path: Path) -> Non
         if assembler.poll() is None:
             assembler.kill()
             assembler.wait()
+
+
+def test_a_document_worker_exits_once_it_has_answered() -> None:
+    """The worker is forked for its work and gone when the answer is in: it holds copies of
+    the assembler's file descriptors (another package's gpg pipes among them), and a worker
+    that stayed would keep those gpg processes from seeing the end of their input."""
+    with document_pool() as pool:
+        worker = pool.submit(os.getpid)
+        pid = worker.result()
+        assert pid == worker.pid != os.getpid()
+        deadline = time.monotonic() + 15
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(pid)
+        failing = pool.submit(int, "not a number")
+        with pytest.raises(ValueError, match="invalid literal"):
+            failing.result()

@@ -60,8 +60,6 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -93,7 +91,7 @@ from portal.packages.assembly.bag import (
     FileObserver,
     write_bag_tar,
 )
-from portal.packages.assembly.document_worker import document_pool
+from portal.packages.assembly.document_worker import Forked, document_pool
 from portal.packages.assembly.evidence import Evidence, enrich, load_evidence, write_records
 from portal.packages.assembly.facts import (
     MECHANISM_NAME,
@@ -1117,7 +1115,7 @@ def _documents(
     items: Sequence[ItemEntry],
     terms: Sequence[tuple[str, str]],
     seal: Sealer,
-    rendered: Sequence[Future[str]],
+    rendered: Forked[list[str]],
     evidence: Sequence[EvidenceFile] = (),
 ) -> _Documents:
     """Wait for the letter and log (made by a worker process, see document_worker), build
@@ -1132,8 +1130,8 @@ def _documents(
     from portal.redaction.leakcheck import check_files
 
     try:
-        titles = [future.result() for future in rendered]
-    except (OSError, ValueError, RuntimeError, BrokenProcessPool) as exc:
+        titles = rendered.result()
+    except (OSError, ValueError, RuntimeError) as exc:
         raise _Failure(f"The package documents could not be made: {exc}") from None
     documents, entries = [], []
     for (path, source), title in zip(_document_files(stage), titles, strict=True):

@@ -7,7 +7,7 @@ gpg (every 1 MiB chunk waits for the GIL several times: a 1 GB package took 46 s
 8); in a process of its own it uses the other core.
 
 The worker is *forked* from the assembling process for one package and exits when both
-documents are written (issue 23). No process stays resident between packages (the
+documents are written (issue 23; :class:`Forked`). No process stays resident between packages (the
 forkserver this replaced held 55 MB, its resource tracker 7 MB), and the worker shares the
 assembler's pages (modules, settings) instead of holding a copy of its own: the process tree
 peaks at the assembler plus what the rendering adds. The assembler's objects are frozen out
@@ -30,32 +30,88 @@ import select
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from portal.packages.assembly.facts import ItemEntry, PackageFacts
 
-__all__ = ["DocumentPool", "document_pool", "render"]
+__all__ = ["DocumentPool", "Forked", "document_pool", "render"]
 
 T = TypeVar("T")
 
 
-class DocumentPool:
-    """Submits the documents' rendering to the one worker (see :func:`document_pool`)."""
+class Forked(Generic[T]):
+    """``fn(*args)`` in a process forked for it, which exits as soon as it has sent the
+    result back (or the exception it raised; both must pickle). Short-lived on purpose: a
+    fork holds copies of every file descriptor the assembler had open — the gpg pipes of
+    another package assembled in another thread among them — and releases them only when it
+    exits; one that waited for more work could hold two packages' gpg processes open on each
+    other. Forked with the garbage collector's objects frozen (see the module notes)."""
 
-    def __init__(self, executor: ProcessPoolExecutor) -> None:
-        self._executor = executor
-
-    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
-        """``fn(*args)`` in the worker; the first call forks it, with the garbage collector's
-        objects frozen (see the module notes)."""
+    def __init__(self, fn: Callable[..., T], *args: Any) -> None:
+        context = multiprocessing.get_context("fork")
+        self._receiver, sender = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_run, args=(sender, os.getpid(), fn, args), name="documents", daemon=True
+        )
         gc.freeze()
         try:
-            return self._executor.submit(fn, *args)
+            self._process.start()
         finally:
             gc.unfreeze()
+            sender.close()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def result(self) -> T:
+        """Wait for the result; raise what ``fn`` raised, or RuntimeError when the process
+        ended without an answer (killed, out of memory)."""
+        try:
+            status, value = self._receiver.recv()
+        except EOFError:
+            self._process.join()
+            raise RuntimeError(
+                f"the document worker ended without an answer (exit code {self._process.exitcode})"
+            ) from None
+        if status == "error":
+            raise value
+        result: T = value
+        return result
+
+    def end(self) -> None:
+        """Stop the process if it still runs (the package failed meanwhile) and reap it."""
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join()
+        self._receiver.close()
+
+
+def _run(conn: Connection, assembler: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    """In the forked process: ``fn(*args)``, sent back; exit with the assembler."""
+    _exit_with(assembler)
+    try:
+        outcome: tuple[str, Any] = ("ok", fn(*args))
+    except Exception as exc:  # sent back as it is, re-raised in the assembler
+        outcome = ("error", exc)
+    conn.send(outcome)
+    conn.close()
+
+
+class DocumentPool:
+    """Starts the documents' rendering (see :func:`document_pool`)."""
+
+    def __init__(self) -> None:
+        self.started: list[Forked[Any]] = []
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Forked[T]:
+        """``fn(*args)`` in a process forked for it (see :class:`Forked`)."""
+        forked = Forked(fn, *args)
+        self.started.append(forked)
+        return forked
 
     def render(
         self,
@@ -63,32 +119,34 @@ class DocumentPool:
         facts: PackageFacts,
         items: Sequence[ItemEntry],
         templates_dir: Path,
-    ) -> list[Future[str]]:
-        """Render each (kind, file) in the worker, in order; their titles (see
+    ) -> Forked[list[str]]:
+        """Render each (kind, file) in one worker, in order; their titles (see
         :func:`render`)."""
-        return [
-            self.submit(render, kind, dest, facts, items, templates_dir) for kind, dest in documents
-        ]
+        return self.submit(_render_all, documents, facts, items, templates_dir)
+
+
+def _render_all(
+    documents: Sequence[tuple[Literal["letter", "log"], Path]],
+    facts: PackageFacts,
+    items: Sequence[ItemEntry],
+    templates_dir: Path,
+) -> list[str]:
+    return [render(kind, dest, facts, items, templates_dir) for kind, dest in documents]
 
 
 @contextmanager
 def document_pool() -> Iterator[DocumentPool]:
-    """One worker (the letter, then the log), forked on the first :meth:`DocumentPool.render`
-    and ended when the block ends (a rendering not started is cancelled, a running one
-    waited for). One, not two: a second
-    renderer would compete with gpg for the cores and double the memory, while one already
-    finishes within the stream for a typical package. The worker exits with the process that
-    made the pool (see :func:`_exit_with`)."""
-    executor = ProcessPoolExecutor(
-        max_workers=1,
-        mp_context=multiprocessing.get_context("fork"),
-        initializer=_exit_with,
-        initargs=(os.getpid(),),
-    )
+    """Where the documents' worker is started; when the block ends, a worker still running
+    (the package failed meanwhile) is stopped and every worker reaped. One worker for the
+    letter and the log, not two: a second renderer would compete with gpg for the cores and
+    double the memory, while one already finishes within the stream for a typical package.
+    A worker exits with the process that started it (see :func:`_exit_with`)."""
+    pool = DocumentPool()
     try:
-        yield DocumentPool(executor)
+        yield pool
     finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+        for forked in pool.started:
+            forked.end()
 
 
 def _exit_with(pid: int) -> None:
