@@ -7,18 +7,18 @@ gpg (every 1 MiB chunk waits for the GIL several times: a 1 GB package took 46 s
 8); in a process of its own it uses the other core.
 
 The worker is *forked* from the assembling process for one package and exits when both
-documents are written (issue 23; :class:`Forked`). No process stays resident between packages (the
-forkserver this replaced held 55 MB, its resource tracker 7 MB), and the worker shares the
-assembler's pages (modules, settings) instead of holding a copy of its own: the process tree
-peaks at the assembler plus what the rendering adds. The assembler's objects are frozen out
-of the garbage collector while it forks (:func:`gc.freeze`), so the worker's collections do
-not write to, and copy, every page of the assembler's heap. :func:`document_pool` must be
-entered, and its tasks submitted, before gpg is started: a forked worker would otherwise hold
-gpg's stdin open and gpg would never see the end of the plaintext.
+documents are written (issue 23; :class:`Forked`). No process stays resident between
+packages (the forkserver this replaced held 55 MB, its resource tracker 7 MB), and the worker
+shares the assembler's pages (modules, settings) instead of holding a copy of its own: the
+process tree peaks at the assembler plus what the rendering adds. The assembler's objects are
+frozen out of the garbage collector while it forks (:func:`gc.freeze`), so the worker's
+collections do not write to, and copy, every page of the assembler's heap. The worker is
+started before the package's gpg: it would otherwise hold gpg's stdin open, and gpg would not
+see the end of the plaintext until the documents were made.
 
 The caller leak-checks the PDFs with the manifest and its signature (with the parser limits'
-forkserver, which belongs to the assembling process). The worker exits with its assembler even when
-that is killed (see :func:`_exit_with`).
+forkserver, which belongs to the assembling process). The worker exits with its assembler
+even when that is killed (see :func:`_exit_with`).
 """
 
 from __future__ import annotations
@@ -152,11 +152,11 @@ def document_pool() -> Iterator[DocumentPool]:
 def _exit_with(pid: int) -> None:
     """In the document worker: exit as soon as process ``pid`` (the assembler) has ended.
 
-    A worker whose assembler was killed (SIGKILL, the OOM killer) would otherwise wait for a
-    task forever — it holds both ends of its own task queue, so no end-of-file ever comes —
-    as the forkserver's workers did before (issue 19: orphans per killed ``portal worker``). A
-    pidfd (Linux 5.3+) becomes readable when ``pid`` ends, else it is polled (unlike
-    PR_SET_PDEATHSIG, this does not depend on which thread of the assembler forked it)."""
+    A worker whose assembler was killed (SIGKILL, the OOM killer) would otherwise render on
+    for nothing, and a pool's worker waited for a task forever (issue 19: orphans per killed
+    ``portal worker``). A pidfd (Linux 5.3+) becomes readable when ``pid`` ends, else it is
+    polled (unlike PR_SET_PDEATHSIG, this does not depend on which thread of the assembler
+    forked it)."""
 
     def watch() -> None:
         try:
