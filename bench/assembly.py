@@ -12,10 +12,10 @@ bag, tar, sign + encrypt, detached signatures, letter, custody log, manifest, bl
 database). The baseline is ``tar c`` piped into ``gpg --sign --encrypt --compress-algo none``
 to the same key, signed by the same key. Peak memory is sampled every 50 ms from /proc (PSS,
 see :class:`TreeRss`): for the portal, the sum over its process tree (Python, its gpg
-processes and the document workers); for the baseline, tar and gpg. The portal's own Python
+processes and the document worker); for the baseline, tar and gpg. The portal's own Python
 process is also given apart ("python"): its exact peak RSS (VmHWM) during the assembly, the
-mark reset after the setup. A long-running worker starts the documents' forkserver once; the
-bench starts it before timing, like the imports.
+mark reset after the setup. The document worker is forked from the assembling process for each
+package and imports WeasyPrint itself: its imports are part of the assembly's cost.
 
 PDF redaction throughput reuses ``bench/redaction.py`` (its source PDF and raw rasteriser).
 
@@ -27,10 +27,10 @@ for the name, so the real policy shares it redacted (``mechanism-review``: marks
 way as for the payload; :func:`assemble_package` renders every page, reads it with Tesseract,
 burns the hits, then the leak check reads every page of the rendition again with OCR (its
 pixels layer). Printed: wall and CPU seconds of the assembly (CPU of the process tree: the
-Tesseract and gpg processes it waited for, and the documents' forkserver with the worker it
-reaped), seconds per page, the tree's peak PSS, the time in the redaction stage (``rendering``)
-and in the leak check (the package's stage column, polled), the package's status and the
-mark's hit count (it must be N).
+Tesseract, gpg and document worker processes it waited for, and the parser limits'
+forkserver with the children it reaped), seconds per page, the tree's peak PSS, the time in
+the redaction stage (``rendering``) and in the leak check (the package's stage column,
+polled), the package's status and the mark's hit count (it must be N).
 
     .venv/bin/python bench/assembly.py                   # 100 MiB and 1000 MiB, 3 runs each
     .venv/bin/python bench/assembly.py --mb 100 --runs 3 --pages 50
@@ -165,14 +165,15 @@ def make_payload(directory: Path, size_mb: int) -> list[Path]:
 
 class TreeRss:
     """Samples, every 50 ms from /proc, the summed memory of this process (when
-    ``include_self``) and its descendants: gpg, tar, Tesseract and Python (the documents'
-    forkserver and its workers). Proportional set size (PSS), so the pages a forked worker
-    shares with its server are counted once; a fork that has not exec'd yet would otherwise
+    ``include_self``) and its descendants: gpg, tar, Tesseract and Python (the document
+    worker, the parser limits' forkserver). Proportional set size (PSS), so the pages a forked
+    worker shares with its parent are counted once; a fork that has not exec'd yet would otherwise
     count its parent's pages again (``RUSAGE_CHILDREN`` has the same flaw)."""
 
     def __init__(self, *, include_self: bool) -> None:
         self.include_self = include_self
         self.peak_kib = 0
+        self.peak_parts: dict[str, int] = {}  # KiB per process at the peak
         self.cpu_seconds = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -199,9 +200,10 @@ class TreeRss:
                 return int(line.split()[1])
         return 0
 
-    def _sample(self) -> int:
+    def _sample(self) -> dict[str, int]:
+        """KiB of PSS per process: "self", then "<comm> <pid>" for each descendant."""
         me = os.getpid()
-        total = self._pss_kib(me) if self.include_self else 0
+        parts = {"self": self._pss_kib(me)} if self.include_self else {}
         pending = self._children(me)
         while pending:
             pid = pending.pop()
@@ -211,12 +213,14 @@ class TreeRss:
             except OSError:
                 continue
             if name in {"gpg", "tar", "tesseract"} or name.startswith("python"):
-                total += self._pss_kib(pid)
-        return total
+                parts[f"{name} {pid}"] = self._pss_kib(pid)
+        return parts
 
     def _run(self) -> None:
         while True:
-            self.peak_kib = max(self.peak_kib, self._sample())
+            parts = self._sample()
+            if sum(parts.values()) > self.peak_kib:
+                self.peak_kib, self.peak_parts = sum(parts.values()), parts
             self.cpu_seconds = time.thread_time()  # the sampling's own cost (see _assemble_timed)
             if self._stop.wait(0.05):
                 return
@@ -384,8 +388,8 @@ def _new_portal(
 
 def _tree_cpu() -> float:
     """CPU seconds (user + system) so far of this process, the children it waited for
-    (Tesseract, gpg) and its live descendants with the children they reaped (the documents'
-    forkserver, which reaps its workers)."""
+    (Tesseract, gpg, the document worker) and its live descendants with the children they
+    reaped (the parser limits' forkserver, which reaps its workers)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
     total = own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime
@@ -429,13 +433,8 @@ def _assemble_timed(state: PortalState, package_id: int) -> dict[str, Any]:
     from sqlalchemy import select
 
     from portal.packages.assembly.assemble import AssemblyFailed, assemble_package
-    from portal.packages.assembly.document_worker import document_pool
     from portal.packages.models import Package
 
-    # A worker process starts the documents' forkserver once (WeasyPrint and ReportLab
-    # imported there) and uses it for every package; start it here, like the imports above.
-    with document_pool() as pool:
-        pool.submit(int).result()
     os.sync()  # start on a quiet disk: the blob store import above is not assembly's cost
     before = _max_rss_mib()
     _reset_max_rss()
@@ -504,6 +503,7 @@ def _assemble_timed(state: PortalState, package_id: int) -> dict[str, Any]:
         "rss_python_mib": _max_rss_mib(),
         "rss_python_before_mib": before,
         "rss_tree_mib": rss_tree,
+        "rss_tree_parts_mib": {name: round(kib / 1024) for name, kib in sampler.peak_parts.items()},
         "stages": {name: round(value, 2) for name, value in stages.items() if name},
         "stage_rss_mib": {name: round(value) for name, value in stage_rss.items() if name},
     }
@@ -783,9 +783,13 @@ def main() -> None:
             stages = ", ".join(f"{name} {value:.2f}s" for name, value in portal["stages"].items())
             print(f"{'':>13}portal stages: {stages}", flush=True)
             rest = portal["cpu_seconds"] - portal["cpu_python"] - portal["cpu_waited"]
+            peak = portal["rss_tree_parts_mib"].items()
+            parts = ", ".join(f"{name} {mib} MB" for name, mib in peak)
+            print(f"{'':>13}portal PSS at the peak: {parts}", flush=True)
             print(
-                f"{'':>13}portal CPU: python {portal['cpu_python']:.2f} s, gpg (waited for) "
-                f"{portal['cpu_waited']:.2f} s, document worker and the rest {rest:.2f} s "
+                f"{'':>13}portal CPU: python {portal['cpu_python']:.2f} s, gpg and the document "
+                f"worker (waited for) "
+                f"{portal['cpu_waited']:.2f} s, the rest {rest:.2f} s "
                 f"(bench sampling {portal['cpu_instrumentation']:.2f} s, not counted)",
                 flush=True,
             )

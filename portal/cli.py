@@ -524,7 +524,6 @@ def worker_command(workers: int) -> None:
     machines sharing the database, the data directory and PORTAL_REDIS_URL."""
     from portal.config import check_signing_files, refuse_shared_instance
     from portal.integrity.janitor import sweep
-    from portal.packages.assembly import document_worker
     from portal.packages.assembly.jobs import make_jobs, warn_unless_redis_persists
     from portal.packages.assembly.watch import start_watching
     from portal.registry.openpgp import remove_stale_keyrings
@@ -557,7 +556,6 @@ def worker_command(workers: int) -> None:
         swept.temporaries,
         len(swept.unreferenced),
     )
-    document_worker.warm_up()
     start_watching(
         lambda: state, jobs.enqueue_assembly, settings.worker_heartbeat, jobs.pending_assemblies
     )

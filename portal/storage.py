@@ -5,7 +5,9 @@ Blobs are named by the sha256 of their bytes and stored under
 same directory tree, are fsynced, and then renamed into place atomically, so
 a crash never leaves a visible partial blob. Memory stays flat whatever the
 size of the file. The sha256 of a write runs in a thread of its own beside the copy
-(:func:`copy_hashed`), so a put costs about what the copy and its fsync cost.
+(:func:`copy_hashed`), and the fsync starts as soon as the last byte is written, while the
+hash may still be running: a put costs about what the copy and its fsync cost, or the sha256
+when that is longer.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -70,7 +73,11 @@ def file_sha256(path: Path, *, chunk_size: int = CHUNK_SIZE) -> tuple[str, int]:
 
 
 def copy_hashed(
-    stream: BinaryIO, write: Callable[[memoryview], object], *, max_bytes: int | None = None
+    stream: BinaryIO,
+    write: Callable[[memoryview], object],
+    *,
+    max_bytes: int | None = None,
+    then: Callable[[], object] | None = None,
 ) -> tuple[str, int]:
     """Copy ``stream`` to ``write`` (called with each chunk; it must not keep the view); the
     sha256 (hex) and size of the bytes.
@@ -80,8 +87,11 @@ def copy_hashed(
     reads and writes, and the two overlap instead of adding up. The chunks travel through a
     small ring of reused buffers (``_BUFFERS`` of ``CHUNK_SIZE``: memory stays flat, and no
     fresh pages are faulted in per chunk); a buffer is read into again only once it has been
-    hashed. Raises :class:`TooLarge` past ``max_bytes`` (the caller discards what was
-    written); whatever ``write`` raises propagates (the thread is ended first).
+    hashed. ``then`` (optional) is called once every byte is written, while the hashing thread
+    may still be on the last chunks: :meth:`FileBlobStore.put_stream`'s fsync overlaps the
+    end of the sha256 instead of following it. Raises :class:`TooLarge` past ``max_bytes``
+    (the caller discards what was written); whatever ``write`` or ``then`` raises propagates
+    (the thread is ended first).
     """
     free: queue.Queue[bytearray] = queue.Queue()
     for _ in range(_BUFFERS):
@@ -109,6 +119,8 @@ def copy_hashed(
                 raise TooLarge(f"larger than the limit of {max_bytes} bytes")
             write(memoryview(buffer)[:length])
             filled.put((buffer, length))
+        if then is not None:
+            then()
     finally:
         filled.put(None)
         hasher.join()
@@ -194,8 +206,9 @@ class FileBlobStore:
         tmp_path = Path(tmp_name)
         try:
             try:
-                actual, size = copy_hashed(stream, write_all(fd), max_bytes=max_bytes)
-                os.fsync(fd)
+                actual, size = copy_hashed(
+                    stream, write_all(fd), max_bytes=max_bytes, then=partial(os.fsync, fd)
+                )
             finally:
                 os.close(fd)
             if expected_sha256 is not None and actual != expected_sha256:

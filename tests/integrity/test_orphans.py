@@ -1,6 +1,6 @@
-"""A killed assembler leaves no processes behind (issue 19): its document worker — forked from
-the forkserver, not from it — exits as soon as it is gone, and with it the forkserver and the
-resource tracker. Before, a `portal worker` killed with SIGKILL left all three for good."""
+"""A killed assembler leaves no processes behind (issue 19): its document worker, forked from it
+for one package (issue 23), exits as soon as it is gone. Before issue 19, a `portal worker`
+killed with SIGKILL left the worker, the forkserver and the resource tracker for good."""
 
 from __future__ import annotations
 
@@ -11,14 +11,18 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from portal.packages.assembly.document_worker import document_pool
+
 ASSEMBLER = """
 import os, sys, time
 from portal.packages.assembly.document_worker import document_pool
 
 if __name__ == "__main__":
-    pool = document_pool()
-    print(pool.submit(os.getpid).result(), flush=True)  # the document worker's pid
-    time.sleep(120)
+    with document_pool() as pool:
+        print(pool.submit(time.sleep, 120).pid, flush=True)  # the document worker's pid
+        time.sleep(120)
 """
 
 
@@ -34,33 +38,46 @@ def _running(pid: int) -> bool:
     return state != "Z"
 
 
-def test_the_document_worker_and_its_forkserver_end_with_a_killed_assembler(
-    tmp_path: Path,
-) -> None:
+def test_the_document_worker_ends_with_a_killed_assembler(tmp_path: Path) -> None:
     script = tmp_path / "assembler.py"
     script.write_text(ASSEMBLER)
     assembler = subprocess.Popen(
         [sys.executable, str(script)], stdout=subprocess.PIPE, start_new_session=True
     )
-    worker = forkserver = 0
+    worker = 0
     try:
         assert assembler.stdout is not None
         worker = int(assembler.stdout.readline())
-        forkserver = _parent(worker)
-        assert forkserver != assembler.pid and _running(forkserver)
+        assert _parent(worker) == assembler.pid  # forked from it: no forkserver between
+        assert _running(worker)
 
         os.kill(assembler.pid, signal.SIGKILL)  # the assembler alone, as the OOM killer does
         assembler.wait(10)
 
         deadline = time.monotonic() + 15
-        while (_running(worker) or _running(forkserver)) and time.monotonic() < deadline:
+        while _running(worker) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not _running(worker), "the document worker outlived its assembler"
-        assert not _running(forkserver), "the forkserver outlived the assembler"
     finally:
-        for pid in (worker, forkserver):
-            if pid and _running(pid):
-                os.kill(pid, signal.SIGKILL)
+        if worker and _running(worker):
+            os.kill(worker, signal.SIGKILL)
         if assembler.poll() is None:
             assembler.kill()
             assembler.wait()
+
+
+def test_a_document_worker_exits_once_it_has_answered() -> None:
+    """The worker is forked for its work and gone when the answer is in: it holds copies of
+    the assembler's file descriptors (another package's gpg pipes among them), and a worker
+    that stayed would keep those gpg processes from seeing the end of their input."""
+    with document_pool() as pool:
+        worker = pool.submit(os.getpid)
+        pid = worker.result()
+        assert pid == worker.pid != os.getpid()
+        deadline = time.monotonic() + 15
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(pid)
+        failing = pool.submit(int, "not a number")
+        with pytest.raises(ValueError, match="invalid literal"):
+            failing.result()

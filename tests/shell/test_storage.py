@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portal.storage import BlobNotFound, DigestMismatch, FileBlobStore, InvalidBlobKey, TooLarge
+from portal.storage import (
+    BlobNotFound,
+    DigestMismatch,
+    FileBlobStore,
+    InvalidBlobKey,
+    TooLarge,
+    copy_hashed,
+)
 
 
 class GeneratedStream(io.RawIOBase):
@@ -172,3 +180,25 @@ def test_file_sha256_reads_in_chunks(tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_bytes(data)
     assert file_sha256(path, chunk_size=7) == (hashlib.sha256(data).hexdigest(), len(data))
+
+
+def test_copy_hashed_calls_then_once_every_byte_is_written() -> None:
+    """``then`` (put_stream's fsync) runs after the last write, before the digest is final;
+    what it raises ends the copy (the hashing thread stopped, not left behind)."""
+    data = os.urandom(3 * 1024 * 1024 + 17)  # several chunks and a partial one
+    written = bytearray()
+    seen_at_then: list[int] = []
+
+    digest, size = copy_hashed(
+        io.BytesIO(data), written.extend, then=lambda: seen_at_then.append(len(written))
+    )
+
+    assert (digest, size) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert seen_at_then == [len(data)]
+
+    def full_disk() -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        copy_hashed(io.BytesIO(data), written.extend, then=full_disk)
+    assert not any(thread.name == "sha256" for thread in threading.enumerate())

@@ -7,13 +7,14 @@ registered file as-is) → the format-aware leak check (PDF text, objects and me
 metadata) of the payload files that have any → one pass over the payload bytes: the bag,
 streamed as a tar through ``gpg --sign --encrypt`` (one keyring for the whole package),
 hashed and searched for protected terms (raw bytes) as it passes, with a detached signature
-over the ciphertext made from its hash kept as gpg writes it → meanwhile, in a worker process,
-the transmittal letter and the custody log (and their leak check) → at the end of the tar the
-documents, ``manifest.json`` and its detached signature → both files into the blob store → one
-transaction that marks the package assembled. A leak-check hit anywhere (payload, documents,
-manifest) stops the stream before gpg completes: gpg is killed, nothing is kept or signed, and
-the package is blocked naming the files and mark codes (and the files that could not be read).
-With no protected terms there is nothing to search and the report says 0 files, 0 terms.
+over the ciphertext made from its hash kept as gpg writes it → meanwhile, in a worker process
+forked for the package, the transmittal letter and the custody log → at the end of the tar the
+documents, ``manifest.json`` and its detached signature (all leak-checked) → both files into
+the blob store → one transaction that marks the package assembled. A leak-check hit anywhere
+(payload, documents, manifest) stops the stream before gpg completes: gpg is killed, nothing is
+kept or signed, and the package is blocked naming the files and mark codes (and the files
+that could not be read). With no protected terms there is nothing to search and the report
+says 0 files, 0 terms.
 
 Protected identifiers: every package is also checked against the register, for the
 identifiers withheld from its authority (``identifiers_withheld_from`` in
@@ -59,8 +60,6 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -92,7 +91,7 @@ from portal.packages.assembly.bag import (
     FileObserver,
     write_bag_tar,
 )
-from portal.packages.assembly.document_worker import document_pool, render_and_check
+from portal.packages.assembly.document_worker import Forked, document_pool
 from portal.packages.assembly.evidence import Evidence, enrich, load_evidence, write_records
 from portal.packages.assembly.facts import (
     MECHANISM_NAME,
@@ -1116,11 +1115,11 @@ def _documents(
     items: Sequence[ItemEntry],
     terms: Sequence[tuple[str, str]],
     seal: Sealer,
-    rendered: Sequence[Future[tuple[str, LeakReport | None]]],
+    rendered: Forked[list[str]],
     evidence: Sequence[EvidenceFile] = (),
 ) -> _Documents:
-    """Wait for the letter and log (made by worker processes, see document_worker), build
-    and sign the manifest, leak-check it; the four entries and the documents' leak report."""
+    """Wait for the letter and log (made by a worker process, see document_worker), build
+    and sign the manifest, leak-check them all; the entries and the documents' leak report."""
     from portal.packages.assembly.manifest import (
         MANIFEST_PATH,
         SIGNATURE_PATH,
@@ -1131,12 +1130,10 @@ def _documents(
     from portal.redaction.leakcheck import check_files
 
     try:
-        results = [future.result() for future in rendered]
-    except (OSError, ValueError, RuntimeError, BrokenProcessPool) as exc:
+        titles = rendered.result()
+    except (OSError, ValueError, RuntimeError) as exc:
         raise _Failure(f"The package documents could not be made: {exc}") from None
-    leak = _merged([report for _, report in results])
     documents, entries = [], []
-    titles = [title for title, _ in results]
     for (path, source), title in zip(_document_files(stage), titles, strict=True):
         digest, size = file_sha256(source)
         documents.append(DocumentEntry(path, title, digest, size, "application/pdf"))
@@ -1165,10 +1162,8 @@ def _documents(
     except TimestampFailed as exc:
         raise _Failure(f"The manifest signature could not be time-stamped: {exc.reason}") from None
     entries.extend(BagEntry(path, source, file_sha256(source)[0]) for path, source in signed)
-    if terms:
-        checked = [*signed, *((extra.path, extra.source) for extra in evidence)]
-        leak = _combined(check_files(checked, terms), leak)
-    return _Documents(tuple(entries), leak)
+    checked = [*_document_files(stage), *signed, *((e.path, e.source) for e in evidence)]
+    return _Documents(tuple(entries), check_files(checked, terms) if terms else None)
 
 
 def _transparency(state: PortalState, job: _Job, seal: Sealer, stage: Path) -> list[EvidenceFile]:
@@ -1205,12 +1200,6 @@ def _streaming_check(state: PortalState, job: _Job, built: _Built) -> StreamingC
     for entry in built.entries:
         check.prepare(entry.path, entry.source)
     return check
-
-
-def _merged(reports: Sequence[LeakReport | None]) -> LeakReport | None:
-    """One report for several (None when there are none: no terms to search for)."""
-    found = [report for report in reports if report is not None]
-    return _combined(found[0], *found[1:]) if found else None
 
 
 def _combined(first: LeakReport, *others: LeakReport | None) -> LeakReport:
@@ -1455,8 +1444,8 @@ def _run(state: PortalState, job: _Job, stage: Path, built: _Built) -> str | Non
     """Do the work; return the leak-check failure reason when blocked, None when assembled.
 
     One pass over the payload bytes: the raw-bytes leak check and the bag's hashes are
-    computed as the tar streams into gpg; the letter and the log are made meanwhile in two
-    worker processes, and go in at the end of the tar with the manifest (signed in the same
+    computed as the tar streams into gpg; the letter and the log are made meanwhile in a
+    worker process, and go in at the end of the tar with the manifest (signed in the same
     keyring as the package).
     """
 
@@ -1475,30 +1464,31 @@ def _run(state: PortalState, job: _Job, stage: Path, built: _Built) -> str | Non
 
     made: list[_Documents] = []
     try:
-        with sealer(job.signer, job.recipients) as seal, document_pool() as pool:
-            items, templates = tuple(built.items), state.settings.templates_dir
-            rendered = [
-                pool.submit(render_and_check, kind, file, job.facts, items, templates, check.terms)
-                for kind, file in zip(_DOCUMENT_KINDS, _document_files(stage), strict=True)
-            ]
+        # The worker is forked before gpg starts, so that it holds none of gpg's pipes; when
+        # the block ends, what has not started is cancelled and a running worker waited for.
+        with document_pool() as pool:
+            files = [dest for _, dest in _document_files(stage)]
+            rendered = pool.render(
+                list(zip(_DOCUMENT_KINDS, files, strict=True)),
+                job.facts,
+                tuple(built.items),
+                state.settings.templates_dir,
+            )
+            with sealer(job.signer, job.recipients) as seal:
 
-            def documents() -> Sequence[BagEntry]:
-                report(_DOCUMENTS_STAGE, 90)
-                evidence = _transparency(state, job, seal, stage)
-                made.append(
-                    _documents(job, stage, built.items, check.terms, seal, rendered, evidence)
-                )
-                if made[0].leak is not None and not made[0].leak.clean:
-                    raise _DocumentsLeak
-                return made[0].entries
+                def documents() -> Sequence[BagEntry]:
+                    report(_DOCUMENTS_STAGE, 90)
+                    evidence = _transparency(state, job, seal, stage)
+                    made.append(
+                        _documents(job, stage, built.items, check.terms, seal, rendered, evidence)
+                    )
+                    if made[0].leak is not None and not made[0].leak.clean:
+                        raise _DocumentsLeak
+                    return made[0].entries
 
-            try:
                 out_path, digest, size, signature = _encrypt(
                     job, stage, built, report, seal, check, documents
                 )
-            finally:
-                for future in rendered:
-                    future.cancel()  # if not started; a running worker is waited for
     except GpgError as exc:
         raise _Failure(f"Signing and encrypting failed: {exc}") from None
     except (LeakFound, _DocumentsLeak):

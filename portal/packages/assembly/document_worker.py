@@ -1,69 +1,162 @@
-"""The package documents, made in a worker process while the payload streams.
+"""The package documents, made in a short-lived worker process while the payload streams.
 
 Rendering the transmittal letter (WeasyPrint) and the custody log (ReportLab) is pure-Python
-work that grows with the number of items (seconds for hundreds). In a thread of the
+work that grows with the number of items (about a second for a hundred). In a thread of the
 assembling process it would hold the GIL and starve the threads that stream the payload into
 gpg (every 1 MiB chunk waits for the GIL several times: a 1 GB package took 46 s instead of
-8); in a process of its own it uses the other core. The worker is forked from a
-``forkserver`` that has the documents module (and so WeasyPrint and ReportLab) imported
-already, so each package pays a fork, not the imports; the server is started on first use,
-never at import time.
+8); in a process of its own it uses the other core.
 
-The worker also leak-checks the PDFs it made (text extraction is the slow part); the small
-manifest and its signature are checked by the caller.
+The worker is *forked* from the assembling process for one package and exits when both
+documents are written (issue 23; :class:`Forked`). No process stays resident between
+packages (the forkserver this replaced held 55 MB, its resource tracker 7 MB), and the worker
+shares the assembler's pages (modules, settings) instead of holding a copy of its own: the
+process tree peaks at the assembler plus what the rendering adds. The assembler's objects are
+frozen out of the garbage collector while it forks (:func:`gc.freeze`), so the worker's
+collections do not write to, and copy, every page of the assembler's heap. The worker is
+started before the package's gpg: it would otherwise hold gpg's stdin open, and gpg would not
+see the end of the plaintext until the documents were made.
 
-Memory: the forkserver and the worker hold about 80 MB (PSS) between them, plus what a
-rendering needs; it grows with the number of items, never with the payload's size. The usual
-multiprocessing rule applies: a script that assembles packages needs the
-``if __name__ == "__main__":`` guard (the ``portal`` console script, gunicorn and pytest have
-it), since the worker imports the main module again.
+The caller leak-checks the PDFs with the manifest and its signature (with the parser limits'
+forkserver, which belongs to the assembling process). The worker exits with its assembler
+even when that is killed (see :func:`_exit_with`).
 """
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import select
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from portal.packages.assembly.facts import ItemEntry, PackageFacts
-from portal.redaction.leakcheck import LeakReport, check_files
-from portal.redaction.parser_limits import forkserver_context
 
-__all__ = ["document_pool", "render_and_check", "warm_up"]
+__all__ = ["DocumentPool", "Forked", "document_pool", "render"]
 
-
-def _forkserver() -> multiprocessing.context.ForkServerContext:
-    # shared with the parser limits (portal.redaction.parser_limits): one server, both preloads
-    return forkserver_context("portal.packages.assembly.documents", __name__)
+T = TypeVar("T")
 
 
-def document_pool() -> ProcessPoolExecutor:
-    """One worker (the letter, then the log), forked from the (shared, lazily started)
-    forkserver. One, not two: a second renderer would compete with gpg for the cores and
+class Forked(Generic[T]):
+    """``fn(*args)`` in a process forked for it, which exits as soon as it has sent the
+    result back (or the exception it raised; both must pickle). Short-lived on purpose: a
+    fork holds copies of every file descriptor the assembler had open — the gpg pipes of
+    another package assembled in another thread among them — and releases them only when it
+    exits; one that waited for more work could hold two packages' gpg processes open on each
+    other. Forked with the garbage collector's objects frozen (see the module notes)."""
+
+    def __init__(self, fn: Callable[..., T], *args: Any) -> None:
+        context = multiprocessing.get_context("fork")
+        self._receiver, sender = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_run, args=(sender, os.getpid(), fn, args), name="documents", daemon=True
+        )
+        gc.freeze()
+        try:
+            self._process.start()
+        finally:
+            gc.unfreeze()
+            sender.close()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def result(self) -> T:
+        """Wait for the result; raise what ``fn`` raised, or RuntimeError when the process
+        ended without an answer (killed, out of memory)."""
+        try:
+            status, value = self._receiver.recv()
+        except EOFError:
+            self._process.join()
+            raise RuntimeError(
+                f"the document worker ended without an answer (exit code {self._process.exitcode})"
+            ) from None
+        if status == "error":
+            raise value
+        result: T = value
+        return result
+
+    def end(self) -> None:
+        """Stop the process if it still runs (the package failed meanwhile) and reap it."""
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join()
+        self._receiver.close()
+
+
+def _run(conn: Connection, assembler: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    """In the forked process: ``fn(*args)``, sent back; exit with the assembler."""
+    _exit_with(assembler)
+    try:
+        outcome: tuple[str, Any] = ("ok", fn(*args))
+    except Exception as exc:  # sent back as it is, re-raised in the assembler
+        outcome = ("error", exc)
+    conn.send(outcome)
+    conn.close()
+
+
+class DocumentPool:
+    """Starts the documents' rendering (see :func:`document_pool`)."""
+
+    def __init__(self) -> None:
+        self.started: list[Forked[Any]] = []
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Forked[T]:
+        """``fn(*args)`` in a process forked for it (see :class:`Forked`)."""
+        forked = Forked(fn, *args)
+        self.started.append(forked)
+        return forked
+
+    def render(
+        self,
+        documents: Sequence[tuple[Literal["letter", "log"], Path]],
+        facts: PackageFacts,
+        items: Sequence[ItemEntry],
+        templates_dir: Path,
+    ) -> Forked[list[str]]:
+        """Render each (kind, file) in one worker, in order; their titles (see
+        :func:`render`)."""
+        return self.submit(_render_all, documents, facts, items, templates_dir)
+
+
+def _render_all(
+    documents: Sequence[tuple[Literal["letter", "log"], Path]],
+    facts: PackageFacts,
+    items: Sequence[ItemEntry],
+    templates_dir: Path,
+) -> list[str]:
+    return [render(kind, dest, facts, items, templates_dir) for kind, dest in documents]
+
+
+@contextmanager
+def document_pool() -> Iterator[DocumentPool]:
+    """Where the documents' worker is started; when the block ends, a worker still running
+    (the package failed meanwhile) is stopped and every worker reaped. One worker for the
+    letter and the log, not two: a second renderer would compete with gpg for the cores and
     double the memory, while one already finishes within the stream for a typical package.
-    The worker exits with the process that made the pool (see :func:`_exit_with`)."""
-    return ProcessPoolExecutor(
-        max_workers=1,
-        mp_context=_forkserver(),
-        initializer=_exit_with,
-        initargs=(os.getpid(),),
-    )
+    A worker exits with the process that started it (see :func:`_exit_with`)."""
+    pool = DocumentPool()
+    try:
+        yield pool
+    finally:
+        for forked in pool.started:
+            forked.end()
 
 
 def _exit_with(pid: int) -> None:
     """In the document worker: exit as soon as process ``pid`` (the assembler) has ended.
 
-    A worker whose assembler was killed (SIGKILL, the OOM killer) would otherwise wait for a
-    task forever — it holds both ends of its own task queue, so no end-of-file ever comes —
-    and keep the forkserver and the resource tracker alive with it (issue 19: three orphans
-    per killed ``portal worker``). Its parent is the forkserver, so PR_SET_PDEATHSIG cannot
-    say it; a pidfd (Linux 5.3+) becomes readable when ``pid`` ends, else it is polled."""
+    A worker whose assembler was killed (SIGKILL, the OOM killer) would otherwise render on
+    for nothing, and a pool's worker waited for a task forever (issue 19: orphans per killed
+    ``portal worker``). A pidfd (Linux 5.3+) becomes readable when ``pid`` ends, else it is
+    polled (unlike PR_SET_PDEATHSIG, this does not depend on which thread of the assembler
+    forked it)."""
 
     def watch() -> None:
         try:
@@ -88,36 +181,22 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def warm_up() -> None:
-    """Start the forkserver now, with its imports (1 to 2 s), instead of on the first package:
-    for ``portal worker``, which exists to assemble packages."""
-    from multiprocessing import forkserver
-
-    _forkserver()
-    forkserver.ensure_running()
-
-
-def render_and_check(
+def render(
     kind: Literal["letter", "log"],
-    document: tuple[str, Path],
+    dest: Path,
     facts: PackageFacts,
     items: Sequence[ItemEntry],
     templates_dir: Path,
-    terms: Sequence[tuple[str, str]],
-) -> tuple[str, LeakReport | None]:
-    """Write the transmittal letter or the custody log to the file ``document`` gives as
-    (bag path, file); its title and leak report (None when there are no terms). Raises what
+) -> str:
+    """Write the transmittal letter or the custody log to ``dest``; its title. Raises what
     the renderers raise (DocumentError, OSError, ValueError).
 
     The title comes back from here so that the assembling process never imports the
-    documents module (WeasyPrint, ReportLab: a second of imports and tens of MB)."""
+    documents module (WeasyPrint, ReportLab: tens of MB it would hold between packages)."""
     from portal.packages.assembly import documents
 
-    _path, dest = document
     if kind == "letter":
         documents.render_transmittal_letter(facts, items, dest, templates_dir=templates_dir)
-        title = documents.LETTER_TITLE
-    else:
-        documents.render_custody_log(facts, items, dest)
-        title = documents.CUSTODY_LOG_TITLE
-    return title, check_files([document], terms) if terms else None
+        return documents.LETTER_TITLE
+    documents.render_custody_log(facts, items, dest)
+    return documents.CUSTODY_LOG_TITLE
