@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 from portal.config import REPO_ROOT
+from portal.rfa.search_fts import FTS_TABLES
 from portal.rfa.search_indexes import TRIGRAM_INDEXES
 from portal.sealing import Sealer
 
@@ -19,13 +20,19 @@ MIGRATIONS_DIR = REPO_ROOT / "migrations"
 #: Indexes the migrations make that the models cannot declare: PostgreSQL trigram indexes
 #: for the repository search (0009), which need the pg_trgm extension's operator class.
 DATABASE_ONLY_INDEXES = frozenset(TRIGRAM_INDEXES)
+#: Tables the migrations make that the models cannot declare: SQLite's full-text index for
+#: the repository search (0029) and its shadow tables.
+DATABASE_ONLY_TABLES = FTS_TABLES
 
 
 def compared_with_models(
     obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
 ) -> bool:
-    """Alembic's ``include_object`` hook: everything except :data:`DATABASE_ONLY_INDEXES`."""
-    return not (type_ == "index" and reflected and name in DATABASE_ONLY_INDEXES)
+    """Alembic's ``include_object`` hook: everything except :data:`DATABASE_ONLY_INDEXES`
+    and :data:`DATABASE_ONLY_TABLES`."""
+    if type_ == "index":
+        return not (reflected and name in DATABASE_ONLY_INDEXES)
+    return not (type_ == "table" and reflected and name in DATABASE_ONLY_TABLES)
 
 
 def alembic_config(database_url: str | None = None) -> Config:

@@ -15,9 +15,12 @@ from portal.notifications import models as notifications
 from portal.packages import models as packages
 from portal.registry import models as registry
 from portal.rfa import models as rfa
+from portal.rfa.search_fts import install_schema_hooks
 from portal.transparency import models as transparency
 
 __all__ = ["Base"]
+
+install_schema_hooks(Base.metadata.tables["item"])  # SQLite's search index (portal.rfa.search_fts)
 
 #: The modules whose models are in ``Base.metadata``.
 MODEL_MODULES = (

@@ -28,7 +28,7 @@ from portal.paging import Page, paginate
 from portal.registry.models import Item, Provider
 from portal.rfa.drafting import RequestError, post_message
 from portal.rfa.models import Rfa, RfaItem
-from portal.rfa.search import PAGE_SIZE, ItemQuery, ResultPage, conditions
+from portal.rfa.search import PAGE_SIZE, ItemQuery, ResultPage, matching
 from portal.rfa.status import DECIDED, IllegalTransition, transition
 
 QUEUE_STATUSES = ("submitted", "in_review", "clarification_requested")
@@ -349,23 +349,19 @@ def search_position(
 ) -> SearchPosition:
     """Place a keyset page among the matches; ``page`` is the number the link carried (only
     a label: the rows shown are decided by ``after``)."""
-    matching = conditions(query)
+    ids, key = matching(db, select(Item.id), query)
     if after is None and result.next_after is None:
         # The first page is the only one: its rows are all the matches. Counting them again
         # would scan the whole table once more for a rare word or one that matches nothing.
         total = len(result.items)
     else:
-        capped_rows = select(Item.id).where(*matching).limit(COUNT_CAP + 1).subquery()
+        capped_rows = ids.limit(COUNT_CAP + 1).subquery()
         total = db.scalar(select(func.count()).select_from(capped_rows)) or 0
     previous_after = None
     if after is not None and result.items:
         # The previous page starts after the match PAGE_SIZE + 1 places back, if any.
         previous_after = db.scalar(
-            select(Item.id)
-            .where(*matching, Item.id < result.items[0].id)
-            .order_by(Item.id.desc())
-            .offset(PAGE_SIZE)
-            .limit(1)
+            ids.where(key < result.items[0].id).order_by(key.desc()).offset(PAGE_SIZE).limit(1)
         )
     capped = total > COUNT_CAP
     pages = max(1, -(-min(total, COUNT_CAP) // PAGE_SIZE))
