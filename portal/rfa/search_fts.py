@@ -29,6 +29,7 @@ __all__ = [
     "fts_phrase",
     "has_search_fts",
     "install_schema_hooks",
+    "sqlite_has_trigram_fts",
 ]
 
 FTS_TABLE = "item_search"
@@ -61,10 +62,19 @@ _STATEMENTS = (
 )
 
 
+def sqlite_has_trigram_fts(conn: Connection) -> bool:
+    """Whether this SQLite library can make the index: FTS5 compiled in and the trigram
+    tokenizer (SQLite 3.34 or later). Without it the search scans, as before 0029."""
+    version = conn.exec_driver_sql("SELECT sqlite_version()").scalar_one()
+    options = {row[0] for row in conn.exec_driver_sql("PRAGMA compile_options")}
+    return tuple(int(part) for part in version.split(".")) >= (3, 34) and "ENABLE_FTS5" in options
+
+
 def create_search_fts(conn: Connection) -> bool:
     """Make the index and its triggers and fill it from ``item`` (SQLite; nothing elsewhere),
-    inside the caller's transaction. False when not SQLite."""
-    if conn.dialect.name != "sqlite":
+    inside the caller's transaction. False when not SQLite, or when this SQLite library cannot
+    make it (the search then scans, see :func:`sqlite_has_trigram_fts`)."""
+    if conn.dialect.name != "sqlite" or not sqlite_has_trigram_fts(conn):
         return False
     for statement in _STATEMENTS:
         conn.exec_driver_sql(statement)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from portal.registry.models import Item, Provider
 from portal.rfa.search import ItemQuery, conditions, fts_query, matching, search
+from portal.rfa.search_fts import has_search_fts, sqlite_has_trigram_fts
 from tests.support import factories as make
 
 TITLES = [
@@ -227,3 +228,16 @@ def test_any_text_is_found_as_by_a_plain_scan(
         query = ItemQuery(title=searched)
         assert _searched(session, query) == _plain(session, query), searched
     _integrity_check(session)
+
+
+def test_the_index_is_made_only_where_sqlite_can_make_it(session: Session) -> None:
+    """This SQLite (3.34 or later, FTS5 compiled in) has the index; an older library would
+    get none and be searched by scanning; PostgreSQL never gets one."""
+    conn = session.connection()
+    if conn.dialect.name != "sqlite":
+        assert not has_search_fts(conn)
+        return
+    version = conn.exec_driver_sql("SELECT sqlite_version()").scalar_one()
+    expected = tuple(int(part) for part in version.split(".")) >= (3, 34)
+    assert sqlite_has_trigram_fts(conn) is expected
+    assert has_search_fts(conn) is expected
