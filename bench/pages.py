@@ -6,8 +6,11 @@ Uses load.py's seeded database (``--cache``; SQLite, or with ``--pg`` its Postgr
 through Flask's test client, and requests each page ``--rounds`` times per run (the request
 list and searches vary as in load.py, from a fixed seed). ``/healthz`` is measured in the same
 run as the floor: the ratios say how many health checks a page costs, which holds on a busy
-machine better than milliseconds do. Prints min / median over ``--runs`` runs, and with
-``--profile PAGE`` the functions taking most of that page's time (cProfile).
+machine better than milliseconds do. On PostgreSQL it also prints the CPU the database server
+spent on each page (its backends' time from ``/proc``, when the server runs on this machine):
+planning and executing the page's statements, which load.py's gunicorn figure leaves out.
+Prints min / median over ``--runs`` runs, and with ``--profile PAGE`` the functions taking
+most of that page's time (cProfile).
 
     .venv/bin/python bench/pages.py                                  # SQLite
     .venv/bin/python bench/pages.py --pg postgresql://postgres@127.0.0.1:5432/test \\
@@ -28,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,6 +42,7 @@ from flask.testing import FlaskClient
 from load import BENCH_RATE_LIMIT, PG_DATABASE, SEARCHES
 from seed import Login, Scale, Seeded, ensure_seeded
 from sqlalchemy import Engine, event, select
+from sqlalchemy.pool import Pool
 
 from portal import create_app
 from portal.accounts.models import User
@@ -107,11 +112,36 @@ def pages(seeded: Seeded, authority: str) -> dict[str, tuple[str, Path_]]:
     }
 
 
+#: Process ids of the PostgreSQL backends serving this process's connections.
+_BACKENDS: set[int] = set()
+
+
+def _note_backend(dbapi_connection: Any, _record: object) -> None:
+    if type(dbapi_connection).__module__.startswith("psycopg"):
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            _BACKENDS.add(int(cursor.fetchone()[0]))
+
+
+def backend_cpu() -> float:
+    """CPU seconds (user + system) the backends of :data:`_BACKENDS` have used so far; 0 when
+    the server is not on this machine (no such processes)."""
+    ticks = 0
+    for pid in _BACKENDS:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def measure(
     client: FlaskClient, path: Path_, rounds: int, rng: random.Random
-) -> tuple[float, float]:
-    """CPU and wall ms per request of ``rounds`` requests; exits on any failure."""
-    cpu, wall = time.process_time(), time.perf_counter()
+) -> tuple[float, float, float]:
+    """CPU, wall and database-server CPU ms per request of ``rounds`` requests; exits on any
+    failure."""
+    cpu, wall, server = time.process_time(), time.perf_counter(), backend_cpu()
     for _ in range(rounds):
         url = path(rng)
         response = client.get(url)
@@ -120,6 +150,7 @@ def measure(
     return (
         1000 * (time.process_time() - cpu) / rounds,
         1000 * (time.perf_counter() - wall) / rounds,
+        1000 * (backend_cpu() - server) / rounds,
     )
 
 
@@ -170,6 +201,7 @@ def main() -> None:
         "PORTAL_HTTPS": "0",
         **({"PORTAL_REDIS_URL": args.redis} if args.redis else {}),
     }
+    event.listen(Pool, "connect", _note_backend)
     settings = Settings.from_env(env)
     ensure_secret_key(settings)
     app = create_app(settings.with_overrides(signing_key_file=None, signing_passphrase_file=None))
@@ -199,21 +231,31 @@ def main() -> None:
         return
     cpu: dict[str, list[float]] = {name: [] for name in table}
     wall: dict[str, list[float]] = {name: [] for name in table}
+    server: dict[str, list[float]] = {name: [] for name in table}
     for run in range(args.runs):
         for name, (role, path) in table.items():
-            c, w = measure(clients[role], path, args.rounds, random.Random(run))
+            c, w, s = measure(clients[role], path, args.rounds, random.Random(run))
             cpu[name].append(c)
             wall[name].append(w)
+            server[name].append(s)
     floor = statistics.median(cpu["baseline: /healthz"])
     print(f"{backend}: {args.runs} runs x {args.rounds} requests of each page, in process")
-    print(f"{'page':<26} {'CPU ms min/median':>18} {'wall ms min/median':>19} {'x /healthz':>11}")
+    with_server = any(any(values) for values in server.values())
+    print(
+        f"{'page':<26} {'CPU ms min/median':>18} {'wall ms min/median':>19} {'x /healthz':>11}"
+        + (f" {'database CPU ms':>16}" if with_server else "")
+    )
     for name in table:
-        c, w = cpu[name], wall[name]
+        c, w, s = cpu[name], wall[name], server[name]
         print(
             f"{name:<26} {min(c):8.2f} /{statistics.median(c):7.2f} "
             f"{min(w):9.2f} /{statistics.median(w):7.2f} {statistics.median(c) / floor:12.1f}"
+            + (f" {min(s):8.2f} /{statistics.median(s):6.2f}" if with_server else "")
         )
     pages_only = [statistics.median(cpu[n]) for n in table if not n.startswith("baseline")]
+    if with_server:
+        in_server = [statistics.median(server[n]) for n in table if not n.startswith("baseline")]
+        print(f"mean of the pages' median database CPU: {statistics.mean(in_server):.2f} ms")
     print(
         f"mean of the pages' median CPU: {statistics.mean(pages_only):.2f} ms "
         f"({statistics.mean(pages_only) / floor:.1f} x /healthz); "

@@ -19,7 +19,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from portal import audit
@@ -82,13 +82,18 @@ def effective_status(package: Package, now: datetime | None = None) -> str:
     return package.status
 
 
-def recipient_packages(db: Session, user: UserLike) -> Sequence[Package]:
+def recipient_packages_query(user: UserLike) -> Select[Package]:
     """The packages of the user's authority a recipient may see, newest release first."""
-    return db.scalars(
+    return (
         select(Package)
         .where(visible(Package, user), Package.status.in_(RECIPIENT_STATUSES))
         .order_by(Package.released_at.desc(), Package.id.desc())
-    ).all()
+    )
+
+
+def recipient_packages(db: Session, user: UserLike) -> Sequence[Package]:
+    """Every package of :func:`recipient_packages_query` (the API lists them all)."""
+    return db.scalars(recipient_packages_query(user)).all()
 
 
 def _counted() -> ColumnElement[bool]:

@@ -59,11 +59,15 @@ from portal.packages.models import Package, PackageItem, Recall
 from portal.pages.errors import error_response
 from portal.pages.http_methods import is_head
 from portal.pages.i18n import N_, Translated, refusal, translate
+from portal.paging import page_number, paginate
 from portal.registry.models import Authority, Item
 from portal.rfa.models import Rfa
 from portal.state import portal_state
 
 bp = Blueprint("recipient", __name__, url_prefix="/received")
+#: Packages a page of the recipient's list shows, newest release first (a phone's screenful
+#: or two; an authority receives hundreds over the years).
+RECIPIENT_PAGE_SIZE = 25
 
 #: Set in the browser session once the post-sign-in recall check has run.
 RECALLS_CHECKED = "recalls_checked"
@@ -191,10 +195,16 @@ def _recalls_first() -> BaseResponse | None:
 def index() -> str:
     me = signed_in_user()
     now = utcnow()
-    packages = downloads.recipient_packages(db(), me)
+    found = paginate(
+        db(),
+        downloads.recipient_packages_query(me),
+        page_number(request.args.get("page")),
+        size=RECIPIENT_PAGE_SIZE,
+    )
+    packages = found.items
     counts = downloads.full_download_counts(db(), [p.id for p in packages])
     rows = [(p, downloads.effective_status(p, now), counts[p.id]) for p in packages]
-    return render_template("packages/recipient/index.html", rows=rows)
+    return render_template("packages/recipient/index.html", rows=rows, found=found)
 
 
 @bp.get("/<package_code>")

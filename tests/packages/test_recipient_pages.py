@@ -5,6 +5,7 @@ once, with the request moving to acknowledged, audited, the legal officers notif
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from flask import Flask
 from sqlalchemy import select
@@ -110,3 +111,46 @@ def test_withdrawn_package_page_shows_the_reason_and_no_download(
     assert "withdrew its consent" in page
     assert f"/received/{ship.code}/download" not in page
     assert "Withdrawn" in client.get("/received").get_data(as_text=True)
+
+
+def test_the_list_is_paged_newest_release_first(app: Flask, db: Session, ship: Shipment) -> None:
+    """An authority receives hundreds of packages over the years: 25 a page, the newest
+    release first, with a pager that keeps the order across pages."""
+    template = db.get(Package, ship.package_id)
+    assert template is not None
+    base = template.released_at
+    assert base is not None
+    for n in range(30):  # released one minute apart after the shipment's package
+        db.add(
+            Package(
+                code=f"PKG-2026-{600 + n:04d}",
+                rfa_id=template.rfa_id,
+                decision_id=template.decision_id,
+                authority_id=template.authority_id,
+                status="released",
+                stage="done",
+                progress=100,
+                file_sha256=template.file_sha256,
+                file_size=template.file_size,
+                signature_sha256=template.signature_sha256,
+                signer_fingerprint=template.signer_fingerprint,
+                assembled_by_id=template.assembled_by_id,
+                released_by_id=template.released_by_id,
+                released_at=base + timedelta(minutes=n + 1),
+                expires_at=template.expires_at,
+            )
+        )
+    db.commit()
+    client = signed_in(app, ship.recipient)
+    newest_first = [f"PKG-2026-{600 + n:04d}" for n in reversed(range(30))] + [ship.code]
+
+    first = client.get("/received").get_data(as_text=True)
+    assert [code for code in newest_first if f"<code>{code}</code>" in first] == newest_first[:25]
+    assert "Page 1 of 2" in first and 'href="/received?page=2"' in first
+    second = client.get("/received?page=2").get_data(as_text=True)
+    assert [code for code in newest_first if f"<code>{code}</code>" in second] == newest_first[25:]
+    assert first.index(newest_first[0]) < first.index(newest_first[1])  # order within a page
+    assert 'href="/received?page=1"' in second and "page=3" not in second
+    # a page past the end shows the last page; a malformed number the first
+    assert newest_first[-1] in client.get("/received?page=99").get_data(as_text=True)
+    assert newest_first[0] in client.get("/received?page=x").get_data(as_text=True)
