@@ -31,9 +31,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from typing import Any
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyotp
 from benchdb import postgres_database

@@ -7,6 +7,7 @@ callers then record exactly what it is about to send (:func:`planned_download`).
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from flask import Response, abort, current_app, send_file
@@ -45,12 +46,25 @@ def issue_missing_notices(user: User) -> None:
         db().expire(recall)
 
 
+#: ``app.extensions`` key: when (``time.monotonic``) a page last queued the statements.
+_STATEMENTS_ASKED = "portal.release_statements_asked_at"
+#: A page asks the worker again at most this often: one job signs every missing statement,
+#: and with the worker down every page view would otherwise add another job to the queue.
+STATEMENTS_ASKED_EVERY = 30.0
+
+
 def issue_missing_statement(package: Package) -> None:
     """A released package whose release statement the worker has not signed yet (no key,
-    gpg or the queue down when it was released) has it queued again when the authority looks;
-    until then the page says it is being prepared."""
+    gpg or the queue down when it was released) has it queued again when the authority looks
+    (at most every :data:`STATEMENTS_ASKED_EVERY` seconds); until then the page says it is
+    being prepared."""
     if package.released_at is None or package.release_statement_sha256:
         return
+    now = time.monotonic()
+    asked = current_app.extensions.get(_STATEMENTS_ASKED)
+    if asked is not None and now - asked < STATEMENTS_ASKED_EVERY:
+        return
+    current_app.extensions[_STATEMENTS_ASKED] = now
     queue_release_statements(current_app)
     db().expire(package)  # an immediate queue signed it in its own session
 

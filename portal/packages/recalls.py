@@ -93,12 +93,17 @@ def _addressed_to(user: UserLike) -> ColumnElement[bool] | None:
     return visible(Recall, user)
 
 
-def recalls_for(db: Session, user: UserLike, *, pending_only: bool = False) -> Sequence[Recall]:
-    """The recalls addressed to the user's authority: unacknowledged first, newest first."""
+def recalls_for(
+    db: Session, user: UserLike, *, pending_only: bool = False, package_id: int | None = None
+) -> Sequence[Recall]:
+    """The recalls addressed to the user's authority (of one package with ``package_id``):
+    unacknowledged first, newest first."""
     scope = _addressed_to(user)
     if scope is None:
         return []
     stmt = select(Recall).where(scope)
+    if package_id is not None:
+        stmt = stmt.where(Recall.package_id == package_id)
     if pending_only:
         stmt = stmt.where(Recall.acknowledged_at.is_(None))
     return db.scalars(
@@ -108,9 +113,12 @@ def recalls_for(db: Session, user: UserLike, *, pending_only: bool = False) -> S
     ).all()
 
 
-def recall_entries(db: Session, user: UserLike) -> list[RecallEntry]:
-    """:func:`recalls_for` with each recall's package and who acknowledged it."""
-    found = recalls_for(db, user)
+def recall_entries(
+    db: Session, user: UserLike, *, package_id: int | None = None
+) -> list[RecallEntry]:
+    """:func:`recalls_for` with each recall's package and who acknowledged it (of one
+    package with ``package_id``)."""
+    found = recalls_for(db, user, package_id=package_id)
     packages = {
         p.id: p
         for p in db.scalars(select(Package).where(Package.id.in_({r.package_id for r in found})))

@@ -217,7 +217,7 @@ def detail(package_code: str) -> str:
     acknowledged_by = (
         db().get(User, package.acknowledged_by_id) if package.acknowledged_by_id else None
     )
-    package_recalls = [e for e in recalls.recall_entries(db(), me) if e.package.id == package.id]
+    counted, fetched = downloads.download_counts(db(), package.id)
     return render_template(
         "packages/recipient/detail.html",
         package=package,
@@ -226,10 +226,10 @@ def detail(package_code: str) -> str:
         conditions=_sharing_conditions(package),
         status=downloads.effective_status(package),
         refusal=translate(downloads.refusal(package, me)) or None,
-        counted=downloads.full_downloads(db(), package.id),
-        downloaded=downloads.downloads_of(db(), package.id) > 0,
+        counted=counted,
+        downloaded=fetched > 0,
         acknowledged_by=acknowledged_by,
-        recalls=package_recalls,
+        recalls=recalls.recall_entries(db(), me, package_id=package.id),
         replacing=lifecycle.replacing(db(), package),
         replaced_by=lifecycle.replaced_by(db(), package, released_only=True),
     )

@@ -9,11 +9,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from flask import Flask
+from pytest import MonkeyPatch
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.accounts.models import User
 from portal.audit import AuditEvent
+from portal.packages import file_responses
 from portal.packages.assembly.jobs import IMMEDIATE_CONFIG, jobs_for
 from portal.packages.models import Package
 from portal.packages.release_statement import issue_statement
@@ -145,3 +147,19 @@ def test_two_workers_at_once_keep_the_first_statement_and_drop_the_other(
         select(AuditEvent).where(AuditEvent.action == "package.release_statement_issued")
     ).all()
     assert len(issued) == 1 and kept in str(issued[0].details)  # only the first is audited
+
+
+def test_page_views_ask_the_worker_again_at_most_every_half_minute(
+    make_app: Callable[..., Flask], db: Session, ship: Shipment, monkeypatch: MonkeyPatch
+) -> None:
+    """With the worker down, every view of the package page would queue another job that
+    signs the same statements: a page asks at most every 30 s (one job signs them all)."""
+    app = make_app(signing_key_file=SIGNING_KEY, signing_passphrase_file=SIGNING_PASSPHRASE)
+    recipient = signed_in(app, ship.recipient)
+    huey = jobs_for(app).huey
+    for _ in range(3):
+        assert PREPARING in recipient.get(f"/received/{ship.code}").get_data(as_text=True)
+    assert [task.name for task in huey.pending()] == ["issue_release_statements"]
+    monkeypatch.setattr(file_responses, "STATEMENTS_ASKED_EVERY", 0.0)  # half a minute later
+    recipient.get(f"/received/{ship.code}")
+    assert len(huey.pending()) == 2
