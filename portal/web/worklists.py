@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, ScalarSelect, Select, and_, case, exists, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session, load_only
+from sqlalchemy.orm.interfaces import ORMOption
 
 from portal.accounts.models import User
 from portal.consent.models import Consent, ConsentRequest
@@ -263,21 +264,40 @@ def counts(
     )
 
 
+#: What the dashboard shows of a worklist's row, by the row's model: only these columns are
+#: loaded (``load_only(..., raiseload=True)``: reading another fails a test, not a query per row).
+SHOWN_COLUMNS: dict[type, tuple[InstrumentedAttribute[Any], ...]] = {
+    Rfa: (Rfa.code, Rfa.status, Rfa.deadline),
+    Package: (Package.code, Package.updated_at),
+    ConsentRequest: (ConsentRequest.rfa_id, ConsentRequest.provider_id, ConsentRequest.created_at),
+    Item: (Item.code,),
+}
+
+
+def _shown(model: type) -> ORMOption:
+    return load_only(*SHOWN_COLUMNS[model], raiseload=True)
+
+
 def requests_and_count(
     db: Session, stmt: Select[Rfa], limit: int = PREVIEW_ROWS
 ) -> tuple[int, list[Rfa]]:
-    """How many requests ``stmt`` finds, and its first ``limit``, in one pass: the ids in
-    order (a few thousand integers at most), then the rows shown. A count and a list would
-    evaluate the conditions twice (the stale ones are correlated subqueries)."""
+    """How many requests ``stmt`` finds, and its first ``limit`` (the columns of
+    :data:`SHOWN_COLUMNS`), in one pass: the ids in order (a few thousand integers at most),
+    then the rows shown. A count and a list would evaluate the conditions twice (the stale
+    ones are correlated subqueries)."""
     ids = list(db.scalars(stmt.with_only_columns(Rfa.id)))
     shown = ids[:limit]
-    rows = {rfa.id: rfa for rfa in db.scalars(select(Rfa).where(Rfa.id.in_(shown or [0])))}
+    rows = {
+        rfa.id: rfa
+        for rfa in db.scalars(select(Rfa).where(Rfa.id.in_(shown or [0])).options(_shown(Rfa)))
+    }
     return len(ids), [rows[i] for i in shown if i in rows]
 
 
 def first_rows(db: Session, stmt: Select[T], limit: int = PREVIEW_ROWS) -> Sequence[T]:
-    """The first rows of a worklist, for the dashboard."""
-    return db.scalars(stmt.limit(limit)).all()
+    """The first rows of a worklist, for the dashboard: the columns of :data:`SHOWN_COLUMNS`."""
+    model = stmt.column_descriptions[0]["entity"]
+    return db.scalars(stmt.limit(limit).options(_shown(model))).all()
 
 
 def page_of(db: Session, name: str, user: User, page: int) -> Page[object]:
