@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, UOWTransaction, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
@@ -171,7 +173,45 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "savepoint", _sqlite_begin_before_savepoint)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "connect", _note_checkin)  # a new connection needs no ping
+    event.listen(engine, "checkin", _note_checkin)
+    event.listen(engine, "checkout", _ping_when_idle)
+    return engine
+
+
+#: A pooled connection idle longer than this is pinged before use (seconds).
+IDLE_PING_SECONDS = 5.0
+_CHECKED_IN = "portal.checked_in_at"
+
+
+def _note_checkin(_dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+    """When the connection was last known to work (connected, or given back after use)."""
+    record.info[_CHECKED_IN] = time.monotonic()
+
+
+def _ping_when_idle(
+    dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, _proxy: object
+) -> None:
+    """``pool_pre_ping``, only for connections idle longer than :data:`IDLE_PING_SECONDS`.
+
+    Under load a connection goes back to work within milliseconds, and a ping on every
+    checkout was one round trip of every page's ten; a server restart or an idle timeout
+    happens to connections that sat in the pool, and those are still pinged. A dead
+    connection raises DisconnectionError: the pool drops it and connects again."""
+    last = record.info.get(_CHECKED_IN)
+    if last is not None and time.monotonic() - last < IDLE_PING_SECONDS:
+        return
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SELECT 1")
+    except Exception as exc:  # the driver's OperationalError: closed, reset, terminated
+        raise DisconnectionError(type(exc).__name__) from exc
+    finally:
+        with contextlib.suppress(Exception):
+            cursor.close()
+    with contextlib.suppress(Exception):
+        dbapi_connection.rollback()  # the ping's transaction (psycopg begins one)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

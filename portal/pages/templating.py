@@ -12,8 +12,8 @@ from flask_login import current_user
 from portal.accounts.models import ROLE_LABELS
 from portal.authz.permissions import allowed
 from portal.documents.fonts import PDF_FONTS
-from portal.pages.formatting import fingerprint_groups, when
-from portal.pages.i18n import Translated, format_size
+from portal.pages.formatting import fingerprint_groups, when_in
+from portal.pages.i18n import Translated, format_size, locale_code
 from portal.pages.labels import label
 from portal.registry.models import CRITERION_LABELS, FINDING_LABELS
 
@@ -29,7 +29,7 @@ def template_helpers() -> dict[str, Any]:
     several domains' pages show."""
     return {
         "can": can,
-        "when": when,
+        "when": when_in(locale_code()),
         "human_size": format_size,  # the locale's digits and unit names
         "fingerprint_groups": fingerprint_groups,
         "role_labels": Translated(ROLE_LABELS),

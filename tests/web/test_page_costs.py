@@ -5,6 +5,7 @@ unread badge counted with the sign-in session (and counted again after a change)
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta, timezone
 
 import flask_babel
@@ -12,6 +13,7 @@ import pytest
 from babel import dates, numbers
 from flask import Flask, render_template_string
 from flask_login import login_user
+from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
 
 from portal.accounts.login_manager import CurrentUser
@@ -19,6 +21,7 @@ from portal.accounts.models import User
 from portal.accounts.sessions import load_session, start_session
 from portal.db import db as request_db
 from portal.notifications.service import mark_all_read, notify
+from portal.pages.formatting import when_in
 from portal.pages.i18n import (
     direction,
     format_size,
@@ -63,6 +66,29 @@ def test_english_timestamps_read_as_cldrs_pattern_wrote_them(app: Flask) -> None
         assert format_when(MOMENTS[0]) == (
             dates.format_datetime(MOMENTS[0], "medium", tzinfo=UTC, locale="ar") + " UTC"
         )
+
+
+@pytest.mark.parametrize("code", ["en", "ar", "my"])
+def test_a_pages_timestamps_read_as_format_when_wrote_them(app: Flask, code: str) -> None:
+    """``when`` as pages get it (:func:`when_in`, the language fixed once per page) shows
+    what :func:`format_when` shows, for the tricky moments and a thousand random ones."""
+    rng = random.Random(23)  # noqa: S311 - test data, the same every run
+    zones = (UTC, timezone(timedelta(hours=-11)), timezone(timedelta(hours=5, minutes=30)))
+    moments = [*MOMENTS] + [
+        datetime(1, 1, 1, tzinfo=UTC)
+        + timedelta(seconds=rng.randrange(10**11), microseconds=rng.randrange(10**6))
+        for _ in range(1000)
+    ]
+    with app.test_request_context("/", headers={"Accept-Language": code}):
+        assert locale_code() == code
+        shown_as = when_in(code)
+        for moment in moments:
+            aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            aware = aware.astimezone(rng.choice(zones)) if moment.tzinfo else aware
+            machine = aware.astimezone(UTC).isoformat(timespec="seconds")
+            expected = f'<time datetime="{machine}">{escape(format_when(aware))}</time>'
+            shown = shown_as(aware)
+            assert isinstance(shown, Markup) and str(shown) == expected, aware
 
 
 @pytest.mark.parametrize("code", ["en", "ar", "my"])
