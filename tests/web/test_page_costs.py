@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import flask_babel
 import pytest
 from babel import dates, numbers
-from flask import Flask, render_template_string
+from flask import Flask, render_template_string, url_for
 from flask_login import login_user
 from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
@@ -30,6 +30,7 @@ from portal.pages.i18n import (
     locale_code,
     refresh_language,
 )
+from portal.pages.templating import RowLinks
 from tests.support.auth import make_user
 
 pytest_plugins = ["tests.support.auth"]  # fixtures app, client, db
@@ -154,3 +155,21 @@ def test_the_badge_is_counted_with_the_session_and_again_after_a_change(
         session.commit()
     with app.test_request_context("/"):
         assert _sign_in(request_db().get_one(User, creds.user_id)).unread == 0
+
+
+@pytest.mark.parametrize("script_root", ["", "/portal"])
+def test_row_links_are_the_links_url_for_makes(app: Flask, script_root: str) -> None:
+    """A list's per-row links (:class:`RowLinks`, built once a page) equal url_for's for
+    every value, those that need quoting included, under a prefix too."""
+    values = ["RFA-2026-0001", "PKG-2026-0501", "a.b_c~d", "with space", "slash/inside",
+              "per%cent", "ملف", "ဖိုင်", "?q=1", "#frag", "", "0"]  # fmt: skip
+    with app.test_request_context("/", base_url=f"http://portal.test{script_root}"):
+        for endpoint, argument in (("requests.detail", "rfa_code"),
+                                   ("recipient.detail", "package_code"),
+                                   ("triage.assign_request", "rfa_code")):  # fmt: skip
+            link = RowLinks(endpoint, argument)
+            for value in values:
+                if not value:
+                    continue  # no route has an empty segment
+                assert link(value) == url_for(endpoint, **{argument: value}), (endpoint, value)
+            assert link("RFA-1").startswith(f"{script_root}/")
