@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cache, lru_cache
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, ScalarSelect, Select, and_, case, exists, func, or_, select
@@ -73,22 +74,37 @@ LISTS = {
 }
 
 
+#: Each worklist's statement is built once per officer (or once) and reused: building one
+#: cost more CPU than running it (SQLAlchemy statements are immutable and thread-safe).
+_USERS_KEPT = 256
+
+
 def today() -> date:
     return utcnow().date()
 
 
 def assigned_to(user: User) -> Select[Rfa]:
     """Active requests assigned to ``user``, by deadline (none last), then oldest."""
+    return _assigned_to(user.id)
+
+
+@lru_cache(maxsize=_USERS_KEPT)
+def _assigned_to(user_id: int) -> Select[Rfa]:
     return (
         select(Rfa)
-        .where(Rfa.assigned_to_id == user.id, Rfa.status.in_(ACTIVE_STATUSES))
+        .where(Rfa.assigned_to_id == user_id, Rfa.status.in_(ACTIVE_STATUSES))
         .order_by(Rfa.deadline.is_(None), Rfa.deadline, Rfa.submitted_at, Rfa.id)
     )
 
 
 def due_soon(*, on: date | None = None, days: int = DUE_WITHIN_DAYS) -> Select[Rfa]:
     """Active requests overdue or due within ``days`` days, earliest deadline first."""
-    limit = (on or today()) + timedelta(days=days)
+    return _due_soon(on or today(), days)
+
+
+@lru_cache(maxsize=8)
+def _due_soon(on: date, days: int) -> Select[Rfa]:
+    limit = on + timedelta(days=days)
     return (
         select(Rfa)
         .where(Rfa.status.in_(ACTIVE_STATUSES), Rfa.deadline.is_not(None), Rfa.deadline <= limit)
@@ -98,9 +114,14 @@ def due_soon(*, on: date | None = None, days: int = DUE_WITHIN_DAYS) -> Select[R
 
 def awaiting_release(user: User) -> Select[Package]:
     """Assembled packages another officer made: ``user`` may release them (four-eyes)."""
+    return _awaiting_release(user.id)
+
+
+@lru_cache(maxsize=_USERS_KEPT)
+def _awaiting_release(user_id: int) -> Select[Package]:
     return (
         select(Package)
-        .where(Package.status == "assembled", Package.assembled_by_id != user.id)
+        .where(Package.status == "assembled", Package.assembled_by_id != user_id)
         .order_by(Package.updated_at, Package.id)
     )
 
@@ -111,6 +132,7 @@ def _latest_decisions() -> Select[int, datetime]:
     )
 
 
+@cache
 def stale_decisions() -> Select[Rfa]:
     """Requests whose latest decision rests on facts that changed since: a candidate flagged
     for a re-check (a consent revocation), a candidate added after it, or a consent event of
@@ -137,6 +159,7 @@ def stale_decisions() -> Select[Rfa]:
     )
 
 
+@cache
 def consent_pending() -> Select[ConsentRequest]:
     """Consent requests still waiting for the provider, oldest first."""
     return (
@@ -146,23 +169,28 @@ def consent_pending() -> Select[ConsentRequest]:
     )
 
 
-def _waits_on(user: User) -> object:
-    """A mark waits on ``user``: pending and proposed by someone else (or imported), or its
+def _waits_on(user_id: int) -> object:
+    """A mark waits on the user: pending and proposed by someone else (or imported), or its
     removal asked for by someone else."""
     return or_(
         and_(
             RedactionMark.review == "pending",
-            or_(RedactionMark.proposed_by_id.is_(None), RedactionMark.proposed_by_id != user.id),
+            or_(RedactionMark.proposed_by_id.is_(None), RedactionMark.proposed_by_id != user_id),
         ),
         and_(
             RedactionMark.removal_requested_at.is_not(None),
-            RedactionMark.removal_requested_by_id != user.id,
+            RedactionMark.removal_requested_by_id != user_id,
         ),
     )
 
 
 def marks_pending(user: User) -> Select[Item]:
     """Items with marks awaiting ``user``'s confirmation, the longest waiting first."""
+    return _marks_pending(user.id)
+
+
+@lru_cache(maxsize=_USERS_KEPT)
+def _marks_pending(user_id: int) -> Select[Item]:
     waiting = (
         select(
             RedactionMark.item_id,
@@ -170,7 +198,7 @@ def marks_pending(user: User) -> Select[Item]:
                 "since"
             ),
         )
-        .where(_waits_on(user))  # type: ignore[arg-type]
+        .where(_waits_on(user_id))  # type: ignore[arg-type]
         .group_by(RedactionMark.item_id)
         .subquery()
     )
@@ -236,22 +264,8 @@ def counts(
 ) -> Counts:
     """Every worklist's count for ``user``, in one statement (one round trip; ``assigned``,
     ``stale``: counted by the caller already, see :func:`requests_and_count`)."""
-    day = on or today()
-    due = due_soon(on=day).with_only_columns(Rfa.deadline).order_by(None).subquery()
-    columns: dict[str, ColumnElement[int]] = {
-        "due": func.count(),  # one pass over the index for due and overdue
-        "overdue": func.count(case((due.c.deadline < day, 1))),
-        "release": _count_of(awaiting_release(user).with_only_columns(Package.id)),
-        "consent": _count_of(consent_pending().with_only_columns(ConsentRequest.id)),
-        "marks": _count_of(marks_pending(user).with_only_columns(Item.id)),
-    }
-    if assigned is None:
-        columns["assigned"] = _count_of(assigned_to(user).with_only_columns(Rfa.id))
-    if stale is None:
-        columns["stale"] = _count_of(stale_decisions().with_only_columns(Rfa.id))
-    row = db.execute(
-        select(*(column.label(name) for name, column in columns.items())).select_from(due)
-    ).one()
+    statement = _counts_statement(user.id, on or today(), assigned is None, stale is None)
+    row = db.execute(statement).one()
     found = {name: int(value or 0) for name, value in row._mapping.items()}
     return Counts(
         assigned=found["assigned"] if assigned is None else assigned,
@@ -276,6 +290,27 @@ SHOWN_COLUMNS: dict[type, tuple[InstrumentedAttribute[Any], ...]] = {
 
 def _shown(model: type) -> ORMOption:
     return load_only(*SHOWN_COLUMNS[model], raiseload=True)
+
+
+@lru_cache(maxsize=_USERS_KEPT)
+def _counts_statement(
+    user_id: int, day: date, with_assigned: bool, with_stale: bool
+) -> Select[*tuple[Any, ...]]:
+    """The one statement of :func:`counts` (built once per officer, day and shape)."""
+    due = _due_soon(day, DUE_WITHIN_DAYS).with_only_columns(Rfa.deadline).order_by(None).subquery()
+    columns: dict[str, ColumnElement[int]] = {
+        "due": func.count(),  # one pass over the index for due and overdue
+        "overdue": func.count(case((due.c.deadline < day, 1))),
+        "release": _count_of(_awaiting_release(user_id).with_only_columns(Package.id)),
+        "consent": _count_of(consent_pending().with_only_columns(ConsentRequest.id)),
+        "marks": _count_of(_marks_pending(user_id).with_only_columns(Item.id)),
+    }
+    if with_assigned:
+        columns["assigned"] = _count_of(_assigned_to(user_id).with_only_columns(Rfa.id))
+    if with_stale:
+        columns["stale"] = _count_of(stale_decisions().with_only_columns(Rfa.id))
+    labelled = [column.label(name) for name, column in columns.items()]
+    return select(*labelled).select_from(due)
 
 
 def requests_and_count(
