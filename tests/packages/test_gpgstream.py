@@ -101,6 +101,26 @@ def test_round_trip_to_two_recipients(tmp_path: Path, signer: Signer) -> None:
     assert not ok and status in {"decryption failed", "no secret key"}
 
 
+def test_the_signature_inside_hashes_with_sha256(tmp_path: Path, signer: Signer) -> None:
+    """gpg would take SHA-512 from the keys' preferences (slower per byte here); the package's
+    inner signature is made with SHA-256 (hash algorithm 8), which every OpenPGP tool checks."""
+    out = tmp_path / "PKG.tar.gpg"
+    sign_and_encrypt(write_bytes(b"payload " * 1000), [recipient("NWU-NL")], signer, out)  # type: ignore[arg-type]
+    with temporary_keyring() as gpg:
+        home = gpg.gnupghome
+        for name in ("NWU-NL.sec.asc", "mechanism-signing.pub.asc"):
+            subprocess.run(["gpg", "--homedir", home, "--batch", "--import", str(KEYS / name)],
+                           capture_output=True, check=True)  # fmt: skip
+        done = subprocess.run(
+            ["gpg", "--homedir", home, "--batch", "--status-fd", "1", "--output", os.devnull,
+             "--decrypt", str(out)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    valid = [line.split()[2:] for line in done.stdout.splitlines() if " VALIDSIG " in line]
+    assert len(valid) == 1 and valid[0][0] == signer.fingerprint
+    assert valid[0][7] == "8"  # SHA256 (RFC 4880 9.4)
+
+
 def test_load_signer_reads_key_and_passphrase(signer: Signer) -> None:
     assert signer.fingerprint == FPR["mechanism-signing"]
     assert signer.passphrase == PASSPHRASE

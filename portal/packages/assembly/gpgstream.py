@@ -12,7 +12,11 @@ itself rather than through python-gnupg: the producer (e.g. the bag tar writer) 
 into gpg's stdin in the calling thread (python-gnupg would add a copying thread and a pipe per
 byte); gpg writes the ciphertext itself into a temporary file beside ``out_path`` (its stdout
 is that file: no pipe, no copy through Python) while a thread reads the file back as it grows
-and hashes it (sha256), so the two overlap. The detached signature over the ciphertext is then
+and hashes it (sha256), so the two overlap. The signature inside hashes the plaintext with
+SHA-256 (``--digest-algo``): gpg would otherwise take SHA-512 from the keys' preferences, and
+its sign + encrypt then costs ~15% more CPU here (SHA-256 has instructions of its own on current
+x86 and ARM cores, SHA-512 mostly not); every OpenPGP implementation verifies SHA-256. The
+detached signature over the ciphertext is then
 made from that kept hash state by the keyring's gpg-agent (:mod:`.agent_signature`), with
 ``gpg --detach-sign`` over the finished file as the fallback. The passphrase goes through a
 pipe of its own; if the producer fails, gpg is killed so it never signs partial data. The file
@@ -669,8 +673,8 @@ def _stream(
     handle: BinaryIO,
     path: Path,
 ) -> _Sealed:
-    args = ["--trust-model", "always", "--compress-algo", "none", "--local-user",
-            signer.fingerprint]  # fmt: skip
+    args = ["--trust-model", "always", "--compress-algo", "none", "--digest-algo", "SHA256",
+            "--local-user", signer.fingerprint]  # fmt: skip
     for recipient in recipients:
         args += ["--recipient", recipient.fingerprint]
     follower = _Follower(path)
