@@ -4,14 +4,17 @@ Blobs are named by the sha256 of their bytes and stored under
 ``root/ab/cd/abcd…``. Writes stream in chunks into a temporary file in the
 same directory tree, are fsynced, and then renamed into place atomically, so
 a crash never leaves a visible partial blob. Memory stays flat whatever the
-size of the file. The sha256 of a write runs in a thread of its own beside the copy
-(:func:`copy_hashed`), and the fsync starts as soon as the last byte is written, while the
-hash may still be running: a put costs about what the copy and its fsync cost, or the sha256
-when that is longer.
+size of the file. The sha256 of a write is computed in a thread of its own that reads the
+bytes back from the file as they are written (:func:`write_hashed`), so the copy never waits for
+the hash; the disk starts writing every few MiB instead of at the fsync, which starts as soon
+as the last byte is written, while the hash may still be running. A put costs about what the
+copy and its fsync cost, or the sha256 when that is longer.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import errno
 import hashlib
 import os
@@ -21,12 +24,12 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 CHUNK_SIZE = 1024 * 1024
 _BUFFERS = 4  # chunks in flight between the copy and the hashing thread (see copy_hashed)
+_WRITEBACK = 32 * 1024 * 1024  # bytes written between two starts of the disk's writeback
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
@@ -77,7 +80,6 @@ def copy_hashed(
     write: Callable[[memoryview], object],
     *,
     max_bytes: int | None = None,
-    then: Callable[[], object] | None = None,
 ) -> tuple[str, int]:
     """Copy ``stream`` to ``write`` (called with each chunk; it must not keep the view); the
     sha256 (hex) and size of the bytes.
@@ -87,11 +89,8 @@ def copy_hashed(
     reads and writes, and the two overlap instead of adding up. The chunks travel through a
     small ring of reused buffers (``_BUFFERS`` of ``CHUNK_SIZE``: memory stays flat, and no
     fresh pages are faulted in per chunk); a buffer is read into again only once it has been
-    hashed. ``then`` (optional) is called once every byte is written, while the hashing thread
-    may still be on the last chunks: :meth:`FileBlobStore.put_stream`'s fsync overlaps the
-    end of the sha256 instead of following it. Raises :class:`TooLarge` past ``max_bytes``
-    (the caller discards what was written); whatever ``write`` or ``then`` raises propagates
-    (the thread is ended first).
+    hashed. Raises :class:`TooLarge` past ``max_bytes`` (the caller discards what was
+    written); whatever ``write`` raises propagates (the thread is ended first).
     """
     free: queue.Queue[bytearray] = queue.Queue()
     for _ in range(_BUFFERS):
@@ -119,12 +118,111 @@ def copy_hashed(
                 raise TooLarge(f"larger than the limit of {max_bytes} bytes")
             write(memoryview(buffer)[:length])
             filled.put((buffer, length))
-        if then is not None:
-            then()
     finally:
         filled.put(None)
         hasher.join()
     return digest.hexdigest(), size
+
+
+class _ReadBack:
+    """Hashes (sha256) the file behind ``fd`` as it is written, in a thread: it reads back,
+    from the page cache, what the writer has announced (:meth:`grown`), up to :meth:`finish`."""
+
+    def __init__(self, fd: int) -> None:
+        self.digest = hashlib.sha256()
+        self._fd = fd
+        self._written = 0
+        self._ended = False
+        self._error: OSError | None = None
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="sha256-read-back", daemon=True)
+        self._thread.start()
+
+    def grown(self, written: int) -> None:
+        with self._changed:
+            self._written = written
+            self._changed.notify()
+
+    def _run(self) -> None:
+        buffer = bytearray(CHUNK_SIZE)
+        view = memoryview(buffer)
+        done = 0
+        try:
+            while True:
+                with self._changed:
+                    while not self._ended and self._written <= done:
+                        self._changed.wait()
+                    ended, written = self._ended, self._written
+                while done < written:
+                    length = os.preadv(self._fd, [view[: min(CHUNK_SIZE, written - done)]], done)
+                    if not length:
+                        raise OSError(errno.EIO, "the file is shorter than what was written")
+                    self.digest.update(view[:length])
+                    done += length
+                if ended:
+                    return
+        except OSError as exc:
+            self._error = exc
+
+    def finish(self) -> str:
+        """Once every byte is written (or the write failed): the sha256 (hex) of the file."""
+        with self._changed:
+            self._ended = True
+            self._changed.notify()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self.digest.hexdigest()
+
+
+def _start_writeback() -> Callable[[int, int, int], object]:
+    """``sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE)`` where the C library has
+    it (Linux): the disk starts on those pages now, without waiting for them; elsewhere nothing
+    (the fsync at the end writes them all)."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (AttributeError, OSError):
+        return lambda _fd, _offset, _length: None
+    function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    function.restype = ctypes.c_int
+    return lambda fd, offset, length: function(fd, offset, length, 2)  # SYNC_FILE_RANGE_WRITE
+
+
+_writeback = _start_writeback()
+
+
+def write_hashed(stream: BinaryIO, fd: int, *, max_bytes: int | None = None) -> tuple[str, int]:
+    """Copy ``stream`` into the new file ``fd`` and make it durable (fsync); the sha256 (hex)
+    and size of the bytes written.
+
+    The copy never waits for the hash (:class:`_ReadBack` reads the bytes back from the page
+    cache in a thread of its own, on the other core: ``hashlib`` and ``preadv`` release the
+    GIL), so it ends as soon as the disk has taken the bytes; every ``_WRITEBACK`` bytes the
+    disk is told to start writing them, so the fsync after the last byte (which overlaps the
+    end of the hash) has little left to do. The digest is that of the bytes in the file.
+    Raises :class:`TooLarge` past ``max_bytes`` (the caller discards the file); an OSError of
+    the copy, the fsync or the read-back propagates (the thread is ended first).
+    """
+    hashed = _ReadBack(fd)
+    write = write_all(fd)
+    buffer = bytearray(CHUNK_SIZE)
+    size = started = 0
+    try:
+        while length := _read_into(stream, buffer):
+            size += length
+            if max_bytes is not None and size > max_bytes:
+                raise TooLarge(f"larger than the limit of {max_bytes} bytes")
+            write(memoryview(buffer)[:length])
+            hashed.grown(size)
+            if size - started >= _WRITEBACK:
+                _writeback(fd, started, size - started)
+                started = size
+        os.fsync(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):  # the copy's error is the one to report
+            hashed.finish()
+        raise
+    return hashed.finish(), size
 
 
 def write_all(fd: int) -> Callable[[memoryview], None]:
@@ -206,9 +304,7 @@ class FileBlobStore:
         tmp_path = Path(tmp_name)
         try:
             try:
-                actual, size = copy_hashed(
-                    stream, write_all(fd), max_bytes=max_bytes, then=partial(os.fsync, fd)
-                )
+                actual, size = write_hashed(stream, fd, max_bytes=max_bytes)
             finally:
                 os.close(fd)
             if expected_sha256 is not None and actual != expected_sha256:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -9,6 +10,7 @@ import threading
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -20,7 +22,7 @@ from portal.storage import (
     FileBlobStore,
     InvalidBlobKey,
     TooLarge,
-    copy_hashed,
+    write_hashed,
 )
 
 
@@ -182,23 +184,50 @@ def test_file_sha256_reads_in_chunks(tmp_path: Path) -> None:
     assert file_sha256(path, chunk_size=7) == (hashlib.sha256(data).hexdigest(), len(data))
 
 
-def test_copy_hashed_calls_then_once_every_byte_is_written() -> None:
-    """``then`` (put_stream's fsync) runs after the last write, before the digest is final;
-    what it raises ends the copy (the hashing thread stopped, not left behind)."""
-    data = os.urandom(3 * 1024 * 1024 + 17)  # several chunks and a partial one
-    written = bytearray()
-    seen_at_then: list[int] = []
+class _FailingStream(io.BytesIO):
+    """Its bytes, then an error (a client that went away mid-upload)."""
 
-    digest, size = copy_hashed(
-        io.BytesIO(data), written.extend, then=lambda: seen_at_then.append(len(written))
-    )
+    def readinto(self, buffer: Any) -> int:
+        length = super().readinto(buffer)
+        if not length:
+            raise OSError(5, "Input/output error")
+        return length
 
-    assert (digest, size) == (hashlib.sha256(data).hexdigest(), len(data))
-    assert seen_at_then == [len(data)]
 
-    def full_disk() -> None:
-        raise OSError(28, "No space left on device")
+def _no_read_back_thread() -> bool:
+    return not any(thread.name == "sha256-read-back" for thread in threading.enumerate())
 
-    with pytest.raises(OSError, match="No space"):
-        copy_hashed(io.BytesIO(data), written.extend, then=full_disk)
-    assert not any(thread.name == "sha256" for thread in threading.enumerate())
+
+def test_write_hashed_hashes_what_the_file_holds(tmp_path: Path) -> None:
+    """Several chunks and a partial one, read back from the file by the hashing thread."""
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    fd = os.open(tmp_path / "blob", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        assert write_hashed(io.BytesIO(data), fd) == (hashlib.sha256(data).hexdigest(), len(data))
+    finally:
+        os.close(fd)
+    assert (tmp_path / "blob").read_bytes() == data
+    assert _no_read_back_thread()
+
+
+def test_write_hashed_errors_end_the_hashing_thread(tmp_path: Path) -> None:
+    """An error of the copy propagates as it is; so does one of the read-back (here a pipe,
+    which cannot be read back); no thread is left behind."""
+    fd = os.open(tmp_path / "blob", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with pytest.raises(OSError, match="Input/output error"):
+            write_hashed(_FailingStream(os.urandom(2 * 1024 * 1024)), fd)
+        with pytest.raises(TooLarge):
+            write_hashed(io.BytesIO(b"x" * 100), fd, max_bytes=99)
+    finally:
+        os.close(fd)
+    assert _no_read_back_thread()
+    read_end, write_end = os.pipe()
+    try:
+        with pytest.raises(OSError) as raised:
+            write_hashed(io.BytesIO(b"bytes that go into a pipe"), write_end)
+        assert raised.value.errno in {errno.ESPIPE, errno.EINVAL}
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert _no_read_back_thread()
