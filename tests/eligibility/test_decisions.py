@@ -207,7 +207,7 @@ def test_snapshot_takes_the_same_few_queries_for_3_or_60_items(
         counts.append(len([s for s in statements if s.lstrip().upper().startswith("SELECT")]))
         assert len(built.items) in (3, 60)
         assert all(len(i.consents) == 1 and len(i.marks) == 1 for i in built.items)
-    assert counts[0] == counts[1] == 11, counts  # see portal.eligibility.policy.snapshot
+    assert counts[0] == counts[1] == 10, counts  # see portal.eligibility.policy.snapshot
 
 
 def test_snapshot_holds_this_authority_and_the_ledger_as_it_stood(session: Session) -> None:

@@ -1,10 +1,10 @@
 """Build the input :class:`~portal.eligibility.policy.inputs.Snapshot` of one request from the
 database.
 
-Eleven set-based queries whatever the number of candidate items (the request with its
+Ten set-based queries whatever the number of candidate items (the request with its
 authority, assessments, assurances, items, standing consent events, providers, who is named
-in which item, the persons named, how many current protected identifiers each has, redaction
-marks and item-level consent events): candidate items are reached by joining ``rfa_item``,
+in which item, the persons named with how many current protected identifiers each has,
+redaction marks and item-level consent events): candidate items are reached by joining ``rfa_item``,
 never one query per item and never a list of ids as parameters. Of the register of protected
 identifiers only counts are read: nothing here unseals a value.
 """
@@ -18,8 +18,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import TypeVarTuple, cast
 
-from sqlalchemy import Select, func, or_, select
-from sqlalchemy.engine import Connection
+from sqlalchemy import ScalarSelect, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal.consent.models import EVENT_COLUMNS as CONSENT_EVENT_COLUMNS
@@ -89,21 +88,21 @@ def build_snapshot(session: Session, rfa_id: int, *, now: datetime) -> Snapshot:
         return _build(session, rfa_id, now)
 
 
-def _current_identifier_counts(
-    connection: Connection, persons: Select[int], now: datetime
-) -> dict[int, int]:
-    """How many protected identifiers of each of ``persons`` were current at ``now`` (added by
-    then and not yet retired), for those who had any: counted by the database, never unsealed."""
-    rows = connection.execute(
-        select(ProtectedIdentifier.person_id, func.count())
+def _current_identifiers(now: datetime) -> ScalarSelect[int]:
+    """How many protected identifiers of the person of the row were current at ``now`` (added
+    by then and not yet retired): counted by the database, never unsealed. Correlated, so
+    the request's persons are found once (a separate count needed the same subquery again),
+    and each count is an index lookup."""
+    return (
+        select(func.count())
         .where(
-            ProtectedIdentifier.person_id.in_(persons),
+            ProtectedIdentifier.person_id == Person.id,
             ProtectedIdentifier.created_at <= now,
             or_(ProtectedIdentifier.retired_at.is_(None), ProtectedIdentifier.retired_at > now),
         )
-        .group_by(ProtectedIdentifier.person_id)
+        .correlate(Person)
+        .scalar_subquery()
     )
-    return {person_id: count for person_id, count in rows}
 
 
 def _build(session: Session, rfa_id: int, now: datetime) -> Snapshot:
@@ -180,31 +179,34 @@ def _build(session: Session, rfa_id: int, now: datetime) -> Snapshot:
         .where(RfaItem.rfa_id == rfa_id)
         .order_by(Item.code),
     )
-    of_candidates = (
-        select(Item.provider_id)
-        .join(RfaItem, RfaItem.item_id == Item.id)
-        .where(RfaItem.rfa_id == rfa_id)
-        .distinct()
-    )
+    # The providers of the candidates, from the rows just read (a dozen ids, not a subquery
+    # the database would run once for the standing consents and again for the providers).
+    provider_ids = sorted({row[5] for row in item_rows})
 
     standing: dict[int, list[ConsentEvent]] = defaultdict(list)
-    for srow in connection.execute(
-        select(Consent.provider_id, *CONSENT_EVENT_COLUMNS)
-        .where(
-            Consent.authority_id == authority_id,
-            Consent.item_id.is_(None),
-            Consent.provider_id.in_(of_candidates),
-            Consent.recorded_at <= now,
-        )
-        .order_by(Consent.recorded_at, Consent.id)
-    ):
-        standing[srow[0]].append(ConsentEvent(*srow[1:]))
-    providers = {
-        provider_id: ProviderFacts(provider_id, code, name, tuple(standing.get(provider_id, ())))
-        for provider_id, code, name in connection.execute(
-            select(Provider.id, Provider.code, Provider.name).where(Provider.id.in_(of_candidates))
-        )
-    }
+    providers: dict[int, ProviderFacts] = {}
+    if provider_ids:
+        for srow in connection.execute(
+            select(Consent.provider_id, *CONSENT_EVENT_COLUMNS)
+            .where(
+                Consent.authority_id == authority_id,
+                Consent.item_id.is_(None),
+                Consent.provider_id.in_(provider_ids),
+                Consent.recorded_at <= now,
+            )
+            .order_by(Consent.recorded_at, Consent.id)
+        ):
+            standing[srow[0]].append(ConsentEvent(*srow[1:]))
+        providers = {
+            provider_id: ProviderFacts(
+                provider_id, code, name, tuple(standing.get(provider_id, ()))
+            )
+            for provider_id, code, name in connection.execute(
+                select(Provider.id, Provider.code, Provider.name).where(
+                    Provider.id.in_(provider_ids)
+                )
+            )
+        }
 
     # Who is named where (pairs, in item order), then each person once: far fewer rows
     # than a join.
@@ -226,16 +228,17 @@ def _build(session: Session, rfa_id: int, now: datetime) -> Snapshot:
         .join(RfaItem, RfaItem.item_id == ItemPerson.item_id)
         .where(RfaItem.rfa_id == rfa_id)
     )
-    identifiers = _current_identifier_counts(connection, named_persons, now)
     persons = {
-        person_id: PersonFacts(
-            person_id, code, pseudonym, role, bool(at_risk), identifiers.get(person_id, 0)
-        )
-        for person_id, code, pseudonym, role, at_risk in _plain_rows(
-            session,
-            select(Person.id, Person.code, Person.pseudonym, Person.role, Person.at_risk).where(
-                Person.id.in_(named_persons)
-            ),
+        person_id: PersonFacts(person_id, code, pseudonym, role, bool(at_risk), identifiers)
+        for person_id, code, pseudonym, role, at_risk, identifiers in connection.execute(
+            select(
+                Person.id,
+                Person.code,
+                Person.pseudonym,
+                Person.role,
+                Person.at_risk,
+                _current_identifiers(now),
+            ).where(Person.id.in_(named_persons))
         )
     }
 
