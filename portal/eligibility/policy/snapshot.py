@@ -54,6 +54,7 @@ __all__ = ["SnapshotError", "build_snapshot"]
 _Ts = TypeVarTuple("_Ts")
 _FIRST, _SECOND, _REST = itemgetter(0), itemgetter(1), itemgetter(slice(1, None))
 _mark = partial(tuple.__new__, MarkFacts)  # MarkFacts from a row's columns, in C
+_event = partial(tuple.__new__, ConsentEvent)
 
 
 class SnapshotError(LookupError):
@@ -239,7 +240,7 @@ def _build(session: Session, rfa_id: int, now: datetime) -> Snapshot:
                 Person.at_risk,
                 _current_identifiers(now),
             ).where(Person.id.in_(named_persons))
-        )
+        ).all()  # one fetch, not a driver call per row
     }
 
     marks = {
@@ -274,8 +275,8 @@ def _build(session: Session, rfa_id: int, now: datetime) -> Snapshot:
             Consent.recorded_at <= now,
         )
         .order_by(Consent.recorded_at, Consent.id)
-    ):
-        consents[crow[0]].append(ConsentEvent(*crow[1:]))
+    ).all():
+        consents[crow[0]].append(_event(crow[1:]))
 
     none: tuple[()] = ()
     named_of, marks_of = named.get, marks.get
