@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, text, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.orm import Session
 
 from portal import audit
@@ -195,32 +195,25 @@ def _clear_recheck_flags(db: Session, rfa: Rfa, decision: Decision) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-_INSERT_UNNEST = text(
-    "INSERT INTO decision_item (decision_id, item_id, outcome, explanation) "
-    "SELECT :decision_id, item_id, outcome, explanation FROM unnest("
-    "CAST(:item_ids AS INTEGER[]), CAST(:outcomes AS VARCHAR[]), CAST(:explanations AS TEXT[])"
-    ") AS given(item_id, outcome, explanation)"
-)
+_COPY = "COPY decision_item (decision_id, item_id, outcome, explanation) FROM STDIN"
 
 
 def _insert_items(connection: Connection, decision_id: str, items: Sequence[ItemResult]) -> None:
     """One ``decision_item`` row per item, by the cheapest path of each backend.
 
-    PostgreSQL: a single INSERT ... SELECT over three arrays (one round trip, instead
-    of 100,000 queued statements). SQLite: the driver's own executemany over plain tuples
-    (SQLAlchemy's per-row parameter handling doubled the time). Other backends: Core.
+    PostgreSQL through psycopg: COPY, the rows streamed to the server (a sixth of the client
+    CPU of one INSERT ... SELECT over three arrays, and less server time). SQLite: the
+    driver's own executemany over plain tuples (SQLAlchemy's per-row parameter handling
+    doubled the time). Other backends: Core.
     """
     dialect = connection.dialect.name
-    if dialect == "postgresql":
-        connection.execute(
-            _INSERT_UNNEST,
-            {
-                "decision_id": decision_id,
-                "item_ids": [item.item_id for item in items],
-                "outcomes": [item.outcome for item in items],
-                "explanations": [item.explanation for item in items],
-            },
-        )
+    if dialect == "postgresql" and connection.dialect.driver == "psycopg":
+        driver = connection.connection.driver_connection  # in this transaction
+        assert driver is not None  # noqa: S101 - a live connection has its driver's
+        with driver.cursor() as cursor, cursor.copy(_COPY) as copy:
+            write = copy.write_row
+            for item in items:
+                write((decision_id, item.item_id, item.outcome, item.explanation))
     elif dialect == "sqlite":
         columns = ["decision_id", "item_id", "outcome", "explanation"]
         statement = insert(DecisionItem).compile(dialect=connection.dialect, column_keys=columns)

@@ -119,6 +119,25 @@ def test_run_check_stores_a_complete_reproducible_record(session: Session, polic
     assert canonical_json(again.to_json()) == stored.results_json
 
 
+def test_item_rows_keep_explanations_with_tabs_newlines_and_backslashes(
+    session: Session, policy: Policy
+) -> None:
+    """On PostgreSQL the rows go through COPY, whose text format escapes these."""
+    authority = assessed_authority(session)
+    provider = make.provider(session)
+    item = make.item(session, provider)
+    reason = "Tab\there, a new\nline, a back\\slash \\N and \u0645\u0648\u0627\u0641\u0642\u0629."
+    make.consent(session, provider, authority, "decline", at=NOW - timedelta(days=2), reason=reason)
+    rfa = rfa_in_review(session, authority, [item])
+    decision = run_check(session, rfa, policy, requested_by=None, actor="system", now=NOW)
+    session.commit()
+    stored = session.scalars(
+        select(DecisionItem.explanation).where(DecisionItem.decision_id == decision.id)
+    ).one()
+    assert reason in stored
+    assert stored == load_result(decision).items[0].explanation
+
+
 def test_replay_notices_a_tampered_snapshot(session: Session, policy: Policy) -> None:
     _authority, _provider, _items, rfa = _small_request(session)
     decision = run_check(session, rfa, policy, requested_by=None, actor="system", now=NOW)
