@@ -8,6 +8,7 @@ import json
 from datetime import timedelta
 
 from flask import Flask
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -120,24 +121,17 @@ def test_the_list_is_paged_newest_release_first(app: Flask, db: Session, ship: S
     assert template is not None
     base = template.released_at
     assert base is not None
+    copied = {
+        key: getattr(template, key)
+        for key in (attr.key for attr in sa_inspect(Package).column_attrs)
+        if key not in ("id", "code", "released_at")
+    }
     for n in range(30):  # released one minute apart after the shipment's package
         db.add(
             Package(
+                **copied,
                 code=f"PKG-2026-{600 + n:04d}",
-                rfa_id=template.rfa_id,
-                decision_id=template.decision_id,
-                authority_id=template.authority_id,
-                status="released",
-                stage="done",
-                progress=100,
-                file_sha256=template.file_sha256,
-                file_size=template.file_size,
-                signature_sha256=template.signature_sha256,
-                signer_fingerprint=template.signer_fingerprint,
-                assembled_by_id=template.assembled_by_id,
-                released_by_id=template.released_by_id,
                 released_at=base + timedelta(minutes=n + 1),
-                expires_at=template.expires_at,
             )
         )
     db.commit()
