@@ -304,10 +304,10 @@ def revoke(
 
     Use :func:`portal.consent.revocation.revoke_consent` to apply the consequences too.
     """
-    moment = aware_utc(now)
     text = _reason(reason)
     scope = scope_of(target)
     serialize_on(db, Provider, scope.provider_id)  # see revoke_consent: one at a time
+    moment = aware_utc(now)  # after the wait, as in revoke_consent
     provider = db.get(Provider, scope.provider_id)
     authority = db.get(Authority, scope.authority_id)
     if provider is None or authority is None:

@@ -87,12 +87,14 @@ def revoke_consent(
     transaction. Only items whose consent this revocation ends count (active before, not
     after, by the eligibility rule itself): an item whose consent had already lapsed or was
     declined is left as it is."""
-    moment = aware_utc(now)
     scope = scope_of(target)
     provider_id, authority_id = scope.provider_id, scope.authority_id
     # One revocation of this provider's consent at a time: a second one of the same grant
     # then finds nothing left to revoke, instead of recording and applying it twice.
     serialize_on(db, Provider, provider_id)
+    # The clock is read once the turn is ours: the ledger is read as of this moment, and a
+    # moment taken before waiting would not see the revocation that was recorded meanwhile.
+    moment = aware_utc(now)
     candidates = _covered_items(db, scope)
     before = current_state(db, provider_id, authority_id, candidates, now=moment)
     revocation = revoke(db, scope, reason=reason, by=by, now=moment)

@@ -274,7 +274,6 @@ def create_package(
     """Make a queued package from the request's latest decision (flushed, not committed;
     the caller commits, then enqueues the assembly job)."""
     require_active_officer(by, PackageRefused)
-    moment = aware_utc(now)
     # Lock order: the audit chain first, as a consent revocation and a release take it. A
     # revocation then either comes before (this plan sees its re-check flags and is refused)
     # or after (it finds this package and blocks it), never in between.
@@ -282,6 +281,7 @@ def create_package(
     # One package made for a request at a time: a second officer pressing at the same moment
     # then sees the first package as unfinished and is refused.
     serialize_on(db, Rfa, rfa.id)
+    moment = aware_utc(now)  # after the waits: the plan reads the consents as of now
     plan = plan_package(db, rfa, redactable_media_types, now=moment)
     if not plan.ok or plan.decision is None:
         raise PackageRefused(" ".join(plan.problems))
@@ -501,7 +501,6 @@ def release_package(
     (:func:`portal.packages.assembly.jobs.queue_release_statements`; see
     :mod:`portal.packages.release_statement`), so a slow worker never holds a release up."""
     require_active_officer(by, PackageRefused)
-    moment = aware_utc(now)
     if by.id == package.assembled_by_id:
         raise PackageRefused(
             "Four-eyes rule: the officer who assembled a package cannot release it; ask a "
@@ -515,11 +514,12 @@ def release_package(
         raise PackageRefused(f"The download limit must be 1 to {MAX_DOWNLOAD_LIMIT}, or none.")
     if not package.file_sha256 or not package.signature_sha256:
         raise PackageRefused(f"{package.code} has no encrypted file on record; it cannot go out.")
-    expires_at = moment + timedelta(days=expires_in_days)
     # Lock order: the audit chain before any row. A consent revocation takes the chain first
     # (it records itself) and then blocks or withdraws packages; taking the package row first
     # here would deadlock with it on PostgreSQL.
     audit.lock_chain(db)
+    moment = aware_utc(now)  # after the wait: the release is later than what it waited for
+    expires_at = moment + timedelta(days=expires_in_days)
     result = db.execute(
         update(Package)
         .where(

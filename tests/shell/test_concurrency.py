@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from portal import migrate
 from portal.accounts.models import User
@@ -33,10 +34,11 @@ from portal.config import Settings
 from portal.consent.ledger import ConsentError
 from portal.consent.models import Consent
 from portal.consent.revocation import revoke_consent
-from portal.db import make_engine, make_session_factory
+from portal.db import make_engine, make_session_factory, serialize_on
 from portal.packages.assembly.assemble import AssemblyFailed, assemble_package
 from portal.packages.lifecycle import PackageRefused, create_package, release_package
 from portal.packages.models import Package
+from portal.registry.models import Item, Provider
 from portal.rfa.models import Rfa
 from portal.state import PortalState, build_state
 from tests.conftest import DatabaseUnderTest
@@ -283,6 +285,57 @@ def test_two_revocations_of_one_consent_at_once_revoke_it_once(state: PortalStat
         assert len(revokes) == 1
         assert session.get_one(Package, package_id).status == "withdrawn"
         assert verify(session).ok
+
+
+def test_a_revocation_that_waited_for_another_reads_the_ledger_after_its_wait(
+    state: PortalState,
+) -> None:
+    """The second revocation starts (and would read the clock) while the first holds the
+    provider's turn, and the first records its revoke event only afterwards: the second must
+    still see it and be refused. CI once caught the second recording a revocation of its own,
+    because its moment, taken before the wait, was earlier than the first one's event."""
+    world = make_world(state)
+    with state.sessions() as session:
+        first = make_user(session, "provider", provider_code="PRV-T")
+        second = make_user(session, "provider", provider_code="PRV-T")
+    holding = threading.Event()
+
+    def revoke_holding_the_turn() -> str:
+        with state.sessions() as session:
+            provider_id = session.get_one(Item, world.items["redact"]).provider_id
+            serialize_on(session, Provider, provider_id)  # what revoke_consent takes first
+            holding.set()
+            time.sleep(1.0)  # the other revocation is now waiting for the turn
+            grant = _grant(session, world)
+            revoke_consent(
+                session, grant, reason="Withdrawn.", by=session.get_one(User, first.user_id)
+            )
+            session.commit()
+            return "revoked"
+
+    def revoke_after() -> str:
+        assert holding.wait(60)
+        with state.sessions() as session:
+            grant = _grant(session, world)
+            try:
+                revoke_consent(
+                    session, grant, reason="Withdrawn.", by=session.get_one(User, second.user_id)
+                )
+                session.commit()
+            except ConsentError as exc:
+                return f"refused: {exc}"
+            return "revoked"
+
+    results = _race(revoke_holding_the_turn, revoke_after)
+    assert results == ["revoked", "refused: there is no active grant to revoke here"], results
+    with state.sessions() as session:
+        assert len(session.scalars(select(Consent).where(Consent.event == "revoke")).all()) == 1
+
+
+def _grant(session: Session, world: World) -> Consent:
+    return session.scalars(
+        select(Consent).where(Consent.item_id == world.items["redact"], Consent.event == "grant")
+    ).one()
 
 
 def test_two_officers_making_the_next_package_at_once_make_one(state: PortalState) -> None:
