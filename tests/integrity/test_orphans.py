@@ -81,3 +81,19 @@ def test_a_document_worker_exits_once_it_has_answered() -> None:
         failing = pool.submit(int, "not a number")
         with pytest.raises(ValueError, match="invalid literal"):
             failing.result()
+
+
+def test_a_document_worker_that_never_answers_is_stopped_at_the_time_limit() -> None:
+    """A renderer stuck for good would hold the assembling thread for good: past the limit
+    the worker is killed and the assembly gets an error it reports (the package fails)."""
+    with document_pool() as pool:
+        stuck = pool.submit(time.sleep, 120)
+        pid = stuck.pid
+        assert pid is not None and _running(pid)
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match="no answer within 1 s and was stopped"):
+            stuck.result(timeout=1)
+        assert time.monotonic() - started < 60
+        assert not _running(pid)
+        quick = pool.submit(os.getpid)
+        assert quick.result(timeout=60) == quick.pid  # an answer in time is returned as before

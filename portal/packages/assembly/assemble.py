@@ -120,7 +120,7 @@ from portal.packages.assembly.item_report import (
 )
 from portal.packages.assembly.payload_names import names_a_term, neutral_path
 from portal.packages.assembly.timestamp import TimestampFailed, Tsa, load_tsa, time_stamp_files
-from portal.packages.lifecycle import SHARED_OUTCOMES, replacing
+from portal.packages.lifecycle import SHARED_OUTCOMES, STALLED_AFTER, replacing
 from portal.packages.models import Package, PackageItem
 from portal.pages.i18n import readers_language
 from portal.redaction.leakcheck import (
@@ -1130,7 +1130,9 @@ def _documents(
     from portal.redaction.leakcheck import check_files
 
     try:
-        titles = rendered.result()
+        # A run waiting longer than this counts as lost anyway (lifecycle.stalled) and may
+        # already have been retried: its worker is stopped and this run fails.
+        titles = rendered.result(timeout=STALLED_AFTER.total_seconds())
     except (OSError, ValueError, RuntimeError) as exc:
         raise _Failure(f"The package documents could not be made: {exc}") from None
     documents, entries = [], []

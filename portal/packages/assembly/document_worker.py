@@ -67,9 +67,16 @@ class Forked(Generic[T]):
     def pid(self) -> int | None:
         return self._process.pid
 
-    def result(self) -> T:
+    def result(self, timeout: float | None = None) -> T:
         """Wait for the result; raise what ``fn`` raised, or RuntimeError when the process
-        ended without an answer (killed, out of memory)."""
+        ended without an answer (killed, out of memory) or gave none within ``timeout``
+        seconds (it is then stopped: a worker stuck in a renderer would otherwise hold the
+        assembling thread for good)."""
+        if timeout is not None and not self._receiver.poll(timeout):
+            self.end()
+            raise RuntimeError(
+                f"the document worker gave no answer within {timeout:.0f} s and was stopped"
+            )
         try:
             status, value = self._receiver.recv()
         except EOFError:
@@ -83,7 +90,8 @@ class Forked(Generic[T]):
         return result
 
     def end(self) -> None:
-        """Stop the process if it still runs (the package failed meanwhile) and reap it."""
+        """Stop the process if it still runs (the package failed meanwhile) and reap it.
+        Safe to call again."""
         if self._process.is_alive():
             self._process.kill()
         self._process.join()
