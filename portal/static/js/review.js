@@ -18,6 +18,8 @@
   var MIN_FRACTION = 0.005; /* a box must be at least 0.5% of the page in each dimension */
   var RETRY_DELAY_MS = 2000;
   var MAX_RETRIES = 60;
+  var PROBE_TIMEOUT_MS = 20000; /* a probe with no answer by then is abandoned and retried */
+  var CHECK_NEAR_MS = 3000; /* how often pending pages are measured (besides the observer) */
   var COORDS = ['x0', 'y0', 'x1', 'y1'];
 
   var root = document.querySelector('[data-review]');
@@ -548,8 +550,16 @@
       state.busy = true;
       var url = new URL(state.base.href);
       url.searchParams.set('r', String(state.tries));
-      fetch(url.href, { method: state.method, credentials: 'same-origin', cache: 'no-store' })
+      var options = { method: state.method, credentials: 'same-origin', cache: 'no-store' };
+      var abandon = 0;
+      if (window.AbortController) {
+        var controller = new AbortController();
+        options.signal = controller.signal;
+        abandon = window.setTimeout(function () { controller.abort(); }, PROBE_TIMEOUT_MS);
+      }
+      fetch(url.href, options)
         .then(function (response) {
+          window.clearTimeout(abandon);
           if (response.ok && contentType(response) === 'image/png') {
             image.addEventListener('load', function onLoad() {
               image.removeEventListener('load', onLoad);
@@ -574,6 +584,7 @@
           schedule(retryDelay(response));
         })
         .catch(function () {
+          window.clearTimeout(abandon);
           state.busy = false;
           schedule(RETRY_DELAY_MS);
         });
@@ -581,14 +592,25 @@
 
     return {
       visible: function (isVisible) {
+        var was = state.visible;
         state.visible = isVisible;
-        if (isVisible) {
+        if (isVisible && !was) {
           schedule(RETRY_DELAY_MS);
-        } else {
+        } else if (!isVisible) {
           window.clearTimeout(state.timer); /* paused while far off screen */
         }
       },
+      pending: function () {
+        return !state.done;
+      },
     };
+  }
+
+  /* Within a screen's height of the window: the observer's margin, measured directly. */
+  function nearScreen(image) {
+    var box = image.getBoundingClientRect();
+    var height = window.innerHeight || document.documentElement.clientHeight;
+    return box.bottom >= -height && box.top <= 2 * height;
   }
 
   var pendingImages = root.querySelectorAll('img.page-image[data-pending]');
@@ -607,5 +629,20 @@
       watchers.set(image, watchPending(image));
       observer.observe(image);
     });
+    /* The observer reports changes only; a page whose box changed while it was being laid
+       out (lazy images grow from nothing) could be missed by it and wait for good. So the
+       pending pages are also measured now and then; done ones are forgotten. */
+    var nearCheck = window.setInterval(function () {
+      watchers.forEach(function (watcher, image) {
+        if (!watcher.pending()) {
+          watchers.delete(image);
+        } else {
+          watcher.visible(nearScreen(image));
+        }
+      });
+      if (!watchers.size) {
+        window.clearInterval(nearCheck);
+      }
+    }, CHECK_NEAR_MS);
   }
 }());
