@@ -26,7 +26,7 @@ from typing import Any
 
 from gunicorn import glogging  # type: ignore[import-untyped]
 
-from portal.web.access_log import loggable_path
+from portal.log_paths import loggable_path
 
 wsgi_app = "wsgi:app"
 

@@ -577,8 +577,8 @@ def _run_with_consumer(ctx: click.Context, /, **options: Any) -> None:
 
     from flask.cli import ScriptInfo, run_command
 
+    from portal.log_paths import hide_secret_paths
     from portal.packages.assembly.worker_process import start_worker_process
-    from portal.web.access_log import hide_secret_paths
 
     hide_secret_paths()  # the development server's access log: no /enrol/<token>, no query
     info = ctx.ensure_object(ScriptInfo)

@@ -14,11 +14,11 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from portal.db import transaction
+from portal.log_paths import loggable_path
 from portal.notifications import service as notifications
 from portal.pages.errors import CSRF_MESSAGE, CSRF_TITLE, error_response
 from portal.pages.i18n import N_
 from portal.state import portal_state
-from portal.web.access_log import loggable_path
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import time
 import urllib.error
 from pathlib import Path
 
-from portal.web.access_log import loggable_path
+from portal.log_paths import loggable_path
 from tests.shell.test_gunicorn import REPO, free_port, get, initialised_instance
 
 PORTAL = Path(sys.executable).parent / "portal"
