@@ -21,13 +21,18 @@ __all__ = ["create_app", "create_web_app"]
 def create_web_app() -> Flask:
     """The app that serves requests (``wsgi.py``, ``portal run``): settings from ``PORTAL_*``
     variables without the signing key and its passphrase. Signatures are made by the worker
-    process (``portal worker``, or the child ``portal run`` starts), never by the web process."""
+    process (``portal worker``, or the child ``portal run`` starts), never by the web process.
+    At most ``PORTAL_COMPUTE_SLOTS`` of its requests run at once (:mod:`portal.compute_slots`)."""
+    from portal.compute_slots import ComputeSlots
     from portal.config import Settings
 
     settings = Settings.from_env().with_overrides(
         signing_key_file=None, signing_passphrase_file=None
     )
-    return create_app(settings)
+    app = create_app(settings)
+    if settings.compute_slots:
+        app.wsgi_app = ComputeSlots(app.wsgi_app, settings.compute_slots)  # type: ignore[method-assign]
+    return app
 
 
 def create_app(config: Settings | None = None) -> Flask:

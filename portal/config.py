@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from portal.compute_slots import DEFAULT_SLOTS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 logger = logging.getLogger(__name__)
@@ -84,6 +86,8 @@ class Settings:
     max_upload_bytes: int = 512 * 1024 * 1024
     # Number of reverse proxies in front of the app whose X-Forwarded-* headers we trust.
     trusted_proxies: int = 0
+    # Requests of one web process computing at once (portal.compute_slots); 0: no limit.
+    compute_slots: int = DEFAULT_SLOTS
     # Served over HTTPS (cookies get the Secure flag). None: yes, unless in demo or test mode.
     https: bool | None = None
     # argon2 cost: "standard", or "fast" (test mode only). None: "fast" in test mode.
@@ -186,6 +190,7 @@ class Settings:
 
         max_upload_bytes = _number(env, "PORTAL_MAX_UPLOAD_BYTES", 512 * 1024 * 1024)
         trusted_proxies = _number(env, "PORTAL_TRUSTED_PROXIES", 0)
+        compute_slots = _number(env, "PORTAL_COMPUTE_SLOTS", DEFAULT_SLOTS)
         return cls(
             instance_dir=instance,
             database_url=env.get("PORTAL_DATABASE_URL") or f"sqlite:///{instance / 'portal.db'}",
@@ -203,6 +208,7 @@ class Settings:
             testing=_flag(env.get("PORTAL_TESTING")),
             max_upload_bytes=max_upload_bytes,
             trusted_proxies=trusted_proxies,
+            compute_slots=compute_slots,
             https=_optional_flag(env, "PORTAL_HTTPS"),
             password_hash_profile=env.get("PORTAL_PASSWORD_HASH_PROFILE") or None,
             login_rate_limit=env.get("PORTAL_LOGIN_RATE_LIMIT") or DEFAULT_LOGIN_RATE_LIMIT,

@@ -35,6 +35,7 @@ def test_settings_from_env_defaults_live_in_the_instance_dir(tmp_path: Path) -> 
     assert settings.policies_dir.name == "policies"
     assert not settings.demo and not settings.testing
     assert settings.signing_key_file is None
+    assert settings.compute_slots == 2
 
 
 def test_settings_from_env_reads_every_variable(tmp_path: Path) -> None:
@@ -53,6 +54,7 @@ def test_settings_from_env_reads_every_variable(tmp_path: Path) -> None:
         "PORTAL_DEMO": "1",
         "PORTAL_MAX_UPLOAD_BYTES": "1024",
         "PORTAL_TRUSTED_PROXIES": "1",
+        "PORTAL_COMPUTE_SLOTS": "3",
         "PORTAL_API_RATE_LIMIT": "50 per minute",
         "PORTAL_API_TOKEN_RATE_LIMIT": "5 per minute",
     }
@@ -72,6 +74,7 @@ def test_settings_from_env_reads_every_variable(tmp_path: Path) -> None:
     assert s.demo and s.demo_or_test
     assert s.max_upload_bytes == 1024
     assert s.trusted_proxies == 1
+    assert s.compute_slots == 3
     assert (s.api_rate_limit, s.api_token_rate_limit) == ("50 per minute", "5 per minute")
 
 
