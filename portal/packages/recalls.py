@@ -119,6 +119,8 @@ def recall_entries(
     """:func:`recalls_for` with each recall's package and who acknowledged it (of one
     package with ``package_id``)."""
     found = recalls_for(db, user, package_id=package_id)
+    if not found:  # most packages were never recalled: no lookups by empty id lists
+        return []
     packages = {
         p.id: p
         for p in db.scalars(select(Package).where(Package.id.in_({r.package_id for r in found})))

@@ -5,11 +5,12 @@ once, with the request moving to acknowledged, audited, the legal officers notif
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 from flask import Flask
+from sqlalchemy import event, select
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.audit import AuditEvent
@@ -148,3 +149,25 @@ def test_the_list_is_paged_newest_release_first(app: Flask, db: Session, ship: S
     # a page past the end shows the last page; a malformed number the first
     assert newest_first[-1] in client.get("/received?page=99").get_data(as_text=True)
     assert newest_first[0] in client.get("/received?page=x").get_data(as_text=True)
+
+
+def test_a_package_never_recalled_is_shown_without_lookups_by_empty_id_lists(
+    app: Flask, db: Session, ship: Shipment
+) -> None:
+    """The recalls block of a package never recalled costs one statement, not three (the
+    recalls' packages and acknowledgers looked up by empty id lists)."""
+    client = signed_in(app, ship.recipient)
+    engine = db.get_bind()
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *_: object) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        page = client.get(f"/received/{ship.code}")
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert page.status_code == 200 and statements
+    empty = [s for s in statements if re.search(r"1\s*!=\s*1", s)]
+    assert empty == []
