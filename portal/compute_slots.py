@@ -5,9 +5,9 @@ gunicorn's gthread worker gives each connection a thread (``PORTAL_THREADS``) so
 downloads, which hold a connection for as long as the transfer lasts, do not shut pages out.
 Pages, though, are CPU work under one interpreter lock: four threads computing at once in
 one process spend CPU handing the lock around, and each page then takes as long as all of
-them together. ``bench/load.py`` on PostgreSQL (20 users, 2 cores) served about a tenth
-more pages a second, with a lower p95, with two requests computing at a time per process
-than with four.
+them together. ``bench/load.py`` on PostgreSQL (20 users, 2 cores, four threads a worker)
+served about a sixth more pages a second with two requests computing at a time per process
+than with four (197-221 pages/s against 175-186, p95 131-142 ms against 156-164).
 
 A slot is held while the application makes the response (the view, its queries, the
 template), and given back when the application returns its body: a package file then goes
