@@ -743,55 +743,39 @@ def _min_median(values: list[float], unit: str = "") -> str:
     return f"{min(values):.2f}{unit} / {statistics.median(values):.2f}{unit}"
 
 
+def _ratio(tops: list[dict[str, Any]], bottoms: list[dict[str, Any]], top: str, bottom: str) -> str:
+    """Min / median over the runs of ``tops[i][top] / bottoms[i][bottom]``."""
+    return _min_median([t[top] / b[bottom] for t, b in zip(tops, bottoms, strict=True)])
+
+
 def print_summary(size: int, runs: list[dict[str, Any]]) -> None:
     """The figures of the issue's table: min / median over the runs."""
     raw = [run["raw"] for run in runs]
-    portal = [run["portal"] for run in runs]
-    print(f"{size} MiB, {len(runs)} runs, min / median (load now {_load()}):", flush=True)
-    print(
-        "  wall ratio (portal / raw tar|gpg)  "
-        + _min_median([p["seconds"] / r["seconds"] for p, r in zip(portal, raw, strict=True)]),
-        flush=True,
-    )
-    print(
-        "  wall ratio with the raw fsync      "
-        + _min_median(
-            [p["seconds"] / r["synced_seconds"] for p, r in zip(portal, raw, strict=True)]
-        ),
-        flush=True,
-    )
-    print(
-        "  CPU ratio (portal tree / tar+gpg)  "
-        + _min_median(
-            [p["cpu_seconds"] / r["cpu_seconds"] for p, r in zip(portal, raw, strict=True)]
-        )
-        + f"  (portal {_min_median([p['cpu_seconds'] for p in portal], ' s')},"
-        f" raw {_min_median([r['cpu_seconds'] for r in raw], ' s')})",
-        flush=True,
-    )
     floor = [run["floor"] for run in runs]
-    print(
+    portal = [run["portal"] for run in runs]
+    cpu = "cpu_seconds"
+
+    def spread(sides: list[dict[str, Any]], key: str, unit: str) -> str:
+        return _min_median([side[key] for side in sides], unit)
+
+    lines = [
+        f"{size} MiB, {len(runs)} runs, min / median (load now {_load()}):",
+        "  wall ratio (portal / raw tar|gpg)  " + _ratio(portal, raw, "seconds", "seconds"),
+        "  wall ratio with the raw fsync      " + _ratio(portal, raw, "seconds", "synced_seconds"),
+        "  CPU ratio (portal tree / tar+gpg)  "
+        + _ratio(portal, raw, cpu, cpu)
+        + f"  (portal {spread(portal, cpu, ' s')}, raw {spread(raw, cpu, ' s')})",
         "  format floor CPU / raw             "
-        + _min_median(
-            [f["cpu_seconds"] / r["cpu_seconds"] for f, r in zip(floor, raw, strict=True)]
-        )
-        + f"  (floor {_min_median([f['cpu_seconds'] for f in floor], ' s')}, of which sha256"
-        f" {_min_median([f['hash_seconds'] for f in floor], ' s')})",
-        flush=True,
-    )
-    print(
-        "  CPU ratio (portal tree / floor)    "
-        + _min_median(
-            [p["cpu_seconds"] / f["cpu_seconds"] for p, f in zip(portal, floor, strict=True)]
-        ),
-        flush=True,
-    )
-    print(
+        + _ratio(floor, raw, cpu, cpu)
+        + f"  (floor {spread(floor, cpu, ' s')}, of which sha256"
+        f" {spread(floor, 'hash_seconds', ' s')})",
+        "  CPU ratio (portal tree / floor)    " + _ratio(portal, floor, cpu, cpu),
         "  peak PSS, whole portal tree        "
-        + _min_median([p["rss_tree_mib"] for p in portal], " MB")
-        + f"  (raw {_min_median([r['rss_mib'] for r in raw], ' MB')})",
-        flush=True,
-    )
+        + spread(portal, "rss_tree_mib", " MB")
+        + f"  (raw {spread(raw, 'rss_mib', ' MB')})",
+    ]
+    for line in lines:
+        print(line, flush=True)
 
 
 def main() -> None:
