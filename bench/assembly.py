@@ -514,7 +514,8 @@ def _assemble_timed(state: PortalState, package_id: int) -> dict[str, Any]:
         failure = str(exc)
     seconds = time.perf_counter() - start
     cpu = _tree_cpu() - cpu
-    own = tuple(after - before for after, before in zip(_own_cpu(), own, strict=True))
+    (own_after, reaped_after), (own_before, reaped_before) = _own_cpu(), own
+    own = (own_after - own_before, reaped_after - reaped_before)
     done_event.set()
     watcher.join()
     rss_tree = sampler.stop()
