@@ -22,9 +22,10 @@ def create_web_app() -> Flask:
     """The app that serves requests (``wsgi.py``, ``portal run``): settings from ``PORTAL_*``
     variables without the signing key and its passphrase. Signatures are made by the worker
     process (``portal worker``, or the child ``portal run`` starts), never by the web process.
-    At most ``PORTAL_COMPUTE_SLOTS`` of its requests run at once (:mod:`portal.compute_slots`)."""
-    from portal.compute_slots import ComputeSlots
+    At most ``PORTAL_COMPUTE_SLOTS`` of its requests run at once
+    (:mod:`portal.web.compute_slots`)."""
     from portal.config import Settings
+    from portal.web.compute_slots import ComputeSlots
 
     settings = Settings.from_env().with_overrides(
         signing_key_file=None, signing_passphrase_file=None

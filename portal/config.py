@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from portal.compute_slots import DEFAULT_SLOTS
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: Requests of one web process computing at once (``PORTAL_COMPUTE_SLOTS``; 0: no limit;
+#: portal.web.compute_slots). Two, not one: while one waits for the database, the other
+#: computes, and one slow request does not hold up every other user of its process.
+DEFAULT_SLOTS = 2
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +89,7 @@ class Settings:
     max_upload_bytes: int = 512 * 1024 * 1024
     # Number of reverse proxies in front of the app whose X-Forwarded-* headers we trust.
     trusted_proxies: int = 0
-    # Requests of one web process computing at once (portal.compute_slots); 0: no limit.
+    # Requests of one web process computing at once (portal.web.compute_slots); 0: no limit.
     compute_slots: int = DEFAULT_SLOTS
     # Served over HTTPS (cookies get the Secure flag). None: yes, unless in demo or test mode.
     https: bool | None = None

@@ -26,11 +26,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["DEFAULT_SLOTS", "ComputeSlots"]
-
-#: Requests of one process computing at once (``PORTAL_COMPUTE_SLOTS``; 0: no limit). Two,
-#: not one: while one waits for the database, the other computes.
-DEFAULT_SLOTS = 2
+__all__ = ["ComputeSlots"]
 
 
 class ComputeSlots:

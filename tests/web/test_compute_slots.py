@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from portal import create_web_app
-from portal.compute_slots import DEFAULT_SLOTS, ComputeSlots
-from portal.config import ConfigError
+from portal.config import DEFAULT_SLOTS, ConfigError
+from portal.web.compute_slots import ComputeSlots
 
 App = Callable[[dict[str, Any], Any], Iterable[bytes]]
 
