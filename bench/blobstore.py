@@ -18,7 +18,6 @@ seconds do not), the load average before and after, and the peak Python memory.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import statistics
@@ -28,7 +27,7 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
-from portal.storage import FileBlobStore
+from portal.storage import FileBlobStore, file_sha256
 
 
 def _make_source(path: Path, size_mb: int) -> None:
@@ -44,7 +43,7 @@ def _cpu() -> float:
     return times.user + times.system
 
 
-def _timed(work: Callable[[], None]) -> tuple[float, float]:
+def _timed(work: Callable[[], object]) -> tuple[float, float]:
     """Wall and CPU seconds of ``work``."""
     cpu, start = _cpu(), time.perf_counter()
     work()
@@ -56,15 +55,6 @@ def _raw_copy(source: Path, target: Path) -> None:
         shutil.copyfileobj(src, dst, 1024 * 1024)
         dst.flush()
         os.fsync(dst.fileno())
-
-
-def _sha256_only(source: Path) -> None:
-    """The put's floor on a machine whose disk outruns the hash: reading the file and
-    hashing it (sha256, as the store does), nothing written."""
-    digest = hashlib.sha256()
-    with source.open("rb") as src:
-        while chunk := src.read(1024 * 1024):
-            digest.update(chunk)
 
 
 def _store_put(source: Path, store: FileBlobStore) -> None:
@@ -104,7 +94,8 @@ def main() -> None:
             tracemalloc.stop()
             shutil.rmtree(root / f"store-{run}")
 
-        hashed = [_timed(lambda: _sha256_only(source)) for _ in range(args.runs)]
+        # The put's floor where the disk outruns the hash: read and hash, nothing written.
+        hashed = [_timed(lambda: file_sha256(source)) for _ in range(args.runs)]
         for run in range(args.runs):
             # Each side starts on a quiet disk (what the other deleted is discarded and its
             # journal committed first), and they take turns going first.
