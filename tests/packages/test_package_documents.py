@@ -242,6 +242,43 @@ def test_log_shows_markup_characters_as_text() -> None:
     assert "A & B" in text
 
 
+def _chars(pdf: bytes) -> list[tuple[str, str, float, float]]:
+    """Every character of the PDF's first page: (text, font, x0, x1), in points."""
+    from pdfminer.high_level import extract_pages
+    from pdfminer.layout import LTChar, LTContainer
+
+    found: list[tuple[str, str, float, float]] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, LTChar):
+            found.append((node.get_text(), node.fontname, node.x0, node.x1))
+        elif isinstance(node, LTContainer):
+            for child in node:
+                walk(child)
+
+    walk(next(iter(extract_pages(io.BytesIO(pdf)))))
+    return found
+
+
+def test_log_cells_wrap_long_text_inside_their_column_and_keep_fonts() -> None:
+    """Cells that fit are drawn as plain strings, the others as wrapping paragraphs: both
+    must stay inside the page's text area, keep their words, and use the cell's font."""
+    detail = "checksum verified against the provider's manifest " * 6
+    first = example_item(1)
+    custody = (dataclasses.replace(first.custody[0], details=detail.strip()),)
+    item = dataclasses.replace(first, custody=custody)
+    pdf = custody_log_pdf(example_package(), [item])
+    assert " ".join(detail.split()) in _text(pdf)
+    chars = _chars(pdf)
+    left, right = 18 * 72 / 25.4, (210 - 18) * 72 / 25.4  # the log's margins, A4
+    assert all(left - 1 <= x0 and x1 <= right + 1 for _text, _font, x0, x1 in chars)
+    fonts = {char[1].split("+")[-1] for char in chars}
+    assert any("Mono" in font for font in fonts)  # digests and paths in the monospace font
+    assert any("Bold" in font for font in fonts)  # labels and column heads in bold
+    text = extract_text(io.BytesIO(pdf))  # the short cells of the row, drawn as strings
+    assert "collected" in text and "Field team Lima" in text
+
+
 # -- recall notice ----------------------------------------------------------------------------
 
 

@@ -141,10 +141,20 @@ def _coverage(fonts: tuple[str, ...]) -> frozenset[int]:
     return frozenset.intersection(*sets)
 
 
+_PRINTABLE_ASCII = frozenset(range(0x20, 0x7F))
+
+
+@lru_cache(maxsize=8)
+def _covers_ascii(coverage: frozenset[int]) -> bool:
+    return _PRINTABLE_ASCII <= coverage
+
+
 def _shown(text: str, coverage: frozenset[int], *, bmp_only: bool = False) -> str:
     """``text`` with control characters as spaces and what the font cannot draw as U+FFFD
     ('?' in Latin-1 fonts). A missing glyph would print as an empty box, and text
     extractors (pdfminer, hence the leak check) can lose whole lines around one."""
+    if text.isascii() and text.isprintable() and _covers_ascii(coverage):
+        return text  # the common case, without a look at every character
     replacement = REPLACEMENT if ord(REPLACEMENT) in coverage else "?"
     return "".join(
         char
@@ -285,6 +295,16 @@ class _LogCanvas(Canvas):  # type: ignore[misc]  # reportlab has no type hints
         super().save()
 
 
+_CELL_PADDING = 3  # points left and right of the text in a log table's cell
+_FACT_RIGHT_PADDING = 6  # points right of a label or value of the facts tables
+
+
+def _font(start: tuple[int, int], stop: tuple[int, int], style: ParagraphStyle) -> tuple[Any, ...]:
+    """The TableStyle command that sets the plain string cells from ``start`` to ``stop`` as
+    a Paragraph in ``style`` is set (font, size, leading)."""
+    return ("FONT", start, stop, style.fontName, style.fontSize, style.leading)
+
+
 class _Log:
     """Builds the flowables of the log; one instance per rendering."""
 
@@ -321,19 +341,48 @@ class _Log:
         chosen = style or self.body
         return Paragraph(self.text(value, chosen.fontName), chosen)
 
+    def cell(self, value: str, style: ParagraphStyle, width: float) -> str | Paragraph:
+        """``value`` for a table cell with ``width`` points for text: the plain string where
+        it fits on one line as a Paragraph would set it, else a Paragraph, which wraps.
+
+        Why: a Paragraph parses markup and breaks lines, a string is one ``drawString``;
+        Paragraphs made 0.9 s of the CPU of a 134-item log (issue 23), most of them codes,
+        dates and names that fit. The table draws a string cell in the font its style gives
+        that cell (:func:`_font`), so both look the same."""
+        shown = self.plain(value, style.fontName)
+        # Single spaces only, none at either end: a Paragraph would collapse or drop others.
+        if not shown or shown.split() == shown.split(" ") and (
+            pdfmetrics.stringWidth(shown, style.fontName, style.fontSize) <= width
+        ):
+            return shown
+        return Paragraph(escape(shown), style)
+
     def table(
-        self, header: Sequence[str], rows: Sequence[Sequence[Flowable]], widths: Sequence[float]
+        self,
+        header: Sequence[str],
+        rows: Sequence[Sequence[str]],
+        widths: Sequence[float],
     ) -> Table:
-        data = [[self.para(cell, self.head) for cell in header], *rows]
+        """A table of text: a heading row in the heading style, rows in the small style."""
+        text = [width - 2 * _CELL_PADDING for width in widths]
+        data = [
+            [self.cell(value, self.head, room) for value, room in zip(header, text, strict=True)],
+            *(
+                [self.cell(value, self.small, room) for value, room in zip(row, text, strict=True)]
+                for row in rows
+            ),
+        ]
         table = Table(data, colWidths=list(widths), repeatRows=1, hAlign="LEFT")
         table.setStyle(
             TableStyle(
                 [
+                    _font((0, 0), (-1, 0), self.head),
+                    _font((0, 1), (-1, -1), self.small),
                     ("VALIGN", (0, 0), (-1, -1), "TOP"),
                     ("LINEBELOW", (0, 0), (-1, -1), 0.4, colors.HexColor("#6b7580")),
                     ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8ebef")),
-                    ("LEFTPADDING", (0, 0), (-1, -1), 3),
-                    ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+                    ("LEFTPADDING", (0, 0), (-1, -1), _CELL_PADDING),
+                    ("RIGHTPADDING", (0, 0), (-1, -1), _CELL_PADDING),
                     ("TOPPADDING", (0, 0), (-1, -1), 2),
                     ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
                 ]
@@ -343,16 +392,24 @@ class _Log:
 
     def facts(self, rows: Sequence[tuple[str, str, bool]]) -> Table:
         """Label / value pairs; ``True`` sets the value in the monospace style."""
+        label_width, value_width = 38 * mm, 136 * mm
+        styles = [self.code if mono else self.small for _label, _value, mono in rows]
         data = [
-            [self.para(label, self.head), self.para(value, self.code if mono else self.small)]
-            for label, value, mono in rows
+            [
+                self.cell(label, self.head, label_width - _FACT_RIGHT_PADDING),
+                self.cell(value, style, value_width - _FACT_RIGHT_PADDING),
+            ]
+            for (label, value, _mono), style in zip(rows, styles, strict=True)
         ]
-        table = Table(data, colWidths=[38 * mm, 136 * mm], hAlign="LEFT")
+        table = Table(data, colWidths=[label_width, value_width], hAlign="LEFT")
         table.setStyle(
             TableStyle(
                 [
+                    _font((0, 0), (0, -1), self.head),
+                    *(_font((1, row), (1, row), style) for row, style in enumerate(styles)),
                     ("VALIGN", (0, 0), (-1, -1), "TOP"),
                     ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                    ("RIGHTPADDING", (0, 0), (-1, -1), _FACT_RIGHT_PADDING),
                     ("TOPPADDING", (0, 0), (-1, -1), 1),
                     ("BOTTOMPADDING", (0, 0), (-1, -1), 1),
                 ]
@@ -409,11 +466,11 @@ def _item_section(log: _Log, item: ItemEntry) -> list[Flowable]:
     if item.custody:
         rows = [
             [
-                log.para(_when(event.at), log.small),
-                log.para(event.event, log.small),
-                log.para(event.by, log.small),
-                log.para(event.details, log.small),
-                log.para(TIME_SOURCE_LABELS.get(event.time_source, event.time_source), log.small),
+                _when(event.at),
+                event.event,
+                event.by,
+                event.details,
+                TIME_SOURCE_LABELS.get(event.time_source, event.time_source),
             ]
             for event in item.custody
         ]
@@ -424,20 +481,13 @@ def _item_section(log: _Log, item: ItemEntry) -> list[Flowable]:
         parts.append(log.para("No custody events recorded.", log.small))
     parts.append(log.para("Redactions applied", log.h3))
     if item.redactions:
-        rows = [
-            [
-                log.para(summary.kind, log.small),
-                log.para(summary.reason, log.small),
-                log.para(str(summary.count), log.small),
-            ]
-            for summary in item.redactions
-        ]
+        rows = [[summary.kind, summary.reason, str(summary.count)] for summary in item.redactions]
         parts.append(log.table(("Kind", "Reason", "Count"), rows, (34 * mm, 122 * mm, 18 * mm)))
     else:
         parts.append(log.para("None: shared without redaction.", log.small))
     if item.marks:
         parts.append(log.para("Marks applied", log.h3))
-        rows = [[log.para(text, log.small) for text in _mark_cells(mark)] for mark in item.marks]
+        rows = [list(_mark_cells(mark)) for mark in item.marks]
         heads = ("Mark", "Kind", "Where", "Hits", "Reason", "Proposed by", "Confirmed by")
         sizes = (26 * mm, 18 * mm, 34 * mm, 12 * mm, 40 * mm, 22 * mm, 22 * mm)
         parts.append(log.table(heads, rows, sizes))
