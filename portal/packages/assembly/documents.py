@@ -146,7 +146,7 @@ _PRINTABLE_ASCII = frozenset(range(0x20, 0x7F))
 
 @lru_cache(maxsize=8)
 def _covers_ascii(coverage: frozenset[int]) -> bool:
-    return _PRINTABLE_ASCII <= coverage
+    return coverage.issuperset(_PRINTABLE_ASCII)
 
 
 def _shown(text: str, coverage: frozenset[int], *, bmp_only: bool = False) -> str:
@@ -350,8 +350,10 @@ class _Log:
         dates and names that fit. The table draws a string cell in the font its style gives
         that cell (:func:`_font`), so both look the same."""
         shown = self.plain(value, style.fontName)
+        if not shown:
+            return shown
         # Single spaces only, none at either end: a Paragraph would collapse or drop others.
-        if not shown or shown.split() == shown.split(" ") and (
+        if shown.split() == shown.split(" ") and (
             pdfmetrics.stringWidth(shown, style.fontName, style.fontSize) <= width
         ):
             return shown
