@@ -279,6 +279,20 @@ def test_log_cells_wrap_long_text_inside_their_column_and_keep_fonts() -> None:
     assert "collected" in text and "Field team Lima" in text
 
 
+def test_log_cells_set_text_as_a_paragraph_would() -> None:
+    """What a plain string cell would show differently from a Paragraph goes to a Paragraph:
+    a soft hyphen stays invisible where the line does not break, and runs of spaces or a
+    no-break space are set as before."""
+    first = example_item(1)
+    by = "Field\N{SOFT HYPHEN}team Lima"
+    custody = (dataclasses.replace(first.custody[0], by=by, details="two  spaces\xa0here"),)
+    item = dataclasses.replace(first, custody=custody, provider="Syr\N{SOFT HYPHEN}ian Archive")
+    raw = extract_text(io.BytesIO(custody_log_pdf(example_package(), [item])))
+    assert "\N{SOFT HYPHEN}" not in raw
+    assert "Fieldteam Lima" in raw and "Syrian Archive" in raw
+    assert "two spaces" in " ".join(raw.split())
+
+
 # -- recall notice ----------------------------------------------------------------------------
 
 

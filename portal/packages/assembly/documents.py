@@ -295,6 +295,7 @@ class _LogCanvas(Canvas):  # type: ignore[misc]  # reportlab has no type hints
         super().save()
 
 
+_SOFT_HYPHEN = "\N{SOFT HYPHEN}"
 _CELL_PADDING = 3  # points left and right of the text in a log table's cell
 _FACT_RIGHT_PADDING = 6  # points right of a label or value of the facts tables
 
@@ -352,9 +353,12 @@ class _Log:
         shown = self.plain(value, style.fontName)
         if not shown:
             return shown
-        # Single spaces only, none at either end: a Paragraph would collapse or drop others.
-        if shown.split() == shown.split(" ") and (
-            pdfmetrics.stringWidth(shown, style.fontName, style.fontSize) <= width
+        # Single spaces only, none at either end (a Paragraph collapses or drops others),
+        # and no soft hyphen (a Paragraph shows one only where it breaks the line there).
+        if (
+            shown.split() == shown.split(" ")
+            and _SOFT_HYPHEN not in shown
+            and pdfmetrics.stringWidth(shown, style.fontName, style.fontSize) <= width
         ):
             return shown
         return Paragraph(escape(shown), style)
