@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import g
 from sqlalchemy import (
@@ -26,9 +26,22 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, UOWTransaction, sessionmaker
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    ORMExecuteState,
+    QueryableAttribute,
+    Session,
+    UOWTransaction,
+    sessionmaker,
+)
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator
+
+_T = TypeVar("_T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -288,3 +301,32 @@ def close_request_session(_exc: BaseException | None) -> None:
     session: Session | None = g.pop("db_session", None)
     if session is not None:
         session.close()
+
+
+class Unindexed(ColumnElement[_T]):
+    """``column`` in a WHERE term that SQLite must not answer from an index: written ``+column``
+    there (https://sqlite.org/optoverview.html#disqualifying_where_clause_terms_using_unary_),
+    as it is on other databases.
+
+    SQLite plans without statistics (the portal does not ANALYZE its file), and then prefers
+    an index on a filtered column, sorting what it finds, to an index that holds the order a
+    LIMITed statement asks for and whose first rows are the answer. PostgreSQL has statistics
+    and weighs both itself.
+    """
+
+    inherit_cache = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
+
+    def __init__(self, column: ColumnElement[_T] | QueryableAttribute[_T]) -> None:
+        self.column = column.expression if isinstance(column, QueryableAttribute) else column
+        self.type = self.column.type
+
+
+@compiles(Unindexed)
+def _unindexed(element: Unindexed[Any], compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.column, **kw)
+
+
+@compiles(Unindexed, "sqlite")
+def _unindexed_sqlite(element: Unindexed[Any], compiler: SQLCompiler, **kw: Any) -> str:
+    return f"+{compiler.process(element.column, **kw)}"

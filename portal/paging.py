@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -37,9 +37,20 @@ def page_number(text: str | None) -> int:
     return whole_number(text, maximum=MAX_PAGE) or 1
 
 
-def paginate(db: Session, stmt: Select[T], page: int, size: int = PAGE_SIZE) -> Page[T]:
-    """One page of ``stmt`` (an ordered ``select`` of one entity) and the page count."""
-    total = db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+def paginate(
+    db: Session,
+    stmt: Select[T],
+    page: int,
+    size: int = PAGE_SIZE,
+    *,
+    counted: Select[Any] | None = None,
+) -> Page[T]:
+    """One page of ``stmt`` (an ordered ``select`` of one entity) and the page count.
+
+    ``counted``: a statement finding the same rows as ``stmt``, written to be counted
+    cheaply (``stmt`` may be written to be read in its order; see portal.db.Unindexed)."""
+    counting = stmt.order_by(None) if counted is None else counted
+    total = db.scalar(select(func.count()).select_from(counting.subquery())) or 0
     pages = max(1, -(-total // size))
     page = min(max(page, 1), pages)
     items = list(db.scalars(stmt.offset((page - 1) * size).limit(size)))

@@ -35,6 +35,10 @@ RFA_STATUSES = (
     "withdrawn",
 )
 PROCEEDINGS_TYPES = ("investigation", "prosecution", "trial")
+#: In increasing urgency, which is also their alphabetical order: the triage queue lists the
+#: most urgent first as ``urgency DESC``, the order ``ix_rfa_triage`` holds (a CASE ranking them
+#: would need an expression index, which SQLite's schema reflection cannot read). A new
+#: urgency must keep that order (tests/shell/test_migrations.py checks it).
 URGENCIES = ("normal", "urgent", "very_urgent")
 URGENCY_LABELS = labels.URGENCY
 ASSURANCE_KINDS = ("death_penalty",)
@@ -59,7 +63,6 @@ class Rfa(Base):
         ),
         CheckConstraint("status = 'draft' OR submitted_at IS NOT NULL", name="submitted_at_set"),
         Index("ix_rfa_authority_status", "authority_id", "status"),
-        Index("ix_rfa_queue", "status", "urgency", "submitted_at"),
         # The requester's paged list: newest change first within an authority.
         Index("ix_rfa_authority_updated", "authority_id", "updated_at"),
         # The staff's paged list of every authority's requests, in the same order (deep
@@ -98,6 +101,12 @@ class Rfa(Base):
     version: Mapped[int] = mapped_column(default=1)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+# The triage queue in its order (most urgent, then oldest submitted, first): a page is the
+# first rows of this index with an open status, read from the index alone. Sorting every open
+# request instead took 3 of the queue's 10 ms with 3,000 open (bench/pages.py).
+Index("ix_rfa_triage", Rfa.urgency.desc(), Rfa.submitted_at, Rfa.id, Rfa.status)
 
 
 class RfaStatusChange(Base):

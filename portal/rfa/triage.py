@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session, load_only
 
 from portal import audit
@@ -20,7 +20,7 @@ from portal.authz.roles import is_active_officer, require_active_officer, where_
 from portal.authz.scopes import scoped
 from portal.consent.ledger import DEFAULT_PURPOSE, current_state
 from portal.consent.models import ConsentRequest, ConsentRequestItem
-from portal.db import utcnow
+from portal.db import Unindexed, utcnow
 from portal.eligibility.decisions import latest_decision
 from portal.notifications import service as notifications
 from portal.pages.numerals import whole_number
@@ -56,7 +56,6 @@ QUEUE_COLUMNS = (
     Rfa.assigned_to_id,
 )
 NOTE_MAX = 20_000
-_URGENCY_RANK = {"very_urgent": 0, "urgent": 1, "normal": 2}
 
 
 class TriageError(Exception):
@@ -74,27 +73,48 @@ class QueueFilter:
 
 def queue(db: Session, viewer: User, wanted: QueueFilter, *, page: int = 1) -> Page[Rfa]:
     """One page of open requests, most urgent first, then oldest submitted first."""
+    statuses, others = _queue_filters(viewer, wanted)
+    # Counted from the status index: a count has no order to keep.
+    counted = select(Rfa.id).where(Rfa.status.in_(statuses), *others)
+    return paginate(db, queue_statement(viewer, wanted), page, QUEUE_PAGE_SIZE, counted=counted)
+
+
+def queue_statement(viewer: User, wanted: QueueFilter) -> Select[Rfa]:
+    """The open requests ``wanted`` asks for, in the queue's order (see :func:`queue`)."""
+    statuses, others = _queue_filters(viewer, wanted)
+    shown = load_only(*QUEUE_COLUMNS, raiseload=True)  # a request's long texts stay behind
+    return (
+        # Not from a status index (on SQLite): a page is the first rows of ix_rfa_triage.
+        select(Rfa)
+        .where(Unindexed(Rfa.status).in_(statuses), *others)
+        # Most urgent first: see URGENCIES (the order of ix_rfa_triage).
+        .order_by(Rfa.urgency.desc(), Rfa.submitted_at, Rfa.id)
+        .options(shown)
+    )
+
+
+def _queue_filters(
+    viewer: User, wanted: QueueFilter
+) -> tuple[tuple[str, ...], list[ColumnElement[bool]]]:
+    """The statuses ``wanted`` asks for, and its other conditions."""
     statuses: tuple[str, ...] = QUEUE_STATUSES
     if wanted.status is not None:
         if wanted.status not in QUEUE_STATUSES:
             raise TriageError("Choose a status of the queue.")
         statuses = (wanted.status,)
-    stmt = select(Rfa).where(Rfa.status.in_(statuses))
+    others: list[ColumnElement[bool]] = []
     if wanted.authority_id is not None:
-        stmt = stmt.where(Rfa.authority_id == wanted.authority_id)
+        others.append(Rfa.authority_id == wanted.authority_id)
     if wanted.assignee == "me":
-        stmt = stmt.where(Rfa.assigned_to_id == viewer.id)
+        others.append(Rfa.assigned_to_id == viewer.id)
     elif wanted.assignee == "unassigned":
-        stmt = stmt.where(Rfa.assigned_to_id.is_(None))
+        others.append(Rfa.assigned_to_id.is_(None))
     elif wanted.assignee:
         assignee_id = whole_number(wanted.assignee)
         if assignee_id is None:
             raise TriageError("Choose an assignee from the list.")
-        stmt = stmt.where(Rfa.assigned_to_id == assignee_id)
-    rank = case(_URGENCY_RANK, value=Rfa.urgency, else_=len(_URGENCY_RANK))
-    shown = load_only(*QUEUE_COLUMNS, raiseload=True)  # a request's long texts stay behind
-    ordered = stmt.order_by(rank, Rfa.submitted_at, Rfa.id).options(shown)
-    return paginate(db, ordered, page, QUEUE_PAGE_SIZE)
+        others.append(Rfa.assigned_to_id == assignee_id)
+    return statuses, others
 
 
 def officers(db: Session) -> list[User]:

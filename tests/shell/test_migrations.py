@@ -14,10 +14,13 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from portal import migrate
+from portal.accounts.models import User
 from portal.db import make_engine
 from portal.models import Base
 from portal.registry.models import Item
+from portal.rfa.models import URGENCIES
 from portal.rfa.search import ItemQuery, conditions, search
+from portal.rfa.triage import QUEUE_PAGE_SIZE, QueueFilter, queue_statement
 from tests.conftest import DatabaseUnderTest
 
 # The trigram indexes exist on PostgreSQL only (see portal.rfa.search_indexes).
@@ -189,3 +192,39 @@ def test_without_pg_trgm_the_upgrade_goes_on_and_search_still_answers(
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             conn.execute(text(f'DROP ROLE IF EXISTS "{name}"'))
         admin.dispose()
+
+
+@pytest.mark.parametrize("status", [None, "clarification_requested"])
+def test_the_triage_queue_is_read_from_its_index_in_order(
+    database: DatabaseUnderTest, status: str | None
+) -> None:
+    """A page of the triage queue is the first rows of ix_rfa_triage with an open status, not
+    a sort of every open request: the index must hold the very order the queue asks for
+    (urgency DESC, see portal.rfa.models.URGENCIES). With sorts forbidden on PostgreSQL, a
+    plan that still needs one names a Sort node; SQLite says "TEMP B-TREE"."""
+    engine = make_engine(database.url)
+    try:
+        migrate.upgrade(engine)
+        wanted = QueueFilter(status=status)
+        statement = queue_statement(User(id=1), wanted).limit(QUEUE_PAGE_SIZE + 1)
+        sql = statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
+        with engine.begin() as connection:
+            if database.backend == "postgresql":
+                connection.execute(text("SET LOCAL enable_seqscan = off"))
+                connection.execute(text("SET LOCAL enable_sort = off"))
+                plan = "\n".join(connection.scalars(text(f"EXPLAIN {sql}")))
+                assert "Sort" not in plan, plan
+            else:
+                rows = connection.execute(text(f"EXPLAIN QUERY PLAN {sql}")).all()
+                plan = "\n".join(str(row[-1]) for row in rows)
+                assert "TEMP B-TREE" not in plan, plan
+        assert "ix_rfa_triage" in plan, plan
+    finally:
+        engine.dispose()
+
+
+def test_urgencies_sort_alphabetically_from_least_to_most_urgent() -> None:
+    """The queue orders by ``urgency DESC`` (its index's order): that is most urgent first only
+    while URGENCIES, listed from least to most urgent, is also in alphabetical order. (The
+    queue's order itself is tested over HTTP in tests/rfa/test_triage.py.)"""
+    assert list(URGENCIES) == sorted(URGENCIES)
