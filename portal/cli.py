@@ -523,9 +523,11 @@ def worker_command(workers: int) -> None:
     """Run a job consumer (package assembly) until interrupted; run as many as needed, on
     machines sharing the database, the data directory and PORTAL_REDIS_URL."""
     from portal.config import check_signing_files, refuse_shared_instance
+    from portal.db import STATISTICS_INTERVAL, refresh_planner_statistics
     from portal.integrity.janitor import sweep
     from portal.packages.assembly.jobs import make_jobs, warn_unless_redis_persists
     from portal.packages.assembly.watch import start_watching
+    from portal.periodic import repeat
     from portal.registry.openpgp import remove_stale_keyrings
     from portal.state import build_state
     from portal.transparency.checkpoints import start_checkpointing
@@ -560,6 +562,13 @@ def worker_command(workers: int) -> None:
         lambda: state, jobs.enqueue_assembly, settings.worker_heartbeat, jobs.pending_assemblies
     )
     start_checkpointing(lambda: state)  # the transparency log's signed checkpoints
+    repeat(
+        lambda: refresh_planner_statistics(state.engine),
+        STATISTICS_INTERVAL,
+        name="planner-statistics",
+        logger=logging.getLogger("portal.worker"),
+        failure="Could not refresh the database's planner statistics",
+    )
     consumer = jobs.huey.create_consumer(workers=workers, worker_type="thread", periodic=False)
     consumer.run()
 

@@ -27,6 +27,7 @@ __all__ = [
     "SORTS",
     "RequestQuery",
     "listing",
+    "listing_statement",
     "parse",
 ]
 
@@ -200,5 +201,10 @@ LISTED_COLUMNS = (
 
 def listing(db: Session, viewer: User, query: RequestQuery) -> Page[Rfa]:
     """One page of the requests ``viewer`` may see that match ``query``."""
+    return paginate(db, listing_statement(viewer, query), query.page)
+
+
+def listing_statement(viewer: User, query: RequestQuery) -> Select[Rfa]:
+    """The requests ``viewer`` may see that match ``query``, in the list's order."""
     stmt = _ordered(_filtered(scoped(Rfa, viewer), query, viewer), query)
-    return paginate(db, stmt.options(load_only(*LISTED_COLUMNS, raiseload=True)), query.page)
+    return stmt.options(load_only(*LISTED_COLUMNS, raiseload=True))

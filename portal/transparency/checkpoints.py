@@ -30,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.db import aware_utc, transaction
+from portal.periodic import repeat
 from portal.transparency.log import (
     LogBroken,
     TransparencyError,
@@ -214,20 +215,20 @@ def start_checkpointing(
 ) -> threading.Event:
     """Every ``interval`` seconds in a daemon thread (``portal worker``), until the returned
     event is set: append the new audit events to the log and sign a checkpoint."""
-    stop = threading.Event()
 
-    def run() -> None:
-        while True:
-            try:
-                issued = issue_checkpoint(state())
-                if issued is not None:
-                    logger.info("Signed the transparency checkpoint of %d leaves", issued.tree_size)
-            except (SigningUnavailable, LogBroken) as exc:
-                logger.error("No transparency checkpoint signed: %s", exc)
-            except Exception:  # a database hiccup must not end the loop
-                logger.exception("Could not sign a transparency checkpoint")
-            if stop.wait(interval):
-                return
+    def checkpoint() -> None:
+        try:
+            issued = issue_checkpoint(state())
+        except (SigningUnavailable, LogBroken) as exc:
+            logger.error("No transparency checkpoint signed: %s", exc)
+            return
+        if issued is not None:
+            logger.info("Signed the transparency checkpoint of %d leaves", issued.tree_size)
 
-    threading.Thread(target=run, name="transparency-checkpoints", daemon=True).start()
-    return stop
+    return repeat(
+        checkpoint,
+        interval,
+        name="transparency-checkpoints",
+        logger=logger,
+        failure="Could not sign a transparency checkpoint",
+    )

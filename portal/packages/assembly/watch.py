@@ -33,6 +33,7 @@ from sqlalchemy import select, update
 from portal import audit
 from portal.db import aware_utc, transaction
 from portal.packages.models import Package
+from portal.periodic import repeat
 from portal.state import PortalState
 
 logger = logging.getLogger(__name__)
@@ -208,20 +209,18 @@ def start_watching(
 ) -> threading.Event:
     """Every ``interval`` seconds in a daemon thread, from now until the returned event is set:
     show this worker is alive, and look for dead runs (and, given ``pending``, lost jobs)."""
-    stop = threading.Event()
 
     def watch() -> None:
-        while True:
-            try:
-                current = state()
-                mark_alive(current.settings.data_dir)
-                requeue_dead(current, enqueue)
-                if pending is not None:
-                    requeue_lost(current, pending, enqueue)
-            except Exception:  # a database hiccup must not end the watch
-                logger.exception("Could not look for assemblies whose worker stopped")
-            if stop.wait(interval):
-                return
+        current = state()
+        mark_alive(current.settings.data_dir)
+        requeue_dead(current, enqueue)
+        if pending is not None:
+            requeue_lost(current, pending, enqueue)
 
-    threading.Thread(target=watch, name="portal-assembly-watch", daemon=True).start()
-    return stop
+    return repeat(
+        watch,
+        interval,
+        name="portal-assembly-watch",
+        logger=logger,
+        failure="Could not look for assemblies whose worker stopped",
+    )
