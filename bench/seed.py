@@ -37,7 +37,7 @@ from portal.accounts.totp_key import ensure_totp_key
 from portal.accounts.totp_seeds import attach_sealer, sealer_for_settings
 from portal.audit import CLI_ACTOR
 from portal.config import Settings
-from portal.db import make_engine, make_session_factory
+from portal.db import make_engine, make_session_factory, refresh_planner_statistics
 from portal.eligibility.models import Decision, DecisionItem
 from portal.migrate import upgrade
 from portal.packages.models import Download, Package, PackageItem, Recall
@@ -419,6 +419,7 @@ def ensure_seeded(url: str, scale: Scale, logins_file: Path) -> Seeded:
         upgrade(engine)
         if kept:
             assert known is not None
+            refresh_planner_statistics(engine)  # as portal worker does (new indexes of a kept file)
             return known
         # the TOTP key of the portal served from logins_file's directory (its instance)
         home = Settings.from_env({"PORTAL_INSTANCE_DIR": str(logins_file.parent)})
