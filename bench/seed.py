@@ -276,7 +276,7 @@ def _packages(
             }
         )
         decision_items += [
-            {"decision_id": decision_id, "item_id": i, "outcome": "share", "explanation": ""}
+            {"decision_id": decision_id, "item_id": i, "outcome": "share"}
             for i in candidates[rfa_id]
         ]
         assembler, releaser = rng.sample(officers, 2)

@@ -195,7 +195,7 @@ def _clear_recheck_flags(db: Session, rfa: Rfa, decision: Decision) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-_COPY = "COPY decision_item (decision_id, item_id, outcome, explanation) FROM STDIN"
+_COPY = "COPY decision_item (decision_id, item_id, outcome) FROM STDIN"
 
 
 def _insert_items(connection: Connection, decision_id: str, items: Sequence[ItemResult]) -> None:
@@ -213,24 +213,19 @@ def _insert_items(connection: Connection, decision_id: str, items: Sequence[Item
         with driver.cursor() as cursor, cursor.copy(_COPY) as copy:
             write = copy.write_row
             for item in items:
-                write((decision_id, item.item_id, item.outcome, item.explanation))
+                write((decision_id, item.item_id, item.outcome))
     elif dialect == "sqlite":
-        columns = ["decision_id", "item_id", "outcome", "explanation"]
+        columns = ["decision_id", "item_id", "outcome"]
         statement = insert(DecisionItem).compile(dialect=connection.dialect, column_keys=columns)
         connection.exec_driver_sql(
             str(statement),
-            [(decision_id, item.item_id, item.outcome, item.explanation) for item in items],
+            [(decision_id, item.item_id, item.outcome) for item in items],
         )
     else:
         connection.execute(
             insert(DecisionItem),
             [
-                {
-                    "decision_id": decision_id,
-                    "item_id": item.item_id,
-                    "outcome": item.outcome,
-                    "explanation": item.explanation,
-                }
+                {"decision_id": decision_id, "item_id": item.item_id, "outcome": item.outcome}
                 for item in items
             ],
         )

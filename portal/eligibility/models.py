@@ -38,7 +38,9 @@ class Decision(Base):
 
 
 class DecisionItem(Base):
-    """The per-item outcome of a decision, kept as rows so it can be queried."""
+    """The per-item outcome of a decision, kept as rows so it can be queried. Its wording is
+    in the decision's results (``Decision.results_json``), once: a row per item and check
+    would store it again, in an append-only table (migration 0031)."""
 
     __tablename__ = "decision_item"
     __table_args__ = (one_of("outcome", ITEM_OUTCOMES), UniqueConstraint("decision_id", "item_id"))
@@ -47,4 +49,3 @@ class DecisionItem(Base):
     decision_id: Mapped[str] = mapped_column(ForeignKey("decision.id"))
     item_id: Mapped[int] = mapped_column(ForeignKey("item.id"), index=True)
     outcome: Mapped[str] = mapped_column(String(16))
-    explanation: Mapped[str] = mapped_column(Text, default="")
