@@ -308,10 +308,11 @@ class Unindexed(ColumnElement[_T]):
     there (https://sqlite.org/optoverview.html#disqualifying_where_clause_terms_using_unary_),
     as it is on other databases.
 
-    SQLite plans without statistics (the portal does not ANALYZE its file), and then prefers
-    an index on a filtered column, sorting what it finds, to an index that holds the order a
-    LIMITed statement asks for and whose first rows are the answer. PostgreSQL has statistics
-    and weighs both itself.
+    Without statistics (a file :func:`refresh_planner_statistics` has not analysed yet) SQLite
+    prefers an index on a filtered column, sorting what it finds, to an index that holds the
+    order a LIMITed statement asks for and whose first rows are the answer; where that order's
+    index is always the better one, this says so whatever the statistics. PostgreSQL weighs
+    both itself.
     """
 
     inherit_cache = True
