@@ -182,6 +182,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
         _private_sqlite_file(url)
+        # A connection reads the planner's statistics when it opens, and keeps them: renewed
+        # as often as portal worker refreshes them (see refresh_planner_statistics).
+        kwargs.setdefault("pool_recycle", STATISTICS_INTERVAL)
         engine = create_engine(url, connect_args={"timeout": 15}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "savepoint", _sqlite_begin_before_savepoint)
@@ -333,16 +336,13 @@ def _unindexed_sqlite(element: Unindexed[Any], compiler: SQLCompiler, **kw: Any)
     return f"+{compiler.process(element.column, **kw)}"
 
 
-#: Rows ANALYZE reads of each index on SQLite: approximate statistics, in milliseconds
-#: whatever the size of the file (https://sqlite.org/lang_analyze.html#approx). The planner
-#: weighs proportions (how many rows one status has), which a sample gives.
-SQLITE_ANALYSIS_LIMIT = 1000
-#: How often ``portal worker`` refreshes them (see :func:`refresh_planner_statistics`).
+#: How often ``portal worker`` refreshes SQLite's planner statistics, and how long a pooled
+#: SQLite connection is kept (it reads them when it opens).
 STATISTICS_INTERVAL = 3600.0
 
 
 def refresh_planner_statistics(engine: Engine) -> bool:
-    """Give SQLite's query planner fresh statistics (an approximate ANALYZE); whether it ran.
+    """Give SQLite's query planner fresh statistics (ANALYZE); whether it ran.
 
     Without statistics SQLite chooses indexes by rules of thumb: for a paged list filtered on
     a status and ordered by another column, it read the status index and sorted every match
@@ -351,13 +351,20 @@ def refresh_planner_statistics(engine: Engine) -> bool:
     analysed databases; ``portal worker`` runs this when it starts and every hour, so a
     portal's own file is planned the same way. PostgreSQL keeps its statistics itself
     (autovacuum): nothing is done there.
+
+    A full ANALYZE, one table at a time: each holds the write lock only for its own table
+    (the load bench's file: 0.23 s in all, 0.2 s of it for 100,000 items). A sampled one
+    (``PRAGMA analysis_limit``) is faster but counted about 1,000 requests per status whatever
+    the truth, and with 100,000 requests that brought the sort back (59 ms a page).
     """
     if engine.dialect.name != "sqlite":
         return False
-    with engine.begin() as connection:
-        connection.exec_driver_sql(f"PRAGMA analysis_limit = {SQLITE_ANALYSIS_LIMIT}")
-        try:
-            connection.exec_driver_sql("ANALYZE")
-        finally:
-            connection.exec_driver_sql("PRAGMA analysis_limit = 0")  # the pool's default
+    with engine.connect() as connection:
+        tables = connection.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        ).scalars()
+        for table in list(tables):
+            quoted = table.replace('"', '""')
+            connection.exec_driver_sql(f'ANALYZE "{quoted}"')
+            connection.commit()
     return True
