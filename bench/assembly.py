@@ -14,8 +14,11 @@ to the same key, signed by the same key. Peak memory is sampled every 50 ms from
 see :class:`TreeRss`): for the portal, the sum over its process tree (Python, its gpg
 processes and the document worker); for the baseline, tar and gpg. The portal's own Python
 process is also given apart ("python"): its exact peak RSS (VmHWM) during the assembly, the
-mark reset after the setup. The document worker is forked from the assembling process for each
-package and imports WeasyPrint itself: its imports are part of the assembly's cost.
+mark reset after the setup. The assembling process imports the document renderers before the
+package, as ``portal worker`` does once when it starts (``preload_renderers``); the document
+worker forked for the package starts with them. ``--cold`` leaves them out, as in a process
+that never assembled a package before (``portal run``): the worker then imports WeasyPrint
+and ReportLab's fonts itself, within the assembly's cost.
 
 A second baseline, the format floor, is what the package format itself costs when stock tools
 do it, in the same run: the same ``tar c | gpg --sign --encrypt`` with the portal's SHA-256
@@ -79,6 +82,7 @@ KEYS = REPO / "keys_example"
 FINGERPRINTS: dict[str, str] = json.loads((KEYS / "fingerprints.json").read_text("utf-8"))
 AUTHORITY = "NWU-NL"
 MIB = 1024 * 1024
+COLD = "BENCH_ASSEMBLY_COLD"  # set (by --cold): the assembler does not preload the renderers
 
 
 # --------------------------------------------------------------------------- payload
@@ -470,6 +474,10 @@ def _assemble_timed(state: PortalState, package_id: int) -> dict[str, Any]:
     from portal.packages.assembly.assemble import AssemblyFailed, assemble_package
     from portal.packages.models import Package
 
+    if not os.environ.get(COLD):
+        from portal.packages.assembly.document_worker import preload_renderers
+
+        preload_renderers()  # as `portal worker` does when it starts
     os.sync()  # start on a quiet disk: the blob store import above is not assembly's cost
     before = _max_rss_mib()
     _reset_max_rss()
@@ -789,6 +797,10 @@ def main() -> None:
         "--scan-pages", type=int, default=0,
         help="pages of the scanned statement packaged with OCR (0: skip; the README quotes 500)",
     )  # fmt: skip
+    parser.add_argument(
+        "--cold", action="store_true",
+        help="the assembler has not imported the document renderers (see the module notes)",
+    )  # fmt: skip
     parser.add_argument("--child", nargs=2, metavar=("PAYLOAD", "INSTANCE"), help=argparse.SUPPRESS)
     parser.add_argument(
         "--scan-child", nargs=2, metavar=("SCAN", "INSTANCE"), help=argparse.SUPPRESS
@@ -800,6 +812,8 @@ def main() -> None:
     if args.scan_child:
         print(json.dumps(scan_child(Path(args.scan_child[0]), Path(args.scan_child[1]))))
         return
+    if args.cold:
+        os.environ[COLD] = "1"  # read by the children
     sizes = [size for size in args.mb if size > 0]
     for size in sizes:
         print(

@@ -525,6 +525,7 @@ def worker_command(workers: int) -> None:
     from portal.config import check_signing_files, refuse_shared_instance
     from portal.db import STATISTICS_INTERVAL, refresh_planner_statistics
     from portal.integrity.janitor import sweep
+    from portal.packages.assembly.document_worker import preload_renderers
     from portal.packages.assembly.jobs import make_jobs, warn_unless_redis_persists
     from portal.packages.assembly.watch import start_watching
     from portal.periodic import repeat
@@ -569,6 +570,7 @@ def worker_command(workers: int) -> None:
         logger=logging.getLogger("portal.worker"),
         failure="Could not refresh the database's planner statistics",
     )
+    preload_renderers()  # once here, not in each package's document worker
     consumer = jobs.huey.create_consumer(workers=workers, worker_type="thread", periodic=False)
     consumer.run()
 

@@ -145,9 +145,12 @@ def test_the_worker_child_process_signs_a_package(
             package = create_package(session, rfa, REDACTABLE, by=user(session, world.officer_id))
             session.commit()
             package_id = package.id
-        make_jobs(settings).enqueue_assembly(package_id)
         worker = start_worker_process({**os.environ, **env})
         try:
+            # Before any package: the worker has loaded the renderers its document workers
+            # are forked with (WeasyPrint's Pango), so they do not import them per package.
+            _wait_for_library(worker, "libpango-1.0")
+            make_jobs(settings).enqueue_assembly(package_id)
             deadline = time.monotonic() + 120
             status, signer = "queued", None
             while status in ("queued", "assembling") and time.monotonic() < deadline:
@@ -167,6 +170,16 @@ def test_the_worker_child_process_signs_a_package(
             worker.wait(30)
     finally:
         engine.dispose()
+
+
+def _wait_for_library(process: subprocess.Popen[bytes], name: str, seconds: float = 60) -> None:
+    """Wait until ``process`` has ``name`` (a shared library) mapped."""
+    maps = Path(f"/proc/{process.pid}/maps")
+    deadline = time.monotonic() + seconds
+    while name not in maps.read_text():
+        assert process.poll() is None, "the worker exited"
+        assert time.monotonic() < deadline, f"{name} not loaded within {seconds:.0f} s"
+        time.sleep(0.2)
 
 
 def test_signing_files_others_can_read_are_refused_outside_demo_and_test(tmp_path: Path) -> None:
