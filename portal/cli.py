@@ -570,7 +570,13 @@ def worker_command(workers: int) -> None:
         logger=logging.getLogger("portal.worker"),
         failure="Could not refresh the database's planner statistics",
     )
-    preload_renderers()  # once here, not in each package's document worker
+    try:
+        preload_renderers()  # once here, not in each package's document worker
+    except (ImportError, OSError) as exc:  # WeasyPrint or its Pango/HarfBuzz libraries
+        raise click.ClickException(
+            f"cannot load the renderer of the package documents (WeasyPrint): {exc}; "
+            "install the system packages the README lists (`make system-packages`)"
+        ) from None
     consumer = jobs.huey.create_consumer(workers=workers, worker_type="thread", periodic=False)
     consumer.run()
 

@@ -210,6 +210,32 @@ def test_portal_worker_refuses_to_start_with_a_readable_key(tmp_path: Path) -> N
     assert "readable by other users" in result.output
 
 
+def test_portal_worker_without_its_renderer_says_what_to_install(
+    portal: Portal, tmp_path: Path
+) -> None:
+    """A WeasyPrint that cannot be loaded (here: an import that fails, as a missing Pango
+    library does) stops the worker at start with what to do, not at each package."""
+    assert portal("init").exit_code == 0
+    shim = tmp_path / "shim" / "weasyprint"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise OSError('cannot load library libpango-1.0.so.0')\n")
+    env = {**os.environ, **portal.env, **_private_copies(tmp_path)}
+    env["PYTHONPATH"] = os.pathsep.join([str(shim.parent), str(REPO)])
+    worker = subprocess.run(
+        [str(Path(sys.executable).parent / "portal"), "worker", "--workers", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert worker.returncode != 0
+    assert "cannot load the renderer of the package documents (WeasyPrint)" in worker.stderr
+    assert "libpango-1.0.so.0" in worker.stderr
+    assert "make system-packages" in worker.stderr
+    assert "Traceback" not in worker.stderr
+
+
 def test_a_killed_workers_keyrings_are_removed_but_not_those_in_use() -> None:
     stale = tempfile.mkdtemp(prefix=KEYRING_PREFIX, dir="/tmp")
     Path(stale, ".in-use").touch()  # its holder is gone: nobody has the lock
