@@ -6,6 +6,7 @@ import logging
 import uuid
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select, text
@@ -228,3 +229,35 @@ def test_urgencies_sort_alphabetically_from_least_to_most_urgent() -> None:
     while URGENCIES, listed from least to most urgent, is also in alphabetical order. (The
     queue's order itself is tested over HTTP in tests/rfa/test_triage.py.)"""
     assert list(URGENCIES) == sorted(URGENCIES)
+
+
+@POSTGRESQL_ONLY
+def test_decision_records_are_stored_with_lz4_and_the_downgrade_restores_the_default(
+    database: DatabaseUnderTest,
+) -> None:
+    """Migration 0032: the decision's record columns are compressed with lz4 from now on (the
+    method PostgreSQL uses for each new value), and a downgrade gives them back the server's
+    default."""
+    engine = make_engine(database.url)
+
+    def compression() -> dict[str, str]:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT attname, attcompression FROM pg_attribute WHERE attrelid = "
+                    "'decision'::regclass AND attname IN ('snapshot_json', 'results_json')"
+                )
+            )
+            return {str(name): str(method) for name, method in rows}
+
+    try:
+        migrate.upgrade(engine)
+        assert compression() == {"snapshot_json": "l", "results_json": "l"}
+        config = migrate.alembic_config()
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0031")
+        assert compression() == {"snapshot_json": "", "results_json": ""}
+    finally:
+        migrate.upgrade(engine)
+        engine.dispose()
