@@ -340,18 +340,16 @@ def _new_portal(
     a verified key, a provider with standing consent, an officer and an approved request whose
     candidates ``register`` adds; a real decision and a queued package. The state, the
     package's id and the decision's outcome per item code."""
-    from sqlalchemy import select
 
     from portal import audit
     from portal.accounts.models import User
     from portal.config import REPO_ROOT, Settings
     from portal.consent.models import Consent
     from portal.db import utcnow
-    from portal.eligibility.decisions import run_check
-    from portal.eligibility.models import DecisionItem
+    from portal.eligibility.decisions import load_result, run_check
     from portal.models import Base
     from portal.packages.lifecycle import create_package
-    from portal.registry.models import Assessment, Authority, Item, Provider, RecipientKey
+    from portal.registry.models import Assessment, Authority, Provider, RecipientKey
     from portal.rfa.models import Rfa
     from portal.state import build_state
 
@@ -413,12 +411,7 @@ def _new_portal(
         decision = run_check(
             db, rfa, state.policy, requested_by=officer, actor=audit.actor_label(officer)
         )
-        chosen = (
-            select(Item.code, DecisionItem.outcome)
-            .join(DecisionItem, DecisionItem.item_id == Item.id)
-            .where(DecisionItem.decision_id == decision.id)
-        )
-        outcomes = {code: outcome for code, outcome in db.execute(chosen)}
+        outcomes = {item.item: item.outcome for item in load_result(decision).items}
         package = create_package(db, rfa, state.policy.redactable_media_types, by=officer)
         db.commit()
         package_id = package.id

@@ -521,8 +521,8 @@ def report(rows: list[Row], runs: int) -> None:
         "them (one pause of the garbage collector, the collection after it counted); x raw = "
         "check / raw SQL, wall and CPU. snap = the snapshot's part of the fastest check. "
         "record = canonical JSON + SHA-256 of the snapshot and results; run_check = the whole "
-        "stored decision (snapshot, evaluate, record, one decision_item row per item, audit "
-        "event), rolled back. peak MB = the process's peak resident memory during the checks "
+        "stored decision (snapshot, evaluate, record, audit event), rolled back. "
+        "peak MB = the process's peak resident memory during the checks "
         "/ during run_check (seeding excluded)."
     )
 

@@ -38,7 +38,7 @@ from portal.accounts.totp_seeds import attach_sealer, sealer_for_settings
 from portal.audit import CLI_ACTOR
 from portal.config import Settings
 from portal.db import make_engine, make_session_factory, refresh_planner_statistics
-from portal.eligibility.models import Decision, DecisionItem
+from portal.eligibility.models import Decision
 from portal.migrate import upgrade
 from portal.packages.models import Download, Package, PackageItem, Recall
 from portal.registry.models import ITEM_KINDS, Authority, Item, Provider
@@ -254,7 +254,7 @@ def _packages(
     sent = [r for r in submitted if r[3] in ("transmitted", "acknowledged", "closed")]
     chosen = rng.sample(sent, min(scale.packages, len(sent)))
     statuses = _mix(rng, PACKAGE_MIX, len(chosen))
-    decisions, decision_items, packages = [], [], []
+    decisions, packages = [], []
     for n, ((rfa_id, _code, authority_id, _status), status) in enumerate(
         zip(chosen, statuses, strict=True)
     ):
@@ -275,10 +275,6 @@ def _packages(
                 "created_at": made,
             }
         )
-        decision_items += [
-            {"decision_id": decision_id, "item_id": i, "outcome": "share"}
-            for i in candidates[rfa_id]
-        ]
         assembler, releaser = rng.sample(officers, 2)
         shipped = status in ("released", "withdrawn", "recalled", "expired")
         released_at = made + timedelta(days=2)
@@ -308,7 +304,6 @@ def _packages(
             }
         )
     _bulk(session, Decision, decisions)
-    _bulk(session, DecisionItem, decision_items)
     _bulk(session, Package, packages)
     package_rows = session.execute(
         select(Package.id, Package.rfa_id, Package.status, Package.released_at)

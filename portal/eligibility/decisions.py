@@ -1,8 +1,7 @@
 """Decision records: run an eligibility check and keep it, immutably.
 
 :func:`run_check` builds the snapshot, evaluates the policy and stores a
-:class:`~portal.models.Decision` (with one :class:`~portal.models.DecisionItem` per
-candidate item) and an audit event, in the caller's transaction. A decision carries
+:class:`~portal.models.Decision` and an audit event, in the caller's transaction. A decision carries
 everything needed to reproduce it: the snapshot (canonical JSON and its SHA-256), the
 results, the engine version, and the policy files themselves (in the results, beside
 their revision) — :func:`replay` re-evaluates a stored decision from the record alone.
@@ -15,12 +14,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from portal import audit
@@ -28,7 +26,7 @@ from portal.accounts.models import User
 from portal.authz.roles import require_active_officer
 from portal.canonical import sha256_hex
 from portal.db import GuardTarget, append_only_guard, utcnow
-from portal.eligibility.models import Decision, DecisionItem
+from portal.eligibility.models import Decision
 from portal.eligibility.policy import (
     ENGINE_VERSION,
     Change,
@@ -138,7 +136,7 @@ def _record(
     del snapshot
     results_json = canonical_text(result.to_json())
     outcome, counts = result.outcome, dict(result.counts)
-    outcomes = [(item.item_id, item.outcome) for item in result.items]
+    decided = {item.item_id for item in result.items}
     del result
     decision = Decision(
         id=str(uuid.uuid4()),
@@ -156,9 +154,7 @@ def _record(
     del snapshot_json, results_json  # the decision holds them
     db.add(decision)
     db.flush()
-    if outcomes:
-        _insert_items(db.connection(), decision.id, outcomes)
-    rechecked = _clear_recheck_flags(db, rfa, decision)
+    rechecked = _clear_recheck_flags(db, rfa, decided)
     audit.record(
         db,
         actor,
@@ -167,7 +163,7 @@ def _record(
         {
             "rfa": rfa.code,
             "outcome": outcome,
-            "items": len(outcomes),
+            "items": len(decided),
             "counts": counts,
             "policy_id": policy.id,
             "policy_revision": policy.revision,
@@ -180,64 +176,41 @@ def _record(
     return decision
 
 
-def _clear_recheck_flags(db: Session, rfa: Rfa, decision: Decision) -> int:
+def _clear_recheck_flags(db: Session, rfa: Rfa, decided: set[int]) -> int:
     """Clear the re-check flags (set by a consent revocation) of the candidates this decision
-    decided: it has seen their consent as it stands now. Returns how many were cleared.
+    decided (``decided``: their item ids): it has seen their consent as it stands now.
+    Returns how many were cleared. A candidate added after the snapshot was read keeps its
+    flag.
 
     A revocation committed after the snapshot was read may have its flag cleared here too;
     its consent event is newer than the decision, so packages still wait for another check
     (:func:`portal.packages.lifecycle.plan_package` compares the consent events' times).
     """
-    decided = select(DecisionItem.item_id).where(DecisionItem.decision_id == decision.id)
-    result = db.execute(
-        update(RfaItem)
-        .where(
-            RfaItem.rfa_id == rfa.id,
-            RfaItem.needs_recheck.is_(True),
-            RfaItem.item_id.in_(decided),
+    flagged = (RfaItem.rfa_id == rfa.id, RfaItem.needs_recheck.is_(True))
+    items = set(db.scalars(select(RfaItem.item_id).where(*flagged)))
+    cleared = items & decided
+    if not cleared:
+        return 0
+    if cleared == items:  # the usual case: one statement, whatever the number
+        chunks: list[list[int] | None] = [None]
+    else:  # a candidate added meanwhile is flagged too: the decided ones, by id
+        ordered = sorted(cleared)
+        chunks = [
+            ordered[i : i + _IDS_A_STATEMENT] for i in range(0, len(ordered), _IDS_A_STATEMENT)
+        ]
+    for chunk in chunks:
+        where = flagged if chunk is None else (*flagged, RfaItem.item_id.in_(chunk))
+        db.execute(
+            update(RfaItem)
+            .where(*where)
+            .values(needs_recheck=False)
+            .execution_options(synchronize_session="fetch")
         )
-        .values(needs_recheck=False)
-        .execution_options(synchronize_session="fetch")
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return len(cleared)
 
 
-_COPY = "COPY decision_item (decision_id, item_id, outcome) FROM STDIN"
-
-
-def _insert_items(
-    connection: Connection, decision_id: str, outcomes: Sequence[tuple[int, str]]
-) -> None:
-    """One ``decision_item`` row per (item id, outcome), by the cheapest path of each backend.
-
-    PostgreSQL through psycopg: COPY, the rows streamed to the server (a sixth of the client
-    CPU of one INSERT ... SELECT over three arrays, and less server time). SQLite: the
-    driver's own executemany over plain tuples (SQLAlchemy's per-row parameter handling
-    doubled the time). Other backends: Core.
-    """
-    dialect = connection.dialect.name
-    if dialect == "postgresql" and connection.dialect.driver == "psycopg":
-        driver = connection.connection.driver_connection  # in this transaction
-        assert driver is not None  # noqa: S101 - a live connection has its driver's
-        with driver.cursor() as cursor, cursor.copy(_COPY) as copy:
-            write = copy.write_row
-            for item_id, outcome in outcomes:
-                write((decision_id, item_id, outcome))
-    elif dialect == "sqlite":
-        columns = ["decision_id", "item_id", "outcome"]
-        statement = insert(DecisionItem).compile(dialect=connection.dialect, column_keys=columns)
-        connection.exec_driver_sql(
-            str(statement),
-            [(decision_id, item_id, outcome) for item_id, outcome in outcomes],
-        )
-    else:
-        connection.execute(
-            insert(DecisionItem),
-            [
-                {"decision_id": decision_id, "item_id": item_id, "outcome": outcome}
-                for item_id, outcome in outcomes
-            ],
-        )
+#: Ids bound into one statement (SQLite allows 32,766 parameters; PostgreSQL 65,535).
+_IDS_A_STATEMENT = 1000
 
 
 # --- reading decisions back ------------------------------------------------------------------
@@ -344,13 +317,11 @@ def guard_decisions(target: GuardTarget) -> None:
 def _describe(obj: object) -> str:
     if isinstance(obj, Decision):
         return f"decision {obj.id}"
-    if isinstance(obj, DecisionItem):
-        return f"the item result {obj.item_id} of decision {obj.decision_id}"
     return type(obj).__name__
 
 
 _GUARD = append_only_guard(
-    (Decision, DecisionItem),
+    (Decision,),
     DecisionImmutable,
     _describe,
     kept="decisions are kept",

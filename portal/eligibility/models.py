@@ -1,16 +1,20 @@
-"""Decision records: immutable results of an eligibility check (after OPA's decision logs)."""
+"""Decision records: immutable results of an eligibility check (after OPA's decision logs).
+
+Each item's outcome is in the decision's results (``Decision.results_json``), beside its rule
+results and wording; there is no table of them (migration 0033: nothing read its 100,000 rows a
+check of a large request wrote, for good, into an append-only table).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import Base, UTCDateTime, hex_digest, one_of, utcnow
 
 REQUEST_OUTCOMES = ("eligible", "partially_eligible", "ineligible", "needs_review")
-ITEM_OUTCOMES = ("share", "share_redacted", "withhold", "needs_review")
 
 
 class Decision(Base):
@@ -35,17 +39,3 @@ class Decision(Base):
     outcome: Mapped[str] = mapped_column(String(24))
     requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-
-
-class DecisionItem(Base):
-    """The per-item outcome of a decision, kept as rows so it can be queried. Its wording is
-    in the decision's results (``Decision.results_json``), once: a row per item and check
-    would store it again, in an append-only table (migration 0031)."""
-
-    __tablename__ = "decision_item"
-    __table_args__ = (one_of("outcome", ITEM_OUTCOMES), UniqueConstraint("decision_id", "item_id"))
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    decision_id: Mapped[str] = mapped_column(ForeignKey("decision.id"))
-    item_id: Mapped[int] = mapped_column(ForeignKey("item.id"), index=True)
-    outcome: Mapped[str] = mapped_column(String(16))

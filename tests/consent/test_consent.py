@@ -28,8 +28,7 @@ from portal.consent.ledger import (
 )
 from portal.consent.models import Consent, ConsentRequest, ConsentRequestItem
 from portal.consent.revocation import consequences, revoke_consent
-from portal.eligibility.decisions import run_check
-from portal.eligibility.models import DecisionItem
+from portal.eligibility.decisions import load_result, run_check
 from portal.eligibility.policy import Policy, load_policy
 from portal.packages.models import Download, Package, PackageItem, Recall
 from portal.registry.models import Authority, Item, Provider
@@ -378,9 +377,8 @@ def test_a_revocation_changes_the_next_eligibility_check(session: Session, polic
 
     def outcome(at: timedelta) -> str:
         decision = run_check(session, rfa, policy, requested_by=officer, actor="t", now=NOW + at)
-        return session.scalars(
-            select(DecisionItem.outcome).where(DecisionItem.decision_id == decision.id)
-        ).one()
+        (item,) = load_result(decision).items
+        return item.outcome
 
     assert outcome(timedelta(0)) == "share"
     revoke_consent(session, given, reason="Changed mind.", by=rep, now=NOW + timedelta(minutes=1))

@@ -24,6 +24,7 @@ from portal.config import Settings
 from portal.consent.models import Consent
 from portal.demo import run_demo
 from portal.demo.dataset import DEMO_EPOCH
+from portal.eligibility import decisions
 from portal.eligibility.decisions import (
     AUDIT_ACTION,
     CheckRefused,
@@ -38,11 +39,11 @@ from portal.eligibility.decisions import (
     replay,
     run_check,
 )
-from portal.eligibility.models import Decision, DecisionItem
+from portal.eligibility.models import Decision
 from portal.eligibility.policy import Policy, build_snapshot, evaluate, load_policy
 from portal.eligibility.policy.inputs import ConsentEvent
 from portal.registry.models import Authority, Item, Provider
-from portal.rfa.models import Rfa
+from portal.rfa.models import Rfa, RfaItem
 from portal.state import PortalState, build_state
 from tests.eligibility.test_policy_engine import _active_grant
 from tests.support import factories as make
@@ -71,7 +72,7 @@ def _small_request(session: Session) -> tuple[Authority, Provider, list[Item], R
 
 
 def test_run_check_stores_a_complete_reproducible_record(session: Session, policy: Policy) -> None:
-    authority, provider, _items, rfa = _small_request(session)
+    authority, provider, items, rfa = _small_request(session)
     officer = make.user(session)
     session.commit()
 
@@ -93,13 +94,8 @@ def test_run_check_stores_a_complete_reproducible_record(session: Session, polic
     assert stored.results_json == canonical_json(result.to_json())
     assert stored.snapshot_json == canonical_json(load_snapshot(stored).to_json())
     assert [i.outcome for i in result.items] == ["share", "share_redacted", "withhold"]
-    rows = session.execute(
-        select(DecisionItem.item_id, DecisionItem.outcome)
-        .where(DecisionItem.decision_id == decision.id)
-        .order_by(DecisionItem.item_id)
-    ).all()
-    assert [(r.item_id, r.outcome) for r in rows] == [(i.item_id, i.outcome) for i in result.items]
-    assert "declined consent" in result.items[2].explanation  # the wording: in the results only
+    assert [i.item_id for i in result.items] == [item.id for item in items]
+    assert "declined consent" in result.items[2].explanation
     event_row = session.scalars(select(AuditEvent).where(AuditEvent.action == AUDIT_ACTION)).one()
     assert event_row.target == f"decision:{decision.id}"
     assert event_row.actor == f"user:{officer.id}"
@@ -121,7 +117,7 @@ def test_wording_with_tabs_newlines_and_backslashes_is_stored_in_the_results_as_
     session: Session, policy: Policy
 ) -> None:
     """A provider's reason quoted in an explanation comes back from the stored record as it
-    was given; the item's row (on PostgreSQL written through COPY) holds its outcome."""
+    was given, beside the item's outcome."""
     authority = assessed_authority(session)
     provider = make.provider(session)
     item = make.item(session, provider)
@@ -133,13 +129,9 @@ def test_wording_with_tabs_newlines_and_backslashes_is_stored_in_the_results_as_
     session.expire_all()
     stored = session.get(Decision, decision.id)
     assert stored is not None
-    assert reason in load_result(stored).items[0].explanation
-    row = session.execute(
-        select(DecisionItem.item_id, DecisionItem.outcome).where(
-            DecisionItem.decision_id == decision.id
-        )
-    ).one()
-    assert tuple(row) == (item.id, "withhold")
+    (stored_item,) = load_result(stored).items
+    assert reason in stored_item.explanation
+    assert (stored_item.item_id, stored_item.outcome) == (item.id, "withhold")
 
 
 def test_replay_notices_a_tampered_snapshot(session: Session, policy: Policy) -> None:
@@ -282,22 +274,13 @@ def test_stored_decisions_cannot_be_changed_or_deleted(
     attempt(lambda s, d: setattr(d, "outcome", "eligible"))
     attempt(lambda s, d: setattr(d, "results_json", "{}"))
     attempt(lambda s, d: s.delete(d))
-
-    def rewrite_outcome(s: Session, d: Decision) -> None:
-        row = s.scalars(select(DecisionItem).where(DecisionItem.decision_id == d.id)).first()
-        assert row is not None
-        row.outcome = "share" if row.outcome != "share" else "withhold"
-
-    attempt(rewrite_outcome)
-    attempt(lambda s, d: s.delete(s.scalars(select(DecisionItem)).first()))
     attempt(lambda s, d: s.execute(update(Decision).values(outcome="eligible")))
-    attempt(lambda s, d: s.execute(delete(DecisionItem)))
     attempt(lambda s, d: s.execute(delete(Decision.__table__)))
 
     with sessions() as session:
         decision = session.get(Decision, decision_id)
         assert decision is not None and decision.outcome == "partially_eligible"
-        assert session.scalar(select(func.count()).select_from(DecisionItem)) == 3
+        assert len(load_result(decision).items) == 3
         # Reading and re-saving unchanged is not a change.
         decision.outcome = decision.outcome
         session.commit()
@@ -515,3 +498,32 @@ def test_through_the_real_ledger_no_active_grant_means_not_shared(
             assert outcome not in ("share", "share_redacted")
     finally:
         session.rollback()
+
+
+@pytest.mark.parametrize("per_statement", [1000, 2])
+def test_a_check_clears_the_flags_of_the_items_it_decided_and_no_other(
+    session: Session, monkeypatch: pytest.MonkeyPatch, per_statement: int
+) -> None:
+    """Five flagged candidates, of which the check decided three (the other two were added
+    after its snapshot was read): only those three are cleared, in statements of
+    ``per_statement`` ids."""
+    monkeypatch.setattr(decisions, "_IDS_A_STATEMENT", per_statement)
+    authority = assessed_authority(session)
+    provider = make.provider(session)
+    items = [make.item(session, provider) for _ in range(5)]
+    rfa = rfa_in_review(session, authority, [])
+    for item in items:
+        make.candidate(session, rfa, item, needs_recheck=True)
+    session.flush()
+    decided = {item.id for item in items[:3]}
+    assert decisions._clear_recheck_flags(session, rfa, decided) == 3
+    flagged = session.scalars(
+        select(RfaItem.item_id).where(RfaItem.rfa_id == rfa.id, RfaItem.needs_recheck.is_(True))
+    )
+    assert set(flagged) == {item.id for item in items[3:]}
+    assert decisions._clear_recheck_flags(session, rfa, decided) == 0
+    everything = {item.id for item in items}
+    assert decisions._clear_recheck_flags(session, rfa, everything) == 2
+    assert not session.scalar(
+        select(func.count()).where(RfaItem.rfa_id == rfa.id, RfaItem.needs_recheck.is_(True))
+    )

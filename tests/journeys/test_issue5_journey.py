@@ -20,7 +20,8 @@ from portal import audit
 from portal.audit import AuditEvent
 from portal.consent.models import Consent, ConsentRequest
 from portal.db import utcnow
-from portal.eligibility.models import Decision, DecisionItem
+from portal.eligibility.decisions import load_result
+from portal.eligibility.models import Decision
 from portal.registry.models import Authority, Item, Provider
 from portal.rfa.models import Assurance, Attachment, Rfa
 from tests.rfa.test_requests_pages import complete, new_draft, post_form, signed_in
@@ -84,12 +85,9 @@ def _check(client: FlaskClient, db: Session, rfa: Rfa, item: Item) -> str:
     decision_id = response.headers["Location"].rsplit("/", 1)[1]
     assert client.get(response.headers["Location"]).status_code == 200
     db.expire_all()
-    assert db.get(Decision, decision_id) is not None
-    return db.scalars(
-        select(DecisionItem.outcome).where(
-            DecisionItem.decision_id == decision_id, DecisionItem.item_id == item.id
-        )
-    ).one()
+    decision = db.get(Decision, decision_id)
+    assert decision is not None
+    return load_result(decision).item(item.code).outcome
 
 
 def test_request_to_consent_to_revocation(app: Flask, db: Session) -> None:

@@ -1,14 +1,18 @@
 """Migration 0031 takes the wording out of ``decision_item`` and keeps its rows and its
 immutability: by ALTER TABLE where the database can, and on SQLite older than 3.35 (no DROP
-COLUMN) by copying the table and making 0003's triggers again, which this test runs here."""
+COLUMN) by copying the table and making 0003's triggers again, which this test runs here.
+Migration 0033 drops the table (the outcomes are in the decisions' results); its downgrade
+makes it again, immutable, filled from those results."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from alembic import command
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from sqlalchemy import Connection, create_engine, inspect, text
@@ -91,8 +95,55 @@ def test_the_upgrade_keeps_rows_and_immutability(database: DatabaseUnderTest) ->
             _two_rows(connection)
             if database.backend == "postgresql":
                 connection.exec_driver_sql("SET session_replication_role = DEFAULT")
-        migrate.upgrade(engine)
+        migrate.upgrade(engine, "0031")
         with engine.connect() as connection:
             _assert_immutable_without_wording(connection)
+    finally:
+        engine.dispose()
+
+
+def _foreign_keys_off(connection: Connection, backend: str) -> None:
+    """Rows without the requests and items they refer to (only the tables are under test)."""
+    if backend == "sqlite":
+        connection.exec_driver_sql("PRAGMA foreign_keys = OFF")
+    else:
+        connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
+
+
+def test_0033_drops_the_table_and_its_downgrade_fills_it_from_the_results(
+    database: DatabaseUnderTest,
+) -> None:
+    engine = make_engine(database.url)
+    results = {  # what matters of format 1: item rows, id first and outcome fifth
+        "items": [
+            [1, "ITM-1", "t", "p", "share", "", [], []],
+            [2, "ITM-2", "t", "p", "withhold", "", [], []],
+        ]
+    }
+    try:
+        migrate.upgrade(engine)
+        assert "decision_item" not in inspect(engine).get_table_names()
+        with engine.begin() as connection:
+            _foreign_keys_off(connection, database.backend)
+            connection.execute(
+                text(
+                    "INSERT INTO decision (id, rfa_id, policy_id, policy_revision, engine_version,"
+                    " snapshot_json, snapshot_sha256, results_json, outcome, created_at) VALUES"
+                    " ('d-1', 1, 'p', :hex, '1', '{}', :hex, :results, 'partially_eligible',"
+                    " CURRENT_TIMESTAMP)"
+                ),
+                {"hex": "a" * 64, "results": json.dumps(results)},
+            )
+        config = migrate.alembic_config()
+        with engine.begin() as connection:
+            _foreign_keys_off(connection, database.backend)
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0032")
+        with engine.connect() as connection:
+            _assert_immutable_without_wording(connection)
+            decided = connection.scalars(text("SELECT DISTINCT decision_id FROM decision_item"))
+            assert list(decided) == ["d-1"]
+        migrate.upgrade(engine)
+        assert "decision_item" not in inspect(engine).get_table_names()
     finally:
         engine.dispose()
