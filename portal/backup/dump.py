@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import sqlite3
@@ -230,6 +231,15 @@ def run_tool(args: Sequence[str], env: Mapping[str, str], what: str) -> str:
     return done.stdout
 
 
+def _without_compression_settings(pg_dump: str, env: Mapping[str, str]) -> list[str]:
+    """``--no-toast-compression`` where pg_dump has it (14 or later): the dump then restores
+    on a server built without lz4 too; ``portal restore`` sets the decision records'
+    compression again, as far as the target can (see portal.eligibility.record_compression)."""
+    version = run_tool([pg_dump, "--version"], env, "pg_dump --version")
+    major = re.search(r"\(PostgreSQL\)\s+(\d+)", version)  # "pg_dump (PostgreSQL) 15.20 ..."
+    return ["--no-toast-compression"] if major and int(major.group(1)) >= 14 else []
+
+
 def _dump_postgresql(engine: Engine, database_url: str, staging: Path) -> _Facts:
     pg_dump = pg_tool("pg_dump")
     url, env = libpq(database_url)
@@ -243,6 +253,7 @@ def _dump_postgresql(engine: Engine, database_url: str, staging: Path) -> _Facts
         # The snapshot lives as long as this transaction: dump while it is open.
         run_tool(
             [pg_dump, "--format=custom", f"--snapshot={snapshot}", f"--schema={schema}",
+             *_without_compression_settings(pg_dump, env),
              f"--file={staging / PG_DUMP}", f"--dbname={url}"],
             env,
             "pg_dump",

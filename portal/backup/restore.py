@@ -40,6 +40,7 @@ from portal.backup.dump import (
 )
 from portal.config import Settings
 from portal.db import make_engine
+from portal.eligibility.record_compression import compress_decision_records
 from portal.rfa.search_indexes import TRIGRAM_INDEXES, create_trigram_indexes
 from portal.storage import BlobNotFound, DigestMismatch, FileBlobStore, fsync_dir
 
@@ -210,6 +211,7 @@ def _restore_postgresql(
         with engine.begin() as conn:
             revision = _check_restored(conn, manifest)
             create_trigram_indexes(conn)
+            compress_decision_records(conn)
         return revision
     except BaseException:
         _empty_schema(engine, schema, recreate=existed)

@@ -167,6 +167,15 @@ def test_round_trip(
             with restored_engine.connect() as conn:
                 indexes = {index["name"] for index in inspect(conn).get_indexes("item")}
             assert set(TRIGRAM_INDEXES) <= indexes
+            # restored without the dump's compression settings, then lz4 set again (0032)
+            with restored_engine.connect() as conn:
+                methods = conn.scalars(
+                    text(
+                        "SELECT attcompression FROM pg_attribute WHERE attrelid = "
+                        "'decision'::regclass AND attname IN ('snapshot_json', 'results_json')"
+                    )
+                )
+                assert list(methods) == ["l", "l"]
     finally:
         restored_engine.dispose()
 
