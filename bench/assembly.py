@@ -17,7 +17,7 @@ process is also given apart ("python"): its exact peak RSS (VmHWM) during the as
 mark reset after the setup. The assembling process imports the document renderers before the
 package, as ``portal worker`` does once when it starts (``preload_renderers``); the document
 worker forked for the package starts with them. ``--cold`` leaves them out, as in a process
-that never assembled a package before (``portal run``): the worker then imports WeasyPrint
+that did not preload them (``portal package assemble``): the worker then imports WeasyPrint
 and ReportLab's fonts itself, within the assembly's cost.
 
 A second baseline, the format floor, is what the package format itself costs when stock tools

@@ -548,6 +548,16 @@ def worker_command(workers: int) -> None:
         state = build_state(settings)  # a broken policy file stops the worker here, not each job
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    try:  # once here, before any thread starts, not in each package's document worker
+        preload_renderers()
+    except Exception as exc:  # each package then fails with the reason instead
+        logging.getLogger("portal.worker").error(
+            "Could not load the package documents' renderers (%s: %s): each assembly will fail "
+            "with the reason until they load; check the system packages the README lists "
+            "(`make system-packages`) and the Python environment",
+            type(exc).__name__,
+            exc,
+        )
     jobs = make_jobs(settings, state=state)
     if settings.redis_url:
         warn_unless_redis_persists(settings.redis_url)
@@ -570,13 +580,6 @@ def worker_command(workers: int) -> None:
         logger=logging.getLogger("portal.worker"),
         failure="Could not refresh the database's planner statistics",
     )
-    try:
-        preload_renderers()  # once here, not in each package's document worker
-    except (ImportError, OSError) as exc:  # WeasyPrint or its Pango/HarfBuzz libraries
-        raise click.ClickException(
-            f"cannot load the renderer of the package documents (WeasyPrint): {exc}; "
-            "install the system packages the README lists (`make system-packages`)"
-        ) from None
     consumer = jobs.huey.create_consumer(workers=workers, worker_type="thread", periodic=False)
     consumer.run()
 

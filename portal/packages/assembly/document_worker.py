@@ -208,8 +208,8 @@ def render(
     the renderers raise (DocumentError, OSError, ValueError).
 
     The title comes back from here so that an assembling process that did not preload the
-    renderers (``portal run``, tests) never imports the documents module (WeasyPrint,
-    ReportLab: tens of MB it would hold between packages)."""
+    renderers (``portal package assemble``, the immediate queue of tests) never imports the
+    documents module (WeasyPrint, ReportLab: tens of MB it would hold between packages)."""
     from portal.packages.assembly import documents
 
     if kind == "letter":
