@@ -196,33 +196,24 @@ def _clear_recheck_flags(db: Session, rfa: Rfa, decided: set[int]) -> int:
     """Clear the re-check flags (set by a consent revocation) of the candidates this decision
     decided (``decided``: their item ids): it has seen their consent as it stands now.
     Returns how many were cleared. A candidate added after the snapshot was read keeps its
-    flag.
+    flag: each statement names the ids it clears.
 
     A revocation committed after the snapshot was read may have its flag cleared here too;
     its consent event is newer than the decision, so packages still wait for another check
     (:func:`portal.packages.lifecycle.plan_package` compares the consent events' times).
     """
     flagged = (RfaItem.rfa_id == rfa.id, RfaItem.needs_recheck.is_(True))
-    items = set(db.scalars(select(RfaItem.item_id).where(*flagged)))
-    cleared = items & decided
-    if not cleared:
-        return 0
-    if cleared == items:  # the usual case: one statement, whatever the number
-        chunks: list[list[int] | None] = [None]
-    else:  # a candidate added meanwhile is flagged too: the decided ones, by id
-        ordered = sorted(cleared)
-        chunks = [
-            ordered[i : i + _IDS_A_STATEMENT] for i in range(0, len(ordered), _IDS_A_STATEMENT)
-        ]
-    for chunk in chunks:
-        where = flagged if chunk is None else (*flagged, RfaItem.item_id.in_(chunk))
-        db.execute(
+    cleared = sorted(decided.intersection(db.scalars(select(RfaItem.item_id).where(*flagged))))
+    count = 0
+    for start in range(0, len(cleared), _IDS_A_STATEMENT):
+        result = db.execute(
             update(RfaItem)
-            .where(*where)
+            .where(*flagged, RfaItem.item_id.in_(cleared[start : start + _IDS_A_STATEMENT]))
             .values(needs_recheck=False)
             .execution_options(synchronize_session="fetch")
         )
-    return len(cleared)
+        count += int(getattr(result, "rowcount", 0) or 0)
+    return count
 
 
 #: Ids bound into one statement (SQLite allows 32,766 parameters; PostgreSQL 65,535).
