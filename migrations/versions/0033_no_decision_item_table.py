@@ -75,8 +75,10 @@ def downgrade() -> None:
 
 
 def _fill_from_results() -> None:
-    """One row per item of every stored decision, read from its results (format 1: items are
-    rows whose first field is the item id and fifth its outcome), one decision at a time."""
+    """One row per item of every stored decision, read from its results, one decision at a
+    time. Results of format 1 name their item fields (``item_fields``: the item id and the
+    outcome among them); a decision whose results hold no such items (none the portal makes;
+    seeded benchmark data) gets no rows."""
     bind = op.get_bind()
     table = sa.table(
         "decision_item",
@@ -85,12 +87,20 @@ def _fill_from_results() -> None:
         sa.column("outcome", sa.String),
     )
     for (decision_id,) in bind.execute(sa.text("SELECT id FROM decision ORDER BY id")).all():
-        results = bind.scalar(
-            sa.text("SELECT results_json FROM decision WHERE id = :id"), {"id": decision_id}
+        results = json.loads(
+            bind.scalar(
+                sa.text("SELECT results_json FROM decision WHERE id = :id"), {"id": decision_id}
+            )
         )
+        if not isinstance(results, dict) or results.get("format") != 1:
+            continue
+        fields = results.get("item_fields")
+        if not isinstance(fields, list):
+            continue
+        item_id, outcome = fields.index("item_id"), fields.index("outcome")
         rows = [
-            {"decision_id": decision_id, "item_id": item[0], "outcome": item[4]}
-            for item in json.loads(results)["items"]
+            {"decision_id": decision_id, "item_id": item[item_id], "outcome": item[outcome]}
+            for item in results.get("items", [])
         ]
         if rows:
             bind.execute(sa.insert(table), rows)

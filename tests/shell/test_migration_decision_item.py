@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from portal import migrate
 from portal.db import make_engine
+from portal.eligibility.policy.engine import ItemResult
 from tests.conftest import DatabaseUnderTest
 
 MIGRATION = Path(migrate.__file__).resolve().parent.parent / "migrations" / "versions"
@@ -114,11 +115,15 @@ def test_0033_drops_the_table_and_its_downgrade_fills_it_from_the_results(
     database: DatabaseUnderTest,
 ) -> None:
     engine = make_engine(database.url)
-    results = {  # what matters of format 1: item rows, id first and outcome fifth
+    fields = ["item_id", "item", "title", "provider", "outcome", "explanation", "marks", "results"]
+    assert fields == list(ItemResult._fields)  # as the engine writes them today
+    results = {  # what matters of results format 1: named item fields, item rows
+        "format": 1,
+        "item_fields": fields,
         "items": [
-            [1, "ITM-1", "t", "p", "share", "", [], []],
-            [2, "ITM-2", "t", "p", "withhold", "", [], []],
-        ]
+            [1, "ITM-1", "t", "p", "share", "Shared.", [], []],
+            [2, "ITM-2", "t", "p", "withhold", "Withheld.", [], []],
+        ],
     }
     try:
         migrate.upgrade(engine)
@@ -133,6 +138,14 @@ def test_0033_drops_the_table_and_its_downgrade_fills_it_from_the_results(
                     " CURRENT_TIMESTAMP)"
                 ),
                 {"hex": "a" * 64, "results": json.dumps(results)},
+            )
+            connection.execute(  # as bench/seed.py makes them: results without items
+                text(
+                    "INSERT INTO decision (id, rfa_id, policy_id, policy_revision, engine_version,"
+                    " snapshot_json, snapshot_sha256, results_json, outcome, created_at) VALUES"
+                    " ('d-2', 1, 'p', :hex, '1', '{}', :hex, '{}', 'eligible', CURRENT_TIMESTAMP)"
+                ),
+                {"hex": "a" * 64},
             )
         config = migrate.alembic_config()
         with engine.begin() as connection:
