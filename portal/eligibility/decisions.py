@@ -91,7 +91,7 @@ def canonical_text(value: dict[str, Any]) -> str:
     values as for records.)
     """
     try:
-        return orjson.dumps(value, default=_as_array, option=orjson.OPT_SORT_KEYS).decode()
+        return orjson.dumps(value, default=_as_array, option=_ORJSON_OPTIONS).decode()
     except TypeError:  # orjson.JSONEncodeError is one
         return json.dumps(
             value,
@@ -101,6 +101,13 @@ def canonical_text(value: dict[str, Any]) -> str:
             allow_nan=False,
             check_circular=False,  # built fresh as trees by to_json(): no cycle can occur
         )
+
+
+#: Sorted keys; datetimes and dataclasses, which orjson would write itself, go to
+#: ``_as_array`` and so to ``json.dumps``, which refuses them as it always did.
+_ORJSON_OPTIONS = (
+    orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+)
 
 
 def _as_array(value: object) -> tuple[object, ...]:

@@ -5,8 +5,11 @@ value a decision record can hold: the record's hash and its replay depend on it.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +18,11 @@ from portal.eligibility.decisions import canonical_text
 
 def reference(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass
+class Facts:
+    code: str
 
 
 class Row(NamedTuple):
@@ -51,3 +59,15 @@ def test_what_orjson_would_not_write_alike_goes_to_json_dumps() -> None:
         {"escapes": '\x00\x08\t\n\x0c\r\x1f\x7f"\\/\u2028\U0001f600'},
     ):
         assert canonical_text(value) == reference(value)
+
+
+def test_what_is_not_plain_json_is_refused_as_json_dumps_refuses_it() -> None:
+    """orjson would write these itself; a record must not hold them, so they fail loudly."""
+    for value in (
+        {"at": datetime(2026, 1, 1, tzinfo=UTC)},
+        {"day": date(2026, 1, 1)},
+        {"facts": Facts("F-1")},
+        {"set": {1, 2}},
+    ):
+        with pytest.raises(TypeError):
+            canonical_text(value)
