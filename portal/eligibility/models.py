@@ -1,8 +1,9 @@
 """Decision records: immutable results of an eligibility check (after OPA's decision logs).
 
 Each item's outcome is in the decision's results (``Decision.results_json``), beside its rule
-results and wording; there is no table of them (migration 0033: nothing read its 100,000 rows a
-check of a large request wrote, for good, into an append-only table).
+results and wording; there is no table of them (migration 0033: a check of a large request
+wrote 100,000 rows, for good, into an append-only table that only the clearing of re-check
+flags read, and a check knows the items it decided without it).
 """
 
 from __future__ import annotations
