@@ -25,7 +25,7 @@ import math
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 
-__all__ = ["NotCanonical", "canonical_json", "canonical_json_bytes", "sha256_hex"]
+__all__ = ["NotCanonical", "canonical_json", "canonical_json_bytes", "plain_json", "sha256_hex"]
 
 
 class NotCanonical(TypeError, ValueError):
@@ -42,13 +42,19 @@ def canonical_json(value: object) -> str:
         plain = _plain(value, set())
     except _Refusal as refusal:
         raise NotCanonical(f"{refusal.where()}: {refusal.reason}") from None
+    return plain_json(plain)  # _plain already refused cycles
+
+
+def plain_json(value: object) -> str:
+    """The canonical text of a value that is already plain JSON (no conversion, no cycle
+    check: the caller vouches for both); ``TypeError``/``ValueError`` for anything else."""
     return json.dumps(
-        plain,
+        value,
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
         allow_nan=False,
-        check_circular=False,  # _plain already refused cycles
+        check_circular=False,
     )
 
 

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from portal import audit
 from portal.accounts.models import User
 from portal.authz.roles import require_active_officer
-from portal.canonical import sha256_hex
+from portal.canonical import plain_json, sha256_hex
 from portal.db import GuardTarget, append_only_guard, utcnow
 from portal.eligibility.models import Decision
 from portal.eligibility.policy import (
@@ -93,14 +93,7 @@ def canonical_text(value: dict[str, Any]) -> str:
     try:
         return orjson.dumps(value, default=_as_array, option=_ORJSON_OPTIONS).decode()
     except TypeError:  # orjson.JSONEncodeError is one
-        return json.dumps(
-            value,
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=False,
-            allow_nan=False,
-            check_circular=False,  # built fresh as trees by to_json(): no cycle can occur
-        )
+        return plain_json(value)  # built fresh as trees by to_json(): no cycle can occur
 
 
 #: Sorted keys; datetimes and dataclasses, which orjson would write itself, go to
