@@ -1,6 +1,6 @@
-"""``canonical_text`` (orjson, falling back to ``json.dumps``) writes the very text of
-``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` for every plain JSON
-value a decision record can hold: the record's hash and its replay depend on it."""
+"""A decision record's text (``portal.eligibility.record_text``) is the very text of
+``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)``: the record's hash
+and its replay depend on it. orjson writes it when it writes it alike, ``json.dumps`` otherwise."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portal.eligibility.decisions import canonical_text
+from portal.eligibility.policy import evaluate, load_policy
+from portal.eligibility.record_text import ORJSON_AGREES, PROBE, canonical_text, orjson_text
+from tests.eligibility.test_policy_engine import POLICIES
+from tests.eligibility.test_policy_rules import NOW, consent, item, mark, snapshot
 
 
 def reference(value: Any) -> str:
@@ -30,24 +33,33 @@ class Row(NamedTuple):
     count: int
 
 
-# Every character but lone surrogates (below), control characters and quotes included.
+# Every character but lone surrogates, control characters and quotes included.
 texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=20)
-scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | texts
+integers = st.integers(-(2**63), 2**64 - 1)  # what orjson writes itself
+scalars = st.none() | st.booleans() | integers | texts
 values = st.recursive(
     scalars,
     lambda inner: (
         st.lists(inner, max_size=5)
         | st.lists(inner, max_size=5).map(tuple)
-        | st.builds(Row, texts, st.integers(-(2**63), 2**64 - 1))
+        | st.builds(Row, texts, integers)
         | st.dictionaries(texts, inner, max_size=5)
     ),
     max_leaves=30,
 )
 
 
+def test_this_orjson_writes_the_probe_as_json_dumps_does() -> None:
+    """Otherwise records are written by json.dumps alone; CI says so here."""
+    assert ORJSON_AGREES
+    assert orjson_text(PROBE) == reference(PROBE)
+    assert "\\u000b" in orjson_text(PROBE)  # the vertical tab some releases wrote as "\u"
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.dictionaries(texts, values, max_size=6))
-def test_it_writes_what_json_dumps_writes(value: dict[str, Any]) -> None:
+def test_orjson_writes_what_json_dumps_writes(value: dict[str, Any]) -> None:
+    assert orjson_text(value) == reference(value)
     assert canonical_text(value) == reference(value)
 
 
@@ -56,13 +68,13 @@ def test_what_orjson_would_not_write_alike_goes_to_json_dumps() -> None:
         {"big": 2**64, "small": -(2**63) - 1},  # beyond 64 bits
         {"lone": "\ud800 surrogate"},  # not UTF-8
         {"keys": {1: "an integer key"}},  # json.dumps writes it as "1"
-        {"escapes": '\x00\x08\t\n\x0c\r\x1f\x7f"\\/\u2028\U0001f600'},
     ):
+        with pytest.raises(TypeError):
+            orjson_text(value)
         assert canonical_text(value) == reference(value)
 
 
 def test_what_is_not_plain_json_is_refused_as_json_dumps_refuses_it() -> None:
-    """orjson would write these itself; a record must not hold them, so they fail loudly."""
     for value in (
         {"at": datetime(2026, 1, 1, tzinfo=UTC)},
         {"day": date(2026, 1, 1)},
@@ -71,3 +83,28 @@ def test_what_is_not_plain_json_is_refused_as_json_dumps_refuses_it() -> None:
     ):
         with pytest.raises(TypeError):
             canonical_text(value)
+
+
+def _plain_types(value: Any, path: str = "$") -> None:
+    """Only what orjson and json.dumps write alike (no float, Enum, UUID...)."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            assert type(key) is str, f"{path}: key {key!r}"
+            _plain_types(inner, f"{path}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for index, inner in enumerate(value):
+            _plain_types(inner, f"{path}[{index}]")
+    else:
+        assert value is None or type(value) in (str, int, bool), f"{path}: {type(value)}"
+
+
+def test_records_hold_only_plain_values() -> None:
+    """A float (or any other type) in a snapshot or results would be written by orjson its
+    own way: this fails first."""
+    subject = snapshot(
+        item("ITM-0001", marks=[mark("M1", reason="Nom d\u2019un témoin — « protégé » ✓")]),
+        item("ITM-0002", consents=[consent("grant", NOW, conditions='Quote " and \\ slash')]),
+    )
+    for record in (subject.to_json(), evaluate(load_policy(POLICIES), subject).to_json()):
+        _plain_types(record)
+        assert canonical_text(record) == reference(record)
