@@ -557,6 +557,7 @@ def worker_command(workers: int) -> None:
             "(`make system-packages`) and the Python environment",
             type(exc).__name__,
             exc,
+            exc_info=not isinstance(exc, (ImportError, OSError)),  # a bug: where it is
         )
     jobs = make_jobs(settings, state=state)
     if settings.redis_url:

@@ -19,6 +19,7 @@ Create Date: 2026-12-07 20:15:00
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -28,6 +29,8 @@ revision: str = "0033"
 down_revision: str | None = "0032"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+log = logging.getLogger("portal.migrate")
 
 OUTCOMES = ("share", "share_redacted", "withhold", "needs_review")
 MESSAGE = "decision records are immutable"  # 0003's
@@ -86,6 +89,7 @@ def _fill_from_results() -> None:
         sa.column("item_id", sa.Integer),
         sa.column("outcome", sa.String),
     )
+    skipped = 0
     for (decision_id,) in bind.execute(sa.text("SELECT id FROM decision ORDER BY id")).all():
         results = json.loads(
             bind.scalar(
@@ -93,9 +97,11 @@ def _fill_from_results() -> None:
             )
         )
         if not isinstance(results, dict) or results.get("format") != 1:
+            skipped += 1
             continue
         fields = results.get("item_fields")
         if not isinstance(fields, list):
+            skipped += 1
             continue
         item_id, outcome = fields.index("item_id"), fields.index("outcome")
         rows = [
@@ -104,3 +110,7 @@ def _fill_from_results() -> None:
         ]
         if rows:
             bind.execute(sa.insert(table), rows)
+    if skipped:
+        log.warning(
+            "%d decisions hold no item rows in their results: no decision_item rows", skipped
+        )

@@ -20,6 +20,7 @@ checks that every listed digest is in the target store and still hashes to its n
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import secrets
@@ -52,6 +53,8 @@ MANIFEST = "backup.json"
 BLOB_LIST = "blobs.txt"
 PG_DUMP = "database.dump"
 SQLITE_COPY = "database.sqlite3"
+
+log = logging.getLogger(__name__)
 
 # Columns whose values are keys of blobs the portal keeps in its store. (Renditions live
 # only inside the encrypted package, so package_item.rendition_sha256 is not one.)
@@ -236,8 +239,21 @@ def _without_compression_settings(pg_dump: str, env: Mapping[str, str]) -> list[
     on a server built without lz4 too; ``portal restore`` sets the decision records'
     compression again, as far as the target can (see portal.eligibility.record_compression)."""
     version = run_tool([pg_dump, "--version"], env, "pg_dump --version")
-    major = re.search(r"\(PostgreSQL\)\s+(\d+)", version)  # "pg_dump (PostgreSQL) 15.20 ..."
-    return ["--no-toast-compression"] if major and int(major.group(1)) >= 14 else []
+    major = pg_major_version(version)
+    if major is None:
+        log.warning(
+            "pg_dump's version not recognised (%s): the dump keeps its columns' compression "
+            "settings",
+            version.strip()[:80],
+        )
+        return []
+    return ["--no-toast-compression"] if major >= 14 else []
+
+
+def pg_major_version(version: str) -> int | None:
+    """The major version in a PostgreSQL tool's ``--version`` ("pg_dump (PostgreSQL) 15.20")."""
+    found = re.search(r"\(PostgreSQL\)\s+(\d+)", version)
+    return None if found is None else int(found.group(1))
 
 
 def _dump_postgresql(engine: Engine, database_url: str, staging: Path) -> _Facts:

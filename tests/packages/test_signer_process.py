@@ -166,10 +166,18 @@ def test_the_worker_child_process_signs_a_package(
             assert status == "assembled", reason
             assert signer
         finally:
-            worker.terminate()
-            worker.wait(30)
+            _end(worker)
     finally:
         engine.dispose()
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(30)
 
 
 def _wait_for_library(process: subprocess.Popen[bytes], name: str, seconds: float = 60) -> None:
@@ -232,18 +240,18 @@ def test_portal_worker_without_its_renderer_says_what_to_check_and_works_on(
         )
     try:
         deadline = time.monotonic() + 60
-        while "Could not load the package documents' renderers" not in log.read_text():
+        while "Swept" not in log.read_text():  # logged after the renderers, before serving
             assert worker.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
         time.sleep(1)
         assert worker.poll() is None, log.read_text()  # still serving
         text_ = log.read_text()
+        assert "Could not load the package documents' renderers" in text_
         assert "libpango-1.0.so.0" in text_ and "make system-packages" in text_
         assert "Traceback" not in text_
     finally:
-        worker.terminate()
-        worker.wait(30)
+        _end(worker)
 
 
 def test_a_killed_workers_keyrings_are_removed_but_not_those_in_use() -> None:

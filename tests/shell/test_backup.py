@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import stat
+import subprocess
 import threading
 import time
 import uuid
@@ -21,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 
 from portal import migrate
 from portal.audit import record
-from portal.backup.dump import BLOB_LIST, MANIFEST, PG_DUMP, SQLITE_COPY
+from portal.backup.dump import BLOB_LIST, MANIFEST, PG_DUMP, SQLITE_COPY, pg_major_version
 from portal.db import make_engine, make_session_factory, transaction
 from portal.models import Base
 from portal.registry.models import Item
@@ -141,6 +142,14 @@ def test_round_trip(
     assert manifest["blobs"] == len(listed) and manifest["blobs_missing"] == []
     if database.backend == "postgresql":
         assert (dest / dump).read_bytes()[:5] == b"PGDMP"  # pg_dump's custom format
+        # without the columns' compression settings: it restores on a server without lz4
+        schema = subprocess.run(
+            ["pg_restore", "--schema-only", "--file=-", str(dest / dump)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "CREATE TABLE" in schema and "SET COMPRESSION" not in schema
         assert manifest["pg_schema"] == database.schema
 
     url = fresh_database()
@@ -324,3 +333,17 @@ def test_a_backup_taken_while_the_portal_writes_is_consistent(
     done = target(tmp_path, url, blobs_from=portal)("restore", str(dest))
     assert done.exit_code == 0, done.output
     assert row_counts(url) == recorded["row_counts"]
+
+
+@pytest.mark.parametrize(
+    ("version", "major"),
+    [
+        ("pg_dump (PostgreSQL) 13.16", 13),
+        ("pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)\n", 15),
+        ("pg_dump (PostgreSQL) 16.4 (Debian 16.4-1.pgdg120+1)", 16),
+        ("pg_dump (PostgreSQL) 17beta1", 17),
+        ("pg_dump 9000", None),
+    ],
+)
+def test_the_major_version_of_a_postgresql_tool(version: str, major: int | None) -> None:
+    assert pg_major_version(version) == major
