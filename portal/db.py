@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -368,3 +368,9 @@ def refresh_planner_statistics(engine: Engine) -> bool:
             connection.exec_driver_sql(f'ANALYZE "{quoted}"')
             connection.commit()
     return True
+
+
+def database_refusal(exc: DBAPIError) -> str:
+    """The first line of what the database said when it refused a statement (for a warning
+    that names the reason: never parameters, which SQLAlchemy appends after it)."""
+    return str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__

@@ -17,6 +17,8 @@ import logging
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
+from portal.db import database_refusal
+
 __all__ = ["RECORD_COLUMNS", "compress_decision_records"]
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,7 @@ def compress_decision_records(conn: Connection, method: str = "lz4") -> bool:
                     text(f"ALTER TABLE decision ALTER COLUMN {column} SET COMPRESSION {method}")
                 )
     except DBAPIError as exc:  # a server built without lz4
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        reason = database_refusal(exc)
         log.warning(
             "decision records stay compressed with the server's default, not %s: %s",
             method,

@@ -24,6 +24,8 @@ import logging
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
+from portal.db import database_refusal
+
 __all__ = ["TRIGRAM_INDEXES", "create_trigram_indexes"]
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,7 @@ def _install_extension(conn: Connection) -> str | None:
         with conn.begin_nested():
             conn.execute(text("CREATE EXTENSION pg_trgm"))
     except DBAPIError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        reason = database_refusal(exc)
         log.warning(
             "pg_trgm could not be installed (%s): the repository search works without its "
             "indexes, only slower on rare words. Install it and run `portal init` again.",
