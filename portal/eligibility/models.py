@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import Base, UTCDateTime, hex_digest, one_of, utcnow
@@ -40,3 +40,32 @@ class Decision(Base):
     outcome: Mapped[str] = mapped_column(String(24))
     requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DecisionFreshness(Base):
+    """When a request was last decided, and when its facts last changed: one row per request,
+    kept by database triggers (:mod:`portal.eligibility.freshness`), never by the application.
+
+    ``changed_at`` is the latest time a candidate was added to the request or a consent event
+    of a candidate's provider for its authority was recorded (standing, or for that item);
+    ``decided_at`` the latest decision's time. A decision is stale when ``changed_at`` is
+    later (see :func:`portal.web.worklists.stale_decisions`), which the partial index finds
+    without reading every decided request.
+    """
+
+    __tablename__ = "decision_freshness"
+    __table_args__ = (
+        Index(
+            "ix_decision_freshness_stale",
+            "decided_at",
+            "rfa_id",
+            sqlite_where=text("changed_at > decided_at"),
+            postgresql_where=text("changed_at > decided_at"),
+        ),
+    )
+
+    rfa_id: Mapped[int] = mapped_column(
+        ForeignKey("rfa.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -11,16 +11,18 @@ from portal.api import models as api
 from portal.consent import models as consent
 from portal.db import Base
 from portal.eligibility import models as eligibility
+from portal.eligibility.freshness import install_schema_hooks as install_freshness_triggers
 from portal.notifications import models as notifications
 from portal.packages import models as packages
 from portal.registry import models as registry
 from portal.rfa import models as rfa
-from portal.rfa.search_fts import install_schema_hooks
+from portal.rfa.search_fts import install_schema_hooks as install_search_index
 from portal.transparency import models as transparency
 
 __all__ = ["Base"]
 
-install_schema_hooks(Base.metadata.tables["item"])  # SQLite's search index (portal.rfa.search_fts)
+install_search_index(Base.metadata.tables["item"])  # SQLite's search index (portal.rfa.search_fts)
+install_freshness_triggers(Base.metadata)  # the decisions' freshness (portal.eligibility.freshness)
 
 #: The modules whose models are in ``Base.metadata``.
 MODEL_MODULES = (

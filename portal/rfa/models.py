@@ -139,6 +139,16 @@ class RfaItem(Base):
     needs_recheck: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+# The candidates flagged for a re-check (a revocation since the last check): few rows, found by
+# the stale decisions' worklist without reading every candidate (portal.web.worklists).
+Index(
+    "ix_rfa_item_flagged",
+    RfaItem.rfa_id,
+    sqlite_where=RfaItem.needs_recheck.is_(True),
+    postgresql_where=RfaItem.needs_recheck.is_(True),
+)
+
+
 class Message(Base):
     """A message in a request's clarification thread."""
 

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from functools import cache, lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, ScalarSelect, Select, and_, case, exists, func, or_, select
+from sqlalchemy import ColumnElement, ScalarSelect, Select, and_, case, func, or_, select, union
 from sqlalchemy.orm import InstrumentedAttribute, Session, load_only
 from sqlalchemy.orm.interfaces import ORMOption
 
 from portal.accounts.models import User
-from portal.consent.models import Consent, ConsentRequest
+from portal.consent.models import ConsentRequest
 from portal.db import utcnow
-from portal.eligibility.models import Decision
+from portal.eligibility.models import DecisionFreshness
 from portal.packages.models import Package
 from portal.paging import Page, paginate
 from portal.registry.models import Item, Provider, RedactionMark
@@ -126,36 +126,29 @@ def _awaiting_release(user_id: int) -> Select[Package]:
     )
 
 
-def _latest_decisions() -> Select[int, datetime]:
-    return select(Decision.rfa_id, func.max(Decision.created_at).label("at")).group_by(
-        Decision.rfa_id
-    )
-
-
 @cache
 def stale_decisions() -> Select[Rfa]:
     """Requests whose latest decision rests on facts that changed since: a candidate flagged
     for a re-check (a consent revocation), a candidate added after it, or a consent event of
-    a candidate's provider for the request's authority recorded after it. (A candidate taken
-    out leaves no row behind; the package page still catches it: plan_package.)"""
-    latest = _latest_decisions().subquery()
-    flagged_or_added = exists().where(
-        RfaItem.rfa_id == Rfa.id,
-        or_(RfaItem.needs_recheck.is_(True), RfaItem.added_at > latest.c.at),
+    a candidate's provider for the request's authority recorded after it, oldest decision
+    first. The times are kept by triggers (:mod:`portal.eligibility.freshness`); both halves
+    are read from partial indexes, so the list costs what it holds, not every decided
+    request. (A candidate taken out again keeps the request listed until it is checked; a
+    candidate taken out that the decision covered is caught by the package page:
+    plan_package.)"""
+    changed = select(DecisionFreshness.rfa_id).where(
+        DecisionFreshness.changed_at > DecisionFreshness.decided_at
     )
-    consent_after = exists().where(
-        RfaItem.rfa_id == Rfa.id,
-        Item.id == RfaItem.item_id,
-        Consent.provider_id == Item.provider_id,
-        Consent.authority_id == Rfa.authority_id,
-        or_(Consent.item_id.is_(None), Consent.item_id == RfaItem.item_id),
-        Consent.recorded_at > latest.c.at,
-    )
+    flagged = select(RfaItem.rfa_id).where(RfaItem.needs_recheck.is_(True))
     return (
         select(Rfa)
-        .join(latest, latest.c.rfa_id == Rfa.id)
-        .where(Rfa.status.in_(CHECKED_STATUSES), or_(flagged_or_added, consent_after))
-        .order_by(latest.c.at, Rfa.id)
+        .join(DecisionFreshness, DecisionFreshness.rfa_id == Rfa.id)
+        .where(
+            Rfa.id.in_(union(changed, flagged)),
+            Rfa.status.in_(CHECKED_STATUSES),
+            DecisionFreshness.decided_at.is_not(None),
+        )
+        .order_by(DecisionFreshness.decided_at, Rfa.id)
     )
 
 

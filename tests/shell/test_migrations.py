@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
@@ -17,12 +18,15 @@ from sqlalchemy.orm import Session
 from portal import migrate
 from portal.accounts.models import User
 from portal.db import make_engine
+from portal.eligibility.models import DecisionFreshness
 from portal.models import Base
 from portal.registry.models import Item
-from portal.rfa.models import URGENCIES
+from portal.rfa.models import URGENCIES, Rfa
 from portal.rfa.search import ItemQuery, conditions, search
 from portal.rfa.triage import QUEUE_PAGE_SIZE, QueueFilter, queue_statement
+from portal.web.worklists import stale_decisions
 from tests.conftest import DatabaseUnderTest
+from tests.support import factories as make
 
 # The trigram indexes exist on PostgreSQL only (see portal.rfa.search_indexes).
 POSTGRESQL_ONLY = pytest.mark.parametrize("database", ["postgresql"], indirect=True)
@@ -258,6 +262,58 @@ def test_decision_records_are_stored_with_lz4_and_the_downgrade_restores_the_def
             config.attributes["connection"] = connection
             command.downgrade(config, "0031")
         assert compression() == {"snapshot_json": "", "results_json": ""}
+    finally:
+        migrate.upgrade(engine)
+        engine.dispose()
+
+
+def test_0034_fills_the_decisions_freshness_from_the_history_and_keeps_it(
+    database: DatabaseUnderTest,
+) -> None:
+    """Migration 0034: the table is filled from what the database holds (here a candidate
+    added while it was downgraded, so no trigger saw it), its triggers keep it from then on,
+    and the downgrade takes table, indexes and triggers away (inserts still work)."""
+    start = datetime(2026, 2, 1, 8, 0, tzinfo=UTC)
+    engine = make_engine(database.url)
+    config = migrate.alembic_config()
+
+    def listed() -> list[str]:
+        with Session(engine) as db:
+            return list(db.scalars(stale_decisions().with_only_columns(Rfa.code)))
+
+    try:
+        migrate.upgrade(engine)
+        with Session(engine) as db:
+            authority, provider = make.authority(db), make.provider(db)
+            first, second = make.item(db, provider), make.item(db, provider)
+            rfa = make.rfa(db, authority, "RFA-2026-0340", status="in_review")
+            make.candidate(db, rfa, first, added_at=start)
+            make.decision_row(db, rfa, start + timedelta(hours=1))
+            db.commit()
+            rfa_id, second_id = rfa.id, second.id
+        assert listed() == []
+
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0033")
+        assert "decision_freshness" not in inspect(engine).get_table_names()
+        with Session(engine) as db:
+            later = start + timedelta(hours=2)
+            make.candidate(db, db.get(Rfa, rfa_id), db.get(Item, second_id), added_at=later)
+            db.commit()
+
+        migrate.upgrade(engine)
+        assert listed() == ["RFA-2026-0340"]
+        with Session(engine) as db:
+            row = db.get(DecisionFreshness, rfa_id)
+            assert row is not None
+            assert (row.decided_at, row.changed_at) == (
+                start + timedelta(hours=1),
+                start + timedelta(hours=2),
+            )
+            make.decision_row(db, db.get(Rfa, rfa_id), start + timedelta(hours=3))  # by the trigger
+            db.commit()
+        assert listed() == []
     finally:
         migrate.upgrade(engine)
         engine.dispose()

@@ -18,6 +18,7 @@ credentials that a browser can sign in with come from :func:`tests.support.auth.
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
@@ -29,6 +30,7 @@ from portal.accounts.models import User
 from portal.canonical import sha256_hex
 from portal.consent.models import Consent
 from portal.db import Base, utcnow
+from portal.eligibility.models import Decision
 from portal.registry import models as registry
 from portal.registry.mark_terms import seal_term
 from portal.rfa.models import Rfa, RfaItem
@@ -246,6 +248,24 @@ def rfa(
 def candidate(db: Session, rfa: Rfa, item: registry.Item, **fields: Any) -> RfaItem:
     """``item`` as a candidate of ``rfa``."""
     return _new(db, RfaItem, {"rfa_id": rfa.id, "item_id": item.id}, fields)
+
+
+def decision_row(db: Session, rfa: Rfa, at: datetime) -> Decision:
+    """A bare decision record of ``rfa`` made ``at`` (no snapshot or results in it), for
+    tests of what reads only when requests were decided; :func:`run_check` makes real ones."""
+    columns = {
+        "id": str(uuid.uuid4()),
+        "rfa_id": rfa.id,
+        "policy_id": "test",
+        "policy_revision": "0" * 64,
+        "engine_version": "test",
+        "snapshot_json": "{}",
+        "snapshot_sha256": "0" * 64,
+        "results_json": "{}",
+        "outcome": "eligible",
+        "created_at": at,
+    }
+    return _new(db, Decision, columns, {})
 
 
 def user(

@@ -1,0 +1,210 @@
+"""Triggers that keep :class:`~portal.eligibility.models.DecisionFreshness` in step: when each
+request was last decided, and when its facts last changed.
+
+The stale decisions' worklist (the legal officers' dashboard) used to work this out on every
+page: the latest decision of every request (a GROUP BY over all decisions), then for each
+decided request whether a candidate was added after it, or a consent event of a candidate's
+provider for its authority recorded after it. That read every decided request and its
+candidates: 5 of the dashboard's 13 ms with 1,000 decisions on SQLite (bench/pages.py), and
+it grew with every request ever decided. The triggers record each such fact as it happens,
+so the worklist reads only the stale rows, from a partial index.
+
+Triggers rather than application code, because candidates, consent events and decisions are
+written from several places (views, commands, imports, the demo), and a row written without
+its note would leave a stale decision off the worklist without a sound. Each trigger upserts
+the request's row (``INSERT ... ON CONFLICT DO UPDATE``, SQLite and PostgreSQL alike), taking
+the later of the stored time and the new one: a row missing is made, concurrent writers of one
+request wait for each other on its row, and an event dated before the one stored changes
+nothing.
+
+What counts as a change, as the worklist's query counted it before:
+
+- a candidate added (``rfa_item`` inserted): its ``added_at``;
+- a consent event (``consent`` inserted) for the request's authority, of the provider of one
+  of its candidates, standing (no item) or for that candidate: its ``recorded_at``;
+- a decision (``decision`` inserted): its ``created_at`` is the request's ``decided_at``.
+
+A candidate taken out again leaves its time behind: the request stays on the worklist until
+it is checked again (the query before forgot it). That is the careful side: its facts did
+change after the decision. Re-check flags (set by a revocation) are read from their own
+partial index (``ix_rfa_item_flagged``).
+
+Made by migration 0034 (which also fills the table from the history), and for databases
+created from the models by a hook on the metadata (the tests).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, MetaData, Table, func, insert, select
+from sqlalchemy import event as sa_event
+
+__all__ = [
+    "TRIGGERS",
+    "create_freshness_triggers",
+    "drop_freshness_triggers",
+    "fill_freshness",
+    "install_schema_hooks",
+]
+
+TABLE = "decision_freshness"
+
+# (trigger name, table, the upserted column, its rows: VALUES or a SELECT over NEW)
+_UPSERTS = (
+    (
+        "decision_freshness_on_decision",
+        "decision",
+        "decided_at",
+        "VALUES (NEW.rfa_id, NEW.created_at)",
+    ),
+    (
+        "decision_freshness_on_candidate",
+        "rfa_item",
+        "changed_at",
+        "VALUES (NEW.rfa_id, NEW.added_at)",
+    ),
+    (
+        "decision_freshness_on_consent",
+        "consent",
+        "changed_at",
+        # Every request of the event's authority with a candidate of the event's provider (that
+        # item, for an item's event). Driven by the provider's items: a handful of rows for an
+        # item's event, the provider's candidates for a standing one.
+        "SELECT DISTINCT ri.rfa_id, NEW.recorded_at"
+        " FROM item i JOIN rfa_item ri ON ri.item_id = i.id JOIN rfa r ON r.id = ri.rfa_id"
+        " WHERE i.provider_id = NEW.provider_id AND r.authority_id = NEW.authority_id"
+        " AND (NEW.item_id IS NULL OR i.id = NEW.item_id)",
+    ),
+)
+#: The triggers' names (each on the table of the same entry in ``_UPSERTS``).
+TRIGGERS = tuple(name for name, *_ in _UPSERTS)
+
+
+def _upsert(column: str, rows: str, later: str) -> str:
+    # SQLite reads "SELECT ... FROM t ON CONFLICT" as a join's ON: the SELECT ends with WHERE.
+    return (
+        f"INSERT INTO {TABLE} (rfa_id, {column}) {rows}"
+        f" ON CONFLICT (rfa_id) DO UPDATE SET {column} = {later}"
+    )
+
+
+def _sqlite_statements() -> list[str]:
+    # SQLite's two-argument max() is NULL when either is: the stored time may be NULL.
+    return [
+        f"CREATE TRIGGER {name} AFTER INSERT ON {table} BEGIN "
+        + _upsert(
+            column,
+            rows,
+            f"max(coalesce({TABLE}.{column}, excluded.{column}), excluded.{column})",
+        )
+        + "; END"
+        for name, table, column, rows in _UPSERTS
+    ]
+
+
+def _postgresql_statements() -> list[str]:
+    statements = []
+    for name, table, column, rows in _UPSERTS:
+        body = _upsert(column, rows, f"GREATEST({TABLE}.{column}, EXCLUDED.{column})")
+        statements += [
+            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$"
+            f" BEGIN {body}; RETURN NULL; END $$",
+            f"CREATE TRIGGER {name} AFTER INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION {name}()",
+        ]
+    return statements
+
+
+def create_freshness_triggers(conn: Connection) -> None:
+    """Make the triggers, inside the caller's transaction (SQLite and PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        statements = _postgresql_statements()
+    elif conn.dialect.name == "sqlite":
+        statements = _sqlite_statements()
+    else:  # pragma: no cover - the portal runs on these two
+        raise RuntimeError(f"no freshness triggers for {conn.dialect.name}")
+    for statement in statements:
+        conn.exec_driver_sql(statement)
+
+
+def drop_freshness_triggers(conn: Connection) -> None:
+    for name, table, *_ in _UPSERTS:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name} ON {table}")
+            conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {name}()")
+        else:
+            conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
+
+
+def fill_freshness(conn: Connection, tables: MetaData) -> int:
+    """One row per request with candidates or decisions, from the history as it stands (what
+    the triggers would have written); for a database that had none. Returns the rows written.
+    ``tables``: the metadata holding the tables (reflected in a migration)."""
+    rfa, rfa_item, item, consent, decision, freshness = (
+        tables.tables[name] for name in ("rfa", "rfa_item", "item", "consent", "decision", TABLE)
+    )
+    decided = dict(  # of requests that exist (a decision does not outlive its request)
+        conn.execute(
+            select(decision.c.rfa_id, func.max(decision.c.created_at))
+            .join(rfa, rfa.c.id == decision.c.rfa_id)
+            .group_by(decision.c.rfa_id)
+        ).all()
+    )
+    changed: dict[int, datetime] = dict(
+        conn.execute(
+            select(rfa_item.c.rfa_id, func.max(rfa_item.c.added_at))
+            .join(rfa, rfa.c.id == rfa_item.c.rfa_id)
+            .group_by(rfa_item.c.rfa_id)
+        ).all()
+    )
+    consents = conn.execute(
+        select(rfa_item.c.rfa_id, func.max(consent.c.recorded_at))
+        .join(item, item.c.id == rfa_item.c.item_id)
+        .join(rfa, rfa.c.id == rfa_item.c.rfa_id)
+        .join(
+            consent,
+            (consent.c.provider_id == item.c.provider_id)
+            & (consent.c.authority_id == rfa.c.authority_id)
+            & (consent.c.item_id.is_(None) | (consent.c.item_id == item.c.id)),
+        )
+        .group_by(rfa_item.c.rfa_id)
+    ).all()
+    for rfa_id, recorded_at in consents:
+        before = changed.get(rfa_id)
+        changed[rfa_id] = recorded_at if before is None else max(before, recorded_at)
+    rows: dict[int, dict[str, Any]] = defaultdict(dict)
+    for rfa_id, at in decided.items():
+        rows[rfa_id]["decided_at"] = at
+    for rfa_id, at in changed.items():
+        rows[rfa_id]["changed_at"] = at
+    values = [
+        {"rfa_id": rfa_id, "decided_at": row.get("decided_at"), "changed_at": row.get("changed_at")}
+        for rfa_id, row in sorted(rows.items())
+    ]
+    if values:
+        conn.execute(insert(freshness), values)
+    return len(values)
+
+
+def _after_create(target: MetaData, connection: Connection, **kw: Any) -> None:
+    created: list[Table] | None = kw.get("tables")
+    names = {table.name for table in (created or target.tables.values())}
+    if TABLE in names:
+        create_freshness_triggers(connection)
+
+
+def _before_drop(target: MetaData, connection: Connection, **kw: Any) -> None:
+    dropped: list[Table] | None = kw.get("tables")
+    names = {table.name for table in (dropped or target.tables.values())}
+    if TABLE in names:
+        drop_freshness_triggers(connection)
+
+
+def install_schema_hooks(metadata: MetaData) -> None:
+    """Databases made by ``metadata.create_all`` (the tests) get the triggers once every table
+    is there; migrated ones get them from 0034."""
+    if not sa_event.contains(metadata, "after_create", _after_create):
+        sa_event.listen(metadata, "after_create", _after_create)
+        sa_event.listen(metadata, "before_drop", _before_drop)
