@@ -60,6 +60,11 @@ def upgrade() -> None:
         postgresql_where=flagged,
     )
     bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        # Portals keep serving while they migrate (docs/deployment.md): a decision, candidate
+        # or consent event committed between the fill's reading and the triggers' making would
+        # be recorded by neither. Writers of these tables wait for this transaction instead.
+        op.execute("LOCK TABLE decision, rfa_item, consent IN SHARE ROW EXCLUSIVE MODE")
     tables = sa.MetaData()
     tables.reflect(
         bind, only=("rfa", "rfa_item", "item", "consent", "decision", "decision_freshness")

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from portal import migrate
 from portal.accounts.models import User
 from portal.db import make_engine
+from portal.eligibility.freshness import TRIGGERS, trigger_names
 from portal.eligibility.models import DecisionFreshness
 from portal.models import Base
 from portal.registry.models import Item
@@ -297,6 +298,8 @@ def test_0034_fills_the_decisions_freshness_from_the_history_and_keeps_it(
             config.attributes["connection"] = connection
             command.downgrade(config, "0033")
         assert "decision_freshness" not in inspect(engine).get_table_names()
+        with engine.connect() as connection:
+            assert not set(trigger_names(connection)) & set(TRIGGERS[database.backend])
         with Session(engine) as db:
             later = start + timedelta(hours=2)
             make.candidate(db, db.get(Rfa, rfa_id), db.get(Item, second_id), added_at=later)
@@ -304,6 +307,9 @@ def test_0034_fills_the_decisions_freshness_from_the_history_and_keeps_it(
 
         migrate.upgrade(engine)
         assert listed() == ["RFA-2026-0340"]
+        with engine.connect() as connection:  # compare_metadata does not see triggers
+            names = set(trigger_names(connection))
+        assert names >= set(TRIGGERS[database.backend])
         with Session(engine) as db:
             row = db.get(DecisionFreshness, rfa_id)
             assert row is not None
