@@ -88,8 +88,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The suite in parallel processes, one a core (pytest-xdist; `PYTEST_WORKERS=0` runs it in
+# one process). Each PostgreSQL test has a schema of its own and each Redis test its own keys
+# or server, so the processes never share rows.
+PYTEST_WORKERS ?= auto
 pytest: $(STAMP) system-packages translations webfonts
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal
 
 test: lint typecheck pytest
 

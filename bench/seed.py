@@ -5,8 +5,12 @@ later apply to a kept database too), and when the database does not hold the dat
 current :class:`Scale` and ``SEED_VERSION`` it seeds it with bulk inserts: authorities,
 providers, 100k items, 10k requests across authorities and statuses with candidate items,
 1k packages (each with its decision record, items and some downloads) and one enrolled user
-per virtual user (standard argon2id hashes, TOTP secrets). The logins and the codes the
-benchmark visits are kept beside the database in ``logins.json`` (mode 0600).
+per virtual user (standard argon2id hashes, TOTP secrets). Candidates are added after their
+request was submitted and before its decision, but for ``STALE_SHARE`` of the decided
+requests, which got one more candidate after it (the officers' "decisions older than their
+facts"; until SEED_VERSION 2 every candidate was stamped at seeding, after every decision).
+The logins and the codes the benchmark visits are kept beside the database in
+``logins.json`` (mode 0600).
 
 Package rows have no files: the pages measured show a package's record, not its bytes.
 """
@@ -23,7 +27,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyotp
 from search import PLACES, TAGS, WORDS
@@ -46,10 +50,11 @@ from portal.rfa.models import Rfa, RfaItem
 from portal.sealing import Sealer, ensure_sealing_key
 
 #: Bump when the seeded data changes shape: kept databases are then seeded again.
-SEED_VERSION = 1
+SEED_VERSION = 2
 CHUNK = 5000
 CANDIDATES_PER_REQUEST = 5
 ITEMS_PER_PACKAGE = 5
+STALE_SHARE = 0.05
 #: Request statuses and their share of the 10k requests.
 STATUS_MIX = {
     "draft": 5, "submitted": 12, "in_review": 13, "clarification_requested": 5,
@@ -198,10 +203,18 @@ def _users(session: Session, scale: Scale, authorities: list[str]) -> list[Login
     return logins
 
 
+class SeededRequest(NamedTuple):
+    id: int
+    code: str
+    authority_id: int
+    status: str
+    submitted_at: datetime | None
+
+
 def _requests(
     session: Session, scale: Scale, rng: random.Random, officers: list[int]
-) -> list[tuple[int, str, int, str]]:
-    """The requests; returns (id, code, authority id, status) of each."""
+) -> list[SeededRequest]:
+    """The requests, in id order."""
     authorities = _ids(session, Authority.id)
     counters: dict[int, int] = {}
     rows = []
@@ -231,35 +244,31 @@ def _requests(
         )
     _bulk(session, Rfa, rows)
     found = session.execute(
-        select(Rfa.id, Rfa.code, Rfa.authority_id, Rfa.status).order_by(Rfa.id)
+        select(Rfa.id, Rfa.code, Rfa.authority_id, Rfa.status, Rfa.submitted_at).order_by(Rfa.id)
     ).all()
-    return [(r.id, r.code, r.authority_id, r.status) for r in found]
+    return [SeededRequest(*r) for r in found]
 
 
 def _packages(
     session: Session,
     scale: Scale,
     rng: random.Random,
-    rfas: list[tuple[int, str, int, str]],
+    rfas: list[SeededRequest],
     officers: list[int],
 ) -> None:
     items = _ids(session, Item.id)
-    submitted = [r for r in rfas if r[3] != "draft"]
-    candidates = {r[0]: rng.sample(items, CANDIDATES_PER_REQUEST) for r in submitted}
-    _bulk(
-        session,
-        RfaItem,
-        [{"rfa_id": rfa, "item_id": i} for rfa, chosen in candidates.items() for i in chosen],
-    )
-    sent = [r for r in submitted if r[3] in ("transmitted", "acknowledged", "closed")]
+    submitted = [r for r in rfas if r.submitted_at is not None]
+    sent = [r for r in submitted if r.status in ("transmitted", "acknowledged", "closed")]
     chosen = rng.sample(sent, min(scale.packages, len(sent)))
+    decided_at = {r.id: _decided_at(rng, r) for r in chosen}
+    candidates = {r.id: rng.sample(items, CANDIDATES_PER_REQUEST + 1) for r in submitted}
+    _bulk(session, RfaItem, _candidate_rows(rng, submitted, candidates, decided_at))
     statuses = _mix(rng, PACKAGE_MIX, len(chosen))
     decisions, packages = [], []
-    for n, ((rfa_id, _code, authority_id, _status), status) in enumerate(
-        zip(chosen, statuses, strict=True)
-    ):
+    for n, (request, status) in enumerate(zip(chosen, statuses, strict=True)):
+        rfa_id, authority_id = request.id, request.authority_id
         decision_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-        made = SEEDED_AT - timedelta(days=rng.randrange(700), minutes=rng.randrange(1440))
+        made = decided_at[rfa_id]
         decisions.append(
             {
                 "id": decision_id,
@@ -322,7 +331,7 @@ def _packages(
                 "redaction_count": rng.randrange(4),
             }
             for p in package_rows
-            for i in candidates[p.rfa_id][:ITEMS_PER_PACKAGE]
+            for i in candidates[p.rfa_id][:ITEMS_PER_PACKAGE]  # never the late one
         ],
     )
     downloads, recalls = [], []
@@ -350,6 +359,37 @@ def _packages(
             )
     _bulk(session, Download, downloads)
     _bulk(session, Recall, recalls)
+
+
+def _decided_at(rng: random.Random, request: SeededRequest) -> datetime:
+    """Half a day to 45 days after submission, and not after SEEDED_AT."""
+    assert request.submitted_at is not None
+    room = max(SEEDED_AT - request.submitted_at, timedelta(hours=2))
+    return request.submitted_at + min(room, timedelta(days=45)) * rng.uniform(0.3, 1.0)
+
+
+def _candidate_rows(
+    rng: random.Random,
+    submitted: list[SeededRequest],
+    candidates: dict[int, list[int]],
+    decided_at: dict[int, datetime],
+) -> list[dict[str, Any]]:
+    """Each request's candidates, added after submission and before its decision; a decided
+    request in ``STALE_SHARE`` also gets its last one after the decision."""
+    rows = []
+    for request in submitted:
+        assert request.submitted_at is not None
+        decided = decided_at.get(request.id)
+        until = decided or min(SEEDED_AT, request.submitted_at + timedelta(days=14))
+        span = max(until - request.submitted_at, timedelta(minutes=10))
+        *chosen, late = candidates[request.id]
+        for item_id in chosen:
+            added = request.submitted_at + span * rng.uniform(0.0, 0.9)
+            rows.append({"rfa_id": request.id, "item_id": item_id, "added_at": added})
+        if decided is not None and rng.random() < STALE_SHARE:
+            added = decided + timedelta(days=rng.uniform(0.5, 20))
+            rows.append({"rfa_id": request.id, "item_id": late, "added_at": added})
+    return rows
 
 
 def seed(

@@ -4,7 +4,7 @@ Database tests run on SQLite always and on PostgreSQL when
 ``PORTAL_TEST_DATABASE_URL`` is set (CI sets it). Each PostgreSQL test gets a
 schema of its own, so parallel runs cannot see each other's rows. When the
 variable is set but the server cannot be reached, the test fails: CI must not
-pass by skipping.
+pass by skipping. The suite runs in parallel processes (pytest-xdist, ``make pytest``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from portal.config import REPO_ROOT, Settings
 from portal.db import make_engine, make_session_factory, normalize_url
 from portal.models import Base
+from portal.rfa.search_indexes import INSTALL_LOCK, extension_schema
 
 PG_ENV = "PORTAL_TEST_DATABASE_URL"
 REDIS_ENV = "PORTAL_TEST_REDIS_URL"
@@ -33,6 +34,25 @@ def _postgres_base_url() -> str:
     if not url:
         pytest.skip(f"PostgreSQL not configured: set {PG_ENV} to run this test on PostgreSQL")
     return normalize_url(url)
+
+
+def _keep_pg_trgm_in_public(admin: Engine) -> None:
+    """pg_trgm in the ``public`` schema, which no test drops.
+
+    The search's migration installs pg_trgm into the first schema on the search path
+    when the database lacks it (``portal.rfa.search_indexes``): a test's own schema. Another
+    process's test would then use it, and dropping that schema at teardown would drop the
+    extension under it ("referenced operator class was concurrently dropped")."""
+    with admin.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": INSTALL_LOCK})
+        schema = extension_schema(conn)
+        if schema is None:
+            conn.execute(text("CREATE EXTENSION pg_trgm SCHEMA public"))
+        elif schema != "public":  # left in a test's schema by a run that was killed
+            conn.execute(text("ALTER EXTENSION pg_trgm SET SCHEMA public"))
+
+
+_trgm_kept: set[str] = set()
 
 
 @dataclass
@@ -51,6 +71,9 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
     base = _postgres_base_url()
     schema = f"t_{uuid.uuid4().hex[:16]}"
     admin = make_engine(base)
+    if base not in _trgm_kept:
+        _keep_pg_trgm_in_public(admin)
+        _trgm_kept.add(base)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     separator = "&" if "?" in base else "?"

@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 
 from portal.db import database_refusal
 
-__all__ = ["TRIGRAM_INDEXES", "create_trigram_indexes"]
+__all__ = ["INSTALL_LOCK", "TRIGRAM_INDEXES", "create_trigram_indexes", "extension_schema"]
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +37,12 @@ TRIGRAM_INDEXES: dict[str, str] = {
     "ix_item_tags_trgm": "lower(CAST(tags AS VARCHAR))",
 }
 # Two upgrades installing the extension at once would both try; the second would fail.
-_INSTALL_LOCK = 0x7067_7472_676D  # "pgtrgm"
+# (The tests take it too: tests/conftest.py.)
+INSTALL_LOCK = 0x7067_7472_676D  # "pgtrgm"
 
 
-def _extension_schema(conn: Connection) -> str | None:
+def extension_schema(conn: Connection) -> str | None:
+    """The schema pg_trgm is installed in, None when it is not."""
     schema = conn.scalar(
         text(
             "SELECT n.nspname FROM pg_extension e"
@@ -52,8 +54,8 @@ def _extension_schema(conn: Connection) -> str | None:
 
 def _install_extension(conn: Connection) -> str | None:
     """pg_trgm's schema, installing the extension when it is missing; None if it cannot be."""
-    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _INSTALL_LOCK})
-    schema = _extension_schema(conn)
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": INSTALL_LOCK})
+    schema = extension_schema(conn)
     if schema is not None:
         return schema
     try:
@@ -67,7 +69,7 @@ def _install_extension(conn: Connection) -> str | None:
             reason,
         )
         return None
-    return _extension_schema(conn)
+    return extension_schema(conn)
 
 
 def create_trigram_indexes(conn: Connection) -> bool:
