@@ -88,12 +88,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The suite in parallel processes, one a core (pytest-xdist; `PYTEST_WORKERS=0` runs it in
-# one process). Each PostgreSQL test has a schema of its own and each Redis test its own keys
-# or server, so the processes never share rows.
+# The suite in parallel processes, one a core up to 8 (pytest-xdist; `PYTEST_WORKERS=0` runs
+# it in one process). Each PostgreSQL test has a schema of its own and each Redis test its own
+# keys or server, so the processes never share rows. A process may hold ~10 PostgreSQL
+# connections at once: 8 of them stay well under the server's default of 100.
 PYTEST_WORKERS ?= auto
 pytest: $(STAMP) system-packages translations webfonts
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --maxprocesses 8 --dist worksteal
 
 test: lint typecheck pytest
 

@@ -362,7 +362,8 @@ def _packages(
 
 
 def _decided_at(rng: random.Random, request: SeededRequest) -> datetime:
-    """Half a day to 45 days after submission, and not after SEEDED_AT."""
+    """30-100% of the time from submission to SEEDED_AT, at most 45 days (at least 2 hours:
+    a request submitted just before SEEDED_AT is decided a little after it)."""
     assert request.submitted_at is not None
     room = max(SEEDED_AT - request.submitted_at, timedelta(hours=2))
     return request.submitted_at + min(room, timedelta(days=45)) * rng.uniform(0.3, 1.0)
@@ -449,7 +450,11 @@ def ensure_seeded(url: str, scale: Scale, logins_file: Path) -> Seeded:
         known = Seeded.load(logins_file) if logins_file.exists() else None
         kept = known is not None and known.key == scale.key() and _holds(engine, scale)
         if not kept and _holds_anything(engine):
-            raise SystemExit(f"{url}: not empty and not this benchmark's data; start afresh")
+            raise SystemExit(
+                f"{url}: not empty and not this benchmark's data (another scale, or a seed "
+                f"before SEED_VERSION {SEED_VERSION}); start afresh (bench/load.py does: it "
+                "empties its databases when their seed is not the current one)"
+            )
         began = time.perf_counter()
         upgrade(engine)
         if kept:

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from portal.config import REPO_ROOT, Settings
@@ -43,13 +44,21 @@ def _keep_pg_trgm_in_public(admin: Engine) -> None:
     when the database lacks it (``portal.rfa.search_indexes``): a test's own schema. Another
     process's test would then use it, and dropping that schema at teardown would drop the
     extension under it ("referenced operator class was concurrently dropped")."""
-    with admin.begin() as conn:
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": INSTALL_LOCK})
-        schema = extension_schema(conn)
-        if schema is None:
-            conn.execute(text("CREATE EXTENSION pg_trgm SCHEMA public"))
-        elif schema != "public":  # left in a test's schema by a run that was killed
-            conn.execute(text("ALTER EXTENSION pg_trgm SET SCHEMA public"))
+    try:
+        with admin.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": INSTALL_LOCK})
+            schema = extension_schema(conn)
+            if schema is None:
+                conn.execute(text("CREATE EXTENSION pg_trgm SCHEMA public"))
+            elif schema != "public":  # left in a test's schema by a run that was killed
+                conn.execute(text("ALTER EXTENSION pg_trgm SET SCHEMA public"))
+    except DBAPIError as exc:
+        pytest.fail(
+            f"pg_trgm could not be put in the public schema of the test database ({exc.orig}):"
+            " the PostgreSQL tests need it there (install PostgreSQL's contrib extensions, or"
+            " connect as a user who may CREATE EXTENSION)",
+            pytrace=False,
+        )
 
 
 _trgm_kept: set[str] = set()
@@ -72,7 +81,11 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
     schema = f"t_{uuid.uuid4().hex[:16]}"
     admin = make_engine(base)
     if base not in _trgm_kept:
-        _keep_pg_trgm_in_public(admin)
+        try:
+            _keep_pg_trgm_in_public(admin)
+        except BaseException:
+            admin.dispose()
+            raise
         _trgm_kept.add(base)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))

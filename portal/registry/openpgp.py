@@ -124,9 +124,13 @@ def temporary_keyring(directory: str = KEYRING_DIR) -> Iterator[gnupg.GPG]:
     ``.in-use`` file while in use: :func:`remove_stale_keyrings` leaves it alone until then.
     """
     home = tempfile.mkdtemp(prefix=KEYRING_PREFIX, dir=directory)
-    lock = os.open(os.path.join(home, _IN_USE), os.O_WRONLY | os.O_CREAT, 0o600)
+    # Locked before it has its name: a sweep that finds the lock file finds it locked (one
+    # that finds no lock file leaves a keyring this young alone).
+    making = os.path.join(home, f"{_IN_USE}.new")
+    lock = os.open(making, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        os.rename(making, os.path.join(home, _IN_USE))
         os.chmod(home, 0o700)
         yield gnupg.GPG(gnupghome=home)
     finally:

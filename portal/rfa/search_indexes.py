@@ -54,8 +54,11 @@ def extension_schema(conn: Connection) -> str | None:
 
 def _install_extension(conn: Connection) -> str | None:
     """pg_trgm's schema, installing the extension when it is missing; None if it cannot be."""
-    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": INSTALL_LOCK})
     schema = extension_schema(conn)
+    if schema is not None:  # as it nearly always is: no lock held until the upgrade commits
+        return schema
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": INSTALL_LOCK})
+    schema = extension_schema(conn)  # installed meanwhile by the one that held the lock
     if schema is not None:
         return schema
     try:

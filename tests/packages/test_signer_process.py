@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -254,36 +255,56 @@ def test_portal_worker_without_its_renderer_says_what_to_check_and_works_on(
         _end(worker)
 
 
-def test_a_killed_workers_keyrings_are_removed_but_not_those_in_use() -> None:
-    stale = tempfile.mkdtemp(prefix=KEYRING_PREFIX, dir="/tmp")
+@pytest.fixture
+def keyrings() -> Iterator[str]:
+    """A directory of this test's own for temporary keyrings, short as /tmp's (gpg-agent's
+    socket name must fit): a `portal worker` of a test running beside it sweeps /tmp."""
+    directory = tempfile.mkdtemp(prefix="kr-", dir=KEYRING_DIR)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _age(path: str, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_a_killed_workers_keyrings_are_removed_but_not_those_in_use(keyrings: str) -> None:
+    stale = tempfile.mkdtemp(prefix=KEYRING_PREFIX, dir=keyrings)
     Path(stale, ".in-use").touch()  # its holder is gone: nobody has the lock
     Path(stale, "private-keys-v1.d").mkdir()
-    other = tempfile.mkdtemp(prefix="pg-", dir="/tmp")  # not ours by prefix
-    try:
-        with temporary_keyring() as gpg:
-            assert remove_stale_keyrings() >= 1
-            assert not os.path.exists(stale)
-            assert os.path.isdir(gpg.gnupghome)  # in use: kept
-            assert os.path.isdir(other)
-    finally:
-        shutil.rmtree(other, ignore_errors=True)
-        shutil.rmtree(stale, ignore_errors=True)
+    being_made = tempfile.mkdtemp(prefix=KEYRING_PREFIX, dir=keyrings)  # no lock file yet
+    Path(being_made, ".in-use.new").touch()
+    abandoned = tempfile.mkdtemp(prefix=KEYRING_PREFIX, dir=keyrings)  # the same, long ago
+    _age(abandoned, 120)
+    other = tempfile.mkdtemp(prefix="pg-", dir=keyrings)  # not ours by prefix
+    _age(other, 120)
+    with temporary_keyring(keyrings) as gpg:
+        assert Path(gpg.gnupghome, ".in-use").is_file()
+        assert not Path(gpg.gnupghome, ".in-use.new").exists()
+        _age(gpg.gnupghome, 120)  # old, but locked
+        assert remove_stale_keyrings(keyrings) == 2
+        assert not os.path.exists(stale)
+        assert not os.path.exists(abandoned)
+        assert os.path.isdir(gpg.gnupghome)  # in use: kept
+        assert os.path.isdir(being_made)  # a moment old: kept
+        assert os.path.isdir(other)
 
 
-def test_a_killed_process_leaves_a_keyring_the_next_worker_removes() -> None:
+def test_a_killed_process_leaves_a_keyring_the_next_worker_removes(keyrings: str) -> None:
     code = (
         "import os, signal, sys\n"
         "from portal.registry.openpgp import temporary_keyring\n"
-        "with temporary_keyring() as gpg:\n"
+        "with temporary_keyring(sys.argv[1]) as gpg:\n"
         "    print(gpg.gnupghome, flush=True)\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    child = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
+    child = subprocess.run([sys.executable, "-c", code, keyrings], capture_output=True, check=False)
     home = child.stdout.decode().strip()
     assert (
-        Path(home).parent == Path(KEYRING_DIR)
+        Path(home).parent == Path(keyrings)
         and Path(home).name.startswith(KEYRING_PREFIX)
         and os.path.isdir(home)
     )
-    remove_stale_keyrings()
+    assert remove_stale_keyrings(keyrings) == 1  # its lock is free at once
     assert not os.path.exists(home)

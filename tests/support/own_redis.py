@@ -46,6 +46,9 @@ def own_redis() -> Iterator[OwnRedis]:
     try:
         deadline = time.monotonic() + 10
         while True:
+            # Its own server, not another's that took the port between our probe and its bind
+            if process.poll() is not None:
+                raise RuntimeError(f"redis-server exited ({process.returncode}) on port {port}")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 break
